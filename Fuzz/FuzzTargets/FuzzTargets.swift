@@ -1,0 +1,48 @@
+import NIOCore
+import SMTPCore
+
+/// libFuzzer entry points, one per parser that reads network bytes. Each
+/// must never crash, hang or grow without bound on any input; the checks
+/// below are the properties a fuzzer can falsify.
+public enum FuzzTargets {
+    /// Command framing and parsing, and the encode → parse round trip.
+    public static func commandParser(_ bytes: [UInt8]) {
+        var reader = CommandLineReader()
+        var buffer = ByteBuffer(bytes: bytes)
+        while true {
+            let result = reader.read(&buffer)
+            guard result != .incomplete else { break }
+            guard case .line(let line) = result, let command = try? CommandParser.parseCommand(line) else { continue }
+            var encoded = command.encoded
+            let reencoded = encoded.readBytes(length: encoded.readableBytes - 2)!
+            let reparsed = try? CommandParser.parseCommand(reencoded)
+            precondition(reparsed == command, "round trip changed \(command)")
+        }
+    }
+
+    /// Client-side reply parsing.
+    public static func replyParser(_ bytes: [UInt8]) {
+        var parser = ReplyParser()
+        var buffer = ByteBuffer(bytes: bytes)
+        while let result = try? parser.parse(&buffer), case .reply = result {}
+    }
+
+    /// The DATA reader, fed in two pieces to exercise split states.
+    public static func dataReader(_ bytes: [UInt8]) {
+        let split = bytes.isEmpty ? 0 : Int(bytes[0]) % (bytes.count + 1)
+        var reader = DataReader(maximumMessageSize: 4096)
+        var first = ByteBuffer(bytes: bytes[..<split])
+        var done = reader.read(&first)
+        if done == .incomplete {
+            var second = ByteBuffer(bytes: bytes[split...])
+            done = reader.read(&second)
+        }
+        precondition(reader.content.count <= 4096)
+        if case .complete(nil) = done {
+            // Unstuffed content re-stuffed must read back to itself.
+            var stuffed = DotStuffing.stuff(reader.content)
+            var again = DataReader(maximumMessageSize: 1 << 20)
+            precondition(again.read(&stuffed) == .complete(nil) && again.content == reader.content, "dot-stuffing round trip")
+        }
+    }
+}

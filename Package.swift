@@ -1,0 +1,101 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let package = Package(
+    name: "Hikyaku",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "hikyaku", targets: ["hikyaku"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+    ],
+    targets: [
+        // SMTP grammar as values: commands, replies, paths, DATA reading. Pure; no I/O.
+        .target(
+            name: "SMTPCore",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")]
+        ),
+        // Durable message bytes (append-only segments) and the queue index.
+        .target(
+            name: "Spool",
+            dependencies: [
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Tenants and their credentials.
+        .target(
+            name: "Store",
+            dependencies: [
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ]
+        ),
+        // The pipeline; Inbound/ holds SMTP sessions, AUTH, relay policy and limits.
+        .target(
+            name: "Relay",
+            dependencies: [
+                "SMTPCore", "Spool", "Store",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // Composition root: configuration, certificates, wiring, lifecycle.
+        .target(
+            name: "HikyakuServer",
+            dependencies: [
+                "Relay", "Spool", "Store", "SMTPCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "hikyaku",
+            dependencies: [
+                "HikyakuServer", "Store", "Spool",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        // libFuzzer entry points, one executable per parser (docs/testing.md).
+        .target(name: "FuzzTargets", dependencies: ["SMTPCore", .product(name: "NIOCore", package: "swift-nio")], path: "Fuzz/FuzzTargets"),
+        .executableTarget(name: "fuzz-smtp-command", dependencies: ["FuzzTargets"], path: "Fuzz/fuzz-smtp-command"),
+        .executableTarget(name: "fuzz-smtp-reply", dependencies: ["FuzzTargets"], path: "Fuzz/fuzz-smtp-reply"),
+        .executableTarget(name: "fuzz-smtp-data", dependencies: ["FuzzTargets"], path: "Fuzz/fuzz-smtp-data"),
+
+        .testTarget(name: "SMTPCoreTests", dependencies: ["SMTPCore", "FuzzTargets"]),
+        .testTarget(name: "SpoolTests", dependencies: ["Spool"]),
+        .testTarget(name: "StoreTests", dependencies: ["Store"]),
+        .testTarget(
+            name: "RelayTests",
+            dependencies: [
+                "Relay", "SMTPCore", "Spool", "Store",
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(name: "HikyakuServerTests", dependencies: ["HikyakuServer"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,209 @@
+import Foundation
+
+/// Everything an operator can set. Defaults make `hikyaku serve` work with
+/// no file at all; a JSON file (`--config`) overrides them, and `HIKYAKU_…`
+/// environment variables override the file. Every key is listed once, in
+/// `Configuration.keys`, which docs/configuration.md mirrors.
+public struct Configuration: Sendable, Equatable {
+    public var dataDirectory = "./hikyaku-data"
+    public var hostname = "localhost"
+    public var logLevel = "info"
+
+    /// Plain SMTP listeners offering STARTTLS.
+    public var smtpListen = ["127.0.0.1:2525"]
+    /// Implicit-TLS listeners (RFC 8314, "submissions").
+    public var smtpTLSListen = ["127.0.0.1:2465"]
+    /// PEM files; when both are unset a self-signed pair is made in the data directory.
+    public var tlsCertificate: String?
+    public var tlsPrivateKey: String?
+    /// CIDR blocks whose clients may relay without AUTH.
+    public var trustedNetworks: [String] = []
+
+    public var maxMessageSize = 10 * 1024 * 1024
+    public var maxRecipients = 100
+    public var maxCommandLineLength = 512
+    public var maxTextLineLength = 1000
+    public var maxConnections = 1000
+    public var maxConnectionsPerClient = 100
+    public var maxAuthFailures = 3
+    public var maxErrors = 20
+    public var maxReceivedHeaders = 100
+    public var commandTimeoutSeconds = 300
+    public var dataTimeoutSeconds = 600
+    /// How long SIGTERM waits for open sessions before closing them.
+    public var drainSeconds = 30
+
+    public init() {}
+
+    public var dataDirectoryURL: URL { URL(fileURLWithPath: dataDirectory) }
+}
+
+/// A configuration problem, reported before anything starts.
+public struct ConfigurationError: Error, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// One configuration key: its name in the JSON file (dotted for nesting),
+/// its environment variable, and how to apply a value.
+public struct ConfigurationKey: Sendable {
+    public enum Kind: Sendable { case string, integer, stringList }
+
+    public var path: String
+    public var kind: Kind
+    public var summary: String
+    let apply: @Sendable (inout Configuration, ConfigurationValue) throws -> Void
+
+    /// `smtp.maxMessageSize` → `HIKYAKU_SMTP_MAX_MESSAGE_SIZE`.
+    public var environmentName: String {
+        var name = "HIKYAKU_"
+        for character in path {
+            if character == "." { name += "_" }
+            else if character.isUppercase { name += "_" + String(character) }
+            else { name += String(character).uppercased() }
+        }
+        return name
+    }
+}
+
+enum ConfigurationValue {
+    case string(String)
+    case integer(Int)
+    case list([String])
+}
+
+extension Configuration {
+    static func string(_ path: String, _ summary: String, _ keyPath: WritableKeyPath<Configuration, String> & Sendable) -> ConfigurationKey {
+        ConfigurationKey(path: path, kind: .string, summary: summary) { configuration, value in
+            guard case .string(let text) = value else { throw ConfigurationError("\(path) must be a string") }
+            configuration[keyPath: keyPath] = text
+        }
+    }
+
+    static func optionalString(_ path: String, _ summary: String, _ keyPath: WritableKeyPath<Configuration, String?> & Sendable) -> ConfigurationKey {
+        ConfigurationKey(path: path, kind: .string, summary: summary) { configuration, value in
+            guard case .string(let text) = value else { throw ConfigurationError("\(path) must be a string") }
+            configuration[keyPath: keyPath] = text.isEmpty ? nil : text
+        }
+    }
+
+    static func integer(_ path: String, _ summary: String, _ keyPath: WritableKeyPath<Configuration, Int> & Sendable,
+                        minimum: Int = 1) -> ConfigurationKey {
+        ConfigurationKey(path: path, kind: .integer, summary: summary) { configuration, value in
+            let number: Int?
+            switch value {
+            case .integer(let integer): number = integer
+            case .string(let text): number = Int(text.trimmingCharacters(in: .whitespaces))
+            case .list: number = nil
+            }
+            guard let number, number >= minimum else { throw ConfigurationError("\(path) must be an integer ≥ \(minimum)") }
+            configuration[keyPath: keyPath] = number
+        }
+    }
+
+    static func list(_ path: String, _ summary: String, _ keyPath: WritableKeyPath<Configuration, [String]> & Sendable) -> ConfigurationKey {
+        ConfigurationKey(path: path, kind: .stringList, summary: summary) { configuration, value in
+            switch value {
+            case .list(let items): configuration[keyPath: keyPath] = items
+            case .string(let text):
+                configuration[keyPath: keyPath] = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+                    .filter { !$0.isEmpty }
+            case .integer: throw ConfigurationError("\(path) must be a list of strings")
+            }
+        }
+    }
+
+    /// Every key, in documentation order.
+    public static let keys: [ConfigurationKey] = [
+        string("dataDirectory", "Directory for the SQLite databases, the spool and generated TLS files", \.dataDirectory),
+        string("hostname", "Name in the SMTP greeting, EHLO reply, Received headers and Message-IDs", \.hostname),
+        string("logLevel", "trace, debug, info, notice, warning, error or critical", \.logLevel),
+        list("smtp.listen", "host:port list of SMTP listeners (STARTTLS offered); port 0 picks a free port", \.smtpListen),
+        list("smtp.tlsListen", "host:port list of implicit-TLS SMTP listeners", \.smtpTLSListen),
+        optionalString("smtp.tlsCertificate", "PEM certificate chain; unset: self-signed, generated in the data directory", \.tlsCertificate),
+        optionalString("smtp.tlsPrivateKey", "PEM private key for smtp.tlsCertificate", \.tlsPrivateKey),
+        list("smtp.trustedNetworks", "CIDR blocks that may relay without AUTH (e.g. 10.0.0.0/8); empty by default", \.trustedNetworks),
+        integer("smtp.maxMessageSize", "Largest message in octets (SIZE); larger ones get 552 5.3.4", \.maxMessageSize),
+        integer("smtp.maxRecipients", "Recipients per message; the next gets 452 4.5.3", \.maxRecipients),
+        integer("smtp.maxCommandLineLength", "Command line length including CRLF (RFC 5321: 512)", \.maxCommandLineLength, minimum: 64),
+        integer("smtp.maxTextLineLength", "DATA line length including CRLF (RFC 5321: 1000)", \.maxTextLineLength, minimum: 78),
+        integer("smtp.maxConnections", "Open SMTP connections in total; more get 421 4.7.0", \.maxConnections),
+        integer("smtp.maxConnectionsPerClient", "Open SMTP connections per client IP; more get 421 4.7.0", \.maxConnectionsPerClient),
+        integer("smtp.maxAuthFailures", "Failed AUTH attempts per connection before 421 4.7.0", \.maxAuthFailures),
+        integer("smtp.maxErrors", "Error replies per session before 421 4.7.0", \.maxErrors),
+        integer("smtp.maxReceivedHeaders", "Received headers that mark a mail loop (554 5.4.6)", \.maxReceivedHeaders),
+        integer("smtp.commandTimeoutSeconds", "Total time to receive one command line before 421 4.4.2", \.commandTimeoutSeconds),
+        integer("smtp.dataTimeoutSeconds", "Total time to receive a message after 354 before 421 4.4.2", \.dataTimeoutSeconds),
+        integer("smtp.drainSeconds", "On SIGTERM, how long open sessions may finish before they are closed", \.drainSeconds, minimum: 0),
+    ]
+
+    /// Defaults, then the JSON file (if any), then the environment.
+    public static func load(file: String?, environment: [String: String]) throws -> Configuration {
+        var configuration = Configuration()
+        if let file {
+            try configuration.apply(jsonFile: file)
+        }
+        try configuration.apply(environment: environment)
+        return configuration
+    }
+
+    mutating func apply(jsonFile path: String) throws {
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: path))
+        } catch {
+            throw ConfigurationError("cannot read configuration file \(path): \(error.localizedDescription)")
+        }
+        guard let root = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw ConfigurationError("\(path) is not a JSON object")
+        }
+        var flat: [String: Any] = [:]
+        func flatten(_ object: [String: Any], prefix: String) {
+            for (key, value) in object {
+                let name = prefix.isEmpty ? key : prefix + "." + key
+                if let nested = value as? [String: Any] { flatten(nested, prefix: name) } else { flat[name] = value }
+            }
+        }
+        flatten(root, prefix: "")
+        let known = Dictionary(uniqueKeysWithValues: Configuration.keys.map { ($0.path, $0) })
+        for (name, raw) in flat.sorted(by: { $0.key < $1.key }) {
+            guard let key = known[name] else { throw ConfigurationError("\(path): unknown key \(name)") }
+            let value: ConfigurationValue
+            if let text = raw as? String { value = .string(text) }
+            else if !(raw is Bool), let number = raw as? Int {
+                value = .integer(number)
+            } else if let items = raw as? [Any], items.allSatisfy({ $0 is String }) { value = .list(items as! [String]) }
+            else if raw is NSNull, key.kind == .string { value = .string("") }
+            else { throw ConfigurationError("\(path): \(name) has the wrong type") }
+            try key.apply(&self, value)
+        }
+    }
+
+    mutating func apply(environment: [String: String]) throws {
+        for key in Configuration.keys {
+            if let text = environment[key.environmentName] {
+                try key.apply(&self, .string(text))
+            }
+        }
+    }
+}
+
+/// `host:port` with IPv6 in brackets (`[::1]:2525`).
+public struct ListenAddress: Sendable, Equatable {
+    public var host: String
+    public var port: Int
+
+    public init(parsing text: String) throws {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        guard let colon = trimmed.lastIndex(of: ":"), let port = Int(trimmed[trimmed.index(after: colon)...]),
+              (0...65535).contains(port) else {
+            throw ConfigurationError("invalid listen address \(text): use host:port")
+        }
+        var host = String(trimmed[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        guard !host.isEmpty else { throw ConfigurationError("invalid listen address \(text): host missing") }
+        self.host = host
+        self.port = port
+    }
+}

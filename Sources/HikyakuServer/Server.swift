@@ -1,0 +1,143 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import NIOSSL
+import Relay
+import ServiceLifecycle
+import Spool
+import Store
+
+/// Paths inside the data directory.
+public struct DataLayout: Sendable {
+    public var root: String
+    public init(root: String) { self.root = root }
+    public var storePath: String { root + "/hikyaku.sqlite" }
+    public var spool: SpoolLayout { SpoolLayout(directory: root + "/spool") }
+    public var certificatePath: String { root + "/tls/certificate.pem" }
+    public var privateKeyPath: String { root + "/tls/private-key.pem" }
+
+    public func create() throws {
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o700])
+    }
+}
+
+/// The running relay: builds every part from the configuration and runs
+/// them in one ServiceGroup, so SIGTERM and SIGINT drain it cleanly.
+public enum Server {
+    public static func run(configuration: Configuration, logger: Logger) async throws {
+        let layout = DataLayout(root: configuration.dataDirectory)
+        try layout.create()
+        let store = try SQLiteStore(path: layout.storePath)
+        let spool = try Spool(layout: layout.spool, logger: logger)
+        let trustedNetworks = try TrustedNetworks(configuration.trustedNetworks)
+        let plainAddresses = try configuration.smtpListen.map(ListenAddress.init(parsing:))
+        let tlsAddresses = try configuration.smtpTLSListen.map(ListenAddress.init(parsing:))
+
+        var certificatePath = configuration.tlsCertificate
+        var keyPath = configuration.tlsPrivateKey
+        if certificatePath == nil && keyPath == nil {
+            certificatePath = layout.certificatePath
+            keyPath = layout.privateKeyPath
+            try await SelfSignedCertificate.ensure(certificatePath: layout.certificatePath, keyPath: layout.privateKeyPath,
+                                                   hostname: configuration.hostname)
+        }
+        guard let certificatePath, let keyPath else {
+            throw ConfigurationError("smtp.tlsCertificate and smtp.tlsPrivateKey must be set together")
+        }
+        let tlsConfiguration = TLSConfiguration.makeServerConfiguration(
+            certificateChain: try NIOSSLCertificate.fromPEMFile(certificatePath).map { .certificate($0) },
+            privateKey: .privateKey(try NIOSSLPrivateKey(file: keyPath, format: .pem)))
+        let tlsContext = try NIOSSLContext(configuration: tlsConfiguration)
+
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+        let threadPool = NIOThreadPool(numberOfThreads: 2)
+        threadPool.start()
+
+        let settings = InboundSettings(
+            hostname: configuration.hostname, maximumMessageSize: configuration.maxMessageSize,
+            maximumRecipients: configuration.maxRecipients, maximumCommandLineLength: configuration.maxCommandLineLength,
+            maximumTextLineLength: configuration.maxTextLineLength, maximumAuthFailures: configuration.maxAuthFailures,
+            maximumErrors: configuration.maxErrors, maximumReceivedHeaders: configuration.maxReceivedHeaders,
+            tlsAvailable: true)
+        let environment = InboundSessionHandler.Environment(
+            settings: settings, spool: spool,
+            verifier: AccountCredentialVerifier(store: store, threadPool: threadPool), tlsContext: tlsContext,
+            commandTimeout: .seconds(Int64(configuration.commandTimeoutSeconds)),
+            dataTimeout: .seconds(Int64(configuration.dataTimeoutSeconds)), logger: logger)
+        let limiter = ConnectionLimiter(maximumConnections: configuration.maxConnections,
+                                        maximumPerClient: configuration.maxConnectionsPerClient)
+        let listeners = plainAddresses.map { address in
+            SMTPListener(options: .init(host: address.host, port: address.port, implicitTLS: false),
+                         environment: environment, limiter: limiter, trustedNetworks: trustedNetworks, group: group)
+        } + tlsAddresses.map { address in
+            SMTPListener(options: .init(host: address.host, port: address.port, implicitTLS: true),
+                         environment: environment, limiter: limiter, trustedNetworks: trustedNetworks, group: group)
+        }
+
+        for listener in listeners {
+            let bound = try await listener.start()
+            let kind = listener.options.implicitTLS ? "smtp-tls" : "smtp"
+            // One line per listener on stdout: scripts read the bound port from it.
+            announce("hikyaku: listening \(kind) \(bound.ipAddress ?? listener.options.host):\(bound.port ?? 0)")
+        }
+        let accounts = (try? store.accounts().count) ?? 0
+        if accounts == 0 {
+            announce("hikyaku: no accounts yet; create one with: hikyaku account create NAME --domain example.com --data-dir \(configuration.dataDirectory)")
+        }
+
+        let intake = IntakeService(listeners: listeners, gracePeriod: .seconds(Int64(configuration.drainSeconds)), logger: logger)
+        let housekeeping = SpoolHousekeepingService(spool: spool, logger: logger)
+        let serviceGroup = ServiceGroup(configuration: .init(
+            services: [.init(service: housekeeping), .init(service: intake)],
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await serviceGroup.run()
+
+        // Sessions are closed; finish any batch in flight so that every 250
+        // already sent is on disk, then release the threads.
+        spool.close()
+        try await threadPool.shutdownGracefully()
+        try await group.shutdownGracefully()
+        logger.info("stopped")
+    }
+}
+
+/// Runs the SMTP listeners until graceful shutdown, then drains them.
+struct IntakeService: Service {
+    let listeners: [SMTPListener]
+    let gracePeriod: TimeAmount
+    let logger: Logger
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        logger.info("draining SMTP sessions", metadata: ["open": "\(listeners.reduce(0) { $0 + $1.openSessions })"])
+        await withTaskGroup(of: Void.self) { group in
+            for listener in listeners {
+                group.addTask { await listener.drain(gracePeriod: gracePeriod) }
+            }
+        }
+    }
+}
+
+/// Reclaims spool segments whose messages are all gone.
+struct SpoolHousekeepingService: Service {
+    let spool: Spool
+    let logger: Logger
+
+    func run() async throws {
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            do {
+                try spool.collectGarbage()
+            } catch {
+                logger.warning("spool housekeeping failed", metadata: ["error": "\(error)"])
+            }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(60)) }
+        }
+    }
+}
+
+/// Writes a line to standard output at once (unbuffered), for scripts that wait on it.
+func announce(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}

@@ -1,0 +1,291 @@
+import Logging
+import NIOCore
+import NIOSSL
+import NIOTLS
+import SMTPCore
+import Spool
+
+/// Thin NIO glue around `InboundSessionStateMachine`: frames bytes, performs
+/// the machine's actions, runs the deadlines.
+///
+/// Event-loop confined. Pipelined input is processed strictly in order:
+/// while the machine waits for the spool or a password check, later bytes
+/// stay buffered (and reading stops once the buffer is large), so replies
+/// always come back in command order.
+public final class InboundSessionHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    public typealias InboundIn = ByteBuffer
+    public typealias InboundOut = Never
+    public typealias OutboundIn = ByteBuffer
+    public typealias OutboundOut = ByteBuffer
+
+    /// What a session needs from the server around it.
+    public struct Environment: Sendable {
+        public var settings: InboundSettings
+        public var spool: any MessageSpool
+        public var verifier: any CredentialVerifier
+        public var tlsContext: NIOSSLContext?
+        /// Total time allowed to receive one command line (RFC 5321
+        /// §4.5.3.2.7 asks for at least 5 minutes). A deadline, not an idle
+        /// timer: a client trickling one byte a second cannot stretch it.
+        public var commandTimeout: TimeAmount
+        /// Total time allowed for the message after 354.
+        public var dataTimeout: TimeAmount
+        public var logger: Logger
+
+        public init(settings: InboundSettings, spool: any MessageSpool, verifier: any CredentialVerifier,
+                    tlsContext: NIOSSLContext?, commandTimeout: TimeAmount = .minutes(5),
+                    dataTimeout: TimeAmount = .minutes(10), logger: Logger) {
+            self.settings = settings
+            self.spool = spool
+            self.verifier = verifier
+            self.tlsContext = tlsContext
+            self.commandTimeout = commandTimeout
+            self.dataTimeout = dataTimeout
+            self.logger = logger
+        }
+    }
+
+    /// Stop reading from the socket while this much unprocessed input waits.
+    static let highWaterMark = 64 * 1024
+
+    private let environment: Environment
+    private let clientAddress: String
+    private var machine: InboundSessionStateMachine
+    private var logger: Logger
+    private var input = ByteBuffer()
+    private var lineReader: CommandLineReader
+    private var dataReader: DataReader?
+    private var deadline: Scheduled<Void>?
+    private var deadlineMode: InboundSessionStateMachine.InputMode?
+    private var readHeld = false
+    private var readPending = false
+    private var tlsDescription: String?
+    private var processing = false
+
+    public init(environment: Environment, clientAddress: String, trusted: Bool, implicitTLS: Bool, sessionID: String) {
+        self.environment = environment
+        self.clientAddress = clientAddress
+        self.machine = InboundSessionStateMachine(settings: environment.settings, trusted: trusted, tlsActive: implicitTLS)
+        self.lineReader = CommandLineReader(maximumLineLength: environment.settings.maximumCommandLineLength)
+        var logger = environment.logger
+        logger[metadataKey: "session"] = "\(sessionID)"
+        logger[metadataKey: "client"] = "\(clientAddress)"
+        self.logger = logger
+    }
+
+    public func channelActive(context: ChannelHandlerContext) {
+        write(machine.greeting(), context: context)
+        context.flush()
+        updateDeadline(context: context)
+        context.fireChannelActive()
+    }
+
+    public func channelInactive(context: ChannelHandlerContext) {
+        cancelDeadline()
+        context.fireChannelInactive()
+    }
+
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var bytes = unwrapInboundIn(data)
+        if machine.inputMode == .discard { return }
+        input.writeBuffer(&bytes)
+        process(context: context)
+    }
+
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let tlsEvent = event as? TLSUserEvent, case .handshakeCompleted = tlsEvent {
+            if let version = try? context.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self).tlsVersion {
+                tlsDescription = "using \(version)"
+            } else {
+                tlsDescription = "using TLS"
+            }
+            machine.tlsEstablished()
+            process(context: context)
+        } else if event is DrainRequest {
+            perform(machine.shutdownRequested(), context: context)
+            context.flush()
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    public func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // TLS failures, resets: nothing to answer; the session simply ends.
+        logger.debug("session error", metadata: ["error": "\(error)"])
+        context.close(promise: nil)
+    }
+
+    public func read(context: ChannelHandlerContext) {
+        if readHeld {
+            readPending = true
+        } else {
+            context.read()
+        }
+    }
+
+    // MARK: Processing
+
+    private func process(context: ChannelHandlerContext) {
+        // Re-entrancy guard: actions can complete synchronously (EmbeddedChannel).
+        guard !processing else { return }
+        processing = true
+        defer { processing = false }
+        loop: while true {
+            switch machine.inputMode {
+            case .discard:
+                input.clear()
+                break loop
+            case .paused:
+                break loop
+            case .command:
+                let frame = lineReader.read(&input)
+                if frame == .incomplete { break loop }
+                cancelDeadline()
+                perform(machine.receiveLine(frame), context: context)
+            case .data:
+                if dataReader == nil {
+                    dataReader = DataReader(maximumMessageSize: environment.settings.maximumMessageSize,
+                                            maximumLineLength: environment.settings.maximumTextLineLength)
+                }
+                guard case .complete(let violation) = dataReader!.read(&input) else { break loop }
+                cancelDeadline()
+                let content = dataReader!.takeContent()
+                dataReader = nil
+                perform(machine.dataFinished(violation: violation, content: content), context: context)
+            }
+        }
+        if input.readableBytes == 0 {
+            input.clear()
+        } else if input.readerIndex > 16 * 1024 {
+            input.discardReadBytes()
+        }
+        context.flush()
+        updateDeadline(context: context)
+        updateReading(context: context)
+    }
+
+    private func perform(_ action: InboundSessionStateMachine.Action, context: ChannelHandlerContext) {
+        switch action {
+        case .none:
+            break
+        case .reply(let reply), .beginData(let reply):
+            write(reply, context: context)
+        case .replyAndClose(let reply):
+            write(reply, context: context)
+            input.clear()
+            context.writeAndFlush(wrapOutboundOut(ByteBuffer()), promise: nil)
+            context.close(promise: nil)
+        case .startTLS(let reply):
+            write(reply, context: context)
+            context.flush()
+            // RFC 3207 §4.2: anything the client pipelined after STARTTLS was
+            // sent in plaintext and must not be acted on.
+            input.clear()
+            lineReader.reset()
+            guard let tlsContext = environment.tlsContext else {
+                context.close(promise: nil)
+                return
+            }
+            do {
+                try context.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tlsContext), position: .first)
+            } catch {
+                context.close(promise: nil)
+            }
+        case .verifyCredentials(let username, let password):
+            let future = environment.verifier.verify(username: username, password: password, eventLoop: context.eventLoop)
+            future.assumeIsolated().whenComplete { [self] result in
+                let account = (try? result.get()) ?? nil
+                if let account {
+                    logger.info("authenticated", metadata: ["account": "\(account.name)"])
+                } else {
+                    logger.notice("authentication failed")
+                }
+                perform(machine.credentialsVerified(account), context: context)
+                process(context: context)
+            }
+        case .enqueue(let transaction, let content):
+            enqueue(transaction, content: content, context: context)
+        }
+    }
+
+    private func enqueue(_ transaction: InboundSessionStateMachine.Transaction, content: [UInt8], context: ChannelHandlerContext) {
+        let id = MessageID.generate()
+        let recipients = transaction.recipients.map(\.description)
+        let sender = transaction.sender.mailbox?.description ?? ""
+        let trace = TraceFields(
+            hostname: environment.settings.hostname, heloName: machine.heloName ?? "unknown",
+            clientAddress: clientAddress, extended: machine.isExtendedSession, tls: machine.tlsActive,
+            tlsDescription: machine.tlsActive ? (tlsDescription ?? "using TLS") : nil,
+            authenticatedAs: machine.authenticatedAccount?.name, smtpUTF8: transaction.parameters.smtpUTF8,
+            queueID: id.rawValue, recipients: recipients, unixTime: Int(Date.now.timeIntervalSince1970))
+        let message = IncomingMessage(
+            id: id, sender: sender, recipients: recipients, accountID: machine.authenticatedAccount?.id,
+            smtpUTF8: transaction.parameters.smtpUTF8, clientAddress: clientAddress,
+            heloName: machine.heloName ?? "", prefix: trace.render(summary: HeaderSummary(scanning: content)),
+            content: content)
+        let size = message.size
+        let promise = context.eventLoop.makePromise(of: Result<MessageID, SpoolError>.self)
+        environment.spool.append(message) { promise.succeed($0) }
+        promise.futureResult.assumeIsolated().whenSuccess { [self] result in
+            let outcome: Result<String, InboundSessionStateMachine.SpoolFailure>
+            switch result {
+            case .success(let id):
+                logger.info("queued", metadata: ["id": "\(id)", "from": "<\(sender)>",
+                                                 "recipients": "\(recipients.count)", "size": "\(size)"])
+                outcome = .success(id.rawValue)
+            case .failure(.insufficientStorage):
+                logger.error("message refused: spool storage full")
+                outcome = .failure(.insufficientStorage)
+            case .failure(.unavailable(let reason)):
+                logger.error("message refused: spool unavailable", metadata: ["reason": "\(reason)"])
+                outcome = .failure(.unavailable)
+            }
+            perform(machine.spoolFinished(outcome), context: context)
+            process(context: context)
+        }
+    }
+
+    private func write(_ reply: Reply, context: ChannelHandlerContext) {
+        var buffer = context.channel.allocator.buffer(capacity: 64)
+        reply.write(to: &buffer)
+        context.write(wrapOutboundOut(buffer), promise: nil)
+    }
+
+    // MARK: Deadlines and back-pressure
+
+    private func updateDeadline(context: ChannelHandlerContext) {
+        let mode = machine.inputMode
+        guard mode == .command || mode == .data else {
+            cancelDeadline()
+            return
+        }
+        if deadline != nil && deadlineMode == mode { return }
+        cancelDeadline()
+        let timeout = mode == .data ? environment.dataTimeout : environment.commandTimeout
+        deadlineMode = mode
+        deadline = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [self] in
+            deadline = nil
+            logger.notice("session timed out", metadata: ["phase": "\(mode)"])
+            perform(machine.timedOut(), context: context)
+        }
+    }
+
+    private func cancelDeadline() {
+        deadline?.cancel()
+        deadline = nil
+        deadlineMode = nil
+    }
+
+    private func updateReading(context: ChannelHandlerContext) {
+        let hold = machine.inputMode == .paused && input.readableBytes >= Self.highWaterMark
+        if hold != readHeld {
+            readHeld = hold
+            if !hold && readPending {
+                readPending = false
+                context.read()
+            }
+        }
+    }
+}
+
+import struct Foundation.Date

@@ -1,0 +1,185 @@
+import NIOCore
+
+/// Reads the text that follows DATA (RFC 5321 §4.1.1.4, §4.5.2) until the
+/// end-of-data line, removing dot-stuffing.
+///
+/// Only CRLF "." CRLF ends the data. Every other line-ending variant used in
+/// SMTP smuggling (`\n.\n`, `\r.\r`, `\n.\r\n`, …) contains a bare CR or LF,
+/// which is recorded as a violation while reading continues to the real end,
+/// so bytes after a fake end are never run as commands. Once a violation is
+/// recorded, or the size limit is passed, content is no longer kept.
+public struct DataReader: Sendable {
+    /// Content octets after unstuffing beyond which the message is refused.
+    public var maximumMessageSize: Int
+    /// Maximum text line length including CRLF (RFC 5321 §4.5.3.1.6: 1000).
+    public var maximumLineLength: Int
+
+    public enum Violation: Hashable, Sendable {
+        case bareLineEnding
+        case nulCharacter
+        case lineTooLong
+        case messageTooLarge
+    }
+
+    public enum Result: Equatable, Sendable {
+        case incomplete
+        /// End of data seen. On success `content` holds the unstuffed message
+        /// with CRLF line endings; on a violation the content was discarded.
+        case complete(Violation?)
+    }
+
+    private enum State: Sendable {
+        case lineStart
+        case inLine
+        case sawCR
+        case dotAtLineStart
+        case dotCR
+    }
+
+    private var state: State = .lineStart
+    private var lineLength = 0
+    public private(set) var violation: Violation?
+    /// The message received so far.
+    public private(set) var content: [UInt8] = []
+    /// Octets of content seen, including any not kept.
+    public private(set) var contentLength = 0
+
+    public init(maximumMessageSize: Int, maximumLineLength: Int = 1000) {
+        self.maximumMessageSize = maximumMessageSize
+        self.maximumLineLength = maximumLineLength
+        content.reserveCapacity(min(maximumMessageSize, 16 * 1024))
+    }
+
+    /// Takes the content out, leaving the reader empty.
+    public mutating func takeContent() -> [UInt8] {
+        defer { content = [] }
+        return content
+    }
+
+    /// Consumes bytes up to and including the end-of-data line; bytes after it
+    /// stay in `buffer` (they are pipelined commands).
+    public mutating func read(_ buffer: inout ByteBuffer) -> Result {
+        var consumed = 0
+        var finished = false
+        buffer.withUnsafeReadableBytes { bytes in
+            for byte in bytes {
+                consumed += 1
+                if step(byte) {
+                    finished = true
+                    break
+                }
+            }
+        }
+        buffer.moveReaderIndex(forwardBy: consumed)
+        return finished ? .complete(violation) : .incomplete
+    }
+
+    private mutating func record(_ newViolation: Violation) {
+        if violation == nil { violation = newViolation }
+        content = []
+    }
+
+    private mutating func append(_ byte: UInt8) {
+        contentLength += 1
+        guard violation == nil else { return }
+        if contentLength > maximumMessageSize {
+            record(.messageTooLarge)
+            return
+        }
+        content.append(byte)
+    }
+
+    private mutating func appendTextByte(_ byte: UInt8) {
+        if byte == 0 { record(.nulCharacter) }
+        lineLength += 1
+        // 1000 octets including CRLF leaves 998 for text.
+        if lineLength > maximumLineLength - 2 { record(.lineTooLong) }
+        append(byte)
+    }
+
+    /// Returns true at the end of data.
+    private mutating func step(_ byte: UInt8) -> Bool {
+        switch state {
+        case .lineStart:
+            lineLength = 0
+            if byte == UInt8(ascii: ".") {
+                state = .dotAtLineStart
+                return false
+            }
+            state = .inLine
+            return step(byte)
+        case .dotAtLineStart:
+            if byte == UInt8(ascii: "\r") {
+                state = .dotCR
+                return false
+            }
+            // RFC 5321 §4.5.2: a leading dot is removed; the rest is text.
+            lineLength = 1
+            state = .inLine
+            return step(byte)
+        case .dotCR:
+            if byte == UInt8(ascii: "\n") { return true }
+            // ".\r" followed by something else: a bare CR.
+            record(.bareLineEnding)
+            state = .inLine
+            return step(byte)
+        case .inLine:
+            switch byte {
+            case UInt8(ascii: "\r"):
+                state = .sawCR
+            case UInt8(ascii: "\n"):
+                record(.bareLineEnding)
+                state = .lineStart
+            default:
+                appendTextByte(byte)
+            }
+            return false
+        case .sawCR:
+            if byte == UInt8(ascii: "\n") {
+                append(UInt8(ascii: "\r"))
+                append(UInt8(ascii: "\n"))
+                state = .lineStart
+                return false
+            }
+            record(.bareLineEnding)
+            state = .inLine
+            return step(byte)
+        }
+    }
+}
+
+/// Dot-stuffing for the sending side (RFC 5321 §4.5.2).
+public enum DotStuffing {
+    /// Returns the message ready for the DATA phase: every line starting with
+    /// "." gets another ".", every line ends with CRLF (a bare CR or LF
+    /// becomes CRLF, so nothing ambiguous reaches the wire), and the
+    /// terminating CRLF "." CRLF is appended.
+    public static func stuff(_ message: some Collection<UInt8>) -> ByteBuffer {
+        var output = ByteBuffer()
+        output.reserveCapacity(message.count + message.count / 32 + 5)
+        var atLineStart = true
+        var previousWasCR = false
+        for byte in message {
+            if previousWasCR {
+                previousWasCR = false
+                output.writeStaticString("\r\n")
+                atLineStart = true
+                if byte == UInt8(ascii: "\n") { continue }
+            }
+            switch byte {
+            case UInt8(ascii: "\r"):
+                previousWasCR = true
+            case UInt8(ascii: "\n"):
+                output.writeStaticString("\r\n")
+                atLineStart = true
+            default:
+                if atLineStart && byte == UInt8(ascii: ".") { output.writeInteger(UInt8(ascii: ".")) }
+                output.writeInteger(byte)
+                atLineStart = false
+            }
+        }
+        if previousWasCR || !atLineStart { output.writeStaticString("\r\n") }
+        output.writeStaticString(".\r\n")
+        return output
+    }
+}

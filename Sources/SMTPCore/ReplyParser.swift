@@ -1,0 +1,80 @@
+import NIOCore
+
+/// Reads SMTP replies as a client receives them (RFC 5321 §4.2), possibly
+/// multi-line. Used by the delivery client and by round-trip tests.
+public struct ReplyParser: Sendable {
+    /// Longest reply line accepted; RFC 5321 §4.5.3.1.5 says 512, real servers
+    /// send longer ones, so allow some slack before calling it malformed.
+    public var maximumLineLength = 2048
+    /// Bounds memory against a server that never ends a multi-line reply.
+    public var maximumLines = 256
+
+    private var pendingCode: Int?
+    private var pendingLines: [Substring] = []
+
+    public init() {}
+
+    public enum Result: Equatable, Sendable {
+        case incomplete
+        case reply(Reply)
+    }
+
+    /// Consumes bytes up to and including the next complete reply.
+    public mutating func parse(_ buffer: inout ByteBuffer) throws(ParserError) -> Result {
+        while true {
+            guard let lfIndex = buffer.readableBytesView.firstIndex(of: UInt8(ascii: "\n")) else {
+                if buffer.readableBytes > maximumLineLength { throw ParserError("reply line too long") }
+                return .incomplete
+            }
+            let lineLength = lfIndex - buffer.readerIndex
+            if lineLength > maximumLineLength { throw ParserError("reply line too long") }
+            var line = buffer.readString(length: lineLength)!
+            buffer.moveReaderIndex(forwardBy: 1)
+            if line.hasSuffix("\r") { line.removeLast() }
+            let (code, isLast, text) = try Self.parseReplyLine(line)
+            if let pendingCode, pendingCode != code { throw ParserError("reply code changed inside a multi-line reply") }
+            pendingCode = code
+            pendingLines.append(text)
+            if pendingLines.count > maximumLines { throw ParserError("too many reply lines") }
+            if isLast {
+                let reply = Self.makeReply(code: code, lines: pendingLines)
+                pendingCode = nil
+                pendingLines = []
+                return .reply(reply)
+            }
+        }
+    }
+
+    static func parseReplyLine(_ line: String) throws(ParserError) -> (Int, Bool, Substring) {
+        let utf8 = Array(line.utf8.prefix(4))
+        guard utf8.count >= 3, utf8[0...2].allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
+              (0x32...0x35).contains(utf8[0]) else {
+            throw ParserError("reply does not start with a code")
+        }
+        let code = Int(line.prefix(3))!
+        if utf8.count == 3 { return (code, true, "") }
+        switch utf8[3] {
+        case UInt8(ascii: " "): return (code, true, line.dropFirst(4))
+        case UInt8(ascii: "-"): return (code, false, line.dropFirst(4))
+        default: throw ParserError("reply code not followed by space or hyphen")
+        }
+    }
+
+    /// The enhanced code is taken from the first line when it matches the
+    /// reply's class (RFC 2034 §4), and stripped from every line that has it.
+    static func makeReply(code: Int, lines: [Substring]) -> Reply {
+        var enhanced: EnhancedStatusCode?
+        if let first = lines.first, let token = first.split(separator: " ", maxSplits: 1).first,
+           let candidate = EnhancedStatusCode(parsing: token), candidate.statusClass == code / 100 {
+            enhanced = candidate
+        }
+        let texts = lines.map { line -> String in
+            guard let enhanced else { return String(line) }
+            let prefix = enhanced.description
+            if line == prefix { return "" }
+            if line.hasPrefix(prefix + " ") { return String(line.dropFirst(prefix.count + 1)) }
+            return String(line)
+        }
+        return Reply(code, enhanced, texts)
+    }
+}

@@ -1,0 +1,192 @@
+import Foundation
+import GRDB
+
+/// The queue index in SQLite (WAL): one row per message, one per recipient.
+///
+/// Opened by the server and, concurrently, by the `hikyaku queue` commands;
+/// SQLite's locking makes both safe. `synchronous=FULL` makes every commit
+/// durable before it returns, which the spool relies on before replying 250.
+public struct QueueIndex: Sendable {
+    let database: DatabasePool
+
+    public init(path: String) throws {
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(10)
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+            try db.execute(sql: "PRAGMA foreign_keys = ON")
+        }
+        database = try DatabasePool(path: path, configuration: configuration)
+        try QueueIndex.migrator.migrate(database)
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1-queue") { db in
+            try db.execute(sql: """
+                CREATE TABLE message (
+                    id TEXT PRIMARY KEY NOT NULL,
+                    received_at REAL NOT NULL,
+                    account_id INTEGER,
+                    sender TEXT NOT NULL,
+                    size INTEGER NOT NULL,
+                    segment INTEGER NOT NULL,
+                    offset INTEGER NOT NULL,
+                    length INTEGER NOT NULL,
+                    smtputf8 INTEGER NOT NULL,
+                    client_address TEXT NOT NULL,
+                    helo TEXT NOT NULL,
+                    held INTEGER NOT NULL DEFAULT 0
+                );
+                CREATE INDEX message_segment ON message(segment);
+                CREATE TABLE recipient (
+                    message_id TEXT NOT NULL REFERENCES message(id) ON DELETE CASCADE,
+                    position INTEGER NOT NULL,
+                    address TEXT NOT NULL,
+                    state TEXT NOT NULL DEFAULT 'queued',
+                    PRIMARY KEY (message_id, position)
+                );
+                """)
+        }
+        return migrator
+    }
+
+    struct Row {
+        var id: MessageID
+        var message: IncomingMessage
+        var segment: Int64
+        var offset: Int64
+        var receivedAt: Date
+    }
+
+    /// Inserts a batch in one transaction (one WAL sync for all of them).
+    func insert(_ rows: [Row]) throws {
+        try database.write { db in
+            let insertMessage = try db.cachedStatement(sql: """
+                INSERT INTO message (id, received_at, account_id, sender, size, segment, offset, length,
+                                     smtputf8, client_address, helo)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """)
+            let insertRecipient = try db.cachedStatement(sql:
+                "INSERT INTO recipient (message_id, position, address) VALUES (?, ?, ?)")
+            for row in rows {
+                let message = row.message
+                try insertMessage.execute(arguments: [
+                    row.id.rawValue, row.receivedAt.timeIntervalSince1970, message.accountID, message.sender,
+                    message.size, row.segment, row.offset, message.size, message.smtpUTF8,
+                    message.clientAddress, message.heloName,
+                ])
+                for (position, address) in message.recipients.enumerated() {
+                    try insertRecipient.execute(arguments: [row.id.rawValue, position, address])
+                }
+            }
+        }
+    }
+
+    /// Highest byte offset in use per segment, for crash recovery.
+    func segmentExtents() throws -> [Int64: Int64] {
+        try database.read { db in
+            var result: [Int64: Int64] = [:]
+            let rows = try GRDB.Row.fetchAll(db, sql: "SELECT segment, MAX(offset + length) AS end FROM message GROUP BY segment")
+            for row in rows { result[row["segment"]] = row["end"] }
+            return result
+        }
+    }
+
+    // MARK: Queue inspection and control
+
+    public func summaries(limit: Int = 1000) throws -> [QueuedMessageSummary] {
+        try database.read { db in
+            let rows = try GRDB.Row.fetchAll(db, sql: """
+                SELECT m.id, m.received_at, m.sender, m.size, m.held, m.account_id,
+                       COUNT(r.position) AS recipients,
+                       SUM(CASE WHEN r.state = 'queued' THEN 1 ELSE 0 END) AS pending
+                FROM message m LEFT JOIN recipient r ON r.message_id = m.id
+                GROUP BY m.id ORDER BY m.id LIMIT ?
+                """, arguments: [limit])
+            return rows.map { row in
+                QueuedMessageSummary(
+                    id: MessageID(unchecked: row["id"]),
+                    receivedAt: Date(timeIntervalSince1970: row["received_at"]),
+                    sender: row["sender"], size: row["size"], held: row["held"],
+                    accountID: row["account_id"], recipientCount: row["recipients"], pendingCount: row["pending"] ?? 0)
+            }
+        }
+    }
+
+    public func count() throws -> Int {
+        try database.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM message") ?? 0 }
+    }
+
+    public func details(of id: MessageID) throws -> QueuedMessageDetails? {
+        try database.read { db in
+            guard let row = try GRDB.Row.fetchOne(db, sql: "SELECT * FROM message WHERE id = ?", arguments: [id.rawValue]) else {
+                return nil
+            }
+            let recipients = try GRDB.Row.fetchAll(db, sql:
+                "SELECT address, state FROM recipient WHERE message_id = ? ORDER BY position", arguments: [id.rawValue])
+            return QueuedMessageDetails(
+                id: id,
+                receivedAt: Date(timeIntervalSince1970: row["received_at"]),
+                accountID: row["account_id"], sender: row["sender"], size: row["size"],
+                smtpUTF8: row["smtputf8"], clientAddress: row["client_address"], heloName: row["helo"],
+                held: row["held"], segment: row["segment"], offset: row["offset"], length: row["length"],
+                recipients: recipients.map { QueuedRecipient(address: $0["address"], state: $0["state"]) })
+        }
+    }
+
+    /// Removes a message; its bytes are reclaimed when its segment has no
+    /// other live message. Returns false when there was no such message.
+    @discardableResult
+    public func delete(_ id: MessageID) throws -> Bool {
+        try database.write { db in
+            try db.execute(sql: "DELETE FROM message WHERE id = ?", arguments: [id.rawValue])
+            return db.changesCount > 0
+        }
+    }
+
+    /// Holds or releases a message; a held message is never scheduled for delivery.
+    @discardableResult
+    public func setHeld(_ id: MessageID, _ held: Bool) throws -> Bool {
+        try database.write { db in
+            try db.execute(sql: "UPDATE message SET held = ? WHERE id = ?", arguments: [held, id.rawValue])
+            return db.changesCount > 0
+        }
+    }
+
+    func liveSegments() throws -> Set<Int64> {
+        try database.read { db in Set(try Int64.fetchAll(db, sql: "SELECT DISTINCT segment FROM message")) }
+    }
+}
+
+public struct QueuedMessageSummary: Sendable, Codable, Equatable {
+    public var id: MessageID
+    public var receivedAt: Date
+    public var sender: String
+    public var size: Int
+    public var held: Bool
+    public var accountID: Int64?
+    public var recipientCount: Int
+    public var pendingCount: Int
+}
+
+public struct QueuedRecipient: Sendable, Codable, Equatable {
+    public var address: String
+    public var state: String
+}
+
+public struct QueuedMessageDetails: Sendable, Codable, Equatable {
+    public var id: MessageID
+    public var receivedAt: Date
+    public var accountID: Int64?
+    public var sender: String
+    public var size: Int
+    public var smtpUTF8: Bool
+    public var clientAddress: String
+    public var heloName: String
+    public var held: Bool
+    public var segment: Int64
+    public var offset: Int64
+    public var length: Int
+    public var recipients: [QueuedRecipient]
+}

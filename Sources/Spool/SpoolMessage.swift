@@ -1,0 +1,89 @@
+import Foundation
+
+/// A message handed to the spool: the envelope and the bytes to store.
+///
+/// The envelope travels as typed fields into the queue index — never as text
+/// lines mixed with client bytes — so nothing a client sends can forge a
+/// queue record.
+public struct IncomingMessage: Sendable {
+    /// Assigned before spooling so that trace headers can name it.
+    public var id: MessageID
+    /// Envelope sender as `local@domain`, empty for the null reverse-path.
+    public var sender: String
+    /// Envelope recipients as `local@domain`, in RCPT order.
+    public var recipients: [String]
+    /// The tenant that submitted it, if authenticated.
+    public var accountID: Int64?
+    /// The transaction was declared SMTPUTF8 (RFC 6531).
+    public var smtpUTF8: Bool
+    /// Client IP address and HELO name, for the log.
+    public var clientAddress: String
+    public var heloName: String
+    /// Header lines to put in front of `content` (trace fields etc.), CRLF-terminated.
+    public var prefix: [UInt8]
+    /// The message as received, CRLF line endings, dot-stuffing removed.
+    public var content: [UInt8]
+
+    public init(id: MessageID, sender: String, recipients: [String], accountID: Int64?, smtpUTF8: Bool,
+                clientAddress: String, heloName: String, prefix: [UInt8], content: [UInt8]) {
+        self.id = id
+        self.sender = sender
+        self.recipients = recipients
+        self.accountID = accountID
+        self.smtpUTF8 = smtpUTF8
+        self.clientAddress = clientAddress
+        self.heloName = heloName
+        self.prefix = prefix
+        self.content = content
+    }
+
+    public var size: Int { prefix.count + content.count }
+}
+
+/// A queue identifier: 20 lower-case Crockford base32 characters, the first
+/// ten a millisecond timestamp so that ids sort by arrival.
+public struct MessageID: Hashable, Sendable, Comparable, CustomStringConvertible, Codable {
+    public var rawValue: String
+
+    public init?(_ text: String) {
+        let alphabet = Set(MessageID.alphabet)
+        guard text.count == 20, text.utf8.allSatisfy({ alphabet.contains($0) }) else { return nil }
+        rawValue = text
+    }
+
+    init(unchecked rawValue: String) { self.rawValue = rawValue }
+
+    public var description: String { rawValue }
+    public static func < (lhs: MessageID, rhs: MessageID) -> Bool { lhs.rawValue < rhs.rawValue }
+
+    static let alphabet = Array("0123456789abcdefghjkmnpqrstvwxyz".utf8)
+
+    /// A new id for a message arriving now.
+    public static func generate() -> MessageID {
+        var generator = SystemRandomNumberGenerator()
+        return generate(now: Date(), generator: &generator)
+    }
+
+    static func generate(now: Date, generator: inout some RandomNumberGenerator) -> MessageID {
+        var bytes = [UInt8](repeating: 0, count: 20)
+        var time = UInt64(max(0, now.timeIntervalSince1970 * 1000))
+        for index in stride(from: 9, through: 0, by: -1) {
+            bytes[index] = alphabet[Int(time & 31)]
+            time >>= 5
+        }
+        var random = generator.next() as UInt64
+        for index in 10..<20 {
+            bytes[index] = alphabet[Int(random & 31)]
+            random >>= 5
+        }
+        return MessageID(unchecked: String(decoding: bytes, as: UTF8.self))
+    }
+}
+
+/// Why a message could not be made durable. Each maps to one SMTP reply.
+public enum SpoolError: Error, Hashable, Sendable {
+    /// The disk or quota is full (ENOSPC, EDQUOT): 452 4.3.1.
+    case insufficientStorage
+    /// Any other write or sync failure, or a spool that is shut down: 451 4.3.0.
+    case unavailable(String)
+}

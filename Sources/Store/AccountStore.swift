@@ -1,0 +1,184 @@
+import Foundation
+import GRDB
+
+/// A tenant: everything later (keys, domains, quotas, events) hangs off it.
+public struct Account: Sendable, Codable, Equatable {
+    public var id: Int64
+    public var name: String
+    public var smtpUsername: String
+    public var disabled: Bool
+    public var createdAt: Date
+    /// Lower-cased domains this account may use as envelope sender.
+    public var domains: [String]
+}
+
+/// Returned once when an account is created; the password is not stored.
+public struct NewAccountCredentials: Sendable, Codable {
+    public var account: Account
+    public var smtpPassword: String
+}
+
+public enum AccountStoreError: Error, Equatable, CustomStringConvertible {
+    case duplicateName(String)
+    case notFound(String)
+    case invalidName(String)
+    case invalidDomain(String)
+
+    public var description: String {
+        switch self {
+        case .duplicateName(let name): return "an account named \(name) already exists"
+        case .notFound(let name): return "no account named \(name)"
+        case .invalidName(let name): return "invalid account name \(name): use letters, digits, '.', '_' or '-' (1-64)"
+        case .invalidDomain(let domain): return "invalid domain \(domain)"
+        }
+    }
+}
+
+/// Accounts and their credentials.
+public protocol AccountStore: Sendable {
+    func createAccount(name: String, domains: [String]) throws -> NewAccountCredentials
+    func accounts() throws -> [Account]
+    func account(named name: String) throws -> Account?
+    func setDisabled(_ disabled: Bool, name: String) throws
+    func addDomain(_ domain: String, toAccountNamed name: String) throws
+    /// The enabled account whose SMTP credentials these are, or nil. Takes
+    /// the same (slow) time whether or not the username exists.
+    func authenticate(username: String, password: String) throws -> Account?
+}
+
+/// The embedded store: SQLite via GRDB, one `Sendable` owner of the writer
+/// that migrates on open (GRDB's AppDatabase pattern).
+public final class SQLiteStore: AccountStore {
+    let database: DatabasePool
+    let hashParameters: PasswordHash.Parameters
+    /// Hash compared against when the username is unknown, so that unknown
+    /// users cost as much as wrong passwords (no user enumeration by timing).
+    let decoyHash: String
+
+    public init(path: String, hashParameters: PasswordHash.Parameters = .standard) throws {
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(10)
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA foreign_keys = ON")
+        }
+        database = try DatabasePool(path: path, configuration: configuration)
+        self.hashParameters = hashParameters
+        decoyHash = try PasswordHash.make(CredentialGenerator.password(), parameters: hashParameters)
+        try SQLiteStore.migrator.migrate(database)
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1-accounts") { db in
+            try db.execute(sql: """
+                CREATE TABLE account (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    name TEXT NOT NULL UNIQUE,
+                    smtp_username TEXT NOT NULL UNIQUE,
+                    smtp_password_hash TEXT NOT NULL,
+                    disabled INTEGER NOT NULL DEFAULT 0,
+                    created_at REAL NOT NULL
+                );
+                CREATE TABLE account_domain (
+                    account_id INTEGER NOT NULL REFERENCES account(id) ON DELETE CASCADE,
+                    domain TEXT NOT NULL,
+                    PRIMARY KEY (account_id, domain)
+                );
+                """)
+        }
+        return migrator
+    }
+
+    public func createAccount(name: String, domains: [String]) throws -> NewAccountCredentials {
+        guard SQLiteStore.isValidName(name) else { throw AccountStoreError.invalidName(name) }
+        let normalisedDomains = try domains.map(SQLiteStore.normaliseDomain)
+        let username = CredentialGenerator.username()
+        let password = CredentialGenerator.password()
+        let hash = try PasswordHash.make(password, parameters: hashParameters)
+        let now = Date()
+        let id: Int64 = try database.write { db in
+            if try Int.fetchOne(db, sql: "SELECT 1 FROM account WHERE name = ?", arguments: [name]) != nil {
+                throw AccountStoreError.duplicateName(name)
+            }
+            try db.execute(sql: """
+                INSERT INTO account (name, smtp_username, smtp_password_hash, created_at) VALUES (?, ?, ?, ?)
+                """, arguments: [name, username, hash, now.timeIntervalSince1970])
+            let id = db.lastInsertedRowID
+            for domain in Set(normalisedDomains) {
+                try db.execute(sql: "INSERT INTO account_domain (account_id, domain) VALUES (?, ?)", arguments: [id, domain])
+            }
+            return id
+        }
+        let account = Account(id: id, name: name, smtpUsername: username, disabled: false,
+                              createdAt: Date(timeIntervalSince1970: now.timeIntervalSince1970),
+                              domains: Array(Set(normalisedDomains)).sorted())
+        return NewAccountCredentials(account: account, smtpPassword: password)
+    }
+
+    public func accounts() throws -> [Account] {
+        try database.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM account ORDER BY name").map { try SQLiteStore.account(from: $0, db: db) }
+        }
+    }
+
+    public func account(named name: String) throws -> Account? {
+        try database.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM account WHERE name = ?", arguments: [name])
+                .map { try SQLiteStore.account(from: $0, db: db) }
+        }
+    }
+
+    public func setDisabled(_ disabled: Bool, name: String) throws {
+        try database.write { db in
+            try db.execute(sql: "UPDATE account SET disabled = ? WHERE name = ?", arguments: [disabled, name])
+            if db.changesCount == 0 { throw AccountStoreError.notFound(name) }
+        }
+    }
+
+    public func addDomain(_ domain: String, toAccountNamed name: String) throws {
+        let normalised = try SQLiteStore.normaliseDomain(domain)
+        try database.write { db in
+            guard let id = try Int64.fetchOne(db, sql: "SELECT id FROM account WHERE name = ?", arguments: [name]) else {
+                throw AccountStoreError.notFound(name)
+            }
+            try db.execute(sql: "INSERT OR IGNORE INTO account_domain (account_id, domain) VALUES (?, ?)",
+                           arguments: [id, normalised])
+        }
+    }
+
+    public func authenticate(username: String, password: String) throws -> Account? {
+        let row = try database.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM account WHERE smtp_username = ?", arguments: [username])
+        }
+        let hash: String = row?["smtp_password_hash"] ?? decoyHash
+        let matches = PasswordHash.verify(password, against: hash)
+        guard let row, matches else { return nil }
+        let account = try database.read { db in try SQLiteStore.account(from: row, db: db) }
+        return account.disabled ? nil : account
+    }
+
+    static func account(from row: Row, db: Database) throws -> Account {
+        let id: Int64 = row["id"]
+        let domains = try String.fetchAll(db, sql: "SELECT domain FROM account_domain WHERE account_id = ? ORDER BY domain",
+                                          arguments: [id])
+        return Account(id: id, name: row["name"], smtpUsername: row["smtp_username"], disabled: row["disabled"],
+                       createdAt: Date(timeIntervalSince1970: row["created_at"]), domains: domains)
+    }
+
+    static func isValidName(_ name: String) -> Bool {
+        (1...64).contains(name.count) && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) }
+    }
+
+    /// Lower-cases and checks a domain name (LDH labels, at least two labels).
+    static func normaliseDomain(_ domain: String) throws -> String {
+        let lowered = domain.lowercased().trimmingCharacters(in: .whitespaces)
+        let labels = lowered.split(separator: ".", omittingEmptySubsequences: false)
+        guard lowered.count <= 253, labels.count >= 2,
+              labels.allSatisfy({ label in
+                  (1...63).contains(label.count) && label.first != "-" && label.last != "-"
+                      && label.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }
+              })
+        else { throw AccountStoreError.invalidDomain(domain) }
+        return lowered
+    }
+}

@@ -1,0 +1,230 @@
+import ArgumentParser
+import Foundation
+import HikyakuServer
+import Logging
+import Spool
+import Store
+
+@main
+struct Hikyaku: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hikyaku",
+        abstract: "A self-hosted mail relay: SMTP intake, durable spool, delivery, logs.",
+        subcommands: [Serve.self, AccountCommand.self, QueueCommand.self])
+}
+
+/// Options every command shares: where the configuration and data live.
+struct CommonOptions: ParsableArguments {
+    @Option(name: .long, help: "JSON configuration file (see docs/configuration.md).")
+    var config: String?
+
+    @Option(name: .long, help: "Data directory (overrides dataDirectory and HIKYAKU_DATA_DIRECTORY).")
+    var dataDir: String?
+
+    func load() throws -> Configuration {
+        var configuration = try Configuration.load(file: config, environment: ProcessInfo.processInfo.environment)
+        if let dataDir { configuration.dataDirectory = dataDir }
+        return configuration
+    }
+
+    func layout() throws -> DataLayout {
+        DataLayout(root: try load().dataDirectory)
+    }
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the relay.")
+
+    @OptionGroup var options: CommonOptions
+
+    func run() async throws {
+        let configuration = try options.load()
+        let level = Logger.Level(rawValue: configuration.logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "hikyaku")
+        do {
+            try await Server.run(configuration: configuration, logger: logger)
+        } catch {
+            logger.critical("cannot start", metadata: ["error": "\(error)"])
+            throw ExitCode(1)
+        }
+    }
+}
+
+func printJSON<T: Encodable>(_ value: T) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+    encoder.dateEncodingStrategy = .iso8601
+    print(String(decoding: try encoder.encode(value), as: UTF8.self))
+}
+
+// MARK: Accounts
+
+struct AccountCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "account", abstract: "Manage accounts (tenants) and their SMTP credentials.",
+        subcommands: [Create.self, List.self, Disable.self, Enable.self, AddDomain.self])
+
+    static func store(_ options: CommonOptions) throws -> SQLiteStore {
+        let layout = try options.layout()
+        try layout.create()
+        return try SQLiteStore(path: layout.storePath)
+    }
+
+    struct Create: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create an account; prints its SMTP password once.")
+        @OptionGroup var options: CommonOptions
+        @Argument(help: "Account name (letters, digits, . _ -).") var name: String
+        @Option(name: .long, help: "A domain the account may send from (repeatable).") var domain: [String] = []
+        @Flag(name: .long, help: "Machine-readable output.") var json = false
+
+        func run() throws {
+            let credentials = try AccountCommand.store(options).createAccount(name: name, domains: domain)
+            if json {
+                try printJSON(credentials)
+            } else {
+                print("account:  \(credentials.account.name)")
+                print("domains:  \(credentials.account.domains.joined(separator: ", "))")
+                print("username: \(credentials.account.smtpUsername)")
+                print("password: \(credentials.smtpPassword)")
+                print("The password is shown only now; only a salted hash is stored.")
+            }
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List accounts.")
+        @OptionGroup var options: CommonOptions
+        @Flag(name: .long, help: "Machine-readable output.") var json = false
+
+        func run() throws {
+            let accounts = try AccountCommand.store(options).accounts()
+            if json { return try printJSON(accounts) }
+            for account in accounts {
+                let status = account.disabled ? "disabled" : "enabled"
+                print("\(account.name)\t\(status)\t\(account.smtpUsername)\t\(account.domains.joined(separator: ","))")
+            }
+        }
+    }
+
+    struct Disable: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Disable an account: its credentials stop working.")
+        @OptionGroup var options: CommonOptions
+        @Argument var name: String
+        func run() throws { try AccountCommand.store(options).setDisabled(true, name: name) }
+    }
+
+    struct Enable: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Enable a disabled account.")
+        @OptionGroup var options: CommonOptions
+        @Argument var name: String
+        func run() throws { try AccountCommand.store(options).setDisabled(false, name: name) }
+    }
+
+    struct AddDomain: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "add-domain", abstract: "Let an account send from another domain.")
+        @OptionGroup var options: CommonOptions
+        @Argument var name: String
+        @Argument var domain: String
+        func run() throws { try AccountCommand.store(options).addDomain(domain, toAccountNamed: name) }
+    }
+}
+
+// MARK: Queue
+
+struct QueueCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "queue", abstract: "Inspect and control the queue (safe while the server runs).",
+        subcommands: [List.self, Show.self, Delete.self, Hold.self, Release.self])
+
+    static func index(_ options: CommonOptions) throws -> (QueueIndex, SpoolLayout) {
+        let layout = try options.layout().spool
+        guard FileManager.default.fileExists(atPath: layout.indexPath) else {
+            throw ValidationError("no queue at \(layout.directory); has the server run with this data directory?")
+        }
+        return (try QueueIndex(path: layout.indexPath), layout)
+    }
+
+    static func messageID(_ text: String) throws -> MessageID {
+        guard let id = MessageID(text) else { throw ValidationError("not a queue id: \(text)") }
+        return id
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List queued messages.")
+        @OptionGroup var options: CommonOptions
+        @Option(name: .long, help: "At most this many.") var limit = 1000
+        @Flag(name: .long, help: "Machine-readable output.") var json = false
+
+        func run() throws {
+            let (index, _) = try QueueCommand.index(options)
+            let messages = try index.summaries(limit: limit)
+            if json { return try printJSON(messages) }
+            let formatter = ISO8601DateFormatter()
+            for message in messages {
+                let held = message.held ? "held" : "-"
+                print("\(message.id)\t\(formatter.string(from: message.receivedAt))\t\(message.size)\t\(held)\t<\(message.sender)>\t\(message.pendingCount)/\(message.recipientCount)")
+            }
+        }
+    }
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show one message: envelope, size, recipients and their state.")
+        @OptionGroup var options: CommonOptions
+        @Argument var id: String
+        @Flag(name: .long, help: "Print the stored message bytes instead.") var raw = false
+        @Flag(name: .long, help: "Machine-readable output.") var json = false
+
+        func run() throws {
+            let (index, layout) = try QueueCommand.index(options)
+            let messageID = try QueueCommand.messageID(id)
+            if raw {
+                guard let bytes = try Spool.contents(of: messageID, layout: layout, index: index) else {
+                    throw ValidationError("no message \(id)")
+                }
+                FileHandle.standardOutput.write(Data(bytes))
+                return
+            }
+            guard let details = try index.details(of: messageID) else { throw ValidationError("no message \(id)") }
+            if json { return try printJSON(details) }
+            print("id:        \(details.id)")
+            print("received:  \(ISO8601DateFormatter().string(from: details.receivedAt))")
+            print("from:      <\(details.sender)>")
+            print("size:      \(details.size)")
+            print("client:    \(details.clientAddress) (\(details.heloName))")
+            print("held:      \(details.held)")
+            for recipient in details.recipients { print("to:        <\(recipient.address)> \(recipient.state)") }
+        }
+    }
+
+    struct Delete: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete a message from the queue.")
+        @OptionGroup var options: CommonOptions
+        @Argument var id: String
+        func run() throws {
+            guard try QueueCommand.index(options).0.delete(try QueueCommand.messageID(id)) else { throw ValidationError("no message \(id)") }
+        }
+    }
+
+    struct Hold: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Hold a message: it is not delivered until released.")
+        @OptionGroup var options: CommonOptions
+        @Argument var id: String
+        func run() throws {
+            guard try QueueCommand.index(options).0.setHeld(try QueueCommand.messageID(id), true) else { throw ValidationError("no message \(id)") }
+        }
+    }
+
+    struct Release: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Release a held message.")
+        @OptionGroup var options: CommonOptions
+        @Argument var id: String
+        func run() throws {
+            guard try QueueCommand.index(options).0.setHeld(try QueueCommand.messageID(id), false) else { throw ValidationError("no message \(id)") }
+        }
+    }
+}
