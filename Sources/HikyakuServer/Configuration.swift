@@ -8,6 +8,8 @@ public struct Configuration: Sendable, Equatable {
     public var dataDirectory = "./hikyaku-data"
     public var hostname = "localhost"
     public var logLevel = "info"
+    /// Event-loop threads for network I/O; 0 means one per core.
+    public var eventLoopThreads = 0
 
     /// Plain SMTP listeners offering STARTTLS.
     public var smtpListen = ["127.0.0.1:2525"]
@@ -119,6 +121,7 @@ extension Configuration {
         string("dataDirectory", "Directory for the SQLite databases, the spool and generated TLS files", \.dataDirectory),
         string("hostname", "Name in the SMTP greeting, EHLO reply, Received headers and Message-IDs", \.hostname),
         string("logLevel", "trace, debug, info, notice, warning, error or critical", \.logLevel),
+        integer("eventLoopThreads", "Network I/O threads; 0 means one per CPU core", \.eventLoopThreads, minimum: 0),
         list("smtp.listen", "host:port list of SMTP listeners (STARTTLS offered); port 0 picks a free port", \.smtpListen),
         list("smtp.tlsListen", "host:port list of implicit-TLS SMTP listeners", \.smtpTLSListen),
         optionalString("smtp.tlsCertificate", "PEM certificate chain; unset: self-signed, generated in the data directory", \.tlsCertificate),

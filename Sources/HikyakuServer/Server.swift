@@ -51,7 +51,8 @@ public enum Server {
             privateKey: .privateKey(try NIOSSLPrivateKey(file: keyPath, format: .pem)))
         let tlsContext = try NIOSSLContext(configuration: tlsConfiguration)
 
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+        let group = MultiThreadedEventLoopGroup(
+            numberOfThreads: configuration.eventLoopThreads > 0 ? configuration.eventLoopThreads : System.coreCount)
         let threadPool = NIOThreadPool(numberOfThreads: 2)
         threadPool.start()
 

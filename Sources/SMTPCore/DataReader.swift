@@ -62,7 +62,33 @@ public struct DataReader: Sendable {
         var consumed = 0
         var finished = false
         buffer.withUnsafeReadableBytes { bytes in
-            for byte in bytes {
+            let count = bytes.count
+            while consumed < count {
+                if state == .inLine && violation == nil {
+                    // Fast path: copy the run of ordinary text up to the next
+                    // CR, LF or NUL in one go; the state machine handles those.
+                    var end = consumed
+                    while end < count {
+                        let byte = bytes[end]
+                        if byte == 0x0D || byte == 0x0A || byte == 0 { break }
+                        end += 1
+                    }
+                    let run = end - consumed
+                    if run > 0 {
+                        if lineLength + run > maximumLineLength - 2 || contentLength + run > maximumMessageSize {
+                            // Let the byte-wise path record the exact violation.
+                            appendTextByte(bytes[consumed])
+                            consumed += 1
+                            continue
+                        }
+                        content.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[consumed..<end]))
+                        lineLength += run
+                        contentLength += run
+                        consumed = end
+                        continue
+                    }
+                }
+                let byte = bytes[consumed]
                 consumed += 1
                 if step(byte) {
                     finished = true
@@ -114,7 +140,8 @@ public struct DataReader: Sendable {
                 return false
             }
             // RFC 5321 §4.5.2: a leading dot is removed; the rest is text.
-            lineLength = 1
+            // §4.5.3.1.6: the duplicated dot does not count towards the line length.
+            lineLength = 0
             state = .inLine
             return step(byte)
         case .dotCR:
@@ -128,8 +155,9 @@ public struct DataReader: Sendable {
             case UInt8(ascii: "\r"):
                 state = .sawCR
             case UInt8(ascii: "\n"):
+                // A bare LF does not start a line: "\n.\r\n" must not end
+                // the data, or the bytes after it would run as commands.
                 record(.bareLineEnding)
-                state = .lineStart
             default:
                 appendTextByte(byte)
             }

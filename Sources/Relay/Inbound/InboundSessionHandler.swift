@@ -95,7 +95,7 @@ public final class InboundSessionHandler: ChannelDuplexHandler, RemovableChannel
     public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let tlsEvent = event as? TLSUserEvent, case .handshakeCompleted = tlsEvent {
             if let version = try? context.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self).tlsVersion {
-                tlsDescription = "using \(version)"
+                tlsDescription = "using " + Self.name(of: version)
             } else {
                 tlsDescription = "using TLS"
             }
@@ -242,6 +242,15 @@ public final class InboundSessionHandler: ChannelDuplexHandler, RemovableChannel
             }
             perform(machine.spoolFinished(outcome), context: context)
             process(context: context)
+        }
+    }
+
+    static func name(of version: TLSVersion) -> String {
+        switch version {
+        case .tlsv1: return "TLSv1.0"
+        case .tlsv11: return "TLSv1.1"
+        case .tlsv12: return "TLSv1.2"
+        case .tlsv13: return "TLSv1.3"
         }
     }
 

@@ -1,0 +1,45 @@
+import Foundation
+import Testing
+@testable import HikyakuServer
+
+struct ConfigurationTests {
+    @Test func defaultsNeedNoFile() throws {
+        let configuration = try Configuration.load(file: nil, environment: [:])
+        #expect(configuration.smtpListen == ["127.0.0.1:2525"])
+        #expect(configuration.smtpTLSListen == ["127.0.0.1:2465"])
+        #expect(configuration.dataDirectory == "./hikyaku-data")
+        #expect(configuration.trustedNetworks.isEmpty)
+    }
+
+    @Test func fileThenEnvironment() throws {
+        let path = NSTemporaryDirectory() + UUID().uuidString + ".json"
+        try Data("""
+            {"hostname": "mx.example", "smtp": {"listen": ["127.0.0.1:0"], "maxMessageSize": 2048, "trustedNetworks": ["10.0.0.0/8"]}}
+            """.utf8).write(to: URL(fileURLWithPath: path))
+        let configuration = try Configuration.load(file: path, environment: [
+            "HIKYAKU_SMTP_MAX_MESSAGE_SIZE": "4096", "HIKYAKU_SMTP_TLS_LISTEN": "", "HIKYAKU_DATA_DIRECTORY": "/tmp/x"])
+        #expect(configuration.hostname == "mx.example")
+        #expect(configuration.smtpListen == ["127.0.0.1:0"])
+        #expect(configuration.maxMessageSize == 4096)
+        #expect(configuration.smtpTLSListen == [])
+        #expect(configuration.trustedNetworks == ["10.0.0.0/8"])
+        #expect(configuration.dataDirectory == "/tmp/x")
+    }
+
+    @Test func mistakesAreReported() throws {
+        let path = NSTemporaryDirectory() + UUID().uuidString + ".json"
+        try Data(#"{"smtp": {"maxMesageSize": 1}}"#.utf8).write(to: URL(fileURLWithPath: path))
+        #expect(throws: ConfigurationError.self) { try Configuration.load(file: path, environment: [:]) }
+        #expect(throws: ConfigurationError.self) { try Configuration.load(file: nil, environment: ["HIKYAKU_SMTP_MAX_RECIPIENTS": "zero"]) }
+        #expect(throws: ConfigurationError.self) { try ListenAddress(parsing: "nohost") }
+        #expect(try ListenAddress(parsing: "[::1]:25") == ListenAddress(parsing: "[::1]:25"))
+        #expect(try ListenAddress(parsing: "[::1]:25").host == "::1")
+    }
+
+    @Test func environmentNamesAreDerivedFromKeys() {
+        let names = Configuration.keys.map(\.environmentName)
+        #expect(names.contains("HIKYAKU_SMTP_MAX_CONNECTIONS_PER_CLIENT"))
+        #expect(names.contains("HIKYAKU_DATA_DIRECTORY"))
+        #expect(Set(names).count == names.count)
+    }
+}

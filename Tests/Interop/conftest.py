@@ -1,0 +1,205 @@
+"""Fixtures that run the real `hikyaku` binary on loopback for interop tests.
+
+Each server gets its own temporary data directory and ephemeral ports (the
+server prints the ports it bound), and is stopped by PID at the end.
+"""
+import json
+import os
+import pathlib
+import signal
+import socket
+import ssl
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+BINARY = os.environ.get("HIKYAKU_BIN", str(ROOT / ".build" / "debug" / "hikyaku"))
+
+
+class Server:
+    def __init__(self, data_dir, config):
+        self.data_dir = str(data_dir)
+        self.config = config
+        self.config_path = os.path.join(self.data_dir, "config.json")
+        self.proc = None
+        self.smtp_port = None
+        self.tls_port = None
+        self.stderr_path = os.path.join(self.data_dir, "server.log")
+
+    def start(self, extra_env=None, wrapper=None):
+        os.makedirs(self.data_dir, exist_ok=True)
+        with open(self.config_path, "w") as f:
+            json.dump(self.config, f)
+        env = dict(os.environ)
+        env.update(extra_env or {})
+        command = [BINARY, "serve", "--config", self.config_path, "--data-dir", self.data_dir]
+        if wrapper:
+            command = wrapper + command
+        self.stderr = open(self.stderr_path, "ab")
+        self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self.stderr, env=env)
+        deadline = time.time() + 60
+        wanted = 2 if self.config.get("smtp", {}).get("tlsListen", ["x"]) else 1
+        found = 0
+        while found < wanted:
+            if time.time() > deadline:
+                raise RuntimeError("server did not start; log: " + self.log())
+            line = self.proc.stdout.readline().decode()
+            if not line:
+                raise RuntimeError("server exited; log: " + self.log())
+            if line.startswith("hikyaku: listening smtp-tls "):
+                self.tls_port = int(line.rsplit(":", 1)[1])
+                found += 1
+            elif line.startswith("hikyaku: listening smtp "):
+                self.smtp_port = int(line.rsplit(":", 1)[1])
+                found += 1
+        return self
+
+    def log(self):
+        try:
+            return open(self.stderr_path, errors="replace").read()[-4000:]
+        except OSError:
+            return ""
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode if self.proc else None
+
+    def kill(self):
+        return self.stop(signal.SIGKILL)
+
+    def cli(self, *args, check=True):
+        result = subprocess.run([BINARY, *args, "--data-dir", self.data_dir], capture_output=True, text=True, timeout=60)
+        if check and result.returncode != 0:
+            raise AssertionError(f"hikyaku {' '.join(args)} failed: {result.stderr}")
+        return result
+
+    def cli_json(self, *args):
+        return json.loads(self.cli(*args, "--json").stdout)
+
+    def create_account(self, name="acme", domains=("acme.example",)):
+        args = ["account", "create", name]
+        for domain in domains:
+            args += ["--domain", domain]
+        created = self.cli_json(*args)
+        return created["account"]["smtpUsername"], created["smtpPassword"]
+
+    def queue(self):
+        return self.cli_json("queue", "list")
+
+
+def base_config(**smtp):
+    config = {"hostname": "mx.test", "smtp": {"listen": ["127.0.0.1:0"], "tlsListen": ["127.0.0.1:0"]}}
+    config["smtp"].update(smtp)
+    return config
+
+
+@pytest.fixture
+def make_server():
+    servers = []
+    temporary = tempfile.TemporaryDirectory(prefix="hikyaku-interop-")
+
+    def factory(start=True, **smtp):
+        server = Server(os.path.join(temporary.name, f"server{len(servers)}"), base_config(**smtp))
+        servers.append(server)
+        return server.start() if start else server
+
+    yield factory
+    for server in servers:
+        server.kill()
+        if getattr(server, "stderr", None):
+            server.stderr.close()
+    temporary.cleanup()
+
+
+@pytest.fixture
+def server(make_server):
+    return make_server()
+
+
+@pytest.fixture
+def trusted_server(make_server):
+    return make_server(trustedNetworks=["127.0.0.0/8"])
+
+
+class RawClient:
+    """A socket client that sends exact bytes (swaks would fix line endings)."""
+
+    def __init__(self, port, host="127.0.0.1", timeout=10):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.buffer = b""
+
+    def send(self, data):
+        self.sock.sendall(data if isinstance(data, bytes) else data.encode())
+
+    def reply(self):
+        """One whole (possibly multi-line) reply, as (code, text)."""
+        lines = []
+        while True:
+            while b"\r\n" not in self.buffer:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    raise ConnectionError("closed; got " + repr(self.buffer))
+                self.buffer += chunk
+            line, self.buffer = self.buffer.split(b"\r\n", 1)
+            lines.append(line.decode("utf-8", "replace"))
+            if len(line) < 4 or line[3:4] == b" ":
+                return int(lines[0][:3]), "\n".join(lines)
+
+    def command(self, line):
+        self.send(line + "\r\n")
+        return self.reply()
+
+    def expect_closed(self, timeout=10):
+        self.sock.settimeout(timeout)
+        try:
+            while True:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return True
+                self.buffer += chunk
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+
+    def starttls(self):
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        self.sock = context.wrap_socket(self.sock, server_hostname="mx.test")
+        self.buffer = b""
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+@pytest.fixture
+def raw():
+    clients = []
+
+    def connect(port, **kwargs):
+        client = RawClient(port, **kwargs)
+        clients.append(client)
+        return client
+
+    yield connect
+    for client in clients:
+        client.close()
+
+
+def greet(client, name="client.test"):
+    code, _ = client.reply()
+    assert code == 220
+    code, text = client.command(f"EHLO {name}")
+    assert code == 250, text
+    return text

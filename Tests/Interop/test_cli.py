@@ -1,0 +1,56 @@
+"""The command line: accounts and the queue, while the server runs."""
+import json
+import smtplib
+
+
+def test_account_commands(server):
+    created = server.cli_json("account", "create", "shop", "--domain", "shop.example")
+    assert created["account"]["name"] == "shop"
+    assert len(created["smtpPassword"]) >= 30
+    listed = server.cli_json("account", "list")
+    assert [a["name"] for a in listed] == ["shop"]
+    assert "smtpPassword" not in json.dumps(listed)
+    server.cli("account", "add-domain", "shop", "news.shop.example")
+    server.cli("account", "disable", "shop")
+    listed = server.cli_json("account", "list")
+    assert listed[0]["disabled"] is True
+    assert listed[0]["domains"] == ["news.shop.example", "shop.example"]
+    duplicate = server.cli("account", "create", "shop", check=False)
+    assert duplicate.returncode != 0 and "already exists" in duplicate.stderr
+    missing = server.cli("account", "disable", "ghost", check=False)
+    assert missing.returncode != 0
+
+
+def test_password_is_not_stored_in_clear(server):
+    created = server.cli_json("account", "create", "shop", "--domain", "shop.example")
+    with open(f"{server.data_dir}/hikyaku.sqlite", "rb") as f:
+        data = f.read()
+    import glob
+    for path in glob.glob(f"{server.data_dir}/hikyaku.sqlite*"):
+        assert created["smtpPassword"].encode() not in open(path, "rb").read()
+    assert created["smtpPassword"].encode() not in open(server.stderr_path, "rb").read()
+
+
+def test_queue_commands_while_running(trusted_server):
+    with smtplib.SMTP("127.0.0.1", trusted_server.smtp_port, timeout=20) as client:
+        for index in range(3):
+            client.sendmail("a@example.com", [f"r{index}@example.org"], f"Subject: {index}\r\n\r\nbody {index}\r\n".encode())
+    queued = trusted_server.queue()
+    assert len(queued) == 3
+    first = queued[0]["id"]
+    details = trusted_server.cli_json("queue", "show", first)
+    assert details["sender"] == "a@example.com"
+    assert details["recipients"] == [{"address": "r0@example.org", "state": "queued"}]
+    assert details["clientAddress"] == "127.0.0.1"
+    trusted_server.cli("queue", "hold", first)
+    assert trusted_server.cli_json("queue", "show", first)["held"] is True
+    trusted_server.cli("queue", "release", first)
+    assert trusted_server.cli_json("queue", "show", first)["held"] is False
+    trusted_server.cli("queue", "delete", first)
+    assert [m["id"] for m in trusted_server.queue()] == [m["id"] for m in queued[1:]]
+    assert trusted_server.cli("queue", "show", first, check=False).returncode != 0
+    assert trusted_server.cli("queue", "delete", "notanid", check=False).returncode != 0
+    # The server keeps accepting after the CLI changed the queue under it.
+    with smtplib.SMTP("127.0.0.1", trusted_server.smtp_port, timeout=20) as client:
+        client.sendmail("a@example.com", ["x@example.org"], b"Subject: again\r\n\r\nx\r\n")
+    assert len(trusted_server.queue()) == 3

@@ -1,0 +1,95 @@
+import Foundation
+import Logging
+import Testing
+@testable import Spool
+
+struct SpoolTests {
+    func temporaryDirectory() throws -> String {
+        let path = NSTemporaryDirectory() + "hikyaku-spool-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    func message(_ body: String, recipients: [String] = ["r@example.org"]) -> IncomingMessage {
+        IncomingMessage(id: MessageID.generate(), sender: "s@example.com", recipients: recipients, accountID: 3,
+                        smtpUTF8: false, clientAddress: "127.0.0.1", heloName: "client",
+                        prefix: Array("Received: x\r\n".utf8), content: Array(body.utf8))
+    }
+
+    @Test func appendedMessagesAreIndexedAndReadable() async throws {
+        let directory = try temporaryDirectory()
+        let spool = try Spool(layout: SpoolLayout(directory: directory), logger: Logger(label: "test"))
+        let ids = try await withThrowingTaskGroup(of: MessageID.self) { group in
+            for index in 0..<50 {
+                group.addTask { try await spool.append(message("body \(index)\r\n", recipients: ["a@x.example", "b@y.example"])) }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(Set(ids).count == 50)
+        #expect(try spool.index.count() == 50)
+        let details = try #require(try spool.index.details(of: ids[0]))
+        #expect(details.recipients.map(\.address) == ["a@x.example", "b@y.example"])
+        #expect(details.recipients.allSatisfy { $0.state == "queued" })
+        let bytes = try #require(try spool.contents(of: ids[0]))
+        #expect(String(decoding: bytes, as: UTF8.self).hasPrefix("Received: x\r\nbody "))
+        spool.close()
+    }
+
+    @Test func recoverySweepsUnacknowledgedBytesAndKeepsEverythingElse() async throws {
+        let directory = try temporaryDirectory()
+        let layout = SpoolLayout(directory: directory)
+        var spool: Spool? = try Spool(layout: layout, logger: Logger(label: "test"))
+        let id = try await spool!.append(message("kept\r\n"))
+        spool!.close()
+        spool = nil
+        // A crash mid-batch: bytes written after the last indexed message, and
+        // a segment file that never got an index row.
+        let segments = try FileManager.default.contentsOfDirectory(atPath: layout.segmentsDirectory).sorted()
+        let used = layout.segmentsDirectory + "/" + segments.first!
+        let handle = try #require(FileHandle(forWritingAtPath: used))
+        handle.seekToEndOfFile()
+        handle.write(Data("partial message bytes".utf8))
+        try handle.close()
+        _ = FileManager.default.createFile(atPath: layout.segmentsDirectory + "/000000000099.seg", contents: Data("orphan".utf8))
+
+        let reopened = try Spool(layout: layout, logger: Logger(label: "test"))
+        #expect(try reopened.contents(of: id).map { String(decoding: $0, as: UTF8.self) } == "Received: x\r\nkept\r\n")
+        let size = try FileManager.default.attributesOfItem(atPath: used)[.size] as! Int
+        #expect(size == "Received: x\r\nkept\r\n".utf8.count, "the partial write is cut away")
+        #expect(!FileManager.default.fileExists(atPath: layout.segmentsDirectory + "/000000000099.seg"))
+        reopened.close()
+    }
+
+    @Test func holdReleaseDeleteAndGarbageCollection() async throws {
+        let directory = try temporaryDirectory()
+        let layout = SpoolLayout(directory: directory)
+        let spool = try Spool(layout: layout, segmentLimit: 10, logger: Logger(label: "test"))
+        let first = try await spool.append(message("first\r\n"))
+        let second = try await spool.append(message("second\r\n"))
+        #expect(try spool.index.setHeld(first, true))
+        #expect(try spool.index.details(of: first)?.held == true)
+        #expect(try spool.index.setHeld(first, false))
+        #expect(try spool.index.delete(first))
+        #expect(try !spool.index.delete(first))
+        let firstSegment = try FileManager.default.contentsOfDirectory(atPath: layout.segmentsDirectory).sorted().first!
+        try spool.collectGarbage()
+        #expect(!FileManager.default.fileExists(atPath: layout.segmentsDirectory + "/" + firstSegment))
+        #expect(try spool.contents(of: second) != nil)
+        spool.close()
+    }
+
+    @Test func closedSpoolRefuses() async throws {
+        let spool = try Spool(layout: SpoolLayout(directory: try temporaryDirectory()), logger: Logger(label: "test"))
+        spool.close()
+        await #expect(throws: SpoolError.self) { try await spool.append(message("late\r\n")) }
+    }
+
+    @Test func messageIDsSortByTime() {
+        var generator = SystemRandomNumberGenerator()
+        let early = MessageID.generate(now: Date(timeIntervalSince1970: 1000), generator: &generator)
+        let late = MessageID.generate(now: Date(timeIntervalSince1970: 2000), generator: &generator)
+        #expect(early < late)
+        #expect(MessageID(early.rawValue) == early)
+        #expect(MessageID("not-an-id") == nil)
+    }
+}

@@ -1,0 +1,56 @@
+import Foundation
+import Testing
+@testable import Store
+
+struct AccountStoreTests {
+    func makeStore() throws -> SQLiteStore {
+        let path = NSTemporaryDirectory() + "hikyaku-store-" + UUID().uuidString + ".sqlite"
+        // Cheap hashing parameters keep the tests fast; production uses .standard.
+        return try SQLiteStore(path: path, hashParameters: PasswordHash.Parameters(rounds: 1 << 10, blockSize: 8, parallelism: 1))
+    }
+
+    @Test func createAuthenticateDisable() throws {
+        let store = try makeStore()
+        let created = try store.createAccount(name: "acme", domains: ["Acme.Example", "mail.acme.example"])
+        #expect(created.account.domains == ["acme.example", "mail.acme.example"])
+        let username = created.account.smtpUsername
+        #expect(try store.authenticate(username: username, password: created.smtpPassword)?.name == "acme")
+        #expect(try store.authenticate(username: username, password: created.smtpPassword + "x") == nil)
+        #expect(try store.authenticate(username: "nobody", password: created.smtpPassword) == nil)
+        try store.setDisabled(true, name: "acme")
+        #expect(try store.authenticate(username: username, password: created.smtpPassword) == nil)
+        try store.setDisabled(false, name: "acme")
+        try store.addDomain("other.example", toAccountNamed: "acme")
+        #expect(try store.account(named: "acme")?.domains.contains("other.example") == true)
+    }
+
+    @Test func passwordIsStoredOnlyAsASlowHash() throws {
+        let store = try makeStore()
+        let created = try store.createAccount(name: "acme", domains: [])
+        let hash = try store.database.read { db in
+            try String.fetchOne(db, sql: "SELECT smtp_password_hash FROM account")
+        }
+        #expect(hash?.hasPrefix("scrypt$") == true)
+        #expect(hash?.contains(created.smtpPassword) == false)
+    }
+
+    @Test func invalidInput() throws {
+        let store = try makeStore()
+        _ = try store.createAccount(name: "acme", domains: [])
+        #expect(throws: AccountStoreError.duplicateName("acme")) { try store.createAccount(name: "acme", domains: []) }
+        #expect(throws: AccountStoreError.self) { try store.createAccount(name: "bad name", domains: []) }
+        #expect(throws: AccountStoreError.self) { try store.createAccount(name: "x", domains: ["no_dots"]) }
+        #expect(throws: AccountStoreError.notFound("ghost")) { try store.setDisabled(true, name: "ghost") }
+    }
+
+    @Test func hashVerification() throws {
+        let parameters = PasswordHash.Parameters(rounds: 1 << 10, blockSize: 8, parallelism: 1)
+        let hash = try PasswordHash.make("correct horse", parameters: parameters)
+        #expect(PasswordHash.verify("correct horse", against: hash))
+        #expect(!PasswordHash.verify("correct horsE", against: hash))
+        #expect(!PasswordHash.verify("x", against: "scrypt$broken"))
+        #expect(PasswordHash.constantTimeEqual([1, 2, 3], [1, 2, 3]))
+        #expect(!PasswordHash.constantTimeEqual([1, 2, 3], [1, 2, 4]))
+        #expect(!PasswordHash.constantTimeEqual([1, 2], [1, 2, 3]))
+    }
+}

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Runs every test: installs any missing test tool, then the Swift unit and
+# integration tests, then the interop tests against the built binary with
+# real programs (swaks, smtplib, Postfix's smtp-source, strace) over loopback.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+command -v swaks >/dev/null || need_apt+=(swaks)
+command -v smtp-source >/dev/null || [ -x /usr/sbin/smtp-source ] || need_apt+=(postfix)
+command -v dnsmasq >/dev/null || [ -x /usr/sbin/dnsmasq ] || need_apt+=(dnsmasq-base)
+command -v strace >/dev/null || need_apt+=(strace)
+if [ ${#need_apt[@]} -gt 0 ]; then
+    echo "installing: ${need_apt[*]}"
+    apt-get update -qq
+    # Postfix only for its tools: no system MTA is configured or started.
+    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+python3 -c "import pytest, aiosmtpd, dns" 2>/dev/null || pip install -q pytest aiosmtpd dnspython
+export PATH="$PATH:/usr/sbin"
+
+swift build --build-tests
+swift test --skip-build --parallel
+HIKYAKU_BIN="$(swift build --show-bin-path)/hikyaku" python3 -m pytest -q Tests/Interop "$@"
