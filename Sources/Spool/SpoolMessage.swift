@@ -54,6 +54,21 @@ public struct MessageID: Hashable, Sendable, Comparable, CustomStringConvertible
     init(unchecked rawValue: String) { self.rawValue = rawValue }
 
     public var description: String { rawValue }
+
+    // Encoded as the bare string, as users see and type it.
+    public init(from decoder: any Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        guard let id = MessageID(text) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath, debugDescription: "not a queue id"))
+        }
+        self = id
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(rawValue)
+    }
+
     public static func < (lhs: MessageID, rhs: MessageID) -> Bool { lhs.rawValue < rhs.rawValue }
 
     static let alphabet = Array("0123456789abcdefghjkmnpqrstvwxyz".utf8)

@@ -85,6 +85,13 @@ class Server:
     def cli_json(self, *args):
         return json.loads(self.cli(*args, "--json").stdout)
 
+    def raw_message(self, message_id):
+        """The stored bytes of a queued message, exactly."""
+        result = subprocess.run([BINARY, "queue", "show", message_id, "--raw", "--data-dir", self.data_dir],
+                                capture_output=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
     def create_account(self, name="acme", domains=("acme.example",)):
         args = ["account", "create", name]
         for domain in domains:

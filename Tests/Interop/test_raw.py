@@ -64,7 +64,7 @@ def test_byte_exact_storage_of_dots_and_8bit(trusted_server, raw):
     client.send(body + b".\r\n")
     assert client.reply()[0] == 250
     queued = trusted_server.queue()
-    raw_message = trusted_server.cli("queue", "show", queued[0]["id"], "--raw").stdout.encode()
+    raw_message = trusted_server.raw_message(queued[0]["id"])
     assert raw_message.endswith(b"Subject: dots\r\n\r\n.one\r\n..two\r\n\xe6\x97\xa5\xe6\x9c\xac\r\nend\r\n")
 
 

@@ -96,9 +96,9 @@ def test_smtplib_with_starttls_and_login(server):
         assert refused == {}
     queued = server.queue()
     assert len(queued) == 1 and queued[0]["recipientCount"] == 2
-    raw = server.cli("queue", "show", queued[0]["id"], "--raw").stdout
-    assert raw.endswith("Subject: hello\r\n\r\nbody line\r\n.leading dot\r\n")
-    assert "Message-ID: <" in raw and "\r\nDate: " in raw
+    raw = server.raw_message(queued[0]["id"])
+    assert raw.endswith(b"Subject: hello\r\n\r\nbody line\r\n.leading dot\r\n")
+    assert b"Message-ID: <" in raw and b"\r\nDate: " in raw
 
 
 def test_smtplib_smtputf8_from_trusted_network(trusted_server):

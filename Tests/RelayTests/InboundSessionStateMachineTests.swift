@@ -272,7 +272,7 @@ struct InboundSessionStateMachineTests {
         #expect(busy.code("RCPT TO:<c@d.example>") == 250)
         _ = busy.send("DATA")
         _ = busy.machine.dataFinished(violation: nil, content: [])
-        guard case .replyAndClose(let reply) = busy.machine.spoolFinished(.success("id")) else {
+        guard case .replyAndShutDown(let reply) = busy.machine.spoolFinished(.success("id")) else {
             Issue.record("expected the 250 and then close")
             return
         }

@@ -170,8 +170,9 @@ public final class InboundSessionHandler: ChannelDuplexHandler, RemovableChannel
             break
         case .reply(let reply), .beginData(let reply):
             write(reply, context: context)
-        case .replyAndClose(let reply):
+        case .replyAndClose(let reply), .replyAndShutDown(let reply):
             write(reply, context: context)
+            if case .replyAndShutDown = action { write(.serviceShuttingDown, context: context) }
             input.clear()
             context.writeAndFlush(wrapOutboundOut(ByteBuffer()), promise: nil)
             context.close(promise: nil)

@@ -12,6 +12,9 @@ public struct InboundSessionStateMachine: Sendable {
         case reply(Reply)
         /// Send the reply, then close the connection.
         case replyAndClose(Reply)
+        /// Send the reply to the last command, then 421 (the server is
+        /// draining), then close.
+        case replyAndShutDown(Reply)
         /// Send the 220, discard every byte already received (RFC 3207 §4.2:
         /// no pipelined plaintext survives), then begin the TLS handshake.
         case startTLS(Reply)
@@ -294,7 +297,7 @@ public struct InboundSessionStateMachine: Sendable {
         }
         if draining {
             state = .closed
-            return .replyAndClose(reply)
+            return .replyAndShutDown(reply)
         }
         return .reply(reply)
     }
