@@ -28,6 +28,8 @@ public struct Configuration: Sendable, Equatable {
     public var maxConnections = 1000
     public var maxConnectionsPerClient = 100
     public var maxAuthFailures = 3
+    public var maxAuthFailuresPerClient = 10
+    public var authFailureWindowSeconds = 300
     public var maxErrors = 20
     public var maxReceivedHeaders = 100
     public var commandTimeoutSeconds = 300
@@ -134,6 +136,8 @@ extension Configuration {
         integer("smtp.maxConnections", "Open SMTP connections in total; more get 421 4.7.0", \.maxConnections),
         integer("smtp.maxConnectionsPerClient", "Open SMTP connections per client IP; more get 421 4.7.0", \.maxConnectionsPerClient),
         integer("smtp.maxAuthFailures", "Failed AUTH attempts per connection before 421 4.7.0", \.maxAuthFailures),
+        integer("smtp.maxAuthFailuresPerClient", "Failed AUTH attempts per client IP within the window, across connections; then 454 4.7.0 without checking", \.maxAuthFailuresPerClient),
+        integer("smtp.authFailureWindowSeconds", "The window for smtp.maxAuthFailuresPerClient", \.authFailureWindowSeconds),
         integer("smtp.maxErrors", "Error replies per session before 421 4.7.0", \.maxErrors),
         integer("smtp.maxReceivedHeaders", "Received headers that mark a mail loop (554 5.4.6)", \.maxReceivedHeaders),
         integer("smtp.commandTimeoutSeconds", "Total time to receive one command line before 421 4.4.2", \.commandTimeoutSeconds),

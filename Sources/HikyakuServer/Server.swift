@@ -66,7 +66,11 @@ public enum Server {
             settings: settings, spool: spool,
             verifier: AccountCredentialVerifier(store: store, threadPool: threadPool), tlsContext: tlsContext,
             commandTimeout: .seconds(Int64(configuration.commandTimeoutSeconds)),
-            dataTimeout: .seconds(Int64(configuration.dataTimeoutSeconds)), logger: logger)
+            dataTimeout: .seconds(Int64(configuration.dataTimeoutSeconds)),
+            authenticationThrottle: AuthenticationThrottle(
+                maximumFailures: configuration.maxAuthFailuresPerClient,
+                window: .seconds(Int64(configuration.authFailureWindowSeconds))),
+            logger: logger)
         let limiter = ConnectionLimiter(maximumConnections: configuration.maxConnections,
                                         maximumPerClient: configuration.maxConnectionsPerClient)
         let listeners = plainAddresses.map { address in

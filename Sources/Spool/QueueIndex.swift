@@ -145,6 +145,16 @@ public struct QueueIndex: Sendable {
         }
     }
 
+    /// Removes every message (Postfix's `postsuper -d ALL`); returns how many.
+    @discardableResult
+    public func deleteAll() throws -> Int {
+        try database.write { db in
+            try db.execute(sql: "DELETE FROM recipient")
+            try db.execute(sql: "DELETE FROM message")
+            return db.changesCount
+        }
+    }
+
     /// Holds or releases a message; a held message is never scheduled for delivery.
     @discardableResult
     public func setHeld(_ id: MessageID, _ held: Bool) throws -> Bool {

@@ -202,11 +202,22 @@ struct QueueCommand: ParsableCommand {
     }
 
     struct Delete: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Delete a message from the queue.")
+        static let configuration = CommandConfiguration(abstract: "Delete a message (or, with --all, every message) from the queue.")
         @OptionGroup var options: CommonOptions
-        @Argument var id: String
+        @Argument var id: String?
+        @Flag(name: .long, help: "Delete every queued message.") var all = false
+
+        func validate() throws {
+            if all == (id != nil) { throw ValidationError("give either a queue id or --all") }
+        }
+
         func run() throws {
-            guard try QueueCommand.index(options).0.delete(try QueueCommand.messageID(id)) else { throw ValidationError("no message \(id)") }
+            let index = try QueueCommand.index(options).0
+            if all {
+                print("deleted \(try index.deleteAll())")
+                return
+            }
+            guard let id, try index.delete(try QueueCommand.messageID(id)) else { throw ValidationError("no message \(id ?? "")") }
         }
     }
 

@@ -54,3 +54,12 @@ def test_queue_commands_while_running(trusted_server):
     with smtplib.SMTP("127.0.0.1", trusted_server.smtp_port, timeout=20) as client:
         client.sendmail("a@example.com", ["x@example.org"], b"Subject: again\r\n\r\nx\r\n")
     assert len(trusted_server.queue()) == 3
+
+
+def test_delete_all(trusted_server):
+    with smtplib.SMTP("127.0.0.1", trusted_server.smtp_port, timeout=20) as client:
+        for index in range(5):
+            client.sendmail("a@example.com", ["r@example.org"], b"Subject: x\r\n\r\nx\r\n")
+    assert trusted_server.cli("queue", "delete", "--all").stdout.strip() == "deleted 5"
+    assert trusted_server.queue() == []
+    assert trusted_server.cli("queue", "delete", check=False).returncode != 0

@@ -332,3 +332,31 @@ def test_bad_client_does_not_disturb_another_session(trusted_server, raw):
     bad.close()
     good.send(b"Subject: fine\r\n\r\nx\r\n.\r\n")
     assert good.reply()[0] == 250
+
+
+def test_auth_failures_are_limited_across_connections(make_server, raw):
+    server = make_server(maxAuthFailuresPerClient=4, maxAuthFailures=3)
+    user, password = server.create_account()
+    codes = []
+    for _ in range(2):
+        client = raw(server.smtp_port)
+        greet(client)
+        client.command("STARTTLS")
+        client.starttls()
+        client.command("EHLO client.test")
+        for _ in range(3):
+            code, _ = client.command("AUTH PLAIN AHVzZXIAcGFzcw==")
+            codes.append(code)
+            if code == 421:
+                break
+    assert codes[:4] == [535, 535, 421, 535], codes
+    assert codes[4] == 454, "the fifth try from this address is refused without checking"
+    # Even the right password is refused from this address until the window passes.
+    client = raw(server.smtp_port)
+    greet(client)
+    client.command("STARTTLS")
+    client.starttls()
+    client.command("EHLO client.test")
+    import base64
+    token = base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+    assert client.command(f"AUTH PLAIN {token}")[0] == 454

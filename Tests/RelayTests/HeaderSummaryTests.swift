@@ -67,3 +67,19 @@ struct TrustedNetworksTests {
 }
 
 import NIOCore
+
+struct AuthenticationThrottleTests {
+    @Test func blocksAfterFailuresAndForgetsAfterTheWindow() {
+        let clock = NIOLockedValueBox(NIODeadline.uptimeNanoseconds(1_000_000_000))
+        let throttle = AuthenticationThrottle(maximumFailures: 3, window: .seconds(60), now: { clock.withLockedValue { $0 } })
+        for _ in 0..<2 { throttle.recordFailure("192.0.2.1") }
+        #expect(!throttle.isBlocked("192.0.2.1"))
+        throttle.recordFailure("192.0.2.1")
+        #expect(throttle.isBlocked("192.0.2.1"))
+        #expect(!throttle.isBlocked("192.0.2.2"), "other addresses are not affected")
+        clock.withLockedValue { $0 = $0 + .seconds(61) }
+        #expect(!throttle.isBlocked("192.0.2.1"))
+    }
+}
+
+import NIOConcurrencyHelpers

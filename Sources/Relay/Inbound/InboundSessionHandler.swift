@@ -30,17 +30,21 @@ public final class InboundSessionHandler: ChannelDuplexHandler, RemovableChannel
         public var commandTimeout: TimeAmount
         /// Total time allowed for the message after 354.
         public var dataTimeout: TimeAmount
+        public var authenticationThrottle: AuthenticationThrottle
         public var logger: Logger
 
         public init(settings: InboundSettings, spool: any MessageSpool, verifier: any CredentialVerifier,
                     tlsContext: NIOSSLContext?, commandTimeout: TimeAmount = .minutes(5),
-                    dataTimeout: TimeAmount = .minutes(10), logger: Logger) {
+                    dataTimeout: TimeAmount = .minutes(10),
+                    authenticationThrottle: AuthenticationThrottle = AuthenticationThrottle(maximumFailures: 10, window: .minutes(5)),
+                    logger: Logger) {
             self.settings = settings
             self.spool = spool
             self.verifier = verifier
             self.tlsContext = tlsContext
             self.commandTimeout = commandTimeout
             self.dataTimeout = dataTimeout
+            self.authenticationThrottle = authenticationThrottle
             self.logger = logger
         }
     }
@@ -193,12 +197,19 @@ public final class InboundSessionHandler: ChannelDuplexHandler, RemovableChannel
                 context.close(promise: nil)
             }
         case .verifyCredentials(let username, let password):
+            let throttle = environment.authenticationThrottle
+            if throttle.isBlocked(clientAddress) {
+                logger.notice("authentication throttled")
+                perform(machine.credentialsThrottled(), context: context)
+                return
+            }
             let future = environment.verifier.verify(username: username, password: password, eventLoop: context.eventLoop)
             future.assumeIsolated().whenComplete { [self] result in
                 let account = (try? result.get()) ?? nil
                 if let account {
                     logger.info("authenticated", metadata: ["account": "\(account.name)"])
                 } else {
+                    throttle.recordFailure(clientAddress)
                     logger.notice("authentication failed")
                 }
                 perform(machine.credentialsVerified(account), context: context)

@@ -425,6 +425,14 @@ public struct InboundSessionStateMachine: Sendable {
         return .reply(Reply(235, EnhancedStatusCode(2, 7, 0), "Authentication successful"))
     }
 
+    /// The client's address has failed AUTH too often recently; the
+    /// credentials were not even checked.
+    public mutating func credentialsThrottled() -> Action {
+        guard state == .verifyingCredentials else { return .none }
+        state = .command
+        return fail(Reply(454, EnhancedStatusCode(4, 7, 0), "Too many failed authentications from this address, try again later"))
+    }
+
     private mutating func authenticationFailed() -> Action {
         authFailures += 1
         if authFailures >= settings.maximumAuthFailures {
