@@ -8,7 +8,8 @@ public struct Configuration: Sendable, Equatable {
     public var dataDirectory = "./hikyaku-data"
     public var hostname = "localhost"
     public var logLevel = "info"
-    /// Event-loop threads for network I/O; 0 means one per core.
+    /// Event-loop threads for network I/O; 0 means one per core but one
+    /// (at least one), leaving a core for the spool's committer.
     public var eventLoopThreads = 0
 
     /// Plain SMTP listeners offering STARTTLS.
@@ -34,6 +35,10 @@ public struct Configuration: Sendable, Equatable {
     public var maxReceivedHeaders = 100
     public var commandTimeoutSeconds = 300
     public var dataTimeoutSeconds = 600
+    /// Refuse mail (452 4.3.1) below this much free disk space; 0: twice smtp.maxMessageSize.
+    public var spoolMinimumFreeBytes = 0
+    /// Group-commit window: how long the spool waits for more messages before a sync.
+    public var spoolCommitDelayMicroseconds = 200
     /// How long SIGTERM waits for open sessions before closing them.
     public var drainSeconds = 30
 
@@ -123,7 +128,7 @@ extension Configuration {
         string("dataDirectory", "Directory for the SQLite databases, the spool and generated TLS files", \.dataDirectory),
         string("hostname", "Name in the SMTP greeting, EHLO reply, Received headers and Message-IDs", \.hostname),
         string("logLevel", "trace, debug, info, notice, warning, error or critical", \.logLevel),
-        integer("eventLoopThreads", "Network I/O threads; 0 means one per CPU core", \.eventLoopThreads, minimum: 0),
+        integer("eventLoopThreads", "Network I/O threads; 0 means one per CPU core minus one (at least one), leaving a core to the spool", \.eventLoopThreads, minimum: 0),
         list("smtp.listen", "host:port list of SMTP listeners (STARTTLS offered); port 0 picks a free port", \.smtpListen),
         list("smtp.tlsListen", "host:port list of implicit-TLS SMTP listeners", \.smtpTLSListen),
         optionalString("smtp.tlsCertificate", "PEM certificate chain; unset: self-signed, generated in the data directory", \.tlsCertificate),
@@ -142,6 +147,8 @@ extension Configuration {
         integer("smtp.maxReceivedHeaders", "Received headers that mark a mail loop (554 5.4.6)", \.maxReceivedHeaders),
         integer("smtp.commandTimeoutSeconds", "Total time to receive one command line before 421 4.4.2", \.commandTimeoutSeconds),
         integer("smtp.dataTimeoutSeconds", "Total time to receive a message after 354 before 421 4.4.2", \.dataTimeoutSeconds),
+        integer("spool.minimumFreeBytes", "Refuse mail with 452 4.3.1 below this much free disk space; 0 means twice smtp.maxMessageSize", \.spoolMinimumFreeBytes, minimum: 0),
+        integer("spool.commitDelayMicroseconds", "Group-commit window: how long the spool waits for more messages before one sync (0: none)", \.spoolCommitDelayMicroseconds, minimum: 0),
         integer("smtp.drainSeconds", "On SIGTERM, how long open sessions may finish before they are closed", \.drainSeconds, minimum: 0),
     ]
 
@@ -178,8 +185,9 @@ extension Configuration {
             guard let key = known[name] else { throw ConfigurationError("\(path): unknown key \(name)") }
             let value: ConfigurationValue
             if let text = raw as? String { value = .string(text) }
-            else if !(raw is Bool), let number = raw as? Int {
-                value = .integer(number)
+            else if let number = raw as? NSNumber, String(cString: number.objCType) != "c", let integer = Int(exactly: number.doubleValue) {
+                // objCType "c" is how Foundation marks JSON true/false.
+                value = .integer(integer)
             } else if let items = raw as? [Any], items.allSatisfy({ $0 is String }) { value = .list(items as! [String]) }
             else if raw is NSNull, key.kind == .string { value = .string("") }
             else { throw ConfigurationError("\(path): \(name) has the wrong type") }

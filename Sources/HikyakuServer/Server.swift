@@ -30,7 +30,12 @@ public enum Server {
         let layout = DataLayout(root: configuration.dataDirectory)
         try layout.create()
         let store = try SQLiteStore(path: layout.storePath)
-        let spool = try Spool(layout: layout.spool, logger: logger)
+        // Keep room for the index and the logs when the disk fills up
+        // (Postfix's queue_minfree): twice the largest message by default.
+        let minimumFree = configuration.spoolMinimumFreeBytes > 0
+            ? configuration.spoolMinimumFreeBytes : 2 * configuration.maxMessageSize
+        let spool = try Spool(layout: layout.spool, minimumFreeBytes: Int64(minimumFree),
+                              commitDelayMicroseconds: configuration.spoolCommitDelayMicroseconds, logger: logger)
         let trustedNetworks = try TrustedNetworks(configuration.trustedNetworks)
         let plainAddresses = try configuration.smtpListen.map(ListenAddress.init(parsing:))
         let tlsAddresses = try configuration.smtpTLSListen.map(ListenAddress.init(parsing:))
@@ -52,7 +57,7 @@ public enum Server {
         let tlsContext = try NIOSSLContext(configuration: tlsConfiguration)
 
         let group = MultiThreadedEventLoopGroup(
-            numberOfThreads: configuration.eventLoopThreads > 0 ? configuration.eventLoopThreads : System.coreCount)
+            numberOfThreads: configuration.eventLoopThreads > 0 ? configuration.eventLoopThreads : max(1, System.coreCount - 1))
         let threadPool = NIOThreadPool(numberOfThreads: 2)
         threadPool.start()
 

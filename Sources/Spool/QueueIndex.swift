@@ -1,11 +1,14 @@
 import Foundation
 import GRDB
 
-/// The queue index in SQLite (WAL): one row per message, one per recipient.
+/// The queue index in SQLite (WAL): one row per message, one per recipient,
+/// and per segment how far its records have been indexed.
 ///
 /// Opened by the server and, concurrently, by the `hikyaku queue` commands;
-/// SQLite's locking makes both safe. `synchronous=FULL` makes every commit
-/// durable before it returns, which the spool relies on before replying 250.
+/// SQLite's locking makes both safe. The index is not what makes a message
+/// durable — its segment record is — so commits use `synchronous=NORMAL`:
+/// they survive a crash of the process; after a crash of the machine, the
+/// spool re-indexes every record past its segment's mark.
 public struct QueueIndex: Sendable {
     let database: DatabasePool
 
@@ -13,7 +16,7 @@ public struct QueueIndex: Sendable {
         var configuration = Configuration()
         configuration.busyMode = .timeout(10)
         configuration.prepareDatabase { db in
-            try db.execute(sql: "PRAGMA synchronous = FULL")
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
             try db.execute(sql: "PRAGMA foreign_keys = ON")
         }
         database = try DatabasePool(path: path, configuration: configuration)
@@ -39,6 +42,10 @@ public struct QueueIndex: Sendable {
                     held INTEGER NOT NULL DEFAULT 0
                 );
                 CREATE INDEX message_segment ON message(segment);
+                CREATE TABLE segment_mark (
+                    segment INTEGER PRIMARY KEY NOT NULL,
+                    indexed_end INTEGER NOT NULL
+                );
                 CREATE TABLE recipient (
                     message_id TEXT NOT NULL REFERENCES message(id) ON DELETE CASCADE,
                     position INTEGER NOT NULL,
@@ -51,45 +58,79 @@ public struct QueueIndex: Sendable {
         return migrator
     }
 
+    /// One message as indexed: its envelope and where its bytes are.
     struct Row {
         var id: MessageID
-        var message: IncomingMessage
-        var segment: Int64
-        var offset: Int64
         var receivedAt: Date
+        var accountID: Int64?
+        var smtpUTF8: Bool
+        var sender: String
+        var heloName: String
+        var clientAddress: String
+        var recipients: [String]
+        var segment: Int64
+        /// Offset and length of the message bytes (the record's body).
+        var offset: Int64
+        var length: Int
+
+        init(_ record: SegmentRecord, segment: Int64, offset: Int64, length: Int) {
+            id = record.id
+            receivedAt = record.receivedAt
+            accountID = record.accountID
+            smtpUTF8 = record.smtpUTF8
+            sender = record.sender
+            heloName = record.heloName
+            clientAddress = record.clientAddress
+            recipients = record.recipients
+            self.segment = segment
+            self.offset = offset
+            self.length = length
+        }
     }
 
-    /// Inserts a batch in one transaction (one WAL sync for all of them).
-    func insert(_ rows: [Row]) throws {
+    /// Inserts rows and advances segment marks in one transaction: a record
+    /// at or before its segment's mark is always in the index (or was
+    /// deleted from it), one after the mark never is.
+    func insert(_ rows: [Row], marks: [Int64: Int64]) throws {
         try database.write { db in
             let insertMessage = try db.cachedStatement(sql: """
-                INSERT INTO message (id, received_at, account_id, sender, size, segment, offset, length,
+                INSERT OR IGNORE INTO message (id, received_at, account_id, sender, size, segment, offset, length,
                                      smtputf8, client_address, helo)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """)
             let insertRecipient = try db.cachedStatement(sql:
-                "INSERT INTO recipient (message_id, position, address) VALUES (?, ?, ?)")
+                "INSERT OR IGNORE INTO recipient (message_id, position, address) VALUES (?, ?, ?)")
             for row in rows {
-                let message = row.message
                 try insertMessage.execute(arguments: [
-                    row.id.rawValue, row.receivedAt.timeIntervalSince1970, message.accountID, message.sender,
-                    message.size, row.segment, row.offset, message.size, message.smtpUTF8,
-                    message.clientAddress, message.heloName,
+                    row.id.rawValue, row.receivedAt.timeIntervalSince1970, row.accountID, row.sender,
+                    row.length, row.segment, row.offset, row.length, row.smtpUTF8,
+                    row.clientAddress, row.heloName,
                 ])
-                for (position, address) in message.recipients.enumerated() {
+                for (position, address) in row.recipients.enumerated() {
                     try insertRecipient.execute(arguments: [row.id.rawValue, position, address])
                 }
+            }
+            for (segment, end) in marks {
+                try db.execute(sql: "INSERT OR REPLACE INTO segment_mark (segment, indexed_end) VALUES (?, ?)",
+                               arguments: [segment, end])
             }
         }
     }
 
-    /// Highest byte offset in use per segment, for crash recovery.
-    func segmentExtents() throws -> [Int64: Int64] {
+    /// How far each segment's records are in the index.
+    func segmentMarks() throws -> [Int64: Int64] {
         try database.read { db in
             var result: [Int64: Int64] = [:]
-            let rows = try GRDB.Row.fetchAll(db, sql: "SELECT segment, MAX(offset + length) AS end FROM message GROUP BY segment")
-            for row in rows { result[row["segment"]] = row["end"] }
+            for row in try GRDB.Row.fetchAll(db, sql: "SELECT segment, indexed_end FROM segment_mark") {
+                result[row["segment"]] = row["indexed_end"]
+            }
             return result
+        }
+    }
+
+    func forgetSegment(_ segment: Int64) throws {
+        try database.write { db in
+            try db.execute(sql: "DELETE FROM segment_mark WHERE segment = ?", arguments: [segment])
         }
     }
 

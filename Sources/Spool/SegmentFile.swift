@@ -107,6 +107,13 @@ final class SegmentFile {
         return bytes
     }
 
+    /// Free bytes available to this process on the segment's file system.
+    func freeBytes() -> Int64? {
+        var stats = statvfs()
+        guard fstatvfs(descriptor, &stats) == 0 else { return nil }
+        return Int64(stats.f_bavail) * Int64(stats.f_frsize)
+    }
+
     static func syncDirectory(_ directory: String) throws {
         let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else { throw SystemError.last("open \(directory)") }

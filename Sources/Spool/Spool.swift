@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 import GRDB
 import Logging
@@ -13,13 +14,18 @@ public struct SpoolLayout: Sendable {
 
 /// The durable message store.
 ///
-/// Contract: `append`'s completion reports success only after the message
-/// bytes are fdatasync'd in a segment (whose directory entry was synced when
-/// the segment was created) **and** the index rows are committed with a WAL
-/// sync. Only then may a server answer 250. Appends that arrive while a
-/// batch is being written wait for the next batch: many sessions share one
-/// pair of syncs (group commit). On any write or sync failure the whole batch
-/// fails and nothing of it is reported as stored.
+/// Contract: `append`'s completion reports success only after the message's
+/// record — envelope and bytes, with a CRC — is fdatasync'd in a segment
+/// (whose directory entry was synced when the segment was created). Only
+/// then may a server answer 250. Appends that arrive while a batch is being
+/// written wait for the next batch: many sessions share one sync (group
+/// commit). On any write or sync failure the whole batch fails and nothing
+/// of it is reported as stored.
+///
+/// The SQLite queue index is updated right after the batch is acknowledged;
+/// it is derived data: on start-up every record past its segment's mark is
+/// (re-)indexed, so a crash between the sync and the index commit loses
+/// nothing.
 public final class Spool: @unchecked Sendable {
     public typealias Completion = @Sendable (Result<MessageID, SpoolError>) -> Void
 
@@ -29,15 +35,24 @@ public final class Spool: @unchecked Sendable {
 
     /// Rotate to a new segment past this size.
     private let segmentLimit: Int64
+    /// Refuse new messages (452 4.3.1) when the file system has less free
+    /// space than this, so the index and the log can still be written
+    /// (Postfix's `queue_minfree`).
+    private let minimumFreeBytes: Int64
+    /// How long the committer waits for more appends before syncing a batch.
+    private let commitDelayMicroseconds: Int
 
     // Guarded by `lock`.
     private let lock = ConditionLock(value: Spool.idle)
     private var pending: [(IncomingMessage, Completion)] = []
     private var stopping = false
-    private var committerFinished = false
 
-    // Touched only by the committer thread (and by `open` before it starts).
+    // Touched only by the committer thread (and by `init` before it starts).
     private var activeSegment: SegmentFile
+    /// Acknowledged rows not yet in the index (waiting for the next index
+    /// transaction, or for a retry after a failed one).
+    private var unindexed: [QueueIndex.Row] = []
+    private var lastIndexed: UInt64 = 0
     /// Set after a failed sync: the kernel may have dropped dirty pages, so
     /// nothing more is accepted until a restart re-validates the spool.
     private let failure = NIOLockedValueBox<SpoolError?>(nil)
@@ -46,44 +61,65 @@ public final class Spool: @unchecked Sendable {
 
     private static let idle = 0
     private static let work = 1
+    private static let finished = 2
+    /// No commit delay once this many messages are already waiting.
+    private static let commitDelayBatchLimit = 64
+    /// Acknowledged messages reach the index within this many seconds…
+    private static let indexDelay = 0.02
+    /// …or as soon as this many are waiting.
+    private static let indexBatchLimit = 1024
 
-    /// Opens (creating if needed) the spool and recovers it: every message in
-    /// the index is kept; bytes past the last indexed message of a segment
-    /// were never acknowledged and are cut away; segments with no indexed
-    /// message are removed. Appends go to a fresh segment.
-    public init(layout: SpoolLayout, segmentLimit: Int64 = 64 << 20, logger: Logger) throws {
+    /// Opens (creating if needed) the spool and recovers it: every intact
+    /// record past its segment's index mark is indexed; bytes after the last
+    /// intact record (a write torn by a crash, never acknowledged) are cut
+    /// away. Appends go to a fresh segment.
+    public init(layout: SpoolLayout, segmentLimit: Int64 = 64 << 20, minimumFreeBytes: Int64 = 0,
+                commitDelayMicroseconds: Int = 0, logger: Logger) throws {
         self.layout = layout
+        self.commitDelayMicroseconds = commitDelayMicroseconds
         self.logger = logger
         self.segmentLimit = segmentLimit
+        self.minimumFreeBytes = minimumFreeBytes
         try FileManager.default.createDirectory(atPath: layout.segmentsDirectory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
         index = try QueueIndex(path: layout.indexPath)
         let existing = try Spool.segmentNumbers(in: layout.segmentsDirectory)
-        let extents = try index.segmentExtents()
+        let marks = try index.segmentMarks()
         for number in existing {
-            let path = SegmentFile.path(directory: layout.segmentsDirectory, number: number)
-            guard let end = extents[number] else {
-                logger.info("spool recovery: removing segment with no acknowledged message", metadata: ["segment": "\(number)"])
-                unlink(path)
-                continue
-            }
-            let segment = try SegmentFile(directory: layout.segmentsDirectory, number: number, create: false)
-            if segment.size > end {
-                logger.info("spool recovery: sweeping unacknowledged bytes",
-                            metadata: ["segment": "\(number)", "bytes": "\(segment.size - end)"])
-                try segment.truncate(to: end)
-            } else if segment.size < end {
-                logger.critical("spool recovery: segment shorter than its index",
-                                metadata: ["segment": "\(number)", "size": "\(segment.size)", "expected": "\(end)"])
-            }
+            try Spool.recover(segment: number, from: marks[number] ?? 0, layout: layout, index: index, logger: logger)
         }
-        let next = max(existing.max() ?? 0, extents.keys.max() ?? 0) + 1
+        let next = (existing.max() ?? 0) + 1
         try SegmentFile.syncDirectory(layout.segmentsDirectory)
         activeSegment = try SegmentFile(directory: layout.segmentsDirectory, number: next, create: true)
         activeSegmentNumber.withLockedValue { $0 = next }
         let thread = Thread { [self] in runCommitter() }
         thread.name = "spool-commit"
         thread.start()
+    }
+
+    static func recover(segment number: Int64, from mark: Int64, layout: SpoolLayout, index: QueueIndex, logger: Logger) throws {
+        let segment = try SegmentFile(directory: layout.segmentsDirectory, number: number, create: false)
+        var offset = mark
+        var rows: [QueueIndex.Row] = []
+        while let scanned = SegmentRecord.read(from: segment, at: offset) {
+            rows.append(QueueIndex.Row(scanned.record, segment: number, offset: scanned.bodyOffset, length: scanned.bodyLength))
+            offset = scanned.end
+        }
+        if segment.size > offset {
+            logger.info("spool recovery: sweeping bytes after the last intact record",
+                        metadata: ["segment": "\(number)", "bytes": "\(segment.size - offset)"])
+            try segment.truncate(to: offset)
+        }
+        if offset == 0 {
+            // Nothing was ever acknowledged from this segment.
+            unlink(segment.path)
+            try index.forgetSegment(number)
+            return
+        }
+        if !rows.isEmpty {
+            logger.info("spool recovery: indexing records", metadata: ["segment": "\(number)", "messages": "\(rows.count)"])
+        }
+        try index.insert(rows, marks: [number: offset])
     }
 
     /// Queues `message` for the next group commit; `completion` runs on the
@@ -114,12 +150,12 @@ public final class Spool: @unchecked Sendable {
     /// Finishes the batches already queued, then stops the committer.
     public func close() {
         lock.lock()
+        let alreadyStopped = stopping
         stopping = true
         lock.unlock(withValue: Spool.work)
-        lock.lock(whenValue: Spool.idle)
-        let finished = committerFinished
-        lock.unlock()
-        precondition(finished)
+        guard !alreadyStopped else { return }
+        lock.lock(whenValue: Spool.finished)
+        lock.unlock(withValue: Spool.finished)
     }
 
     public var isHealthy: Bool { failure.withLockedValue { $0 == nil } }
@@ -128,19 +164,39 @@ public final class Spool: @unchecked Sendable {
 
     private func runCommitter() {
         while true {
-            lock.lock(whenValue: Spool.work)
+            // With rows still to index, wait at most until they are due.
+            let gotWork: Bool
+            if unindexed.isEmpty {
+                lock.lock(whenValue: Spool.work)
+                gotWork = true
+            } else {
+                gotWork = lock.lock(whenValue: Spool.work, timeoutSeconds: Spool.indexDelay)
+                if !gotWork { lock.lock() }
+            }
+            if commitDelayMicroseconds > 0 && gotWork && !stopping && pending.count < Spool.commitDelayBatchLimit {
+                // Group-commit window (PostgreSQL's commit_delay): sessions
+                // finishing DATA right now share this sync instead of paying
+                // for the next one.
+                lock.unlock(withValue: Spool.work)
+                usleep(UInt32(commitDelayMicroseconds))
+                lock.lock()
+            }
             let batch = pending
             pending.removeAll(keepingCapacity: true)
             let shouldStop = stopping && batch.isEmpty
-            if shouldStop {
-                committerFinished = true
-                lock.unlock(withValue: Spool.idle)
-                return
-            }
             lock.unlock(withValue: Spool.idle)
             commit(batch)
-            // More may have arrived meanwhile; the lock value tells the loop.
+            let due = DispatchTime.now().uptimeNanoseconds - lastIndexed >= UInt64(Spool.indexDelay * 1e9)
+            if !unindexed.isEmpty && (shouldStop || due || batch.isEmpty || unindexed.count >= Spool.indexBatchLimit) {
+                indexAcknowledged()
+                lastIndexed = DispatchTime.now().uptimeNanoseconds
+            }
             lock.lock()
+            if shouldStop && pending.isEmpty {
+                lock.unlock(withValue: Spool.finished)
+                return
+            }
+            // More may have arrived meanwhile; the lock value tells the loop.
             let more = !pending.isEmpty || stopping
             lock.unlock(withValue: more ? Spool.work : Spool.idle)
         }
@@ -148,27 +204,27 @@ public final class Spool: @unchecked Sendable {
 
     private func commit(_ batch: [(IncomingMessage, Completion)]) {
         guard !batch.isEmpty else { return }
+        let rows: [QueueIndex.Row]
         do {
+            if minimumFreeBytes > 0, let free = activeSegment.freeBytes(), free < minimumFreeBytes {
+                throw SystemError(code: ENOSPC, message: "free space below the spool minimum")
+            }
             if activeSegment.size >= segmentLimit {
                 activeSegment = try SegmentFile(directory: layout.segmentsDirectory,
                                                 number: activeSegment.number + 1, create: true)
                 activeSegmentNumber.withLockedValue { $0 = activeSegment.number }
             }
             var bytes: [UInt8] = []
-            bytes.reserveCapacity(batch.reduce(0) { $0 + $1.0.size })
-            var rows: [QueueIndex.Row] = []
-            rows.reserveCapacity(batch.count)
-            let start = activeSegment.size
+            bytes.reserveCapacity(batch.reduce(0) { $0 + $1.0.size + 256 })
+            var located: [(bodyStart: Int, length: Int)] = []
+            located.reserveCapacity(batch.count)
             let now = Date()
             for (message, _) in batch {
-                let offset = start + Int64(bytes.count)
-                bytes.append(contentsOf: message.prefix)
-                bytes.append(contentsOf: message.content)
-                rows.append(QueueIndex.Row(id: message.id,
-                                           message: message, segment: activeSegment.number, offset: offset,
-                                           receivedAt: now))
+                let recordStart = bytes.count
+                let bodyOffset = SegmentRecord.encode(message, receivedAt: now, into: &bytes)
+                located.append((recordStart + bodyOffset, message.size))
             }
-            _ = try activeSegment.append(bytes)
+            let start = try activeSegment.append(bytes)
             do {
                 try activeSegment.sync()
             } catch {
@@ -177,19 +233,46 @@ public final class Spool: @unchecked Sendable {
                 failure.withLockedValue { $0 = .unavailable("spool sync failed") }
                 throw error
             }
-            try index.insert(rows)
-            for (row, (_, completion)) in zip(rows, batch) { completion(.success(row.id)) }
+            rows = zip(batch, located).map { entry, location in
+                let message = entry.0
+                let record = SegmentRecord(id: message.id, receivedAt: now, accountID: message.accountID,
+                                           smtpUTF8: message.smtpUTF8, sender: message.sender, heloName: message.heloName,
+                                           clientAddress: message.clientAddress, recipients: message.recipients)
+                return QueueIndex.Row(record, segment: activeSegment.number, offset: start + Int64(location.bodyStart),
+                                      length: location.length)
+            }
         } catch {
             let spoolError: SpoolError
             if let systemError = error as? SystemError, systemError.isOutOfSpace {
-                spoolError = .insufficientStorage
-            } else if let databaseError = error as? DatabaseError, databaseError.resultCode == .SQLITE_FULL {
                 spoolError = .insufficientStorage
             } else {
                 spoolError = .unavailable("\(error)")
             }
             logger.error("spool write failed", metadata: ["error": "\(error)", "messages": "\(batch.count)"])
             for (_, completion) in batch { completion(.failure(spoolError)) }
+            return
+        }
+        // Durable: answer first; the index follows within `indexDelay`.
+        for (row, (_, completion)) in zip(rows, batch) { completion(.success(row.id)) }
+        unindexed.append(contentsOf: rows)
+    }
+
+    /// Writes the acknowledged rows to the index in one transaction; many
+    /// batches share it, so SQLite's per-transaction cost is not paid per sync.
+    private func indexAcknowledged() {
+        let all = unindexed
+        var marks = [activeSegment.number: activeSegment.size]
+        for row in all where row.segment != activeSegment.number {
+            marks[row.segment] = max(marks[row.segment] ?? 0, row.offset + Int64(row.length))
+        }
+        do {
+            try index.insert(all, marks: marks)
+            unindexed = []
+        } catch {
+            // The records are durable; the index catches up with the next
+            // batch, or at the latest on the next start.
+            logger.error("queue index update failed; will retry", metadata: ["error": "\(error)", "messages": "\(all.count)"])
+            unindexed = all
         }
     }
 
@@ -207,12 +290,20 @@ public final class Spool: @unchecked Sendable {
         return try SegmentFile.read(path: path, offset: details.offset, length: details.length)
     }
 
-    /// Removes segment files that no longer hold a live message.
+    /// Removes segment files that no longer hold a live message. Only
+    /// segments older than the active one and indexed to their end qualify,
+    /// so no acknowledged message can hide in a removed segment.
     public func collectGarbage() throws {
         let live = try index.liveSegments()
+        let marks = try index.segmentMarks()
         let active = activeSegmentNumber.withLockedValue { $0 }
         for number in try Spool.segmentNumbers(in: layout.segmentsDirectory) where number < active && !live.contains(number) {
-            unlink(SegmentFile.path(directory: layout.segmentsDirectory, number: number))
+            let path = SegmentFile.path(directory: layout.segmentsDirectory, number: number)
+            guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
+                  let size = (attributes[.size] as? NSNumber)?.int64Value,
+                  let mark = marks[number], mark >= size else { continue }
+            unlink(path)
+            try index.forgetSegment(number)
         }
     }
 

@@ -14,7 +14,7 @@ struct ConfigurationTests {
     @Test func fileThenEnvironment() throws {
         let path = NSTemporaryDirectory() + UUID().uuidString + ".json"
         try Data("""
-            {"hostname": "mx.example", "smtp": {"listen": ["127.0.0.1:0"], "maxMessageSize": 2048, "trustedNetworks": ["10.0.0.0/8"]}}
+            {"hostname": "mx.example", "eventLoopThreads": 0, "smtp": {"listen": ["127.0.0.1:0"], "maxMessageSize": 2048, "maxErrors": 1, "trustedNetworks": ["10.0.0.0/8"]}}
             """.utf8).write(to: URL(fileURLWithPath: path))
         let configuration = try Configuration.load(file: path, environment: [
             "HIKYAKU_SMTP_MAX_MESSAGE_SIZE": "4096", "HIKYAKU_SMTP_TLS_LISTEN": "", "HIKYAKU_DATA_DIRECTORY": "/tmp/x"])
@@ -24,6 +24,8 @@ struct ConfigurationTests {
         #expect(configuration.smtpTLSListen == [])
         #expect(configuration.trustedNetworks == ["10.0.0.0/8"])
         #expect(configuration.dataDirectory == "/tmp/x")
+        #expect(configuration.eventLoopThreads == 0)
+        #expect(configuration.maxErrors == 1)
     }
 
     @Test func mistakesAreReported() throws {
@@ -31,6 +33,8 @@ struct ConfigurationTests {
         try Data(#"{"smtp": {"maxMesageSize": 1}}"#.utf8).write(to: URL(fileURLWithPath: path))
         #expect(throws: ConfigurationError.self) { try Configuration.load(file: path, environment: [:]) }
         #expect(throws: ConfigurationError.self) { try Configuration.load(file: nil, environment: ["HIKYAKU_SMTP_MAX_RECIPIENTS": "zero"]) }
+        try Data(#"{"smtp": {"maxErrors": true}}"#.utf8).write(to: URL(fileURLWithPath: path))
+        #expect(throws: ConfigurationError.self) { try Configuration.load(file: path, environment: [:]) }
         #expect(throws: ConfigurationError.self) { try ListenAddress(parsing: "nohost") }
         #expect(try ListenAddress(parsing: "[::1]:25") == ListenAddress(parsing: "[::1]:25"))
         #expect(try ListenAddress(parsing: "[::1]:25").host == "::1")

@@ -113,24 +113,37 @@ def test_kill_during_data_leaves_nothing(make_server):
 
 
 def test_data_is_synced_before_the_250(make_server):
-    """strace: the segment's fdatasync and the index commit's sync happen
-    before the 250 is written to the client."""
-    server = make_server(start=False)
-    server.config["smtp"]["trustedNetworks"] = ["127.0.0.0/8"]
+    """strace: the segment holding the message record is fdatasync'd before
+    the 250 is written to the client (a kill test cannot see a missing sync)."""
+    server = make_server(trustedNetworks=["127.0.0.0/8"])
     trace = os.path.join(server.data_dir, "strace.log")
-    server.start(wrapper=["strace", "-f", "-qq", "-o", trace, "-s", "80", "-e", "trace=fdatasync,fsync,write,writev,sendmsg"])
-    client = RawClient(server.smtp_port)
-    client.reply()
-    client.command("EHLO c")
-    client.command("MAIL FROM:<a@example.com>")
-    client.command("RCPT TO:<b@example.org>")
-    client.command("DATA")
-    client.send(body_for(7) + b".\r\n")
-    code, _ = client.reply()
-    assert code == 250
-    client.close()
-    server.stop()
+    tracer = subprocess.Popen(["strace", "-f", "-qq", "-o", trace, "-s", "80", "-p", str(server.proc.pid),
+                               "-e", "trace=fdatasync,fsync,write,writev,sendmsg,pwrite64"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        # strace announces nothing on -qq; wait until it has attached to every thread.
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            status = open(f"/proc/{server.proc.pid}/status").read()
+            if "TracerPid:\t0" not in status:
+                break
+            time.sleep(0.05)
+        time.sleep(0.5)
+        client = RawClient(server.smtp_port)
+        client.reply()
+        client.command("EHLO c")
+        client.command("MAIL FROM:<a@example.com>")
+        client.command("RCPT TO:<b@example.org>")
+        client.command("DATA")
+        client.send(body_for(7) + b".\r\n")
+        code, _ = client.reply()
+        assert code == 250
+        client.close()
+        server.stop()
+    finally:
+        tracer.wait(timeout=30)
     lines = open(trace).read().splitlines()
     reply_index = next(i for i, line in enumerate(lines) if "OK queued as" in line)
-    syncs = [i for i, line in enumerate(lines[:reply_index]) if re.search(r"\b(fdatasync|fsync)\(", line)]
-    assert len(syncs) >= 2, "segment data sync and index (WAL) sync must both precede the 250:\n" + "\n".join(lines[:reply_index])
+    record_write = next(i for i, line in enumerate(lines) if "pwrite64(" in line and "HKY1" in line)
+    syncs = [i for i, line in enumerate(lines[record_write:reply_index]) if re.search(r"\bfdatasync\(", line)]
+    assert syncs, "no fdatasync between writing the record and the 250:\n" + "\n".join(lines[record_write:reply_index + 1])
