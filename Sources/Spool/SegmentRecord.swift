@@ -131,20 +131,57 @@ struct SegmentRecord: Equatable {
     }
 }
 
-/// CRC-32 (IEEE 802.3), table-driven, for detecting torn record writes.
+/// CRC-32 (IEEE 802.3) for detecting torn record writes; slicing-by-8, so
+/// that checksumming a message costs little next to writing it.
 struct CRC32 {
     private(set) var value: UInt32 = 0
 
-    static let table: [UInt32] = (0..<256).map { index in
-        var crc = UInt32(index)
-        for _ in 0..<8 { crc = (crc & 1) != 0 ? (crc >> 1) ^ 0xEDB8_8320 : crc >> 1 }
-        return crc
+    /// tables[k][b]: the CRC of byte b followed by k zero bytes.
+    static let tables: [[UInt32]] = {
+        var tables = [[UInt32]](repeating: [UInt32](repeating: 0, count: 256), count: 8)
+        for index in 0..<256 {
+            var crc = UInt32(index)
+            for _ in 0..<8 { crc = (crc & 1) != 0 ? (crc >> 1) ^ 0xEDB8_8320 : crc >> 1 }
+            tables[0][index] = crc
+        }
+        for index in 0..<256 {
+            for k in 1..<8 {
+                let previous = tables[k - 1][index]
+                tables[k][index] = (previous >> 8) ^ tables[0][Int(previous & 0xFF)]
+            }
+        }
+        return tables
+    }()
+    static let flat: [UInt32] = tables.flatMap { $0 }
+
+    mutating func update(_ bytes: [UInt8]) {
+        bytes.withUnsafeBufferPointer { update($0) }
     }
 
-    mutating func update(_ bytes: some Collection<UInt8>) {
+    mutating func update(_ bytes: ArraySlice<UInt8>) {
+        bytes.withUnsafeBufferPointer { update($0) }
+    }
+
+    mutating func update(_ bytes: UnsafeBufferPointer<UInt8>) {
         var crc = ~value
-        CRC32.table.withUnsafeBufferPointer { table in
-            for byte in bytes { crc = table[Int((crc ^ UInt32(byte)) & 0xFF)] ^ (crc >> 8) }
+        CRC32.flat.withUnsafeBufferPointer { t in
+            var index = 0
+            let count = bytes.count
+            while count - index >= 8 {
+                let low = crc ^ (UInt32(bytes[index]) | UInt32(bytes[index + 1]) << 8
+                    | UInt32(bytes[index + 2]) << 16 | UInt32(bytes[index + 3]) << 24)
+                let high = UInt32(bytes[index + 4]) | UInt32(bytes[index + 5]) << 8
+                    | UInt32(bytes[index + 6]) << 16 | UInt32(bytes[index + 7]) << 24
+                crc = t[7 * 256 + Int(low & 0xFF)] ^ t[6 * 256 + Int((low >> 8) & 0xFF)]
+                    ^ t[5 * 256 + Int((low >> 16) & 0xFF)] ^ t[4 * 256 + Int(low >> 24)]
+                    ^ t[3 * 256 + Int(high & 0xFF)] ^ t[2 * 256 + Int((high >> 8) & 0xFF)]
+                    ^ t[1 * 256 + Int((high >> 16) & 0xFF)] ^ t[Int(high >> 24)]
+                index += 8
+            }
+            while index < count {
+                crc = t[Int((crc ^ UInt32(bytes[index])) & 0xFF)] ^ (crc >> 8)
+                index += 1
+            }
         }
         value = ~crc
     }

@@ -134,6 +134,21 @@ struct InboundSessionHandlerTests {
         #expect(!channel.isActive)
     }
 
+    @Test func eachCompletedCommandStartsAFreshDeadline() throws {
+        let channel = try makeChannel(spool: FakeSpool())
+        _ = try output(channel)
+        channel.embeddedEventLoop.advanceTime(by: .seconds(20))
+        try channel.writeInbound(ByteBuffer(string: "NOOP\r\n"))
+        #expect(try output(channel) == "250 2.0.0 OK\r\n")
+        // The first timer fires at 30 s, finds the deadline moved to 50 s, re-arms.
+        channel.embeddedEventLoop.advanceTime(by: .seconds(15))
+        #expect(channel.isActive)
+        #expect(try output(channel) == "")
+        channel.embeddedEventLoop.advanceTime(by: .seconds(16))
+        #expect(try output(channel) == "421 4.4.2 Timeout, closing connection\r\n")
+        #expect(!channel.isActive)
+    }
+
     @Test func authenticatesAndChecksSenderDomain() throws {
         let spool = FakeSpool()
         let channel = try makeChannel(spool: spool, trusted: false, settings: InboundSettings(hostname: "mx.test", tlsAvailable: false))

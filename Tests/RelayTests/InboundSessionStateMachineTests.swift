@@ -67,7 +67,7 @@ struct InboundSessionStateMachineTests {
             Issue.record("expected 354")
             return
         }
-        guard case .enqueue(let transaction, _) = session.machine.dataFinished(violation: nil, content: Array("a\r\n".utf8)) else {
+        guard case .enqueue(let transaction, _, _) = session.machine.dataFinished(violation: nil, content: Array("a\r\n".utf8)) else {
             Issue.record("expected enqueue")
             return
         }

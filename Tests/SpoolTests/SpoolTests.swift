@@ -137,6 +137,19 @@ struct SpoolTests {
         var crc = CRC32()
         crc.update(Array("123456789".utf8))
         #expect(crc.value == 0xCBF4_3926, "the standard CRC-32 check value")
+        // Slicing-by-8 agrees with the byte-wise definition on odd lengths and split updates.
+        let data = (0..<1000).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
+        var whole = CRC32()
+        whole.update(data)
+        var split = CRC32()
+        split.update(Array(data[..<333]))
+        split.update(data[333...])
+        var bitwise: UInt32 = 0xFFFF_FFFF
+        for byte in data {
+            bitwise ^= UInt32(byte)
+            for _ in 0..<8 { bitwise = (bitwise & 1) != 0 ? (bitwise >> 1) ^ 0xEDB8_8320 : bitwise >> 1 }
+        }
+        #expect(whole.value == ~bitwise && split.value == whole.value)
     }
 
     @Test func closedSpoolRefuses() async throws {

@@ -55,12 +55,16 @@ public final class InboundSessionHandler: ChannelDuplexHandler, RemovableChannel
     private let environment: Environment
     private let clientAddress: String
     private var machine: InboundSessionStateMachine
-    private var logger: Logger
+    private let logger: Logger
+    private let sessionID: String
     private var input = ByteBuffer()
     private var lineReader: CommandLineReader
     private var dataReader: DataReader?
-    private var deadline: Scheduled<Void>?
+    /// When the current wait must end, and for which input.
+    private var deadlineAt: NIODeadline?
     private var deadlineMode: InboundSessionStateMachine.InputMode?
+    private var timer: Scheduled<Void>?
+    private var timerDue: NIODeadline?
     private var readHeld = false
     private var readPending = false
     private var tlsDescription: String?
@@ -71,10 +75,10 @@ public final class InboundSessionHandler: ChannelDuplexHandler, RemovableChannel
         self.clientAddress = clientAddress
         self.machine = InboundSessionStateMachine(settings: environment.settings, trusted: trusted, tlsActive: implicitTLS)
         self.lineReader = CommandLineReader(maximumLineLength: environment.settings.maximumCommandLineLength)
-        var logger = environment.logger
-        logger[metadataKey: "session"] = "\(sessionID)"
-        logger[metadataKey: "client"] = "\(clientAddress)"
-        self.logger = logger
+        // Metadata goes with each log call: setting it on a Logger per
+        // connection costs more than the few lines a session logs.
+        self.logger = environment.logger
+        self.sessionID = sessionID
     }
 
     public func channelActive(context: ChannelHandlerContext) {
@@ -86,6 +90,7 @@ public final class InboundSessionHandler: ChannelDuplexHandler, RemovableChannel
 
     public func channelInactive(context: ChannelHandlerContext) {
         cancelDeadline()
+        stopTimer()
         context.fireChannelInactive()
     }
 
@@ -115,7 +120,7 @@ public final class InboundSessionHandler: ChannelDuplexHandler, RemovableChannel
 
     public func errorCaught(context: ChannelHandlerContext, error: any Error) {
         // TLS failures, resets: nothing to answer; the session simply ends.
-        logger.debug("session error", metadata: ["error": "\(error)"])
+        log(.debug, "session error", ["error": "\(error)"])
         context.close(promise: nil)
     }
 
@@ -199,7 +204,7 @@ public final class InboundSessionHandler: ChannelDuplexHandler, RemovableChannel
         case .verifyCredentials(let username, let password):
             let throttle = environment.authenticationThrottle
             if throttle.isBlocked(clientAddress) {
-                logger.notice("authentication throttled")
+                log(.notice, "authentication throttled")
                 perform(machine.credentialsThrottled(), context: context)
                 return
             }
@@ -207,20 +212,21 @@ public final class InboundSessionHandler: ChannelDuplexHandler, RemovableChannel
             future.assumeIsolated().whenComplete { [self] result in
                 let account = (try? result.get()) ?? nil
                 if let account {
-                    logger.info("authenticated", metadata: ["account": "\(account.name)"])
+                    log(.info, "authenticated", ["account": "\(account.name)"])
                 } else {
                     throttle.recordFailure(clientAddress)
-                    logger.notice("authentication failed")
+                    log(.notice, "authentication failed")
                 }
                 perform(machine.credentialsVerified(account), context: context)
                 process(context: context)
             }
-        case .enqueue(let transaction, let content):
-            enqueue(transaction, content: content, context: context)
+        case .enqueue(let transaction, let content, let summary):
+            enqueue(transaction, content: content, summary: summary, context: context)
         }
     }
 
-    private func enqueue(_ transaction: InboundSessionStateMachine.Transaction, content: [UInt8], context: ChannelHandlerContext) {
+    private func enqueue(_ transaction: InboundSessionStateMachine.Transaction, content: [UInt8], summary: HeaderSummary,
+                         context: ChannelHandlerContext) {
         let id = MessageID.generate()
         let recipients = transaction.recipients.map(\.description)
         let sender = transaction.sender.mailbox?.description ?? ""
@@ -233,7 +239,7 @@ public final class InboundSessionHandler: ChannelDuplexHandler, RemovableChannel
         let message = IncomingMessage(
             id: id, sender: sender, recipients: recipients, accountID: machine.authenticatedAccount?.id,
             smtpUTF8: transaction.parameters.smtpUTF8, clientAddress: clientAddress,
-            heloName: machine.heloName ?? "", prefix: trace.render(summary: HeaderSummary(scanning: content)),
+            heloName: machine.heloName ?? "", prefix: trace.render(summary: summary),
             content: content)
         let size = message.size
         let promise = context.eventLoop.makePromise(of: Result<MessageID, SpoolError>.self)
@@ -242,14 +248,14 @@ public final class InboundSessionHandler: ChannelDuplexHandler, RemovableChannel
             let outcome: Result<String, InboundSessionStateMachine.SpoolFailure>
             switch result {
             case .success(let id):
-                logger.info("queued", metadata: ["id": "\(id)", "from": "<\(sender)>",
+                log(.info, "queued", ["id": "\(id)", "from": "<\(sender)>",
                                                  "recipients": "\(recipients.count)", "size": "\(size)"])
                 outcome = .success(id.rawValue)
             case .failure(.insufficientStorage):
-                logger.error("message refused: spool storage full")
+                log(.error, "message refused: spool storage full")
                 outcome = .failure(.insufficientStorage)
             case .failure(.unavailable(let reason)):
-                logger.error("message refused: spool unavailable", metadata: ["reason": "\(reason)"])
+                log(.error, "message refused: spool unavailable", ["reason": "\(reason)"])
                 outcome = .failure(.unavailable)
             }
             perform(machine.spoolFinished(outcome), context: context)
@@ -272,29 +278,61 @@ public final class InboundSessionHandler: ChannelDuplexHandler, RemovableChannel
         context.write(wrapOutboundOut(buffer), promise: nil)
     }
 
+    private func log(_ level: Logger.Level, _ message: Logger.Message, _ metadata: @autoclosure () -> Logger.Metadata = [:]) {
+        guard logger.logLevel <= level else { return }
+        var all = metadata()
+        all["session"] = "\(sessionID)"
+        all["client"] = "\(clientAddress)"
+        logger.log(level: level, message, metadata: all)
+    }
+
     // MARK: Deadlines and back-pressure
 
+    /// Arms the deadline for what the session now waits for. The timer is
+    /// lazy: moving a deadline only stores the new time, and the scheduled
+    /// task, when it fires early, re-arms itself for the stored time. That
+    /// keeps timer-heap work off the per-command path.
     private func updateDeadline(context: ChannelHandlerContext) {
         let mode = machine.inputMode
         guard mode == .command || mode == .data else {
             cancelDeadline()
             return
         }
-        if deadline != nil && deadlineMode == mode { return }
-        cancelDeadline()
+        if deadlineAt != nil && deadlineMode == mode { return }
         let timeout = mode == .data ? environment.dataTimeout : environment.commandTimeout
         deadlineMode = mode
-        deadline = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [self] in
-            deadline = nil
-            logger.notice("session timed out", metadata: ["phase": "\(mode)"])
+        let due = context.eventLoop.now + timeout
+        deadlineAt = due
+        if let armed = timerDue, armed <= due { return }
+        scheduleTimer(at: due, context: context)
+    }
+
+    private func scheduleTimer(at due: NIODeadline, context: ChannelHandlerContext) {
+        timer?.cancel()
+        timerDue = due
+        timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: due) { [self] in
+            timer = nil
+            timerDue = nil
+            guard let deadlineAt else { return }
+            if deadlineAt > context.eventLoop.now {
+                scheduleTimer(at: deadlineAt, context: context)
+                return
+            }
+            let mode = deadlineMode.map { "\($0)" } ?? "unknown"
+            log(.notice, "session timed out", ["phase": "\(mode)"])
             perform(machine.timedOut(), context: context)
         }
     }
 
     private func cancelDeadline() {
-        deadline?.cancel()
-        deadline = nil
+        deadlineAt = nil
         deadlineMode = nil
+    }
+
+    private func stopTimer() {
+        timer?.cancel()
+        timer = nil
+        timerDue = nil
     }
 
     private func updateReading(context: ChannelHandlerContext) {

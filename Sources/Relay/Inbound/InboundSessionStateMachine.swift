@@ -23,7 +23,7 @@ public struct InboundSessionStateMachine: Sendable {
         /// Send 354 and read the message with a `DataReader`.
         case beginData(Reply)
         /// Make the transaction durable, then call `spoolFinished`.
-        case enqueue(Transaction, content: [UInt8])
+        case enqueue(Transaction, content: [UInt8], summary: HeaderSummary)
     }
 
     /// What the handler should do with incoming bytes.
@@ -276,7 +276,7 @@ public struct InboundSessionStateMachine: Sendable {
             return fail(Reply(554, EnhancedStatusCode(5, 4, 6), "Too many Received headers: mail loop detected"))
         }
         state = .spooling
-        return .enqueue(current, content: content)
+        return .enqueue(current, content: content, summary: summary)
     }
 
     /// The spool has answered for the transaction handed over by `.enqueue`.
