@@ -1,6 +1,11 @@
 // swift-tools-version: 6.1
 import PackageDescription
 
+// `HIKYAKU_FUZZ=1 swift build …` builds the fuzz executables as libFuzzer
+// targets (docs/testing.md); otherwise they replay corpus files.
+let fuzzing = Context.environment["HIKYAKU_FUZZ"] != nil
+let fuzzSettings: [SwiftSetting] = fuzzing ? [.define("FUZZING")] : []
+
 let package = Package(
     name: "Hikyaku",
     platforms: [.macOS(.v14)],
@@ -80,9 +85,12 @@ let package = Package(
         ),
         // libFuzzer entry points, one executable per parser (docs/testing.md).
         .target(name: "FuzzTargets", dependencies: ["SMTPCore", .product(name: "NIOCore", package: "swift-nio")], path: "Fuzz/FuzzTargets"),
-        .executableTarget(name: "fuzz-smtp-command", dependencies: ["FuzzTargets"], path: "Fuzz/fuzz-smtp-command"),
-        .executableTarget(name: "fuzz-smtp-reply", dependencies: ["FuzzTargets"], path: "Fuzz/fuzz-smtp-reply"),
-        .executableTarget(name: "fuzz-smtp-data", dependencies: ["FuzzTargets"], path: "Fuzz/fuzz-smtp-data"),
+        .executableTarget(name: "fuzz-smtp-command", dependencies: ["FuzzTargets"], path: "Fuzz/fuzz-smtp-command",
+                          swiftSettings: fuzzSettings),
+        .executableTarget(name: "fuzz-smtp-reply", dependencies: ["FuzzTargets"], path: "Fuzz/fuzz-smtp-reply",
+                          swiftSettings: fuzzSettings),
+        .executableTarget(name: "fuzz-smtp-data", dependencies: ["FuzzTargets"], path: "Fuzz/fuzz-smtp-data",
+                          swiftSettings: fuzzSettings),
 
         .testTarget(name: "SMTPCoreTests", dependencies: ["SMTPCore", "FuzzTargets"]),
         .testTarget(name: "SpoolTests", dependencies: ["Spool"]),

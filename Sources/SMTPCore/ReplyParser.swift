@@ -45,17 +45,22 @@ public struct ReplyParser: Sendable {
         }
     }
 
+    /// Splits `code SP text` / `code - text` by bytes, not Characters: a
+    /// combining mark after the third digit must not change what the code is.
     static func parseReplyLine(_ line: String) throws(ParserError) -> (Int, Bool, Substring) {
-        let utf8 = Array(line.utf8.prefix(4))
-        guard utf8.count >= 3, utf8[0...2].allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
-              (0x32...0x35).contains(utf8[0]) else {
+        let utf8 = line.utf8
+        let head = Array(utf8.prefix(4))
+        guard head.count >= 3, head[0...2].allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
+              (0x32...0x35).contains(head[0]) else {
             throw ParserError("reply does not start with a code")
         }
-        let code = Int(line.prefix(3))!
-        if utf8.count == 3 { return (code, true, "") }
-        switch utf8[3] {
-        case UInt8(ascii: " "): return (code, true, line.dropFirst(4))
-        case UInt8(ascii: "-"): return (code, false, line.dropFirst(4))
+        let code = Int(head[0] - 0x30) * 100 + Int(head[1] - 0x30) * 10 + Int(head[2] - 0x30)
+        if head.count == 3 { return (code, true, "") }
+        let textStart = utf8.index(utf8.startIndex, offsetBy: 4)
+        let text = Substring(utf8[textStart...])
+        switch head[3] {
+        case UInt8(ascii: " "): return (code, true, text)
+        case UInt8(ascii: "-"): return (code, false, text)
         default: throw ParserError("reply code not followed by space or hyphen")
         }
     }

@@ -60,28 +60,14 @@ public struct QueueIndex: Sendable {
 
     /// One message as indexed: its envelope and where its bytes are.
     struct Row {
-        var id: MessageID
-        var receivedAt: Date
-        var accountID: Int64?
-        var smtpUTF8: Bool
-        var sender: String
-        var heloName: String
-        var clientAddress: String
-        var recipients: [String]
+        var record: SegmentRecord
         var segment: Int64
         /// Offset and length of the message bytes (the record's body).
         var offset: Int64
         var length: Int
 
         init(_ record: SegmentRecord, segment: Int64, offset: Int64, length: Int) {
-            id = record.id
-            receivedAt = record.receivedAt
-            accountID = record.accountID
-            smtpUTF8 = record.smtpUTF8
-            sender = record.sender
-            heloName = record.heloName
-            clientAddress = record.clientAddress
-            recipients = record.recipients
+            self.record = record
             self.segment = segment
             self.offset = offset
             self.length = length
@@ -101,13 +87,14 @@ public struct QueueIndex: Sendable {
             let insertRecipient = try db.cachedStatement(sql:
                 "INSERT OR IGNORE INTO recipient (message_id, position, address) VALUES (?, ?, ?)")
             for row in rows {
+                let record = row.record
                 try insertMessage.execute(arguments: [
-                    row.id.rawValue, row.receivedAt.timeIntervalSince1970, row.accountID, row.sender,
-                    row.length, row.segment, row.offset, row.length, row.smtpUTF8,
-                    row.clientAddress, row.heloName,
+                    record.id.rawValue, record.receivedAt.timeIntervalSince1970, record.accountID, record.sender,
+                    row.length, row.segment, row.offset, row.length, record.smtpUTF8,
+                    record.clientAddress, record.heloName,
                 ])
-                for (position, address) in row.recipients.enumerated() {
-                    try insertRecipient.execute(arguments: [row.id.rawValue, position, address])
+                for (position, address) in record.recipients.enumerated() {
+                    try insertRecipient.execute(arguments: [record.id.rawValue, position, address])
                 }
             }
             for (segment, end) in marks {

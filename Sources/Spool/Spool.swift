@@ -253,7 +253,7 @@ public final class Spool: @unchecked Sendable {
             return
         }
         // Durable: answer first; the index follows within `indexDelay`.
-        for (row, (_, completion)) in zip(rows, batch) { completion(.success(row.id)) }
+        for (row, (_, completion)) in zip(rows, batch) { completion(.success(row.record.id)) }
         unindexed.append(contentsOf: rows)
     }
 

@@ -176,6 +176,14 @@ class RawClient:
         except (ConnectionResetError, BrokenPipeError):
             return True
 
+    def begin_data(self, sender="a@example.com", recipient="b@example.org"):
+        """Greeting, EHLO, MAIL, RCPT and DATA, without checking the replies."""
+        self.reply()
+        self.command("EHLO c")
+        self.command(f"MAIL FROM:<{sender}>")
+        self.command(f"RCPT TO:<{recipient}>")
+        self.command("DATA")
+
     def starttls(self):
         context = ssl.create_default_context()
         context.check_hostname = False

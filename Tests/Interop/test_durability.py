@@ -48,11 +48,7 @@ def sender(port, numbers, acknowledged, lock, stop):
             return
         try:
             client = RawClient(port, timeout=10)
-            client.reply()
-            client.command("EHLO load")
-            client.command("MAIL FROM:<a@example.com>")
-            client.command("RCPT TO:<b@example.org>")
-            client.command("DATA")
+            client.begin_data()
             client.send(body_for(number) + b".\r\n")
             code, _ = client.reply()
             if code == 250:
@@ -97,11 +93,7 @@ def test_sigkill_during_load_loses_no_acknowledged_message(make_server, rounds):
 def test_kill_during_data_leaves_nothing(make_server):
     server = make_server(trustedNetworks=["127.0.0.0/8"])
     client = RawClient(server.smtp_port)
-    client.reply()
-    client.command("EHLO c")
-    client.command("MAIL FROM:<a@example.com>")
-    client.command("RCPT TO:<b@example.org>")
-    client.command("DATA")
+    client.begin_data()
     client.send(body_for(1)[:500])
     time.sleep(0.3)
     server.kill()
@@ -130,11 +122,7 @@ def test_data_is_synced_before_the_250(make_server):
             time.sleep(0.05)
         time.sleep(0.5)
         client = RawClient(server.smtp_port)
-        client.reply()
-        client.command("EHLO c")
-        client.command("MAIL FROM:<a@example.com>")
-        client.command("RCPT TO:<b@example.org>")
-        client.command("DATA")
+        client.begin_data()
         client.send(body_for(7) + b".\r\n")
         code, _ = client.reply()
         assert code == 250

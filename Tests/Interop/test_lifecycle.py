@@ -74,11 +74,7 @@ def test_full_disk_gets_452_never_250(make_server):
         acknowledged, refused = 0, None
         for number in range(40):
             client = RawClient(server.smtp_port)
-            client.reply()
-            client.command("EHLO c")
-            client.command("MAIL FROM:<a@example.com>")
-            client.command("RCPT TO:<b@example.org>")
-            client.command("DATA")
+            client.begin_data()
             client.send(b"Subject: %d\r\n\r\n" % number + (b"y" * 998 + b"\r\n") * 100 + b".\r\n")
             code, text = client.reply()
             client.close()

@@ -44,6 +44,17 @@ struct ReplyTests {
         }
     }
 
+    /// Found by fuzz-smtp-reply: a combining mark after the code made the
+    /// Character-based split read a different code and crash.
+    @Test func combiningMarkAfterTheCodeIsHarmless() throws {
+        var parser = ReplyParser()
+        var buffer = ByteBuffer(bytes: Array("250\u{0308} x\r\n".utf8) + Array("250 ok\r\n".utf8))
+        #expect(throws: ParserError.self) { try parser.parse(&buffer) }
+        var second = ReplyParser()
+        var good = ByteBuffer(bytes: Array("250 \u{0308}ok\r\n".utf8))
+        #expect(try second.parse(&good) == .reply(Reply(250, nil, "\u{0308}ok")))
+    }
+
     @Test func replyTextCannotInjectLines() {
         let reply = Reply(250, nil, "ok\r\n250 injected")
         #expect(String(buffer: reply.encoded()) == "250 ok 250 injected\r\n")
