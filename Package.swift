@@ -29,6 +29,15 @@ let package = Package(
             name: "SMTPCore",
             dependencies: [.product(name: "NIOCore", package: "swift-nio")]
         ),
+        // Stub resolver: MX, A, AAAA, TXT over UDP/TCP with a TTL cache.
+        .target(
+            name: "DNS",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+            ]
+        ),
         // Durable message bytes (append-only segments) and the queue index.
         .target(
             name: "Spool",
@@ -79,12 +88,16 @@ let package = Package(
         .executableTarget(
             name: "hikyaku",
             dependencies: [
-                "HikyakuServer", "Store", "Spool",
+                "HikyakuServer", "Store", "Spool", "DNS",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
         // libFuzzer entry points, one executable per parser (docs/testing.md).
-        .target(name: "FuzzTargets", dependencies: ["SMTPCore", .product(name: "NIOCore", package: "swift-nio")], path: "Fuzz/FuzzTargets"),
+        .target(name: "FuzzTargets", dependencies: ["SMTPCore", "DNS", .product(name: "NIOCore", package: "swift-nio")], path: "Fuzz/FuzzTargets"),
+        .executableTarget(name: "fuzz-dns-message", dependencies: ["FuzzTargets"], path: "Fuzz/fuzz-dns-message",
+                          swiftSettings: fuzzSettings),
         .executableTarget(name: "fuzz-smtp-command", dependencies: ["FuzzTargets"], path: "Fuzz/fuzz-smtp-command",
                           swiftSettings: fuzzSettings),
         .executableTarget(name: "fuzz-smtp-reply", dependencies: ["FuzzTargets"], path: "Fuzz/fuzz-smtp-reply",
@@ -94,6 +107,7 @@ let package = Package(
 
         .testTarget(name: "SMTPCoreTests", dependencies: ["SMTPCore", "FuzzTargets"]),
         .testTarget(name: "SpoolTests", dependencies: ["Spool"]),
+        .testTarget(name: "DNSTests", dependencies: ["DNS", "FuzzTargets", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "StoreTests", dependencies: ["Store"]),
         .testTarget(
             name: "RelayTests",

@@ -46,3 +46,14 @@ public enum FuzzTargets {
         }
     }
 }
+
+import DNS
+
+extension FuzzTargets {
+    /// DNS reply parsing; whatever parses must encode and parse back the same.
+    public static func dnsMessage(_ bytes: [UInt8]) {
+        guard let message = try? DNSMessageCodec.decode(bytes), !message.isTruncated else { return }
+        let again = try? DNSMessageCodec.decode(DNSMessageCodec.encode(message))
+        precondition(again == message, "DNS round trip changed the message")
+    }
+}

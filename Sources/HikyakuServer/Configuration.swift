@@ -22,6 +22,10 @@ public struct Configuration: Sendable, Equatable {
     /// CIDR blocks whose clients may relay without AUTH.
     public var trustedNetworks: [String] = []
 
+    /// Recursive DNS servers as host:port; empty: the nameservers of /etc/resolv.conf.
+    public var dnsServers: [String] = []
+    public var dnsTimeoutMilliseconds = 2000
+
     public var maxMessageSize = 10 * 1024 * 1024
     public var maxRecipients = 100
     public var maxCommandLineLength = 512
@@ -147,6 +151,8 @@ extension Configuration {
         integer("smtp.maxReceivedHeaders", "Received headers that mark a mail loop (554 5.4.6)", \.maxReceivedHeaders),
         integer("smtp.commandTimeoutSeconds", "Total time to receive one command line before 421 4.4.2", \.commandTimeoutSeconds),
         integer("smtp.dataTimeoutSeconds", "Total time to receive a message after 354 before 421 4.4.2", \.dataTimeoutSeconds),
+        list("dns.servers", "Recursive DNS servers as host:port; empty: the nameservers of /etc/resolv.conf", \.dnsServers),
+        integer("dns.timeoutMilliseconds", "Time to wait for one DNS reply before asking the next server", \.dnsTimeoutMilliseconds),
         integer("spool.minimumFreeBytes", "Refuse mail with 452 4.3.1 below this much free disk space; 0 means twice smtp.maxMessageSize", \.spoolMinimumFreeBytes, minimum: 0),
         integer("spool.commitDelayMicroseconds", "Group-commit window: how long the spool waits for more messages before one sync (0: none)", \.spoolCommitDelayMicroseconds, minimum: 0),
         integer("smtp.drainSeconds", "On SIGTERM, how long open sessions may finish before they are closed", \.drainSeconds, minimum: 0),

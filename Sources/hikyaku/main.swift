@@ -1,5 +1,8 @@
 import ArgumentParser
+import DNS
 import Foundation
+import NIOCore
+import NIOPosix
 import HikyakuServer
 import Logging
 import Spool
@@ -10,7 +13,7 @@ struct Hikyaku: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hikyaku",
         abstract: "A self-hosted mail relay: SMTP intake, durable spool, delivery, logs.",
-        subcommands: [Serve.self, AccountCommand.self, QueueCommand.self])
+        subcommands: [Serve.self, AccountCommand.self, QueueCommand.self, DNSCommand.self])
 }
 
 /// Options every command shares: where the configuration and data live.
@@ -237,5 +240,108 @@ struct QueueCommand: ParsableCommand {
         func run() throws {
             guard try QueueCommand.index(options).0.setHeld(try QueueCommand.messageID(id), false) else { throw ValidationError("no message \(id)") }
         }
+    }
+}
+
+// MARK: DNS
+
+struct DNSCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dns", abstract: "Look names up with Hikyaku's own resolver (as delivery will).",
+        subcommands: [Query.self])
+
+    struct Query: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Query a name: MX, A, AAAA, TXT, CNAME, PTR or SOA.")
+        @OptionGroup var options: CommonOptions
+        @Argument(help: "The name (IDNs are converted to A-labels).") var name: String
+        @Argument(help: "Record type.") var type = "MX"
+        @Option(name: .long, help: "DNS server host:port (repeatable); default: dns.servers or /etc/resolv.conf.")
+        var server: [String] = []
+        @Flag(name: .long, help: "Machine-readable output.") var json = false
+
+        func run() async throws {
+            let configuration = try options.load()
+            guard let recordType = RecordType(name: type) else { throw ValidationError("unknown record type \(type)") }
+            let domain: DomainName
+            do { domain = try DomainName(name) } catch { throw ValidationError("\(error)") }
+            let configured = server.isEmpty ? configuration.dnsServers : server
+            var servers = try configured.map { text -> SocketAddress in
+                let address = try ListenAddress(parsing: text)
+                return try SocketAddress(ipAddress: address.host, port: address.port)
+            }
+            if servers.isEmpty { servers = ResolvConf.systemServers() }
+            let resolver = StubResolver(
+                options: .init(servers: servers, timeout: .milliseconds(Int64(configuration.dnsTimeoutMilliseconds))),
+                transport: NIODNSTransport(group: MultiThreadedEventLoopGroup.singleton))
+            let result: Result<DNSAnswer, DNSError>
+            do {
+                result = .success(try await resolver.lookup(domain, recordType))
+            } catch {
+                result = .failure(error)
+            }
+            switch result {
+            case .success(let answer):
+                let records = answer.records.map(DNSRecordOutput.init)
+                if json {
+                    try printJSON(DNSQueryOutput(canonicalName: answer.canonicalName.description, records: records))
+                } else {
+                    if records.isEmpty { print("\(answer.canonicalName): no \(recordType) records") }
+                    for record in records { print("\(record.name)\t\(record.ttl)\t\(record.type)\t\(record.data)") }
+                }
+            case .failure(let error):
+                if json {
+                    try printJSON(["error": DNSErrorOutput(error)])
+                } else {
+                    FileHandle.standardError.write(Data("\(error)\n".utf8))
+                }
+                throw ExitCode(error.isTransient ? 75 : 1) // EX_TEMPFAIL for transient failures
+            }
+        }
+    }
+}
+
+struct DNSQueryOutput: Encodable {
+    var canonicalName: String
+    var records: [DNSRecordOutput]
+}
+
+struct DNSRecordOutput: Encodable {
+    var name: String
+    var type: String
+    var ttl: UInt32
+    var data: String
+
+    init(_ record: ResourceRecord) {
+        name = record.name.description
+        type = record.type.description
+        ttl = record.ttl
+        switch record.data {
+        case .a(let bytes): data = bytes.map(String.init).joined(separator: ".")
+        case .aaaa(let bytes):
+            data = (try? SocketAddress(packedIPAddress: ByteBuffer(bytes: bytes), port: 0).ipAddress) ?? "?"
+        case .mx(let preference, let exchange): data = "\(preference) \(exchange)"
+        case .txt(let strings): data = strings.map { String(decoding: $0, as: UTF8.self) }.joined()
+        case .cname(let target), .ptr(let target): data = target.description
+        case .soa(let primary, let minimum): data = "\(primary) minimum \(minimum)"
+        case .other(let bytes): data = bytes.map { String(format: "%02x", $0) }.joined()
+        }
+    }
+}
+
+struct DNSErrorOutput: Encodable {
+    var code: String
+    var transient: Bool
+    var message: String
+
+    init(_ error: DNSError) {
+        switch error {
+        case .invalidName: code = "invalid_name"
+        case .nameDoesNotExist: code = "nxdomain"
+        case .serverFailure: code = "servfail"
+        case .timeout: code = "timeout"
+        case .malformedResponse: code = "malformed"
+        }
+        transient = error.isTransient
+        message = error.description
     }
 }
