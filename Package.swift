@@ -61,7 +61,7 @@ let package = Package(
         .target(
             name: "Relay",
             dependencies: [
-                "SMTPCore", "Spool", "Store",
+                "SMTPCore", "Spool", "Store", "DNS",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -112,7 +112,7 @@ let package = Package(
         .testTarget(
             name: "RelayTests",
             dependencies: [
-                "Relay", "SMTPCore", "Spool", "Store",
+                "Relay", "SMTPCore", "Spool", "Store", "DNS",
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
