@@ -86,40 +86,54 @@ public enum Server {
                          environment: environment, limiter: limiter, trustedNetworks: trustedNetworks, group: group)
         }
 
-        for listener in listeners {
-            let bound = try await listener.start()
-            let kind = listener.options.implicitTLS ? "smtp-tls" : "smtp"
-            // One line per listener on stdout: scripts read the bound port from it.
-            announce("hikyaku: listening \(kind) \(bound.ipAddress ?? listener.options.host):\(bound.port ?? 0)")
-        }
         let accounts = (try? store.accounts().count) ?? 0
-        if accounts == 0 {
-            announce("hikyaku: no accounts yet; create one with: hikyaku account create NAME --domain example.com --data-dir \(configuration.dataDirectory)")
+        let dataDirectory = configuration.dataDirectory
+        let intake = IntakeService(listeners: listeners, gracePeriod: .seconds(Int64(configuration.drainSeconds)), logger: logger) {
+            if accounts == 0 {
+                announce("hikyaku: no accounts yet; create one with: hikyaku account create NAME --domain example.com --data-dir \(dataDirectory)")
+            }
         }
-
-        let intake = IntakeService(listeners: listeners, gracePeriod: .seconds(Int64(configuration.drainSeconds)), logger: logger)
         let housekeeping = SpoolHousekeepingService(spool: spool, logger: logger)
         let serviceGroup = ServiceGroup(configuration: .init(
             services: [.init(service: housekeeping), .init(service: intake)],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        try await serviceGroup.run()
+        let outcome: Result<Void, any Error>
+        do {
+            try await serviceGroup.run()
+            outcome = .success(())
+        } catch {
+            outcome = .failure(error)
+        }
 
         // Sessions are closed; finish any batch in flight so that every 250
         // already sent is on disk, then release the threads.
         spool.close()
         try await threadPool.shutdownGracefully()
         try await group.shutdownGracefully()
+        try outcome.get()
         logger.info("stopped")
     }
 }
 
 /// Runs the SMTP listeners until graceful shutdown, then drains them.
+///
+/// The listeners start inside the service group, after it has installed its
+/// signal handlers, so a SIGTERM that follows the "listening" lines always
+/// drains instead of killing the process.
 struct IntakeService: Service {
     let listeners: [SMTPListener]
     let gracePeriod: TimeAmount
     let logger: Logger
+    let onListening: @Sendable () -> Void
 
     func run() async throws {
+        for listener in listeners {
+            let bound = try await listener.start()
+            let kind = listener.options.implicitTLS ? "smtp-tls" : "smtp"
+            // One line per listener on stdout: scripts read the bound port from it.
+            announce("hikyaku: listening \(kind) \(bound.ipAddress ?? listener.options.host):\(bound.port ?? 0)")
+        }
+        onListening()
         try? await gracefulShutdown()
         logger.info("draining SMTP sessions", metadata: ["open": "\(listeners.reduce(0) { $0 + $1.openSessions })"])
         await withTaskGroup(of: Void.self) { group in

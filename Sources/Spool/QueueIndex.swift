@@ -98,8 +98,11 @@ public struct QueueIndex: Sendable {
                 }
             }
             for (segment, end) in marks {
-                try db.execute(sql: "INSERT OR REPLACE INTO segment_mark (segment, indexed_end) VALUES (?, ?)",
-                               arguments: [segment, end])
+                // Marks only move forward, whoever indexes (the server or a CLI catching up).
+                try db.execute(sql: """
+                    INSERT INTO segment_mark (segment, indexed_end) VALUES (?, ?)
+                    ON CONFLICT(segment) DO UPDATE SET indexed_end = MAX(indexed_end, excluded.indexed_end)
+                    """, arguments: [segment, end])
             }
         }
     }

@@ -18,10 +18,10 @@ final class SegmentFile {
     private let descriptor: Int32
     private(set) var size: Int64
 
-    init(directory: String, number: Int64, create: Bool) throws {
+    init(directory: String, number: Int64, create: Bool, readOnly: Bool = false) throws {
         self.number = number
         self.path = SegmentFile.path(directory: directory, number: number)
-        let flags = create ? (O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC) : (O_RDWR | O_CLOEXEC)
+        let flags = create ? (O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC) : ((readOnly ? O_RDONLY : O_RDWR) | O_CLOEXEC)
         let fd = open(path, flags, 0o600)
         guard fd >= 0 else { throw SystemError.last("open \(path)") }
         descriptor = fd

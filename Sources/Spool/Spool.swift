@@ -99,18 +99,13 @@ public final class Spool: @unchecked Sendable {
 
     static func recover(segment number: Int64, from mark: Int64, layout: SpoolLayout, index: QueueIndex, logger: Logger) throws {
         let segment = try SegmentFile(directory: layout.segmentsDirectory, number: number, create: false)
-        var offset = mark
-        var rows: [QueueIndex.Row] = []
-        while let scanned = SegmentRecord.read(from: segment, at: offset) {
-            rows.append(QueueIndex.Row(scanned.record, segment: number, offset: scanned.bodyOffset, length: scanned.bodyLength))
-            offset = scanned.end
-        }
-        if segment.size > offset {
+        let (rows, end) = scan(segment, from: mark)
+        if segment.size > end {
             logger.info("spool recovery: sweeping bytes after the last intact record",
-                        metadata: ["segment": "\(number)", "bytes": "\(segment.size - offset)"])
-            try segment.truncate(to: offset)
+                        metadata: ["segment": "\(number)", "bytes": "\(segment.size - end)"])
+            try segment.truncate(to: end)
         }
-        if offset == 0 {
+        if end == 0 {
             // Nothing was ever acknowledged from this segment.
             unlink(segment.path)
             try index.forgetSegment(number)
@@ -119,7 +114,33 @@ public final class Spool: @unchecked Sendable {
         if !rows.isEmpty {
             logger.info("spool recovery: indexing records", metadata: ["segment": "\(number)", "messages": "\(rows.count)"])
         }
-        try index.insert(rows, marks: [number: offset])
+        try index.insert(rows, marks: [number: end])
+    }
+
+    /// The intact records of `segment` from `offset` on, and where they end.
+    static func scan(_ segment: SegmentFile, from offset: Int64) -> (rows: [QueueIndex.Row], end: Int64) {
+        var offset = offset
+        var rows: [QueueIndex.Row] = []
+        while let scanned = SegmentRecord.read(from: segment, at: offset) {
+            rows.append(QueueIndex.Row(scanned.record, segment: segment.number, offset: scanned.bodyOffset,
+                                       length: scanned.bodyLength))
+            offset = scanned.end
+        }
+        return (rows, offset)
+    }
+
+    /// Brings the index up to date with the segments without touching them,
+    /// for readers in another process (the `hikyaku queue` commands) while
+    /// the server runs: a message is visible there as soon as its 250 is sent,
+    /// not only once the server's next index transaction is in.
+    public static func catchUpIndex(layout: SpoolLayout, index: QueueIndex) throws {
+        let marks = try index.segmentMarks()
+        for number in try segmentNumbers(in: layout.segmentsDirectory) {
+            guard let segment = try? SegmentFile(directory: layout.segmentsDirectory, number: number, create: false,
+                                                 readOnly: true) else { continue }
+            let (rows, end) = scan(segment, from: marks[number] ?? 0)
+            if !rows.isEmpty { try index.insert(rows, marks: [number: end]) }
+        }
     }
 
     /// Queues `message` for the next group commit; `completion` runs on the

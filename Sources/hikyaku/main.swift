@@ -149,7 +149,10 @@ struct QueueCommand: ParsableCommand {
         guard FileManager.default.fileExists(atPath: layout.indexPath) else {
             throw ValidationError("no queue at \(layout.directory); has the server run with this data directory?")
         }
-        return (try QueueIndex(path: layout.indexPath), layout)
+        let index = try QueueIndex(path: layout.indexPath)
+        // Messages acknowledged in the last milliseconds may not be indexed yet.
+        try Spool.catchUpIndex(layout: layout, index: index)
+        return (index, layout)
     }
 
     static func messageID(_ text: String) throws -> MessageID {

@@ -93,3 +93,13 @@ def test_full_disk_gets_452_never_250(make_server):
     finally:
         server.kill()
         subprocess.run(["umount", "-l", server.data_dir])
+
+
+def test_port_in_use_is_a_clear_start_up_error(make_server):
+    first = make_server()
+    second = make_server(start=False)
+    second.config["smtp"]["listen"] = [f"127.0.0.1:{first.smtp_port}"]
+    with pytest.raises(RuntimeError):
+        second.start()
+    assert second.proc.wait(timeout=30) == 1
+    assert "cannot start" in second.log() and "Address already in use" in second.log()

@@ -109,6 +109,29 @@ struct SpoolTests {
         reopened.close()
     }
 
+    @Test func anotherProcessCatchesTheIndexUpWithoutTouchingSegments() async throws {
+        let layout = SpoolLayout(directory: try temporaryDirectory())
+        let spool = try Spool(layout: layout, logger: Logger(label: "test"))
+        let id = try await spool.append(message("fresh\r\n"))
+        try await eventually { try spool.index.details(of: id) != nil }
+        // As if the server had not written its index transaction yet.
+        try await spool.index.database.write { db in
+            try db.execute(sql: "DELETE FROM message")
+            try db.execute(sql: "DELETE FROM segment_mark")
+        }
+        let sizes = try FileManager.default.contentsOfDirectory(atPath: layout.segmentsDirectory).map {
+            try FileManager.default.attributesOfItem(atPath: layout.segmentsDirectory + "/" + $0)[.size] as! Int
+        }
+        let reader = try QueueIndex(path: layout.indexPath)
+        try Spool.catchUpIndex(layout: layout, index: reader)
+        #expect(try reader.details(of: id)?.sender == "s@example.com")
+        let after = try FileManager.default.contentsOfDirectory(atPath: layout.segmentsDirectory).map {
+            try FileManager.default.attributesOfItem(atPath: layout.segmentsDirectory + "/" + $0)[.size] as! Int
+        }
+        #expect(after == sizes)
+        spool.close()
+    }
+
     @Test func deletedMessagesBeforeTheMarkStayDeleted() async throws {
         let directory = try temporaryDirectory()
         let layout = SpoolLayout(directory: directory)
