@@ -88,7 +88,7 @@ let package = Package(
         .executableTarget(
             name: "hikyaku",
             dependencies: [
-                "HikyakuServer", "Store", "Spool", "DNS",
+                "HikyakuServer", "Store", "Spool", "DNS", "Relay", "SMTPCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),

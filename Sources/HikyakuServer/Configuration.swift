@@ -26,6 +26,9 @@ public struct Configuration: Sendable, Equatable {
     public var dnsServers: [String] = []
     public var dnsTimeoutMilliseconds = 2000
 
+    /// Extra failure-classification rules (JSON), tried before the shipped ones.
+    public var classificationRulesFile: String?
+
     public var maxMessageSize = 10 * 1024 * 1024
     public var maxRecipients = 100
     public var maxCommandLineLength = 512
@@ -153,6 +156,7 @@ extension Configuration {
         integer("smtp.dataTimeoutSeconds", "Total time to receive a message after 354 before 421 4.4.2", \.dataTimeoutSeconds),
         list("dns.servers", "Recursive DNS servers as host:port; empty: the nameservers of /etc/resolv.conf", \.dnsServers),
         integer("dns.timeoutMilliseconds", "Time to wait for one DNS reply before asking the next server", \.dnsTimeoutMilliseconds),
+        optionalString("classification.rulesFile", "JSON file of extra bounce-classification rules, tried before the shipped ones (docs/classification.md)", \.classificationRulesFile),
         integer("spool.minimumFreeBytes", "Refuse mail with 452 4.3.1 below this much free disk space; 0 means twice smtp.maxMessageSize", \.spoolMinimumFreeBytes, minimum: 0),
         integer("spool.commitDelayMicroseconds", "Group-commit window: how long the spool waits for more messages before one sync (0: none)", \.spoolCommitDelayMicroseconds, minimum: 0),
         integer("smtp.drainSeconds", "On SIGTERM, how long open sessions may finish before they are closed", \.drainSeconds, minimum: 0),

@@ -1,5 +1,7 @@
 import ArgumentParser
 import DNS
+import Relay
+import SMTPCore
 import Foundation
 import NIOCore
 import NIOPosix
@@ -13,7 +15,7 @@ struct Hikyaku: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hikyaku",
         abstract: "A self-hosted mail relay: SMTP intake, durable spool, delivery, logs.",
-        subcommands: [Serve.self, AccountCommand.self, QueueCommand.self, DNSCommand.self])
+        subcommands: [Serve.self, AccountCommand.self, QueueCommand.self, DNSCommand.self, Classify.self])
 }
 
 /// Options every command shares: where the configuration and data live.
@@ -346,5 +348,34 @@ struct DNSErrorOutput: Encodable {
         }
         transient = error.isTransient
         message = error.description
+    }
+}
+
+// MARK: Classification
+
+struct Classify: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Classify a remote server's reply with the shipped rules and classification.rulesFile.")
+    @OptionGroup var options: CommonOptions
+    @Option(name: .long, help: "Reply code, e.g. 550.") var code: Int
+    @Option(name: .long, help: "Enhanced status code, e.g. 5.1.1.") var enhanced: String?
+    @Option(name: .long, help: "Reply text.") var text: String = ""
+    @Option(name: .long, help: "MX host or recipient domain, for provider rules.") var host: String?
+    @Option(name: .long, help: "The command replied to (RCPT, DATA).") var command: String?
+    @Flag(name: .long, help: "Machine-readable output.") var json = false
+
+    func run() throws {
+        let configuration = try options.load()
+        let extra = try configuration.classificationRulesFile.map(BounceClassifier.rules(fromFile:)) ?? []
+        let classifier = try BounceClassifier.standard(extraRules: extra)
+        guard (200...599).contains(code) else { throw ValidationError("--code must be a reply code 200-599") }
+        let result = classifier.classify(FailureObservation(
+            kind: .reply(code: code, enhanced: enhanced.flatMap { EnhancedStatusCode(parsing: Substring($0)) }, text: text),
+            remoteHost: host, command: command))
+        if json {
+            try printJSON(["category": result.category.rawValue, "hard": result.isHard ? "true" : "false", "rule": result.rule])
+        } else {
+            print("\(result.category.rawValue)\t\(result.isHard ? "hard" : "soft")\t\(result.rule)")
+        }
     }
 }

@@ -1,5 +1,6 @@
 """The command line: accounts and the queue, while the server runs."""
 import json
+import os
 import smtplib
 
 
@@ -63,3 +64,22 @@ def test_delete_all(trusted_server):
     assert trusted_server.cli("queue", "delete", "--all").stdout.strip() == "deleted 5"
     assert trusted_server.queue() == []
     assert trusted_server.cli("queue", "delete", check=False).returncode != 0
+
+
+def test_classify_with_operator_rules(tmp_path):
+    import subprocess
+    from conftest import BINARY
+    result = subprocess.run([BINARY, "classify", "--code", "550", "--enhanced", "5.2.0", "--text", "Message rejected",
+                             "--host", "mfsmax.docomo.ne.jp", "--json", "--data-dir", str(tmp_path)],
+                            capture_output=True, text=True, timeout=60)
+    assert json.loads(result.stdout) == {"category": "filtered", "hard": "true", "rule": "docomo-filtered"}
+    rules = tmp_path / "rules.json"
+    rules.write_text(json.dumps({"rules": [{"id": "ours", "category": "inactive_mailbox", "hosts": ["docomo.ne.jp"]}]}))
+    result = subprocess.run([BINARY, "classify", "--code", "550", "--enhanced", "5.2.0", "--host", "mfsmax.docomo.ne.jp",
+                             "--json", "--data-dir", str(tmp_path)], capture_output=True, text=True, timeout=60,
+                            env=dict(os.environ, HIKYAKU_CLASSIFICATION_RULES_FILE=str(rules)))
+    assert json.loads(result.stdout)["rule"] == "ours"
+    rules.write_text("{not json")
+    result = subprocess.run([BINARY, "classify", "--code", "550", "--data-dir", str(tmp_path)], capture_output=True,
+                            text=True, timeout=60, env=dict(os.environ, HIKYAKU_CLASSIFICATION_RULES_FILE=str(rules)))
+    assert result.returncode != 0
