@@ -29,6 +29,13 @@ public struct Configuration: Sendable, Equatable {
     /// Extra failure-classification rules (JSON), tried before the shipped ones.
     public var classificationRulesFile: String?
 
+    /// Let delivery connect to loopback/private addresses (tests, private networks).
+    public var deliveryAllowNonPublicAddresses = false
+    /// none, opportunistic, required or required-verified.
+    public var deliveryTLSPolicy = "opportunistic"
+    /// host:port to send everything to instead of the MX hosts.
+    public var deliverySmarthost: String?
+
     public var maxMessageSize = 10 * 1024 * 1024
     public var maxRecipients = 100
     public var maxCommandLineLength = 512
@@ -64,7 +71,7 @@ public struct ConfigurationError: Error, CustomStringConvertible {
 /// One configuration key: its name in the JSON file (dotted for nesting),
 /// its environment variable, and how to apply a value.
 public struct ConfigurationKey: Sendable {
-    public enum Kind: Sendable { case string, integer, stringList }
+    public enum Kind: Sendable { case string, integer, boolean, stringList }
 
     public var path: String
     public var kind: Kind
@@ -86,6 +93,7 @@ public struct ConfigurationKey: Sendable {
 enum ConfigurationValue {
     case string(String)
     case integer(Int)
+    case boolean(Bool)
     case list([String])
 }
 
@@ -111,10 +119,21 @@ extension Configuration {
             switch value {
             case .integer(let integer): number = integer
             case .string(let text): number = Int(text.trimmingCharacters(in: .whitespaces))
-            case .list: number = nil
+            case .list, .boolean: number = nil
             }
             guard let number, number >= minimum else { throw ConfigurationError("\(path) must be an integer ≥ \(minimum)") }
             configuration[keyPath: keyPath] = number
+        }
+    }
+
+    static func boolean(_ path: String, _ summary: String, _ keyPath: WritableKeyPath<Configuration, Bool> & Sendable) -> ConfigurationKey {
+        ConfigurationKey(path: path, kind: .boolean, summary: summary) { configuration, value in
+            switch value {
+            case .boolean(let flag): configuration[keyPath: keyPath] = flag
+            case .string(let text) where ["1", "true", "yes", "on"].contains(text.lowercased()): configuration[keyPath: keyPath] = true
+            case .string(let text) where ["0", "false", "no", "off"].contains(text.lowercased()): configuration[keyPath: keyPath] = false
+            default: throw ConfigurationError("\(path) must be true or false")
+            }
         }
     }
 
@@ -125,7 +144,7 @@ extension Configuration {
             case .string(let text):
                 configuration[keyPath: keyPath] = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
                     .filter { !$0.isEmpty }
-            case .integer: throw ConfigurationError("\(path) must be a list of strings")
+            case .integer, .boolean: throw ConfigurationError("\(path) must be a list of strings")
             }
         }
     }
@@ -157,6 +176,9 @@ extension Configuration {
         list("dns.servers", "Recursive DNS servers as host:port; empty: the nameservers of /etc/resolv.conf", \.dnsServers),
         integer("dns.timeoutMilliseconds", "Time to wait for one DNS reply before asking the next server", \.dnsTimeoutMilliseconds),
         optionalString("classification.rulesFile", "JSON file of extra bounce-classification rules, tried before the shipped ones (docs/classification.md)", \.classificationRulesFile),
+        boolean("delivery.allowNonPublicAddresses", "Deliver to MX hosts on loopback, private or link-local addresses (off: refused, an SSRF guard)", \.deliveryAllowNonPublicAddresses),
+        string("delivery.tlsPolicy", "STARTTLS towards MX hosts: none, opportunistic, required or required-verified", \.deliveryTLSPolicy),
+        optionalString("delivery.smarthost", "host:port that receives all outbound mail instead of the MX hosts", \.deliverySmarthost),
         integer("spool.minimumFreeBytes", "Refuse mail with 452 4.3.1 below this much free disk space; 0 means twice smtp.maxMessageSize", \.spoolMinimumFreeBytes, minimum: 0),
         integer("spool.commitDelayMicroseconds", "Group-commit window: how long the spool waits for more messages before one sync (0: none)", \.spoolCommitDelayMicroseconds, minimum: 0),
         integer("smtp.drainSeconds", "On SIGTERM, how long open sessions may finish before they are closed", \.drainSeconds, minimum: 0),
@@ -195,7 +217,9 @@ extension Configuration {
             guard let key = known[name] else { throw ConfigurationError("\(path): unknown key \(name)") }
             let value: ConfigurationValue
             if let text = raw as? String { value = .string(text) }
-            else if let number = raw as? NSNumber, String(cString: number.objCType) != "c", let integer = Int(exactly: number.doubleValue) {
+            else if let number = raw as? NSNumber, String(cString: number.objCType) == "c", key.kind == .boolean {
+                value = .boolean(number.boolValue)
+            } else if let number = raw as? NSNumber, String(cString: number.objCType) != "c", let integer = Int(exactly: number.doubleValue) {
                 // objCType "c" is how Foundation marks JSON true/false.
                 value = .integer(integer)
             } else if let items = raw as? [Any], items.allSatisfy({ $0 is String }) { value = .list(items as! [String]) }

@@ -51,6 +51,9 @@ public struct QueueIndex: Sendable {
                     position INTEGER NOT NULL,
                     address TEXT NOT NULL,
                     state TEXT NOT NULL DEFAULT 'queued',
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    last_reply TEXT,
+                    updated_at REAL,
                     PRIMARY KEY (message_id, position)
                 );
                 """)
@@ -131,7 +134,7 @@ public struct QueueIndex: Sendable {
             let rows = try GRDB.Row.fetchAll(db, sql: """
                 SELECT m.id, m.received_at, m.sender, m.size, m.held, m.account_id,
                        COUNT(r.position) AS recipients,
-                       SUM(CASE WHEN r.state = 'queued' THEN 1 ELSE 0 END) AS pending
+                       SUM(CASE WHEN r.state IN ('queued', 'deferred') THEN 1 ELSE 0 END) AS pending
                 FROM message m LEFT JOIN recipient r ON r.message_id = m.id
                 GROUP BY m.id ORDER BY m.id LIMIT ?
                 """, arguments: [limit])
@@ -155,14 +158,16 @@ public struct QueueIndex: Sendable {
                 return nil
             }
             let recipients = try GRDB.Row.fetchAll(db, sql:
-                "SELECT address, state FROM recipient WHERE message_id = ? ORDER BY position", arguments: [id.rawValue])
+                "SELECT address, state, attempts, last_reply FROM recipient WHERE message_id = ? ORDER BY position", arguments: [id.rawValue])
             return QueuedMessageDetails(
                 id: id,
                 receivedAt: Date(timeIntervalSince1970: row["received_at"]),
                 accountID: row["account_id"], sender: row["sender"], size: row["size"],
                 smtpUTF8: row["smtputf8"], clientAddress: row["client_address"], heloName: row["helo"],
                 held: row["held"], segment: row["segment"], offset: row["offset"], length: row["length"],
-                recipients: recipients.map { QueuedRecipient(address: $0["address"], state: $0["state"]) })
+                recipients: recipients.map {
+                    QueuedRecipient(address: $0["address"], state: $0["state"], attempts: $0["attempts"], lastReply: $0["last_reply"])
+                })
         }
     }
 
@@ -183,6 +188,16 @@ public struct QueueIndex: Sendable {
             try db.execute(sql: "DELETE FROM recipient")
             try db.execute(sql: "DELETE FROM message")
             return db.changesCount
+        }
+    }
+
+    /// Records the outcome of a delivery attempt for one recipient.
+    public func recordAttempt(_ id: MessageID, recipient: String, state: RecipientState, reply: String) throws {
+        try database.write { db in
+            try db.execute(sql: """
+                UPDATE recipient SET state = ?, attempts = attempts + 1, last_reply = ?, updated_at = ?
+                WHERE message_id = ? AND address = ?
+                """, arguments: [state.rawValue, reply, Date().timeIntervalSince1970, id.rawValue, recipient])
         }
     }
 
@@ -214,6 +229,16 @@ public struct QueuedMessageSummary: Sendable, Codable, Equatable {
 public struct QueuedRecipient: Sendable, Codable, Equatable {
     public var address: String
     public var state: String
+    public var attempts: Int = 0
+    public var lastReply: String?
+}
+
+/// Where a recipient stands (DESIGN.md invariant 4: every recipient ends in
+/// exactly one final state).
+public enum RecipientState: String, Sendable, Codable {
+    case queued, deferred, delivered, bounced, expired, cancelled
+
+    public var isFinal: Bool { self != .queued && self != .deferred }
 }
 
 public struct QueuedMessageDetails: Sendable, Codable, Equatable {

@@ -144,7 +144,7 @@ struct AccountCommand: ParsableCommand {
 struct QueueCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "queue", abstract: "Inspect and control the queue (safe while the server runs).",
-        subcommands: [List.self, Show.self, Delete.self, Hold.self, Release.self])
+        subcommands: [List.self, Show.self, Delete.self, Hold.self, Release.self, Deliver.self])
 
     static func index(_ options: CommonOptions) throws -> (QueueIndex, SpoolLayout) {
         let layout = try options.layout().spool
@@ -246,6 +246,69 @@ struct QueueCommand: ParsableCommand {
             guard try QueueCommand.index(options).0.setHeld(try QueueCommand.messageID(id), false) else { throw ValidationError("no message \(id)") }
         }
     }
+}
+
+extension QueueCommand {
+    struct Deliver: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Attempt delivery of one queued message now, to every recipient not yet delivered or bounced.")
+        @OptionGroup var options: CommonOptions
+        @Argument var id: String
+        @Flag(name: .long, help: "Machine-readable output.") var json = false
+
+        func run() async throws {
+            let configuration = try options.load()
+            let (index, layout) = try QueueCommand.index(options)
+            let messageID = try QueueCommand.messageID(id)
+            guard let details = try index.details(of: messageID),
+                  let bytes = try Spool.contents(of: messageID, layout: layout, index: index) else {
+                throw ValidationError("no message \(id)")
+            }
+            guard let tlsPolicy = TLSPolicy(rawValue: configuration.deliveryTLSPolicy) else {
+                throw ValidationError("delivery.tlsPolicy must be none, opportunistic, required or required-verified")
+            }
+            var servers = try configuration.dnsServers.map { text -> SocketAddress in
+                let address = try ListenAddress(parsing: text)
+                return try SocketAddress(ipAddress: address.host, port: address.port)
+            }
+            if servers.isEmpty { servers = ResolvConf.systemServers() }
+            let resolver = StubResolver(
+                options: .init(servers: servers, timeout: .milliseconds(Int64(configuration.dnsTimeoutMilliseconds))),
+                transport: NIODNSTransport(group: MultiThreadedEventLoopGroup.singleton))
+            let smarthost = try configuration.deliverySmarthost.map { text -> NextHop in
+                let address = try ListenAddress(parsing: text)
+                return NextHop(host: address.host, port: address.port)
+            }
+            let router = MXRouter(resolver: resolver, policy: RoutingPolicy(
+                allowNonPublicAddresses: configuration.deliveryAllowNonPublicAddresses,
+                localNames: [configuration.hostname], smarthost: smarthost))
+            let courier = SMTPCourier(
+                group: MultiThreadedEventLoopGroup.singleton, router: router,
+                options: .init(heloName: configuration.hostname, tlsPolicy: tlsPolicy), logger: Logger(label: "hikyaku"))
+            let pending = details.recipients.filter { $0.state == RecipientState.queued.rawValue || $0.state == RecipientState.deferred.rawValue }
+            let byDomain = Dictionary(grouping: pending.map(\.address)) { address in
+                String(address[address.index(after: address.lastIndex(of: "@") ?? address.startIndex)...]).lowercased()
+            }
+            var results: [DeliveryOutput] = []
+            for (domain, recipients) in byDomain.sorted(by: { $0.key < $1.key }) {
+                let envelope = OutboundEnvelope(sender: details.sender, recipients: recipients, size: bytes.count,
+                                                eightBit: bytes.contains { $0 >= 0x80 }, requiresSMTPUTF8: details.smtpUTF8)
+                for outcome in await courier.deliver(envelope, message: bytes, domain: domain) {
+                    let state: RecipientState = outcome.delivered ? .delivered : (outcome.reply.isPermanentFailure ? .bounced : .deferred)
+                    try index.recordAttempt(messageID, recipient: outcome.recipient, state: state, reply: outcome.reply.description)
+                    results.append(DeliveryOutput(recipient: outcome.recipient, state: state.rawValue, reply: outcome.reply.description))
+                }
+            }
+            if json { return try printJSON(results) }
+            for result in results { print("<\(result.recipient)>\t\(result.state)\t\(result.reply)") }
+        }
+    }
+}
+
+struct DeliveryOutput: Encodable {
+    var recipient: String
+    var state: String
+    var reply: String
 }
 
 // MARK: DNS
