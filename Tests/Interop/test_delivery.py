@@ -59,13 +59,8 @@ def dns():
 
 
 def deliver(server, message_id, dns_port, allow_private=True):
-    env = dict(os.environ, HIKYAKU_DNS_SERVERS=f"127.0.0.1:{dns_port}",
-               HIKYAKU_DELIVERY_ALLOW_NON_PUBLIC_ADDRESSES="true" if allow_private else "false",
-               HIKYAKU_DNS_TIMEOUT_MILLISECONDS="1000")
-    result = subprocess.run([BINARY, "queue", "deliver", message_id, "--json", "--data-dir", server.data_dir],
-                            capture_output=True, text=True, timeout=120, env=env)
-    assert result.returncode == 0, result.stderr
-    return {r["recipient"]: r for r in json.loads(result.stdout)}
+    return deliver_with(server, message_id, dns_port,
+                        HIKYAKU_DELIVERY_ALLOW_NON_PUBLIC_ADDRESSES="true" if allow_private else "false")
 
 
 def queue_one(server, recipients, body=b"Subject: hello\r\n\r\nline\r\n.dot line\r\n..two dots\r\n"):
@@ -110,3 +105,82 @@ def test_private_mx_address_is_refused_by_default(trusted_server, mx, dns):
     results = deliver(trusted_server, message_id, dns, allow_private=False)
     assert results["good1@example.test"]["state"] == "bounced"
     assert "5.4.4" in results["good1@example.test"]["reply"] and "non-public" in results["good1@example.test"]["reply"]
+
+
+class TLSRecordingMX(RecordingMX):
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content,
+                              session.ssl is not None))
+        return "250 2.0.0 accepted"
+
+
+def start_mx(handler, host, certificate_dir=None):
+    import ssl
+    context = None
+    if certificate_dir:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(os.path.join(certificate_dir, "certificate.pem"), os.path.join(certificate_dir, "private-key.pem"))
+    controller = Controller(handler, hostname=host, port=25, tls_context=context, require_starttls=False)
+    controller.start()
+    return controller
+
+
+@pytest.fixture(scope="module")
+def tls_dns():
+    port = free_port()
+    with tempfile.TemporaryDirectory() as directory:
+        proc = subprocess.Popen([
+            "/usr/sbin/dnsmasq" if os.path.exists("/usr/sbin/dnsmasq") else "dnsmasq",
+            "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null", "--local-ttl=60",
+            f"--port={port}", "--listen-address=127.0.0.1", "--bind-interfaces", "--local=/test/",
+            f"--pid-file={directory}/pid", "--user=root",
+            "--mx-host=tls.test,mx.tls.test,10", "--host-record=mx.tls.test,127.0.0.3",
+            "--mx-host=plain.test,mx.plain.test,10", "--host-record=mx.plain.test,127.0.0.4"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(0.5)
+        assert proc.poll() is None, proc.stderr.read().decode()
+        yield port
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_starttls_opportunistic_and_required(trusted_server, tls_dns):
+    tls_mx, plain_mx = TLSRecordingMX(), TLSRecordingMX()
+    # The server's own self-signed pair serves as the MX certificate.
+    with_tls = start_mx(tls_mx, "127.0.0.3", os.path.join(trusted_server.data_dir, "tls"))
+    without_tls = start_mx(plain_mx, "127.0.0.4")
+    try:
+        message_id = queue_one(trusted_server, ["a@tls.test", "b@plain.test"])
+        results = deliver(trusted_server, message_id, tls_dns)
+        assert results["a@tls.test"]["state"] == "delivered" and tls_mx.messages[-1][3] is True, "STARTTLS used when offered"
+        assert results["b@plain.test"]["state"] == "delivered" and plain_mx.messages[-1][3] is False, "plaintext when not offered"
+
+        required_id = queue_one(trusted_server, ["a@tls.test", "b@plain.test"])
+        env_results = deliver_with(trusted_server, required_id, tls_dns, HIKYAKU_DELIVERY_TLS_POLICY="required")
+        assert env_results["a@tls.test"]["state"] == "delivered"
+        assert env_results["b@plain.test"]["state"] == "deferred" and "4.7.10" in env_results["b@plain.test"]["reply"]
+
+        verified_id = queue_one(trusted_server, ["a@tls.test"])
+        verified = deliver_with(trusted_server, verified_id, tls_dns, HIKYAKU_DELIVERY_TLS_POLICY="required-verified")
+        assert verified["a@tls.test"]["state"] == "deferred", "a self-signed certificate does not verify"
+        assert "4.7.5" in verified["a@tls.test"]["reply"] and "TLS" in verified["a@tls.test"]["reply"]
+    finally:
+        with_tls.stop()
+        without_tls.stop()
+
+
+def test_dns_timeout_defers(trusted_server):
+    message_id = queue_one(trusted_server, ["a@example.test"])
+    results = deliver(trusted_server, message_id, free_port())  # no DNS server there
+    assert results["a@example.test"]["state"] == "deferred" and "4.4.3" in results["a@example.test"]["reply"]
+
+
+def deliver_with(server, message_id, dns_port, **extra):
+    """Runs `hikyaku queue deliver` against the test DNS server; returns outcomes by recipient."""
+    env = dict(os.environ, HIKYAKU_DNS_SERVERS=f"127.0.0.1:{dns_port}", HIKYAKU_DELIVERY_ALLOW_NON_PUBLIC_ADDRESSES="true",
+               HIKYAKU_DNS_TIMEOUT_MILLISECONDS="1000")
+    env.update(extra)
+    result = subprocess.run([BINARY, "queue", "deliver", message_id, "--json", "--data-dir", server.data_dir],
+                            capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr
+    return {r["recipient"]: r for r in json.loads(result.stdout)}
