@@ -74,7 +74,7 @@ let package = Package(
         .target(
             name: "HikyakuServer",
             dependencies: [
-                "Relay", "Spool", "Store", "SMTPCore",
+                "Relay", "Spool", "Store", "SMTPCore", "DNS",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

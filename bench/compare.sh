@@ -23,6 +23,7 @@ cat > "$WORK/config.json" <<JSON
   "hostname": "hikyaku.bench",
   "logLevel": "warning",
   "eventLoopThreads": ${HIKYAKU_EVENT_LOOP_THREADS:-0},
+  "delivery": {"enabled": false},
   "smtp": {
     "listen": ["127.0.0.1:2600"],
     "tlsListen": [],

@@ -35,6 +35,12 @@ public struct Configuration: Sendable, Equatable {
     public var deliveryTLSPolicy = "opportunistic"
     /// host:port to send everything to instead of the MX hosts.
     public var deliverySmarthost: String?
+    /// Deliver queued mail (off: the server only accepts and queues).
+    public var deliveryEnabled = true
+    public var deliveryMinimumBackoffSeconds = 300
+    public var deliveryMaximumBackoffSeconds = 4000
+    public var deliveryQueueLifetimeSeconds = 5 * 86400
+    public var deliveryMaxConcurrentMessages = 50
 
     public var maxMessageSize = 10 * 1024 * 1024
     public var maxRecipients = 100
@@ -176,6 +182,11 @@ extension Configuration {
         list("dns.servers", "Recursive DNS servers as host:port; empty: the nameservers of /etc/resolv.conf", \.dnsServers),
         integer("dns.timeoutMilliseconds", "Time to wait for one DNS reply before asking the next server", \.dnsTimeoutMilliseconds),
         optionalString("classification.rulesFile", "JSON file of extra bounce-classification rules, tried before the shipped ones (docs/classification.md)", \.classificationRulesFile),
+        boolean("delivery.enabled", "Deliver queued mail; false: accept and queue only (e.g. to benchmark intake)", \.deliveryEnabled),
+        integer("delivery.minimumBackoffSeconds", "First retry delay after a temporary failure; doubles per attempt", \.deliveryMinimumBackoffSeconds),
+        integer("delivery.maximumBackoffSeconds", "Longest retry delay", \.deliveryMaximumBackoffSeconds),
+        integer("delivery.queueLifetimeSeconds", "After this long in the queue a temporarily failing recipient expires", \.deliveryQueueLifetimeSeconds),
+        integer("delivery.maxConcurrentMessages", "Messages being delivered at the same time", \.deliveryMaxConcurrentMessages),
         boolean("delivery.allowNonPublicAddresses", "Deliver to MX hosts on loopback, private or link-local addresses (off: refused, an SSRF guard)", \.deliveryAllowNonPublicAddresses),
         string("delivery.tlsPolicy", "STARTTLS towards MX hosts: none, opportunistic, required or required-verified", \.deliveryTLSPolicy),
         optionalString("delivery.smarthost", "host:port that receives all outbound mail instead of the MX hosts", \.deliverySmarthost),

@@ -94,8 +94,21 @@ public enum Server {
             }
         }
         let housekeeping = SpoolHousekeepingService(spool: spool, logger: logger)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: housekeeping)]
+        if configuration.deliveryEnabled {
+            let courier = try DeliveryComposition.courier(configuration: configuration, group: group, logger: logger)
+            let scheduler = DeliveryScheduler(
+                index: spool.index, layout: spool.layout, schedule: DeliveryComposition.schedule(configuration),
+                maximumConcurrentMessages: configuration.deliveryMaxConcurrentMessages, logger: logger
+            ) { envelope, message, domain in
+                await courier.deliver(envelope, message: message, domain: domain)
+            }
+            services.append(.init(service: DeliveryService(scheduler: scheduler)))
+        }
+        // Shut down in reverse: intake drains first, then delivery, then housekeeping.
+        services.append(.init(service: intake))
         let serviceGroup = ServiceGroup(configuration: .init(
-            services: [.init(service: housekeeping), .init(service: intake)],
+            services: services,
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         let outcome: Result<Void, any Error>
         do {

@@ -54,8 +54,10 @@ public struct QueueIndex: Sendable {
                     attempts INTEGER NOT NULL DEFAULT 0,
                     last_reply TEXT,
                     updated_at REAL,
+                    next_attempt_at REAL NOT NULL DEFAULT 0,
                     PRIMARY KEY (message_id, position)
                 );
+                CREATE INDEX recipient_due ON recipient(next_attempt_at) WHERE state IN ('queued', 'deferred');
                 """)
         }
         return migrator
@@ -191,13 +193,37 @@ public struct QueueIndex: Sendable {
         }
     }
 
-    /// Records the outcome of a delivery attempt for one recipient.
-    public func recordAttempt(_ id: MessageID, recipient: String, state: RecipientState, reply: String) throws {
+    /// Records the outcome of a delivery attempt for one recipient; a
+    /// deferred recipient is due again at `nextAttempt`.
+    public func recordAttempt(_ id: MessageID, recipient: String, state: RecipientState, reply: String,
+                              nextAttempt: Date? = nil) throws {
         try database.write { db in
             try db.execute(sql: """
-                UPDATE recipient SET state = ?, attempts = attempts + 1, last_reply = ?, updated_at = ?
+                UPDATE recipient SET state = ?, attempts = attempts + 1, last_reply = ?, updated_at = ?,
+                                     next_attempt_at = COALESCE(?, next_attempt_at)
                 WHERE message_id = ? AND address = ?
-                """, arguments: [state.rawValue, reply, Date().timeIntervalSince1970, id.rawValue, recipient])
+                """, arguments: [state.rawValue, reply, Date().timeIntervalSince1970,
+                                 nextAttempt?.timeIntervalSince1970, id.rawValue, recipient])
+        }
+    }
+
+    /// Messages with a recipient due for an attempt at `now`, oldest due first.
+    public func dueMessages(now: Date, limit: Int) throws -> [MessageID] {
+        try database.read { db in
+            try String.fetchAll(db, sql: """
+                SELECT r.message_id FROM recipient r JOIN message m ON m.id = r.message_id
+                WHERE r.state IN ('queued', 'deferred') AND r.next_attempt_at <= ? AND m.held = 0
+                GROUP BY r.message_id ORDER BY MIN(r.next_attempt_at) LIMIT ?
+                """, arguments: [now.timeIntervalSince1970, limit]).map(MessageID.init(unchecked:))
+        }
+    }
+
+    /// Makes every deferred recipient due now (`hikyaku queue retry`); returns how many.
+    @discardableResult
+    public func retryDeferredNow() throws -> Int {
+        try database.write { db in
+            try db.execute(sql: "UPDATE recipient SET next_attempt_at = 0 WHERE state = 'deferred'")
+            return db.changesCount
         }
     }
 
@@ -210,8 +236,16 @@ public struct QueueIndex: Sendable {
         }
     }
 
+    /// Segments holding a message that still has a recipient to deliver to.
+    /// A message whose recipients are all final keeps its index rows (the
+    /// record of what happened) but no longer needs its bytes.
     func liveSegments() throws -> Set<Int64> {
-        try database.read { db in Set(try Int64.fetchAll(db, sql: "SELECT DISTINCT segment FROM message")) }
+        try database.read { db in
+            Set(try Int64.fetchAll(db, sql: """
+                SELECT DISTINCT m.segment FROM message m
+                WHERE EXISTS (SELECT 1 FROM recipient r WHERE r.message_id = m.id AND r.state IN ('queued', 'deferred'))
+                """))
+        }
     }
 }
 

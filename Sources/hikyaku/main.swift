@@ -144,7 +144,7 @@ struct AccountCommand: ParsableCommand {
 struct QueueCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "queue", abstract: "Inspect and control the queue (safe while the server runs).",
-        subcommands: [List.self, Show.self, Delete.self, Hold.self, Release.self, Deliver.self])
+        subcommands: [List.self, Show.self, Delete.self, Hold.self, Release.self, Deliver.self, Retry.self])
 
     static func index(_ options: CommonOptions) throws -> (QueueIndex, SpoolLayout) {
         let layout = try options.layout().spool
@@ -264,27 +264,8 @@ extension QueueCommand {
                   let bytes = try Spool.contents(of: messageID, layout: layout, index: index) else {
                 throw ValidationError("no message \(id)")
             }
-            guard let tlsPolicy = TLSPolicy(rawValue: configuration.deliveryTLSPolicy) else {
-                throw ValidationError("delivery.tlsPolicy must be none, opportunistic, required or required-verified")
-            }
-            var servers = try configuration.dnsServers.map { text -> SocketAddress in
-                let address = try ListenAddress(parsing: text)
-                return try SocketAddress(ipAddress: address.host, port: address.port)
-            }
-            if servers.isEmpty { servers = ResolvConf.systemServers() }
-            let resolver = StubResolver(
-                options: .init(servers: servers, timeout: .milliseconds(Int64(configuration.dnsTimeoutMilliseconds))),
-                transport: NIODNSTransport(group: MultiThreadedEventLoopGroup.singleton))
-            let smarthost = try configuration.deliverySmarthost.map { text -> NextHop in
-                let address = try ListenAddress(parsing: text)
-                return NextHop(host: address.host, port: address.port)
-            }
-            let router = MXRouter(resolver: resolver, policy: RoutingPolicy(
-                allowNonPublicAddresses: configuration.deliveryAllowNonPublicAddresses,
-                localNames: [configuration.hostname], smarthost: smarthost))
-            let courier = SMTPCourier(
-                group: MultiThreadedEventLoopGroup.singleton, router: router,
-                options: .init(heloName: configuration.hostname, tlsPolicy: tlsPolicy), logger: Logger(label: "hikyaku"))
+            let courier = try DeliveryComposition.courier(
+                configuration: configuration, group: MultiThreadedEventLoopGroup.singleton, logger: Logger(label: "hikyaku"))
             let pending = details.recipients.filter { $0.state == RecipientState.queued.rawValue || $0.state == RecipientState.deferred.rawValue }
             let byDomain = Dictionary(grouping: pending.map(\.address)) { address in
                 String(address[address.index(after: address.lastIndex(of: "@") ?? address.startIndex)...]).lowercased()
@@ -301,6 +282,16 @@ extension QueueCommand {
             }
             if json { return try printJSON(results) }
             for result in results { print("<\(result.recipient)>\t\(result.state)\t\(result.reply)") }
+        }
+    }
+}
+
+extension QueueCommand {
+    struct Retry: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Make every deferred recipient due now; the server retries it at once.")
+        @OptionGroup var options: CommonOptions
+        func run() throws {
+            print("re-armed \(try QueueCommand.index(options).0.retryDeferredNow())")
         }
     }
 }

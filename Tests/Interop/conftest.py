@@ -104,7 +104,9 @@ class Server:
 
 
 def base_config(**smtp):
-    config = {"hostname": "mx.test", "smtp": {"listen": ["127.0.0.1:0"], "tlsListen": ["127.0.0.1:0"]}}
+    # Intake tests keep their mail queued; delivery tests turn delivery on.
+    config = {"hostname": "mx.test", "smtp": {"listen": ["127.0.0.1:0"], "tlsListen": ["127.0.0.1:0"]},
+              "delivery": {"enabled": False}}
     config["smtp"].update(smtp)
     return config
 

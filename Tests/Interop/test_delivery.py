@@ -184,3 +184,90 @@ def deliver_with(server, message_id, dns_port, **extra):
                             capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode == 0, result.stderr
     return {r["recipient"]: r for r in json.loads(result.stdout)}
+
+
+class FlakyMX(RecordingMX):
+    """Defers "flaky@" twice, then accepts; always defers "never@"."""
+
+    def __init__(self):
+        super().__init__()
+        self.tries = {}
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        self.tries[address] = self.tries.get(address, 0) + 1
+        if address.startswith("flaky@") and self.tries[address] <= 2:
+            return "451 4.3.0 Temporary local problem"
+        if address.startswith("never@"):
+            return "450 4.2.1 Mailbox busy"
+        return await super().handle_RCPT(server, session, envelope, address, rcpt_options)
+
+
+def delivering_server(make_server, dns_port, **delivery):
+    server = make_server(start=False, trustedNetworks=["127.0.0.0/8"])
+    server.config["dns"] = {"servers": [f"127.0.0.1:{dns_port}"], "timeoutMilliseconds": 1000}
+    server.config["delivery"] = {"enabled": True, "allowNonPublicAddresses": True, **delivery}
+    return server.start()
+
+
+def wait_for_states(server, message_id, predicate, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        recipients = {r["address"]: r for r in server.cli_json("queue", "show", message_id)["recipients"]}
+        if predicate(recipients):
+            return recipients
+        time.sleep(0.3)
+    raise AssertionError(f"states not reached: {recipients}")
+
+
+@pytest.fixture(scope="module")
+def flaky_dns():
+    port = free_port()
+    with tempfile.TemporaryDirectory() as directory:
+        proc = subprocess.Popen([
+            "/usr/sbin/dnsmasq" if os.path.exists("/usr/sbin/dnsmasq") else "dnsmasq",
+            "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null", "--local-ttl=60",
+            f"--port={port}", "--listen-address=127.0.0.1", "--bind-interfaces", "--local=/test/",
+            f"--pid-file={directory}/pid", "--user=root",
+            "--mx-host=flaky.test,mx.flaky.test,10", "--host-record=mx.flaky.test,127.0.0.5"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(0.5)
+        assert proc.poll() is None, proc.stderr.read().decode()
+        yield port
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_server_delivers_retries_on_schedule_and_expires(make_server, flaky_dns):
+    mx = FlakyMX()
+    controller = Controller(mx, hostname="127.0.0.5", port=25)
+    controller.start()
+    try:
+        server = delivering_server(make_server, flaky_dns, minimumBackoffSeconds=1, maximumBackoffSeconds=2,
+                                   queueLifetimeSeconds=8)
+        message_id = queue_one(server, ["ok@flaky.test", "flaky@flaky.test", "never@flaky.test"])
+        states = wait_for_states(server, message_id, lambda r: r["ok@flaky.test"]["state"] == "delivered"
+                                 and r["flaky@flaky.test"]["state"] == "delivered" and r["never@flaky.test"]["state"] == "expired")
+        assert states["ok@flaky.test"]["attempts"] == 1
+        assert states["flaky@flaky.test"]["attempts"] == 3, "deferred twice, then delivered"
+        assert "expired" in states["never@flaky.test"]["lastReply"] and "450" in states["never@flaky.test"]["lastReply"]
+        delivered = [m for m in mx.messages if "flaky@flaky.test" in m[1]]
+        assert len(delivered) == 1 and delivered[0][2] == server.raw_message(message_id)
+        server.stop()
+        assert server.proc.returncode == 0
+    finally:
+        controller.stop()
+
+
+def test_queue_retry_rearms_deferred_mail(make_server, flaky_dns):
+    mx = FlakyMX()
+    controller = Controller(mx, hostname="127.0.0.5", port=25)
+    controller.start()
+    try:
+        # A long backoff: only `queue retry` brings the second attempt soon.
+        server = delivering_server(make_server, flaky_dns, minimumBackoffSeconds=3600)
+        message_id = queue_one(server, ["flaky@flaky.test"])
+        wait_for_states(server, message_id, lambda r: r["flaky@flaky.test"]["attempts"] == 1)
+        assert server.cli("queue", "retry").stdout.strip() == "re-armed 1"
+        wait_for_states(server, message_id, lambda r: r["flaky@flaky.test"]["attempts"] == 2)
+    finally:
+        controller.stop()

@@ -1,0 +1,57 @@
+import DNS
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import Relay
+import ServiceLifecycle
+
+/// Builds the delivery path from the configuration, for the server and for
+/// `hikyaku queue deliver` alike.
+public enum DeliveryComposition {
+    public static func courier(configuration: Configuration, group: any EventLoopGroup, logger: Logger) throws -> SMTPCourier {
+        guard let tlsPolicy = TLSPolicy(rawValue: configuration.deliveryTLSPolicy) else {
+            throw ConfigurationError("delivery.tlsPolicy must be none, opportunistic, required or required-verified")
+        }
+        var servers = try configuration.dnsServers.map { text -> SocketAddress in
+            let address = try ListenAddress(parsing: text)
+            return try SocketAddress(ipAddress: address.host, port: address.port)
+        }
+        if servers.isEmpty { servers = ResolvConf.systemServers() }
+        let resolver = StubResolver(
+            options: .init(servers: servers, timeout: .milliseconds(Int64(configuration.dnsTimeoutMilliseconds))),
+            transport: NIODNSTransport(group: group))
+        let smarthost = try configuration.deliverySmarthost.map { text -> NextHop in
+            let address = try ListenAddress(parsing: text)
+            return NextHop(host: address.host, port: address.port)
+        }
+        let router = MXRouter(resolver: resolver, policy: RoutingPolicy(
+            allowNonPublicAddresses: configuration.deliveryAllowNonPublicAddresses,
+            localNames: [configuration.hostname], smarthost: smarthost))
+        return SMTPCourier(group: group, router: router,
+                           options: .init(heloName: configuration.hostname, tlsPolicy: tlsPolicy), logger: logger)
+    }
+
+    public static func schedule(_ configuration: Configuration) -> RetrySchedule {
+        RetrySchedule(minimumBackoff: TimeInterval(configuration.deliveryMinimumBackoffSeconds),
+                      maximumBackoff: TimeInterval(configuration.deliveryMaximumBackoffSeconds),
+                      lifetime: TimeInterval(configuration.deliveryQueueLifetimeSeconds))
+    }
+}
+
+/// Runs the scheduler until graceful shutdown; attempts in flight finish
+/// (an interrupted one is simply retried after a restart).
+struct DeliveryService: Service {
+    let scheduler: DeliveryScheduler
+
+    func run() async throws {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await scheduler.run() }
+            group.addTask {
+                try? await gracefulShutdown()
+                await scheduler.stop()
+            }
+            await group.waitForAll()
+        }
+    }
+}

@@ -1,0 +1,143 @@
+import Foundation
+import Logging
+import SMTPCore
+import Spool
+
+/// When to try again and when to give up (defaults after Postfix:
+/// `minimal_backoff_time` 300 s, `maximal_backoff_time` 4000 s,
+/// `maximal_queue_lifetime` 5 days).
+public struct RetrySchedule: Sendable {
+    public var minimumBackoff: TimeInterval
+    public var maximumBackoff: TimeInterval
+    public var lifetime: TimeInterval
+    /// Up to this fraction of the backoff is added at random, so deferred
+    /// mail does not come back in lockstep.
+    public var jitter: Double
+
+    public init(minimumBackoff: TimeInterval = 300, maximumBackoff: TimeInterval = 4000, lifetime: TimeInterval = 5 * 86400,
+                jitter: Double = 0.2) {
+        self.minimumBackoff = minimumBackoff
+        self.maximumBackoff = maximumBackoff
+        self.lifetime = lifetime
+        self.jitter = jitter
+    }
+
+    /// The delay after the `attempts`-th failed attempt: doubling from the
+    /// minimum, capped at the maximum, plus jitter.
+    public func delay(afterAttempts attempts: Int, random: Double) -> TimeInterval {
+        let exponent = Double(max(0, min(attempts - 1, 30)))
+        let base = min(maximumBackoff, minimumBackoff * pow(2, exponent))
+        return base * (1 + jitter * random)
+    }
+}
+
+/// Delivers what is due: finds messages with recipients whose next attempt
+/// has come (held messages excepted), delivers each recipient domain through
+/// the courier, and records every outcome: delivered, bounced (5xx),
+/// deferred with the next attempt time (4xx), or expired once the queue
+/// lifetime has passed. The queue index is the schedule; nothing due is kept
+/// in memory beyond the messages in flight, so a million queued messages
+/// cost no memory here.
+public actor DeliveryScheduler {
+    public typealias Deliver = @Sendable (OutboundEnvelope, [UInt8], String) async -> [RecipientOutcome]
+
+    let index: QueueIndex
+    let layout: SpoolLayout
+    let deliver: Deliver
+    let schedule: RetrySchedule
+    let maximumConcurrentMessages: Int
+    let now: @Sendable () -> Date
+    let logger: Logger
+    private var inFlight: Set<MessageID> = []
+    private var stopping = false
+
+    public init(index: QueueIndex, layout: SpoolLayout, schedule: RetrySchedule, maximumConcurrentMessages: Int = 50,
+                now: @escaping @Sendable () -> Date = { Date() }, logger: Logger, deliver: @escaping Deliver) {
+        self.index = index
+        self.layout = layout
+        self.schedule = schedule
+        self.maximumConcurrentMessages = maximumConcurrentMessages
+        self.now = now
+        self.logger = logger
+        self.deliver = deliver
+    }
+
+    /// Polls the index until cancelled or `stop()`; deliveries in flight finish.
+    public func run(pollInterval: Duration = .milliseconds(200)) async {
+        await withDiscardingTaskGroup { group in
+            while !stopping && !Task.isCancelled {
+                let room = maximumConcurrentMessages - inFlight.count
+                var started = 0
+                if room > 0 {
+                    let due = (try? index.dueMessages(now: now(), limit: room + inFlight.count)) ?? []
+                    for id in due where !inFlight.contains(id) && started < room {
+                        inFlight.insert(id)
+                        started += 1
+                        group.addTask {
+                            await self.attempt(id)
+                            await self.finished(id)
+                        }
+                    }
+                }
+                // Sleep only when there was nothing new to start.
+                if started == 0 { try? await Task.sleep(for: pollInterval) }
+            }
+        }
+    }
+
+    private func finished(_ id: MessageID) {
+        inFlight.remove(id)
+    }
+
+    public func stop() {
+        stopping = true
+    }
+
+    /// One attempt for every due recipient of a message.
+    func attempt(_ id: MessageID) async {
+        do {
+            guard let details = try index.details(of: id), !details.held else { return }
+            let time = now()
+            let due = details.recipients.filter { $0.state == RecipientState.queued.rawValue || $0.state == RecipientState.deferred.rawValue }
+            guard !due.isEmpty else { return }
+            guard let bytes = try Spool.contents(of: id, layout: layout, index: index) else { return }
+            let byDomain = Dictionary(grouping: due.map(\.address)) { address in
+                String(address[address.index(after: address.lastIndex(of: "@") ?? address.startIndex)...]).lowercased()
+            }
+            let attempts = Dictionary(uniqueKeysWithValues: due.map { ($0.address, $0.attempts) })
+            for (domain, recipients) in byDomain {
+                let envelope = OutboundEnvelope(sender: details.sender, recipients: recipients, size: bytes.count,
+                                                eightBit: bytes.contains { $0 >= 0x80 }, requiresSMTPUTF8: details.smtpUTF8)
+                let outcomes = await deliver(envelope, bytes, domain)
+                for outcome in outcomes {
+                    try record(outcome, message: id, receivedAt: details.receivedAt, attempts: (attempts[outcome.recipient] ?? 0) + 1,
+                               at: time)
+                }
+            }
+        } catch {
+            logger.error("delivery attempt failed", metadata: ["id": "\(id)", "error": "\(error)"])
+        }
+    }
+
+    func record(_ outcome: RecipientOutcome, message id: MessageID, receivedAt: Date, attempts: Int, at time: Date) throws {
+        let reply = outcome.reply.description
+        var metadata: Logger.Metadata = ["id": "\(id)", "to": "<\(outcome.recipient)>", "reply": "\(reply)"]
+        if outcome.delivered {
+            try index.recordAttempt(id, recipient: outcome.recipient, state: .delivered, reply: reply)
+            logger.info("delivered", metadata: metadata)
+        } else if outcome.reply.isPermanentFailure {
+            try index.recordAttempt(id, recipient: outcome.recipient, state: .bounced, reply: reply)
+            logger.info("bounced", metadata: metadata)
+        } else if time.timeIntervalSince(receivedAt) >= schedule.lifetime {
+            // RFC 5321 §4.5.4.1: give up after the queue lifetime.
+            let expired = "expired after \(Int(schedule.lifetime)) s in the queue; last reply: \(reply)"
+            try index.recordAttempt(id, recipient: outcome.recipient, state: .expired, reply: expired)
+            logger.info("expired", metadata: metadata)
+        } else {
+            let next = time.addingTimeInterval(schedule.delay(afterAttempts: attempts, random: Double.random(in: 0...1)))
+            try index.recordAttempt(id, recipient: outcome.recipient, state: .deferred, reply: reply, nextAttempt: next)
+            metadata["next"] = "\(ISO8601DateFormatter().string(from: next))"
+            logger.info("deferred", metadata: metadata)
+        }
+    }
+}

@@ -1,0 +1,70 @@
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import SMTPCore
+import Spool
+import Testing
+@testable import Relay
+
+struct RetryScheduleTests {
+    @Test func doublesFromTheMinimumUpToTheMaximum() {
+        let schedule = RetrySchedule(minimumBackoff: 300, maximumBackoff: 4000, jitter: 0.2)
+        #expect([1, 2, 3, 4, 5, 6].map { schedule.delay(afterAttempts: $0, random: 0) } == [300, 600, 1200, 2400, 4000, 4000])
+        #expect(schedule.delay(afterAttempts: 1, random: 1) == 360, "at most 20 % jitter")
+    }
+}
+
+struct DeliverySchedulerTests {
+    func spool() throws -> Spool {
+        let path = NSTemporaryDirectory() + "hikyaku-scheduler-" + UUID().uuidString
+        return try Spool(layout: SpoolLayout(directory: path), logger: Logger(label: "test"))
+    }
+
+    func message(_ recipients: [String]) -> IncomingMessage {
+        IncomingMessage(id: MessageID.generate(), sender: "s@e.example", recipients: recipients, accountID: nil, smtpUTF8: false,
+                        clientAddress: "127.0.0.1", heloName: "c", prefix: [], content: Array("Subject: x\r\n\r\nx\r\n".utf8))
+    }
+
+    @Test func recordsEveryOutcomeAndSchedulesTheRetry() async throws {
+        let spool = try spool()
+        let id = try await spool.append(message(["ok@a.example", "gone@a.example", "busy@b.example"]))
+        spool.close()
+        let clock = NIOLockedValueBox(Date())
+        let calls = NIOLockedValueBox<[String]>([])
+        let scheduler = DeliveryScheduler(index: spool.index, layout: spool.layout,
+                                          schedule: RetrySchedule(minimumBackoff: 300, maximumBackoff: 4000, lifetime: 86400, jitter: 0),
+                                          now: { clock.withLockedValue { $0 } }, logger: Logger(label: "test")) { envelope, _, domain in
+            calls.withLockedValue { $0.append(domain) }
+            return envelope.recipients.map { recipient in
+                switch recipient {
+                case "ok@a.example": return RecipientOutcome(recipient: recipient, reply: Reply(250, nil, "ok"))
+                case "gone@a.example": return RecipientOutcome(recipient: recipient, reply: Reply(550, EnhancedStatusCode(5, 1, 1), "no"))
+                default: return RecipientOutcome(recipient: recipient, reply: Reply(451, nil, "later"))
+                }
+            }
+        }
+        await scheduler.attempt(id)
+        let details = try #require(try spool.index.details(of: id))
+        #expect(details.recipients.map(\.state) == ["delivered", "bounced", "deferred"])
+        #expect(calls.withLockedValue { $0.sorted() } == ["a.example", "b.example"], "one session per domain")
+        #expect(try spool.index.dueMessages(now: clock.withLockedValue { $0 }, limit: 10).isEmpty)
+        #expect(try spool.index.dueMessages(now: clock.withLockedValue { $0 }.addingTimeInterval(301), limit: 10) == [id])
+        // Only the deferred recipient is tried again.
+        calls.withLockedValue { $0 = [] }
+        await scheduler.attempt(id)
+        #expect(calls.withLockedValue { $0 } == ["b.example"])
+        // Past the lifetime a temporary failure expires.
+        clock.withLockedValue { $0 = $0.addingTimeInterval(86400) }
+        await scheduler.attempt(id)
+        #expect(try spool.index.details(of: id)?.recipients.last?.state == "expired")
+    }
+
+    @Test func heldMessagesAreNotDue() async throws {
+        let spool = try spool()
+        let id = try await spool.append(message(["a@a.example"]))
+        spool.close()
+        #expect(try spool.index.dueMessages(now: Date(), limit: 10) == [id])
+        try spool.index.setHeld(id, true)
+        #expect(try spool.index.dueMessages(now: Date(), limit: 10).isEmpty)
+    }
+}
