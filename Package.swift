@@ -95,7 +95,8 @@ let package = Package(
             ]
         ),
         // libFuzzer entry points, one executable per parser (docs/testing.md).
-        .target(name: "FuzzTargets", dependencies: ["SMTPCore", "DNS", .product(name: "NIOCore", package: "swift-nio")], path: "Fuzz/FuzzTargets"),
+        .target(name: "FuzzTargets", dependencies: ["SMTPCore", "DNS", .product(name: "NIOCore", package: "swift-nio")], path: "Fuzz/FuzzTargets",
+                swiftSettings: fuzzSettings),
         .executableTarget(name: "fuzz-dns-message", dependencies: ["FuzzTargets"], path: "Fuzz/fuzz-dns-message",
                           swiftSettings: fuzzSettings),
         .executableTarget(name: "fuzz-smtp-command", dependencies: ["FuzzTargets"], path: "Fuzz/fuzz-smtp-command",

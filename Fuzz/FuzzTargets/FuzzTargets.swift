@@ -57,3 +57,42 @@ extension FuzzTargets {
         precondition(again == message, "DNS round trip changed the message")
     }
 }
+
+#if FUZZING
+@_silgen_name("LLVMFuzzerRunDriver")
+func LLVMFuzzerRunDriver(
+    _ argc: UnsafeMutablePointer<CInt>,
+    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt
+) -> CInt
+#endif
+
+/// The `main` of every fuzz executable: built with HIKYAKU_FUZZ=1 and
+/// `-sanitize=fuzzer` (scripts/fuzz.sh) it hands `target` to libFuzzer;
+/// otherwise it replays the files named on the command line.
+public enum FuzzDriver {
+    nonisolated(unsafe) static var target: ([UInt8]) -> Void = { _ in }
+
+    static let testOneInput: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt = { data, size in
+        guard let data else { return 0 }
+        FuzzDriver.target(Array(UnsafeBufferPointer(start: data, count: size)))
+        return 0
+    }
+
+    public static func main(_ target: @escaping ([UInt8]) -> Void) -> Never {
+        self.target = target
+        #if FUZZING
+        var argc = CommandLine.argc
+        var argv = CommandLine.unsafeArgv
+        exit(LLVMFuzzerRunDriver(&argc, &argv, testOneInput))
+        #else
+        for path in CommandLine.arguments.dropFirst() {
+            guard let bytes = FileManager.default.contents(atPath: path) else { continue }
+            target(Array(bytes))
+        }
+        exit(0)
+        #endif
+    }
+}
+
+import Foundation

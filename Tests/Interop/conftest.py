@@ -3,6 +3,7 @@
 Each server gets its own temporary data directory and ephemeral ports (the
 server prints the ports it bound), and is stopped by PID at the end.
 """
+import contextlib
 import json
 import os
 import pathlib
@@ -101,6 +102,45 @@ class Server:
 
     def queue(self):
         return self.cli_json("queue", "list")
+
+
+def free_udp_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def dnsmasq(*records, local_ttl=60):
+    """A dnsmasq on a free loopback port answering for `.test` from `records`
+    (dnsmasq options such as "--mx-host=a.test,mx.a.test,10"); yields the port.
+    Names under .test that are not listed are NXDOMAIN."""
+    port = free_udp_port()
+    binary = "/usr/sbin/dnsmasq" if os.path.exists("/usr/sbin/dnsmasq") else "dnsmasq"
+    with tempfile.TemporaryDirectory() as directory:
+        proc = subprocess.Popen([binary, "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
+                                 f"--local-ttl={local_ttl}", f"--port={port}", "--listen-address=127.0.0.1",
+                                 "--bind-interfaces", "--local=/test/", f"--pid-file={directory}/pid", "--user=root",
+                                 *records], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            deadline = time.time() + 10
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError("dnsmasq exited: " + proc.stderr.read().decode())
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+                    # A query for the root's SOA: any answer means it is up.
+                    probe.settimeout(0.2)
+                    probe.sendto(b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x06\x00\x01", ("127.0.0.1", port))
+                    try:
+                        probe.recv(512)
+                        break
+                    except socket.timeout:
+                        if time.time() > deadline:
+                            raise RuntimeError("dnsmasq did not answer")
+            yield port
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
 
 
 def base_config(**smtp):

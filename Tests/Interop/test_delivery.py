@@ -4,14 +4,12 @@ import json
 import os
 import smtplib
 import subprocess
-import tempfile
 import time
 
 import pytest
 from aiosmtpd.controller import Controller
 
-from conftest import BINARY
-from test_dns import free_port
+from conftest import BINARY, dnsmasq, free_udp_port
 
 
 class RecordingMX:
@@ -42,20 +40,9 @@ def mx():
 
 @pytest.fixture(scope="module")
 def dns():
-    port = free_port()
-    with tempfile.TemporaryDirectory() as directory:
-        proc = subprocess.Popen([
-            "/usr/sbin/dnsmasq" if os.path.exists("/usr/sbin/dnsmasq") else "dnsmasq",
-            "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null", "--local-ttl=60",
-            f"--port={port}", "--listen-address=127.0.0.1", "--bind-interfaces", "--local=/test/",
-            f"--pid-file={directory}/pid", "--user=root",
-            "--mx-host=example.test,mx.example.test,10", "--host-record=mx.example.test,127.0.0.2",
-            "--mx-host=nullmx.test,.,0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        time.sleep(0.5)
-        assert proc.poll() is None, proc.stderr.read().decode()
+    with dnsmasq("--mx-host=example.test,mx.example.test,10", "--host-record=mx.example.test,127.0.0.2",
+                 "--mx-host=nullmx.test,.,0") as port:
         yield port
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def deliver(server, message_id, dns_port, allow_private=True):
@@ -127,21 +114,9 @@ def start_mx(handler, host, certificate_dir=None):
 
 @pytest.fixture(scope="module")
 def tls_dns():
-    port = free_port()
-    with tempfile.TemporaryDirectory() as directory:
-        proc = subprocess.Popen([
-            "/usr/sbin/dnsmasq" if os.path.exists("/usr/sbin/dnsmasq") else "dnsmasq",
-            "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null", "--local-ttl=60",
-            f"--port={port}", "--listen-address=127.0.0.1", "--bind-interfaces", "--local=/test/",
-            f"--pid-file={directory}/pid", "--user=root",
-            "--mx-host=tls.test,mx.tls.test,10", "--host-record=mx.tls.test,127.0.0.3",
-            "--mx-host=plain.test,mx.plain.test,10", "--host-record=mx.plain.test,127.0.0.4"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        time.sleep(0.5)
-        assert proc.poll() is None, proc.stderr.read().decode()
+    with dnsmasq("--mx-host=tls.test,mx.tls.test,10", "--host-record=mx.tls.test,127.0.0.3",
+                 "--mx-host=plain.test,mx.plain.test,10", "--host-record=mx.plain.test,127.0.0.4") as port:
         yield port
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_starttls_opportunistic_and_required(trusted_server, tls_dns):
@@ -171,7 +146,7 @@ def test_starttls_opportunistic_and_required(trusted_server, tls_dns):
 
 def test_dns_timeout_defers(trusted_server):
     message_id = queue_one(trusted_server, ["a@example.test"])
-    results = deliver(trusted_server, message_id, free_port())  # no DNS server there
+    results = deliver(trusted_server, message_id, free_udp_port())  # no DNS server there
     assert results["a@example.test"]["state"] == "deferred" and "4.4.3" in results["a@example.test"]["reply"]
 
 
@@ -221,20 +196,8 @@ def wait_for_states(server, message_id, predicate, timeout=30):
 
 @pytest.fixture(scope="module")
 def flaky_dns():
-    port = free_port()
-    with tempfile.TemporaryDirectory() as directory:
-        proc = subprocess.Popen([
-            "/usr/sbin/dnsmasq" if os.path.exists("/usr/sbin/dnsmasq") else "dnsmasq",
-            "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null", "--local-ttl=60",
-            f"--port={port}", "--listen-address=127.0.0.1", "--bind-interfaces", "--local=/test/",
-            f"--pid-file={directory}/pid", "--user=root",
-            "--mx-host=flaky.test,mx.flaky.test,10", "--host-record=mx.flaky.test,127.0.0.5"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        time.sleep(0.5)
-        assert proc.poll() is None, proc.stderr.read().decode()
+    with dnsmasq("--mx-host=flaky.test,mx.flaky.test,10", "--host-record=mx.flaky.test,127.0.0.5") as port:
         yield port
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_server_delivers_retries_on_schedule_and_expires(make_server, flaky_dns):
