@@ -260,25 +260,17 @@ extension QueueCommand {
             let configuration = try options.load()
             let (index, layout) = try QueueCommand.index(options)
             let messageID = try QueueCommand.messageID(id)
-            guard let details = try index.details(of: messageID),
-                  let bytes = try Spool.contents(of: messageID, layout: layout, index: index) else {
-                throw ValidationError("no message \(id)")
-            }
+            guard try index.details(of: messageID) != nil else { throw ValidationError("no message \(id)") }
             let courier = try DeliveryComposition.courier(
                 configuration: configuration, group: MultiThreadedEventLoopGroup.singleton, logger: Logger(label: "hikyaku"))
-            let pending = details.recipients.filter { $0.state == RecipientState.queued.rawValue || $0.state == RecipientState.deferred.rawValue }
-            let byDomain = Dictionary(grouping: pending.map(\.address)) { address in
-                String(address[address.index(after: address.lastIndex(of: "@") ?? address.startIndex)...]).lowercased()
+            // The same attempt the server's scheduler makes, outcomes recorded the same way.
+            let scheduler = DeliveryScheduler(
+                index: index, layout: layout, schedule: DeliveryComposition.schedule(configuration), logger: Logger(label: "hikyaku")
+            ) { envelope, message, domain in
+                await courier.deliver(envelope, message: message, domain: domain)
             }
-            var results: [DeliveryOutput] = []
-            for (domain, recipients) in byDomain.sorted(by: { $0.key < $1.key }) {
-                let envelope = OutboundEnvelope(sender: details.sender, recipients: recipients, size: bytes.count,
-                                                eightBit: bytes.contains { $0 >= 0x80 }, requiresSMTPUTF8: details.smtpUTF8)
-                for outcome in await courier.deliver(envelope, message: bytes, domain: domain) {
-                    let state: RecipientState = outcome.delivered ? .delivered : (outcome.reply.isPermanentFailure ? .bounced : .deferred)
-                    try index.recordAttempt(messageID, recipient: outcome.recipient, state: state, reply: outcome.reply.description)
-                    results.append(DeliveryOutput(recipient: outcome.recipient, state: state.rawValue, reply: outcome.reply.description))
-                }
+            let results = await scheduler.attempt(messageID).map {
+                DeliveryOutput(recipient: $0.outcome.recipient, state: $0.state.rawValue, reply: $0.outcome.reply.description)
             }
             if json { return try printJSON(results) }
             for result in results { print("<\(result.recipient)>\t\(result.state)\t\(result.reply)") }

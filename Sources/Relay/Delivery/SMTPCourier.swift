@@ -82,9 +82,9 @@ public struct SMTPCourier: Sendable {
         if let source = options.sourceAddress, let bind = try? SocketAddress(ipAddress: source, port: 0) {
             bootstrap = bootstrap.bind(to: bind)
         }
-        let channel: any Channel
         do {
-            channel = try await bootstrap
+            // The handler closes the channel when the session is over.
+            _ = try await bootstrap
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(SMTPClientHandler(
@@ -99,7 +99,6 @@ public struct SMTPCourier: Sendable {
             return nil
         }
         let outcomes = (try? await promise.futureResult.get()) ?? []
-        _ = channel
         return outcomes.isEmpty ? nil : outcomes
     }
 }

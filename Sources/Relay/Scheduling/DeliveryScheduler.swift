@@ -93,51 +93,60 @@ public actor DeliveryScheduler {
         stopping = true
     }
 
-    /// One attempt for every due recipient of a message.
-    func attempt(_ id: MessageID) async {
+    /// One attempt for every recipient of a message not yet in a final
+    /// state; returns what happened to each. Also used by `hikyaku queue deliver`.
+    @discardableResult
+    public func attempt(_ id: MessageID) async -> [(outcome: RecipientOutcome, state: RecipientState)] {
+        var results: [(outcome: RecipientOutcome, state: RecipientState)] = []
         do {
-            guard let details = try index.details(of: id), !details.held else { return }
+            guard let details = try index.details(of: id), !details.held else { return [] }
             let time = now()
             let due = details.recipients.filter { $0.state == RecipientState.queued.rawValue || $0.state == RecipientState.deferred.rawValue }
-            guard !due.isEmpty else { return }
-            guard let bytes = try Spool.contents(of: id, layout: layout, index: index) else { return }
+            guard !due.isEmpty else { return [] }
+            guard let bytes = try Spool.contents(of: id, layout: layout, index: index) else { return [] }
             let byDomain = Dictionary(grouping: due.map(\.address)) { address in
                 String(address[address.index(after: address.lastIndex(of: "@") ?? address.startIndex)...]).lowercased()
             }
             let attempts = Dictionary(uniqueKeysWithValues: due.map { ($0.address, $0.attempts) })
-            for (domain, recipients) in byDomain {
+            for (domain, recipients) in byDomain.sorted(by: { $0.key < $1.key }) {
                 let envelope = OutboundEnvelope(sender: details.sender, recipients: recipients, size: bytes.count,
                                                 eightBit: bytes.contains { $0 >= 0x80 }, requiresSMTPUTF8: details.smtpUTF8)
                 let outcomes = await deliver(envelope, bytes, domain)
                 for outcome in outcomes {
-                    try record(outcome, message: id, receivedAt: details.receivedAt, attempts: (attempts[outcome.recipient] ?? 0) + 1,
-                               at: time)
+                    let state = try record(outcome, message: id, receivedAt: details.receivedAt,
+                                           attempts: (attempts[outcome.recipient] ?? 0) + 1, at: time)
+                    results.append((outcome, state))
                 }
             }
         } catch {
             logger.error("delivery attempt failed", metadata: ["id": "\(id)", "error": "\(error)"])
         }
+        return results
     }
 
-    func record(_ outcome: RecipientOutcome, message id: MessageID, receivedAt: Date, attempts: Int, at time: Date) throws {
+    func record(_ outcome: RecipientOutcome, message id: MessageID, receivedAt: Date, attempts: Int, at time: Date) throws -> RecipientState {
         let reply = outcome.reply.description
         var metadata: Logger.Metadata = ["id": "\(id)", "to": "<\(outcome.recipient)>", "reply": "\(reply)"]
         if outcome.delivered {
             try index.recordAttempt(id, recipient: outcome.recipient, state: .delivered, reply: reply)
             logger.info("delivered", metadata: metadata)
+            return .delivered
         } else if outcome.reply.isPermanentFailure {
             try index.recordAttempt(id, recipient: outcome.recipient, state: .bounced, reply: reply)
             logger.info("bounced", metadata: metadata)
+            return .bounced
         } else if time.timeIntervalSince(receivedAt) >= schedule.lifetime {
             // RFC 5321 §4.5.4.1: give up after the queue lifetime.
             let expired = "expired after \(Int(schedule.lifetime)) s in the queue; last reply: \(reply)"
             try index.recordAttempt(id, recipient: outcome.recipient, state: .expired, reply: expired)
             logger.info("expired", metadata: metadata)
+            return .expired
         } else {
             let next = time.addingTimeInterval(schedule.delay(afterAttempts: attempts, random: Double.random(in: 0...1)))
             try index.recordAttempt(id, recipient: outcome.recipient, state: .deferred, reply: reply, nextAttempt: next)
             metadata["next"] = "\(ISO8601DateFormatter().string(from: next))"
             logger.info("deferred", metadata: metadata)
+            return .deferred
         }
     }
 }
