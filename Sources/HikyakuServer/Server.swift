@@ -99,7 +99,8 @@ public enum Server {
             let courier = try DeliveryComposition.courier(configuration: configuration, group: group, logger: logger)
             let scheduler = DeliveryScheduler(
                 index: spool.index, layout: spool.layout, schedule: DeliveryComposition.schedule(configuration),
-                maximumConcurrentMessages: configuration.deliveryMaxConcurrentMessages, logger: logger
+                maximumConcurrentMessages: configuration.deliveryMaxConcurrentMessages, logger: logger,
+                reportingMTA: configuration.hostname, enqueue: { dsn in _ = try await spool.append(dsn) }
             ) { envelope, message, domain in
                 await courier.deliver(envelope, message: message, domain: domain)
             }

@@ -234,3 +234,40 @@ def test_queue_retry_rearms_deferred_mail(make_server, flaky_dns):
         wait_for_states(server, message_id, lambda r: r["flaky@flaky.test"]["attempts"] == 2)
     finally:
         controller.stop()
+
+
+def test_bounce_sends_a_dsn_to_the_sender_and_none_for_the_null_sender(make_server, flaky_dns):
+    import email
+    mx = FlakyMX()
+    controller = Controller(mx, hostname="127.0.0.5", port=25)
+    controller.start()
+    try:
+        server = delivering_server(make_server, flaky_dns)
+        with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=20) as client:
+            client.sendmail("owner@flaky.test", ["bad@flaky.test", "ok@flaky.test"], b"Subject: report me\r\n\r\nbody\r\n")
+        deadline = time.time() + 30
+        while time.time() < deadline and not any(m[0] in ("", "<>") for m in mx.messages):
+            time.sleep(0.2)
+        dsns = [m for m in mx.messages if m[0] in ("", "<>")]
+        assert len(dsns) == 1, mx.messages
+        _, rcpts, content = dsns[0][:3]
+        assert rcpts == ["owner@flaky.test"]
+        report = email.message_from_bytes(content)
+        assert report.get_content_type() == "multipart/report" and report.get_param("report-type") == "delivery-status"
+        parts = {part.get_content_type(): part for part in report.walk()}
+        status = parts["message/delivery-status"].as_string()
+        assert "Final-Recipient: rfc822; bad@flaky.test" in status and "Status: 5.1.1" in status
+        assert "ok@flaky.test" not in status
+        assert "Subject: report me" in parts["text/rfc822-headers"].as_string()
+
+        # A bounce of mail from the null sender produces no DSN.
+        count = len(mx.messages)
+        with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=20) as client:
+            client.sendmail("", ["bad@flaky.test"], b"Subject: a bounce\r\n\r\nbody\r\n")
+        queued = [m for m in server.queue() if m["sender"] == ""]
+        for message in queued:
+            wait_for_states(server, message["id"], lambda r: all(x["state"] != "queued" and x["state"] != "deferred" for x in r.values()))
+        time.sleep(1)
+        assert [m for m in mx.messages[count:] if m[0] in ("", "<>")] == []
+    finally:
+        controller.stop()

@@ -68,3 +68,44 @@ struct DeliverySchedulerTests {
         #expect(try spool.index.dueMessages(now: Date(), limit: 10).isEmpty)
     }
 }
+
+struct DeliveryStatusNotificationTests {
+    @Test func rfc3464Report() {
+        let report = DeliveryStatusNotification(
+            reportingMTA: "relay.test", originalMessageID: "q1", arrivalDate: Date(timeIntervalSince1970: 0),
+            recipients: [.init(address: "gone@d.example", reply: Reply(550, EnhancedStatusCode(5, 1, 1), "no such user\r\nInjected: x"))])
+        let original = Array("Subject: hello\r\nFrom: s@e.example\r\n\r\nsecret body\r\n".utf8)
+        let text = String(decoding: report.render(to: "s@e.example", originalMessage: original, now: Date(timeIntervalSince1970: 60), dsnID: "d1"), as: UTF8.self)
+        #expect(text.contains("Content-Type: multipart/report; report-type=delivery-status; boundary=\"=_hikyaku_dsn_d1\""))
+        #expect(text.contains("\r\nReporting-MTA: dns; relay.test\r\n"))
+        #expect(text.contains("\r\nFinal-Recipient: rfc822; gone@d.example\r\nAction: failed\r\nStatus: 5.1.1\r\n"))
+        #expect(text.contains("Content-Type: text/rfc822-headers\r\n\r\nSubject: hello\r\nFrom: s@e.example\r\n"))
+        #expect(!text.contains("secret body"), "only the header section is returned")
+        #expect(!text.contains("\r\nInjected:"), "remote text cannot add lines")
+        #expect(text.hasSuffix("--=_hikyaku_dsn_d1--\r\n"))
+    }
+
+    @Test func bouncesProduceOneDSNAndNullSendersNone() async throws {
+        let path = NSTemporaryDirectory() + "hikyaku-dsn-" + UUID().uuidString
+        let spool = try Spool(layout: SpoolLayout(directory: path), logger: Logger(label: "test"))
+        func message(sender: String) -> IncomingMessage {
+            IncomingMessage(id: MessageID.generate(), sender: sender, recipients: ["gone@d.example", "ok@d.example"], accountID: nil,
+                            smtpUTF8: false, clientAddress: "127.0.0.1", heloName: "c", prefix: [], content: Array("Subject: x\r\n\r\nx\r\n".utf8))
+        }
+        let withSender = try await spool.append(message(sender: "s@e.example"))
+        let nullSender = try await spool.append(message(sender: ""))
+        spool.close()
+        let queued = NIOLockedValueBox<[IncomingMessage]>([])
+        let scheduler = DeliveryScheduler(index: spool.index, layout: spool.layout, schedule: RetrySchedule(), logger: Logger(label: "test"),
+                                          reportingMTA: "relay.test", enqueue: { dsn in queued.withLockedValue { $0.append(dsn) } }) { envelope, _, _ in
+            envelope.recipients.map { RecipientOutcome(recipient: $0, reply: $0.hasPrefix("gone") ? Reply(550, EnhancedStatusCode(5, 1, 1), "no") : Reply(250, nil, "ok")) }
+        }
+        await scheduler.attempt(withSender)
+        await scheduler.attempt(nullSender)
+        let dsns = queued.withLockedValue { $0 }
+        #expect(dsns.count == 1)
+        #expect(dsns.first?.sender == "" && dsns.first?.recipients == ["s@e.example"])
+        let content = dsns.first.map { String(decoding: $0.content, as: UTF8.self) } ?? ""
+        #expect(content.contains("Final-Recipient: rfc822; gone@d.example"))
+    }
+}

@@ -40,6 +40,8 @@ public struct RetrySchedule: Sendable {
 /// cost no memory here.
 public actor DeliveryScheduler {
     public typealias Deliver = @Sendable (OutboundEnvelope, [UInt8], String) async -> [RecipientOutcome]
+    /// Makes a generated message (a DSN) durable in the spool.
+    public typealias Enqueue = @Sendable (IncomingMessage) async throws -> Void
 
     let index: QueueIndex
     let layout: SpoolLayout
@@ -48,11 +50,16 @@ public actor DeliveryScheduler {
     let maximumConcurrentMessages: Int
     let now: @Sendable () -> Date
     let logger: Logger
+    let reportingMTA: String
+    let enqueue: Enqueue?
     private var inFlight: Set<MessageID> = []
     private var stopping = false
 
     public init(index: QueueIndex, layout: SpoolLayout, schedule: RetrySchedule, maximumConcurrentMessages: Int = 50,
-                now: @escaping @Sendable () -> Date = { Date() }, logger: Logger, deliver: @escaping Deliver) {
+                now: @escaping @Sendable () -> Date = { Date() }, logger: Logger, reportingMTA: String = "localhost",
+                enqueue: Enqueue? = nil, deliver: @escaping Deliver) {
+        self.reportingMTA = reportingMTA
+        self.enqueue = enqueue
         self.index = index
         self.layout = layout
         self.schedule = schedule
@@ -118,10 +125,38 @@ public actor DeliveryScheduler {
                     results.append((outcome, state))
                 }
             }
+            try await notifySender(of: results, details: details, original: bytes, at: time)
         } catch {
             logger.error("delivery attempt failed", metadata: ["id": "\(id)", "error": "\(error)"])
         }
         return results
+    }
+
+    /// RFC 3464: one DSN to the envelope sender for the recipients that
+    /// bounced or expired in this attempt — never for the null sender, so
+    /// bounces cannot bounce. The DSN goes through the same queue.
+    func notifySender(of results: [(outcome: RecipientOutcome, state: RecipientState)], details: QueuedMessageDetails,
+                      original: [UInt8], at time: Date) async throws {
+        guard let enqueue, !details.sender.isEmpty else { return }
+        let failed = results.filter { $0.state == .bounced || $0.state == .expired }
+        guard !failed.isEmpty else { return }
+        let report = DeliveryStatusNotification(
+            reportingMTA: reportingMTA, originalMessageID: details.id.rawValue, arrivalDate: details.receivedAt,
+            recipients: failed.map { result in
+                var reply = result.outcome.reply
+                if result.state == .expired {
+                    // RFC 3463 X.4.7: delivery time expired.
+                    reply = Reply(550, EnhancedStatusCode(5, 4, 7), "delivery time expired; last reply: \(reply)")
+                }
+                return .init(address: result.outcome.recipient, reply: reply)
+            })
+        let id = MessageID.generate()
+        let dsn = IncomingMessage(
+            id: id, sender: "", recipients: [details.sender], accountID: details.accountID, smtpUTF8: false,
+            clientAddress: "127.0.0.1", heloName: reportingMTA, prefix: [],
+            content: report.render(to: details.sender, originalMessage: original, now: time, dsnID: id.rawValue))
+        try await enqueue(dsn)
+        logger.info("dsn queued", metadata: ["id": "\(details.id)", "dsn": "\(id)", "to": "<\(details.sender)>"])
     }
 
     func record(_ outcome: RecipientOutcome, message id: MessageID, receivedAt: Date, attempts: Int, at time: Date) throws -> RecipientState {

@@ -1,0 +1,106 @@
+import Foundation
+import SMTPCore
+
+/// Builds the RFC 3464 delivery status notification sent to the envelope
+/// sender when recipients bounce or expire: multipart/report with a human
+/// part, the machine-readable message/delivery-status, and the original
+/// header section (text/rfc822-headers, RFC 6522), never the whole body.
+public struct DeliveryStatusNotification: Sendable {
+    public struct FailedRecipient: Sendable, Equatable {
+        public var address: String
+        /// `failed` for bounces and expiries (RFC 3464 §2.3.3).
+        public var action: String
+        public var reply: Reply
+        public var remoteMTA: String?
+
+        public init(address: String, action: String = "failed", reply: Reply, remoteMTA: String? = nil) {
+            self.address = address
+            self.action = action
+            self.reply = reply
+            self.remoteMTA = remoteMTA
+        }
+    }
+
+    public var reportingMTA: String
+    public var originalMessageID: String
+    public var arrivalDate: Date
+    public var recipients: [FailedRecipient]
+
+    public init(reportingMTA: String, originalMessageID: String, arrivalDate: Date, recipients: [FailedRecipient]) {
+        self.reportingMTA = reportingMTA
+        self.originalMessageID = originalMessageID
+        self.arrivalDate = arrivalDate
+        self.recipients = recipients
+    }
+
+    /// The DSN as message bytes (CRLF lines) addressed to `sender`.
+    public func render(to sender: String, originalMessage: [UInt8], now: Date, dsnID: String) -> [UInt8] {
+        let boundary = "=_hikyaku_dsn_\(dsnID)"
+        let date = TraceFields.rfc5322Date(Int(now.timeIntervalSince1970))
+        var lines: [String] = [
+            "From: Mail Delivery System <MAILER-DAEMON@\(reportingMTA)>",
+            "To: <\(Self.clean(sender))>",
+            "Subject: Undelivered Mail Returned to Sender",
+            "Date: \(date)",
+            "Message-ID: <\(dsnID)@\(reportingMTA)>",
+            "Auto-Submitted: auto-replied",
+            "MIME-Version: 1.0",
+            "Content-Type: multipart/report; report-type=delivery-status; boundary=\"\(boundary)\"",
+            "",
+            "This is a MIME-encapsulated message.",
+            "",
+            "--\(boundary)",
+            "Content-Type: text/plain; charset=us-ascii",
+            "",
+            "Your message could not be delivered to the following recipients:",
+            "",
+        ]
+        for recipient in recipients {
+            lines.append("<\(Self.clean(recipient.address))>: \(Self.clean(recipient.reply.description))")
+        }
+        lines += [
+            "",
+            "--\(boundary)",
+            "Content-Type: message/delivery-status",
+            "",
+            "Reporting-MTA: dns; \(reportingMTA)",
+            "X-Hikyaku-Queue-ID: \(originalMessageID)",
+            "Arrival-Date: \(TraceFields.rfc5322Date(Int(arrivalDate.timeIntervalSince1970)))",
+        ]
+        for recipient in recipients {
+            let status = recipient.reply.enhancedCode?.description ?? (recipient.reply.isPermanentFailure ? "5.0.0" : "4.0.0")
+            lines += [
+                "",
+                "Final-Recipient: rfc822; \(Self.clean(recipient.address))",
+                "Action: \(recipient.action)",
+                "Status: \(status)",
+            ]
+            if let remote = recipient.remoteMTA { lines.append("Remote-MTA: dns; \(Self.clean(remote))") }
+            lines.append("Diagnostic-Code: smtp; \(recipient.reply.code) \(Self.clean(recipient.reply.lines.joined(separator: " ")))")
+        }
+        lines += ["", "--\(boundary)", "Content-Type: text/rfc822-headers", ""]
+        var output = Array((lines.joined(separator: "\r\n") + "\r\n").utf8)
+        output += Self.headerSection(of: originalMessage)
+        output += Array("\r\n--\(boundary)--\r\n".utf8)
+        return output
+    }
+
+    /// The original's header section, CRLF-terminated, without the blank line.
+    static func headerSection(of message: [UInt8]) -> [UInt8] {
+        var index = 0
+        while index + 1 < message.count {
+            if message[index] == 0x0D && message[index + 1] == 0x0A {
+                if index + 3 < message.count && message[index + 2] == 0x0D && message[index + 3] == 0x0A {
+                    return Array(message[..<(index + 2)])
+                }
+            }
+            index += 1
+        }
+        return message
+    }
+
+    /// Printable ASCII only: remote reply text must not break the report's lines.
+    static func clean(_ text: String) -> String {
+        String(text.unicodeScalars.map { $0.value >= 32 && $0.value < 127 ? Character($0) : "?" })
+    }
+}
