@@ -13,11 +13,7 @@ public enum DeliveryComposition {
         guard let tlsPolicy = TLSPolicy(rawValue: configuration.deliveryTLSPolicy) else {
             throw ConfigurationError("delivery.tlsPolicy must be none, opportunistic, required or required-verified")
         }
-        var servers = try configuration.dnsServers.map { text -> SocketAddress in
-            let address = try ListenAddress(parsing: text)
-            return try SocketAddress(ipAddress: address.host, port: address.port)
-        }
-        if servers.isEmpty { servers = ResolvConf.systemServers() }
+        let servers = try dnsServers(configuration.dnsServers)
         let resolver = StubResolver(
             options: .init(servers: servers, timeout: .milliseconds(Int64(configuration.dnsTimeoutMilliseconds))),
             transport: NIODNSTransport(group: group))
@@ -30,6 +26,15 @@ public enum DeliveryComposition {
             localNames: [configuration.hostname], smarthost: smarthost))
         return SMTPCourier(group: group, router: router,
                            options: .init(heloName: configuration.hostname, tlsPolicy: tlsPolicy), logger: logger)
+    }
+
+    /// `host:port` entries as addresses; none given: the nameservers of /etc/resolv.conf.
+    public static func dnsServers(_ configured: [String]) throws -> [SocketAddress] {
+        let servers = try configured.map { text -> SocketAddress in
+            let address = try ListenAddress(parsing: text)
+            return try SocketAddress(ipAddress: address.host, port: address.port)
+        }
+        return servers.isEmpty ? ResolvConf.systemServers() : servers
     }
 
     public static func schedule(_ configuration: Configuration) -> RetrySchedule {

@@ -315,12 +315,7 @@ struct DNSCommand: AsyncParsableCommand {
             guard let recordType = RecordType(name: type) else { throw ValidationError("unknown record type \(type)") }
             let domain: DomainName
             do { domain = try DomainName(name) } catch { throw ValidationError("\(error)") }
-            let configured = server.isEmpty ? configuration.dnsServers : server
-            var servers = try configured.map { text -> SocketAddress in
-                let address = try ListenAddress(parsing: text)
-                return try SocketAddress(ipAddress: address.host, port: address.port)
-            }
-            if servers.isEmpty { servers = ResolvConf.systemServers() }
+            let servers = try DeliveryComposition.dnsServers(server.isEmpty ? configuration.dnsServers : server)
             let resolver = StubResolver(
                 options: .init(servers: servers, timeout: .milliseconds(Int64(configuration.dnsTimeoutMilliseconds))),
                 transport: NIODNSTransport(group: MultiThreadedEventLoopGroup.singleton))
