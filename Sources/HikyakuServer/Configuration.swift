@@ -41,6 +41,12 @@ public struct Configuration: Sendable, Equatable {
     public var deliveryMaximumBackoffSeconds = 4000
     public var deliveryQueueLifetimeSeconds = 5 * 86400
     public var deliveryMaxConcurrentMessages = 50
+    /// Traffic-shaping rules (JSON) on top of the shipped presets.
+    public var deliveryShapingFile: String?
+    /// Source address for outbound connections (an egress IP); unset: the kernel's choice.
+    public var deliverySourceAddress: String?
+    /// Days the delivery log and finished messages are kept.
+    public var logRetentionDays = 30
 
     public var maxMessageSize = 10 * 1024 * 1024
     public var maxRecipients = 100
@@ -190,6 +196,9 @@ extension Configuration {
         boolean("delivery.allowNonPublicAddresses", "Deliver to MX hosts on loopback, private or link-local addresses (off: refused, an SSRF guard)", \.deliveryAllowNonPublicAddresses),
         string("delivery.tlsPolicy", "STARTTLS towards MX hosts: none, opportunistic, required or required-verified", \.deliveryTLSPolicy),
         optionalString("delivery.smarthost", "host:port that receives all outbound mail instead of the MX hosts", \.deliverySmarthost),
+        optionalString("delivery.shapingFile", "JSON traffic-shaping rules (connections, messages per connection, rates per site), on top of the shipped presets (docs/delivery.md)", \.deliveryShapingFile),
+        optionalString("delivery.sourceAddress", "Local IP address outbound connections are made from; unset: chosen by the kernel", \.deliverySourceAddress),
+        integer("log.retentionDays", "Days the delivery log and the records of finished messages are kept", \.logRetentionDays, minimum: 1),
         integer("spool.minimumFreeBytes", "Refuse mail with 452 4.3.1 below this much free disk space; 0 means twice smtp.maxMessageSize", \.spoolMinimumFreeBytes, minimum: 0),
         integer("spool.commitDelayMicroseconds", "Group-commit window: how long the spool waits for more messages before one sync (0: none)", \.spoolCommitDelayMicroseconds, minimum: 0),
         integer("smtp.drainSeconds", "On SIGTERM, how long open sessions may finish before they are closed", \.drainSeconds, minimum: 0),

@@ -5,6 +5,7 @@ import NIOCore
 import NIOPosix
 import Relay
 import ServiceLifecycle
+import Spool
 
 /// Builds the delivery path from the configuration, for the server and for
 /// `hikyaku queue deliver` alike.
@@ -24,8 +25,30 @@ public enum DeliveryComposition {
         let router = MXRouter(resolver: resolver, policy: RoutingPolicy(
             allowNonPublicAddresses: configuration.deliveryAllowNonPublicAddresses,
             localNames: [configuration.hostname], smarthost: smarthost))
+        let shaping = try TrafficShaping.load(operatorFile: configuration.deliveryShapingFile)
         return SMTPCourier(group: group, router: router,
-                           options: .init(heloName: configuration.hostname, tlsPolicy: tlsPolicy), logger: logger)
+                           options: .init(heloName: configuration.hostname, tlsPolicy: tlsPolicy,
+                                          sourceAddress: configuration.deliverySourceAddress, shaping: shaping),
+                           logger: logger)
+    }
+
+    /// The scheduler over `index`, delivering through `courier`; `enqueue`
+    /// (the server's spool) makes DSNs, without it none are sent.
+    public static func scheduler(configuration: Configuration, index: QueueIndex, layout: SpoolLayout, courier: SMTPCourier,
+                                 logger: Logger, enqueue: DeliveryScheduler.Enqueue? = nil) throws -> DeliveryScheduler {
+        DeliveryScheduler(
+            index: index, layout: layout, schedule: schedule(configuration),
+            maximumConcurrentMessages: configuration.deliveryMaxConcurrentMessages, logger: logger,
+            reportingMTA: configuration.hostname, enqueue: enqueue, classifier: try classifier(configuration)
+        ) { envelope, message, domain in
+            await courier.deliver(envelope, message: message, domain: domain)
+        }
+    }
+
+    /// The shipped rules behind the operator's.
+    public static func classifier(_ configuration: Configuration) throws -> BounceClassifier {
+        let extra = try configuration.classificationRulesFile.map(BounceClassifier.rules(fromFile:)) ?? []
+        return try BounceClassifier.standard(extraRules: extra)
     }
 
     /// `host:port` entries as addresses; none given: the nameservers of /etc/resolv.conf.

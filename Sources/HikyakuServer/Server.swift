@@ -93,17 +93,16 @@ public enum Server {
                 announce("hikyaku: no accounts yet; create one with: hikyaku account create NAME --domain example.com --data-dir \(dataDirectory)")
             }
         }
-        let housekeeping = SpoolHousekeepingService(spool: spool, logger: logger)
+        let housekeeping = SpoolHousekeepingService(spool: spool, retention: TimeInterval(configuration.logRetentionDays) * 86400,
+                                                    logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: housekeeping)]
         if configuration.deliveryEnabled {
             let courier = try DeliveryComposition.courier(configuration: configuration, group: group, logger: logger)
-            let scheduler = DeliveryScheduler(
-                index: spool.index, layout: spool.layout, schedule: DeliveryComposition.schedule(configuration),
-                maximumConcurrentMessages: configuration.deliveryMaxConcurrentMessages, logger: logger,
-                reportingMTA: configuration.hostname, enqueue: { dsn in _ = try await spool.append(dsn) }
-            ) { envelope, message, domain in
-                await courier.deliver(envelope, message: message, domain: domain)
-            }
+            let scheduler = try DeliveryComposition.scheduler(
+                configuration: configuration, index: spool.index, layout: spool.layout, courier: courier, logger: logger,
+                enqueue: { dsn in _ = try await spool.append(dsn) })
+            // New mail is looked at as soon as it is indexed, not at the next poll.
+            spool.onIndexed = { Task { await scheduler.wake() } }
             services.append(.init(service: DeliveryService(scheduler: scheduler)))
         }
         // Shut down in reverse: intake drains first, then delivery, then housekeeping.
@@ -158,15 +157,21 @@ struct IntakeService: Service {
     }
 }
 
-/// Reclaims spool segments whose messages are all gone.
+/// Reclaims spool segments whose messages are all final, and forgets log
+/// entries and finished messages past the retention time.
 struct SpoolHousekeepingService: Service {
     let spool: Spool
+    let retention: TimeInterval
     let logger: Logger
 
     func run() async throws {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             do {
                 try spool.collectGarbage()
+                let purged = try spool.index.purge(before: Date().addingTimeInterval(-retention))
+                if purged.events + purged.messages > 0 {
+                    logger.info("retention", metadata: ["events": "\(purged.events)", "messages": "\(purged.messages)"])
+                }
             } catch {
                 logger.warning("spool housekeeping failed", metadata: ["error": "\(error)"])
             }

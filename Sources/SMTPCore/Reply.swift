@@ -22,6 +22,9 @@ public struct Reply: Hashable, Sendable, CustomStringConvertible {
         self.init(code, enhancedCode, [text])
     }
 
+    /// All lines as one, for logs and classification.
+    public var text: String { lines.joined(separator: " ") }
+
     public var isPositive: Bool { code < 400 }
     public var isTransientFailure: Bool { (400..<500).contains(code) }
     public var isPermanentFailure: Bool { code >= 500 }

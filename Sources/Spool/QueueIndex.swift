@@ -60,6 +60,35 @@ public struct QueueIndex: Sendable {
                 CREATE INDEX recipient_due ON recipient(next_attempt_at) WHERE state IN ('queued', 'deferred');
                 """)
         }
+        migrator.registerMigration("v2-delivery-log") { db in
+            // DeliveryLog.swift: one row per attempt and per state change.
+            // No foreign key: the log outlives `queue delete` and retention
+            // of message rows is decided separately.
+            try db.execute(sql: """
+                CREATE TABLE delivery_event (
+                    id INTEGER PRIMARY KEY,
+                    at REAL NOT NULL,
+                    message_id TEXT NOT NULL,
+                    recipient TEXT NOT NULL,
+                    type TEXT NOT NULL,
+                    attempt INTEGER,
+                    reply_code INTEGER,
+                    enhanced_code TEXT,
+                    reply_text TEXT,
+                    category TEXT,
+                    hard INTEGER,
+                    site TEXT,
+                    mx_host TEXT,
+                    remote_ip TEXT,
+                    source_ip TEXT,
+                    tls_version TEXT,
+                    duration_ms INTEGER
+                );
+                CREATE INDEX delivery_event_at ON delivery_event(at);
+                CREATE INDEX delivery_event_message ON delivery_event(message_id);
+                CREATE INDEX delivery_event_recipient ON delivery_event(recipient, at);
+                """)
+        }
         return migrator
     }
 
@@ -131,15 +160,17 @@ public struct QueueIndex: Sendable {
 
     // MARK: Queue inspection and control
 
-    public func summaries(limit: Int = 1000) throws -> [QueuedMessageSummary] {
+    /// Messages still in the queue (with a recipient not yet final), or
+    /// with `includeFinished` every message still on record.
+    public func summaries(limit: Int = 1000, includeFinished: Bool = false) throws -> [QueuedMessageSummary] {
         try database.read { db in
             let rows = try GRDB.Row.fetchAll(db, sql: """
                 SELECT m.id, m.received_at, m.sender, m.size, m.held, m.account_id,
                        COUNT(r.position) AS recipients,
                        SUM(CASE WHEN r.state IN ('queued', 'deferred') THEN 1 ELSE 0 END) AS pending
                 FROM message m LEFT JOIN recipient r ON r.message_id = m.id
-                GROUP BY m.id ORDER BY m.id LIMIT ?
-                """, arguments: [limit])
+                GROUP BY m.id HAVING pending > 0 OR ? ORDER BY m.id LIMIT ?
+                """, arguments: [includeFinished, limit])
             return rows.map { row in
                 QueuedMessageSummary(
                     id: MessageID(unchecked: row["id"]),
@@ -173,30 +204,52 @@ public struct QueueIndex: Sendable {
         }
     }
 
-    /// Removes a message; its bytes are reclaimed when its segment has no
-    /// other live message. Returns false when there was no such message.
+    /// Cancels every recipient of a message not yet in a final state
+    /// (`hikyaku queue delete`), each with a `cancelled` event; the bytes are
+    /// reclaimed once its segment has no other live message. Returns how
+    /// many recipients were cancelled, nil when there is no such message.
     @discardableResult
-    public func delete(_ id: MessageID) throws -> Bool {
+    public func cancel(_ id: MessageID, reason: String = "deleted by the operator") throws -> Int? {
         try database.write { db in
-            try db.execute(sql: "DELETE FROM message WHERE id = ?", arguments: [id.rawValue])
-            return db.changesCount > 0
+            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM message WHERE id = ?", arguments: [id.rawValue]) != nil else { return nil }
+            return try QueueIndex.cancel(db, where: "message_id = ?", arguments: [id.rawValue], reason: reason)
         }
     }
 
-    /// Removes every message (Postfix's `postsuper -d ALL`); returns how many.
+    /// Cancels every pending recipient of every message (Postfix's
+    /// `postsuper -d ALL`); returns how many messages were affected.
     @discardableResult
-    public func deleteAll() throws -> Int {
+    public func cancelAll(reason: String = "deleted by the operator") throws -> Int {
         try database.write { db in
-            try db.execute(sql: "DELETE FROM recipient")
-            try db.execute(sql: "DELETE FROM message")
-            return db.changesCount
+            let messages = try Int.fetchOne(db, sql:
+                "SELECT COUNT(DISTINCT message_id) FROM recipient WHERE state IN ('queued', 'deferred')") ?? 0
+            try QueueIndex.cancel(db, where: "1", arguments: [], reason: reason)
+            return messages
         }
     }
 
-    /// Records the outcome of a delivery attempt for one recipient; a
-    /// deferred recipient is due again at `nextAttempt`.
+    @discardableResult
+    static func cancel(_ db: Database, where condition: String, arguments: StatementArguments, reason: String) throws -> Int {
+        let now = Date()
+        let pending = try GRDB.Row.fetchAll(db, sql: """
+            SELECT message_id, address FROM recipient WHERE state IN ('queued', 'deferred') AND \(condition)
+            """, arguments: arguments)
+        for row in pending {
+            try DeliveryLog.insert(DeliveryEvent(at: now, messageID: MessageID(unchecked: row["message_id"]),
+                                                 recipient: row["address"], type: .cancelled, replyText: reason), db)
+        }
+        try db.execute(sql: """
+            UPDATE recipient SET state = 'cancelled', last_reply = ?, updated_at = ?
+            WHERE state IN ('queued', 'deferred') AND \(condition)
+            """, arguments: [reason, now.timeIntervalSince1970] + arguments)
+        return pending.count
+    }
+
+    /// Records the outcome of a delivery attempt for one recipient and its
+    /// event in the delivery log, in one transaction; a deferred recipient
+    /// is due again at `nextAttempt`.
     public func recordAttempt(_ id: MessageID, recipient: String, state: RecipientState, reply: String,
-                              nextAttempt: Date? = nil) throws {
+                              nextAttempt: Date? = nil, event: DeliveryEvent? = nil) throws {
         try database.write { db in
             try db.execute(sql: """
                 UPDATE recipient SET state = ?, attempts = attempts + 1, last_reply = ?, updated_at = ?,
@@ -204,6 +257,20 @@ public struct QueueIndex: Sendable {
                 WHERE message_id = ? AND address = ?
                 """, arguments: [state.rawValue, reply, Date().timeIntervalSince1970,
                                  nextAttempt?.timeIntervalSince1970, id.rawValue, recipient])
+            if let event { try DeliveryLog.insert(event, db) }
+        }
+    }
+
+    /// Puts recipients back without an attempt (a site's connection or rate
+    /// limit was reached): due again at `until`, attempts unchanged.
+    public func postpone(_ id: MessageID, recipients: [String], until: Date) throws {
+        try database.write { db in
+            for recipient in recipients {
+                try db.execute(sql: """
+                    UPDATE recipient SET next_attempt_at = ?
+                    WHERE message_id = ? AND address = ? AND state IN ('queued', 'deferred')
+                    """, arguments: [until.timeIntervalSince1970, id.rawValue, recipient])
+            }
         }
     }
 

@@ -181,6 +181,14 @@ public final class Spool: @unchecked Sendable {
 
     public var isHealthy: Bool { failure.withLockedValue { $0 == nil } }
 
+    /// Called on the committer thread after new messages reach the index
+    /// (the scheduler wakes up instead of waiting for its next look).
+    public var onIndexed: (@Sendable () -> Void)? {
+        get { indexedHandler.withLockedValue { $0 } }
+        set { indexedHandler.withLockedValue { $0 = newValue } }
+    }
+    private let indexedHandler = NIOLockedValueBox<(@Sendable () -> Void)?>(nil)
+
     // MARK: Committer
 
     private func runCommitter() {
@@ -289,6 +297,7 @@ public final class Spool: @unchecked Sendable {
         do {
             try index.insert(all, marks: marks)
             unindexed = []
+            onIndexed?()
         } catch {
             // The records are durable; the index catches up with the next
             // batch, or at the latest on the next start.

@@ -49,7 +49,11 @@ def test_queue_commands_while_running(trusted_server):
     assert trusted_server.cli_json("queue", "show", first)["held"] is False
     trusted_server.cli("queue", "delete", first)
     assert [m["id"] for m in trusted_server.queue()] == [m["id"] for m in queued[1:]]
-    assert trusted_server.cli("queue", "show", first, check=False).returncode != 0
+    # Deleting cancels: the record and the log say so.
+    assert [r["state"] for r in trusted_server.cli_json("queue", "show", first)["recipients"]] == ["cancelled"]
+    events = trusted_server.cli_json("log", "--message", first)
+    assert [e["type"] for e in events] == ["cancelled", "accepted"] and events[0]["recipient"] == "r0@example.org"
+    assert len(trusted_server.cli_json("queue", "list", "--all")) == 3
     assert trusted_server.cli("queue", "delete", "notanid", check=False).returncode != 0
     # The server keeps accepting after the CLI changed the queue under it.
     with smtplib.SMTP("127.0.0.1", trusted_server.smtp_port, timeout=20) as client:

@@ -33,19 +33,34 @@ struct DeliverySchedulerTests {
         let calls = NIOLockedValueBox<[String]>([])
         let scheduler = DeliveryScheduler(index: spool.index, layout: spool.layout,
                                           schedule: RetrySchedule(minimumBackoff: 300, maximumBackoff: 4000, lifetime: 86400, jitter: 0),
-                                          now: { clock.withLockedValue { $0 } }, logger: Logger(label: "test")) { envelope, _, domain in
+                                          now: { clock.withLockedValue { $0 } }, logger: Logger(label: "test"),
+                                          classifier: try .standard()) { envelope, _, domain in
             calls.withLockedValue { $0.append(domain) }
-            return envelope.recipients.map { recipient in
+            return DeliveryReport(outcomes: envelope.recipients.map { recipient in
                 switch recipient {
                 case "ok@a.example": return RecipientOutcome(recipient: recipient, reply: Reply(250, nil, "ok"))
-                case "gone@a.example": return RecipientOutcome(recipient: recipient, reply: Reply(550, EnhancedStatusCode(5, 1, 1), "no"))
-                default: return RecipientOutcome(recipient: recipient, reply: Reply(451, nil, "later"))
+                case "gone@a.example":
+                    return RecipientOutcome(recipient: recipient, reply: Reply(550, EnhancedStatusCode(5, 1, 1), "no such user"),
+                                            source: .remote(command: "RCPT"))
+                default: return RecipientOutcome(recipient: recipient, reply: Reply(451, nil, "later"), source: .connection)
                 }
-            }
+            }, site: "mx:mx.\(domain)", session: SessionDetails(mxHost: "mx.\(domain)", remoteIP: "192.0.2.1", tlsVersion: "tlsv13"))
         }
         await scheduler.attempt(id)
         let details = try #require(try spool.index.details(of: id))
         #expect(details.recipients.map(\.state) == ["delivered", "bounced", "deferred"])
+        // Every attempt is in the delivery log, with its connection and classification.
+        let events = try spool.index.events(DeliveryLogFilter(messageID: id))
+        let bounced = try #require(events.first { $0.type == .bounced })
+        #expect(bounced.recipient == "gone@a.example" && bounced.replyCode == 550 && bounced.enhancedCode == "5.1.1")
+        #expect(bounced.category == "invalid_recipient" && bounced.hard == true && bounced.attempt == 1)
+        #expect(bounced.mxHost == "mx.a.example" && bounced.remoteIP == "192.0.2.1" && bounced.tlsVersion == "tlsv13")
+        #expect(bounced.site == "mx:mx.a.example")
+        #expect(events.first { $0.type == .deferred }?.category == "connection_failure")
+        #expect(events.first { $0.type == .delivered }?.category == nil)
+        #expect(events.filter { $0.type == .accepted }.count == 3)
+        #expect(try spool.index.events(DeliveryLogFilter(types: [.bounced], category: "invalid_recipient")).map(\.recipient) == ["gone@a.example"])
+        #expect(try spool.index.events(DeliveryLogFilter(recipient: "GONE@a.example", types: [.delivered])).isEmpty)
         #expect(calls.withLockedValue { $0.sorted() } == ["a.example", "b.example"], "one session per domain")
         #expect(try spool.index.dueMessages(now: clock.withLockedValue { $0 }, limit: 10).isEmpty)
         #expect(try spool.index.dueMessages(now: clock.withLockedValue { $0 }.addingTimeInterval(301), limit: 10) == [id])
@@ -57,6 +72,23 @@ struct DeliverySchedulerTests {
         clock.withLockedValue { $0 = $0.addingTimeInterval(86400) }
         await scheduler.attempt(id)
         #expect(try spool.index.details(of: id)?.recipients.last?.state == "expired")
+        #expect(try spool.index.events(DeliveryLogFilter(types: [.expired])).first?.category == "expired")
+    }
+
+    @Test func aPostponedAttemptCountsNothing() async throws {
+        let spool = try spool()
+        let id = try await spool.append(message(["a@a.example"]))
+        spool.close()
+        let until = Date().addingTimeInterval(42)
+        let scheduler = DeliveryScheduler(index: spool.index, layout: spool.layout, schedule: RetrySchedule(),
+                                          logger: Logger(label: "test"), classifier: try .standard()) { _, _, _ in
+            DeliveryReport(outcomes: [], site: "busy", postponedUntil: until)
+        }
+        #expect(await scheduler.attempt(id).isEmpty)
+        let recipient = try #require(try spool.index.details(of: id)?.recipients.first)
+        #expect(recipient.state == "queued" && recipient.attempts == 0)
+        #expect(try spool.index.dueMessages(now: until.addingTimeInterval(-1), limit: 10).isEmpty)
+        #expect(try spool.index.dueMessages(now: until.addingTimeInterval(1), limit: 10) == [id])
     }
 
     @Test func heldMessagesAreNotDue() async throws {
@@ -97,8 +129,11 @@ struct DeliveryStatusNotificationTests {
         spool.close()
         let queued = NIOLockedValueBox<[IncomingMessage]>([])
         let scheduler = DeliveryScheduler(index: spool.index, layout: spool.layout, schedule: RetrySchedule(), logger: Logger(label: "test"),
-                                          reportingMTA: "relay.test", enqueue: { dsn in queued.withLockedValue { $0.append(dsn) } }) { envelope, _, _ in
-            envelope.recipients.map { RecipientOutcome(recipient: $0, reply: $0.hasPrefix("gone") ? Reply(550, EnhancedStatusCode(5, 1, 1), "no") : Reply(250, nil, "ok")) }
+                                          reportingMTA: "relay.test", enqueue: { dsn in queued.withLockedValue { $0.append(dsn) } },
+                                          classifier: try .standard()) { envelope, _, _ in
+            DeliveryReport(outcomes: envelope.recipients.map {
+                RecipientOutcome(recipient: $0, reply: $0.hasPrefix("gone") ? Reply(550, EnhancedStatusCode(5, 1, 1), "no") : Reply(250, nil, "ok"))
+            })
         }
         await scheduler.attempt(withSender)
         await scheduler.attempt(nullSender)

@@ -3,8 +3,20 @@ import NIOSSL
 import NIOTLS
 import SMTPCore
 
-/// Thin NIO glue around `SMTPClientStateMachine` for one outbound session
-/// carrying one message. Completes `promise` with every recipient's outcome.
+/// What one transaction on a connection produced.
+struct TransactionResult: Sendable {
+    var outcomes: [RecipientOutcome]
+    /// The connection may carry another transaction.
+    var reusable: Bool
+    /// A reused connection turned out to be closed before the server said
+    /// anything about this transaction: nothing happened, try a new one.
+    var stale: Bool
+    var tlsVersion: String?
+}
+
+/// Thin NIO glue around `SMTPClientStateMachine` for one outbound
+/// connection. Carries one transaction at a time; between transactions the
+/// connection idles (QUIT after `idleTimeout`) until `begin` gives it the next.
 final class SMTPClientHandler: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -15,21 +27,28 @@ final class SMTPClientHandler: ChannelInboundHandler, RemovableChannelHandler {
         var command: TimeAmount = .minutes(5)
         var data: TimeAmount = .minutes(2)
         var dataEnd: TimeAmount = .minutes(10)
+        /// How long an unused connection stays open for the next message
+        /// (Postfix's smtp_connection_cache_time_limit is 2 s).
+        var idle: TimeAmount = .seconds(5)
     }
 
     private var machine: SMTPClientStateMachine
-    private let message: [UInt8]
+    private var message: [UInt8]
     private let tlsConfiguration: TLSConfiguration
     private let serverHostname: String
     private let timeouts: Timeouts
-    private let promise: EventLoopPromise<[RecipientOutcome]>
+    private var promise: EventLoopPromise<TransactionResult>?
     private var parser = ReplyParser()
     private var buffer = ByteBuffer()
     private var timer: Scheduled<Void>?
-    private var finished = false
+    private var context: ChannelHandlerContext?
+    private var tlsVersion: String?
+    /// Replies received since the current transaction began on a reused connection.
+    private var repliesThisTransaction = 0
+    private var reused = false
 
     init(machine: SMTPClientStateMachine, message: [UInt8], tlsConfiguration: TLSConfiguration, serverHostname: String,
-         timeouts: Timeouts, promise: EventLoopPromise<[RecipientOutcome]>) {
+         timeouts: Timeouts, promise: EventLoopPromise<TransactionResult>) {
         self.machine = machine
         self.message = message
         self.tlsConfiguration = tlsConfiguration
@@ -38,28 +57,57 @@ final class SMTPClientHandler: ChannelInboundHandler, RemovableChannelHandler {
         self.promise = promise
     }
 
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
     func channelActive(context: ChannelHandlerContext) {
         armTimer(context: context)
         context.fireChannelActive()
     }
 
+    /// Starts the next transaction on an idle connection; completes
+    /// `promise` with a stale result when the connection cannot take it.
+    func begin(_ envelope: OutboundEnvelope, message: [UInt8], promise: EventLoopPromise<TransactionResult>) {
+        guard let context, context.channel.isActive, self.promise == nil, machine.phase == .idle else {
+            promise.succeed(TransactionResult(outcomes: [], reusable: false, stale: true))
+            return
+        }
+        self.message = message
+        self.promise = promise
+        reused = true
+        repliesThisTransaction = 0
+        perform(machine.begin(envelope), context: context)
+    }
+
+    /// Ends an idle connection politely.
+    func quit() {
+        guard let context, promise == nil else { return }
+        perform(machine.quit(), context: context)
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = unwrapInboundIn(data)
         buffer.writeBuffer(&bytes)
-        while !finished || machine.phase == .quit {
+        while true {
             let result: ReplyParser.Result
             do {
                 result = try parser.parse(&buffer)
             } catch {
-                perform(machine.connectionLost("unparsable reply: \(error)"), context: context)
+                complete(machine.connectionLost("unparsable reply: \(error)"))
                 context.close(promise: nil)
                 return
             }
             guard case .reply(let reply) = result else { break }
-            if machine.phase == .quit {
+            if machine.phase == .quit || machine.phase == .closed {
                 context.close(promise: nil)
                 return
             }
+            repliesThisTransaction += 1
             perform(machine.receive(reply), context: context)
         }
         buffer.discardReadBytes()
@@ -67,6 +115,9 @@ final class SMTPClientHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let tlsEvent = event as? TLSUserEvent, case .handshakeCompleted = tlsEvent {
+            if let version = try? context.pipeline.syncOperations.handler(type: NIOSSLClientHandler.self).tlsVersion {
+                tlsVersion = "\(version)"
+            }
             perform(machine.tlsEstablished(), context: context)
         } else {
             context.fireUserInboundEventTriggered(event)
@@ -75,12 +126,12 @@ final class SMTPClientHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         timer?.cancel()
-        if !finished { complete(machine.connectionLost("connection closed")) }
+        if promise != nil { complete(machine.connectionLost("connection closed")) }
         context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        if !finished {
+        if promise != nil {
             if error is NIOSSLError || error is BoringSSLError {
                 complete(machine.tlsFailed("\(error)"))
             } else {
@@ -103,8 +154,8 @@ final class SMTPClientHandler: ChannelInboundHandler, RemovableChannelHandler {
             buffer.clear()
             parser = ReplyParser()
             do {
-                let context2 = try NIOSSLContext(configuration: tlsConfiguration)
-                let handler = try NIOSSLClientHandler(context: context2, serverHostname: serverHostname)
+                let sslContext = try NIOSSLContext(configuration: tlsConfiguration)
+                let handler = try NIOSSLClientHandler(context: sslContext, serverHostname: serverHostname)
                 try context.pipeline.syncOperations.addHandler(handler, position: .first)
             } catch {
                 complete(machine.tlsFailed("\(error)"))
@@ -113,16 +164,9 @@ final class SMTPClientHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .sendMessage:
             // Dots re-stuffed, every line ending CRLF: nothing ambiguous on the wire.
             context.writeAndFlush(wrapOutboundOut(DotStuffing.stuff(message)), promise: nil)
-        case .transactionFinished(let outcomes):
-            finished = true
-            promise.succeed(outcomes)
-            if machine.phase == .idle, case .send(let quit) = machine.quit() {
-                var out = context.channel.allocator.buffer(capacity: 8)
-                for command in quit { command.write(to: &out) }
-                context.writeAndFlush(wrapOutboundOut(out), promise: nil)
-            } else {
-                context.close(promise: nil)
-            }
+        case .transactionFinished:
+            complete(action)
+            if machine.phase != .idle { context.close(promise: nil) }
         case .close:
             context.close(promise: nil)
         }
@@ -130,12 +174,18 @@ final class SMTPClientHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func complete(_ action: SMTPClientStateMachine.Action) {
-        finished = true
-        if case .transactionFinished(let outcomes) = action {
-            promise.succeed(outcomes)
-        } else {
-            promise.succeed([])
+        guard let promise else { return }
+        self.promise = nil
+        // The message bytes are not needed until the next transaction.
+        message = []
+        guard case .transactionFinished(let outcomes) = action else {
+            promise.succeed(TransactionResult(outcomes: [], reusable: false, stale: reused && repliesThisTransaction == 0,
+                                              tlsVersion: tlsVersion))
+            return
         }
+        let lostBeforeAnyReply = reused && repliesThisTransaction == 0 && machine.phase == .closed
+        promise.succeed(TransactionResult(outcomes: lostBeforeAnyReply ? [] : outcomes, reusable: machine.phase == .idle,
+                                          stale: lostBeforeAnyReply, tlsVersion: tlsVersion))
     }
 
     private func armTimer(context: ChannelHandlerContext) {
@@ -145,11 +195,17 @@ final class SMTPClientHandler: ChannelInboundHandler, RemovableChannelHandler {
         case .greeting: timeout = timeouts.greeting
         case .dataEnd: timeout = timeouts.dataEnd
         case .data: timeout = timeouts.data
-        case .idle, .closed: return
+        case .idle: timeout = timeouts.idle
+        case .closed: return
         default: timeout = timeouts.command
         }
         timer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [self] in
-            if !finished { complete(machine.connectionLost("timeout in \(machine.phase)")) }
+            if machine.phase == .idle && promise == nil {
+                // Unused for too long: QUIT, and close when it is answered (or not).
+                perform(machine.quit(), context: context)
+                return
+            }
+            complete(machine.connectionLost("timeout in \(machine.phase)"))
             context.close(promise: nil)
         }
     }

@@ -31,12 +31,30 @@ public struct OutboundEnvelope: Equatable, Sendable {
     }
 }
 
+/// Where a recipient's reply came from, for classification: the remote
+/// server (and the command it answered), or a reply made up here for a
+/// DNS, connection, TLS or local reason.
+public enum OutcomeSource: Equatable, Sendable {
+    case remote(command: String)
+    case dns(transient: Bool)
+    case connection
+    case tls
+    case local
+}
+
 /// The outcome for one recipient: delivered, or failed with the reply (or a
 /// reply we made up for a local reason) that says why and how finally.
 public struct RecipientOutcome: Equatable, Sendable {
     public var recipient: String
     public var reply: Reply
+    public var source: OutcomeSource
     public var delivered: Bool { reply.isPositive }
+
+    public init(recipient: String, reply: Reply, source: OutcomeSource = .remote(command: "DATA")) {
+        self.recipient = recipient
+        self.reply = reply
+        self.source = source
+    }
 }
 
 /// The client side of one SMTP session (RFC 5321 §4.1, RFC 3207, RFC 2920),
@@ -80,7 +98,7 @@ public struct SMTPClientStateMachine: Sendable {
     /// Replies still expected for pipelined commands, in order.
     private var pendingReplies: [Phase] = []
     private var mailReply: Reply?
-    private var outcomes: [String: Reply] = [:]
+    private var outcomes: [String: (Reply, OutcomeSource)] = [:]
     private var acceptedRecipients: [String] = []
     private var rcptIndex = 0
     /// A transaction ended early (MAIL accepted, then no DATA): RSET first.
@@ -97,7 +115,7 @@ public struct SMTPClientStateMachine: Sendable {
     public mutating func receive(_ reply: Reply) -> Action {
         switch phase {
         case .greeting:
-            guard reply.code == 220 else { return failAll(reply, thenClose: true) }
+            guard reply.code == 220 else { return failAll(reply, source: .remote(command: "CONNECT"), thenClose: true) }
             phase = .ehlo
             return .send([.ehlo(heloName)])
         case .ehlo:
@@ -110,15 +128,16 @@ public struct SMTPClientStateMachine: Sendable {
                 phase = .helo
                 return .send([.helo(heloName)])
             }
-            return failAll(reply, thenClose: true)
+            return failAll(reply, source: .remote(command: "EHLO"), thenClose: true)
         case .helo:
-            guard reply.code == 250 else { return failAll(reply, thenClose: true) }
+            guard reply.code == 250 else { return failAll(reply, source: .remote(command: "HELO"), thenClose: true) }
             extensions = Extensions()
             return afterHello()
         case .startTLS:
             if reply.code == 220 { return .startTLS }
             if tlsPolicy == .required || tlsPolicy == .requiredVerified {
-                return failAll(Reply(451, EnhancedStatusCode(4, 7, 10), "TLS required but STARTTLS failed: \(reply)"), thenClose: true)
+                return failAll(Reply(451, EnhancedStatusCode(4, 7, 10), "TLS required but STARTTLS failed: \(reply)"),
+                               source: .tls, thenClose: true)
             }
             return startTransaction()
         case .reset:
@@ -127,7 +146,7 @@ public struct SMTPClientStateMachine: Sendable {
         case .mail, .rcpt, .data:
             return receivePipelined(reply)
         case .dataEnd:
-            let final = acceptedRecipients.map { RecipientOutcome(recipient: $0, reply: reply) }
+            let final = acceptedRecipients.map { RecipientOutcome(recipient: $0, reply: reply, source: .remote(command: "DATA")) }
             return finishTransaction(extra: final)
         case .quit, .closed, .idle:
             return .none
@@ -145,7 +164,7 @@ public struct SMTPClientStateMachine: Sendable {
 
     /// The handshake failed; the connection is unusable.
     public mutating func tlsFailed(_ description: String) -> Action {
-        failAll(Reply(451, EnhancedStatusCode(4, 7, 5), "TLS handshake failed: \(description)"), thenClose: true)
+        failAll(Reply(451, EnhancedStatusCode(4, 7, 5), "TLS handshake failed: \(description)"), source: .tls, thenClose: true)
     }
 
     /// The connection dropped or a deadline passed in the current phase.
@@ -156,7 +175,8 @@ public struct SMTPClientStateMachine: Sendable {
         }
         // After "." with no reply the message may or may not have been
         // accepted; retrying risks a duplicate, bouncing risks a loss: retry.
-        return failAll(Reply(451, EnhancedStatusCode(4, 4, 2), "connection lost: \(description)"), thenClose: true)
+        return failAll(Reply(451, EnhancedStatusCode(4, 4, 2), "connection lost: \(description)"), source: .connection,
+                       thenClose: true)
     }
 
     /// Reuse the session for another transaction to the same destination.
@@ -181,7 +201,8 @@ public struct SMTPClientStateMachine: Sendable {
             return .send([.startTLS])
         }
         if !tlsActive && (tlsPolicy == .required || tlsPolicy == .requiredVerified) {
-            return failAll(Reply(451, EnhancedStatusCode(4, 7, 10), "TLS required but the server does not offer STARTTLS"), thenClose: true)
+            return failAll(Reply(451, EnhancedStatusCode(4, 7, 10), "TLS required but the server does not offer STARTTLS"),
+                           source: .tls, thenClose: true)
         }
         return startTransaction()
     }
@@ -202,10 +223,10 @@ public struct SMTPClientStateMachine: Sendable {
         if extensions.maximumSize > 0 && envelope.size > extensions.maximumSize {
             return failAll(Reply(552, EnhancedStatusCode(5, 3, 4),
                                  "message of \(envelope.size) octets exceeds the server's limit of \(extensions.maximumSize)"),
-                           thenClose: false)
+                           source: .local, thenClose: false)
         }
         if envelope.requiresSMTPUTF8 && !extensions.smtpUTF8 {
-            return failAll(Reply(553, EnhancedStatusCode(5, 6, 7), "the server does not support SMTPUTF8"), thenClose: false)
+            return failAll(Reply(553, EnhancedStatusCode(5, 6, 7), "the server does not support SMTPUTF8"), source: .local, thenClose: false)
         }
         var parameters = MailParameters()
         if extensions.maximumSize > 0 || extensions.pipelining { parameters.size = envelope.size }
@@ -230,7 +251,7 @@ public struct SMTPClientStateMachine: Sendable {
         case .mail:
             mailReply = reply
             if !extensions.pipelining {
-                guard reply.isPositive else { return failAll(reply, thenClose: false, resetNeeded: true) }
+                guard reply.isPositive else { return failAll(reply, source: .remote(command: "MAIL"), thenClose: false, resetNeeded: true) }
                 phase = .rcpt
                 pendingReplies = [.rcpt]
                 return .send([.rcpt(Self.forwardPath(envelope.recipients[0]), [])])
@@ -241,11 +262,11 @@ public struct SMTPClientStateMachine: Sendable {
             let recipient = envelope.recipients[rcptIndex]
             rcptIndex += 1
             if let mailReply, !mailReply.isPositive {
-                outcomes[recipient] = mailReply
+                outcomes[recipient] = (mailReply, .remote(command: "MAIL"))
             } else if reply.isPositive {
                 acceptedRecipients.append(recipient)
             } else {
-                outcomes[recipient] = reply
+                outcomes[recipient] = (reply, .remote(command: "RCPT"))
             }
             if !extensions.pipelining {
                 if rcptIndex < envelope.recipients.count {
@@ -268,7 +289,7 @@ public struct SMTPClientStateMachine: Sendable {
                 return .sendMessage
             }
             // DATA refused: the accepted recipients get this reply.
-            let refused = acceptedRecipients.map { RecipientOutcome(recipient: $0, reply: reply) }
+            let refused = acceptedRecipients.map { RecipientOutcome(recipient: $0, reply: reply, source: .remote(command: "DATA")) }
             acceptedRecipients = []
             return finishTransaction(extra: refused, resetNeeded: true)
         default:
@@ -279,10 +300,11 @@ public struct SMTPClientStateMachine: Sendable {
     private mutating func finishTransaction(extra: [RecipientOutcome], resetNeeded: Bool = false) -> Action {
         guard let envelope else { return .close }
         var byRecipient = outcomes
-        for outcome in extra { byRecipient[outcome.recipient] = outcome.reply }
+        for outcome in extra { byRecipient[outcome.recipient] = (outcome.reply, outcome.source) }
         let results = envelope.recipients.map { recipient in
-            RecipientOutcome(recipient: recipient, reply: byRecipient[recipient]
-                ?? Reply(451, EnhancedStatusCode(4, 4, 2), "no reply for this recipient"))
+            let (reply, source) = byRecipient[recipient]
+                ?? (Reply(451, EnhancedStatusCode(4, 4, 2), "no reply for this recipient"), .connection)
+            return RecipientOutcome(recipient: recipient, reply: reply, source: source)
         }
         self.envelope = nil
         phase = .idle
@@ -291,13 +313,13 @@ public struct SMTPClientStateMachine: Sendable {
         return .transactionFinished(results)
     }
 
-    private mutating func failAll(_ reply: Reply, thenClose: Bool, resetNeeded: Bool = false) -> Action {
+    private mutating func failAll(_ reply: Reply, source: OutcomeSource, thenClose: Bool, resetNeeded: Bool = false) -> Action {
         let recipients = envelope?.recipients ?? []
         envelope = nil
         pendingReplies = []
         phase = thenClose ? .closed : .idle
         needsReset = resetNeeded
-        return .transactionFinished(recipients.map { RecipientOutcome(recipient: $0, reply: reply) })
+        return .transactionFinished(recipients.map { RecipientOutcome(recipient: $0, reply: reply, source: source) })
     }
 
     static func parseExtensions(_ reply: Reply) -> Extensions {

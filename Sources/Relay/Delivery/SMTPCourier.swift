@@ -1,12 +1,38 @@
+import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import NIOSSL
 import SMTPCore
 
-/// Delivers one message to the recipients of one domain: routes it, then
-/// tries the MX hosts and their addresses in order until one session
-/// produces outcomes. Every recipient gets exactly one outcome.
+/// What one delivery attempt for one domain's recipients produced.
+public struct DeliveryReport: Sendable {
+    /// One per recipient; empty when postponed.
+    public var outcomes: [RecipientOutcome]
+    /// The destination site (traffic-shaping rule or MX set), once routed.
+    public var site: String?
+    /// The connection that produced the outcomes, if one was made.
+    public var session: SessionDetails?
+    /// Nothing was attempted: the site's connection or rate limit is
+    /// reached. Due again at this time, without counting an attempt.
+    public var postponedUntil: Date?
+    public var duration: Duration = .zero
+
+    public init(outcomes: [RecipientOutcome], site: String? = nil, session: SessionDetails? = nil,
+                postponedUntil: Date? = nil) {
+        self.outcomes = outcomes
+        self.site = site
+        self.session = session
+        self.postponedUntil = postponedUntil
+    }
+}
+
+/// Delivers one message to the recipients of one domain: routes it, finds
+/// the destination site, and sends through one of the site's connections —
+/// an idle one when there is one, else a new one tried host by host and
+/// address by address — within the site's limits. Every recipient gets
+/// exactly one outcome, unless the site says to come back later.
 public struct SMTPCourier: Sendable {
     public struct Options: Sendable {
         public var heloName: String
@@ -14,13 +40,15 @@ public struct SMTPCourier: Sendable {
         public var connectTimeout: TimeAmount
         /// Source address to bind to (an egress IP), if any.
         public var sourceAddress: String?
+        public var shaping: TrafficShaping
 
         public init(heloName: String, tlsPolicy: TLSPolicy = .opportunistic, connectTimeout: TimeAmount = .seconds(30),
-                    sourceAddress: String? = nil) {
+                    sourceAddress: String? = nil, shaping: TrafficShaping = TrafficShaping()) {
             self.heloName = heloName
             self.tlsPolicy = tlsPolicy
             self.connectTimeout = connectTimeout
             self.sourceAddress = sourceAddress
+            self.shaping = shaping
         }
     }
 
@@ -28,49 +56,100 @@ public struct SMTPCourier: Sendable {
     let router: MXRouter
     let options: Options
     let logger: Logger
+    let sites: SiteDirectory
 
     public init(group: any EventLoopGroup, router: MXRouter, options: Options, logger: Logger) {
         self.group = group
         self.router = router
         self.options = options
         self.logger = logger
+        self.sites = SiteDirectory(shaping: options.shaping)
     }
 
     /// `envelope.recipients` must all be on `domain`.
-    public func deliver(_ envelope: OutboundEnvelope, message: [UInt8], domain: String) async -> [RecipientOutcome] {
+    public func deliver(_ envelope: OutboundEnvelope, message: [UInt8], domain: String) async -> DeliveryReport {
+        let started = ContinuousClock.now
+        var report = await deliverTimed(envelope, message: message, domain: domain)
+        report.duration = ContinuousClock.now - started
+        return report
+    }
+
+    func deliverTimed(_ envelope: OutboundEnvelope, message: [UInt8], domain: String) async -> DeliveryReport {
         let decision = await router.route(domain)
         let hosts: [MXHost]
         switch decision {
         case .permanentFailure(let code, let text):
-            return envelope.recipients.map { RecipientOutcome(recipient: $0, reply: Reply(550, code, text)) }
+            return DeliveryReport(outcomes: envelope.recipients.map {
+                RecipientOutcome(recipient: $0, reply: Reply(550, code, text), source: .dns(transient: false))
+            })
         case .transientFailure(let code, let text):
-            return envelope.recipients.map { RecipientOutcome(recipient: $0, reply: Reply(451, code, text)) }
+            return DeliveryReport(outcomes: envelope.recipients.map {
+                RecipientOutcome(recipient: $0, reply: Reply(451, code, text), source: .dns(transient: true))
+            })
         case .deliver(let found):
             hosts = found
         }
-        var last: [RecipientOutcome] = envelope.recipients.map {
-            RecipientOutcome(recipient: $0, reply: Reply(451, EnhancedStatusCode(4, 4, 1), "no mail exchanger answered"))
+        let site = sites.site(domain: domain, mxHosts: hosts.map(\.name))
+        // A reused connection may have been closed by the server meanwhile;
+        // then ask again (the stale one has given its slot back).
+        for _ in 0..<3 {
+            switch await site.acquire() {
+            case .postpone(let until):
+                return DeliveryReport(outcomes: [], site: site.name, postponedUntil: until)
+            case .reuse(let connection):
+                let result = await connection.transact(envelope, message: message)
+                await site.release(connection, reusable: result.reusable)
+                if result.stale { continue }
+                return DeliveryReport(outcomes: result.outcomes, site: site.name,
+                                      session: connection.details(tlsVersion: result.tlsVersion))
+            case .open:
+                var report = await openAndDeliver(envelope, message: message, hosts: hosts, site: site)
+                report.site = site.name
+                return report
+            }
         }
+        return DeliveryReport(outcomes: envelope.recipients.map {
+            RecipientOutcome(recipient: $0, reply: Reply(451, EnhancedStatusCode(4, 4, 2), "connections to the site keep closing"),
+                             source: .connection)
+        }, site: site.name)
+    }
+
+    /// Holds one of the site's connection slots: tries the hosts in order
+    /// until one session produces outcomes, and leaves the connection with
+    /// the site (or frees the slot).
+    func openAndDeliver(_ envelope: OutboundEnvelope, message: [UInt8], hosts: [MXHost], site: DeliverySite) async -> DeliveryReport {
+        var last = DeliveryReport(outcomes: envelope.recipients.map {
+            RecipientOutcome(recipient: $0, reply: Reply(451, EnhancedStatusCode(4, 4, 1), "no mail exchanger answered"),
+                             source: .connection)
+        })
         for host in hosts {
             for address in host.addresses {
                 let target = (try? SocketAddress(ipAddress: address.ipAddress ?? "", port: host.port)) ?? address
-                guard let outcomes = await session(envelope, message: message, host: host.name, address: target) else { continue }
+                guard let (connection, result) = await session(envelope, message: message, host: host.name, address: target,
+                                                               idle: site.limits.idleSeconds, site: site) else { continue }
+                let report = DeliveryReport(outcomes: result.outcomes, session: connection.details(tlsVersion: result.tlsVersion))
                 // Try the next host only when this one never really took part
                 // (a 4xx greeting or a lost connection before any reply).
-                if outcomes.allSatisfy({ $0.reply.code == 421 || ($0.reply.isTransientFailure && $0.reply.enhancedCode?.subject == 4) }) {
-                    last = outcomes
+                if result.outcomes.isEmpty || result.outcomes.allSatisfy({
+                    $0.reply.code == 421 || ($0.reply.isTransientFailure && $0.reply.enhancedCode?.subject == 4)
+                }) {
+                    if !result.outcomes.isEmpty { last = report }
+                    if connection.channel.isActive { connection.quit() }
                     continue
                 }
-                return outcomes
+                await site.release(connection, reusable: result.reusable)
+                return report
             }
         }
+        await site.release(nil, reusable: false)
         return last
     }
 
-    /// One session; nil when the connection could not be made.
-    func session(_ envelope: OutboundEnvelope, message: [UInt8], host: String, address: SocketAddress) async -> [RecipientOutcome]? {
+    /// Connects and runs the first transaction; nil when no connection could be made.
+    func session(_ envelope: OutboundEnvelope, message: [UInt8], host: String, address: SocketAddress, idle: Double,
+                 site: DeliverySite) async -> (OutboundConnection, TransactionResult)? {
         let eventLoop = group.next()
-        let promise = eventLoop.makePromise(of: [RecipientOutcome].self)
+        let promise = eventLoop.makePromise(of: TransactionResult.self)
         var tls = TLSConfiguration.makeClientConfiguration()
         if options.tlsPolicy != .requiredVerified {
             // Opportunistic TLS protects against passive listeners only; most
@@ -78,27 +157,44 @@ public struct SMTPCourier: Sendable {
             tls.certificateVerification = .none
         }
         let machine = SMTPClientStateMachine(heloName: options.heloName, tlsPolicy: options.tlsPolicy, envelope: envelope)
+        var timeouts = SMTPClientHandler.Timeouts()
+        timeouts.idle = .milliseconds(Int64(idle * 1000))
         var bootstrap = ClientBootstrap(group: eventLoop).connectTimeout(options.connectTimeout)
         if let source = options.sourceAddress, let bind = try? SocketAddress(ipAddress: source, port: 0) {
             bootstrap = bootstrap.bind(to: bind)
         }
+        let tlsConfiguration = tls
+        let handlerTimeouts = timeouts
+        // Made on the event loop, where the handler lives.
+        let made = NIOLockedValueBox<OutboundConnection?>(nil)
         do {
-            // The handler closes the channel when the session is over.
             _ = try await bootstrap
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(SMTPClientHandler(
-                            machine: machine, message: message, tlsConfiguration: tls, serverHostname: host,
-                            timeouts: .init(), promise: promise))
+                        let handler = SMTPClientHandler(machine: machine, message: message, tlsConfiguration: tlsConfiguration,
+                                                        serverHostname: host, timeouts: handlerTimeouts, promise: promise)
+                        try channel.pipeline.syncOperations.addHandler(handler)
+                        made.withLockedValue { $0 = OutboundConnection(channel: channel, handler: handler, mxHost: host) }
                     }
                 }
                 .connect(to: address).get()
         } catch {
             logger.notice("connection failed", metadata: ["mx": "\(host)", "address": "\(address)", "error": "\(error)"])
-            promise.succeed([])
+            promise.succeed(TransactionResult(outcomes: [], reusable: false, stale: false))
             return nil
         }
-        let outcomes = (try? await promise.futureResult.get()) ?? []
-        return outcomes.isEmpty ? nil : outcomes
+        guard let connection = made.withLockedValue({ $0 }) else { return nil }
+        let channel = connection.channel
+        // An idle connection that closes by itself gives its slot back.
+        channel.closeFuture.whenComplete { _ in
+            Task { await site.closed(connection) }
+        }
+        let result = await connection.firstTransaction(promise.futureResult)
+        return (connection, result)
+    }
+
+    /// Closes every idle connection (shutdown).
+    public func closeIdleConnections() async {
+        for site in sites.all { await site.closeIdle() }
     }
 }

@@ -39,7 +39,7 @@ public struct RetrySchedule: Sendable {
 /// in memory beyond the messages in flight, so a million queued messages
 /// cost no memory here.
 public actor DeliveryScheduler {
-    public typealias Deliver = @Sendable (OutboundEnvelope, [UInt8], String) async -> [RecipientOutcome]
+    public typealias Deliver = @Sendable (OutboundEnvelope, [UInt8], String) async -> DeliveryReport
     /// Makes a generated message (a DSN) durable in the spool.
     public typealias Enqueue = @Sendable (IncomingMessage) async throws -> Void
 
@@ -52,12 +52,16 @@ public actor DeliveryScheduler {
     let logger: Logger
     let reportingMTA: String
     let enqueue: Enqueue?
+    let classifier: BounceClassifier
     private var inFlight: Set<MessageID> = []
     private var stopping = false
+    private var sleeper: CheckedContinuation<Void, Never>?
+    private var wakeRequested = false
 
     public init(index: QueueIndex, layout: SpoolLayout, schedule: RetrySchedule, maximumConcurrentMessages: Int = 50,
                 now: @escaping @Sendable () -> Date = { Date() }, logger: Logger, reportingMTA: String = "localhost",
-                enqueue: Enqueue? = nil, deliver: @escaping Deliver) {
+                enqueue: Enqueue? = nil, classifier: BounceClassifier, deliver: @escaping Deliver) {
+        self.classifier = classifier
         self.reportingMTA = reportingMTA
         self.enqueue = enqueue
         self.index = index
@@ -69,8 +73,10 @@ public actor DeliveryScheduler {
         self.deliver = deliver
     }
 
-    /// Polls the index until cancelled or `stop()`; deliveries in flight finish.
-    public func run(pollInterval: Duration = .milliseconds(200)) async {
+    /// Runs until cancelled or `stop()`; deliveries in flight finish. Looks
+    /// at the index when woken (a message was indexed, a delivery finished)
+    /// and at least every `pollInterval` (deferred mail coming due).
+    public func run(pollInterval: Duration = .seconds(1)) async {
         await withDiscardingTaskGroup { group in
             while !stopping && !Task.isCancelled {
                 let room = maximumConcurrentMessages - inFlight.count
@@ -87,17 +93,44 @@ public actor DeliveryScheduler {
                     }
                 }
                 // Sleep only when there was nothing new to start.
-                if started == 0 { try? await Task.sleep(for: pollInterval) }
+                if started == 0 { await pause(pollInterval) }
             }
         }
     }
 
     private func finished(_ id: MessageID) {
         inFlight.remove(id)
+        wake()
     }
 
     public func stop() {
         stopping = true
+        wake()
+    }
+
+    /// Look at the queue now: new mail was indexed, or room was freed.
+    public func wake() {
+        if let sleeper {
+            self.sleeper = nil
+            sleeper.resume()
+        } else {
+            wakeRequested = true
+        }
+    }
+
+    private func pause(_ interval: Duration) async {
+        if wakeRequested {
+            wakeRequested = false
+            return
+        }
+        await withCheckedContinuation { continuation in
+            sleeper = continuation
+            Task { [weak self] in
+                try? await Task.sleep(for: interval)
+                await self?.wake()
+            }
+        }
+        wakeRequested = false
     }
 
     /// One attempt for every recipient of a message not yet in a final
@@ -118,10 +151,14 @@ public actor DeliveryScheduler {
             for (domain, recipients) in byDomain.sorted(by: { $0.key < $1.key }) {
                 let envelope = OutboundEnvelope(sender: details.sender, recipients: recipients, size: bytes.count,
                                                 eightBit: bytes.contains { $0 >= 0x80 }, requiresSMTPUTF8: details.smtpUTF8)
-                let outcomes = await deliver(envelope, bytes, domain)
-                for outcome in outcomes {
-                    let state = try record(outcome, message: id, receivedAt: details.receivedAt,
-                                           attempts: (attempts[outcome.recipient] ?? 0) + 1, at: time)
+                let report = await deliver(envelope, bytes, domain)
+                if let until = report.postponedUntil {
+                    try index.postpone(id, recipients: recipients, until: until)
+                    continue
+                }
+                for outcome in report.outcomes {
+                    let state = try record(outcome, report: report, domain: domain, message: id, receivedAt: details.receivedAt,
+                                           attempt: (attempts[outcome.recipient] ?? 0) + 1, at: time)
                     results.append((outcome, state))
                 }
             }
@@ -159,29 +196,63 @@ public actor DeliveryScheduler {
         logger.info("dsn queued", metadata: ["id": "\(details.id)", "dsn": "\(id)", "to": "<\(details.sender)>"])
     }
 
-    func record(_ outcome: RecipientOutcome, message id: MessageID, receivedAt: Date, attempts: Int, at time: Date) throws -> RecipientState {
-        let reply = outcome.reply.description
+    func record(_ outcome: RecipientOutcome, report: DeliveryReport, domain: String, message id: MessageID, receivedAt: Date,
+                attempt: Int, at time: Date) throws -> RecipientState {
+        let reply = outcome.reply
         var metadata: Logger.Metadata = ["id": "\(id)", "to": "<\(outcome.recipient)>", "reply": "\(reply)"]
+        var event = DeliveryEvent(
+            at: Date(), messageID: id, recipient: outcome.recipient, type: .delivered, attempt: attempt, replyCode: reply.code,
+            enhancedCode: reply.enhancedCode?.description, replyText: reply.text, site: report.site,
+            mxHost: report.session?.mxHost, remoteIP: report.session?.remoteIP, sourceIP: report.session?.sourceIP,
+            tlsVersion: report.session?.tlsVersion,
+            durationMilliseconds: Int(report.duration.components.seconds * 1000 + report.duration.components.attoseconds / 1_000_000_000_000_000))
+        if !outcome.delivered {
+            let classification = classifier.classify(observation(outcome, domain: domain, mxHost: report.session?.mxHost))
+            event.category = classification.category.rawValue
+            event.hard = reply.isPermanentFailure
+            metadata["category"] = "\(classification.category.rawValue)"
+        }
+        let state: RecipientState
+        var next: Date?
+        var stored = reply.description
         if outcome.delivered {
-            try index.recordAttempt(id, recipient: outcome.recipient, state: .delivered, reply: reply)
-            logger.info("delivered", metadata: metadata)
-            return .delivered
-        } else if outcome.reply.isPermanentFailure {
-            try index.recordAttempt(id, recipient: outcome.recipient, state: .bounced, reply: reply)
-            logger.info("bounced", metadata: metadata)
-            return .bounced
+            state = .delivered
+        } else if reply.isPermanentFailure {
+            state = .bounced
         } else if time.timeIntervalSince(receivedAt) >= schedule.lifetime {
             // RFC 5321 §4.5.4.1: give up after the queue lifetime.
-            let expired = "expired after \(Int(schedule.lifetime)) s in the queue; last reply: \(reply)"
-            try index.recordAttempt(id, recipient: outcome.recipient, state: .expired, reply: expired)
-            logger.info("expired", metadata: metadata)
-            return .expired
+            state = .expired
+            stored = "expired after \(Int(schedule.lifetime)) s in the queue; last reply: \(reply)"
+            event.category = BounceCategory.expired.rawValue
+            event.hard = true
         } else {
-            let next = time.addingTimeInterval(schedule.delay(afterAttempts: attempts, random: Double.random(in: 0...1)))
-            try index.recordAttempt(id, recipient: outcome.recipient, state: .deferred, reply: reply, nextAttempt: next)
-            metadata["next"] = "\(ISO8601DateFormatter().string(from: next))"
-            logger.info("deferred", metadata: metadata)
-            return .deferred
+            state = .deferred
+            next = time.addingTimeInterval(schedule.delay(afterAttempts: attempt, random: Double.random(in: 0...1)))
+            metadata["next"] = "\(ISO8601DateFormatter().string(from: next!))"
         }
+        event.type = DeliveryEvent.Kind(rawValue: state.rawValue) ?? .deferred
+        try index.recordAttempt(id, recipient: outcome.recipient, state: state, reply: stored, nextAttempt: next, event: event)
+        logger.info("\(state.rawValue)", metadata: metadata)
+        return state
+    }
+
+    func observation(_ outcome: RecipientOutcome, domain: String, mxHost: String?) -> FailureObservation {
+        let reply = outcome.reply
+        let kind: FailureObservation.Kind
+        var command: String?
+        switch outcome.source {
+        case .remote(let verb):
+            kind = .reply(code: reply.code, enhanced: reply.enhancedCode, text: reply.text)
+            command = verb
+        case .local:
+            kind = .reply(code: reply.code, enhanced: reply.enhancedCode, text: reply.text)
+        case .dns(let transient):
+            kind = .dns(transient: transient, text: reply.text)
+        case .connection:
+            kind = .connection(reply.text)
+        case .tls:
+            kind = .tls(reply.text)
+        }
+        return FailureObservation(kind: kind, remoteHost: mxHost, recipientDomain: domain, command: command)
     }
 }

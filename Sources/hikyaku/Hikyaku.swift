@@ -15,7 +15,7 @@ struct Hikyaku: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hikyaku",
         abstract: "A self-hosted mail relay: SMTP intake, durable spool, delivery, logs.",
-        subcommands: [Serve.self, AccountCommand.self, QueueCommand.self, DNSCommand.self, Classify.self])
+        subcommands: [Serve.self, AccountCommand.self, QueueCommand.self, LogCommand.self, DNSCommand.self, Classify.self, ShapingCommand.self])
 }
 
 /// Options every command shares: where the configuration and data live.
@@ -163,14 +163,16 @@ struct QueueCommand: ParsableCommand {
     }
 
     struct List: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List queued messages.")
+        static let configuration = CommandConfiguration(
+            abstract: "List queued messages: those with a recipient not yet delivered, bounced, expired or cancelled.")
         @OptionGroup var options: CommonOptions
         @Option(name: .long, help: "At most this many.") var limit = 1000
+        @Flag(name: .long, help: "Include finished messages still on record (see log.retentionDays).") var all = false
         @Flag(name: .long, help: "Machine-readable output.") var json = false
 
         func run() throws {
             let (index, _) = try QueueCommand.index(options)
-            let messages = try index.summaries(limit: limit)
+            let messages = try index.summaries(limit: limit, includeFinished: all)
             if json { return try printJSON(messages) }
             let formatter = ISO8601DateFormatter()
             for message in messages {
@@ -222,10 +224,11 @@ struct QueueCommand: ParsableCommand {
         func run() throws {
             let index = try QueueCommand.index(options).0
             if all {
-                print("deleted \(try index.deleteAll())")
+                print("deleted \(try index.cancelAll())")
                 return
             }
-            guard let id, try index.delete(try QueueCommand.messageID(id)) else { throw ValidationError("no message \(id ?? "")") }
+            // The recipients are cancelled (and logged so); the bytes go with the next housekeeping.
+            guard let id, try index.cancel(try QueueCommand.messageID(id)) != nil else { throw ValidationError("no message \(id ?? "")") }
         }
     }
 
@@ -264,11 +267,8 @@ extension QueueCommand {
             let courier = try DeliveryComposition.courier(
                 configuration: configuration, group: MultiThreadedEventLoopGroup.singleton, logger: Logger(label: "hikyaku"))
             // The same attempt the server's scheduler makes, outcomes recorded the same way.
-            let scheduler = DeliveryScheduler(
-                index: index, layout: layout, schedule: DeliveryComposition.schedule(configuration), logger: Logger(label: "hikyaku")
-            ) { envelope, message, domain in
-                await courier.deliver(envelope, message: message, domain: domain)
-            }
+            let scheduler = try DeliveryComposition.scheduler(configuration: configuration, index: index, layout: layout,
+                                                             courier: courier, logger: Logger(label: "hikyaku"))
             let results = await scheduler.attempt(messageID).map {
                 DeliveryOutput(recipient: $0.outcome.recipient, state: $0.state.rawValue, reply: $0.outcome.reply.description)
             }
@@ -418,5 +418,27 @@ struct Classify: ParsableCommand {
         } else {
             print("\(result.category.rawValue)\t\(result.isHard ? "hard" : "soft")\t\(result.rule)")
         }
+    }
+}
+
+// MARK: Traffic shaping
+
+struct ShapingCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "shaping",
+        abstract: "Print the traffic-shaping rules in effect (presets and delivery.shapingFile) as JSON, or the site of a destination.")
+    @OptionGroup var options: CommonOptions
+    @Option(name: .long, help: "Show the site and limits for this recipient domain.") var domain: String?
+    @Option(name: .long, help: "MX host names of --domain (repeatable).") var mx: [String] = []
+
+    func run() throws {
+        let shaping = try TrafficShaping.load(operatorFile: try options.load().deliveryShapingFile)
+        if let domain {
+            let site = shaping.site(domain: domain, mxHosts: mx)
+            struct Output: Encodable { var site: String; var limits: ShapingLimits }
+            return try printJSON(Output(site: site.name, limits: site.limits))
+        }
+        struct File: Encodable { var `default`: ShapingLimits; var sites: [ShapingRule] }
+        try printJSON(File(default: shaping.defaults, sites: shaping.rules))
     }
 }

@@ -1,0 +1,161 @@
+import Foundation
+import NIOConcurrencyHelpers
+
+/// One destination site's share of the sender: its open connections (at
+/// most `maxConnections`, idle ones kept for reuse) and its message rate
+/// (token buckets per minute and per hour).
+///
+/// A caller `acquire`s before each transaction and `release`s after. When
+/// the rate is spent, or when too many callers already wait for a
+/// connection, `acquire` says when to come back instead of waiting, so one
+/// throttled provider never holds the scheduler's slots that other sites need.
+actor DeliverySite {
+    enum Grant {
+        /// An idle connection to use; release it afterwards.
+        case reuse(OutboundConnection)
+        /// A connection slot: open a connection, then release it (or nil).
+        case open
+        /// Nothing now; try again at this time.
+        case postpone(until: Date)
+    }
+
+    let name: String
+    let limits: ShapingLimits
+    private let now: @Sendable () -> Date
+    private var open = 0
+    private var idle: [OutboundConnection] = []
+    private var waiters: [CheckedContinuation<Grant, Never>] = []
+    private var minuteBucket: TokenBucket?
+    private var hourBucket: TokenBucket?
+    /// Callers that may wait for a connection before the rest are postponed.
+    private var maximumWaiters: Int { max(4, limits.maxConnections * 4) }
+
+    init(name: String, limits: ShapingLimits, now: @escaping @Sendable () -> Date = { Date() }) {
+        self.name = name
+        self.limits = limits
+        self.now = now
+        let start = now()
+        if limits.maxMessagesPerMinute > 0 {
+            minuteBucket = TokenBucket(capacity: Double(limits.maxMessagesPerMinute), perSecond: Double(limits.maxMessagesPerMinute) / 60, now: start)
+        }
+        if limits.maxMessagesPerHour > 0 {
+            hourBucket = TokenBucket(capacity: Double(limits.maxMessagesPerHour), perSecond: Double(limits.maxMessagesPerHour) / 3600, now: start)
+        }
+    }
+
+    var openConnections: Int { open }
+
+    func acquire() async -> Grant {
+        let time = now()
+        let readyAt = [minuteBucket?.readyAt(time), hourBucket?.readyAt(time)].compactMap { $0 }.max()
+        if let readyAt, readyAt > time { return .postpone(until: readyAt) }
+        if let connection = idle.popLast() {
+            take(at: time)
+            return .reuse(connection)
+        }
+        if limits.maxConnections <= 0 || open < limits.maxConnections {
+            open += 1
+            take(at: time)
+            return .open
+        }
+        guard waiters.count < maximumWaiters else { return .postpone(until: time.addingTimeInterval(1)) }
+        let grant = await withCheckedContinuation { waiters.append($0) }
+        take(at: now())
+        return grant
+    }
+
+    private func take(at time: Date) {
+        minuteBucket?.take(at: time)
+        hourBucket?.take(at: time)
+    }
+
+    /// The transaction is over. A reusable connection below its message
+    /// limit goes to the next waiter or the idle list; anything else is
+    /// closed and its slot freed.
+    func release(_ connection: OutboundConnection?, reusable: Bool) {
+        if let connection, reusable,
+           limits.maxMessagesPerConnection <= 0 || connection.transactions < limits.maxMessagesPerConnection {
+            if !waiters.isEmpty {
+                waiters.removeFirst().resume(returning: .reuse(connection))
+            } else {
+                idle.append(connection)
+            }
+            return
+        }
+        if let connection, connection.channel.isActive { connection.quit() }
+        freeSlot()
+    }
+
+    /// An idle connection closed by itself (idle timeout, remote close).
+    func closed(_ connection: OutboundConnection) {
+        guard let position = idle.firstIndex(where: { $0 === connection }) else { return }
+        idle.remove(at: position)
+        freeSlot()
+    }
+
+    private func freeSlot() {
+        if !waiters.isEmpty {
+            // The slot passes straight to the next waiter.
+            waiters.removeFirst().resume(returning: .open)
+        } else {
+            open -= 1
+        }
+    }
+
+    /// Closes idle connections (shutdown).
+    func closeIdle() {
+        for connection in idle { connection.quit() }
+    }
+}
+
+/// A classic token bucket: `capacity` tokens, refilled at `perSecond`.
+struct TokenBucket {
+    let capacity: Double
+    let perSecond: Double
+    private var tokens: Double
+    private var updated: Date
+
+    init(capacity: Double, perSecond: Double, now: Date) {
+        self.capacity = capacity
+        self.perSecond = perSecond
+        tokens = capacity
+        updated = now
+    }
+
+    private func available(at time: Date) -> Double {
+        min(capacity, tokens + max(0, time.timeIntervalSince(updated)) * perSecond)
+    }
+
+    /// When the next token is there (now or later).
+    func readyAt(_ time: Date) -> Date {
+        let have = available(at: time)
+        return have >= 1 ? time : time.addingTimeInterval((1 - have) / perSecond)
+    }
+
+    mutating func take(at time: Date) {
+        tokens = available(at: time) - 1
+        updated = time
+    }
+}
+
+/// The sites seen so far, created on first use.
+final class SiteDirectory: Sendable {
+    private let shaping: TrafficShaping
+    private let sites = NIOLockedValueBox<[String: DeliverySite]>([:])
+
+    init(shaping: TrafficShaping) {
+        self.shaping = shaping
+    }
+
+    func site(domain: String, mxHosts: [String]) -> DeliverySite {
+        let found = shaping.site(domain: domain, mxHosts: mxHosts)
+        return sites.withLockedValue { sites in
+            if let site = sites[found.name] { return site }
+            let site = DeliverySite(name: found.name, limits: found.limits)
+            sites[found.name] = site
+            return site
+        }
+    }
+
+    var all: [DeliverySite] { sites.withLockedValue { Array($0.values) } }
+}
