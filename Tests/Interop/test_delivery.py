@@ -77,6 +77,23 @@ def test_delivered_byte_exact_with_per_recipient_outcomes(trusted_server, mx, dn
     # A second run only retries the deferred recipient.
     again = deliver(trusted_server, message_id, dns)
     assert list(again) == ["later@example.test"]
+    # The delivery log has every attempt, with the connection and the classification.
+    (bounced,) = trusted_server.cli_json("log", "--recipient", "BAD@example.test", "--status", "bounced")
+    assert bounced["messageID"] == message_id and bounced["attempt"] == 1
+    assert (bounced["replyCode"], bounced["enhancedCode"]) == (550, "5.1.1") and "User unknown" in bounced["replyText"]
+    assert bounced["category"] == "invalid_recipient" and bounced["hard"] is True
+    assert bounced["mxHost"] == "mx.example.test" and bounced["remoteIP"] == "127.0.0.2" and bounced["sourceIP"] == "127.0.0.1"
+    assert bounced["durationMilliseconds"] >= 0 and bounced["site"] == "mx:mx.example.test"
+    later = trusted_server.cli_json("log", "--recipient", "later@example.test", "--message", message_id)
+    assert [(e["type"], e.get("attempt")) for e in later] == [("deferred", 2), ("deferred", 1), ("accepted", None)]
+    assert later[0]["category"] == "rate_limited" and later[0]["hard"] is False  # 4.2.1 "try again later"
+    assert trusted_server.cli_json("log", "--message", message_id, "--category", "invalid_recipient")[0]["recipient"] == "bad@example.test"
+    assert trusted_server.cli_json("log", "--message", message_id, "--since", "1h", "--status", "delivered", "--limit", "1")
+    assert trusted_server.cli_json("log", "--message", message_id, "--until", "2000-01-01T00:00:00Z") == []
+    text = trusted_server.cli("log", "--message", message_id, "--status", "bounced").stdout
+    assert "category=invalid_recipient/hard" in text and "mx=mx.example.test[127.0.0.2]" in text
+    assert trusted_server.cli("log", "--status", "nonsense", check=False).returncode != 0
+    assert trusted_server.cli("log", "--since", "yesterday", check=False).returncode != 0
 
 
 def test_null_mx_and_nxdomain_bounce_without_connecting(trusted_server, mx, dns):
@@ -130,6 +147,9 @@ def test_starttls_opportunistic_and_required(trusted_server, tls_dns):
         results = deliver(trusted_server, message_id, tls_dns)
         assert results["a@tls.test"]["state"] == "delivered" and tls_mx.messages[-1][3] is True, "STARTTLS used when offered"
         assert results["b@plain.test"]["state"] == "delivered" and plain_mx.messages[-1][3] is False, "plaintext when not offered"
+        logged = {e["recipient"]: e for e in trusted_server.cli_json("log", "--message", message_id, "--status", "delivered")}
+        assert logged["a@tls.test"]["tlsVersion"].startswith("tlsv1"), logged
+        assert "tlsVersion" not in logged["b@plain.test"] or logged["b@plain.test"]["tlsVersion"] is None
 
         required_id = queue_one(trusted_server, ["a@tls.test", "b@plain.test"])
         env_results = deliver_with(trusted_server, required_id, tls_dns, HIKYAKU_DELIVERY_TLS_POLICY="required")

@@ -1,0 +1,118 @@
+"""A scripted receiving MX over raw sockets, for what aiosmtpd cannot be made
+to do: drop the connection after "." without replying, and count concurrent
+connections exactly."""
+import socket
+import threading
+import time
+
+
+class ScriptedSink:
+    """SMTP server on (host, port). Each received message is appended to
+    `messages` as (mail_from, rcpts, data). `drop_after_dot(n)` closes the
+    connection without a reply after the first n messages' final dot.
+    `data_delay` seconds pass before the reply to "." (to make sessions overlap)."""
+
+    def __init__(self, host, port=25, data_delay=0.0, pipelining=True):
+        self.host, self.port = host, port
+        self.data_delay = data_delay
+        self.pipelining = pipelining
+        self.messages = []
+        self.connections = 0
+        self.concurrent = 0
+        self.max_concurrent = 0
+        self.drops_left = 0
+        self.lock = threading.Lock()
+        self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind((host, port))
+        self.listener.listen(128)
+        self.running = True
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def drop_after_dot(self, count):
+        with self.lock:
+            self.drops_left = count
+
+    def stop(self):
+        self.running = False
+        self.listener.close()
+
+    def _accept(self):
+        while self.running:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.connections += 1
+                self.concurrent += 1
+                self.max_concurrent = max(self.max_concurrent, self.concurrent)
+            threading.Thread(target=self._session, args=(connection,), daemon=True).start()
+
+    def _session(self, connection):
+        try:
+            self._converse(connection)
+        except OSError:
+            pass
+        finally:
+            with self.lock:
+                self.concurrent -= 1
+            connection.close()
+
+    def _converse(self, connection):
+        reader = connection.makefile("rb")
+
+        def send(line):
+            connection.sendall(line.encode() + b"\r\n")
+
+        send("220 sink.test ESMTP")
+        mail_from, rcpts = None, []
+        while True:
+            line = reader.readline()
+            if not line:
+                return
+            command = line.decode(errors="replace").strip()
+            verb = command[:4].upper()
+            if verb in ("EHLO", "HELO"):
+                send("250-sink.test" if self.pipelining else "250 sink.test")
+                if self.pipelining:
+                    send("250-8BITMIME")
+                    send("250 PIPELINING")
+            elif verb == "MAIL":
+                mail_from, rcpts = command[10:].split(">")[0].lstrip("<"), []
+                send("250 2.1.0 OK")
+            elif verb == "RCPT":
+                rcpts.append(command[8:].split(">")[0].lstrip("<"))
+                send("250 2.1.5 OK")
+            elif verb == "RSET":
+                mail_from, rcpts = None, []
+                send("250 2.0.0 OK")
+            elif verb == "DATA":
+                send("354 go ahead")
+                data = b""
+                while True:
+                    chunk = reader.readline()
+                    if not chunk:
+                        return
+                    if chunk == b".\r\n":
+                        break
+                    data += chunk[1:] if chunk.startswith(b"..") else chunk
+                with self.lock:
+                    self.messages.append((mail_from, list(rcpts), data))
+                    drop = self.drops_left > 0
+                    if drop:
+                        self.drops_left -= 1
+                if drop:
+                    # The message arrived, but the client never hears so.
+                    connection.shutdown(socket.SHUT_RDWR)
+                    return
+                if self.data_delay:
+                    time.sleep(self.data_delay)
+                send("250 2.0.0 queued")
+            elif verb == "QUIT":
+                send("221 2.0.0 bye")
+                return
+            elif verb == "NOOP":
+                send("250 2.0.0 OK")
+            else:
+                send("502 5.5.2 not implemented")

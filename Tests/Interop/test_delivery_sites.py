@@ -1,0 +1,110 @@
+"""The delivering server against scripted MX hosts: a connection dropped after
+".", a site's connection limit, connection reuse, and SIGKILL in the middle
+of a large delivery."""
+import json
+import smtplib
+import time
+
+import pytest
+
+from conftest import dnsmasq
+from sink import ScriptedSink
+from test_delivery import delivering_server, wait_for_states
+
+
+@pytest.fixture(scope="module")
+def dns():
+    with dnsmasq("--mx-host=drop.test,mx.drop.test,10", "--host-record=mx.drop.test,127.0.0.6",
+                 "--mx-host=limit.test,mx.limit.test,10", "--host-record=mx.limit.test,127.0.0.7",
+                 "--mx-host=kill.test,mx.kill.test,10", "--host-record=mx.kill.test,127.0.0.8") as port:
+        yield port
+
+
+def wait_until(predicate, timeout=60, interval=0.2):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return False
+
+
+def test_connection_dropped_after_dot_is_retried_and_the_duplicate_counted(make_server, dns):
+    sink = ScriptedSink("127.0.0.6")
+    sink.drop_after_dot(1)
+    try:
+        server = delivering_server(make_server, dns, minimumBackoffSeconds=1, maximumBackoffSeconds=1)
+        with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=20) as client:
+            client.sendmail("app@sender.example", ["user@drop.test"], b"Subject: once\r\n\r\nbody\r\n")
+        assert wait_until(lambda: server.cli_json("log", "--status", "delivered") != [])
+        (delivered,) = server.cli_json("log", "--status", "delivered")
+        (deferred,) = server.cli_json("log", "--status", "deferred")
+        # The first attempt did reach the sink, but no reply came: retried, not bounced.
+        assert deferred["attempt"] == 1 and deferred["replyCode"] == 451 and deferred["enhancedCode"] == "4.4.2"
+        assert deferred["category"] == "connection_failure"
+        assert delivered["attempt"] == 2
+        bodies = [data for _, rcpts, data in sink.messages if rcpts == ["user@drop.test"]]
+        assert len(bodies) == 2 and bodies[0] == bodies[1], "delivered at least once; the duplicate is visible at the sink"
+    finally:
+        sink.stop()
+
+
+def test_site_connection_limit_is_never_exceeded_and_connections_are_reused(make_server, dns, tmp_path):
+    shaping = tmp_path / "shaping.json"
+    shaping.write_text(json.dumps({"sites": [{"name": "limited", "domains": ["limit.test"], "maxConnections": 2,
+                                              "maxMessagesPerConnection": 100}]}))
+    sink = ScriptedSink("127.0.0.7", data_delay=0.05)
+    try:
+        server = delivering_server(make_server, dns, shapingFile=str(shaping))
+        count = 40
+        with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=20) as client:
+            for n in range(count):
+                client.sendmail("app@sender.example", [f"user{n}@limit.test"], f"Subject: {n}\r\n\r\nbody {n}\r\n".encode())
+        assert wait_until(lambda: len(sink.messages) >= count), f"{len(sink.messages)} of {count} delivered"
+        assert sink.max_concurrent <= 2, f"{sink.max_concurrent} concurrent connections to a site limited to 2"
+        assert sink.max_concurrent == 2, "both connections were used"
+        assert sink.connections < count, f"{sink.connections} connections for {count} messages: reused"
+        events = server.cli_json("log", "--status", "delivered", "--limit", "1000")
+        assert len(events) == count and {e["site"] for e in events} == {"limited"}
+        assert all(e["mxHost"] == "mx.limit.test" and e["remoteIP"] == "127.0.0.7" for e in events)
+    finally:
+        sink.stop()
+
+
+def test_sigkill_during_delivery_of_2000_messages_loses_nothing(make_server, dns):
+    server = delivering_server(make_server, dns, minimumBackoffSeconds=1, maximumBackoffSeconds=2)
+    count = 2000
+    # No MX listening yet: everything is accepted and deferred first, so the
+    # kill below lands in the middle of the delivery, not after it.
+    with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=60) as client:
+        for n in range(count):
+            client.sendmail("app@sender.example", [f"user{n % 50}@kill.test"],
+                            f"Subject: {n}\r\nX-Seq: {n}\r\n\r\nbody {n}\r\n".encode())
+    sink = ScriptedSink("127.0.0.8", data_delay=0.002)
+    try:
+        assert wait_until(lambda: len(sink.messages) >= 200, timeout=120, interval=0.02)
+        server.kill()
+        at_kill = len(sink.messages)
+        assert at_kill < count, "the kill came before the end of the delivery"
+        server.start()
+        assert wait_until(lambda: server.queue() == [], timeout=300, interval=1), \
+            f"still queued after restart: {len(server.queue())}"
+        everything = server.cli_json("queue", "list", "--all", "--limit", "10000")
+        assert len(everything) == count
+        assert all(m["pendingCount"] == 0 for m in everything)
+        states = {}
+        for message in everything[::40]:
+            for recipient in server.cli_json("queue", "show", message["id"])["recipients"]:
+                states[recipient["state"]] = states.get(recipient["state"], 0) + 1
+        assert states == {"delivered": 50}
+        seen = {}
+        for _, _, data in sink.messages:
+            seq = int(data.split(b"X-Seq: ")[1].split(b"\r\n")[0])
+            seen[seq] = seen.get(seq, 0) + 1
+        assert sorted(seen) == list(range(count)), f"missing at the sink: {sorted(set(range(count)) - set(seen))[:20]}"
+        duplicates = sum(n - 1 for n in seen.values())
+        print(f"killed with {at_kill} of {count} at the sink; {duplicates} duplicates after the restart")
+        # Only deliveries in flight at the kill (delivery.maxConcurrentMessages, 50) may repeat.
+        assert duplicates <= 50
+    finally:
+        sink.stop()
