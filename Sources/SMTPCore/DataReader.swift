@@ -182,31 +182,46 @@ public enum DotStuffing {
     /// "." gets another ".", every line ends with CRLF (a bare CR or LF
     /// becomes CRLF, so nothing ambiguous reaches the wire), and the
     /// terminating CRLF "." CRLF is appended.
-    public static func stuff(_ message: some Collection<UInt8>) -> ByteBuffer {
+    public static func stuff(_ message: [UInt8]) -> ByteBuffer {
         var output = ByteBuffer()
         output.reserveCapacity(message.count + message.count / 32 + 5)
-        var atLineStart = true
-        var previousWasCR = false
-        for byte in message {
-            if previousWasCR {
-                previousWasCR = false
-                output.writeStaticString("\r\n")
-                atLineStart = true
-                if byte == UInt8(ascii: "\n") { continue }
+        message.withUnsafeBufferPointer { bytes in
+            // Ordinary bytes are copied in runs; only line ends and leading dots are looked at.
+            var runStart = 0
+            var index = 0
+            var atLineStart = true
+            func copyRun(upTo end: Int) {
+                if end > runStart { output.writeBytes(UnsafeBufferPointer(rebasing: bytes[runStart..<end])) }
             }
-            switch byte {
-            case UInt8(ascii: "\r"):
-                previousWasCR = true
-            case UInt8(ascii: "\n"):
-                output.writeStaticString("\r\n")
-                atLineStart = true
-            default:
-                if atLineStart && byte == UInt8(ascii: ".") { output.writeInteger(UInt8(ascii: ".")) }
-                output.writeInteger(byte)
-                atLineStart = false
+            while index < bytes.count {
+                switch bytes[index] {
+                case UInt8(ascii: "\r"):
+                    copyRun(upTo: index)
+                    output.writeStaticString("\r\n")
+                    index += index + 1 < bytes.count && bytes[index + 1] == UInt8(ascii: "\n") ? 2 : 1
+                    runStart = index
+                    atLineStart = true
+                case UInt8(ascii: "\n"):
+                    copyRun(upTo: index)
+                    output.writeStaticString("\r\n")
+                    index += 1
+                    runStart = index
+                    atLineStart = true
+                case UInt8(ascii: ".") where atLineStart:
+                    // The extra dot; the line's own dot starts the next run.
+                    copyRun(upTo: index)
+                    output.writeInteger(UInt8(ascii: "."))
+                    runStart = index
+                    index += 1
+                    atLineStart = false
+                default:
+                    index += 1
+                    atLineStart = false
+                }
             }
+            copyRun(upTo: bytes.count)
+            if !atLineStart { output.writeStaticString("\r\n") }
         }
-        if previousWasCR || !atLineStart { output.writeStaticString("\r\n") }
         output.writeStaticString(".\r\n")
         return output
     }

@@ -186,22 +186,25 @@ public struct QueueIndex: Sendable {
     }
 
     public func details(of id: MessageID) throws -> QueuedMessageDetails? {
-        try database.read { db in
-            guard let row = try GRDB.Row.fetchOne(db, sql: "SELECT * FROM message WHERE id = ?", arguments: [id.rawValue]) else {
-                return nil
-            }
-            let recipients = try GRDB.Row.fetchAll(db, sql:
-                "SELECT address, state, attempts, last_reply FROM recipient WHERE message_id = ? ORDER BY position", arguments: [id.rawValue])
-            return QueuedMessageDetails(
-                id: id,
-                receivedAt: Date(timeIntervalSince1970: row["received_at"]),
-                accountID: row["account_id"], sender: row["sender"], size: row["size"],
-                smtpUTF8: row["smtputf8"], clientAddress: row["client_address"], heloName: row["helo"],
-                held: row["held"], segment: row["segment"], offset: row["offset"], length: row["length"],
-                recipients: recipients.map {
-                    QueuedRecipient(address: $0["address"], state: $0["state"], attempts: $0["attempts"], lastReply: $0["last_reply"])
-                })
-        }
+        try database.read { db in try QueueIndex.details(of: id, db) }
+    }
+
+    static func details(of id: MessageID, _ db: Database) throws -> QueuedMessageDetails? {
+        // Cached statements: this runs for every delivery attempt.
+        let message = try db.cachedStatement(sql: "SELECT * FROM message WHERE id = ?")
+        guard let row = try GRDB.Row.fetchOne(message, arguments: [id.rawValue]) else { return nil }
+        let recipientRows = try db.cachedStatement(sql:
+            "SELECT address, state, attempts, last_reply FROM recipient WHERE message_id = ? ORDER BY position")
+        let recipients = try GRDB.Row.fetchAll(recipientRows, arguments: [id.rawValue])
+        return QueuedMessageDetails(
+            id: id,
+            receivedAt: Date(timeIntervalSince1970: row["received_at"]),
+            accountID: row["account_id"], sender: row["sender"], size: row["size"],
+            smtpUTF8: row["smtputf8"], clientAddress: row["client_address"], heloName: row["helo"],
+            held: row["held"], segment: row["segment"], offset: row["offset"], length: row["length"],
+            recipients: recipients.map {
+                QueuedRecipient(address: $0["address"], state: $0["state"], attempts: $0["attempts"], lastReply: $0["last_reply"])
+            })
     }
 
     /// Cancels every recipient of a message not yet in a final state
@@ -250,14 +253,24 @@ public struct QueueIndex: Sendable {
     /// is due again at `nextAttempt`.
     public func recordAttempt(_ id: MessageID, recipient: String, state: RecipientState, reply: String,
                               nextAttempt: Date? = nil, event: DeliveryEvent? = nil) throws {
+        try recordAttempts([AttemptRecord(message: id, recipient: recipient, state: state, reply: reply,
+                                          nextAttempt: nextAttempt, event: event)])
+    }
+
+    /// Records many outcomes (of concurrent deliveries) in one transaction.
+    public func recordAttempts(_ records: [AttemptRecord]) throws {
         try database.write { db in
-            try db.execute(sql: """
+            let update = try db.cachedStatement(sql: """
                 UPDATE recipient SET state = ?, attempts = attempts + 1, last_reply = ?, updated_at = ?,
                                      next_attempt_at = COALESCE(?, next_attempt_at)
                 WHERE message_id = ? AND address = ?
-                """, arguments: [state.rawValue, reply, Date().timeIntervalSince1970,
-                                 nextAttempt?.timeIntervalSince1970, id.rawValue, recipient])
-            if let event { try DeliveryLog.insert(event, db) }
+                """)
+            let now = Date().timeIntervalSince1970
+            for record in records {
+                try update.execute(arguments: [record.state.rawValue, record.reply, now, record.nextAttempt?.timeIntervalSince1970,
+                                               record.message.rawValue, record.recipient])
+                if let event = record.event { try DeliveryLog.insert(event, db) }
+            }
         }
     }
 
@@ -274,15 +287,38 @@ public struct QueueIndex: Sendable {
         }
     }
 
-    /// Messages with a recipient due for an attempt at `now`, oldest due first.
+    /// Messages with a recipient due for an attempt at `now`, oldest due
+    /// first. Walks the partial index `recipient_due` in order, so the cost
+    /// grows with `limit`, not with the size of the queue.
     public func dueMessages(now: Date, limit: Int) throws -> [MessageID] {
+        try database.read { db in try QueueIndex.dueMessages(now: now, limit: limit, excluding: [], db) }
+    }
+
+    /// The same, with each message's row, in one read.
+    public func dueMessageDetails(now: Date, limit: Int, excluding: Set<MessageID>) throws -> [QueuedMessageDetails] {
         try database.read { db in
-            try String.fetchAll(db, sql: """
-                SELECT r.message_id FROM recipient r JOIN message m ON m.id = r.message_id
-                WHERE r.state IN ('queued', 'deferred') AND r.next_attempt_at <= ? AND m.held = 0
-                GROUP BY r.message_id ORDER BY MIN(r.next_attempt_at) LIMIT ?
-                """, arguments: [now.timeIntervalSince1970, limit]).map(MessageID.init(unchecked:))
+            try QueueIndex.dueMessages(now: now, limit: limit, excluding: excluding, db).compactMap { try QueueIndex.details(of: $0, db) }
         }
+    }
+
+    static func dueMessages(now: Date, limit: Int, excluding: Set<MessageID>, _ db: Database) throws -> [MessageID] {
+        let statement = try db.cachedStatement(sql: """
+            SELECT r.message_id FROM recipient r JOIN message m ON m.id = r.message_id
+            WHERE r.state IN ('queued', 'deferred') AND r.next_attempt_at <= ? AND m.held = 0
+            ORDER BY r.next_attempt_at LIMIT ?
+            """)
+        var seen = Set<String>()
+        var result: [MessageID] = []
+        // A message with several due recipients appears once per recipient;
+        // messages being delivered are still due until their outcome is in.
+        let rows = try String.fetchAll(statement, arguments: [now.timeIntervalSince1970, (limit + excluding.count) * 2])
+        for id in rows where seen.insert(id).inserted {
+            let messageID = MessageID(unchecked: id)
+            guard !excluding.contains(messageID) else { continue }
+            result.append(messageID)
+            if result.count == limit { break }
+        }
+        return result
     }
 
     /// Makes every deferred recipient due now (`hikyaku queue retry`); returns how many.
@@ -332,6 +368,26 @@ public struct QueuedRecipient: Sendable, Codable, Equatable {
     public var state: String
     public var attempts: Int = 0
     public var lastReply: String?
+}
+
+/// One delivery outcome to record (`QueueIndex.recordAttempts`).
+public struct AttemptRecord: Sendable {
+    public var message: MessageID
+    public var recipient: String
+    public var state: RecipientState
+    public var reply: String
+    public var nextAttempt: Date?
+    public var event: DeliveryEvent?
+
+    public init(message: MessageID, recipient: String, state: RecipientState, reply: String, nextAttempt: Date? = nil,
+                event: DeliveryEvent? = nil) {
+        self.message = message
+        self.recipient = recipient
+        self.state = state
+        self.reply = reply
+        self.nextAttempt = nextAttempt
+        self.event = event
+    }
 }
 
 /// Where a recipient stands (DESIGN.md invariant 4: every recipient ends in

@@ -316,6 +316,11 @@ public final class Spool: @unchecked Sendable {
     /// Reads a message's bytes without a running spool (for the CLI).
     public static func contents(of id: MessageID, layout: SpoolLayout, index: QueueIndex) throws -> [UInt8]? {
         guard let details = try index.details(of: id) else { return nil }
+        return try contents(of: details, layout: layout)
+    }
+
+    /// Reads the bytes of a message whose index row is at hand.
+    public static func contents(of details: QueuedMessageDetails, layout: SpoolLayout) throws -> [UInt8] {
         let path = SegmentFile.path(directory: layout.segmentsDirectory, number: details.segment)
         return try SegmentFile.read(path: path, offset: details.offset, length: details.length)
     }

@@ -74,6 +74,38 @@ struct DataReaderTests {
         #expect(reader.content == Array(".start\r\n..two\r\nmiddle\r\n.\r\nend\r\n".utf8))
     }
 
+    @Test func stuffingMatchesTheByteByByteDefinition() {
+        // The bulk-copying stuffer against the plain definition, on random
+        // messages made of the bytes that matter.
+        func reference(_ message: [UInt8]) -> [UInt8] {
+            var output: [UInt8] = []
+            var atLineStart = true
+            var index = 0
+            while index < message.count {
+                let byte = message[index]
+                if byte == 13 || byte == 10 {
+                    output += [13, 10]
+                    index += byte == 13 && index + 1 < message.count && message[index + 1] == 10 ? 2 : 1
+                    atLineStart = true
+                    continue
+                }
+                if atLineStart && byte == 46 { output.append(46) }
+                output.append(byte)
+                atLineStart = false
+                index += 1
+            }
+            if !atLineStart { output += [13, 10] }
+            return output + [46, 13, 10]
+        }
+        var generator = SystemRandomNumberGenerator()
+        let alphabet: [UInt8] = [Character("a").asciiValue!, 46, 13, 10, 0xE3]
+        for _ in 0..<2000 {
+            let message = (0..<Int.random(in: 0...40, using: &generator)).map { _ in alphabet.randomElement(using: &generator)! }
+            let stuffed = DotStuffing.stuff(message)
+            #expect(Array(stuffed.readableBytesView) == reference(message), "\(message)")
+        }
+    }
+
     @Test func stuffingNormalisesBareLineEndings() {
         let stuffed = DotStuffing.stuff(Array("a\nb\rc\r\n.d".utf8))
         #expect(String(buffer: stuffed) == "a\r\nb\r\nc\r\n..d\r\n.\r\n")

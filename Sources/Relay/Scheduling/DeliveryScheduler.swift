@@ -53,10 +53,20 @@ public actor DeliveryScheduler {
     let reportingMTA: String
     let enqueue: Enqueue?
     let classifier: BounceClassifier
+    let journal: AttemptJournal
     private var inFlight: Set<MessageID> = []
+    /// Due messages from the last look at the index, started in order as
+    /// room frees up; at most `readBatch` ids, so memory stays bounded
+    /// however much is queued.
+    private var ready: [QueuedMessageDetails] = []
+    private var readyCursor = 0
+    /// New mail was indexed or the poll interval passed: look again.
+    private var lookAgain = true
     private var stopping = false
     private var sleeper: CheckedContinuation<Void, Never>?
     private var wakeRequested = false
+    private var timerPending = false
+    static let readBatch = 256
 
     public init(index: QueueIndex, layout: SpoolLayout, schedule: RetrySchedule, maximumConcurrentMessages: Int = 50,
                 now: @escaping @Sendable () -> Date = { Date() }, logger: Logger, reportingMTA: String = "localhost",
@@ -71,25 +81,34 @@ public actor DeliveryScheduler {
         self.now = now
         self.logger = logger
         self.deliver = deliver
+        self.journal = AttemptJournal(index: index)
     }
 
     /// Runs until cancelled or `stop()`; deliveries in flight finish. Looks
-    /// at the index when woken (a message was indexed, a delivery finished)
-    /// and at least every `pollInterval` (deferred mail coming due).
+    /// at the index when woken (a message was indexed), when its list of
+    /// due messages runs out, and at least every `pollInterval` (deferred
+    /// mail coming due).
     public func run(pollInterval: Duration = .seconds(1)) async {
         await withDiscardingTaskGroup { group in
             while !stopping && !Task.isCancelled {
-                let room = maximumConcurrentMessages - inFlight.count
+                var room = maximumConcurrentMessages - inFlight.count
+                if room > 0 && (lookAgain || readyCursor >= ready.count) {
+                    lookAgain = false
+                    // The rows come with the ids: one read for a batch, none per message.
+                    let due = (try? index.dueMessageDetails(now: now(), limit: Self.readBatch, excluding: inFlight)) ?? []
+                    ready = due
+                    readyCursor = 0
+                }
                 var started = 0
-                if room > 0 {
-                    let due = (try? index.dueMessages(now: now(), limit: room + inFlight.count)) ?? []
-                    for id in due where !inFlight.contains(id) && started < room {
-                        inFlight.insert(id)
-                        started += 1
-                        group.addTask {
-                            await self.attempt(id)
-                            await self.finished(id)
-                        }
+                while room > 0 && readyCursor < ready.count {
+                    let details = ready[readyCursor]
+                    readyCursor += 1
+                    guard inFlight.insert(details.id).inserted else { continue }
+                    room -= 1
+                    started += 1
+                    group.addTask {
+                        await self.attempt(details)
+                        await self.finished(details.id)
                     }
                 }
                 // Sleep only when there was nothing new to start.
@@ -100,16 +119,21 @@ public actor DeliveryScheduler {
 
     private func finished(_ id: MessageID) {
         inFlight.remove(id)
-        wake()
+        resume()
     }
 
     public func stop() {
         stopping = true
-        wake()
+        resume()
     }
 
-    /// Look at the queue now: new mail was indexed, or room was freed.
+    /// Look at the queue now: new mail was indexed, or mail was re-armed.
     public func wake() {
+        lookAgain = true
+        resume()
+    }
+
+    private func resume() {
         if let sleeper {
             self.sleeper = nil
             sleeper.resume()
@@ -123,31 +147,52 @@ public actor DeliveryScheduler {
             wakeRequested = false
             return
         }
-        await withCheckedContinuation { continuation in
-            sleeper = continuation
+        if !timerPending {
+            // One timer at a time, however often the loop pauses.
+            timerPending = true
             Task { [weak self] in
                 try? await Task.sleep(for: interval)
-                await self?.wake()
+                await self?.timerFired()
             }
         }
+        await withCheckedContinuation { sleeper = $0 }
         wakeRequested = false
+    }
+
+    private func timerFired() {
+        timerPending = false
+        wake()
     }
 
     /// One attempt for every recipient of a message not yet in a final
     /// state; returns what happened to each. Also used by `hikyaku queue deliver`.
     @discardableResult
     public func attempt(_ id: MessageID) async -> [(outcome: RecipientOutcome, state: RecipientState)] {
-        var results: [(outcome: RecipientOutcome, state: RecipientState)] = []
         do {
-            guard let details = try index.details(of: id), !details.held else { return [] }
+            guard let details = try index.details(of: id) else { return [] }
+            return await attempt(details)
+        } catch {
+            logger.error("delivery attempt failed", metadata: ["id": "\(id)", "error": "\(error)"])
+            return []
+        }
+    }
+
+    /// The same, for a message whose index row is at hand.
+    @discardableResult
+    func attempt(_ details: QueuedMessageDetails) async -> [(outcome: RecipientOutcome, state: RecipientState)] {
+        var results: [(outcome: RecipientOutcome, state: RecipientState)] = []
+        let id = details.id
+        do {
+            guard !details.held else { return [] }
             let time = now()
             let due = details.recipients.filter { $0.state == RecipientState.queued.rawValue || $0.state == RecipientState.deferred.rawValue }
             guard !due.isEmpty else { return [] }
-            guard let bytes = try Spool.contents(of: id, layout: layout, index: index) else { return [] }
+            let bytes = try Spool.contents(of: details, layout: layout)
             let byDomain = Dictionary(grouping: due.map(\.address)) { address in
                 String(address[address.index(after: address.lastIndex(of: "@") ?? address.startIndex)...]).lowercased()
             }
             let attempts = Dictionary(uniqueKeysWithValues: due.map { ($0.address, $0.attempts) })
+            var records: [(AttemptRecord, () -> Logger.Metadata)] = []
             for (domain, recipients) in byDomain.sorted(by: { $0.key < $1.key }) {
                 let envelope = OutboundEnvelope(sender: details.sender, recipients: recipients, size: bytes.count,
                                                 eightBit: bytes.contains { $0 >= 0x80 }, requiresSMTPUTF8: details.smtpUTF8)
@@ -157,10 +202,17 @@ public actor DeliveryScheduler {
                     continue
                 }
                 for outcome in report.outcomes {
-                    let state = try record(outcome, report: report, domain: domain, message: id, receivedAt: details.receivedAt,
-                                           attempt: (attempts[outcome.recipient] ?? 0) + 1, at: time)
-                    results.append((outcome, state))
+                    let (record, metadata) = record(outcome, report: report, domain: domain, message: id,
+                                                    receivedAt: details.receivedAt,
+                                                    attempt: (attempts[outcome.recipient] ?? 0) + 1, at: time)
+                    records.append((record, metadata))
+                    results.append((outcome, record.state))
                 }
+            }
+            // Concurrent deliveries share the transaction that records them.
+            try await journal.record(records.map(\.0))
+            if logger.logLevel <= .info {
+                for (record, metadata) in records { logger.info("\(record.state.rawValue)", metadata: metadata()) }
             }
             try await notifySender(of: results, details: details, original: bytes, at: time)
         } catch {
@@ -196,10 +248,11 @@ public actor DeliveryScheduler {
         logger.info("dsn queued", metadata: ["id": "\(details.id)", "dsn": "\(id)", "to": "<\(details.sender)>"])
     }
 
+    /// What to record for one outcome: the new state, and the event with
+    /// the connection and the classification of a failure.
     func record(_ outcome: RecipientOutcome, report: DeliveryReport, domain: String, message id: MessageID, receivedAt: Date,
-                attempt: Int, at time: Date) throws -> RecipientState {
+                attempt: Int, at time: Date) -> (AttemptRecord, () -> Logger.Metadata) {
         let reply = outcome.reply
-        var metadata: Logger.Metadata = ["id": "\(id)", "to": "<\(outcome.recipient)>", "reply": "\(reply)"]
         var event = DeliveryEvent(
             at: Date(), messageID: id, recipient: outcome.recipient, type: .delivered, attempt: attempt, replyCode: reply.code,
             enhancedCode: reply.enhancedCode?.description, replyText: reply.text, site: report.site,
@@ -210,7 +263,6 @@ public actor DeliveryScheduler {
             let classification = classifier.classify(observation(outcome, domain: domain, mxHost: report.session?.mxHost))
             event.category = classification.category.rawValue
             event.hard = reply.isPermanentFailure
-            metadata["category"] = "\(classification.category.rawValue)"
         }
         let state: RecipientState
         var next: Date?
@@ -228,12 +280,17 @@ public actor DeliveryScheduler {
         } else {
             state = .deferred
             next = time.addingTimeInterval(schedule.delay(afterAttempts: attempt, random: Double.random(in: 0...1)))
-            metadata["next"] = "\(ISO8601DateFormatter().string(from: next!))"
         }
         event.type = DeliveryEvent.Kind(rawValue: state.rawValue) ?? .deferred
-        try index.recordAttempt(id, recipient: outcome.recipient, state: state, reply: stored, nextAttempt: next, event: event)
-        logger.info("\(state.rawValue)", metadata: metadata)
-        return state
+        let record = AttemptRecord(message: id, recipient: outcome.recipient, state: state, reply: stored, nextAttempt: next, event: event)
+        // Built only when the log level wants it.
+        let metadata = { [event] () -> Logger.Metadata in
+            var metadata: Logger.Metadata = ["id": "\(id)", "to": "<\(outcome.recipient)>", "reply": "\(reply)"]
+            if let category = event.category { metadata["category"] = "\(category)" }
+            if let next = record.nextAttempt { metadata["next"] = "\(next)" }
+            return metadata
+        }
+        return (record, metadata)
     }
 
     func observation(_ outcome: RecipientOutcome, domain: String, mxHost: String?) -> FailureObservation {

@@ -140,21 +140,36 @@ struct TokenBucket {
 
 /// The sites seen so far, created on first use.
 final class SiteDirectory: Sendable {
+    private struct Destination: Hashable {
+        var domain: String
+        var mxHosts: [String]
+    }
+
     private let shaping: TrafficShaping
     private let sites = NIOLockedValueBox<[String: DeliverySite]>([:])
+    /// Rule matching costs string work; a destination's site is looked up once.
+    private let known = NIOLockedValueBox<[Destination: DeliverySite]>([:])
 
     init(shaping: TrafficShaping) {
         self.shaping = shaping
     }
 
     func site(domain: String, mxHosts: [String]) -> DeliverySite {
+        let destination = Destination(domain: domain, mxHosts: mxHosts)
+        if let site = known.withLockedValue({ $0[destination] }) { return site }
         let found = shaping.site(domain: domain, mxHosts: mxHosts)
-        return sites.withLockedValue { sites in
+        let site = sites.withLockedValue { sites in
             if let site = sites[found.name] { return site }
             let site = DeliverySite(name: found.name, limits: found.limits)
             sites[found.name] = site
             return site
         }
+        known.withLockedValue { known in
+            // Bounded: destinations are forgotten wholesale past 100,000.
+            if known.count >= 100_000 { known.removeAll() }
+            known[destination] = site
+        }
+        return site
     }
 
     var all: [DeliverySite] { sites.withLockedValue { Array($0.values) } }
