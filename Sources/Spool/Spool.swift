@@ -64,8 +64,9 @@ public final class Spool: @unchecked Sendable {
     private static let finished = 2
     /// No commit delay once this many messages are already waiting.
     private static let commitDelayBatchLimit = 64
-    /// Acknowledged messages reach the index within this many seconds…
-    private static let indexDelay = 0.02
+    /// Acknowledged messages reach the index (and the scheduler) within
+    /// this many seconds… (the 250 → remote 250 latency starts with it)
+    private static let indexDelay = 0.005
     /// …or as soon as this many are waiting.
     private static let indexBatchLimit = 1024
 
