@@ -45,6 +45,8 @@ public struct Configuration: Sendable, Equatable {
     public var deliveryShapingFile: String?
     /// Source address for outbound connections (an egress IP); unset: the kernel's choice.
     public var deliverySourceAddress: String?
+    /// host:port of the admin HTTP server (/metrics, /healthz); empty: none.
+    public var adminListen = "127.0.0.1:8026"
     /// Days the delivery log and finished messages are kept.
     public var logRetentionDays = 30
 
@@ -198,6 +200,7 @@ extension Configuration {
         optionalString("delivery.smarthost", "host:port that receives all outbound mail instead of the MX hosts", \.deliverySmarthost),
         optionalString("delivery.shapingFile", "JSON traffic-shaping rules (connections, messages per connection, rates per site), on top of the shipped presets (docs/delivery.md)", \.deliveryShapingFile),
         optionalString("delivery.sourceAddress", "Local IP address outbound connections are made from; unset: chosen by the kernel", \.deliverySourceAddress),
+        string("admin.listen", "host:port of the admin HTTP server (Prometheus /metrics, /healthz); no authentication, keep it on loopback or a private network; empty: off", \.adminListen),
         integer("log.retentionDays", "Days the delivery log and the records of finished messages are kept", \.logRetentionDays, minimum: 1),
         integer("spool.minimumFreeBytes", "Refuse mail with 452 4.3.1 below this much free disk space; 0 means twice smtp.maxMessageSize", \.spoolMinimumFreeBytes, minimum: 0),
         integer("spool.commitDelayMicroseconds", "Group-commit window: how long the spool waits for more messages before one sync (0: none)", \.spoolCommitDelayMicroseconds, minimum: 0),

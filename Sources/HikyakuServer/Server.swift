@@ -1,12 +1,29 @@
+import API
+import CoreMetrics
 import Foundation
 import Logging
 import NIOCore
 import NIOPosix
 import NIOSSL
+import Prometheus
 import Relay
 import ServiceLifecycle
 import Spool
 import Store
+
+/// Where swift-metrics goes in this process: the registry `/metrics` shows.
+/// MetricsSystem can be bootstrapped once per process, so this is made once.
+let metricsRegistry: PrometheusCollectorRegistry = {
+    let registry = PrometheusCollectorRegistry()
+    var factory = PrometheusMetricsFactory(registry: registry)
+    factory.defaultDurationHistogramBuckets = [
+        .milliseconds(1), .milliseconds(2), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50),
+        .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2), .seconds(5), .seconds(10),
+        .seconds(30), .seconds(60), .seconds(300), .seconds(3600), .seconds(86400),
+    ]
+    MetricsSystem.bootstrap(factory)
+    return registry
+}()
 
 /// Paths inside the data directory.
 public struct DataLayout: Sendable {
@@ -96,6 +113,14 @@ public enum Server {
         let housekeeping = SpoolHousekeepingService(spool: spool, retention: TimeInterval(configuration.logRetentionDays) * 86400,
                                                     logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: housekeeping)]
+        if !configuration.adminListen.isEmpty {
+            let address = try ListenAddress(parsing: configuration.adminListen)
+            let admin = AdminServer(options: .init(host: address.host, port: address.port), registry: metricsRegistry,
+                                    index: spool.index, healthy: { spool.isHealthy }, logger: logger)
+            services.append(.init(service: admin.application { bound in
+                announce("hikyaku: listening admin \(bound?.ipAddress ?? address.host):\(bound?.port ?? address.port)")
+            }))
+        }
         if configuration.deliveryEnabled {
             let courier = try DeliveryComposition.courier(configuration: configuration, group: group, logger: logger)
             let scheduler = try DeliveryComposition.scheduler(

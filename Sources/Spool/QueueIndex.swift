@@ -181,6 +181,21 @@ public struct QueueIndex: Sendable {
         }
     }
 
+    /// Recipients not yet final, by state, and the messages they belong to
+    /// (held ones apart), for metrics.
+    public func pendingCounts() throws -> PendingCounts {
+        try database.read { db in
+            let row = try GRDB.Row.fetchOne(db, sql: """
+                SELECT SUM(r.state = 'queued' AND m.held = 0) AS queued, SUM(r.state = 'deferred' AND m.held = 0) AS deferred,
+                       SUM(m.held) AS held, COUNT(DISTINCT r.message_id) AS messages
+                FROM recipient r JOIN message m ON m.id = r.message_id
+                WHERE r.state IN ('queued', 'deferred')
+                """)
+            return PendingCounts(queued: row?["queued"] ?? 0, deferred: row?["deferred"] ?? 0, held: row?["held"] ?? 0,
+                                 messages: row?["messages"] ?? 0)
+        }
+    }
+
     public func count() throws -> Int {
         try database.read { db in try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM message") ?? 0 }
     }
@@ -368,6 +383,13 @@ public struct QueuedRecipient: Sendable, Codable, Equatable {
     public var state: String
     public var attempts: Int = 0
     public var lastReply: String?
+}
+
+public struct PendingCounts: Sendable, Equatable {
+    public var queued: Int
+    public var deferred: Int
+    public var held: Int
+    public var messages: Int
 }
 
 /// One delivery outcome to record (`QueueIndex.recordAttempts`).

@@ -28,6 +28,7 @@ class Server:
         self.proc = None
         self.smtp_port = None
         self.tls_port = None
+        self.admin_port = None
         self.stderr_path = os.path.join(self.data_dir, "server.log")
 
     def start(self, extra_env=None, wrapper=None):
@@ -43,6 +44,8 @@ class Server:
         self.proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self.stderr, env=env)
         deadline = time.time() + 60
         wanted = 2 if self.config.get("smtp", {}).get("tlsListen", ["x"]) else 1
+        if self.config.get("admin", {}).get("listen", "x"):
+            wanted += 1
         found = 0
         while found < wanted:
             if time.time() > deadline:
@@ -50,7 +53,10 @@ class Server:
             line = self.proc.stdout.readline().decode()
             if not line:
                 raise RuntimeError("server exited; log: " + self.log())
-            if line.startswith("hikyaku: listening smtp-tls "):
+            if line.startswith("hikyaku: listening admin "):
+                self.admin_port = int(line.rsplit(":", 1)[1])
+                found += 1
+            elif line.startswith("hikyaku: listening smtp-tls "):
                 self.tls_port = int(line.rsplit(":", 1)[1])
                 found += 1
             elif line.startswith("hikyaku: listening smtp "):
@@ -103,6 +109,28 @@ class Server:
     def queue(self):
         return self.cli_json("queue", "list")
 
+    def admin(self, path):
+        """GET on the admin HTTP port: (status, body text)."""
+        import urllib.error
+        import urllib.request
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}{path}", timeout=10) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
+
+    def metric(self, name, **labels):
+        """The value of one sample on /metrics, or None."""
+        wanted = name + ("{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}" if labels else "")
+        for line in self.admin("/metrics")[1].splitlines():
+            if line.startswith("#"):
+                continue
+            sample, _, value = line.rpartition(" ")
+            if sample == wanted or (labels and sample.startswith(name + "{") and
+                                    all(f'{k}="{v}"' in sample for k, v in labels.items())):
+                return float(value)
+        return None
+
 
 def free_udp_port():
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
@@ -110,33 +138,44 @@ def free_udp_port():
         return s.getsockname()[1]
 
 
+def start_dnsmasq(records, local_ttl, directory):
+    """Starts dnsmasq on a free port and waits until it answers; (proc, port).
+    It binds the port for UDP and TCP, and a TCP port can be taken even when
+    the UDP one was free: then it exits at once and another port is tried."""
+    binary = "/usr/sbin/dnsmasq" if os.path.exists("/usr/sbin/dnsmasq") else "dnsmasq"
+    for _ in range(5):
+        port = free_udp_port()
+        proc = subprocess.Popen([binary, "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
+                                 f"--local-ttl={local_ttl}", f"--port={port}", "--listen-address=127.0.0.1",
+                                 "--bind-interfaces", "--local=/test/", f"--pid-file={directory}/pid", "--user=root",
+                                 *records], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.time() + 10
+        while proc.poll() is None:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+                # A query for the root's SOA: any answer means it is up.
+                probe.settimeout(0.2)
+                probe.sendto(b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x06\x00\x01", ("127.0.0.1", port))
+                try:
+                    probe.recv(512)
+                    return proc, port
+                except socket.timeout:
+                    if time.time() > deadline:
+                        proc.terminate()
+                        raise RuntimeError("dnsmasq did not answer")
+        error = proc.stderr.read().decode()
+        if "Address already in use" not in error:
+            raise RuntimeError("dnsmasq exited: " + error)
+    raise RuntimeError("dnsmasq found no free port")
+
+
 @contextlib.contextmanager
 def dnsmasq(*records, local_ttl=60):
     """A dnsmasq on a free loopback port answering for `.test` from `records`
     (dnsmasq options such as "--mx-host=a.test,mx.a.test,10"); yields the port.
     Names under .test that are not listed are NXDOMAIN."""
-    port = free_udp_port()
-    binary = "/usr/sbin/dnsmasq" if os.path.exists("/usr/sbin/dnsmasq") else "dnsmasq"
     with tempfile.TemporaryDirectory() as directory:
-        proc = subprocess.Popen([binary, "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
-                                 f"--local-ttl={local_ttl}", f"--port={port}", "--listen-address=127.0.0.1",
-                                 "--bind-interfaces", "--local=/test/", f"--pid-file={directory}/pid", "--user=root",
-                                 *records], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        proc, port = start_dnsmasq(records, local_ttl, directory)
         try:
-            deadline = time.time() + 10
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError("dnsmasq exited: " + proc.stderr.read().decode())
-                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-                    # A query for the root's SOA: any answer means it is up.
-                    probe.settimeout(0.2)
-                    probe.sendto(b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x00\x00\x06\x00\x01", ("127.0.0.1", port))
-                    try:
-                        probe.recv(512)
-                        break
-                    except socket.timeout:
-                        if time.time() > deadline:
-                            raise RuntimeError("dnsmasq did not answer")
             yield port
         finally:
             proc.terminate()
@@ -146,7 +185,7 @@ def dnsmasq(*records, local_ttl=60):
 def base_config(**smtp):
     # Intake tests keep their mail queued; delivery tests turn delivery on.
     config = {"hostname": "mx.test", "smtp": {"listen": ["127.0.0.1:0"], "tlsListen": ["127.0.0.1:0"]},
-              "delivery": {"enabled": False}}
+              "delivery": {"enabled": False}, "admin": {"listen": "127.0.0.1:0"}}
     config["smtp"].update(smtp)
     return config
 

@@ -251,6 +251,8 @@ def test_queue_retry_rearms_deferred_mail(make_server, flaky_dns):
         server = delivering_server(make_server, flaky_dns, minimumBackoffSeconds=3600)
         message_id = queue_one(server, ["flaky@flaky.test"])
         wait_for_states(server, message_id, lambda r: r["flaky@flaky.test"]["attempts"] == 1)
+        assert server.metric("hikyaku_queue_recipients", state="deferred") == 1
+        assert server.metric("hikyaku_queue_messages") == 1
         assert server.cli("queue", "retry").stdout.strip() == "re-armed 1"
         wait_for_states(server, message_id, lambda r: r["flaky@flaky.test"]["attempts"] == 2)
     finally:

@@ -42,6 +42,7 @@ def test_connection_dropped_after_dot_is_retried_and_the_duplicate_counted(make_
         # The first attempt did reach the sink, but no reply came: retried, not bounced.
         assert deferred["attempt"] == 1 and deferred["replyCode"] == 451 and deferred["enhancedCode"] == "4.4.2"
         assert deferred["category"] == "connection_failure"
+        assert server.metric("hikyaku_delivery_attempts_total", outcome="deferred", category="connection_failure") == 1
         assert delivered["attempt"] == 2
         bodies = [data for _, rcpts, data in sink.messages if rcpts == ["user@drop.test"]]
         assert len(bodies) == 2 and bodies[0] == bodies[1], "delivered at least once; the duplicate is visible at the sink"
@@ -67,6 +68,15 @@ def test_site_connection_limit_is_never_exceeded_and_connections_are_reused(make
         events = server.cli_json("log", "--status", "delivered", "--limit", "1000")
         assert len(events) == count and {e["site"] for e in events} == {"limited"}
         assert all(e["mxHost"] == "mx.limit.test" and e["remoteIP"] == "127.0.0.7" for e in events)
+        # The same story on the admin port, in Prometheus text.
+        assert server.admin("/healthz") == (200, "ok\n")
+        assert server.metric("hikyaku_delivery_attempts_total", outcome="delivered", category="none") == count
+        assert server.metric("hikyaku_delivery_latency_seconds_count") == count
+        assert server.metric("hikyaku_delivery_attempt_duration_seconds_count") >= count
+        assert 0 <= server.metric("hikyaku_site_connections", site="limited") <= 2
+        assert server.metric("hikyaku_queue_recipients", state="queued") == 0
+        assert server.metric("hikyaku_queue_messages") == 0
+        assert server.admin("/nothing")[0] == 404
     finally:
         sink.stop()
 

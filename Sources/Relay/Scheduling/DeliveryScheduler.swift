@@ -1,3 +1,4 @@
+import CoreMetrics
 import Foundation
 import Logging
 import SMTPCore
@@ -199,8 +200,11 @@ public actor DeliveryScheduler {
                 let report = await deliver(envelope, bytes, domain)
                 if let until = report.postponedUntil {
                     try index.postpone(id, recipients: recipients, until: until)
+                    Counter(label: "hikyaku_delivery_postponed_total", dimensions: [("site", report.site ?? "")]).increment()
                     continue
                 }
+                Timer(label: "hikyaku_delivery_attempt_duration_seconds").recordNanoseconds(
+                    report.duration.components.seconds * 1_000_000_000 + report.duration.components.attoseconds / 1_000_000_000)
                 for outcome in report.outcomes {
                     let (record, metadata) = record(outcome, report: report, domain: domain, message: id,
                                                     receivedAt: details.receivedAt,
@@ -211,6 +215,7 @@ public actor DeliveryScheduler {
             }
             // Concurrent deliveries share the transaction that records them.
             try await journal.record(records.map(\.0))
+            DeliveryMetrics.recorded(records.map(\.0), receivedAt: details.receivedAt)
             if logger.logLevel <= .info {
                 for (record, metadata) in records { logger.info("\(record.state.rawValue)", metadata: metadata()) }
             }
@@ -311,5 +316,20 @@ public actor DeliveryScheduler {
             kind = .tls(reply.text)
         }
         return FailureObservation(kind: kind, remoteHost: mxHost, recipientDomain: domain, command: command)
+    }
+}
+
+/// What the scheduler counts, through swift-metrics (Prometheus at `/metrics`).
+enum DeliveryMetrics {
+    static func recorded(_ records: [AttemptRecord], receivedAt: Date) {
+        for record in records {
+            Counter(label: "hikyaku_delivery_attempts_total",
+                    dimensions: [("outcome", record.state.rawValue), ("category", record.event?.category ?? "none")]).increment()
+            if record.state == .delivered {
+                // From the 250 at intake to the remote 250.
+                Timer(label: "hikyaku_delivery_latency_seconds")
+                    .recordNanoseconds(Int64(max(0, Date().timeIntervalSince(receivedAt)) * 1e9))
+            }
+        }
     }
 }

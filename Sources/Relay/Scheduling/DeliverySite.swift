@@ -1,3 +1,4 @@
+import CoreMetrics
 import Foundation
 import NIOConcurrencyHelpers
 
@@ -22,7 +23,10 @@ actor DeliverySite {
     let name: String
     let limits: ShapingLimits
     private let now: @Sendable () -> Date
-    private var open = 0
+    private var open = 0 {
+        didSet { connections.record(open) }
+    }
+    private let connections: Gauge
     private var idle: [OutboundConnection] = []
     private var waiters: [CheckedContinuation<Grant, Never>] = []
     private var minuteBucket: TokenBucket?
@@ -34,6 +38,7 @@ actor DeliverySite {
         self.name = name
         self.limits = limits
         self.now = now
+        connections = Gauge(label: "hikyaku_site_connections", dimensions: [("site", name)])
         let start = now()
         if limits.maxMessagesPerMinute > 0 {
             minuteBucket = TokenBucket(capacity: Double(limits.maxMessagesPerMinute), perSecond: Double(limits.maxMessagesPerMinute) / 60, now: start)
