@@ -41,10 +41,12 @@ public struct Configuration: Sendable, Equatable {
     public var deliveryMaximumBackoffSeconds = 4000
     public var deliveryQueueLifetimeSeconds = 5 * 86400
     public var deliveryMaxConcurrentMessages = 50
+    /// Seconds after which the sender hears that a recipient is delayed; 0: never.
+    public var deliveryDelayWarningSeconds = 0
     /// Traffic-shaping rules (JSON) on top of the shipped presets.
     public var deliveryShapingFile: String?
-    /// Source address for outbound connections (an egress IP); unset: the kernel's choice.
-    public var deliverySourceAddress: String?
+    /// Egress pools, `NAME=IP [IP…]`; accounts name theirs, the rest use `default`.
+    public var deliveryEgressPools: [String] = []
     /// host:port of the admin HTTP server (/metrics, /healthz); empty: none.
     public var adminListen = "127.0.0.1:8026"
     /// Days the delivery log and finished messages are kept.
@@ -194,12 +196,13 @@ extension Configuration {
         integer("delivery.minimumBackoffSeconds", "First retry delay after a temporary failure; doubles per attempt", \.deliveryMinimumBackoffSeconds),
         integer("delivery.maximumBackoffSeconds", "Longest retry delay", \.deliveryMaximumBackoffSeconds),
         integer("delivery.queueLifetimeSeconds", "After this long in the queue a temporarily failing recipient expires", \.deliveryQueueLifetimeSeconds),
+        integer("delivery.delayWarningSeconds", "After this long in the queue, the sender of a still-deferred recipient gets one \"delayed\" DSN (0: never; Postfix's delay_warning_time)", \.deliveryDelayWarningSeconds, minimum: 0),
         integer("delivery.maxConcurrentMessages", "Messages being delivered at the same time", \.deliveryMaxConcurrentMessages),
         boolean("delivery.allowNonPublicAddresses", "Deliver to MX hosts on loopback, private or link-local addresses (off: refused, an SSRF guard)", \.deliveryAllowNonPublicAddresses),
         string("delivery.tlsPolicy", "STARTTLS towards MX hosts: none, opportunistic, required or required-verified", \.deliveryTLSPolicy),
         optionalString("delivery.smarthost", "host:port that receives all outbound mail instead of the MX hosts", \.deliverySmarthost),
         optionalString("delivery.shapingFile", "JSON traffic-shaping rules (connections, messages per connection, rates per site), on top of the shipped presets (docs/delivery.md)", \.deliveryShapingFile),
-        optionalString("delivery.sourceAddress", "Local IP address outbound connections are made from; unset: chosen by the kernel", \.deliverySourceAddress),
+        list("delivery.egressPools", "Egress pools as NAME=IP [IP…] (e.g. marketing=192.0.2.10 192.0.2.11); an account's mail leaves from its pool's addresses in turn, other mail from the pool named default; none: the kernel chooses", \.deliveryEgressPools),
         string("admin.listen", "host:port of the admin HTTP server (Prometheus /metrics, /healthz); no authentication, keep it on loopback or a private network; empty: off", \.adminListen),
         integer("log.retentionDays", "Days the delivery log and the records of finished messages are kept", \.logRetentionDays, minimum: 1),
         integer("spool.minimumFreeBytes", "Refuse mail with 452 4.3.1 below this much free disk space; 0 means twice smtp.maxMessageSize", \.spoolMinimumFreeBytes, minimum: 0),

@@ -4,8 +4,10 @@ import Logging
 import NIOCore
 import NIOPosix
 import Relay
+import NIOConcurrencyHelpers
 import ServiceLifecycle
 import Spool
+import Store
 
 /// Builds the delivery path from the configuration, for the server and for
 /// `hikyaku queue deliver` alike.
@@ -28,20 +30,36 @@ public enum DeliveryComposition {
         let shaping = try TrafficShaping.load(operatorFile: configuration.deliveryShapingFile)
         return SMTPCourier(group: group, router: router,
                            options: .init(heloName: configuration.hostname, tlsPolicy: tlsPolicy,
-                                          sourceAddress: configuration.deliverySourceAddress, shaping: shaping),
+                                          egressPools: try egressPools(configuration.deliveryEgressPools), shaping: shaping),
                            logger: logger)
+    }
+
+    /// `NAME=ADDRESS [ADDRESS…]` entries as pools; every address must be an IP.
+    public static func egressPools(_ entries: [String]) throws -> [String: [String]] {
+        var pools: [String: [String]] = [:]
+        for entry in entries {
+            let parts = entry.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            let addresses = parts.count == 2 ? parts[1].split(separator: " ").map(String.init) : []
+            guard parts.count == 2, !parts[0].isEmpty, !addresses.isEmpty,
+                  addresses.allSatisfy({ (try? SocketAddress(ipAddress: $0, port: 0)) != nil }) else {
+                throw ConfigurationError("delivery.egressPools entries are NAME=IP [IP…], e.g. marketing=192.0.2.10 192.0.2.11 (got \(entry))")
+            }
+            pools[parts[0], default: []] += addresses
+        }
+        return pools
     }
 
     /// The scheduler over `index`, delivering through `courier`; `enqueue`
     /// (the server's spool) makes DSNs, without it none are sent.
     public static func scheduler(configuration: Configuration, index: QueueIndex, layout: SpoolLayout, courier: SMTPCourier,
-                                 logger: Logger, enqueue: DeliveryScheduler.Enqueue? = nil) throws -> DeliveryScheduler {
+                                 accounts: AccountPools, logger: Logger,
+                                 enqueue: DeliveryScheduler.Enqueue? = nil) throws -> DeliveryScheduler {
         DeliveryScheduler(
             index: index, layout: layout, schedule: schedule(configuration),
             maximumConcurrentMessages: configuration.deliveryMaxConcurrentMessages, logger: logger,
             reportingMTA: configuration.hostname, enqueue: enqueue, classifier: try classifier(configuration)
-        ) { envelope, message, domain in
-            await courier.deliver(envelope, message: message, domain: domain)
+        ) { envelope, message, domain, account in
+            await courier.deliver(envelope, message: message, domain: domain, pool: account.flatMap(accounts.pool(of:)))
         }
     }
 
@@ -63,7 +81,32 @@ public enum DeliveryComposition {
     public static func schedule(_ configuration: Configuration) -> RetrySchedule {
         RetrySchedule(minimumBackoff: TimeInterval(configuration.deliveryMinimumBackoffSeconds),
                       maximumBackoff: TimeInterval(configuration.deliveryMaximumBackoffSeconds),
-                      lifetime: TimeInterval(configuration.deliveryQueueLifetimeSeconds))
+                      lifetime: TimeInterval(configuration.deliveryQueueLifetimeSeconds),
+                      delayWarning: configuration.deliveryDelayWarningSeconds > 0
+                          ? TimeInterval(configuration.deliveryDelayWarningSeconds) : nil)
+    }
+}
+
+/// Which egress pool each account's mail leaves from, read from the store
+/// and refreshed every 30 s (so `hikyaku account set-pool` takes effect
+/// without a restart, and delivery does not read the store per message).
+public final class AccountPools: Sendable {
+    private let store: SQLiteStore
+    private let cache = NIOLockedValueBox<(pools: [Int64: String], loaded: ContinuousClock.Instant?)>(([:], nil))
+
+    public init(store: SQLiteStore) {
+        self.store = store
+    }
+
+    func pool(of account: Int64) -> String? {
+        let now = ContinuousClock.now
+        return cache.withLockedValue { cache in
+            if cache.loaded.map({ now - $0 > .seconds(30) }) ?? true {
+                cache.pools = (try? store.egressPools()) ?? cache.pools
+                cache.loaded = now
+            }
+            return cache.pools[account]
+        }
     }
 }
 

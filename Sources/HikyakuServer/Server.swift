@@ -124,8 +124,8 @@ public enum Server {
         if configuration.deliveryEnabled {
             let courier = try DeliveryComposition.courier(configuration: configuration, group: group, logger: logger)
             let scheduler = try DeliveryComposition.scheduler(
-                configuration: configuration, index: spool.index, layout: spool.layout, courier: courier, logger: logger,
-                enqueue: { dsn in _ = try await spool.append(dsn) })
+                configuration: configuration, index: spool.index, layout: spool.layout, courier: courier,
+                accounts: AccountPools(store: store), logger: logger, enqueue: { dsn in _ = try await spool.append(dsn) })
             // New mail is looked at as soon as it is indexed, not at the next poll.
             spool.onIndexed = { Task { await scheduler.wake() } }
             services.append(.init(service: DeliveryService(scheduler: scheduler)))

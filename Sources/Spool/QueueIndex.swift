@@ -89,6 +89,10 @@ public struct QueueIndex: Sendable {
                 CREATE INDEX delivery_event_recipient ON delivery_event(recipient, at);
                 """)
         }
+        migrator.registerMigration("v3-delay-notice") { db in
+            // A recipient's sender has been told it is delayed (at most once).
+            try db.execute(sql: "ALTER TABLE recipient ADD COLUMN delay_notified INTEGER NOT NULL DEFAULT 0")
+        }
         return migrator
     }
 
@@ -209,7 +213,7 @@ public struct QueueIndex: Sendable {
         let message = try db.cachedStatement(sql: "SELECT * FROM message WHERE id = ?")
         guard let row = try GRDB.Row.fetchOne(message, arguments: [id.rawValue]) else { return nil }
         let recipientRows = try db.cachedStatement(sql:
-            "SELECT address, state, attempts, last_reply FROM recipient WHERE message_id = ? ORDER BY position")
+            "SELECT address, state, attempts, last_reply, delay_notified FROM recipient WHERE message_id = ? ORDER BY position")
         let recipients = try GRDB.Row.fetchAll(recipientRows, arguments: [id.rawValue])
         return QueuedMessageDetails(
             id: id,
@@ -218,7 +222,8 @@ public struct QueueIndex: Sendable {
             smtpUTF8: row["smtputf8"], clientAddress: row["client_address"], heloName: row["helo"],
             held: row["held"], segment: row["segment"], offset: row["offset"], length: row["length"],
             recipients: recipients.map {
-                QueuedRecipient(address: $0["address"], state: $0["state"], attempts: $0["attempts"], lastReply: $0["last_reply"])
+                QueuedRecipient(address: $0["address"], state: $0["state"], attempts: $0["attempts"], lastReply: $0["last_reply"],
+                                delayNotified: $0["delay_notified"])
             })
     }
 
@@ -277,13 +282,13 @@ public struct QueueIndex: Sendable {
         try database.write { db in
             let update = try db.cachedStatement(sql: """
                 UPDATE recipient SET state = ?, attempts = attempts + 1, last_reply = ?, updated_at = ?,
-                                     next_attempt_at = COALESCE(?, next_attempt_at)
+                                     next_attempt_at = COALESCE(?, next_attempt_at), delay_notified = MAX(delay_notified, ?)
                 WHERE message_id = ? AND address = ?
                 """)
             let now = Date().timeIntervalSince1970
             for record in records {
                 try update.execute(arguments: [record.state.rawValue, record.reply, now, record.nextAttempt?.timeIntervalSince1970,
-                                               record.message.rawValue, record.recipient])
+                                               record.delayNotified, record.message.rawValue, record.recipient])
                 if let event = record.event { try DeliveryLog.insert(event, db) }
             }
         }
@@ -383,6 +388,8 @@ public struct QueuedRecipient: Sendable, Codable, Equatable {
     public var state: String
     public var attempts: Int = 0
     public var lastReply: String?
+    /// The sender has had the "delayed" DSN for this recipient.
+    public var delayNotified = false
 }
 
 public struct PendingCounts: Sendable, Equatable {
@@ -400,6 +407,8 @@ public struct AttemptRecord: Sendable {
     public var reply: String
     public var nextAttempt: Date?
     public var event: DeliveryEvent?
+    /// The sender is being told that this recipient is delayed.
+    public var delayNotified = false
 
     public init(message: MessageID, recipient: String, state: RecipientState, reply: String, nextAttempt: Date? = nil,
                 event: DeliveryEvent? = nil) {

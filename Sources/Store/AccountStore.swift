@@ -10,6 +10,8 @@ public struct Account: Sendable, Codable, Equatable {
     public var createdAt: Date
     /// Lower-cased domains this account may use as envelope sender.
     public var domains: [String]
+    /// The egress pool (`delivery.egressPools`) its mail leaves from; nil: `default`.
+    public var egressPool: String? = nil
 }
 
 /// Returned once when an account is created; the password is not stored.
@@ -86,6 +88,9 @@ public final class SQLiteStore: AccountStore {
                 );
                 """)
         }
+        migrator.registerMigration("v2-egress-pool") { db in
+            try db.execute(sql: "ALTER TABLE account ADD COLUMN egress_pool TEXT")
+        }
         return migrator
     }
 
@@ -135,6 +140,26 @@ public final class SQLiteStore: AccountStore {
         }
     }
 
+    /// Puts an account's mail on an egress pool (nil: the default pool).
+    public func setEgressPool(_ pool: String?, name: String) throws {
+        if let pool, !SQLiteStore.isValidName(pool) { throw AccountStoreError.invalidName(pool) }
+        try database.write { db in
+            try db.execute(sql: "UPDATE account SET egress_pool = ? WHERE name = ?", arguments: [pool, name])
+            if db.changesCount == 0 { throw AccountStoreError.notFound(name) }
+        }
+    }
+
+    /// Every account's egress pool, for delivery (accounts on the default pool omitted).
+    public func egressPools() throws -> [Int64: String] {
+        try database.read { db in
+            var pools: [Int64: String] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT id, egress_pool FROM account WHERE egress_pool IS NOT NULL") {
+                pools[row["id"]] = row["egress_pool"]
+            }
+            return pools
+        }
+    }
+
     public func addDomain(_ domain: String, toAccountNamed name: String) throws {
         let normalised = try SQLiteStore.normaliseDomain(domain)
         try database.write { db in
@@ -162,7 +187,8 @@ public final class SQLiteStore: AccountStore {
         let domains = try String.fetchAll(db, sql: "SELECT domain FROM account_domain WHERE account_id = ? ORDER BY domain",
                                           arguments: [id])
         return Account(id: id, name: row["name"], smtpUsername: row["smtp_username"], disabled: row["disabled"],
-                       createdAt: Date(timeIntervalSince1970: row["created_at"]), domains: domains)
+                       createdAt: Date(timeIntervalSince1970: row["created_at"]), domains: domains,
+                       egressPool: row["egress_pool"])
     }
 
     static func isValidName(_ name: String) -> Bool {

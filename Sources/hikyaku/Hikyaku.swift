@@ -72,7 +72,7 @@ func printJSON<T: Encodable>(_ value: T) throws {
 struct AccountCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "account", abstract: "Manage accounts (tenants) and their SMTP credentials.",
-        subcommands: [Create.self, List.self, Disable.self, Enable.self, AddDomain.self])
+        subcommands: [Create.self, List.self, Disable.self, Enable.self, AddDomain.self, SetPool.self])
 
     static func store(_ options: CommonOptions) throws -> SQLiteStore {
         let layout = try options.layout()
@@ -136,6 +136,16 @@ struct AccountCommand: ParsableCommand {
         @Argument var name: String
         @Argument var domain: String
         func run() throws { try AccountCommand.store(options).addDomain(domain, toAccountNamed: name) }
+    }
+
+    struct SetPool: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "set-pool",
+            abstract: "Send an account's mail from an egress pool (delivery.egressPools); without a pool: the default one.")
+        @OptionGroup var options: CommonOptions
+        @Argument var name: String
+        @Argument var pool: String?
+        func run() throws { try AccountCommand.store(options).setEgressPool(pool, name: name) }
     }
 }
 
@@ -267,8 +277,9 @@ extension QueueCommand {
             let courier = try DeliveryComposition.courier(
                 configuration: configuration, group: MultiThreadedEventLoopGroup.singleton, logger: Logger(label: "hikyaku"))
             // The same attempt the server's scheduler makes, outcomes recorded the same way.
-            let scheduler = try DeliveryComposition.scheduler(configuration: configuration, index: index, layout: layout,
-                                                             courier: courier, logger: Logger(label: "hikyaku"))
+            let scheduler = try DeliveryComposition.scheduler(
+                configuration: configuration, index: index, layout: layout, courier: courier,
+                accounts: AccountPools(store: try SQLiteStore(path: options.layout().storePath)), logger: Logger(label: "hikyaku"))
             let results = await scheduler.attempt(messageID).map {
                 DeliveryOutput(recipient: $0.outcome.recipient, state: $0.state.rawValue, reply: $0.outcome.reply.description)
             }

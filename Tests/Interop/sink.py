@@ -17,6 +17,8 @@ class ScriptedSink:
         self.data_delay = data_delay
         self.pipelining = pipelining
         self.messages = []
+        # The client address each message came from, in the same order.
+        self.sources = []
         self.connections = 0
         self.concurrent = 0
         self.max_concurrent = 0
@@ -40,18 +42,18 @@ class ScriptedSink:
     def _accept(self):
         while self.running:
             try:
-                connection, _ = self.listener.accept()
+                connection, peer = self.listener.accept()
             except OSError:
                 return
             with self.lock:
                 self.connections += 1
                 self.concurrent += 1
                 self.max_concurrent = max(self.max_concurrent, self.concurrent)
-            threading.Thread(target=self._session, args=(connection,), daemon=True).start()
+            threading.Thread(target=self._session, args=(connection, peer[0]), daemon=True).start()
 
-    def _session(self, connection):
+    def _session(self, connection, peer):
         try:
-            self._converse(connection)
+            self._converse(connection, peer)
         except OSError:
             pass
         finally:
@@ -59,7 +61,7 @@ class ScriptedSink:
                 self.concurrent -= 1
             connection.close()
 
-    def _converse(self, connection):
+    def _converse(self, connection, peer):
         reader = connection.makefile("rb")
 
         def send(line):
@@ -99,6 +101,7 @@ class ScriptedSink:
                     data += chunk[1:] if chunk.startswith(b"..") else chunk
                 with self.lock:
                     self.messages.append((mail_from, list(rcpts), data))
+                    self.sources.append(peer)
                     drop = self.drops_left > 0
                     if drop:
                         self.drops_left -= 1

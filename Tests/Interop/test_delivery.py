@@ -294,3 +294,28 @@ def test_bounce_sends_a_dsn_to_the_sender_and_none_for_the_null_sender(make_serv
         assert [m for m in mx.messages[count:] if m[0] in ("", "<>")] == []
     finally:
         controller.stop()
+
+
+def test_delayed_dsn_once_after_the_warning_time(make_server, flaky_dns):
+    import email
+    mx = FlakyMX()
+    controller = Controller(mx, hostname="127.0.0.5", port=25)
+    controller.start()
+    try:
+        server = delivering_server(make_server, flaky_dns, minimumBackoffSeconds=1, maximumBackoffSeconds=1,
+                                   delayWarningSeconds=2)
+        with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=20) as client:
+            client.sendmail("owner@flaky.test", ["never@flaky.test"], b"Subject: slow one\r\n\r\nbody\r\n")
+        deadline = time.time() + 30
+        while time.time() < deadline and not any(m[0] in ("", "<>") for m in mx.messages):
+            time.sleep(0.2)
+        time.sleep(3)  # more deferrals: still one warning
+        dsns = [m for m in mx.messages if m[0] in ("", "<>")]
+        assert len(dsns) == 1, dsns
+        report = email.message_from_bytes(dsns[0][2])
+        assert report["Subject"] == "Delayed Mail (still being retried)"
+        status = {part.get_content_type(): part for part in report.walk()}["message/delivery-status"].as_string()
+        assert "Final-Recipient: rfc822; never@flaky.test" in status and "Action: delayed" in status
+        assert "Status: 4.2.1" in status and "Will-Retry-Until:" in status
+    finally:
+        controller.stop()

@@ -16,7 +16,8 @@ from test_delivery import delivering_server, wait_for_states
 def dns():
     with dnsmasq("--mx-host=drop.test,mx.drop.test,10", "--host-record=mx.drop.test,127.0.0.6",
                  "--mx-host=limit.test,mx.limit.test,10", "--host-record=mx.limit.test,127.0.0.7",
-                 "--mx-host=kill.test,mx.kill.test,10", "--host-record=mx.kill.test,127.0.0.8") as port:
+                 "--mx-host=kill.test,mx.kill.test,10", "--host-record=mx.kill.test,127.0.0.8",
+                 "--mx-host=pool.test,mx.pool.test,10", "--host-record=mx.pool.test,127.0.0.9") as port:
         yield port
 
 
@@ -116,5 +117,30 @@ def test_sigkill_during_delivery_of_2000_messages_loses_nothing(make_server, dns
         print(f"killed with {at_kill} of {count} at the sink; {duplicates} duplicates after the restart")
         # Only deliveries in flight at the kill (delivery.maxConcurrentMessages, 50) may repeat.
         assert duplicates <= 50
+    finally:
+        sink.stop()
+
+
+def test_egress_pools_by_account(make_server, dns):
+    sink = ScriptedSink("127.0.0.9")
+    try:
+        server = delivering_server(make_server, dns, egressPools=["default=127.0.0.20", "marketing=127.0.0.21 127.0.0.22"])
+        username, password = server.create_account("acme", ["acme.example"])
+        server.cli("account", "set-pool", "acme", "marketing")
+        server.stop()
+        server.start()  # the pool assignment is read at start and every 30 s
+        with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=20) as client:
+            client.login(username, password)  # 127.0.0.0/8 is trusted: AUTH without TLS
+            for n in range(4):
+                client.sendmail("news@acme.example", [f"m{n}@pool.test"], b"Subject: pooled\r\n\r\nbody\r\n")
+        with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=20) as client:
+            client.sendmail("app@sender.example", ["plain@pool.test"], b"Subject: default\r\n\r\nbody\r\n")
+        assert wait_until(lambda: len(sink.messages) >= 5)
+        by_recipient = {rcpts[0]: source for (_, rcpts, _), source in zip(sink.messages, sink.sources)}
+        assert {by_recipient[f"m{n}@pool.test"] for n in range(4)} == {"127.0.0.21", "127.0.0.22"}, by_recipient
+        assert by_recipient["plain@pool.test"] == "127.0.0.20"
+        logged = {e["recipient"]: e["sourceIP"] for e in server.cli_json("log", "--status", "delivered")}
+        assert logged == by_recipient
+        assert server.cli("account", "set-pool", "nobody", "x", check=False).returncode != 0
     finally:
         sink.stop()

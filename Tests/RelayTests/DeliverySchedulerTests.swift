@@ -34,7 +34,7 @@ struct DeliverySchedulerTests {
         let scheduler = DeliveryScheduler(index: spool.index, layout: spool.layout,
                                           schedule: RetrySchedule(minimumBackoff: 300, maximumBackoff: 4000, lifetime: 86400, jitter: 0),
                                           now: { clock.withLockedValue { $0 } }, logger: Logger(label: "test"),
-                                          classifier: try .standard()) { envelope, _, domain in
+                                          classifier: try .standard()) { envelope, _, domain, _ in
             calls.withLockedValue { $0.append(domain) }
             return DeliveryReport(outcomes: envelope.recipients.map { recipient in
                 switch recipient {
@@ -81,7 +81,7 @@ struct DeliverySchedulerTests {
         spool.close()
         let until = Date().addingTimeInterval(42)
         let scheduler = DeliveryScheduler(index: spool.index, layout: spool.layout, schedule: RetrySchedule(),
-                                          logger: Logger(label: "test"), classifier: try .standard()) { _, _, _ in
+                                          logger: Logger(label: "test"), classifier: try .standard()) { _, _, _, _ in
             DeliveryReport(outcomes: [], site: "busy", postponedUntil: until)
         }
         #expect(await scheduler.attempt(id).isEmpty)
@@ -117,6 +117,43 @@ struct DeliveryStatusNotificationTests {
         #expect(text.hasSuffix("--=_hikyaku_dsn_d1--\r\n"))
     }
 
+    @Test func aDelayedRecipientIsReportedOnceAfterTheWarningTime() async throws {
+        let path = NSTemporaryDirectory() + "hikyaku-delay-" + UUID().uuidString
+        let spool = try Spool(layout: SpoolLayout(directory: path), logger: Logger(label: "test"))
+        let id = try await spool.append(IncomingMessage(
+            id: MessageID.generate(), sender: "s@e.example", recipients: ["slow@d.example"], accountID: nil, smtpUTF8: false,
+            clientAddress: "127.0.0.1", heloName: "c", prefix: [], content: Array("Subject: x\r\n\r\nx\r\n".utf8)))
+        spool.close()
+        let clock = NIOLockedValueBox(Date())
+        let queued = NIOLockedValueBox<[IncomingMessage]>([])
+        let scheduler = DeliveryScheduler(
+            index: spool.index, layout: spool.layout,
+            schedule: RetrySchedule(minimumBackoff: 1, maximumBackoff: 1, lifetime: 3600, jitter: 0, delayWarning: 600),
+            now: { clock.withLockedValue { $0 } }, logger: Logger(label: "test"), reportingMTA: "relay.test",
+            enqueue: { dsn in queued.withLockedValue { $0.append(dsn) } }, classifier: try .standard()) { envelope, _, _, _ in
+            DeliveryReport(outcomes: envelope.recipients.map { RecipientOutcome(recipient: $0, reply: Reply(451, EnhancedStatusCode(4, 2, 2), "mailbox full")) })
+        }
+        await scheduler.attempt(id)
+        #expect(queued.withLockedValue { $0 }.isEmpty, "not yet: the warning time has not passed")
+        clock.withLockedValue { $0 = $0.addingTimeInterval(700) }
+        await scheduler.attempt(id)
+        let warnings = queued.withLockedValue { $0 }
+        #expect(warnings.count == 1 && warnings.first?.sender == "" && warnings.first?.recipients == ["s@e.example"])
+        let text = warnings.first.map { String(decoding: $0.content, as: UTF8.self) } ?? ""
+        #expect(text.contains("Subject: Delayed Mail (still being retried)"))
+        #expect(text.contains("Final-Recipient: rfc822; slow@d.example\r\nAction: delayed\r\nStatus: 4.2.2\r\n"))
+        #expect(text.contains("Will-Retry-Until: "))
+        #expect(try spool.index.details(of: id)?.recipients.first?.delayNotified == true)
+        clock.withLockedValue { $0 = $0.addingTimeInterval(60) }
+        await scheduler.attempt(id)
+        #expect(queued.withLockedValue { $0 }.count == 1, "one warning per recipient")
+        // Past the lifetime: the failure report follows.
+        clock.withLockedValue { $0 = $0.addingTimeInterval(3600) }
+        await scheduler.attempt(id)
+        let last = queued.withLockedValue { $0 }.last.map { String(decoding: $0.content, as: UTF8.self) } ?? ""
+        #expect(queued.withLockedValue { $0 }.count == 2 && last.contains("Action: failed") && last.contains("Status: 5.4.7"))
+    }
+
     @Test func bouncesProduceOneDSNAndNullSendersNone() async throws {
         let path = NSTemporaryDirectory() + "hikyaku-dsn-" + UUID().uuidString
         let spool = try Spool(layout: SpoolLayout(directory: path), logger: Logger(label: "test"))
@@ -130,7 +167,7 @@ struct DeliveryStatusNotificationTests {
         let queued = NIOLockedValueBox<[IncomingMessage]>([])
         let scheduler = DeliveryScheduler(index: spool.index, layout: spool.layout, schedule: RetrySchedule(), logger: Logger(label: "test"),
                                           reportingMTA: "relay.test", enqueue: { dsn in queued.withLockedValue { $0.append(dsn) } },
-                                          classifier: try .standard()) { envelope, _, _ in
+                                          classifier: try .standard()) { envelope, _, _, _ in
             DeliveryReport(outcomes: envelope.recipients.map {
                 RecipientOutcome(recipient: $0, reply: $0.hasPrefix("gone") ? Reply(550, EnhancedStatusCode(5, 1, 1), "no") : Reply(250, nil, "ok"))
             })

@@ -39,6 +39,15 @@ struct TrafficShapingTests {
         #expect(shaping.site(domain: "docomo.ne.jp", mxHosts: []).name == "docomo", "other presets stay")
     }
 
+    @Test func eachSourceAddressHasItsOwnSite() {
+        let directory = SiteDirectory(shaping: TrafficShaping())
+        let a = directory.site(domain: "gmail.com", mxHosts: [], source: "192.0.2.1")
+        let b = directory.site(domain: "gmail.com", mxHosts: [], source: "192.0.2.2")
+        #expect(a.name == "gmail from 192.0.2.1" && b.name == "gmail from 192.0.2.2")
+        #expect(a === directory.site(domain: "googlemail.com", mxHosts: [], source: "192.0.2.1"), "one site per rule and source")
+        #expect(directory.site(domain: "gmail.com", mxHosts: []).name == "gmail")
+    }
+
     @Test func tokenBucketSpacesMessagesOut() {
         let start = Date(timeIntervalSince1970: 1000)
         var bucket = TokenBucket(capacity: 2, perSecond: 0.5, now: start)

@@ -2,31 +2,37 @@ import Foundation
 import SMTPCore
 
 /// Builds the RFC 3464 delivery status notification sent to the envelope
-/// sender when recipients bounce or expire: multipart/report with a human
-/// part, the machine-readable message/delivery-status, and the original
-/// header section (text/rfc822-headers, RFC 6522), never the whole body.
+/// sender when recipients bounce or expire, or (optionally) are still
+/// delayed after a while: multipart/report with a human part, the
+/// machine-readable message/delivery-status, and the original header
+/// section (text/rfc822-headers, RFC 6522), never the whole body.
 public struct DeliveryStatusNotification: Sendable {
-    public struct FailedRecipient: Sendable, Equatable {
+    public struct ReportedRecipient: Sendable, Equatable {
         public var address: String
-        /// `failed` for bounces and expiries (RFC 3464 §2.3.3).
+        /// `failed` for bounces and expiries, `delayed` for a warning (RFC 3464 §2.3.3).
         public var action: String
         public var reply: Reply
         public var remoteMTA: String?
+        /// For `delayed`: when the relay gives up (RFC 3464 §2.3.9).
+        public var willRetryUntil: Date?
 
-        public init(address: String, action: String = "failed", reply: Reply, remoteMTA: String? = nil) {
+        public init(address: String, action: String = "failed", reply: Reply, remoteMTA: String? = nil, willRetryUntil: Date? = nil) {
             self.address = address
             self.action = action
             self.reply = reply
             self.remoteMTA = remoteMTA
+            self.willRetryUntil = willRetryUntil
         }
     }
 
     public var reportingMTA: String
     public var originalMessageID: String
     public var arrivalDate: Date
-    public var recipients: [FailedRecipient]
+    public var recipients: [ReportedRecipient]
+    /// Only delays are reported: a warning, not a failure.
+    var isDelayWarning: Bool { recipients.allSatisfy { $0.action == "delayed" } }
 
-    public init(reportingMTA: String, originalMessageID: String, arrivalDate: Date, recipients: [FailedRecipient]) {
+    public init(reportingMTA: String, originalMessageID: String, arrivalDate: Date, recipients: [ReportedRecipient]) {
         self.reportingMTA = reportingMTA
         self.originalMessageID = originalMessageID
         self.arrivalDate = arrivalDate
@@ -40,7 +46,7 @@ public struct DeliveryStatusNotification: Sendable {
         var lines: [String] = [
             "From: Mail Delivery System <MAILER-DAEMON@\(reportingMTA)>",
             "To: <\(Self.clean(sender))>",
-            "Subject: Undelivered Mail Returned to Sender",
+            "Subject: \(isDelayWarning ? "Delayed Mail (still being retried)" : "Undelivered Mail Returned to Sender")",
             "Date: \(date)",
             "Message-ID: <\(dsnID)@\(reportingMTA)>",
             "Auto-Submitted: auto-replied",
@@ -52,11 +58,15 @@ public struct DeliveryStatusNotification: Sendable {
             "--\(boundary)",
             "Content-Type: text/plain; charset=us-ascii",
             "",
-            "Your message could not be delivered to the following recipients:",
+            isDelayWarning
+                ? "Your message has not been delivered to the following recipients yet. It is still being retried; no action is needed unless it fails:"
+                : "Your message could not be delivered to the following recipients:",
             "",
         ]
         for recipient in recipients {
-            lines.append("<\(Self.clean(recipient.address))>: \(Self.clean(recipient.reply.description))")
+            var line = "<\(Self.clean(recipient.address))>: \(Self.clean(recipient.reply.description))"
+            if let until = recipient.willRetryUntil { line += " (retrying until \(TraceFields.rfc5322Date(Int(until.timeIntervalSince1970))))" }
+            lines.append(line)
         }
         lines += [
             "",
@@ -77,6 +87,9 @@ public struct DeliveryStatusNotification: Sendable {
             ]
             if let remote = recipient.remoteMTA { lines.append("Remote-MTA: dns; \(Self.clean(remote))") }
             lines.append("Diagnostic-Code: smtp; \(recipient.reply.code) \(Self.clean(recipient.reply.lines.joined(separator: " ")))")
+            if let until = recipient.willRetryUntil {
+                lines.append("Will-Retry-Until: \(TraceFields.rfc5322Date(Int(until.timeIntervalSince1970)))")
+            }
         }
         lines += ["", "--\(boundary)", "Content-Type: text/rfc822-headers", ""]
         var output = Array((lines.joined(separator: "\r\n") + "\r\n").utf8)

@@ -38,16 +38,17 @@ public struct SMTPCourier: Sendable {
         public var heloName: String
         public var tlsPolicy: TLSPolicy
         public var connectTimeout: TimeAmount
-        /// Source address to bind to (an egress IP), if any.
-        public var sourceAddress: String?
+        /// Egress pools: named sets of local addresses to connect from. Mail
+        /// of an account on no pool uses `default`; no `default`: the kernel chooses.
+        public var egressPools: [String: [String]]
         public var shaping: TrafficShaping
 
         public init(heloName: String, tlsPolicy: TLSPolicy = .opportunistic, connectTimeout: TimeAmount = .seconds(30),
-                    sourceAddress: String? = nil, shaping: TrafficShaping = TrafficShaping()) {
+                    egressPools: [String: [String]] = [:], shaping: TrafficShaping = TrafficShaping()) {
             self.heloName = heloName
             self.tlsPolicy = tlsPolicy
             self.connectTimeout = connectTimeout
-            self.sourceAddress = sourceAddress
+            self.egressPools = egressPools
             self.shaping = shaping
         }
     }
@@ -57,6 +58,8 @@ public struct SMTPCourier: Sendable {
     let options: Options
     let logger: Logger
     let sites: SiteDirectory
+    /// Round robin over a pool's addresses.
+    private let turn = NIOLockedValueBox(0)
 
     public init(group: any EventLoopGroup, router: MXRouter, options: Options, logger: Logger) {
         self.group = group
@@ -66,15 +69,27 @@ public struct SMTPCourier: Sendable {
         self.sites = SiteDirectory(shaping: options.shaping)
     }
 
-    /// `envelope.recipients` must all be on `domain`.
-    public func deliver(_ envelope: OutboundEnvelope, message: [UInt8], domain: String) async -> DeliveryReport {
+    /// `envelope.recipients` must all be on `domain`; `pool` names the egress
+    /// pool of the message's account (nil: `default`).
+    public func deliver(_ envelope: OutboundEnvelope, message: [UInt8], domain: String, pool: String? = nil) async -> DeliveryReport {
         let started = ContinuousClock.now
-        var report = await deliverTimed(envelope, message: message, domain: domain)
+        var report = await deliverTimed(envelope, message: message, domain: domain, source: sourceAddress(pool: pool))
         report.duration = ContinuousClock.now - started
         return report
     }
 
-    func deliverTimed(_ envelope: OutboundEnvelope, message: [UInt8], domain: String) async -> DeliveryReport {
+    /// The next address of the pool, or nil (the kernel chooses).
+    func sourceAddress(pool: String?) -> String? {
+        guard let addresses = options.egressPools[pool ?? "default"] ?? options.egressPools["default"], !addresses.isEmpty else {
+            return nil
+        }
+        return addresses[turn.withLockedValue { turn in
+            turn &+= 1
+            return turn
+        } % addresses.count]
+    }
+
+    func deliverTimed(_ envelope: OutboundEnvelope, message: [UInt8], domain: String, source: String?) async -> DeliveryReport {
         let decision = await router.route(domain)
         let hosts: [MXHost]
         switch decision {
@@ -89,7 +104,8 @@ public struct SMTPCourier: Sendable {
         case .deliver(let found):
             hosts = found
         }
-        let site = sites.site(domain: domain, mxHosts: hosts.map(\.name))
+        // Limits and connections are per source address and site (an egress path).
+        let site = sites.site(domain: domain, mxHosts: hosts.map(\.name), source: source)
         // A reused connection may have been closed by the server meanwhile;
         // then ask again (the stale one has given its slot back).
         for _ in 0..<3 {
@@ -103,7 +119,7 @@ public struct SMTPCourier: Sendable {
                 return DeliveryReport(outcomes: result.outcomes, site: site.name,
                                       session: connection.details(tlsVersion: result.tlsVersion))
             case .open:
-                var report = await openAndDeliver(envelope, message: message, hosts: hosts, site: site)
+                var report = await openAndDeliver(envelope, message: message, hosts: hosts, site: site, source: source)
                 report.site = site.name
                 return report
             }
@@ -117,7 +133,8 @@ public struct SMTPCourier: Sendable {
     /// Holds one of the site's connection slots: tries the hosts in order
     /// until one session produces outcomes, and leaves the connection with
     /// the site (or frees the slot).
-    func openAndDeliver(_ envelope: OutboundEnvelope, message: [UInt8], hosts: [MXHost], site: DeliverySite) async -> DeliveryReport {
+    func openAndDeliver(_ envelope: OutboundEnvelope, message: [UInt8], hosts: [MXHost], site: DeliverySite,
+                        source: String?) async -> DeliveryReport {
         var last = DeliveryReport(outcomes: envelope.recipients.map {
             RecipientOutcome(recipient: $0, reply: Reply(451, EnhancedStatusCode(4, 4, 1), "no mail exchanger answered"),
                              source: .connection)
@@ -126,7 +143,8 @@ public struct SMTPCourier: Sendable {
             for address in host.addresses {
                 let target = (try? SocketAddress(ipAddress: address.ipAddress ?? "", port: host.port)) ?? address
                 guard let (connection, result) = await session(envelope, message: message, host: host.name, address: target,
-                                                               idle: site.limits.idleSeconds, site: site) else { continue }
+                                                               source: source, idle: site.limits.idleSeconds, site: site)
+                else { continue }
                 let report = DeliveryReport(outcomes: result.outcomes, session: connection.details(tlsVersion: result.tlsVersion))
                 // Try the next host only when this one never really took part
                 // (a 4xx greeting or a lost connection before any reply).
@@ -146,8 +164,8 @@ public struct SMTPCourier: Sendable {
     }
 
     /// Connects and runs the first transaction; nil when no connection could be made.
-    func session(_ envelope: OutboundEnvelope, message: [UInt8], host: String, address: SocketAddress, idle: Double,
-                 site: DeliverySite) async -> (OutboundConnection, TransactionResult)? {
+    func session(_ envelope: OutboundEnvelope, message: [UInt8], host: String, address: SocketAddress, source: String?,
+                 idle: Double, site: DeliverySite) async -> (OutboundConnection, TransactionResult)? {
         let eventLoop = group.next()
         let promise = eventLoop.makePromise(of: TransactionResult.self)
         var tls = TLSConfiguration.makeClientConfiguration()
@@ -160,7 +178,7 @@ public struct SMTPCourier: Sendable {
         var timeouts = SMTPClientHandler.Timeouts()
         timeouts.idle = .milliseconds(Int64(idle * 1000))
         var bootstrap = ClientBootstrap(group: eventLoop).connectTimeout(options.connectTimeout)
-        if let source = options.sourceAddress, let bind = try? SocketAddress(ipAddress: source, port: 0) {
+        if let source, let bind = try? SocketAddress(ipAddress: source, port: 0) {
             bootstrap = bootstrap.bind(to: bind)
         }
         let tlsConfiguration = tls

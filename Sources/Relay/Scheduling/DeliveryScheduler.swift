@@ -15,8 +15,13 @@ public struct RetrySchedule: Sendable {
     /// mail does not come back in lockstep.
     public var jitter: Double
 
+    /// After this long in the queue a deferred recipient's sender gets one
+    /// "delayed" DSN (Postfix's delay_warning_time); nil: never.
+    public var delayWarning: TimeInterval?
+
     public init(minimumBackoff: TimeInterval = 300, maximumBackoff: TimeInterval = 4000, lifetime: TimeInterval = 5 * 86400,
-                jitter: Double = 0.2) {
+                jitter: Double = 0.2, delayWarning: TimeInterval? = nil) {
+        self.delayWarning = delayWarning
         self.minimumBackoff = minimumBackoff
         self.maximumBackoff = maximumBackoff
         self.lifetime = lifetime
@@ -40,7 +45,9 @@ public struct RetrySchedule: Sendable {
 /// in memory beyond the messages in flight, so a million queued messages
 /// cost no memory here.
 public actor DeliveryScheduler {
-    public typealias Deliver = @Sendable (OutboundEnvelope, [UInt8], String) async -> DeliveryReport
+    /// Delivers to one domain's recipients: envelope, message bytes, domain,
+    /// and the sending account (for its egress pool).
+    public typealias Deliver = @Sendable (OutboundEnvelope, [UInt8], String, Int64?) async -> DeliveryReport
     /// Makes a generated message (a DSN) durable in the spool.
     public typealias Enqueue = @Sendable (IncomingMessage) async throws -> Void
 
@@ -193,11 +200,12 @@ public actor DeliveryScheduler {
                 String(address[address.index(after: address.lastIndex(of: "@") ?? address.startIndex)...]).lowercased()
             }
             let attempts = Dictionary(uniqueKeysWithValues: due.map { ($0.address, $0.attempts) })
+            let alreadyWarned = Set(due.filter(\.delayNotified).map(\.address))
             var records: [(AttemptRecord, () -> Logger.Metadata)] = []
             for (domain, recipients) in byDomain.sorted(by: { $0.key < $1.key }) {
                 let envelope = OutboundEnvelope(sender: details.sender, recipients: recipients, size: bytes.count,
                                                 eightBit: bytes.contains { $0 >= 0x80 }, requiresSMTPUTF8: details.smtpUTF8)
-                let report = await deliver(envelope, bytes, domain)
+                let report = await deliver(envelope, bytes, domain, details.accountID)
                 if let until = report.postponedUntil {
                     try index.postpone(id, recipients: recipients, until: until)
                     Counter(label: "hikyaku_delivery_postponed_total", dimensions: [("site", report.site ?? "")]).increment()
@@ -206,9 +214,13 @@ public actor DeliveryScheduler {
                 Timer(label: "hikyaku_delivery_attempt_duration_seconds").recordNanoseconds(
                     report.duration.components.seconds * 1_000_000_000 + report.duration.components.attoseconds / 1_000_000_000)
                 for outcome in report.outcomes {
-                    let (record, metadata) = record(outcome, report: report, domain: domain, message: id,
+                    var (record, metadata) = record(outcome, report: report, domain: domain, message: id,
                                                     receivedAt: details.receivedAt,
                                                     attempt: (attempts[outcome.recipient] ?? 0) + 1, at: time)
+                    if record.state == .deferred, let warning = schedule.delayWarning, enqueue != nil, !details.sender.isEmpty,
+                       time.timeIntervalSince(details.receivedAt) >= warning, !alreadyWarned.contains(outcome.recipient) {
+                        record.delayNotified = true
+                    }
                     records.append((record, metadata))
                     results.append((outcome, record.state))
                 }
@@ -219,7 +231,8 @@ public actor DeliveryScheduler {
             if logger.logLevel <= .info {
                 for (record, metadata) in records { logger.info("\(record.state.rawValue)", metadata: metadata()) }
             }
-            try await notifySender(of: results, details: details, original: bytes, at: time)
+            let warned = Set(records.filter { $0.0.delayNotified }.map(\.0.recipient))
+            try await notifySender(of: results, delayed: warned, details: details, original: bytes, at: time)
         } catch {
             logger.error("delivery attempt failed", metadata: ["id": "\(id)", "error": "\(error)"])
         }
@@ -227,30 +240,37 @@ public actor DeliveryScheduler {
     }
 
     /// RFC 3464: one DSN to the envelope sender for the recipients that
-    /// bounced or expired in this attempt — never for the null sender, so
-    /// bounces cannot bounce. The DSN goes through the same queue.
-    func notifySender(of results: [(outcome: RecipientOutcome, state: RecipientState)], details: QueuedMessageDetails,
-                      original: [UInt8], at time: Date) async throws {
+    /// bounced or expired in this attempt, and one warning for those first
+    /// found delayed past `delayWarning` — never for the null sender, so
+    /// bounces cannot bounce. DSNs go through the same queue.
+    func notifySender(of results: [(outcome: RecipientOutcome, state: RecipientState)], delayed: Set<String>,
+                      details: QueuedMessageDetails, original: [UInt8], at time: Date) async throws {
         guard let enqueue, !details.sender.isEmpty else { return }
         let failed = results.filter { $0.state == .bounced || $0.state == .expired }
-        guard !failed.isEmpty else { return }
-        let report = DeliveryStatusNotification(
-            reportingMTA: reportingMTA, originalMessageID: details.id.rawValue, arrivalDate: details.receivedAt,
-            recipients: failed.map { result in
-                var reply = result.outcome.reply
-                if result.state == .expired {
-                    // RFC 3463 X.4.7: delivery time expired.
-                    reply = Reply(550, EnhancedStatusCode(5, 4, 7), "delivery time expired; last reply: \(reply)")
-                }
-                return .init(address: result.outcome.recipient, reply: reply)
-            })
-        let id = MessageID.generate()
-        let dsn = IncomingMessage(
-            id: id, sender: "", recipients: [details.sender], accountID: details.accountID, smtpUTF8: false,
-            clientAddress: "127.0.0.1", heloName: reportingMTA, prefix: [],
-            content: report.render(to: details.sender, originalMessage: original, now: time, dsnID: id.rawValue))
-        try await enqueue(dsn)
-        logger.info("dsn queued", metadata: ["id": "\(details.id)", "dsn": "\(id)", "to": "<\(details.sender)>"])
+        let failures = failed.map { result -> DeliveryStatusNotification.ReportedRecipient in
+            var reply = result.outcome.reply
+            if result.state == .expired {
+                // RFC 3463 X.4.7: delivery time expired.
+                reply = Reply(550, EnhancedStatusCode(5, 4, 7), "delivery time expired; last reply: \(reply)")
+            }
+            return .init(address: result.outcome.recipient, reply: reply)
+        }
+        let warnings = results.filter { $0.state == .deferred && delayed.contains($0.outcome.recipient) }.map {
+            DeliveryStatusNotification.ReportedRecipient(address: $0.outcome.recipient, action: "delayed", reply: $0.outcome.reply,
+                                                         willRetryUntil: details.receivedAt.addingTimeInterval(schedule.lifetime))
+        }
+        for recipients in [failures, warnings] where !recipients.isEmpty {
+            let report = DeliveryStatusNotification(reportingMTA: reportingMTA, originalMessageID: details.id.rawValue,
+                                                    arrivalDate: details.receivedAt, recipients: recipients)
+            let id = MessageID.generate()
+            let dsn = IncomingMessage(
+                id: id, sender: "", recipients: [details.sender], accountID: details.accountID, smtpUTF8: false,
+                clientAddress: "127.0.0.1", heloName: reportingMTA, prefix: [],
+                content: report.render(to: details.sender, originalMessage: original, now: time, dsnID: id.rawValue))
+            try await enqueue(dsn)
+            logger.info("dsn queued", metadata: ["id": "\(details.id)", "dsn": "\(id)", "to": "<\(details.sender)>",
+                                                 "action": "\(recipients[0].action)"])
+        }
     }
 
     /// What to record for one outcome: the new state, and the event with

@@ -20,8 +20,8 @@ actor DeliverySite {
         case postpone(until: Date)
     }
 
-    let name: String
-    let limits: ShapingLimits
+    nonisolated let name: String
+    nonisolated let limits: ShapingLimits
     private let now: @Sendable () -> Date
     private var open = 0 {
         didSet { connections.record(open) }
@@ -148,6 +148,7 @@ final class SiteDirectory: Sendable {
     private struct Destination: Hashable {
         var domain: String
         var mxHosts: [String]
+        var source: String?
     }
 
     private let shaping: TrafficShaping
@@ -159,14 +160,17 @@ final class SiteDirectory: Sendable {
         self.shaping = shaping
     }
 
-    func site(domain: String, mxHosts: [String]) -> DeliverySite {
-        let destination = Destination(domain: domain, mxHosts: mxHosts)
+    /// The site for a destination as seen from `source` (nil: the kernel's
+    /// choice): each source address has its own connections and limits.
+    func site(domain: String, mxHosts: [String], source: String? = nil) -> DeliverySite {
+        let destination = Destination(domain: domain, mxHosts: mxHosts, source: source)
         if let site = known.withLockedValue({ $0[destination] }) { return site }
         let found = shaping.site(domain: domain, mxHosts: mxHosts)
+        let name = source.map { "\(found.name) from \($0)" } ?? found.name
         let site = sites.withLockedValue { sites in
-            if let site = sites[found.name] { return site }
-            let site = DeliverySite(name: found.name, limits: found.limits)
-            sites[found.name] = site
+            if let site = sites[name] { return site }
+            let site = DeliverySite(name: name, limits: found.limits)
+            sites[name] = site
             return site
         }
         known.withLockedValue { known in
