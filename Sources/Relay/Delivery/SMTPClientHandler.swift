@@ -40,7 +40,11 @@ final class SMTPClientHandler: ChannelInboundHandler, RemovableChannelHandler {
     private var promise: EventLoopPromise<TransactionResult>?
     private var parser = ReplyParser()
     private var buffer = ByteBuffer()
+    /// One scheduled task at a time, moved lazily: each step only sets
+    /// `deadline`; the task, when it fires early, re-arms for the new one.
     private var timer: Scheduled<Void>?
+    private var timerFiresAt: NIODeadline?
+    private var deadline: NIODeadline?
     private var context: ChannelHandlerContext?
     private var tlsVersion: String?
     /// Replies received since the current transaction began on a reused connection.
@@ -126,6 +130,9 @@ final class SMTPClientHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     func channelInactive(context: ChannelHandlerContext) {
         timer?.cancel()
+        timer = nil
+        timerFiresAt = nil
+        deadline = nil
         if promise != nil { complete(machine.connectionLost("connection closed")) }
         context.fireChannelInactive()
     }
@@ -189,17 +196,37 @@ final class SMTPClientHandler: ChannelInboundHandler, RemovableChannelHandler {
     }
 
     private func armTimer(context: ChannelHandlerContext) {
-        timer?.cancel()
         let timeout: TimeAmount
         switch machine.phase {
         case .greeting: timeout = timeouts.greeting
         case .dataEnd: timeout = timeouts.dataEnd
         case .data: timeout = timeouts.data
         case .idle: timeout = timeouts.idle
-        case .closed: return
+        case .closed:
+            deadline = nil
+            return
         default: timeout = timeouts.command
         }
-        timer = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [self] in
+        let next = context.eventLoop.now + timeout
+        deadline = next
+        // A later deadline waits for the task to fire; an earlier one (the
+        // idle time after a 10-minute wait for "."'s reply) moves it.
+        if let firesAt = timerFiresAt, firesAt <= next { return }
+        timer?.cancel()
+        schedule(at: next, context: context)
+    }
+
+    private func schedule(at when: NIODeadline, context: ChannelHandlerContext) {
+        timerFiresAt = when
+        timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: when) { [self] in
+            timer = nil
+            timerFiresAt = nil
+            guard let deadline else { return }
+            if deadline > context.eventLoop.now {
+                schedule(at: deadline, context: context)
+                return
+            }
+            self.deadline = nil
             if machine.phase == .idle && promise == nil {
                 // Unused for too long: QUIT, and close when it is answered (or not).
                 perform(machine.quit(), context: context)

@@ -1,6 +1,7 @@
 import CoreMetrics
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import SMTPCore
 import Spool
 
@@ -208,10 +209,10 @@ public actor DeliveryScheduler {
                 let report = await deliver(envelope, bytes, domain, details.accountID)
                 if let until = report.postponedUntil {
                     try index.postpone(id, recipients: recipients, until: until)
-                    Counter(label: "hikyaku_delivery_postponed_total", dimensions: [("site", report.site ?? "")]).increment()
+                    DeliveryMetrics.counter("hikyaku_delivery_postponed_total", [("site", report.site ?? "")]).increment()
                     continue
                 }
-                Timer(label: "hikyaku_delivery_attempt_duration_seconds").recordNanoseconds(
+                DeliveryMetrics.attemptDuration.recordNanoseconds(
                     report.duration.components.seconds * 1_000_000_000 + report.duration.components.attoseconds / 1_000_000_000)
                 for outcome in report.outcomes {
                     var (record, metadata) = record(outcome, report: report, domain: domain, message: id,
@@ -340,15 +341,30 @@ public actor DeliveryScheduler {
 }
 
 /// What the scheduler counts, through swift-metrics (Prometheus at `/metrics`).
+/// Handles are made once per label set: making one asks the factory, which
+/// locks and hashes the labels.
 enum DeliveryMetrics {
+    private static let counters = NIOLockedValueBox<[String: Counter]>([:])
+    static let latency = Timer(label: "hikyaku_delivery_latency_seconds")
+    static let attemptDuration = Timer(label: "hikyaku_delivery_attempt_duration_seconds")
+
+    static func counter(_ label: String, _ dimensions: [(String, String)]) -> Counter {
+        let key = label + dimensions.map { "|\($0.0)=\($0.1)" }.joined()
+        return counters.withLockedValue { counters in
+            if let counter = counters[key] { return counter }
+            let counter = Counter(label: label, dimensions: dimensions)
+            counters[key] = counter
+            return counter
+        }
+    }
+
     static func recorded(_ records: [AttemptRecord], receivedAt: Date) {
         for record in records {
-            Counter(label: "hikyaku_delivery_attempts_total",
-                    dimensions: [("outcome", record.state.rawValue), ("category", record.event?.category ?? "none")]).increment()
+            counter("hikyaku_delivery_attempts_total",
+                    [("outcome", record.state.rawValue), ("category", record.event?.category ?? "none")]).increment()
             if record.state == .delivered {
                 // From the 250 at intake to the remote 250.
-                Timer(label: "hikyaku_delivery_latency_seconds")
-                    .recordNanoseconds(Int64(max(0, Date().timeIntervalSince(receivedAt)) * 1e9))
+                latency.recordNanoseconds(Int64(max(0, Date().timeIntervalSince(receivedAt)) * 1e9))
             }
         }
     }
