@@ -69,6 +69,7 @@ public actor DeliveryScheduler {
     /// however much is queued.
     private var ready: [QueuedMessageDetails] = []
     private var readyCursor = 0
+    private var readAt = ContinuousClock.now
     /// New mail was indexed or the poll interval passed: look again.
     private var lookAgain = true
     private var stopping = false
@@ -101,8 +102,11 @@ public actor DeliveryScheduler {
         await withDiscardingTaskGroup { group in
             while !stopping && !Task.isCancelled {
                 var room = maximumConcurrentMessages - inFlight.count
-                if room > 0 && (lookAgain || readyCursor >= ready.count) {
+                // Rows older than a second are read again, so that a hold or a
+                // cancellation from the command line is seen before delivery.
+                if room > 0 && (lookAgain || readyCursor >= ready.count || ContinuousClock.now - readAt > .seconds(1)) {
                     lookAgain = false
+                    readAt = ContinuousClock.now
                     // The rows come with the ids: one read for a batch, none per message.
                     let due = (try? index.dueMessageDetails(now: now(), limit: Self.readBatch, excluding: inFlight)) ?? []
                     ready = due

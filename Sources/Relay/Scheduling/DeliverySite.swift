@@ -78,7 +78,7 @@ actor DeliverySite {
     /// limit goes to the next waiter or the idle list; anything else is
     /// closed and its slot freed.
     func release(_ connection: OutboundConnection?, reusable: Bool) {
-        if let connection, reusable,
+        if let connection, reusable, connection.channel.isActive,
            limits.maxMessagesPerConnection <= 0 || connection.transactions < limits.maxMessagesPerConnection {
             if !waiters.isEmpty {
                 waiters.removeFirst().resume(returning: .reuse(connection))
