@@ -35,6 +35,13 @@ public struct Configuration: Sendable, Equatable {
     public var deliveryTLSPolicy = "opportunistic"
     /// host:port to send everything to instead of the MX hosts.
     public var deliverySmarthost: String?
+    /// AUTH PLAIN at the smarthost: the username, and a file holding the password.
+    public var deliverySmarthostUsername: String?
+    public var deliverySmarthostPasswordFile: String?
+    /// STARTTLS towards the smarthost; unset: delivery.tlsPolicy (required with credentials).
+    public var deliverySmarthostTLSPolicy: String?
+    /// Per-domain next hops, `domain=host:port`.
+    public var deliveryRoutes: [String] = []
     /// Deliver queued mail (off: the server only accepts and queues).
     public var deliveryEnabled = true
     public var deliveryMinimumBackoffSeconds = 300
@@ -201,6 +208,10 @@ extension Configuration {
         boolean("delivery.allowNonPublicAddresses", "Deliver to MX hosts on loopback, private or link-local addresses (off: refused, an SSRF guard)", \.deliveryAllowNonPublicAddresses),
         string("delivery.tlsPolicy", "STARTTLS towards MX hosts: none, opportunistic, required or required-verified", \.deliveryTLSPolicy),
         optionalString("delivery.smarthost", "host:port that receives all outbound mail instead of the MX hosts", \.deliverySmarthost),
+        optionalString("delivery.smarthostUsername", "AUTH PLAIN username at the smarthost (credentials are only sent under TLS)", \.deliverySmarthostUsername),
+        optionalString("delivery.smarthostPasswordFile", "File holding the smarthost password (first line), readable by the service only", \.deliverySmarthostPasswordFile),
+        optionalString("delivery.smarthostTlsPolicy", "STARTTLS towards the smarthost: none, opportunistic, required or required-verified; unset: delivery.tlsPolicy, at least required with credentials", \.deliverySmarthostTLSPolicy),
+        list("delivery.routes", "Per-domain next hops as domain=host:port (e.g. partner.example=10.0.0.5:25), used instead of MX lookups", \.deliveryRoutes),
         optionalString("delivery.shapingFile", "JSON traffic-shaping rules (connections, messages per connection, rates per site), on top of the shipped presets (docs/delivery.md)", \.deliveryShapingFile),
         list("delivery.egressPools", "Egress pools as NAME=IP [IP…] (e.g. marketing=192.0.2.10 192.0.2.11); an account's mail leaves from its pool's addresses in turn, other mail from the pool named default; none: the kernel chooses", \.deliveryEgressPools),
         string("admin.listen", "host:port of the admin HTTP server (Prometheus /metrics, /healthz); no authentication, keep it on loopback or a private network; empty: off", \.adminListen),

@@ -13,25 +13,62 @@ import Store
 /// `hikyaku queue deliver` alike.
 public enum DeliveryComposition {
     public static func courier(configuration: Configuration, group: any EventLoopGroup, logger: Logger) throws -> SMTPCourier {
-        guard let tlsPolicy = TLSPolicy(rawValue: configuration.deliveryTLSPolicy) else {
-            throw ConfigurationError("delivery.tlsPolicy must be none, opportunistic, required or required-verified")
-        }
+        let tlsPolicy = try tlsPolicyNamed(configuration.deliveryTLSPolicy)
         let servers = try dnsServers(configuration.dnsServers)
         let resolver = StubResolver(
             options: .init(servers: servers, timeout: .milliseconds(Int64(configuration.dnsTimeoutMilliseconds))),
             transport: NIODNSTransport(group: group))
         let smarthost = try configuration.deliverySmarthost.map { text -> NextHop in
             let address = try ListenAddress(parsing: text)
-            return NextHop(host: address.host, port: address.port)
+            return NextHop(host: address.host, port: address.port,
+                           tlsPolicy: try configuration.deliverySmarthostTLSPolicy.map(tlsPolicyNamed),
+                           credentials: try smarthostCredentials(configuration))
         }
         let router = MXRouter(resolver: resolver, policy: RoutingPolicy(
             allowNonPublicAddresses: configuration.deliveryAllowNonPublicAddresses,
-            localNames: [configuration.hostname], smarthost: smarthost))
+            localNames: [configuration.hostname], routes: try routes(configuration.deliveryRoutes), smarthost: smarthost))
         let shaping = try TrafficShaping.load(operatorFile: configuration.deliveryShapingFile)
         return SMTPCourier(group: group, router: router,
                            options: .init(heloName: configuration.hostname, tlsPolicy: tlsPolicy,
                                           egressPools: try egressPools(configuration.deliveryEgressPools), shaping: shaping),
                            logger: logger)
+    }
+
+    static func tlsPolicyNamed(_ name: String) throws -> TLSPolicy {
+        guard let policy = TLSPolicy(rawValue: name) else {
+            throw ConfigurationError("a TLS policy is none, opportunistic, required or required-verified (got \(name))")
+        }
+        return policy
+    }
+
+    /// The smarthost's credentials: the username from the configuration, the
+    /// password from its own file, so that the configuration holds no secret.
+    static func smarthostCredentials(_ configuration: Configuration) throws -> SMTPCredentials? {
+        switch (configuration.deliverySmarthostUsername, configuration.deliverySmarthostPasswordFile) {
+        case (nil, nil):
+            return nil
+        case (let username?, let file?):
+            guard let text = try? String(contentsOfFile: file, encoding: .utf8),
+                  let password = text.split(whereSeparator: \.isNewline).first.map(String.init), !password.isEmpty else {
+                throw ConfigurationError("delivery.smarthostPasswordFile \(file) cannot be read or is empty")
+            }
+            return SMTPCredentials(username: username, password: password)
+        default:
+            throw ConfigurationError("delivery.smarthostUsername and delivery.smarthostPasswordFile must be set together")
+        }
+    }
+
+    /// `domain=host:port` entries as next hops by lower-cased domain.
+    static func routes(_ entries: [String]) throws -> [String: NextHop] {
+        var routes: [String: NextHop] = [:]
+        for entry in entries {
+            let parts = entry.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard parts.count == 2, !parts[0].isEmpty, let address = try? ListenAddress(parsing: parts[1]) else {
+                throw ConfigurationError("delivery.routes entries are domain=host:port (got \(entry))")
+            }
+            routes[parts[0].lowercased()] = NextHop(host: address.host, port: address.port)
+        }
+        return routes
     }
 
     /// `NAME=ADDRESS [ADDRESS…]` entries as pools; every address must be an IP.

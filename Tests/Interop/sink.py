@@ -37,6 +37,12 @@ class ScriptedSink:
 
     def stop(self):
         self.running = False
+        # shutdown wakes the thread blocked in accept(); close alone would
+        # leave the socket listening until that call returns.
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.listener.close()
 
     def _accept(self):

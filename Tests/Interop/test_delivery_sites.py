@@ -144,3 +144,94 @@ def test_egress_pools_by_account(make_server, dns):
         assert server.cli("account", "set-pool", "nobody", "x", check=False).returncode != 0
     finally:
         sink.stop()
+
+
+def self_signed(directory):
+    """A throwaway certificate for a test server (openssl from the base system)."""
+    import subprocess
+    certificate, key = str(directory / "cert.pem"), str(directory / "key.pem")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", certificate,
+                    "-days", "1", "-subj", "/CN=smarthost.test"], check=True, capture_output=True)
+    return certificate, key
+
+
+def test_smarthost_auth_only_under_tls_and_a_refusal_keeps_the_mail(make_server, tmp_path):
+    import os
+    import ssl
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult
+    from conftest import free_udp_port
+
+    certificate, key = self_signed(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certificate, key)
+    logins = []
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        logins.append((mechanism, auth_data.login, auth_data.password, session.ssl is not None))
+        # handled=False: aiosmtpd then answers 535 itself.
+        return AuthResult(success=(auth_data.login, auth_data.password) == (b"relay", b"s3cret"), handled=False)
+
+    class Recorder:
+        def __init__(self):
+            self.messages = []
+
+        async def handle_DATA(self, server, session, envelope):
+            self.messages.append((session.authenticated, envelope.rcpt_tos))
+            return "250 2.0.0 relayed"
+
+    recorder = Recorder()
+    port = free_udp_port()
+    controller = Controller(recorder, hostname="127.0.0.1", port=port, authenticator=authenticator,
+                            auth_require_tls=True, tls_context=context, require_starttls=True)
+    controller.start()
+    try:
+        for password, expect_delivered in (("s3cret", True), ("wrong", False)):
+            secret = tmp_path / f"password-{password}"
+            secret.write_text(password + "\n")
+            os.chmod(secret, 0o600)
+            server = make_server(start=False, trustedNetworks=["127.0.0.0/8"])
+            server.config["delivery"] = {"enabled": True, "allowNonPublicAddresses": True,
+                                         "smarthost": f"127.0.0.1:{port}", "smarthostUsername": "relay",
+                                         "smarthostPasswordFile": str(secret)}
+            server.start()
+            with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=20) as client:
+                client.sendmail("app@sender.example", ["someone@example.org"], b"Subject: via smarthost\r\n\r\nbody\r\n")
+            status = "delivered" if expect_delivered else "deferred"
+            assert wait_until(lambda: server.cli_json("log", "--status", status) != []), server.log()
+            (event,) = server.cli_json("log", "--status", status)
+            if expect_delivered:
+                assert recorder.messages[-1] == (True, ["someone@example.org"])
+                assert event["tlsVersion"].startswith("tlsv1")
+            else:
+                assert (event["replyCode"], event["enhancedCode"]) == (454, "4.7.0"), event
+                assert "refused our credentials" in event["replyText"] and "535" in event["replyText"]
+            server.stop()
+            assert password.encode() not in open(server.stderr_path, "rb").read()
+        # Every AUTH came under TLS, with PLAIN.
+        assert [(m, tls) for m, _, _, tls in logins] == [("PLAIN", True), ("PLAIN", True)]
+    finally:
+        controller.stop()
+
+
+def test_routes_and_a_site_tls_policy(make_server, dns, tmp_path):
+    shaping = tmp_path / "shaping.json"
+    shaping.write_text(json.dumps({"sites": [{"name": "strict", "domains": ["limit.test"], "tlsPolicy": "required"}]}))
+    routed = ScriptedSink("127.0.0.30", port=2525)
+    strict = ScriptedSink("127.0.0.7")
+    try:
+        server = delivering_server(make_server, dns, shapingFile=str(shaping), routes=["routed.test=127.0.0.30:2525"])
+        with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=20) as client:
+            # routed.test has no DNS records at all: the route is used instead.
+            client.sendmail("app@sender.example", ["a@routed.test"], b"Subject: routed\r\n\r\nbody\r\n")
+            client.sendmail("app@sender.example", ["b@limit.test"], b"Subject: strict\r\n\r\nbody\r\n")
+        assert wait_until(lambda: len(server.cli_json("log", "--status", "delivered", "--status", "deferred")) >= 2)
+        (delivered,) = server.cli_json("log", "--status", "delivered")
+        assert delivered["recipient"] == "a@routed.test" and delivered["remoteIP"] == "127.0.0.30"
+        assert len(routed.messages) == 1
+        (deferred,) = server.cli_json("log", "--status", "deferred")
+        assert deferred["recipient"] == "b@limit.test" and deferred["enhancedCode"] == "4.7.10"
+        assert deferred["category"] == "tls_failure" and strict.messages == []
+    finally:
+        routed.stop()
+        strict.stop()

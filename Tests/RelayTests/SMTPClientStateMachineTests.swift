@@ -54,6 +54,51 @@ struct SMTPClientStateMachineTests {
         #expect(outcomes(client.receive(Reply(451, EnhancedStatusCode(4, 3, 0), "later"))) == ["a@d.example": 451, "b@d.example": 451])
     }
 
+    @Test func smarthostCredentialsGoOnlyUnderTLSWithAuthPlain() {
+        let credentials = SMTPCredentials(username: "relay", password: "s3cret")
+        var client = SMTPClientStateMachine(heloName: "relay.test", tlsPolicy: .opportunistic,
+                                            envelope: OutboundEnvelope(sender: "s@e.example", recipients: ["a@d.example"], size: 10),
+                                            credentials: credentials)
+        #expect(client.tlsPolicy == .required, "credentials make TLS required")
+        #expect(client.receive(Reply(220, nil, "smarthost")) == .send([.ehlo("relay.test")]))
+        let offer = Reply(250, nil, ["smarthost", "PIPELINING", "STARTTLS", "AUTH LOGIN PLAIN"])
+        #expect(client.receive(offer) == .send([.startTLS]))
+        #expect(client.receive(Reply(220, nil, "go")) == .startTLS)
+        #expect(client.tlsEstablished() == .send([.ehlo("relay.test")]))
+        // base64("\0relay\0s3cret")
+        #expect(client.receive(offer) == .send([.auth(mechanism: "PLAIN", initialResponse: "AHJlbGF5AHMzY3JldA==")]))
+        guard case .send(let commands) = client.receive(Reply(235, EnhancedStatusCode(2, 7, 0), "ok")) else {
+            Issue.record("the transaction follows AUTH")
+            return
+        }
+        #expect(commands.first?.verb == "MAIL")
+        #expect("\(credentials)" == "relay:<hidden>")
+
+        // Refused credentials keep the mail (4.7.0); a server without STARTTLS never sees them.
+        var refused = SMTPClientStateMachine(heloName: "relay.test", tlsPolicy: .required,
+                                             envelope: OutboundEnvelope(sender: "", recipients: ["a@d.example"], size: 10),
+                                             credentials: credentials)
+        _ = refused.receive(Reply(220, nil, "smarthost"))
+        _ = refused.receive(offer)
+        _ = refused.receive(Reply(220, nil, "go"))
+        _ = refused.tlsEstablished()
+        _ = refused.receive(offer)
+        guard case .transactionFinished(let results) = refused.receive(Reply(535, EnhancedStatusCode(5, 7, 8), "bad credentials")) else {
+            Issue.record("refused AUTH ends the session")
+            return
+        }
+        #expect(results.map(\.reply.code) == [454] && results[0].reply.enhancedCode == EnhancedStatusCode(4, 7, 0))
+        var plaintext = SMTPClientStateMachine(heloName: "relay.test", tlsPolicy: .none,
+                                               envelope: OutboundEnvelope(sender: "", recipients: ["a@d.example"], size: 10),
+                                               credentials: credentials)
+        _ = plaintext.receive(Reply(220, nil, "smarthost"))
+        guard case .transactionFinished(let noTLS) = plaintext.receive(Reply(250, nil, ["smarthost", "AUTH PLAIN"])) else {
+            Issue.record("no STARTTLS: no credentials")
+            return
+        }
+        #expect(noTLS.first?.reply.enhancedCode == EnhancedStatusCode(4, 7, 10))
+    }
+
     @Test func heloFallbackWhenEHLOIsUnknown() {
         var client = machine(["a@d.example"])
         _ = client.receive(Reply(220, nil, "old server"))

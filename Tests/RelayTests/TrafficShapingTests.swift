@@ -28,13 +28,15 @@ struct TrafficShapingTests {
         try Data("""
             {"default": {"maxConnections": 7},
              "sites": [{"name": "gmail", "domains": ["gmail.com"], "maxConnections": 2},
-                       {"name": "partner", "mxHosts": ["partner.example"], "maxMessagesPerMinute": 30}]}
+                       {"name": "partner", "mxHosts": ["partner.example"], "maxMessagesPerMinute": 30, "tlsPolicy": "required"}]}
             """.utf8).write(to: URL(fileURLWithPath: path))
         let shaping = try TrafficShaping.load(operatorFile: path)
         let gmail = shaping.site(domain: "gmail.com", mxHosts: [])
         #expect(gmail.limits.maxConnections == 2 && gmail.limits.maxMessagesPerConnection == 100)
         #expect(shaping.site(domain: "googlemail.com", mxHosts: []).name != "gmail", "the preset was replaced, not merged")
         #expect(shaping.site(domain: "x.example", mxHosts: ["in.partner.example"]).limits.maxMessagesPerMinute == 30)
+        #expect(shaping.site(domain: "x.example", mxHosts: ["in.partner.example"]).limits.tlsPolicy == .required)
+        #expect(gmail.limits.tlsPolicy == nil, "unset: delivery.tlsPolicy applies")
         #expect(shaping.site(domain: "x.example", mxHosts: ["mx.other.example"]).limits.maxConnections == 7)
         #expect(shaping.site(domain: "docomo.ne.jp", mxHosts: []).name == "docomo", "other presets stay")
     }

@@ -8,13 +8,31 @@ public struct MXHost: Equatable, Sendable {
     public var preference: UInt16
     public var port: Int
     public var addresses: [SocketAddress]
+    /// For a configured next hop: its STARTTLS policy and AUTH credentials.
+    public var tlsPolicy: TLSPolicy?
+    public var credentials: SMTPCredentials?
 
-    public init(name: String, preference: UInt16, port: Int = 25, addresses: [SocketAddress]) {
+    public init(name: String, preference: UInt16, port: Int = 25, addresses: [SocketAddress], tlsPolicy: TLSPolicy? = nil,
+                credentials: SMTPCredentials? = nil) {
         self.name = name
         self.preference = preference
         self.port = port
         self.addresses = addresses
+        self.tlsPolicy = tlsPolicy
+        self.credentials = credentials
     }
+}
+
+/// A username and password for AUTH PLAIN at a next hop (a smarthost).
+/// Never logged: `description` hides the password.
+public struct SMTPCredentials: Equatable, Sendable, CustomStringConvertible {
+    public var username: String
+    public var password: String
+    public init(username: String, password: String) {
+        self.username = username
+        self.password = password
+    }
+    public var description: String { "\(username):<hidden>" }
 }
 
 /// Where mail for a domain goes, or why it cannot go anywhere. Three-valued
@@ -30,9 +48,14 @@ public enum RoutingDecision: Equatable, Sendable {
 public struct NextHop: Equatable, Sendable {
     public var host: String
     public var port: Int
-    public init(host: String, port: Int) {
+    /// Overrides `delivery.tlsPolicy` for this hop; with credentials, TLS is required at least.
+    public var tlsPolicy: TLSPolicy?
+    public var credentials: SMTPCredentials?
+    public init(host: String, port: Int, tlsPolicy: TLSPolicy? = nil, credentials: SMTPCredentials? = nil) {
         self.host = host
         self.port = port
+        self.tlsPolicy = tlsPolicy
+        self.credentials = credentials
     }
 }
 
@@ -153,7 +176,8 @@ public struct MXRouter: Sendable {
 
     func routeToNextHop(_ hop: NextHop) async -> RoutingDecision {
         if let literal = try? SocketAddress(ipAddress: hop.host, port: hop.port) {
-            return .deliver([MXHost(name: hop.host, preference: 0, port: hop.port, addresses: [literal])])
+            return .deliver([MXHost(name: hop.host, preference: 0, port: hop.port, addresses: [literal],
+                                    tlsPolicy: hop.tlsPolicy, credentials: hop.credentials)])
         }
         guard let name = try? DomainName(hop.host) else {
             return .transientFailure(EnhancedStatusCode(4, 4, 3), "invalid next hop \(hop.host)")
@@ -165,7 +189,8 @@ public struct MXRouter: Sendable {
             return .transientFailure(EnhancedStatusCode(4, 4, 3), outcome.error ?? "next hop \(hop.host) has no address")
         }
         let addresses = outcome.addresses.compactMap { try? SocketAddress(ipAddress: $0.ipAddress ?? "", port: hop.port) }
-        return .deliver([MXHost(name: hop.host, preference: 0, port: hop.port, addresses: addresses)])
+        return .deliver([MXHost(name: hop.host, preference: 0, port: hop.port, addresses: addresses,
+                                tlsPolicy: hop.tlsPolicy, credentials: hop.credentials)])
     }
 
     /// A and AAAA of a host; NXDOMAIN just yields none, other failures are reported.

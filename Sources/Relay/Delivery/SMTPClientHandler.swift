@@ -162,7 +162,9 @@ final class SMTPClientHandler: ChannelInboundHandler, RemovableChannelHandler {
             parser = ReplyParser()
             do {
                 let sslContext = try NIOSSLContext(configuration: tlsConfiguration)
-                let handler = try NIOSSLClientHandler(context: sslContext, serverHostname: serverHostname)
+                // SNI takes names only (RFC 6066 §3): a next hop given as an IP address sends none.
+                let isAddress = (try? SocketAddress(ipAddress: serverHostname, port: 0)) != nil
+                let handler = try NIOSSLClientHandler(context: sslContext, serverHostname: isAddress ? nil : serverHostname)
                 try context.pipeline.syncOperations.addHandler(handler, position: .first)
             } catch {
                 complete(machine.tlsFailed("\(error)"))

@@ -1,3 +1,4 @@
+import Foundation
 import SMTPCore
 
 /// How hard to insist on STARTTLS with a destination.
@@ -76,7 +77,7 @@ public struct SMTPClientStateMachine: Sendable {
     }
 
     public enum Phase: Equatable, Sendable {
-        case greeting, ehlo, helo, startTLS, reset, mail, rcpt, data, dataEnd, idle, quit, closed
+        case greeting, ehlo, helo, startTLS, auth, reset, mail, rcpt, data, dataEnd, idle, quit, closed
     }
 
     public struct Extensions: Equatable, Sendable {
@@ -86,10 +87,15 @@ public struct SMTPClientStateMachine: Sendable {
         public var smtpUTF8 = false
         /// 0: no limit announced.
         public var maximumSize = 0
+        /// SASL mechanisms offered (RFC 4954), upper-cased.
+        public var authMechanisms: Set<String> = []
     }
 
     public let heloName: String
     public let tlsPolicy: TLSPolicy
+    /// AUTH PLAIN with these after TLS (a smarthost); never sent in plaintext.
+    let credentials: SMTPCredentials?
+    private var authenticated = false
     public private(set) var phase: Phase = .greeting
     public private(set) var extensions = Extensions()
     public private(set) var tlsActive = false
@@ -104,9 +110,11 @@ public struct SMTPClientStateMachine: Sendable {
     /// A transaction ended early (MAIL accepted, then no DATA): RSET first.
     private var needsReset = false
 
-    public init(heloName: String, tlsPolicy: TLSPolicy, envelope: OutboundEnvelope) {
+    public init(heloName: String, tlsPolicy: TLSPolicy, envelope: OutboundEnvelope, credentials: SMTPCredentials? = nil) {
         self.heloName = heloName
-        self.tlsPolicy = tlsPolicy
+        // Credentials only ever travel under TLS.
+        self.tlsPolicy = credentials != nil && (tlsPolicy == .none || tlsPolicy == .opportunistic) ? .required : tlsPolicy
+        self.credentials = credentials
         self.envelope = envelope
     }
 
@@ -139,6 +147,14 @@ public struct SMTPClientStateMachine: Sendable {
                 return failAll(Reply(451, EnhancedStatusCode(4, 7, 10), "TLS required but STARTTLS failed: \(reply)"),
                                source: .tls, thenClose: true)
             }
+            return startTransaction()
+        case .auth:
+            guard reply.code == 235 else {
+                // Our configuration is wrong, not the mail: keep it queued.
+                return failAll(Reply(454, EnhancedStatusCode(4, 7, 0), "the next hop refused our credentials: \(reply)"),
+                               source: .remote(command: "AUTH"), thenClose: true)
+            }
+            authenticated = true
             return startTransaction()
         case .reset:
             pendingReplies = []
@@ -203,6 +219,16 @@ public struct SMTPClientStateMachine: Sendable {
         if !tlsActive && (tlsPolicy == .required || tlsPolicy == .requiredVerified) {
             return failAll(Reply(451, EnhancedStatusCode(4, 7, 10), "TLS required but the server does not offer STARTTLS"),
                            source: .tls, thenClose: true)
+        }
+        if let credentials, !authenticated {
+            // RFC 4954 with RFC 4616 PLAIN: authzid empty, then user and password.
+            guard extensions.authMechanisms.contains("PLAIN") else {
+                return failAll(Reply(454, EnhancedStatusCode(4, 7, 0), "the next hop does not offer AUTH PLAIN"),
+                               source: .remote(command: "EHLO"), thenClose: true)
+            }
+            let token = Array(("\0" + credentials.username + "\0" + credentials.password).utf8)
+            phase = .auth
+            return .send([.auth(mechanism: "PLAIN", initialResponse: Self.base64(token))])
         }
         return startTransaction()
     }
@@ -333,10 +359,15 @@ public struct SMTPClientStateMachine: Sendable {
             case "8BITMIME": extensions.eightBitMIME = true
             case "SMTPUTF8": extensions.smtpUTF8 = true
             case "SIZE": extensions.maximumSize = words.count > 1 ? Int(words[1]) ?? 0 : 0
+            case "AUTH": extensions.authMechanisms = Set(words.dropFirst().map { $0.uppercased() })
             default: break
             }
         }
         return extensions
+    }
+
+    static func base64(_ bytes: [UInt8]) -> String {
+        Data(bytes).base64EncodedString()
     }
 
     static func reversePath(_ sender: String) -> ReversePath {

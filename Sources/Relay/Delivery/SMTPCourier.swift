@@ -142,8 +142,8 @@ public struct SMTPCourier: Sendable {
         for host in hosts {
             for address in host.addresses {
                 let target = (try? SocketAddress(ipAddress: address.ipAddress ?? "", port: host.port)) ?? address
-                guard let (connection, result) = await session(envelope, message: message, host: host.name, address: target,
-                                                               source: source, idle: site.limits.idleSeconds, site: site)
+                guard let (connection, result) = await session(envelope, message: message, host: host, address: target,
+                                                               source: source, site: site)
                 else { continue }
                 let report = DeliveryReport(outcomes: result.outcomes, session: connection.details(tlsVersion: result.tlsVersion))
                 // Try the next host only when this one never really took part
@@ -164,19 +164,23 @@ public struct SMTPCourier: Sendable {
     }
 
     /// Connects and runs the first transaction; nil when no connection could be made.
-    func session(_ envelope: OutboundEnvelope, message: [UInt8], host: String, address: SocketAddress, source: String?,
-                 idle: Double, site: DeliverySite) async -> (OutboundConnection, TransactionResult)? {
+    func session(_ envelope: OutboundEnvelope, message: [UInt8], host mx: MXHost, address: SocketAddress, source: String?,
+                 site: DeliverySite) async -> (OutboundConnection, TransactionResult)? {
+        let host = mx.name
         let eventLoop = group.next()
         let promise = eventLoop.makePromise(of: TransactionResult.self)
+        // The next hop's own policy, else the site's, else the global one.
+        let tlsPolicy = mx.tlsPolicy ?? site.limits.tlsPolicy ?? options.tlsPolicy
         var tls = TLSConfiguration.makeClientConfiguration()
-        if options.tlsPolicy != .requiredVerified {
+        if tlsPolicy != .requiredVerified {
             // Opportunistic TLS protects against passive listeners only; most
             // MX certificates would not verify (RFC 7435).
             tls.certificateVerification = .none
         }
-        let machine = SMTPClientStateMachine(heloName: options.heloName, tlsPolicy: options.tlsPolicy, envelope: envelope)
+        let machine = SMTPClientStateMachine(heloName: options.heloName, tlsPolicy: tlsPolicy, envelope: envelope,
+                                             credentials: mx.credentials)
         var timeouts = SMTPClientHandler.Timeouts()
-        timeouts.idle = .milliseconds(Int64(idle * 1000))
+        timeouts.idle = .milliseconds(Int64(site.limits.idleSeconds * 1000))
         var bootstrap = ClientBootstrap(group: eventLoop).connectTimeout(options.connectTimeout)
         if let source, let bind = try? SocketAddress(ipAddress: source, port: 0) {
             bootstrap = bootstrap.bind(to: bind)

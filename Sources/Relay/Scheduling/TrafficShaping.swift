@@ -11,9 +11,12 @@ public struct ShapingLimits: Codable, Sendable, Equatable {
     public var maxMessagesPerHour: Int
     /// How long an unused connection is kept open for the next message.
     public var idleSeconds: Double
+    /// STARTTLS towards this site, instead of `delivery.tlsPolicy`.
+    public var tlsPolicy: TLSPolicy?
 
     public init(maxConnections: Int = 20, maxMessagesPerConnection: Int = 100, maxMessagesPerMinute: Int = 0,
-                maxMessagesPerHour: Int = 0, idleSeconds: Double = 5) {
+                maxMessagesPerHour: Int = 0, idleSeconds: Double = 5, tlsPolicy: TLSPolicy? = nil) {
+        self.tlsPolicy = tlsPolicy
         self.maxConnections = maxConnections
         self.maxMessagesPerConnection = maxMessagesPerConnection
         self.maxMessagesPerMinute = maxMessagesPerMinute
@@ -22,7 +25,7 @@ public struct ShapingLimits: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case maxConnections, maxMessagesPerConnection, maxMessagesPerMinute, maxMessagesPerHour, idleSeconds
+        case maxConnections, maxMessagesPerConnection, maxMessagesPerMinute, maxMessagesPerHour, idleSeconds, tlsPolicy
     }
 
     /// Missing keys take the defaults, so a rule names only what it changes.
@@ -35,6 +38,7 @@ public struct ShapingLimits: Codable, Sendable, Equatable {
         maxMessagesPerMinute = try container.decodeIfPresent(Int.self, forKey: .maxMessagesPerMinute) ?? 0
         maxMessagesPerHour = try container.decodeIfPresent(Int.self, forKey: .maxMessagesPerHour) ?? 0
         idleSeconds = try container.decodeIfPresent(Double.self, forKey: .idleSeconds) ?? defaults.idleSeconds
+        tlsPolicy = try container.decodeIfPresent(TLSPolicy.self, forKey: .tlsPolicy)
     }
 }
 
