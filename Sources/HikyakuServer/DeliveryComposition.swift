@@ -151,6 +151,7 @@ public final class AccountPools: Sendable {
 /// (an interrupted one is simply retried after a restart).
 struct DeliveryService: Service {
     let scheduler: DeliveryScheduler
+    let courier: SMTPCourier
 
     func run() async throws {
         await withTaskGroup(of: Void.self) { group in
@@ -161,5 +162,7 @@ struct DeliveryService: Service {
             }
             await group.waitForAll()
         }
+        // Idle connections say QUIT rather than vanish.
+        await courier.closeIdleConnections()
     }
 }

@@ -128,7 +128,7 @@ public enum Server {
                 accounts: AccountPools(store: store), logger: logger, enqueue: { dsn in _ = try await spool.append(dsn) })
             // New mail is looked at as soon as it is indexed, not at the next poll.
             spool.onIndexed = { Task { await scheduler.wake() } }
-            services.append(.init(service: DeliveryService(scheduler: scheduler)))
+            services.append(.init(service: DeliveryService(scheduler: scheduler, courier: courier)))
         }
         // Shut down in reverse: intake drains first, then delivery, then housekeeping.
         services.append(.init(service: intake))
