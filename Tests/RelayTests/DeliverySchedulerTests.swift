@@ -91,6 +91,27 @@ struct DeliverySchedulerTests {
         #expect(try spool.index.dueMessages(now: until.addingTimeInterval(1), limit: 10) == [id])
     }
 
+    @Test func anUnreadableMessageIsNotRetriedInALoop() async throws {
+        let spool = try spool()
+        let id = try await spool.append(message(["a@a.example"]))
+        spool.close()
+        for name in try FileManager.default.contentsOfDirectory(atPath: spool.layout.segmentsDirectory) {
+            try FileManager.default.removeItem(atPath: spool.layout.segmentsDirectory + "/" + name)
+        }
+        let clock = NIOLockedValueBox(Date())
+        let scheduler = DeliveryScheduler(index: spool.index, layout: spool.layout, schedule: RetrySchedule(),
+                                          now: { clock.withLockedValue { $0 } }, logger: Logger(label: "test"),
+                                          classifier: try .standard()) { _, _, _, _ in
+            Issue.record("nothing to deliver without the bytes")
+            return DeliveryReport(outcomes: [])
+        }
+        #expect(await scheduler.attempt(id).isEmpty)
+        let now = clock.withLockedValue { $0 }
+        #expect(try spool.index.dueMessages(now: now.addingTimeInterval(59), limit: 10).isEmpty)
+        #expect(try spool.index.dueMessages(now: now.addingTimeInterval(61), limit: 10) == [id])
+        #expect(try spool.index.details(of: id)?.recipients.first?.state == "queued", "nothing is lost or bounced")
+    }
+
     @Test func heldMessagesAreNotDue() async throws {
         let spool = try spool()
         let id = try await spool.append(message(["a@a.example"]))

@@ -240,6 +240,12 @@ public actor DeliveryScheduler {
             try await notifySender(of: results, delayed: warned, details: details, original: bytes, at: time)
         } catch {
             logger.error("delivery attempt failed", metadata: ["id": "\(id)", "error": "\(error)"])
+            // A message that cannot be read or recorded would otherwise be due
+            // again at once, in a loop; look at it again after a minute.
+            let pending = details.recipients.filter {
+                $0.state == RecipientState.queued.rawValue || $0.state == RecipientState.deferred.rawValue
+            }.map(\.address)
+            try? index.postpone(id, recipients: pending, until: now().addingTimeInterval(60))
         }
         return results
     }
