@@ -221,101 +221,90 @@ def flaky_dns():
         yield port
 
 
-def test_server_delivers_retries_on_schedule_and_expires(make_server, flaky_dns):
+@pytest.fixture
+def flaky_mx():
+    """A FlakyMX on 127.0.0.5:25 (flaky.test's MX), fresh for each test."""
     mx = FlakyMX()
     controller = Controller(mx, hostname="127.0.0.5", port=25)
     controller.start()
-    try:
-        server = delivering_server(make_server, flaky_dns, minimumBackoffSeconds=1, maximumBackoffSeconds=2,
-                                   queueLifetimeSeconds=8)
-        message_id = queue_one(server, ["ok@flaky.test", "flaky@flaky.test", "never@flaky.test"])
-        states = wait_for_states(server, message_id, lambda r: r["ok@flaky.test"]["state"] == "delivered"
-                                 and r["flaky@flaky.test"]["state"] == "delivered" and r["never@flaky.test"]["state"] == "expired")
-        assert states["ok@flaky.test"]["attempts"] == 1
-        assert states["flaky@flaky.test"]["attempts"] == 3, "deferred twice, then delivered"
-        assert "expired" in states["never@flaky.test"]["lastReply"] and "450" in states["never@flaky.test"]["lastReply"]
-        delivered = [m for m in mx.messages if "flaky@flaky.test" in m[1]]
-        assert len(delivered) == 1 and delivered[0][2] == server.raw_message(message_id)
-        server.stop()
-        assert server.proc.returncode == 0
-    finally:
-        controller.stop()
+    yield mx
+    controller.stop()
 
 
-def test_queue_retry_rearms_deferred_mail(make_server, flaky_dns):
-    mx = FlakyMX()
-    controller = Controller(mx, hostname="127.0.0.5", port=25)
-    controller.start()
-    try:
-        # A long backoff: only `queue retry` brings the second attempt soon.
-        server = delivering_server(make_server, flaky_dns, minimumBackoffSeconds=3600)
-        message_id = queue_one(server, ["flaky@flaky.test"])
-        wait_for_states(server, message_id, lambda r: r["flaky@flaky.test"]["attempts"] == 1)
-        assert server.metric("hikyaku_queue_recipients", state="deferred") == 1
-        assert server.metric("hikyaku_queue_messages") == 1
-        assert server.cli("queue", "retry").stdout.strip() == "re-armed 1"
-        wait_for_states(server, message_id, lambda r: r["flaky@flaky.test"]["attempts"] == 2)
-    finally:
-        controller.stop()
+def wait_for_dsns(mx, timeout=30):
+    """Messages from the null sender at `mx`, once at least one has come."""
+    deadline = time.time() + timeout
+    while time.time() < deadline and not any(m[0] in ("", "<>") for m in mx.messages):
+        time.sleep(0.2)
+    return [m for m in mx.messages if m[0] in ("", "<>")]
 
 
-def test_bounce_sends_a_dsn_to_the_sender_and_none_for_the_null_sender(make_server, flaky_dns):
+def test_server_delivers_retries_on_schedule_and_expires(make_server, flaky_dns, flaky_mx):
+    server = delivering_server(make_server, flaky_dns, minimumBackoffSeconds=1, maximumBackoffSeconds=2,
+                               queueLifetimeSeconds=8)
+    message_id = queue_one(server, ["ok@flaky.test", "flaky@flaky.test", "never@flaky.test"])
+    states = wait_for_states(server, message_id, lambda r: r["ok@flaky.test"]["state"] == "delivered"
+                             and r["flaky@flaky.test"]["state"] == "delivered" and r["never@flaky.test"]["state"] == "expired")
+    assert states["ok@flaky.test"]["attempts"] == 1
+    assert states["flaky@flaky.test"]["attempts"] == 3, "deferred twice, then delivered"
+    assert "expired" in states["never@flaky.test"]["lastReply"] and "450" in states["never@flaky.test"]["lastReply"]
+    delivered = [m for m in flaky_mx.messages if "flaky@flaky.test" in m[1]]
+    assert len(delivered) == 1 and delivered[0][2] == server.raw_message(message_id)
+    server.stop()
+    assert server.proc.returncode == 0
+
+
+def test_queue_retry_rearms_deferred_mail(make_server, flaky_dns, flaky_mx):
+    # A long backoff: only `queue retry` brings the second attempt soon.
+    server = delivering_server(make_server, flaky_dns, minimumBackoffSeconds=3600)
+    message_id = queue_one(server, ["flaky@flaky.test"])
+    wait_for_states(server, message_id, lambda r: r["flaky@flaky.test"]["attempts"] == 1)
+    assert server.metric("hikyaku_queue_recipients", state="deferred") == 1
+    assert server.metric("hikyaku_queue_messages") == 1
+    assert server.cli("queue", "retry").stdout.strip() == "re-armed 1"
+    wait_for_states(server, message_id, lambda r: r["flaky@flaky.test"]["attempts"] == 2)
+
+
+def test_bounce_sends_a_dsn_to_the_sender_and_none_for_the_null_sender(make_server, flaky_dns, flaky_mx):
     import email
-    mx = FlakyMX()
-    controller = Controller(mx, hostname="127.0.0.5", port=25)
-    controller.start()
-    try:
-        server = delivering_server(make_server, flaky_dns)
-        with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=20) as client:
-            client.sendmail("owner@flaky.test", ["bad@flaky.test", "ok@flaky.test"], b"Subject: report me\r\n\r\nbody\r\n")
-        deadline = time.time() + 30
-        while time.time() < deadline and not any(m[0] in ("", "<>") for m in mx.messages):
-            time.sleep(0.2)
-        dsns = [m for m in mx.messages if m[0] in ("", "<>")]
-        assert len(dsns) == 1, mx.messages
-        _, rcpts, content = dsns[0][:3]
-        assert rcpts == ["owner@flaky.test"]
-        report = email.message_from_bytes(content)
-        assert report.get_content_type() == "multipart/report" and report.get_param("report-type") == "delivery-status"
-        parts = {part.get_content_type(): part for part in report.walk()}
-        status = parts["message/delivery-status"].as_string()
-        assert "Final-Recipient: rfc822; bad@flaky.test" in status and "Status: 5.1.1" in status
-        assert "ok@flaky.test" not in status
-        assert "Subject: report me" in parts["text/rfc822-headers"].as_string()
+    server = delivering_server(make_server, flaky_dns)
+    with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=20) as client:
+        client.sendmail("owner@flaky.test", ["bad@flaky.test", "ok@flaky.test"], b"Subject: report me\r\n\r\nbody\r\n")
+    dsns = wait_for_dsns(flaky_mx)
+    assert len(dsns) == 1, flaky_mx.messages
+    _, rcpts, content = dsns[0][:3]
+    assert rcpts == ["owner@flaky.test"]
+    report = email.message_from_bytes(content)
+    assert report.get_content_type() == "multipart/report" and report.get_param("report-type") == "delivery-status"
+    parts = {part.get_content_type(): part for part in report.walk()}
+    status = parts["message/delivery-status"].as_string()
+    assert "Final-Recipient: rfc822; bad@flaky.test" in status and "Status: 5.1.1" in status
+    assert "ok@flaky.test" not in status
+    assert "Subject: report me" in parts["text/rfc822-headers"].as_string()
 
-        # A bounce of mail from the null sender produces no DSN.
-        count = len(mx.messages)
-        with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=20) as client:
-            client.sendmail("", ["bad@flaky.test"], b"Subject: a bounce\r\n\r\nbody\r\n")
-        queued = [m for m in server.cli_json("queue", "list", "--all") if m["sender"] == ""]
-        for message in queued:
-            wait_for_states(server, message["id"], lambda r: all(x["state"] != "queued" and x["state"] != "deferred" for x in r.values()))
-        time.sleep(1)
-        assert [m for m in mx.messages[count:] if m[0] in ("", "<>")] == []
-    finally:
-        controller.stop()
+    # A bounce of mail from the null sender produces no DSN.
+    count = len(flaky_mx.messages)
+    with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=20) as client:
+        client.sendmail("", ["bad@flaky.test"], b"Subject: a bounce\r\n\r\nbody\r\n")
+    queued = [m for m in server.cli_json("queue", "list", "--all") if m["sender"] == ""]
+    for message in queued:
+        wait_for_states(server, message["id"], lambda r: all(x["state"] != "queued" and x["state"] != "deferred" for x in r.values()))
+    time.sleep(1)
+    assert [m for m in flaky_mx.messages[count:] if m[0] in ("", "<>")] == []
 
 
-def test_delayed_dsn_once_after_the_warning_time(make_server, flaky_dns):
+def test_delayed_dsn_once_after_the_warning_time(make_server, flaky_dns, flaky_mx):
     import email
-    mx = FlakyMX()
-    controller = Controller(mx, hostname="127.0.0.5", port=25)
-    controller.start()
-    try:
-        server = delivering_server(make_server, flaky_dns, minimumBackoffSeconds=1, maximumBackoffSeconds=1,
-                                   delayWarningSeconds=2)
-        with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=20) as client:
-            client.sendmail("owner@flaky.test", ["never@flaky.test"], b"Subject: slow one\r\n\r\nbody\r\n")
-        deadline = time.time() + 30
-        while time.time() < deadline and not any(m[0] in ("", "<>") for m in mx.messages):
-            time.sleep(0.2)
-        time.sleep(3)  # more deferrals: still one warning
-        dsns = [m for m in mx.messages if m[0] in ("", "<>")]
-        assert len(dsns) == 1, dsns
-        report = email.message_from_bytes(dsns[0][2])
-        assert report["Subject"] == "Delayed Mail (still being retried)"
-        status = {part.get_content_type(): part for part in report.walk()}["message/delivery-status"].as_string()
-        assert "Final-Recipient: rfc822; never@flaky.test" in status and "Action: delayed" in status
-        assert "Status: 4.2.1" in status and "Will-Retry-Until:" in status
-    finally:
-        controller.stop()
+    server = delivering_server(make_server, flaky_dns, minimumBackoffSeconds=1, maximumBackoffSeconds=1,
+                               delayWarningSeconds=2)
+    with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=20) as client:
+        client.sendmail("owner@flaky.test", ["never@flaky.test"], b"Subject: slow one\r\n\r\nbody\r\n")
+    wait_for_dsns(flaky_mx)
+    time.sleep(3)  # more deferrals: still one warning
+    dsns = [m for m in flaky_mx.messages if m[0] in ("", "<>")]
+    assert len(dsns) == 1, dsns
+    report = email.message_from_bytes(dsns[0][2])
+    assert report["Subject"] == "Delayed Mail (still being retried)"
+    status = {part.get_content_type(): part for part in report.walk()}["message/delivery-status"].as_string()
+    assert "Final-Recipient: rfc822; never@flaky.test" in status and "Action: delayed" in status
+    assert "Status: 4.2.1" in status and "Will-Retry-Until:" in status

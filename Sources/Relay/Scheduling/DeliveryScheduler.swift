@@ -207,9 +207,10 @@ public actor DeliveryScheduler {
             let attempts = Dictionary(uniqueKeysWithValues: due.map { ($0.address, $0.attempts) })
             let alreadyWarned = Set(due.filter(\.delayNotified).map(\.address))
             var records: [(AttemptRecord, () -> Logger.Metadata)] = []
+            let eightBit = bytes.contains { $0 >= 0x80 }
             for (domain, recipients) in byDomain.sorted(by: { $0.key < $1.key }) {
                 let envelope = OutboundEnvelope(sender: details.sender, recipients: recipients, size: bytes.count,
-                                                eightBit: bytes.contains { $0 >= 0x80 }, requiresSMTPUTF8: details.smtpUTF8)
+                                                eightBit: eightBit, requiresSMTPUTF8: details.smtpUTF8)
                 let report = await deliver(envelope, bytes, domain, details.accountID)
                 if let until = report.postponedUntil {
                     try index.postpone(id, recipients: recipients, until: until)
