@@ -26,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         // Default traits off: swift-configuration support is not used.
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1", traits: []),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
     ],
     targets: [
         // SMTP grammar as values: commands, replies, paths, DATA reading. Pure; no I/O.
@@ -42,6 +43,8 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
+        // Building RFC 5322/MIME messages from structured input (the APIs).
+        .target(name: "MIME"),
         // Durable message bytes (append-only segments) and the queue index.
         .target(
             name: "Spool",
@@ -79,8 +82,10 @@ let package = Package(
         .target(
             name: "API",
             dependencies: [
-                "Relay", "Spool",
+                "Relay", "Spool", "Store", "MIME",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Mustache", package: "swift-mustache"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -89,7 +94,7 @@ let package = Package(
         .target(
             name: "HikyakuServer",
             dependencies: [
-                "Relay", "Spool", "Store", "SMTPCore", "DNS", "API",
+                "Relay", "Spool", "Store", "SMTPCore", "DNS", "API", "MIME",
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -127,6 +132,7 @@ let package = Package(
         .testTarget(name: "SpoolTests", dependencies: ["Spool"]),
         .testTarget(name: "DNSTests", dependencies: ["DNS", "FuzzTargets", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "StoreTests", dependencies: ["Store"]),
+        .testTarget(name: "MIMETests", dependencies: ["MIME"]),
         .testTarget(
             name: "RelayTests",
             dependencies: [

@@ -58,6 +58,10 @@ public struct Configuration: Sendable, Equatable {
     public var adminListen = "127.0.0.1:8026"
     /// Days the delivery log and finished messages are kept.
     public var logRetentionDays = 30
+    /// host:port of the HTTP API (native, SES v2, SendGrid v3); empty: none.
+    public var apiListen = "127.0.0.1:8025"
+    /// Largest request body the API reads; 0: twice smtp.maxMessageSize (base64 attachments grow by a third).
+    public var apiMaxRequestSize = 0
 
     public var maxMessageSize = 10 * 1024 * 1024
     public var maxRecipients = 100
@@ -215,6 +219,8 @@ extension Configuration {
         optionalString("delivery.shapingFile", "JSON traffic-shaping rules (connections, messages per connection, rates per site), on top of the shipped presets (docs/delivery.md)", \.deliveryShapingFile),
         list("delivery.egressPools", "Egress pools as NAME=IP [IP…] (e.g. marketing=192.0.2.10 192.0.2.11); an account's mail leaves from its pool's addresses in turn, other mail from the pool named default; none: the kernel chooses", \.deliveryEgressPools),
         string("admin.listen", "host:port of the admin HTTP server (Prometheus /metrics, /healthz); no authentication, keep it on loopback or a private network; empty: off", \.adminListen),
+        string("api.listen", "host:port of the HTTP API: native /v1, Amazon SES v2 and SendGrid v3 compatible (docs/api.md); empty: off", \.apiListen),
+        integer("api.maxRequestSize", "Largest API request body in bytes (413 above it); 0 means twice smtp.maxMessageSize", \.apiMaxRequestSize, minimum: 0),
         integer("log.retentionDays", "Days the delivery log and the records of finished messages are kept", \.logRetentionDays, minimum: 1),
         integer("spool.minimumFreeBytes", "Refuse mail with 452 4.3.1 below this much free disk space; 0 means twice smtp.maxMessageSize", \.spoolMinimumFreeBytes, minimum: 0),
         integer("spool.commitDelayMicroseconds", "Group-commit window: how long the spool waits for more messages before one sync (0: none)", \.spoolCommitDelayMicroseconds, minimum: 0),

@@ -166,3 +166,28 @@ struct DeliveryService: Service {
         await courier.closeIdleConnections()
     }
 }
+
+/// Every account's suppressed addresses, read from the store and refreshed
+/// every 5 s, so that delivery checks each recipient without a query and
+/// an API or CLI change applies within seconds.
+public final class SuppressionCache: Sendable {
+    private let store: SQLiteStore
+    private let cache = NIOLockedValueBox<(entries: [Int64: [String: Suppression]], loaded: ContinuousClock.Instant?)>(([:], nil))
+
+    public init(store: SQLiteStore) {
+        self.store = store
+    }
+
+    /// The reason `address` is suppressed for this kind of mail, or nil.
+    func reason(_ account: Int64, _ address: String, marketing: Bool) -> String? {
+        let now = ContinuousClock.now
+        return cache.withLockedValue { cache in
+            if cache.loaded.map({ now - $0 > .seconds(5) }) ?? true {
+                cache.entries = (try? store.suppressionsByAccount()) ?? cache.entries
+                cache.loaded = now
+            }
+            guard let entry = cache.entries[account]?[address.lowercased()], entry.scope.covers(marketing: marketing) else { return nil }
+            return entry.reason.rawValue
+        }
+    }
+}

@@ -84,7 +84,7 @@ public enum Server {
             maximumTextLineLength: configuration.maxTextLineLength, maximumAuthFailures: configuration.maxAuthFailures,
             maximumErrors: configuration.maxErrors, maximumReceivedHeaders: configuration.maxReceivedHeaders,
             tlsAvailable: true)
-        let environment = InboundSessionHandler.Environment(
+        var environment = InboundSessionHandler.Environment(
             settings: settings, spool: spool,
             verifier: AccountCredentialVerifier(store: store, threadPool: threadPool), tlsContext: tlsContext,
             commandTimeout: .seconds(Int64(configuration.commandTimeoutSeconds)),
@@ -93,6 +93,9 @@ public enum Server {
                 maximumFailures: configuration.maxAuthFailuresPerClient,
                 window: .seconds(Int64(configuration.authFailureWindowSeconds))),
             logger: logger)
+        // One meter for SMTP and the API: the same quotas whichever way mail comes.
+        let meter = SendingMeter(store: store)
+        environment.meter = meter
         let limiter = ConnectionLimiter(maximumConnections: configuration.maxConnections,
                                         maximumPerClient: configuration.maxConnectionsPerClient)
         let listeners = plainAddresses.map { address in
@@ -112,7 +115,23 @@ public enum Server {
         }
         let housekeeping = SpoolHousekeepingService(spool: spool, retention: TimeInterval(configuration.logRetentionDays) * 86400,
                                                     logger: logger)
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: housekeeping)]
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: housekeeping), .init(service: UsageFlushService(meter: meter, logger: logger)),
+        ]
+        if !configuration.apiListen.isEmpty {
+            let address = try ListenAddress(parsing: configuration.apiListen)
+            let api = APIServer(
+                options: .init(host: address.host, port: address.port, hostname: configuration.hostname,
+                               maximumBodySize: configuration.apiMaxRequestSize > 0
+                                   ? configuration.apiMaxRequestSize : 2 * configuration.maxMessageSize,
+                               maximumMessageSize: configuration.maxMessageSize,
+                               maximumAuthFailures: configuration.maxAuthFailuresPerClient,
+                               authFailureWindow: .seconds(Int64(configuration.authFailureWindowSeconds))),
+                store: store, spool: spool, meter: meter, logger: logger)
+            services.append(.init(service: api.application { bound in
+                announce("hikyaku: listening api \(bound?.ipAddress ?? address.host):\(bound?.port ?? address.port)")
+            }))
+        }
         if !configuration.adminListen.isEmpty {
             let address = try ListenAddress(parsing: configuration.adminListen)
             let admin = AdminServer(options: .init(host: address.host, port: address.port), registry: metricsRegistry,
@@ -126,6 +145,8 @@ public enum Server {
             let scheduler = try DeliveryComposition.scheduler(
                 configuration: configuration, index: spool.index, layout: spool.layout, courier: courier,
                 accounts: AccountPools(store: store), logger: logger, enqueue: { dsn in _ = try await spool.append(dsn) })
+            let suppressions = SuppressionCache(store: store)
+            await scheduler.setSuppressed { account, address, marketing in suppressions.reason(account, address, marketing: marketing) }
             // New mail is looked at as soon as it is indexed, not at the next poll.
             spool.onIndexed = { Task { await scheduler.wake() } }
             services.append(.init(service: DeliveryService(scheduler: scheduler, courier: courier)))
@@ -202,6 +223,21 @@ struct SpoolHousekeepingService: Service {
             }
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(60)) }
         }
+    }
+}
+
+/// Writes the sending meter's counts to the store every second, and once
+/// more at shutdown.
+struct UsageFlushService: Service {
+    let meter: SendingMeter
+    let logger: Logger
+
+    func run() async throws {
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
+            do { try meter.flush() } catch { logger.warning("usage flush failed", metadata: ["error": "\(error)"]) }
+        }
+        try? meter.flush()
     }
 }
 

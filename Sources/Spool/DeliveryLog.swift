@@ -6,7 +6,7 @@ import GRDB
 /// (expiry, cancellation). Attempts carry the connection they used.
 public struct DeliveryEvent: Sendable, Codable, Equatable {
     public enum Kind: String, Sendable, Codable, CaseIterable {
-        case accepted, deferred, delivered, bounced, expired, cancelled
+        case accepted, deferred, delivered, bounced, expired, cancelled, suppressed
     }
 
     public var at: Date
@@ -54,6 +54,11 @@ public struct DeliveryEvent: Sendable, Codable, Equatable {
 
 /// Which events to return, newest first. Every condition given must hold.
 public struct DeliveryLogFilter: Sendable {
+    /// Only the messages of this account (every API query is scoped so).
+    public var accountID: Int64?
+    public var tag: String?
+    /// Only events older than this position (cursor pagination, newest first).
+    public var before: DeliveryLogCursor?
     public var recipient: String?
     public var messageID: MessageID?
     public var types: [DeliveryEvent.Kind]
@@ -62,8 +67,10 @@ public struct DeliveryLogFilter: Sendable {
     public var until: Date?
     public var limit: Int
 
-    public init(recipient: String? = nil, messageID: MessageID? = nil, types: [DeliveryEvent.Kind] = [], category: String? = nil,
-                since: Date? = nil, until: Date? = nil, limit: Int = 1000) {
+    public init(accountID: Int64? = nil, tag: String? = nil, recipient: String? = nil, messageID: MessageID? = nil,
+                types: [DeliveryEvent.Kind] = [], category: String? = nil, since: Date? = nil, until: Date? = nil, limit: Int = 1000) {
+        self.accountID = accountID
+        self.tag = tag
         self.recipient = recipient
         self.messageID = messageID
         self.types = types
@@ -72,6 +79,29 @@ public struct DeliveryLogFilter: Sendable {
         self.until = until
         self.limit = limit
     }
+}
+
+/// A position in the log's order (newest first), opaque to API callers.
+public struct DeliveryLogCursor: Sendable, Equatable {
+    var at: Double
+    var order: Int
+    var sequence: Int64
+
+    public init?(_ text: String) {
+        let parts = text.split(separator: "_")
+        guard parts.count == 3, let at = Double(parts[0]), let order = Int(parts[1]), let sequence = Int64(parts[2]) else { return nil }
+        self.at = at
+        self.order = order
+        self.sequence = sequence
+    }
+
+    init(at: Double, order: Int, sequence: Int64) {
+        self.at = at
+        self.order = order
+        self.sequence = sequence
+    }
+
+    public var description: String { "\(at)_\(order)_\(sequence)" }
 }
 
 /// The delivery log, kept in the queue index's database so that an
@@ -98,6 +128,11 @@ enum DeliveryLog {
 extension QueueIndex {
     /// Events matching `filter`, newest first (ties in insertion order).
     public func events(_ filter: DeliveryLogFilter) throws -> [DeliveryEvent] {
+        try eventPage(filter).events
+    }
+
+    /// Events matching `filter` and the cursor for the next page (nil: no more).
+    public func eventPage(_ filter: DeliveryLogFilter) throws -> (events: [DeliveryEvent], next: DeliveryLogCursor?) {
         var conditions: [String] = []
         var arguments: [(any DatabaseValueConvertible)?] = []
         if let recipient = filter.recipient {
@@ -124,6 +159,18 @@ extension QueueIndex {
             conditions.append("at < ?")
             arguments.append(until.timeIntervalSince1970)
         }
+        if let account = filter.accountID {
+            conditions.append("message_id IN (SELECT id FROM message WHERE account_id = ?)")
+            arguments.append(account)
+        }
+        if let tag = filter.tag {
+            conditions.append("message_id IN (SELECT message_id FROM message_tag WHERE tag = ?)")
+            arguments.append(tag)
+        }
+        if let cursor = filter.before {
+            conditions.append("(at, ord, seq) < (?, ?, ?)")
+            arguments.append(contentsOf: [cursor.at, cursor.order, cursor.sequence] as [any DatabaseValueConvertible])
+        }
         let condition = conditions.isEmpty ? "1" : conditions.joined(separator: " AND ")
         // Accepted events come from the message rows (see DeliveryLog).
         let sql = """
@@ -140,8 +187,11 @@ extension QueueIndex {
             ORDER BY at DESC, ord DESC, seq DESC LIMIT ?
             """
         arguments.append(filter.limit)
-        return try database.read { db in
-            try GRDB.Row.fetchAll(db, sql: sql, arguments: StatementArguments(arguments)).map { row in
+        let rows = try database.read { db in try GRDB.Row.fetchAll(db, sql: sql, arguments: StatementArguments(arguments)) }
+        let next = rows.count == filter.limit ? rows.last.map {
+            DeliveryLogCursor(at: $0["at"], order: $0["ord"], sequence: $0["seq"])
+        } : nil
+        return (rows.map { row in
                 DeliveryEvent(
                     at: Date(timeIntervalSince1970: row["at"]), messageID: MessageID(unchecked: row["message_id"]),
                     recipient: row["recipient"], type: DeliveryEvent.Kind(rawValue: row["type"]) ?? .deferred,
@@ -149,8 +199,7 @@ extension QueueIndex {
                     replyText: row["reply_text"], category: row["category"], hard: row["hard"], site: row["site"],
                     mxHost: row["mx_host"], remoteIP: row["remote_ip"], sourceIP: row["source_ip"],
                     tlsVersion: row["tls_version"], durationMilliseconds: row["duration_ms"])
-            }
-        }
+            }, next)
     }
 
     /// Appends one event outside an attempt (an expiry found without a
@@ -173,5 +222,54 @@ extension QueueIndex {
                 """, arguments: [time])
             return (events, db.changesCount)
         }
+    }
+}
+
+/// Event counts for one period (and one group, when grouped).
+public struct DeliveryStats: Sendable, Codable, Equatable {
+    public var period: Date
+    public var group: String?
+    public var counts: [String: Int]
+}
+
+extension QueueIndex {
+    public enum StatsGrouping: String, Sendable, CaseIterable {
+        case none, tag, provider
+    }
+
+    /// Counts of events by type per `interval` seconds, for one account, optionally
+    /// per tag or per receiving provider (the delivery site, e.g. `gmail`).
+    public func stats(accountID: Int64, since: Date, until: Date, interval: Int, groupBy: StatsGrouping) throws -> [DeliveryStats] {
+        let group: String
+        let join: String
+        switch groupBy {
+        case .none: (group, join) = ("NULL", "")
+        case .tag: (group, join) = ("t.tag", "JOIN message_tag t ON t.message_id = e.message_id")
+        case .provider: (group, join) = ("e.site", "")
+        }
+        let sql = """
+            SELECT CAST(e.at / ? AS INTEGER) * ? AS period, \(group) AS grp, e.type AS type, COUNT(*) AS n FROM (
+                SELECT at, message_id, type, site FROM delivery_event
+                WHERE at >= ? AND at < ? AND message_id IN (SELECT id FROM message WHERE account_id = ?)
+                UNION ALL
+                SELECT m.received_at, m.id, 'accepted', NULL FROM message m JOIN recipient r ON r.message_id = m.id
+                WHERE m.received_at >= ? AND m.received_at < ? AND m.account_id = ?
+            ) e \(join)
+            GROUP BY period, grp, type ORDER BY period, grp
+            """
+        let window: [any DatabaseValueConvertible] = [since.timeIntervalSince1970, until.timeIntervalSince1970, accountID]
+        let rows = try database.read { db in
+            try GRDB.Row.fetchAll(db, sql: sql, arguments: StatementArguments([interval, interval] + window + window))
+        }
+        var result: [DeliveryStats] = []
+        for row in rows {
+            let period = Date(timeIntervalSince1970: Double(row["period"] as Int64))
+            let group: String? = groupBy == .none ? nil : (row["grp"] as String? ?? "")
+            if result.last?.period != period || result.last?.group != group {
+                result.append(DeliveryStats(period: period, group: group, counts: [:]))
+            }
+            result[result.count - 1].counts[row["type"]] = row["n"]
+        }
+        return result
     }
 }

@@ -93,6 +93,19 @@ public struct QueueIndex: Sendable {
             // A recipient's sender has been told it is delayed (at most once).
             try db.execute(sql: "ALTER TABLE recipient ADD COLUMN delay_notified INTEGER NOT NULL DEFAULT 0")
         }
+        migrator.registerMigration("v4-message-metadata") { db in
+            // API metadata (MessageMetadata as JSON) and its tags, searchable.
+            try db.execute(sql: """
+                ALTER TABLE message ADD COLUMN metadata TEXT;
+                CREATE TABLE message_tag (
+                    message_id TEXT NOT NULL REFERENCES message(id) ON DELETE CASCADE,
+                    tag TEXT NOT NULL,
+                    PRIMARY KEY (tag, message_id)
+                ) WITHOUT ROWID;
+                CREATE INDEX message_tag_message ON message_tag(message_id);
+                CREATE INDEX message_account ON message(account_id, received_at);
+                """)
+        }
         return migrator
     }
 
@@ -119,20 +132,27 @@ public struct QueueIndex: Sendable {
         try database.write { db in
             let insertMessage = try db.cachedStatement(sql: """
                 INSERT OR IGNORE INTO message (id, received_at, account_id, sender, size, segment, offset, length,
-                                     smtputf8, client_address, helo)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                     smtputf8, client_address, helo, metadata)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """)
             let insertRecipient = try db.cachedStatement(sql:
-                "INSERT OR IGNORE INTO recipient (message_id, position, address) VALUES (?, ?, ?)")
+                "INSERT OR IGNORE INTO recipient (message_id, position, address, next_attempt_at) VALUES (?, ?, ?, ?)")
+            let insertTag = try db.cachedStatement(sql: "INSERT OR IGNORE INTO message_tag (message_id, tag) VALUES (?, ?)")
             for row in rows {
                 let record = row.record
+                let metadata = record.metadata.flatMap { try? JSONEncoder().encode($0) }.map { String(decoding: $0, as: UTF8.self) }
                 try insertMessage.execute(arguments: [
                     record.id.rawValue, record.receivedAt.timeIntervalSince1970, record.accountID, record.sender,
                     row.length, row.segment, row.offset, row.length, record.smtpUTF8,
-                    record.clientAddress, record.heloName,
+                    record.clientAddress, record.heloName, metadata,
                 ])
+                // A scheduled send is simply not due before its time.
+                let due = record.metadata?.notBefore?.timeIntervalSince1970 ?? 0
                 for (position, address) in record.recipients.enumerated() {
-                    try insertRecipient.execute(arguments: [record.id.rawValue, position, address])
+                    try insertRecipient.execute(arguments: [record.id.rawValue, position, address, due])
+                }
+                for tag in Set(record.metadata?.tags ?? []) {
+                    try insertTag.execute(arguments: [record.id.rawValue, tag])
                 }
             }
             for (segment, end) in marks {
@@ -215,6 +235,7 @@ public struct QueueIndex: Sendable {
         let recipientRows = try db.cachedStatement(sql:
             "SELECT address, state, attempts, last_reply, delay_notified FROM recipient WHERE message_id = ? ORDER BY position")
         let recipients = try GRDB.Row.fetchAll(recipientRows, arguments: [id.rawValue])
+        let metadata = (row["metadata"] as String?).flatMap { try? JSONDecoder().decode(MessageMetadata.self, from: Data($0.utf8)) }
         return QueuedMessageDetails(
             id: id,
             receivedAt: Date(timeIntervalSince1970: row["received_at"]),
@@ -224,7 +245,7 @@ public struct QueueIndex: Sendable {
             recipients: recipients.map {
                 QueuedRecipient(address: $0["address"], state: $0["state"], attempts: $0["attempts"], lastReply: $0["last_reply"],
                                 delayNotified: $0["delay_notified"])
-            })
+            }, metadata: metadata)
     }
 
     /// Cancels every recipient of a message not yet in a final state
@@ -281,13 +302,13 @@ public struct QueueIndex: Sendable {
     public func recordAttempts(_ records: [AttemptRecord]) throws {
         try database.write { db in
             let update = try db.cachedStatement(sql: """
-                UPDATE recipient SET state = ?, attempts = attempts + 1, last_reply = ?, updated_at = ?,
+                UPDATE recipient SET state = ?, attempts = attempts + ?, last_reply = ?, updated_at = ?,
                                      next_attempt_at = COALESCE(?, next_attempt_at), delay_notified = MAX(delay_notified, ?)
                 WHERE message_id = ? AND address = ?
                 """)
             let now = Date().timeIntervalSince1970
             for record in records {
-                try update.execute(arguments: [record.state.rawValue, record.reply, now, record.nextAttempt?.timeIntervalSince1970,
+                try update.execute(arguments: [record.state.rawValue, record.countsAsAttempt ? 1 : 0, record.reply, now, record.nextAttempt?.timeIntervalSince1970,
                                                record.delayNotified, record.message.rawValue, record.recipient])
                 if let event = record.event { try DeliveryLog.insert(event, db) }
             }
@@ -409,6 +430,8 @@ public struct AttemptRecord: Sendable {
     public var event: DeliveryEvent?
     /// The sender is being told that this recipient is delayed.
     public var delayNotified = false
+    /// False for outcomes reached without contacting anyone (a suppression).
+    public var countsAsAttempt = true
 
     public init(message: MessageID, recipient: String, state: RecipientState, reply: String, nextAttempt: Date? = nil,
                 event: DeliveryEvent? = nil) {
@@ -424,7 +447,8 @@ public struct AttemptRecord: Sendable {
 /// Where a recipient stands (DESIGN.md invariant 4: every recipient ends in
 /// exactly one final state).
 public enum RecipientState: String, Sendable, Codable {
-    case queued, deferred, delivered, bounced, expired, cancelled
+    /// `suppressed`: dropped unsent, the address being on the account's suppression list.
+    case queued, deferred, delivered, bounced, expired, cancelled, suppressed
 
     public var isFinal: Bool { self != .queued && self != .deferred }
 }
@@ -443,4 +467,5 @@ public struct QueuedMessageDetails: Sendable, Codable, Equatable {
     public var offset: Int64
     public var length: Int
     public var recipients: [QueuedRecipient]
+    public var metadata: MessageMetadata? = nil
 }

@@ -11,6 +11,7 @@ import Foundation
 ///     magic "HKY1" | u32 header length | u64 body length | u32 CRC-32 of header+body
 ///     header: id (20 bytes) | f64 received-at | i64 account (-1: none) | u8 flags
 ///             | str sender | str helo | str client | u32 count | count × str recipient
+///             [| u32 length | metadata as JSON]   (absent in records without metadata)
 ///     body:   prefix + content
 ///     (str = u16 length + UTF-8 bytes; integers little-endian)
 struct SegmentRecord: Equatable {
@@ -25,6 +26,7 @@ struct SegmentRecord: Equatable {
     var heloName: String
     var clientAddress: String
     var recipients: [String]
+    var metadata: MessageMetadata? = nil
 
     /// Appends the record for `message` to `output`; returns the offset of
     /// the body (message bytes) relative to the record start.
@@ -40,6 +42,10 @@ struct SegmentRecord: Equatable {
         append(string: message.clientAddress, to: &header)
         append(UInt32(message.recipients.count), to: &header)
         for recipient in message.recipients { append(string: recipient, to: &header) }
+        if let metadata = message.metadata, let json = try? JSONEncoder().encode(metadata) {
+            append(UInt32(json.count), to: &header)
+            header.append(contentsOf: json)
+        }
 
         var crc = CRC32()
         crc.update(header)
@@ -109,10 +115,17 @@ struct SegmentRecord: Equatable {
             guard let recipient = string() else { return nil }
             recipients.append(recipient)
         }
+        var metadata: MessageMetadata?
+        if let length = integer(UInt32.self) {
+            guard let json = take(Int(length)),
+                  let decoded = try? JSONDecoder().decode(MessageMetadata.self, from: Data(json)) else { return nil }
+            metadata = decoded
+        }
         let accountID = Int64(bitPattern: account)
         return SegmentRecord(id: id, receivedAt: Date(timeIntervalSince1970: Double(bitPattern: time)),
                              accountID: accountID < 0 ? nil : accountID, smtpUTF8: flags.first == 1,
-                             sender: sender, heloName: helo, clientAddress: client, recipients: recipients)
+                             sender: sender, heloName: helo, clientAddress: client, recipients: recipients,
+                             metadata: metadata)
     }
 
     static func append<T: FixedWidthInteger>(_ value: T, to output: inout [UInt8]) {

@@ -267,7 +267,8 @@ public final class Spool: @unchecked Sendable {
                 let message = entry.0
                 let record = SegmentRecord(id: message.id, receivedAt: now, accountID: message.accountID,
                                            smtpUTF8: message.smtpUTF8, sender: message.sender, heloName: message.heloName,
-                                           clientAddress: message.clientAddress, recipients: message.recipients)
+                                           clientAddress: message.clientAddress, recipients: message.recipients,
+                                           metadata: message.metadata)
                 return QueueIndex.Row(record, segment: activeSegment.number, offset: start + Int64(location.bodyStart),
                                       length: location.length)
             }

@@ -23,9 +23,12 @@ public struct IncomingMessage: Sendable {
     public var prefix: [UInt8]
     /// The message as received, CRLF line endings, dot-stuffing removed.
     public var content: [UInt8]
+    /// What an API caller attached (tags, custom arguments, send time); nil for SMTP mail.
+    public var metadata: MessageMetadata?
 
     public init(id: MessageID, sender: String, recipients: [String], accountID: Int64?, smtpUTF8: Bool,
-                clientAddress: String, heloName: String, prefix: [UInt8], content: [UInt8]) {
+                clientAddress: String, heloName: String, prefix: [UInt8], content: [UInt8],
+                metadata: MessageMetadata? = nil) {
         self.id = id
         self.sender = sender
         self.recipients = recipients
@@ -35,9 +38,37 @@ public struct IncomingMessage: Sendable {
         self.heloName = heloName
         self.prefix = prefix
         self.content = content
+        self.metadata = metadata
     }
 
     public var size: Int { prefix.count + content.count }
+}
+
+/// What travels with a message besides its envelope: stored in the same
+/// segment record, so it is as durable as the message itself.
+public struct MessageMetadata: Sendable, Codable, Equatable {
+    /// Labels to search and count by (SES EmailTags, SendGrid categories).
+    public var tags: [String]
+    /// The caller's own key/value pairs, returned with every event.
+    public var customArguments: [String: String]
+    /// Marketing mail (subject to marketing-scope suppressions).
+    public var marketing: Bool
+    /// Not delivered before this time (a scheduled send).
+    public var notBefore: Date?
+    /// The interface it came from: `api`, `ses`, `sendgrid`.
+    public var source: String?
+    /// The message this one re-sends, for resends.
+    public var resendOf: MessageID?
+
+    public init(tags: [String] = [], customArguments: [String: String] = [:], marketing: Bool = false, notBefore: Date? = nil,
+                source: String? = nil, resendOf: MessageID? = nil) {
+        self.tags = tags
+        self.customArguments = customArguments
+        self.marketing = marketing
+        self.notBefore = notBefore
+        self.source = source
+        self.resendOf = resendOf
+    }
 }
 
 /// A queue identifier: 20 lower-case Crockford base32 characters, the first

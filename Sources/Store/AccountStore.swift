@@ -12,6 +12,22 @@ public struct Account: Sendable, Codable, Equatable {
     public var domains: [String]
     /// The egress pool (`delivery.egressPools`) its mail leaves from; nil: `default`.
     public var egressPool: String? = nil
+    /// Sending limits, as SES: recipients per second and per rolling 24 hours.
+    public var quota = SendQuota()
+}
+
+/// An account's sending limits; a negative value means unlimited.
+public struct SendQuota: Sendable, Codable, Equatable {
+    public var maxSendRate: Double = -1
+    public var max24HourSend: Int = -1
+    /// Only recipients in the account's own domains (SES's sandbox).
+    public var sandbox = false
+
+    public init(maxSendRate: Double = -1, max24HourSend: Int = -1, sandbox: Bool = false) {
+        self.maxSendRate = maxSendRate
+        self.max24HourSend = max24HourSend
+        self.sandbox = sandbox
+    }
 }
 
 /// Returned once when an account is created; the password is not stored.
@@ -56,8 +72,12 @@ public final class SQLiteStore: AccountStore {
     /// Hash compared against when the username is unknown, so that unknown
     /// users cost as much as wrong passwords (no user enumeration by timing).
     let decoyHash: String
+    /// Seals the API secrets that Signature V4 needs back (SecretSealer).
+    let sealer: SecretSealer
 
-    public init(path: String, hashParameters: PasswordHash.Parameters = .standard) throws {
+    /// `path` is the database; the key that seals API secrets is kept beside
+    /// it (`secrets.key`, mode 0600) unless `secretsKeyPath` says otherwise.
+    public init(path: String, hashParameters: PasswordHash.Parameters = .standard, secretsKeyPath: String? = nil) throws {
         var configuration = Configuration()
         configuration.busyMode = .timeout(10)
         configuration.prepareDatabase { db in
@@ -66,6 +86,8 @@ public final class SQLiteStore: AccountStore {
         database = try DatabasePool(path: path, configuration: configuration)
         self.hashParameters = hashParameters
         decoyHash = try PasswordHash.make(CredentialGenerator.password(), parameters: hashParameters)
+        sealer = try SecretSealer(keyPath: secretsKeyPath
+            ?? URL(fileURLWithPath: path).deletingLastPathComponent().appendingPathComponent("secrets.key").path)
         try SQLiteStore.migrator.migrate(database)
     }
 
@@ -90,6 +112,53 @@ public final class SQLiteStore: AccountStore {
         }
         migrator.registerMigration("v2-egress-pool") { db in
             try db.execute(sql: "ALTER TABLE account ADD COLUMN egress_pool TEXT")
+        }
+        migrator.registerMigration("v3-api") { db in
+            // APIKeys.swift, Templates.swift, Suppressions.swift, SendingMeter.swift.
+            try db.execute(sql: """
+                ALTER TABLE account ADD COLUMN max_send_rate REAL NOT NULL DEFAULT -1;
+                ALTER TABLE account ADD COLUMN max_24h_send INTEGER NOT NULL DEFAULT -1;
+                ALTER TABLE account ADD COLUMN sandbox INTEGER NOT NULL DEFAULT 0;
+                CREATE TABLE api_key (
+                    key_id TEXT PRIMARY KEY NOT NULL,
+                    account_id INTEGER NOT NULL REFERENCES account(id) ON DELETE CASCADE,
+                    scope TEXT NOT NULL,
+                    secret_hash BLOB NOT NULL,
+                    sealed_secret BLOB NOT NULL,
+                    created_at REAL NOT NULL,
+                    revoked INTEGER NOT NULL DEFAULT 0
+                );
+                CREATE TABLE template (
+                    account_id INTEGER NOT NULL REFERENCES account(id) ON DELETE CASCADE,
+                    name TEXT NOT NULL,
+                    subject TEXT NOT NULL,
+                    text TEXT,
+                    html TEXT,
+                    marketing INTEGER NOT NULL DEFAULT 0,
+                    defaults TEXT,
+                    missing TEXT NOT NULL DEFAULT 'error',
+                    created_at REAL NOT NULL,
+                    updated_at REAL NOT NULL,
+                    PRIMARY KEY (account_id, name)
+                );
+                CREATE TABLE suppression (
+                    account_id INTEGER NOT NULL REFERENCES account(id) ON DELETE CASCADE,
+                    address TEXT NOT NULL COLLATE NOCASE,
+                    reason TEXT NOT NULL,
+                    scope TEXT NOT NULL,
+                    created_at REAL NOT NULL,
+                    source TEXT,
+                    PRIMARY KEY (account_id, address)
+                );
+                CREATE TABLE usage_hour (
+                    account_id INTEGER NOT NULL REFERENCES account(id) ON DELETE CASCADE,
+                    hour INTEGER NOT NULL,
+                    messages INTEGER NOT NULL,
+                    recipients INTEGER NOT NULL,
+                    bytes INTEGER NOT NULL,
+                    PRIMARY KEY (account_id, hour)
+                );
+                """)
         }
         return migrator
     }
@@ -160,6 +229,22 @@ public final class SQLiteStore: AccountStore {
         }
     }
 
+    /// Sets an account's sending limits.
+    public func setQuota(_ quota: SendQuota, name: String) throws {
+        try database.write { db in
+            try db.execute(sql: "UPDATE account SET max_send_rate = ?, max_24h_send = ?, sandbox = ? WHERE name = ?",
+                           arguments: [quota.maxSendRate, quota.max24HourSend, quota.sandbox, name])
+            if db.changesCount == 0 { throw AccountStoreError.notFound(name) }
+        }
+    }
+
+    public func account(id: Int64) throws -> Account? {
+        try database.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM account WHERE id = ?", arguments: [id])
+                .map { try SQLiteStore.account(from: $0, db: db) }
+        }
+    }
+
     public func addDomain(_ domain: String, toAccountNamed name: String) throws {
         let normalised = try SQLiteStore.normaliseDomain(domain)
         try database.write { db in
@@ -188,7 +273,9 @@ public final class SQLiteStore: AccountStore {
                                           arguments: [id])
         return Account(id: id, name: row["name"], smtpUsername: row["smtp_username"], disabled: row["disabled"],
                        createdAt: Date(timeIntervalSince1970: row["created_at"]), domains: domains,
-                       egressPool: row["egress_pool"])
+                       egressPool: row["egress_pool"],
+                       quota: SendQuota(maxSendRate: row["max_send_rate"], max24HourSend: row["max_24h_send"],
+                                        sandbox: row["sandbox"]))
     }
 
     static func isValidName(_ name: String) -> Bool {

@@ -15,7 +15,8 @@ struct Hikyaku: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hikyaku",
         abstract: "A self-hosted mail relay: SMTP intake, durable spool, delivery, logs.",
-        subcommands: [Serve.self, AccountCommand.self, QueueCommand.self, LogCommand.self, DNSCommand.self, Classify.self, ShapingCommand.self])
+        subcommands: [Serve.self, AccountCommand.self, APIKeyCommand.self, SuppressionCommand.self, UsageCommand.self, QueueCommand.self,
+                      LogCommand.self, DNSCommand.self, Classify.self, ShapingCommand.self])
 }
 
 /// Options every command shares: where the configuration and data live.
@@ -72,7 +73,7 @@ func printJSON<T: Encodable>(_ value: T) throws {
 struct AccountCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "account", abstract: "Manage accounts (tenants) and their SMTP credentials.",
-        subcommands: [Create.self, List.self, Disable.self, Enable.self, AddDomain.self, SetPool.self])
+        subcommands: [Create.self, List.self, Disable.self, Enable.self, AddDomain.self, SetPool.self, SetQuota.self])
 
     static func store(_ options: CommonOptions) throws -> SQLiteStore {
         let layout = try options.layout()

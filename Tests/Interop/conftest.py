@@ -29,6 +29,7 @@ class Server:
         self.smtp_port = None
         self.tls_port = None
         self.admin_port = None
+        self.api_port = None
         self.stderr_path = os.path.join(self.data_dir, "server.log")
 
     def start(self, extra_env=None, wrapper=None):
@@ -46,6 +47,8 @@ class Server:
         wanted = 2 if self.config.get("smtp", {}).get("tlsListen", ["x"]) else 1
         if self.config.get("admin", {}).get("listen", "x"):
             wanted += 1
+        if self.config.get("api", {}).get("listen", "x"):
+            wanted += 1
         found = 0
         while found < wanted:
             if time.time() > deadline:
@@ -53,7 +56,10 @@ class Server:
             line = self.proc.stdout.readline().decode()
             if not line:
                 raise RuntimeError("server exited; log: " + self.log())
-            if line.startswith("hikyaku: listening admin "):
+            if line.startswith("hikyaku: listening api "):
+                self.api_port = int(line.rsplit(":", 1)[1])
+                found += 1
+            elif line.startswith("hikyaku: listening admin "):
                 self.admin_port = int(line.rsplit(":", 1)[1])
                 found += 1
             elif line.startswith("hikyaku: listening smtp-tls "):
@@ -108,6 +114,15 @@ class Server:
 
     def queue(self):
         return self.cli_json("queue", "list")
+
+    def api_key(self, account="acme", scope="admin"):
+        """A new API key: (bearer token, AWS access key id, AWS secret)."""
+        created = self.cli_json("apikey", "create", "--account", account, "--scope", scope)
+        return created["token"], created["key"]["keyID"], created["secret"]
+
+    @property
+    def api_url(self):
+        return f"http://127.0.0.1:{self.api_port}"
 
     def admin(self, path):
         """GET on the admin HTTP port: (status, body text)."""
@@ -185,7 +200,7 @@ def dnsmasq(*records, local_ttl=60):
 def base_config(**smtp):
     # Intake tests keep their mail queued; delivery tests turn delivery on.
     config = {"hostname": "mx.test", "smtp": {"listen": ["127.0.0.1:0"], "tlsListen": ["127.0.0.1:0"]},
-              "delivery": {"enabled": False}, "admin": {"listen": "127.0.0.1:0"}}
+              "delivery": {"enabled": False}, "admin": {"listen": "127.0.0.1:0"}, "api": {"listen": "127.0.0.1:0"}}
     config["smtp"].update(smtp)
     return config
 

@@ -4,6 +4,7 @@ import NIOSSL
 import NIOTLS
 import SMTPCore
 import Spool
+import Store
 
 /// Thin NIO glue around `InboundSessionStateMachine`: frames bytes, performs
 /// the machine's actions, runs the deadlines.
@@ -31,6 +32,8 @@ public final class InboundSessionHandler: ChannelDuplexHandler, RemovableChannel
         /// Total time allowed for the message after 354.
         public var dataTimeout: TimeAmount
         public var authenticationThrottle: AuthenticationThrottle
+        /// Quotas and usage of authenticated accounts; nil: unmetered.
+        public var meter: SendingMeter?
         public var logger: Logger
 
         public init(settings: InboundSettings, spool: any MessageSpool, verifier: any CredentialVerifier,
@@ -242,6 +245,15 @@ public final class InboundSessionHandler: ChannelDuplexHandler, RemovableChannel
             heloName: machine.heloName ?? "", prefix: trace.render(summary: summary),
             content: content)
         let size = message.size
+        if let meter = environment.meter, let account = machine.authenticatedAccount {
+            if let refusal = InboundSessionHandler.refusal(meter.admit(accountID: account.id, messages: 1, recipients: recipients,
+                                                                       bytes: size)) {
+                log(.notice, "message refused by quota", ["account": "\(account.name)", "reply": "\(refusal.code)"])
+                perform(machine.spoolFinished(.failure(.refused(refusal))), context: context)
+                process(context: context)
+                return
+            }
+        }
         let promise = context.eventLoop.makePromise(of: Result<MessageID, SpoolError>.self)
         environment.spool.append(message) { promise.succeed($0) }
         promise.futureResult.assumeIsolated().whenSuccess { [self] result in
@@ -258,8 +270,25 @@ public final class InboundSessionHandler: ChannelDuplexHandler, RemovableChannel
                 log(.error, "message refused: spool unavailable", ["reason": "\(reason)"])
                 outcome = .failure(.unavailable)
             }
+            if case .failure = outcome, let meter = environment.meter, let account = machine.authenticatedAccount {
+                // Not accepted: not counted against the quota either.
+                meter.release(accountID: account.id, messages: 1, recipients: recipients.count, bytes: size)
+            }
             perform(machine.spoolFinished(outcome), context: context)
             process(context: context)
+        }
+    }
+
+    /// The SMTP reply for a quota refusal (nil: admitted). 451 4.7.1 as the
+    /// issue and SES's SMTP interface answer: the client may retry later.
+    static func refusal(_ admission: Admission) -> Reply? {
+        switch admission {
+        case .accepted: return nil
+        case .rateExceeded: return Reply(451, EnhancedStatusCode(4, 7, 1), "Maximum sending rate exceeded, try again later")
+        case .dailyQuotaExceeded: return Reply(451, EnhancedStatusCode(4, 7, 1), "Daily sending quota exceeded")
+        case .sandboxRecipient(let address):
+            return Reply(554, EnhancedStatusCode(5, 7, 1), "Sandbox: \(address) is not in one of the account's domains")
+        case .unknownAccount: return Reply(451, EnhancedStatusCode(4, 7, 1), "Account unavailable")
         }
     }
 

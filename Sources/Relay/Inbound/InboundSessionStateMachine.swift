@@ -294,6 +294,8 @@ public struct InboundSessionStateMachine: Sendable {
         case .failure(.unavailable):
             errorCount += 1
             reply = Reply(451, EnhancedStatusCode(4, 3, 0), "Local error in processing, try again later")
+        case .failure(.refused(let refusal)):
+            reply = refusal
         }
         if draining {
             state = .closed
@@ -306,6 +308,8 @@ public struct InboundSessionStateMachine: Sendable {
     public enum SpoolFailure: Error, Equatable, Sendable {
         case insufficientStorage
         case unavailable
+        /// Not spooled by policy (a quota): the reply says why.
+        case refused(Reply)
     }
 
     // MARK: STARTTLS

@@ -51,6 +51,9 @@ public actor DeliveryScheduler {
     public typealias Deliver = @Sendable (OutboundEnvelope, [UInt8], String, Int64?) async -> DeliveryReport
     /// Makes a generated message (a DSN) durable in the spool.
     public typealias Enqueue = @Sendable (IncomingMessage) async throws -> Void
+    /// Why an account does not send to an address (its suppression reason),
+    /// or nil: the account, the address, and whether the mail is marketing.
+    public typealias Suppressed = @Sendable (Int64, String, Bool) -> String?
 
     let index: QueueIndex
     let layout: SpoolLayout
@@ -63,6 +66,9 @@ public actor DeliveryScheduler {
     let enqueue: Enqueue?
     let classifier: BounceClassifier
     let journal: AttemptJournal
+    /// Checked before every attempt, so that an address suppressed while its
+    /// mail waited is not sent to either.
+    public var suppressed: Suppressed?
     private var inFlight: Set<MessageID> = []
     /// Due messages from the last look at the index, started in order as
     /// room frees up; at most `readBatch` ids, so memory stays bounded
@@ -135,6 +141,10 @@ public actor DeliveryScheduler {
         resume()
     }
 
+    public func setSuppressed(_ check: @escaping Suppressed) {
+        suppressed = check
+    }
+
     public func stop() {
         stopping = true
         resume()
@@ -198,8 +208,29 @@ public actor DeliveryScheduler {
         do {
             guard !details.held else { return [] }
             let time = now()
-            let due = details.recipients.filter { $0.state == RecipientState.queued.rawValue || $0.state == RecipientState.deferred.rawValue }
+            var due = details.recipients.filter { $0.state == RecipientState.queued.rawValue || $0.state == RecipientState.deferred.rawValue }
             guard !due.isEmpty else { return [] }
+            if let suppressed, let account = details.accountID {
+                let marketing = details.metadata?.marketing ?? false
+                var dropped: [AttemptRecord] = []
+                due.removeAll { recipient in
+                    guard let reason = suppressed(account, recipient.address, marketing) else { return false }
+                    let text = "not sent: the address is on the account's suppression list (\(reason))"
+                    var record = AttemptRecord(message: id, recipient: recipient.address, state: .suppressed, reply: text,
+                                               event: DeliveryEvent(at: time, messageID: id, recipient: recipient.address,
+                                                                    type: .suppressed, replyText: text, category: "suppressed"))
+                    record.countsAsAttempt = false
+                    dropped.append(record)
+                    return true
+                }
+                if !dropped.isEmpty {
+                    try await journal.record(dropped)
+                    if logger.logLevel <= .info {
+                        for record in dropped { logger.info("suppressed", metadata: ["id": "\(id)", "to": "<\(record.recipient)>"]) }
+                    }
+                }
+                guard !due.isEmpty else { return [] }
+            }
             let bytes = try Spool.contents(of: details, layout: layout)
             let byDomain = Dictionary(grouping: due.map(\.address)) { address in
                 String(address[address.index(after: address.lastIndex(of: "@") ?? address.startIndex)...]).lowercased()

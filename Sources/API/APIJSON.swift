@@ -1,0 +1,160 @@
+import Foundation
+import Hummingbird
+import NIOCore
+import Store
+
+/// JSON in and out, with errors that name the field at fault.
+enum APIJSON {
+    static func decoder(snakeCase: Bool) -> JSONDecoder {
+        let decoder = JSONDecoder()
+        if snakeCase { decoder.keyDecodingStrategy = .convertFromSnakeCase }
+        return decoder
+    }
+
+    static func decode<T: Decodable>(_ type: T.Type, from body: [UInt8], snakeCase: Bool = true) throws(APIError) -> T {
+        guard !body.isEmpty else { throw APIError.badRequest("a JSON body is required") }
+        do {
+            return try decoder(snakeCase: snakeCase).decode(T.self, from: Data(body))
+        } catch let error as DecodingError {
+            throw APIError.badRequest(describe(error), field: field(of: error))
+        } catch {
+            throw APIError.badRequest("invalid JSON: \(error)")
+        }
+    }
+
+    static func field(of error: DecodingError) -> String? {
+        let path: [any CodingKey]
+        switch error {
+        case .typeMismatch(_, let context), .valueNotFound(_, let context), .dataCorrupted(let context): path = context.codingPath
+        case .keyNotFound(let key, let context): path = context.codingPath + [key]
+        @unknown default: return nil
+        }
+        let text = path.map { $0.intValue.map { "[\($0)]" } ?? "." + $0.stringValue }.joined()
+        return text.isEmpty ? nil : String(text.drop { $0 == "." })
+    }
+
+    static func describe(_ error: DecodingError) -> String {
+        let field = field(of: error).map { " (\($0))" } ?? ""
+        switch error {
+        case .keyNotFound(let key, _): return "missing field \(key.stringValue)\(field)"
+        case .typeMismatch(let type, _): return "wrong type, expected \(type)\(field)"
+        case .valueNotFound(let type, _): return "missing value, expected \(type)\(field)"
+        case .dataCorrupted(let context):
+            return field.isEmpty ? "invalid JSON: \(context.debugDescription)" : "invalid value\(field): \(context.debugDescription)"
+        @unknown default: return "invalid request"
+        }
+    }
+
+    static let snakeEncoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.dateEncodingStrategy = .iso8601
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return encoder
+    }()
+
+    static func response(_ value: some Encodable, status: HTTPResponse.Status = .ok, encoder: JSONEncoder = snakeEncoder) throws -> Response {
+        let data = try encoder.encode(value)
+        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    /// A body built from plain dictionaries (for shapes with optional nulls).
+    static func response(object: Any, status: HTTPResponse.Status = .ok) -> Response {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    static func empty(_ status: HTTPResponse.Status) -> Response {
+        Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: "{}")))
+    }
+}
+
+/// An address given as `"Name <a@b>"` or `{"email": …, "name": …}`.
+struct AddressInput: Decodable, Sendable {
+    var text: String?
+    var email: String?
+    var name: String?
+
+    init(text: String) {
+        self.text = text
+    }
+
+    init(from decoder: any Decoder) throws {
+        if let text = try? decoder.singleValueContainer().decode(String.self) {
+            self.text = text
+            return
+        }
+        let container = try decoder.container(keyedBy: Keys.self)
+        email = try container.decode(String.self, forKey: .email)
+        name = try container.decodeIfPresent(String.self, forKey: .name)
+    }
+
+    enum Keys: String, CodingKey { case email, name }
+}
+
+/// One address or a list of them.
+struct AddressList: Decodable, Sendable {
+    var items: [AddressInput]
+
+    init(from decoder: any Decoder) throws {
+        if let list = try? decoder.singleValueContainer().decode([AddressInput].self) {
+            items = list
+        } else {
+            items = [try AddressInput(from: decoder)]
+        }
+    }
+}
+
+/// A time as ISO 8601 text or Unix seconds.
+struct FlexibleDate: Decodable, Sendable {
+    var date: Date
+
+    init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let seconds = try? container.decode(Double.self) {
+            date = Date(timeIntervalSince1970: seconds)
+        } else if let parsed = FlexibleDate.parse(try container.decode(String.self)) {
+            date = parsed
+        } else {
+            throw DecodingError.dataCorruptedError(in: container, debugDescription: "expected ISO 8601 time or Unix seconds")
+        }
+    }
+
+    static func parse(_ text: String) -> Date? {
+        if let seconds = Double(text) { return Date(timeIntervalSince1970: seconds) }
+        let formatter = ISO8601DateFormatter()
+        if let date = formatter.date(from: text) { return date }
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        if let date = formatter.date(from: text) { return date }
+        formatter.formatOptions = [.withFullDate]
+        return formatter.date(from: text)
+    }
+}
+
+/// Query values, decoded and checked.
+extension Request {
+    func query(_ name: String) -> String? {
+        // Hummingbird has already percent-decoded query values.
+        uri.queryParameters.get(name)
+    }
+
+    func queryAll(_ name: String) -> [String] {
+        uri.queryParameters.getAll(name)
+    }
+
+    func queryDate(_ name: String) throws(APIError) -> Date? {
+        guard let text = query(name) else { return nil }
+        guard let date = FlexibleDate.parse(text) else {
+            throw APIError.badRequest("\(name) must be an ISO 8601 time or Unix seconds", field: name)
+        }
+        return date
+    }
+
+    func queryInteger(_ name: String, default value: Int, range: ClosedRange<Int>) throws(APIError) -> Int {
+        guard let text = query(name) else { return value }
+        guard let number = Int(text), range.contains(number) else {
+            throw APIError.badRequest("\(name) must be an integer in \(range.lowerBound)...\(range.upperBound)", field: name)
+        }
+        return number
+    }
+}

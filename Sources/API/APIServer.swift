@@ -1,0 +1,71 @@
+import Foundation
+import Hummingbird
+import Logging
+import MIME
+import NIOCore
+import Relay
+import Spool
+import Store
+
+/// The HTTP API port: the native API (`/v1`, described at `/openapi.json`),
+/// the SES v2 subset (`/v2/email`) and the SendGrid v3 subset (`/v3`).
+public struct APIServer: Sendable {
+    public struct Options: Sendable {
+        public var host: String
+        public var port: Int
+        public var hostname: String
+        public var maximumBodySize: Int
+        /// Largest message built or accepted, as smtp.maxMessageSize.
+        public var maximumMessageSize: Int
+        public var maximumAuthFailures: Int
+        public var authFailureWindow: TimeAmount
+
+        public init(host: String, port: Int, hostname: String, maximumBodySize: Int, maximumMessageSize: Int,
+                    maximumAuthFailures: Int = 10,
+                    authFailureWindow: TimeAmount = .seconds(300)) {
+            self.host = host
+            self.port = port
+            self.hostname = hostname
+            self.maximumBodySize = maximumBodySize
+            self.maximumMessageSize = maximumMessageSize
+            self.maximumAuthFailures = maximumAuthFailures
+            self.authFailureWindow = authFailureWindow
+        }
+    }
+
+    let options: Options
+    let services: APIServices
+    let logger: Logger
+
+    public init(options: Options, store: SQLiteStore, spool: Spool, meter: SendingMeter, logger: Logger) {
+        self.options = options
+        self.logger = logger
+        let gate = APIGate(store: store, maximumBodySize: options.maximumBodySize,
+                           throttle: AuthenticationThrottle(maximumFailures: options.maximumAuthFailures,
+                                                            window: options.authFailureWindow))
+        services = APIServices(store: store, index: spool.index, layout: spool.layout, gate: gate,
+                               submitter: Submitter(spool: spool, meter: meter, hostname: options.hostname,
+                                                    maximumMessageSize: options.maximumMessageSize),
+                               builder: MessageBuilder(hostname: options.hostname), meter: meter)
+    }
+
+    func router() -> Router<APIRequestContext> {
+        let router = Router(context: APIRequestContext.self)
+        router.add(middleware: ErrorMiddleware())
+        router.add(middleware: LogRequestsMiddleware(.debug))
+        router.get("/openapi.json") { _, _ in
+            Response(status: .ok, headers: [.contentType: "application/json"],
+                     body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.json)))
+        }
+        NativeAPI(services: services).register(on: router)
+        SESAPI(services: services).register(on: router)
+        SendGridAPI(services: services).register(on: router)
+        return router
+    }
+
+    /// The application, ready to run in a ServiceGroup; `onListening` gets the bound address.
+    public func application(onListening: @escaping @Sendable (SocketAddress?) -> Void) -> some ApplicationProtocol {
+        Application(router: router(), configuration: .init(address: .hostname(options.host, port: options.port), serverName: "hikyaku"),
+                    onServerRunning: { channel in onListening(channel.localAddress) }, logger: logger)
+    }
+}

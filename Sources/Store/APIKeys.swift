@@ -1,0 +1,139 @@
+import Crypto
+import Foundation
+import GRDB
+
+/// What an API key may do. Each scope includes the ones before it.
+public enum APIKeyScope: String, Sendable, Codable, CaseIterable, Comparable {
+    /// Send mail and read its own templates.
+    case send
+    /// Also read messages, events, statistics, suppressions and usage.
+    case read
+    /// Also change templates and suppressions.
+    case admin
+
+    public static func < (lhs: APIKeyScope, rhs: APIKeyScope) -> Bool {
+        allCases.firstIndex(of: lhs)! < allCases.firstIndex(of: rhs)!
+    }
+}
+
+/// An API key as stored: never the secret itself.
+public struct APIKey: Sendable, Codable, Equatable {
+    /// The public half: also the AWS access key id.
+    public var keyID: String
+    public var accountID: Int64
+    public var scope: APIKeyScope
+    public var createdAt: Date
+    public var revoked: Bool
+}
+
+/// Returned once, at creation.
+public struct NewAPIKey: Sendable, Codable {
+    public var key: APIKey
+    /// `hk_<keyID>_<secret>`: the bearer token for the native and SendGrid APIs.
+    public var token: String
+    /// The AWS secret access key (boto3 signs with it; the access key id is `keyID`).
+    public var secret: String
+}
+
+/// Seals secrets with ChaCha20-Poly1305 under a key file readable only by
+/// the service: AWS Signature V4 is an HMAC keyed with the caller's secret,
+/// so the server must be able to recover it, but it is never stored in clear.
+struct SecretSealer: Sendable {
+    let key: SymmetricKey
+
+    init(keyPath: String) throws {
+        let manager = FileManager.default
+        if let data = manager.contents(atPath: keyPath), data.count == 32 {
+            key = SymmetricKey(data: data)
+            return
+        }
+        let fresh = SymmetricKey(size: .bits256)
+        let bytes = fresh.withUnsafeBytes { Data($0) }
+        // Created 0600 from the start (no window in which it is world-readable).
+        guard manager.createFile(atPath: keyPath, contents: bytes, attributes: [.posixPermissions: 0o600]) else {
+            throw AccountStoreError.invalidName("cannot create \(keyPath)")
+        }
+        key = fresh
+    }
+
+    func seal(_ secret: String) throws -> Data {
+        try ChaChaPoly.seal(Data(secret.utf8), using: key).combined
+    }
+
+    func open(_ sealed: Data) throws -> String {
+        String(decoding: try ChaChaPoly.open(ChaChaPoly.SealedBox(combined: sealed), using: key), as: UTF8.self)
+    }
+}
+
+extension SQLiteStore {
+    /// Creates a key for an account; the secret is returned here and only here.
+    public func createAPIKey(accountNamed name: String, scope: APIKeyScope) throws -> NewAPIKey {
+        guard let account = try account(named: name) else { throw AccountStoreError.notFound(name) }
+        let keyID = "HK" + CredentialGenerator.random(18, from: CredentialGenerator.upperAlphabet)
+        let secret = CredentialGenerator.random(40, from: CredentialGenerator.mixedAlphabet)
+        let now = Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded())
+        let hash = Data(SHA256.hash(data: Data(secret.utf8)))
+        let sealed = try sealer.seal(secret)
+        try database.write { db in
+            try db.execute(sql: """
+                INSERT INTO api_key (key_id, account_id, scope, secret_hash, sealed_secret, created_at) VALUES (?, ?, ?, ?, ?, ?)
+                """, arguments: [keyID, account.id, scope.rawValue, hash, sealed, now.timeIntervalSince1970])
+        }
+        let key = APIKey(keyID: keyID, accountID: account.id, scope: scope, createdAt: now, revoked: false)
+        return NewAPIKey(key: key, token: "hk_\(keyID)_\(secret)", secret: secret)
+    }
+
+    public func apiKeys(accountID: Int64? = nil) throws -> [APIKey] {
+        try database.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM api_key WHERE ? IS NULL OR account_id = ? ORDER BY created_at, key_id",
+                             arguments: [accountID, accountID]).map(SQLiteStore.apiKey)
+        }
+    }
+
+    public func revokeAPIKey(_ keyID: String) throws {
+        try database.write { db in
+            try db.execute(sql: "UPDATE api_key SET revoked = 1 WHERE key_id = ?", arguments: [keyID])
+            if db.changesCount == 0 { throw AccountStoreError.notFound(keyID) }
+        }
+    }
+
+    /// The live key (of an enabled account) for a bearer token, or nil. The
+    /// secret's hash is compared in constant time.
+    public func verifyAPIToken(_ token: String) throws -> APIKey? {
+        let parts = token.split(separator: "_", maxSplits: 2)
+        guard parts.count == 3, parts[0] == "hk" else { return nil }
+        guard let (key, hash, _) = try liveKey(String(parts[1])) else { return nil }
+        let presented = Data(SHA256.hash(data: Data(parts[2].utf8)))
+        return constantTimeEqual(presented, hash) ? key : nil
+    }
+
+    /// The live key and its secret for an AWS access key id, to check a
+    /// Signature V4 with; nil when unknown, revoked or the account is disabled.
+    public func apiKeySecret(accessKeyID: String) throws -> (APIKey, String)? {
+        guard let (key, _, sealed) = try liveKey(accessKeyID) else { return nil }
+        return (key, try sealer.open(sealed))
+    }
+
+    private func liveKey(_ keyID: String) throws -> (APIKey, Data, Data)? {
+        try database.read { db in
+            guard let row = try Row.fetchOne(db, sql: """
+                SELECT k.* FROM api_key k JOIN account a ON a.id = k.account_id
+                WHERE k.key_id = ? AND k.revoked = 0 AND a.disabled = 0
+                """, arguments: [keyID]) else { return nil }
+            return (try SQLiteStore.apiKey(row), row["secret_hash"], row["sealed_secret"])
+        }
+    }
+
+    static func apiKey(_ row: Row) throws -> APIKey {
+        APIKey(keyID: row["key_id"], accountID: row["account_id"], scope: APIKeyScope(rawValue: row["scope"]) ?? .send,
+               createdAt: Date(timeIntervalSince1970: row["created_at"]), revoked: row["revoked"])
+    }
+}
+
+/// Compares without stopping at the first difference.
+public func constantTimeEqual<A: DataProtocol, B: DataProtocol>(_ lhs: A, _ rhs: B) -> Bool {
+    guard lhs.count == rhs.count else { return false }
+    var difference: UInt8 = 0
+    for (a, b) in zip(lhs, rhs) { difference |= a ^ b }
+    return difference == 0
+}

@@ -1,0 +1,133 @@
+import Foundation
+import GRDB
+
+/// A stored message template: Mustache text for the subject, the text part
+/// and the HTML part, rendered per recipient with that recipient's data.
+public struct Template: Sendable, Codable, Equatable {
+    /// What to do when the data lacks a variable the template uses.
+    public enum MissingVariables: String, Sendable, Codable {
+        /// Refuse to render (the message is not sent).
+        case error
+        /// Use `defaults`, then the empty string.
+        case `default`
+    }
+
+    public var name: String
+    public var subject: String
+    public var text: String?
+    public var html: String?
+    /// Messages from this template are marketing mail.
+    public var marketing: Bool
+    /// Values used where the data has none (a JSON object).
+    public var defaults: [String: JSONValue]
+    public var missing: MissingVariables
+    public var createdAt: Date
+    public var updatedAt: Date
+
+    public init(name: String, subject: String, text: String?, html: String?, marketing: Bool = false,
+                defaults: [String: JSONValue] = [:], missing: MissingVariables = .error,
+                createdAt: Date = Date(), updatedAt: Date = Date()) {
+        self.name = name
+        self.subject = subject
+        self.text = text
+        self.html = html
+        self.marketing = marketing
+        self.defaults = defaults
+        self.missing = missing
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+    }
+}
+
+public enum TemplateStoreError: Error, Equatable {
+    case exists(String)
+    case notFound(String)
+    case invalidName(String)
+}
+
+extension SQLiteStore {
+    public func templates(accountID: Int64, after: String? = nil, limit: Int = 100) throws -> [Template] {
+        try database.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM template WHERE account_id = ? AND name > ? ORDER BY name LIMIT ?",
+                             arguments: [accountID, after ?? "", limit]).map(SQLiteStore.template)
+        }
+    }
+
+    public func template(accountID: Int64, name: String) throws -> Template? {
+        try database.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM template WHERE account_id = ? AND name = ?", arguments: [accountID, name])
+                .map(SQLiteStore.template)
+        }
+    }
+
+    /// Creates (`replace` false: fails if it exists) or replaces (fails if it does not).
+    public func saveTemplate(_ template: Template, accountID: Int64, replace: Bool) throws {
+        guard SQLiteStore.isValidName(template.name) else { throw TemplateStoreError.invalidName(template.name) }
+        let defaults = String(decoding: try JSONEncoder().encode(template.defaults), as: UTF8.self)
+        let now = Date().timeIntervalSince1970
+        try database.write { db in
+            let exists = try Bool.fetchOne(db, sql: "SELECT 1 FROM template WHERE account_id = ? AND name = ?",
+                                           arguments: [accountID, template.name]) != nil
+            if replace && !exists { throw TemplateStoreError.notFound(template.name) }
+            if !replace && exists { throw TemplateStoreError.exists(template.name) }
+            try db.execute(sql: """
+                INSERT INTO template (account_id, name, subject, text, html, marketing, defaults, missing, created_at, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT(account_id, name) DO UPDATE SET subject = excluded.subject, text = excluded.text,
+                    html = excluded.html, marketing = excluded.marketing, defaults = excluded.defaults,
+                    missing = excluded.missing, updated_at = excluded.updated_at
+                """, arguments: [accountID, template.name, template.subject, template.text, template.html, template.marketing,
+                                 defaults, template.missing.rawValue, now, now])
+        }
+    }
+
+    public func deleteTemplate(accountID: Int64, name: String) throws {
+        try database.write { db in
+            try db.execute(sql: "DELETE FROM template WHERE account_id = ? AND name = ?", arguments: [accountID, name])
+            if db.changesCount == 0 { throw TemplateStoreError.notFound(name) }
+        }
+    }
+
+    static func template(_ row: Row) throws -> Template {
+        let defaults = (row["defaults"] as String?).flatMap {
+            try? JSONDecoder().decode([String: JSONValue].self, from: Data($0.utf8))
+        } ?? [:]
+        return Template(name: row["name"], subject: row["subject"], text: row["text"], html: row["html"],
+                        marketing: row["marketing"], defaults: defaults,
+                        missing: Template.MissingVariables(rawValue: row["missing"]) ?? .error,
+                        createdAt: Date(timeIntervalSince1970: row["created_at"]),
+                        updatedAt: Date(timeIntervalSince1970: row["updated_at"]))
+    }
+}
+
+/// Any JSON value: template data and defaults are free-form.
+public enum JSONValue: Sendable, Codable, Equatable {
+    case null
+    case bool(Bool)
+    case number(Double)
+    case string(String)
+    case array([JSONValue])
+    case object([String: JSONValue])
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if container.decodeNil() { self = .null }
+        else if let value = try? container.decode(Bool.self) { self = .bool(value) }
+        else if let value = try? container.decode(Double.self) { self = .number(value) }
+        else if let value = try? container.decode(String.self) { self = .string(value) }
+        else if let value = try? container.decode([JSONValue].self) { self = .array(value) }
+        else { self = .object(try container.decode([String: JSONValue].self)) }
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        switch self {
+        case .null: try container.encodeNil()
+        case .bool(let value): try container.encode(value)
+        case .number(let value): try container.encode(value)
+        case .string(let value): try container.encode(value)
+        case .array(let value): try container.encode(value)
+        case .object(let value): try container.encode(value)
+        }
+    }
+}
