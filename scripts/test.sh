@@ -17,7 +17,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
-python3 -c "import pytest, aiosmtpd, dns" 2>/dev/null || pip install -q pytest aiosmtpd dnspython
+python3 -c "import pytest, aiosmtpd, dns, boto3, sendgrid, schemathesis" 2>/dev/null \
+    || pip install -q pytest aiosmtpd dnspython boto3 sendgrid schemathesis
 export PATH="$PATH:/usr/sbin"
 
 swift build --build-tests

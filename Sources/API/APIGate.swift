@@ -89,6 +89,8 @@ final class APIGate: Sendable {
             let name = field.name.canonicalName
             headers[name] = headers[name].map { $0 + "," + field.value } ?? field.value
         }
+        // HTTP types keep Host as the request's authority, not as a field.
+        if headers["host"] == nil, let authority = request.head.authority { headers["host"] = authority }
         let uri = request.uri.string
         let rawPath = String(uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? "/")
         let signature = SignatureV4(method: request.method.rawValue, rawPath: rawPath, rawQuery: request.uri.query ?? "",

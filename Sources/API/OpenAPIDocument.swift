@@ -1,1 +1,2385 @@
-enum OpenAPIDocument { static let json = "{}" }
+/// The OpenAPI 3.1 description of the native API, served at `/openapi.json`.
+/// Kept in docs/openapi.json and embedded here (the binary needs no resource
+/// bundle); a test checks that the two are the same.
+enum OpenAPIDocument {
+    static let json = #"""
+{
+ "openapi": "3.1.0",
+ "info": {
+  "title": "Hikyaku API",
+  "version": "1.0.0",
+  "description": "Native HTTP API of the Hikyaku mail relay. Authenticate with 'Authorization: Bearer hk_…' (hikyaku apikey create). Errors are {\"error\": {\"code\", \"message\"}}."
+ },
+ "servers": [
+  {
+   "url": "/"
+  }
+ ],
+ "security": [
+  {
+   "bearer": []
+  }
+ ],
+ "components": {
+  "securitySchemes": {
+   "bearer": {
+    "type": "http",
+    "scheme": "bearer"
+   }
+  },
+  "schemas": {
+   "Error": {
+    "type": "object",
+    "required": [
+     "error"
+    ],
+    "properties": {
+     "error": {
+      "type": "object",
+      "required": [
+       "code",
+       "message"
+      ],
+      "properties": {
+       "code": {
+        "type": "string"
+       },
+       "message": {
+        "type": "string"
+       },
+       "request_id": {
+        "type": "string"
+       }
+      }
+     }
+    }
+   },
+   "Address": {
+    "oneOf": [
+     {
+      "type": "string",
+      "description": "addr@example.com or Name <addr@example.com>",
+      "examples": [
+       "Shop <shop@acme.example>"
+      ]
+     },
+     {
+      "type": "object",
+      "required": [
+       "email"
+      ],
+      "properties": {
+       "email": {
+        "type": "string"
+       },
+       "name": {
+        "type": "string"
+       }
+      },
+      "additionalProperties": false
+     }
+    ]
+   },
+   "AddressList": {
+    "oneOf": [
+     {
+      "$ref": "#/components/schemas/Address"
+     },
+     {
+      "type": "array",
+      "items": {
+       "$ref": "#/components/schemas/Address"
+      },
+      "maxItems": 1000
+     }
+    ]
+   },
+   "Event": {
+    "type": "object",
+    "required": [
+     "at",
+     "message_id",
+     "recipient",
+     "type"
+    ],
+    "properties": {
+     "at": {
+      "type": "string",
+      "format": "date-time"
+     },
+     "message_id": {
+      "type": "string"
+     },
+     "recipient": {
+      "type": "string"
+     },
+     "type": {
+      "type": "string",
+      "enum": [
+       "accepted",
+       "deferred",
+       "delivered",
+       "bounced",
+       "expired",
+       "cancelled",
+       "suppressed"
+      ]
+     },
+     "attempt": {
+      "type": "integer"
+     },
+     "reply_code": {
+      "type": "integer"
+     },
+     "enhanced_code": {
+      "type": "string"
+     },
+     "reply_text": {
+      "type": "string"
+     },
+     "category": {
+      "type": "string"
+     },
+     "hard": {
+      "type": "boolean"
+     },
+     "site": {
+      "type": "string"
+     },
+     "mx_host": {
+      "type": "string"
+     },
+     "remote_ip": {
+      "type": "string"
+     },
+     "source_ip": {
+      "type": "string"
+     },
+     "tls_version": {
+      "type": "string"
+     },
+     "duration_ms": {
+      "type": "integer"
+     }
+    }
+   },
+   "Template": {
+    "type": "object",
+    "required": [
+     "name",
+     "subject",
+     "missing",
+     "created_at",
+     "updated_at"
+    ],
+    "properties": {
+     "name": {
+      "type": "string"
+     },
+     "subject": {
+      "type": "string"
+     },
+     "text": {
+      "type": [
+       "string",
+       "null"
+      ]
+     },
+     "html": {
+      "type": [
+       "string",
+       "null"
+      ]
+     },
+     "marketing": {
+      "type": "boolean"
+     },
+     "defaults": {
+      "type": "object"
+     },
+     "missing": {
+      "type": "string"
+     },
+     "created_at": {
+      "type": "string",
+      "format": "date-time"
+     },
+     "updated_at": {
+      "type": "string",
+      "format": "date-time"
+     }
+    }
+   },
+   "TemplateInput": {
+    "type": "object",
+    "required": [
+     "subject"
+    ],
+    "properties": {
+     "name": {
+      "type": "string",
+      "pattern": "^[A-Za-z0-9._-]{1,64}$"
+     },
+     "subject": {
+      "type": "string"
+     },
+     "text": {
+      "type": "string"
+     },
+     "html": {
+      "type": "string"
+     },
+     "marketing": {
+      "type": "boolean"
+     },
+     "defaults": {
+      "type": "object"
+     },
+     "missing": {
+      "type": "string",
+      "enum": [
+       "error",
+       "default"
+      ],
+      "description": "error: a variable missing from the data fails the send; default: use defaults, then empty"
+     }
+    }
+   },
+   "Suppression": {
+    "type": "object",
+    "required": [
+     "address",
+     "reason",
+     "scope",
+     "created_at"
+    ],
+    "properties": {
+     "address": {
+      "type": "string"
+     },
+     "reason": {
+      "type": "string",
+      "enum": [
+       "bounce",
+       "complaint",
+       "unsubscribe",
+       "manual"
+      ]
+     },
+     "scope": {
+      "type": "string",
+      "enum": [
+       "transactional",
+       "marketing",
+       "all"
+      ]
+     },
+     "created_at": {
+      "type": "string",
+      "format": "date-time"
+     },
+     "source": {
+      "type": [
+       "string",
+       "null"
+      ]
+     }
+    }
+   },
+   "SendRequest": {
+    "type": "object",
+    "required": [
+     "from"
+    ],
+    "properties": {
+     "from": {
+      "$ref": "#/components/schemas/Address"
+     },
+     "to": {
+      "$ref": "#/components/schemas/AddressList"
+     },
+     "cc": {
+      "$ref": "#/components/schemas/AddressList"
+     },
+     "bcc": {
+      "$ref": "#/components/schemas/AddressList"
+     },
+     "reply_to": {
+      "$ref": "#/components/schemas/AddressList"
+     },
+     "subject": {
+      "type": "string",
+      "description": "A Mustache template when template data is given"
+     },
+     "text": {
+      "type": "string"
+     },
+     "html": {
+      "type": "string"
+     },
+     "template": {
+      "type": "string",
+      "description": "Name of a stored template"
+     },
+     "template_data": {
+      "type": "object"
+     },
+     "attachments": {
+      "type": "array",
+      "items": {
+       "type": "object",
+       "required": [
+        "filename",
+        "content"
+       ],
+       "properties": {
+        "filename": {
+         "type": "string"
+        },
+        "content": {
+         "type": "string",
+         "contentEncoding": "base64"
+        },
+        "content_type": {
+         "type": "string"
+        },
+        "inline": {
+         "type": "boolean"
+        },
+        "content_id": {
+         "type": "string"
+        }
+       }
+      }
+     },
+     "headers": {
+      "type": "object",
+      "additionalProperties": {
+       "type": "string"
+      }
+     },
+     "charset": {
+      "type": "string",
+      "enum": [
+       "UTF-8",
+       "ISO-2022-JP"
+      ]
+     },
+     "tags": {
+      "type": "array",
+      "items": {
+       "type": "string",
+       "minLength": 1,
+       "maxLength": 255
+      }
+     },
+     "custom_args": {
+      "type": "object",
+      "additionalProperties": {
+       "type": "string"
+      }
+     },
+     "marketing": {
+      "type": "boolean"
+     },
+     "send_at": {
+      "description": "ISO 8601 time or Unix seconds",
+      "oneOf": [
+       {
+        "type": "string",
+        "format": "date-time"
+       },
+       {
+        "type": "number"
+       }
+      ]
+     },
+     "recipients": {
+      "type": "array",
+      "maxItems": 1000,
+      "description": "One personalised message per entry",
+      "items": {
+       "type": "object",
+       "required": [
+        "to"
+       ],
+       "properties": {
+        "to": {
+         "$ref": "#/components/schemas/AddressList"
+        },
+        "cc": {
+         "$ref": "#/components/schemas/AddressList"
+        },
+        "bcc": {
+         "$ref": "#/components/schemas/AddressList"
+        },
+        "data": {
+         "type": "object"
+        },
+        "tags": {
+         "type": "array",
+         "items": {
+          "type": "string"
+         }
+        },
+        "custom_args": {
+         "type": "object",
+         "additionalProperties": {
+          "type": "string"
+         }
+        }
+       }
+      }
+     }
+    },
+    "examples": [
+     {
+      "from": "Shop <shop@acme.example>",
+      "subject": "{{name}}様、ポイントのお知らせ",
+      "text": "{{name}}様の残りポイントは{{points}}です。",
+      "recipients": [
+       {
+        "to": "taro@example.jp",
+        "data": {
+         "name": "太郎",
+         "points": 120
+        }
+       },
+       {
+        "to": "hanako@example.jp",
+        "data": {
+         "name": "花子",
+         "points": 80
+        }
+       }
+      ]
+     }
+    ]
+   },
+   "Accepted": {
+    "type": "object",
+    "required": [
+     "messages"
+    ],
+    "properties": {
+     "id": {
+      "type": "string"
+     },
+     "messages": {
+      "type": "array",
+      "items": {
+       "type": "object",
+       "required": [
+        "id",
+        "recipients"
+       ],
+       "properties": {
+        "id": {
+         "type": "string"
+        },
+        "recipients": {
+         "type": "array",
+         "items": {
+          "type": "string"
+         }
+        }
+       }
+      }
+     }
+    }
+   }
+  }
+ },
+ "paths": {
+  "/v1/messages": {
+   "post": {
+    "operationId": "sendMessages",
+    "summary": "Send one message, or up to 1,000 personalised ones",
+    "requestBody": {
+     "required": true,
+     "content": {
+      "application/json": {
+       "schema": {
+        "$ref": "#/components/schemas/SendRequest"
+       }
+      }
+     }
+    },
+    "responses": {
+     "202": {
+      "description": "Durably queued",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Accepted"
+        }
+       }
+      }
+     },
+     "400": {
+      "description": "Malformed request",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "401": {
+      "description": "Missing or wrong API key",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "403": {
+      "description": "The key's scope does not allow this",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "429": {
+      "description": "Too many failed authentications, or over quota (see Retry-After)",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "404": {
+      "description": "Template not found",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "413": {
+      "description": "Request or message too large",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "422": {
+      "description": "Invalid message (addresses, header injection, template data)",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "503": {
+      "description": "Spool unavailable",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     }
+    }
+   }
+  },
+  "/v1/messages/{id}": {
+   "get": {
+    "operationId": "getMessage",
+    "summary": "Envelope, recipients and every delivery attempt",
+    "parameters": [
+     {
+      "name": "id",
+      "in": "path",
+      "required": true,
+      "schema": {
+       "type": "string"
+      }
+     }
+    ],
+    "responses": {
+     "200": {
+      "description": "The message",
+      "content": {
+       "application/json": {
+        "schema": {
+         "type": "object",
+         "required": [
+          "id",
+          "recipients",
+          "events"
+         ],
+         "properties": {
+          "id": {
+           "type": "string"
+          },
+          "from": {
+           "type": "string"
+          },
+          "received_at": {
+           "type": "string"
+          },
+          "recipients": {
+           "type": "array",
+           "items": {
+            "type": "object",
+            "properties": {
+             "address": {
+              "type": "string"
+             },
+             "state": {
+              "type": "string"
+             },
+             "attempts": {
+              "type": "integer"
+             },
+             "last_reply": {
+              "type": [
+               "string",
+               "null"
+              ]
+             }
+            }
+           }
+          },
+          "events": {
+           "type": "array",
+           "items": {
+            "$ref": "#/components/schemas/Event"
+           }
+          }
+         }
+        }
+       }
+      }
+     },
+     "400": {
+      "description": "Malformed request",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "401": {
+      "description": "Missing or wrong API key",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "403": {
+      "description": "The key's scope does not allow this",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "429": {
+      "description": "Too many failed authentications, or over quota (see Retry-After)",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "404": {
+      "description": "No such message",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     }
+    }
+   }
+  },
+  "/v1/messages/{id}/resend": {
+   "post": {
+    "operationId": "resendMessage",
+    "summary": "Send again to the recipients that bounced, expired or were cancelled",
+    "parameters": [
+     {
+      "name": "id",
+      "in": "path",
+      "required": true,
+      "schema": {
+       "type": "string"
+      }
+     }
+    ],
+    "requestBody": {
+     "required": false,
+     "content": {
+      "application/json": {
+       "schema": {
+        "type": "object",
+        "properties": {
+         "recipients": {
+          "type": "array",
+          "items": {
+           "type": "string"
+          }
+         }
+        }
+       }
+      }
+     }
+    },
+    "responses": {
+     "202": {
+      "description": "Queued again",
+      "content": {
+       "application/json": {
+        "schema": {
+         "type": "object",
+         "properties": {
+          "id": {
+           "type": "string"
+          },
+          "resend_of": {
+           "type": "string"
+          },
+          "recipients": {
+           "type": "array",
+           "items": {
+            "type": "string"
+           }
+          }
+         }
+        }
+       }
+      }
+     },
+     "400": {
+      "description": "Malformed request",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "401": {
+      "description": "Missing or wrong API key",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "403": {
+      "description": "The key's scope does not allow this",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "429": {
+      "description": "Too many failed authentications, or over quota (see Retry-After)",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "404": {
+      "description": "No such message",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "409": {
+      "description": "Nothing to resend",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "410": {
+      "description": "Content no longer stored",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     }
+    }
+   }
+  },
+  "/v1/resend": {
+   "post": {
+    "operationId": "resendByFilter",
+    "summary": "Resend every failed recipient matching a filter",
+    "requestBody": {
+     "required": true,
+     "content": {
+      "application/json": {
+       "schema": {
+        "type": "object",
+        "properties": {
+         "status": {
+          "type": "array",
+          "items": {
+           "type": "string",
+           "enum": [
+            "bounced",
+            "expired",
+            "cancelled"
+           ]
+          }
+         },
+         "category": {
+          "type": "string"
+         },
+         "recipient": {
+          "type": "string"
+         },
+         "tag": {
+          "type": "string"
+         },
+         "since": {
+          "type": "string"
+         },
+         "until": {
+          "type": "string"
+         },
+         "limit": {
+          "type": "integer",
+          "minimum": 1,
+          "maximum": 10000
+         }
+        }
+       },
+       "examples": [
+        {
+         "status": [
+          "bounced"
+         ],
+         "category": "mailbox_full",
+         "since": "2026-11-01T00:00:00Z"
+        }
+       ]
+      }
+     }
+    },
+    "responses": {
+     "202": {
+      "description": "Resent",
+      "content": {
+       "application/json": {
+        "schema": {
+         "type": "object",
+         "properties": {
+          "resent": {
+           "type": "array"
+          },
+          "skipped": {
+           "type": "array"
+          }
+         }
+        }
+       }
+      }
+     },
+     "400": {
+      "description": "Malformed request",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "401": {
+      "description": "Missing or wrong API key",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "403": {
+      "description": "The key's scope does not allow this",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "429": {
+      "description": "Too many failed authentications, or over quota (see Retry-After)",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     }
+    }
+   }
+  },
+  "/v1/events": {
+   "get": {
+    "operationId": "searchEvents",
+    "summary": "Search the event log, newest first; Accept: text/csv for CSV",
+    "parameters": [
+     {
+      "name": "recipient",
+      "in": "query",
+      "required": false,
+      "schema": {
+       "type": "string"
+      },
+      "description": ""
+     },
+     {
+      "name": "message_id",
+      "in": "query",
+      "required": false,
+      "schema": {
+       "type": "string"
+      },
+      "description": ""
+     },
+     {
+      "name": "tag",
+      "in": "query",
+      "required": false,
+      "schema": {
+       "type": "string"
+      },
+      "description": ""
+     },
+     {
+      "name": "status",
+      "in": "query",
+      "required": false,
+      "schema": {
+       "type": "string"
+      },
+      "description": "comma-separated event types"
+     },
+     {
+      "name": "category",
+      "in": "query",
+      "required": false,
+      "schema": {
+       "type": "string"
+      },
+      "description": ""
+     },
+     {
+      "name": "since",
+      "in": "query",
+      "required": false,
+      "schema": {
+       "type": "string"
+      },
+      "description": "ISO 8601 or Unix seconds"
+     },
+     {
+      "name": "until",
+      "in": "query",
+      "required": false,
+      "schema": {
+       "type": "string"
+      },
+      "description": "ISO 8601 or Unix seconds"
+     },
+     {
+      "name": "limit",
+      "in": "query",
+      "required": false,
+      "schema": {
+       "type": "integer",
+       "minimum": 1,
+       "maximum": 1000
+      },
+      "description": ""
+     },
+     {
+      "name": "cursor",
+      "in": "query",
+      "required": false,
+      "schema": {
+       "type": "string"
+      },
+      "description": ""
+     }
+    ],
+    "responses": {
+     "200": {
+      "description": "Events",
+      "content": {
+       "application/json": {
+        "schema": {
+         "type": "object",
+         "required": [
+          "events",
+          "next_cursor"
+         ],
+         "properties": {
+          "events": {
+           "type": "array",
+           "items": {
+            "$ref": "#/components/schemas/Event"
+           }
+          },
+          "next_cursor": {
+           "type": [
+            "string",
+            "null"
+           ]
+          }
+         }
+        }
+       },
+       "text/csv": {
+        "schema": {
+         "type": "string"
+        }
+       }
+      }
+     },
+     "400": {
+      "description": "Malformed request",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "401": {
+      "description": "Missing or wrong API key",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "403": {
+      "description": "The key's scope does not allow this",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "429": {
+      "description": "Too many failed authentications, or over quota (see Retry-After)",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     }
+    }
+   }
+  },
+  "/v1/stats": {
+   "get": {
+    "operationId": "stats",
+    "summary": "Event counts per hour or day, optionally per tag or receiving provider",
+    "parameters": [
+     {
+      "name": "since",
+      "in": "query",
+      "required": false,
+      "schema": {
+       "type": "string"
+      },
+      "description": ""
+     },
+     {
+      "name": "until",
+      "in": "query",
+      "required": false,
+      "schema": {
+       "type": "string"
+      },
+      "description": ""
+     },
+     {
+      "name": "interval",
+      "in": "query",
+      "required": false,
+      "schema": {
+       "type": "string",
+       "enum": [
+        "hour",
+        "day"
+       ]
+      },
+      "description": ""
+     },
+     {
+      "name": "group_by",
+      "in": "query",
+      "required": false,
+      "schema": {
+       "type": "string",
+       "enum": [
+        "none",
+        "tag",
+        "provider"
+       ]
+      },
+      "description": ""
+     }
+    ],
+    "responses": {
+     "200": {
+      "description": "Counts",
+      "content": {
+       "application/json": {
+        "schema": {
+         "type": "object",
+         "required": [
+          "stats"
+         ],
+         "properties": {
+          "stats": {
+           "type": "array",
+           "items": {
+            "type": "object",
+            "properties": {
+             "period": {
+              "type": "string"
+             },
+             "counts": {
+              "type": "object",
+              "additionalProperties": {
+               "type": "integer"
+              }
+             }
+            }
+           }
+          }
+         }
+        }
+       }
+      }
+     },
+     "400": {
+      "description": "Malformed request",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "401": {
+      "description": "Missing or wrong API key",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "403": {
+      "description": "The key's scope does not allow this",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "429": {
+      "description": "Too many failed authentications, or over quota (see Retry-After)",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     }
+    }
+   }
+  },
+  "/v1/account": {
+   "get": {
+    "operationId": "getAccount",
+    "summary": "The account, its quotas and what counts against them",
+    "responses": {
+     "200": {
+      "description": "Account",
+      "content": {
+       "application/json": {
+        "schema": {
+         "type": "object",
+         "required": [
+          "name",
+          "quota"
+         ],
+         "properties": {
+          "name": {
+           "type": "string"
+          },
+          "domains": {
+           "type": "array",
+           "items": {
+            "type": "string"
+           }
+          },
+          "quota": {
+           "type": "object",
+           "properties": {
+            "max_send_rate": {
+             "type": "number"
+            },
+            "max_24h_send": {
+             "type": "integer"
+            },
+            "sent_last_24h": {
+             "type": "integer"
+            },
+            "sandbox": {
+             "type": "boolean"
+            }
+           }
+          }
+         }
+        }
+       }
+      }
+     },
+     "400": {
+      "description": "Malformed request",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "401": {
+      "description": "Missing or wrong API key",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "403": {
+      "description": "The key's scope does not allow this",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "429": {
+      "description": "Too many failed authentications, or over quota (see Retry-After)",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     }
+    }
+   }
+  },
+  "/v1/account/usage": {
+   "get": {
+    "operationId": "getUsage",
+    "summary": "Messages, recipients and bytes accepted per UTC day",
+    "parameters": [
+     {
+      "name": "since",
+      "in": "query",
+      "required": false,
+      "schema": {
+       "type": "string"
+      },
+      "description": ""
+     },
+     {
+      "name": "until",
+      "in": "query",
+      "required": false,
+      "schema": {
+       "type": "string"
+      },
+      "description": ""
+     }
+    ],
+    "responses": {
+     "200": {
+      "description": "Usage",
+      "content": {
+       "application/json": {
+        "schema": {
+         "type": "object",
+         "required": [
+          "usage"
+         ],
+         "properties": {
+          "usage": {
+           "type": "array",
+           "items": {
+            "type": "object",
+            "properties": {
+             "day": {
+              "type": "string"
+             },
+             "messages": {
+              "type": "integer"
+             },
+             "recipients": {
+              "type": "integer"
+             },
+             "bytes": {
+              "type": "integer"
+             }
+            }
+           }
+          }
+         }
+        }
+       }
+      }
+     },
+     "400": {
+      "description": "Malformed request",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "401": {
+      "description": "Missing or wrong API key",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "403": {
+      "description": "The key's scope does not allow this",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "429": {
+      "description": "Too many failed authentications, or over quota (see Retry-After)",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     }
+    }
+   }
+  },
+  "/v1/templates": {
+   "get": {
+    "operationId": "listTemplates",
+    "parameters": [
+     {
+      "name": "after",
+      "in": "query",
+      "required": false,
+      "schema": {
+       "type": "string"
+      },
+      "description": ""
+     },
+     {
+      "name": "limit",
+      "in": "query",
+      "required": false,
+      "schema": {
+       "type": "integer",
+       "minimum": 1,
+       "maximum": 1000
+      },
+      "description": ""
+     }
+    ],
+    "responses": {
+     "200": {
+      "description": "Templates",
+      "content": {
+       "application/json": {
+        "schema": {
+         "type": "object",
+         "required": [
+          "templates"
+         ],
+         "properties": {
+          "templates": {
+           "type": "array",
+           "items": {
+            "$ref": "#/components/schemas/Template"
+           }
+          },
+          "next": {
+           "type": [
+            "string",
+            "null"
+           ]
+          }
+         }
+        }
+       }
+      }
+     },
+     "400": {
+      "description": "Malformed request",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "401": {
+      "description": "Missing or wrong API key",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "403": {
+      "description": "The key's scope does not allow this",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "429": {
+      "description": "Too many failed authentications, or over quota (see Retry-After)",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     }
+    }
+   },
+   "post": {
+    "operationId": "createTemplate",
+    "requestBody": {
+     "required": true,
+     "content": {
+      "application/json": {
+       "schema": {
+        "$ref": "#/components/schemas/TemplateInput"
+       },
+       "examples": {
+        "points": {
+         "value": {
+          "name": "points",
+          "subject": "{{name}}様",
+          "text": "残り{{points}}ポイント",
+          "missing": "error"
+         }
+        }
+       }
+      }
+     }
+    },
+    "responses": {
+     "201": {
+      "description": "Created",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Template"
+        }
+       }
+      }
+     },
+     "400": {
+      "description": "Malformed request",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "401": {
+      "description": "Missing or wrong API key",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "403": {
+      "description": "The key's scope does not allow this",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "429": {
+      "description": "Too many failed authentications, or over quota (see Retry-After)",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "409": {
+      "description": "Exists",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "422": {
+      "description": "Does not parse",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     }
+    }
+   }
+  },
+  "/v1/templates/{name}": {
+   "get": {
+    "operationId": "getTemplate",
+    "parameters": [
+     {
+      "name": "name",
+      "in": "path",
+      "required": true,
+      "schema": {
+       "type": "string"
+      }
+     }
+    ],
+    "responses": {
+     "200": {
+      "description": "Template",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Template"
+        }
+       }
+      }
+     },
+     "400": {
+      "description": "Malformed request",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "401": {
+      "description": "Missing or wrong API key",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "403": {
+      "description": "The key's scope does not allow this",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "429": {
+      "description": "Too many failed authentications, or over quota (see Retry-After)",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "404": {
+      "description": "Not found",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     }
+    }
+   },
+   "put": {
+    "operationId": "updateTemplate",
+    "parameters": [
+     {
+      "name": "name",
+      "in": "path",
+      "required": true,
+      "schema": {
+       "type": "string"
+      }
+     }
+    ],
+    "requestBody": {
+     "required": true,
+     "content": {
+      "application/json": {
+       "schema": {
+        "$ref": "#/components/schemas/TemplateInput"
+       }
+      }
+     }
+    },
+    "responses": {
+     "200": {
+      "description": "Updated",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Template"
+        }
+       }
+      }
+     },
+     "400": {
+      "description": "Malformed request",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "401": {
+      "description": "Missing or wrong API key",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "403": {
+      "description": "The key's scope does not allow this",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "429": {
+      "description": "Too many failed authentications, or over quota (see Retry-After)",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "404": {
+      "description": "Not found",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "422": {
+      "description": "Does not parse",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     }
+    }
+   },
+   "delete": {
+    "operationId": "deleteTemplate",
+    "parameters": [
+     {
+      "name": "name",
+      "in": "path",
+      "required": true,
+      "schema": {
+       "type": "string"
+      }
+     }
+    ],
+    "responses": {
+     "204": {
+      "description": "Deleted"
+     },
+     "400": {
+      "description": "Malformed request",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "401": {
+      "description": "Missing or wrong API key",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "403": {
+      "description": "The key's scope does not allow this",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "429": {
+      "description": "Too many failed authentications, or over quota (see Retry-After)",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "404": {
+      "description": "Not found",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     }
+    }
+   }
+  },
+  "/v1/templates/{name}/render": {
+   "post": {
+    "operationId": "renderTemplate",
+    "summary": "Preview a template with data",
+    "parameters": [
+     {
+      "name": "name",
+      "in": "path",
+      "required": true,
+      "schema": {
+       "type": "string"
+      }
+     }
+    ],
+    "requestBody": {
+     "required": false,
+     "content": {
+      "application/json": {
+       "schema": {
+        "type": "object",
+        "properties": {
+         "data": {
+          "type": "object"
+         }
+        }
+       }
+      }
+     }
+    },
+    "responses": {
+     "200": {
+      "description": "Rendered",
+      "content": {
+       "application/json": {
+        "schema": {
+         "type": "object",
+         "required": [
+          "subject"
+         ],
+         "properties": {
+          "subject": {
+           "type": "string"
+          },
+          "text": {
+           "type": [
+            "string",
+            "null"
+           ]
+          },
+          "html": {
+           "type": [
+            "string",
+            "null"
+           ]
+          }
+         }
+        }
+       }
+      }
+     },
+     "400": {
+      "description": "Malformed request",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "401": {
+      "description": "Missing or wrong API key",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "403": {
+      "description": "The key's scope does not allow this",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "429": {
+      "description": "Too many failed authentications, or over quota (see Retry-After)",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "404": {
+      "description": "Not found",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "422": {
+      "description": "Missing variables",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     }
+    }
+   }
+  },
+  "/v1/suppressions": {
+   "get": {
+    "operationId": "listSuppressions",
+    "parameters": [
+     {
+      "name": "reason",
+      "in": "query",
+      "required": false,
+      "schema": {
+       "type": "string"
+      },
+      "description": ""
+     },
+     {
+      "name": "since",
+      "in": "query",
+      "required": false,
+      "schema": {
+       "type": "string"
+      },
+      "description": ""
+     },
+     {
+      "name": "until",
+      "in": "query",
+      "required": false,
+      "schema": {
+       "type": "string"
+      },
+      "description": ""
+     },
+     {
+      "name": "limit",
+      "in": "query",
+      "required": false,
+      "schema": {
+       "type": "integer",
+       "minimum": 1,
+       "maximum": 1000
+      },
+      "description": ""
+     },
+     {
+      "name": "offset",
+      "in": "query",
+      "required": false,
+      "schema": {
+       "type": "integer",
+       "minimum": 0
+      },
+      "description": ""
+     }
+    ],
+    "responses": {
+     "200": {
+      "description": "Suppressions",
+      "content": {
+       "application/json": {
+        "schema": {
+         "type": "object",
+         "required": [
+          "suppressions"
+         ],
+         "properties": {
+          "suppressions": {
+           "type": "array",
+           "items": {
+            "$ref": "#/components/schemas/Suppression"
+           }
+          },
+          "next_offset": {
+           "type": [
+            "integer",
+            "null"
+           ]
+          }
+         }
+        }
+       }
+      }
+     },
+     "400": {
+      "description": "Malformed request",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "401": {
+      "description": "Missing or wrong API key",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "403": {
+      "description": "The key's scope does not allow this",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "429": {
+      "description": "Too many failed authentications, or over quota (see Retry-After)",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     }
+    }
+   },
+   "post": {
+    "operationId": "addSuppression",
+    "requestBody": {
+     "required": true,
+     "content": {
+      "application/json": {
+       "schema": {
+        "type": "object",
+        "required": [
+         "address"
+        ],
+        "properties": {
+         "address": {
+          "type": "string"
+         },
+         "reason": {
+          "type": "string",
+          "enum": [
+           "bounce",
+           "complaint",
+           "unsubscribe",
+           "manual"
+          ]
+         },
+         "scope": {
+          "type": "string",
+          "enum": [
+           "transactional",
+           "marketing",
+           "all"
+          ]
+         }
+        }
+       }
+      }
+     }
+    },
+    "responses": {
+     "201": {
+      "description": "Added",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Suppression"
+        }
+       }
+      }
+     },
+     "400": {
+      "description": "Malformed request",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "401": {
+      "description": "Missing or wrong API key",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "403": {
+      "description": "The key's scope does not allow this",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "429": {
+      "description": "Too many failed authentications, or over quota (see Retry-After)",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "422": {
+      "description": "Invalid address",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     }
+    }
+   }
+  },
+  "/v1/suppressions/{address}": {
+   "get": {
+    "operationId": "getSuppression",
+    "parameters": [
+     {
+      "name": "address",
+      "in": "path",
+      "required": true,
+      "schema": {
+       "type": "string"
+      }
+     }
+    ],
+    "responses": {
+     "200": {
+      "description": "Suppression",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Suppression"
+        }
+       }
+      }
+     },
+     "400": {
+      "description": "Malformed request",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "401": {
+      "description": "Missing or wrong API key",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "403": {
+      "description": "The key's scope does not allow this",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "429": {
+      "description": "Too many failed authentications, or over quota (see Retry-After)",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "404": {
+      "description": "Not suppressed",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     }
+    }
+   },
+   "delete": {
+    "operationId": "removeSuppression",
+    "parameters": [
+     {
+      "name": "address",
+      "in": "path",
+      "required": true,
+      "schema": {
+       "type": "string"
+      }
+     }
+    ],
+    "responses": {
+     "204": {
+      "description": "Released"
+     },
+     "400": {
+      "description": "Malformed request",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "401": {
+      "description": "Missing or wrong API key",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "403": {
+      "description": "The key's scope does not allow this",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "429": {
+      "description": "Too many failed authentications, or over quota (see Retry-After)",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "404": {
+      "description": "Not suppressed",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     }
+    }
+   }
+  }
+ }
+}
+"""#
+}
