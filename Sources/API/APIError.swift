@@ -95,6 +95,7 @@ struct APIError: Error, Sendable {
 /// id in every response.
 struct ErrorMiddleware: RouterMiddleware {
     typealias Context = APIRequestContext
+    let routes: RouteTable
 
     func handle(_ request: Request, context: APIRequestContext,
                 next: (Request, APIRequestContext) async throws -> Response) async throws -> Response {
@@ -109,6 +110,12 @@ struct ErrorMiddleware: RouterMiddleware {
                 context.logger.error("request failed", metadata: ["code": "\(error.code)", "error": "\(error.message)"])
             }
             return error.response(flavor: flavor, requestID: context.id)
+        } catch let error as HTTPError where error.status == .notFound && !routes.methods(for: request.uri.path).isEmpty {
+            let allowed = routes.methods(for: request.uri.path).map(\.rawValue)
+            var response = APIError(.methodNotAllowed, "method_not_allowed", "\(request.method.rawValue) is not allowed here")
+                .response(flavor: flavor, requestID: context.id)
+            response.headers[.allow] = allowed.joined(separator: ", ")
+            return response
         } catch let error as HTTPError {
             let code: String
             switch error.status.code {

@@ -53,7 +53,8 @@ final class APIGate: Sendable {
             principal = verifyBearer(request.headers[.authorization])
         }
         guard let principal else {
-            throttle.recordFailure(client)
+            // Only wrong credentials count towards the throttle; none at all is not a guess.
+            if request.headers[.authorization] != nil { throttle.recordFailure(client) }
             context.logger.notice("authentication failed", metadata: ["client": "\(client)"])
             throw APIError.unauthorized
         }

@@ -134,12 +134,12 @@ struct FlexibleDate: Decodable, Sendable {
 /// Query values, decoded and checked.
 extension Request {
     func query(_ name: String) -> String? {
-        // Hummingbird has already percent-decoded query values.
-        uri.queryParameters.get(name)
+        // Hummingbird has already percent-decoded query values; an empty one is as good as none.
+        uri.queryParameters.get(name).flatMap { $0.isEmpty ? nil : $0 }
     }
 
     func queryAll(_ name: String) -> [String] {
-        uri.queryParameters.getAll(name)
+        uri.queryParameters.getAll(name).filter { !$0.isEmpty }
     }
 
     func queryDate(_ name: String) throws(APIError) -> Date? {

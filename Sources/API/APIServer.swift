@@ -51,15 +51,17 @@ public struct APIServer: Sendable {
 
     func router() -> Router<APIRequestContext> {
         let router = Router(context: APIRequestContext.self)
-        router.add(middleware: ErrorMiddleware())
+        let table = RouteTable()
+        router.add(middleware: ErrorMiddleware(routes: table))
         router.add(middleware: LogRequestsMiddleware(.debug))
-        router.get("/openapi.json") { _, _ in
+        let routes = Routes(router: router, table: table)
+        routes.get("/openapi.json") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/json"],
                      body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.json)))
         }
-        NativeAPI(services: services).register(on: router)
-        SESAPI(services: services).register(on: router)
-        SendGridAPI(services: services).register(on: router)
+        NativeAPI(services: services).register(on: routes)
+        SESAPI(services: services).register(on: routes)
+        SendGridAPI(services: services).register(on: routes)
         return router
     }
 

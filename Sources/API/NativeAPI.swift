@@ -9,17 +9,17 @@ import Store
 struct NativeAPI: Sendable {
     let services: APIServices
 
-    func register(on router: Router<APIRequestContext>) {
-        router.post("/v1/messages") { request, context in try await send(request, context) }
-        router.get("/v1/messages/:id") { request, context in try await status(request, context) }
-        router.post("/v1/messages/:id/resend") { request, context in try await resendMessage(request, context) }
-        router.post("/v1/resend") { request, context in try await resendByFilter(request, context) }
-        router.get("/v1/events") { request, context in try await events(request, context) }
-        router.get("/v1/stats") { request, context in try await stats(request, context) }
-        router.get("/v1/account") { request, context in try await account(request, context) }
-        router.get("/v1/account/usage") { request, context in try await usage(request, context) }
-        TemplateRoutes(services: services).register(on: router)
-        SuppressionRoutes(services: services).register(on: router)
+    func register(on routes: Routes) {
+        routes.post("/v1/messages") { request, context in try await send(request, context) }
+        routes.get("/v1/messages/:id") { request, context in try await status(request, context) }
+        routes.post("/v1/messages/:id/resend") { request, context in try await resendMessage(request, context) }
+        routes.post("/v1/resend") { request, context in try await resendByFilter(request, context) }
+        routes.get("/v1/events") { request, context in try await events(request, context) }
+        routes.get("/v1/stats") { request, context in try await stats(request, context) }
+        routes.get("/v1/account") { request, context in try await account(request, context) }
+        routes.get("/v1/account/usage") { request, context in try await usage(request, context) }
+        TemplateRoutes(services: services).register(on: routes)
+        SuppressionRoutes(services: services).register(on: routes)
     }
 
     // MARK: Sending
@@ -333,7 +333,9 @@ struct NativeAPI: Sendable {
         filter.tag = input.tag
         filter.since = input.since?.date
         filter.until = input.until?.date
-        filter.limit = min(max(input.limit ?? 1000, 1), 10_000)
+        let limit = input.limit ?? 1000
+        guard (1...10_000).contains(limit) else { throw APIError.badRequest("limit must be 1-10000", field: "limit") }
+        filter.limit = limit
         let events = try services.index.events(filter)
         var byMessage: [MessageID: Set<String>] = [:]
         for event in events { byMessage[event.messageID, default: []].insert(event.recipient.lowercased()) }

@@ -1,6 +1,6 @@
 /// The OpenAPI 3.1 description of the native API, served at `/openapi.json`.
-/// Kept in docs/openapi.json and embedded here (the binary needs no resource
-/// bundle); a test checks that the two are the same.
+/// Generated with docs/openapi.json by scripts/openapi.py (the binary needs
+/// no resource bundle); an interop test checks that the two agree.
 enum OpenAPIDocument {
     static let json = #"""
 {
@@ -8,7 +8,7 @@ enum OpenAPIDocument {
  "info": {
   "title": "Hikyaku API",
   "version": "1.0.0",
-  "description": "Native HTTP API of the Hikyaku mail relay. Authenticate with 'Authorization: Bearer hk_…' (hikyaku apikey create). Errors are {\"error\": {\"code\", \"message\"}}."
+  "description": "Native HTTP API of the Hikyaku mail relay. Authenticate with 'Authorization: Bearer hk_…' (hikyaku apikey create). Errors are {\"error\": {\"code\", \"message\"}}. The SES v2 (/v2/email) and SendGrid v3 (/v3) subsets are described by those services."
  },
  "servers": [
   {
@@ -58,6 +58,7 @@ enum OpenAPIDocument {
     "oneOf": [
      {
       "type": "string",
+      "pattern": "^([A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,30}@[A-Za-z0-9-]{1,20}(\\.[A-Za-z0-9-]{1,20}){1,3}|[A-Za-z0-9 ]{0,20}<[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,30}@[A-Za-z0-9-]{1,20}(\\.[A-Za-z0-9-]{1,20}){1,3}>)$",
       "description": "addr@example.com or Name <addr@example.com>",
       "examples": [
        "Shop <shop@acme.example>"
@@ -70,13 +71,14 @@ enum OpenAPIDocument {
       ],
       "properties": {
        "email": {
-        "type": "string"
+        "type": "string",
+        "pattern": "^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,30}@[A-Za-z0-9-]{1,20}(\\.[A-Za-z0-9-]{1,20}){1,3}$"
        },
        "name": {
-        "type": "string"
+        "type": "string",
+        "pattern": "^[^\\r\\n]*$"
        }
-      },
-      "additionalProperties": false
+      }
      }
     ]
    },
@@ -90,7 +92,8 @@ enum OpenAPIDocument {
       "items": {
        "$ref": "#/components/schemas/Address"
       },
-      "maxItems": 1000
+      "minItems": 1,
+      "maxItems": 100
      }
     ]
    },
@@ -215,6 +218,18 @@ enum OpenAPIDocument {
     "required": [
      "subject"
     ],
+    "anyOf": [
+     {
+      "required": [
+       "text"
+      ]
+     },
+     {
+      "required": [
+       "html"
+      ]
+     }
+    ],
     "properties": {
      "name": {
       "type": "string",
@@ -230,16 +245,22 @@ enum OpenAPIDocument {
       "type": "string"
      },
      "marketing": {
-      "type": "boolean"
+      "type": [
+       "boolean",
+       "null"
+      ]
      },
      "defaults": {
-      "type": "object"
+      "type": [
+       "object",
+       "null"
+      ]
      },
      "missing": {
-      "type": "string",
       "enum": [
        "error",
-       "default"
+       "default",
+       null
       ],
       "description": "error: a variable missing from the data fails the send; default: use defaults, then empty"
      }
@@ -309,6 +330,7 @@ enum OpenAPIDocument {
      },
      "subject": {
       "type": "string",
+      "pattern": "^[^\\r\\n]*$",
       "description": "A Mustache template when template data is given"
      },
      "text": {
@@ -334,7 +356,8 @@ enum OpenAPIDocument {
        ],
        "properties": {
         "filename": {
-         "type": "string"
+         "type": "string",
+         "pattern": "^[^\\r\\n]*$"
         },
         "content": {
          "type": "string",
@@ -355,7 +378,8 @@ enum OpenAPIDocument {
      "headers": {
       "type": "object",
       "additionalProperties": {
-       "type": "string"
+       "type": "string",
+       "pattern": "^[^\\r\\n]*$"
       }
      },
      "charset": {
@@ -383,14 +407,25 @@ enum OpenAPIDocument {
       "type": "boolean"
      },
      "send_at": {
-      "description": "ISO 8601 time or Unix seconds",
-      "oneOf": [
+      "anyOf": [
        {
-        "type": "string",
-        "format": "date-time"
+        "anyOf": [
+         {
+          "type": "string",
+          "format": "date-time"
+         },
+         {
+          "type": "string",
+          "pattern": "^[0-9]{1,10}$"
+         }
+        ],
+        "description": "ISO 8601 time or Unix seconds"
        },
        {
         "type": "number"
+       },
+       {
+        "type": "null"
        }
       ]
      },
@@ -537,7 +572,7 @@ enum OpenAPIDocument {
       }
      },
      "403": {
-      "description": "The key's scope does not allow this",
+      "description": "The key's scope or the account does not allow this",
       "content": {
        "application/json": {
         "schema": {
@@ -595,6 +630,16 @@ enum OpenAPIDocument {
         }
        }
       }
+     },
+     "507": {
+      "description": "Spool storage full",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
      }
     }
    }
@@ -609,7 +654,8 @@ enum OpenAPIDocument {
       "in": "path",
       "required": true,
       "schema": {
-       "type": "string"
+       "type": "string",
+       "pattern": "^[0-9a-hjkmnp-tv-z]{20}$"
       }
      }
     ],
@@ -690,7 +736,7 @@ enum OpenAPIDocument {
       }
      },
      "403": {
-      "description": "The key's scope does not allow this",
+      "description": "The key's scope or the account does not allow this",
       "content": {
        "application/json": {
         "schema": {
@@ -732,7 +778,8 @@ enum OpenAPIDocument {
       "in": "path",
       "required": true,
       "schema": {
-       "type": "string"
+       "type": "string",
+       "pattern": "^[0-9a-hjkmnp-tv-z]{20}$"
       }
      }
     ],
@@ -800,7 +847,7 @@ enum OpenAPIDocument {
       }
      },
      "403": {
-      "description": "The key's scope does not allow this",
+      "description": "The key's scope or the account does not allow this",
       "content": {
        "application/json": {
         "schema": {
@@ -848,6 +895,16 @@ enum OpenAPIDocument {
         }
        }
       }
+     },
+     "503": {
+      "description": "Spool unavailable",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
      }
     }
    }
@@ -884,10 +941,12 @@ enum OpenAPIDocument {
           "type": "string"
          },
          "since": {
-          "type": "string"
+          "type": "string",
+          "format": "date-time"
          },
          "until": {
-          "type": "string"
+          "type": "string",
+          "format": "date-time"
          },
          "limit": {
           "type": "integer",
@@ -948,7 +1007,7 @@ enum OpenAPIDocument {
       }
      },
      "403": {
-      "description": "The key's scope does not allow this",
+      "description": "The key's scope or the account does not allow this",
       "content": {
        "application/json": {
         "schema": {
@@ -959,6 +1018,16 @@ enum OpenAPIDocument {
      },
      "429": {
       "description": "Too many failed authentications, or over quota (see Retry-After)",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "503": {
+      "description": "Spool unavailable",
       "content": {
        "application/json": {
         "schema": {
@@ -989,7 +1058,8 @@ enum OpenAPIDocument {
       "in": "query",
       "required": false,
       "schema": {
-       "type": "string"
+       "type": "string",
+       "pattern": "^[0-9a-hjkmnp-tv-z]{20}$"
       },
       "description": ""
      },
@@ -1007,9 +1077,18 @@ enum OpenAPIDocument {
       "in": "query",
       "required": false,
       "schema": {
-       "type": "string"
+       "type": "string",
+       "enum": [
+        "accepted",
+        "deferred",
+        "delivered",
+        "bounced",
+        "expired",
+        "cancelled",
+        "suppressed"
+       ]
       },
-      "description": "comma-separated event types"
+      "description": ""
      },
      {
       "name": "category",
@@ -1025,18 +1104,38 @@ enum OpenAPIDocument {
       "in": "query",
       "required": false,
       "schema": {
-       "type": "string"
+       "anyOf": [
+        {
+         "type": "string",
+         "format": "date-time"
+        },
+        {
+         "type": "string",
+         "pattern": "^[0-9]{1,10}$"
+        }
+       ],
+       "description": "ISO 8601 time or Unix seconds"
       },
-      "description": "ISO 8601 or Unix seconds"
+      "description": ""
      },
      {
       "name": "until",
       "in": "query",
       "required": false,
       "schema": {
-       "type": "string"
+       "anyOf": [
+        {
+         "type": "string",
+         "format": "date-time"
+        },
+        {
+         "type": "string",
+         "pattern": "^[0-9]{1,10}$"
+        }
+       ],
+       "description": "ISO 8601 time or Unix seconds"
       },
-      "description": "ISO 8601 or Unix seconds"
+      "description": ""
      },
      {
       "name": "limit",
@@ -1054,7 +1153,8 @@ enum OpenAPIDocument {
       "in": "query",
       "required": false,
       "schema": {
-       "type": "string"
+       "type": "string",
+       "pattern": "^[0-9.]+_[01]_[0-9]+$"
       },
       "description": ""
      }
@@ -1114,7 +1214,7 @@ enum OpenAPIDocument {
       }
      },
      "403": {
-      "description": "The key's scope does not allow this",
+      "description": "The key's scope or the account does not allow this",
       "content": {
        "application/json": {
         "schema": {
@@ -1146,7 +1246,17 @@ enum OpenAPIDocument {
       "in": "query",
       "required": false,
       "schema": {
-       "type": "string"
+       "anyOf": [
+        {
+         "type": "string",
+         "format": "date-time"
+        },
+        {
+         "type": "string",
+         "pattern": "^[0-9]{1,10}$"
+        }
+       ],
+       "description": "ISO 8601 time or Unix seconds"
       },
       "description": ""
      },
@@ -1155,7 +1265,17 @@ enum OpenAPIDocument {
       "in": "query",
       "required": false,
       "schema": {
-       "type": "string"
+       "anyOf": [
+        {
+         "type": "string",
+         "format": "date-time"
+        },
+        {
+         "type": "string",
+         "pattern": "^[0-9]{1,10}$"
+        }
+       ],
+       "description": "ISO 8601 time or Unix seconds"
       },
       "description": ""
      },
@@ -1241,7 +1361,7 @@ enum OpenAPIDocument {
       }
      },
      "403": {
-      "description": "The key's scope does not allow this",
+      "description": "The key's scope or the account does not allow this",
       "content": {
        "application/json": {
         "schema": {
@@ -1331,7 +1451,7 @@ enum OpenAPIDocument {
       }
      },
      "403": {
-      "description": "The key's scope does not allow this",
+      "description": "The key's scope or the account does not allow this",
       "content": {
        "application/json": {
         "schema": {
@@ -1363,7 +1483,17 @@ enum OpenAPIDocument {
       "in": "query",
       "required": false,
       "schema": {
-       "type": "string"
+       "anyOf": [
+        {
+         "type": "string",
+         "format": "date-time"
+        },
+        {
+         "type": "string",
+         "pattern": "^[0-9]{1,10}$"
+        }
+       ],
+       "description": "ISO 8601 time or Unix seconds"
       },
       "description": ""
      },
@@ -1372,7 +1502,17 @@ enum OpenAPIDocument {
       "in": "query",
       "required": false,
       "schema": {
-       "type": "string"
+       "anyOf": [
+        {
+         "type": "string",
+         "format": "date-time"
+        },
+        {
+         "type": "string",
+         "pattern": "^[0-9]{1,10}$"
+        }
+       ],
+       "description": "ISO 8601 time or Unix seconds"
       },
       "description": ""
      }
@@ -1434,7 +1574,7 @@ enum OpenAPIDocument {
       }
      },
      "403": {
-      "description": "The key's scope does not allow this",
+      "description": "The key's scope or the account does not allow this",
       "content": {
        "application/json": {
         "schema": {
@@ -1530,7 +1670,7 @@ enum OpenAPIDocument {
       }
      },
      "403": {
-      "description": "The key's scope does not allow this",
+      "description": "The key's scope or the account does not allow this",
       "content": {
        "application/json": {
         "schema": {
@@ -1605,7 +1745,7 @@ enum OpenAPIDocument {
       }
      },
      "403": {
-      "description": "The key's scope does not allow this",
+      "description": "The key's scope or the account does not allow this",
       "content": {
        "application/json": {
         "schema": {
@@ -1692,7 +1832,7 @@ enum OpenAPIDocument {
       }
      },
      "403": {
-      "description": "The key's scope does not allow this",
+      "description": "The key's scope or the account does not allow this",
       "content": {
        "application/json": {
         "schema": {
@@ -1777,7 +1917,7 @@ enum OpenAPIDocument {
       }
      },
      "403": {
-      "description": "The key's scope does not allow this",
+      "description": "The key's scope or the account does not allow this",
       "content": {
        "application/json": {
         "schema": {
@@ -1855,7 +1995,7 @@ enum OpenAPIDocument {
       }
      },
      "403": {
-      "description": "The key's scope does not allow this",
+      "description": "The key's scope or the account does not allow this",
       "content": {
        "application/json": {
         "schema": {
@@ -1968,7 +2108,7 @@ enum OpenAPIDocument {
       }
      },
      "403": {
-      "description": "The key's scope does not allow this",
+      "description": "The key's scope or the account does not allow this",
       "content": {
        "application/json": {
         "schema": {
@@ -2019,7 +2159,13 @@ enum OpenAPIDocument {
       "in": "query",
       "required": false,
       "schema": {
-       "type": "string"
+       "type": "string",
+       "enum": [
+        "bounce",
+        "complaint",
+        "unsubscribe",
+        "manual"
+       ]
       },
       "description": ""
      },
@@ -2028,7 +2174,17 @@ enum OpenAPIDocument {
       "in": "query",
       "required": false,
       "schema": {
-       "type": "string"
+       "anyOf": [
+        {
+         "type": "string",
+         "format": "date-time"
+        },
+        {
+         "type": "string",
+         "pattern": "^[0-9]{1,10}$"
+        }
+       ],
+       "description": "ISO 8601 time or Unix seconds"
       },
       "description": ""
      },
@@ -2037,7 +2193,17 @@ enum OpenAPIDocument {
       "in": "query",
       "required": false,
       "schema": {
-       "type": "string"
+       "anyOf": [
+        {
+         "type": "string",
+         "format": "date-time"
+        },
+        {
+         "type": "string",
+         "pattern": "^[0-9]{1,10}$"
+        }
+       ],
+       "description": "ISO 8601 time or Unix seconds"
       },
       "description": ""
      },
@@ -2058,7 +2224,8 @@ enum OpenAPIDocument {
       "required": false,
       "schema": {
        "type": "integer",
-       "minimum": 0
+       "minimum": 0,
+       "maximum": 2147483647
       },
       "description": ""
      }
@@ -2112,7 +2279,7 @@ enum OpenAPIDocument {
       }
      },
      "403": {
-      "description": "The key's scope does not allow this",
+      "description": "The key's scope or the account does not allow this",
       "content": {
        "application/json": {
         "schema": {
@@ -2146,7 +2313,8 @@ enum OpenAPIDocument {
         ],
         "properties": {
          "address": {
-          "type": "string"
+          "type": "string",
+          "pattern": "^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,30}@[A-Za-z0-9-]{1,20}(\\.[A-Za-z0-9-]{1,20}){1,3}$"
          },
          "reason": {
           "type": "string",
@@ -2202,7 +2370,7 @@ enum OpenAPIDocument {
       }
      },
      "403": {
-      "description": "The key's scope does not allow this",
+      "description": "The key's scope or the account does not allow this",
       "content": {
        "application/json": {
         "schema": {
@@ -2279,7 +2447,7 @@ enum OpenAPIDocument {
       }
      },
      "403": {
-      "description": "The key's scope does not allow this",
+      "description": "The key's scope or the account does not allow this",
       "content": {
        "application/json": {
         "schema": {
@@ -2347,7 +2515,7 @@ enum OpenAPIDocument {
       }
      },
      "403": {
-      "description": "The key's scope does not allow this",
+      "description": "The key's scope or the account does not allow this",
       "content": {
        "application/json": {
         "schema": {

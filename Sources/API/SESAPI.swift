@@ -69,18 +69,18 @@ struct SESAPI: Sendable {
     struct RenderRequest: Decodable, Sendable { var TemplateData: String }
     struct SuppressRequest: Decodable, Sendable { var EmailAddress: String; var Reason: String }
 
-    func register(on router: Router<APIRequestContext>) {
-        router.post("/v2/email/outbound-emails") { request, context in try await sendEmail(request, context) }
-        router.post("/v2/email/outbound-bulk-emails") { request, context in try await sendBulkEmail(request, context) }
-        router.get("/v2/email/account") { request, context in try await getAccount(request, context) }
-        router.post("/v2/email/templates") { request, context in
+    func register(on routes: Routes) {
+        routes.post("/v2/email/outbound-emails") { request, context in try await sendEmail(request, context) }
+        routes.post("/v2/email/outbound-bulk-emails") { request, context in try await sendBulkEmail(request, context) }
+        routes.get("/v2/email/account") { request, context in try await getAccount(request, context) }
+        routes.post("/v2/email/templates") { request, context in
             let call = try await services.gate.open(request, context: context, scope: .admin)
             let input = try APIJSON.decode(TemplateRequest.self, from: call.body, snakeCase: false)
             guard let name = input.TemplateName else { throw APIError.badRequest("TemplateName is required") }
             try saveTemplate(name, input.TemplateContent, account: call.account, replace: false)
             return APIJSON.empty(.ok)
         }
-        router.get("/v2/email/templates") { request, context in
+        routes.get("/v2/email/templates") { request, context in
             let call = try await services.gate.open(request, context: context, scope: .send)
             let size = try request.queryInteger("PageSize", default: 10, range: 1...100)
             let templates = try services.store.templates(accountID: call.account.id, after: request.query("NextToken"), limit: size)
@@ -90,7 +90,7 @@ struct SESAPI: Sendable {
             if templates.count == size { body["NextToken"] = templates.last!.name }
             return APIJSON.response(object: body)
         }
-        router.get("/v2/email/templates/:name") { request, context in
+        routes.get("/v2/email/templates/:name") { request, context in
             let call = try await services.gate.open(request, context: context, scope: .send)
             let (_, template) = try services.renderer(template: SESAPI.pathValue(try context.parameters.require("name")),
                                                       account: call.account)
@@ -99,14 +99,14 @@ struct SESAPI: Sendable {
             content["Html"] = template.html
             return APIJSON.response(object: ["TemplateName": template.name, "TemplateContent": content])
         }
-        router.put("/v2/email/templates/:name") { request, context in
+        routes.put("/v2/email/templates/:name") { request, context in
             let call = try await services.gate.open(request, context: context, scope: .admin)
             let input = try APIJSON.decode(TemplateRequest.self, from: call.body, snakeCase: false)
             try saveTemplate(SESAPI.pathValue(try context.parameters.require("name")), input.TemplateContent, account: call.account,
                              replace: true)
             return APIJSON.empty(.ok)
         }
-        router.delete("/v2/email/templates/:name") { request, context in
+        routes.delete("/v2/email/templates/:name") { request, context in
             let call = try await services.gate.open(request, context: context, scope: .admin)
             let name = SESAPI.pathValue(try context.parameters.require("name"))
             do { try services.store.deleteTemplate(accountID: call.account.id, name: name) } catch {
@@ -114,7 +114,7 @@ struct SESAPI: Sendable {
             }
             return APIJSON.empty(.ok)
         }
-        router.post("/v2/email/templates/:name/render") { request, context in
+        routes.post("/v2/email/templates/:name/render") { request, context in
             let call = try await services.gate.open(request, context: context, scope: .send)
             let (renderer, template) = try services.renderer(template: SESAPI.pathValue(try context.parameters.require("name")),
                                                              account: call.account)
@@ -129,7 +129,7 @@ struct SESAPI: Sendable {
             do { bytes = try services.builder.build(composition).bytes } catch let error as MIMEError { throw APIError.invalid(error.description) }
             return APIJSON.response(object: ["RenderedTemplate": String(decoding: bytes, as: UTF8.self)])
         }
-        router.put("/v2/email/suppression/addresses") { request, context in
+        routes.put("/v2/email/suppression/addresses") { request, context in
             let call = try await services.gate.open(request, context: context, scope: .admin)
             let input = try APIJSON.decode(SuppressRequest.self, from: call.body, snakeCase: false)
             guard let reason = SESAPI.reason(input.Reason) else {
@@ -140,7 +140,7 @@ struct SESAPI: Sendable {
                                                     source: "ses api key \(call.principal.key.keyID)"), accountID: call.account.id)
             return APIJSON.empty(.ok)
         }
-        router.get("/v2/email/suppression/addresses") { request, context in
+        routes.get("/v2/email/suppression/addresses") { request, context in
             let call = try await services.gate.open(request, context: context, scope: .read)
             let reasons = try request.queryAll("Reason").map { text throws(APIError) -> Suppression.Reason in
                 guard let reason = SESAPI.reason(text) else { throw APIError.badRequest("Reason must be BOUNCE or COMPLAINT") }
@@ -158,7 +158,7 @@ struct SESAPI: Sendable {
             if list.count == size { body["NextToken"] = String(offset + size) }
             return APIJSON.response(object: body)
         }
-        router.get("/v2/email/suppression/addresses/:address") { request, context in
+        routes.get("/v2/email/suppression/addresses/:address") { request, context in
             let call = try await services.gate.open(request, context: context, scope: .read)
             let address = SuppressionRoutes.pathAddress(try context.parameters.require("address"))
             guard let suppression = try services.store.suppression(accountID: call.account.id, address: address) else {
@@ -170,7 +170,7 @@ struct SESAPI: Sendable {
                 "Attributes": ["MessageId": suppression.source ?? ""],
             ] as [String: Any]])
         }
-        router.delete("/v2/email/suppression/addresses/:address") { request, context in
+        routes.delete("/v2/email/suppression/addresses/:address") { request, context in
             let call = try await services.gate.open(request, context: context, scope: .admin)
             let address = SuppressionRoutes.pathAddress(try context.parameters.require("address"))
             do { try services.store.unsuppress(accountID: call.account.id, address: address) } catch {

@@ -57,13 +57,13 @@ struct SendGridAPI: Sendable {
         var mailSettings: MailSettings?
     }
 
-    func register(on router: Router<APIRequestContext>) {
-        router.post("/v3/mail/send") { request, context in try await send(request, context) }
-        router.get("/v3/suppression/bounces") { request, context in try await list(request, context, reasons: [.bounce]) }
-        router.get("/v3/suppression/unsubscribes") { request, context in
+    func register(on routes: Routes) {
+        routes.post("/v3/mail/send") { request, context in try await send(request, context) }
+        routes.get("/v3/suppression/bounces") { request, context in try await list(request, context, reasons: [.bounce]) }
+        routes.get("/v3/suppression/unsubscribes") { request, context in
             try await list(request, context, reasons: [.unsubscribe])
         }
-        router.get("/v3/suppression/spam_reports") { request, context in try await list(request, context, reasons: [.complaint]) }
+        routes.get("/v3/suppression/spam_reports") { request, context in try await list(request, context, reasons: [.complaint]) }
     }
 
     func send(_ request: Request, _ context: APIRequestContext) async throws -> Response {

@@ -20,33 +20,33 @@ struct TemplateRoutes: Sendable {
         var data: [String: JSONValue]?
     }
 
-    func register(on router: Router<APIRequestContext>) {
-        router.get("/v1/templates") { request, context in
+    func register(on routes: Routes) {
+        routes.get("/v1/templates") { request, context in
             let call = try await services.gate.open(request, context: context, scope: .send)
             let limit = try request.queryInteger("limit", default: 100, range: 1...1000)
             let templates = try services.store.templates(accountID: call.account.id, after: request.query("after"), limit: limit)
             return APIJSON.response(object: ["templates": templates.map(TemplateRoutes.object),
                                              "next": templates.count == limit ? templates.last!.name as Any : NSNull()])
         }
-        router.post("/v1/templates") { request, context in
+        routes.post("/v1/templates") { request, context in
             let call = try await services.gate.open(request, context: context, scope: .admin)
             let input = try APIJSON.decode(TemplateInput.self, from: call.body)
             guard let name = input.name else { throw APIError.badRequest("name is required", field: "name") }
             let template = try save(input, name: name, account: call.account, replace: false)
             return APIJSON.response(object: TemplateRoutes.object(template), status: .created)
         }
-        router.get("/v1/templates/:name") { request, context in
+        routes.get("/v1/templates/:name") { request, context in
             let call = try await services.gate.open(request, context: context, scope: .send)
             let (_, template) = try services.renderer(template: try context.parameters.require("name"), account: call.account)
             return APIJSON.response(object: TemplateRoutes.object(template))
         }
-        router.put("/v1/templates/:name") { request, context in
+        routes.put("/v1/templates/:name") { request, context in
             let call = try await services.gate.open(request, context: context, scope: .admin)
             let input = try APIJSON.decode(TemplateInput.self, from: call.body)
             let template = try save(input, name: try context.parameters.require("name"), account: call.account, replace: true)
             return APIJSON.response(object: TemplateRoutes.object(template))
         }
-        router.delete("/v1/templates/:name") { request, context in
+        routes.delete("/v1/templates/:name") { request, context in
             let call = try await services.gate.open(request, context: context, scope: .admin)
             let name = try context.parameters.require("name")
             do { try services.store.deleteTemplate(accountID: call.account.id, name: name) } catch {
@@ -54,7 +54,7 @@ struct TemplateRoutes: Sendable {
             }
             return Response(status: .noContent)
         }
-        router.post("/v1/templates/:name/render") { request, context in
+        routes.post("/v1/templates/:name/render") { request, context in
             let call = try await services.gate.open(request, context: context, scope: .send)
             let (renderer, _) = try services.renderer(template: try context.parameters.require("name"), account: call.account)
             let input = call.body.isEmpty ? RenderInput() : try APIJSON.decode(RenderInput.self, from: call.body)
@@ -106,8 +106,8 @@ struct SuppressionRoutes: Sendable {
         var scope: Suppression.Scope?
     }
 
-    func register(on router: Router<APIRequestContext>) {
-        router.get("/v1/suppressions") { request, context in
+    func register(on routes: Routes) {
+        routes.get("/v1/suppressions") { request, context in
             let call = try await services.gate.open(request, context: context, scope: .read)
             var reasons: [Suppression.Reason] = []
             for text in request.queryAll("reason").flatMap({ $0.split(separator: ",") }) {
@@ -123,7 +123,7 @@ struct SuppressionRoutes: Sendable {
             return APIJSON.response(object: ["suppressions": list.map(SuppressionRoutes.object),
                                              "next_offset": list.count == limit ? (offset + limit) as Any : NSNull()])
         }
-        router.post("/v1/suppressions") { request, context in
+        routes.post("/v1/suppressions") { request, context in
             let call = try await services.gate.open(request, context: context, scope: .admin)
             let input = try APIJSON.decode(SuppressionInput.self, from: call.body)
             let address = try NativeAPI.address(AddressInput(text: input.address), field: "address").address
@@ -132,7 +132,7 @@ struct SuppressionRoutes: Sendable {
             try services.store.suppress(suppression, accountID: call.account.id)
             return APIJSON.response(object: SuppressionRoutes.object(suppression), status: .created)
         }
-        router.get("/v1/suppressions/:address") { request, context in
+        routes.get("/v1/suppressions/:address") { request, context in
             let call = try await services.gate.open(request, context: context, scope: .read)
             let address = SuppressionRoutes.pathAddress(try context.parameters.require("address"))
             guard let suppression = try services.store.suppression(accountID: call.account.id, address: address) else {
@@ -140,7 +140,7 @@ struct SuppressionRoutes: Sendable {
             }
             return APIJSON.response(object: SuppressionRoutes.object(suppression))
         }
-        router.delete("/v1/suppressions/:address") { request, context in
+        routes.delete("/v1/suppressions/:address") { request, context in
             let call = try await services.gate.open(request, context: context, scope: .admin)
             let address = SuppressionRoutes.pathAddress(try context.parameters.require("address"))
             do { try services.store.unsuppress(accountID: call.account.id, address: address) } catch {

@@ -1,0 +1,221 @@
+#!/usr/bin/env python3
+"""Writes docs/openapi.json (the native API's OpenAPI 3.1 description) and
+embeds the same text in Sources/API/OpenAPIDocument.swift, which serves it
+at /openapi.json. Run after changing the API; a test checks they agree."""
+import json
+import pathlib
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+# Address forms the server accepts (MIME NameAddress): an addr-spec, optionally
+# after a display name in front of <…>.
+ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]"
+LABEL = r"[A-Za-z0-9-]{1,20}"
+ADDR = rf"{ATOM}{{1,30}}@{LABEL}(\.{LABEL}){{1,3}}"
+address = {"oneOf": [
+    {"type": "string", "pattern": rf"^({ADDR}|[A-Za-z0-9 ]{{0,20}}<{ADDR}>)$",
+     "description": "addr@example.com or Name <addr@example.com>", "examples": ["Shop <shop@acme.example>"]},
+    {"type": "object", "required": ["email"], "properties": {
+        "email": {"type": "string", "pattern": rf"^{ADDR}$"}, "name": {"type": "string", "pattern": r"^[^\r\n]*$"}}}]}
+address_list = {"oneOf": [{"$ref": "#/components/schemas/Address"},
+                          {"type": "array", "items": {"$ref": "#/components/schemas/Address"}, "minItems": 1, "maxItems": 100}]}
+time = {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "string", "pattern": r"^[0-9]{1,10}$"}],
+        "description": "ISO 8601 time or Unix seconds"}
+message_id = {"type": "string", "pattern": "^[0-9a-hjkmnp-tv-z]{20}$"}
+error = {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
+    "code": {"type": "string"}, "message": {"type": "string"}, "request_id": {"type": "string"}}}}}
+event = {"type": "object", "required": ["at", "message_id", "recipient", "type"], "properties": {
+    "at": {"type": "string", "format": "date-time"}, "message_id": {"type": "string"}, "recipient": {"type": "string"},
+    "type": {"type": "string", "enum": ["accepted", "deferred", "delivered", "bounced", "expired", "cancelled", "suppressed"]},
+    "attempt": {"type": "integer"}, "reply_code": {"type": "integer"}, "enhanced_code": {"type": "string"}, "reply_text": {"type": "string"},
+    "category": {"type": "string"}, "hard": {"type": "boolean"}, "site": {"type": "string"}, "mx_host": {"type": "string"},
+    "remote_ip": {"type": "string"}, "source_ip": {"type": "string"}, "tls_version": {"type": "string"}, "duration_ms": {"type": "integer"}}}
+template_input = {"type": "object", "required": ["subject"], "anyOf": [{"required": ["text"]}, {"required": ["html"]}], "properties": {
+    "name": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"}, "subject": {"type": "string"},
+    "text": {"type": "string"}, "html": {"type": "string"}, "marketing": {"type": ["boolean", "null"]}, "defaults": {"type": ["object", "null"]},
+    "missing": {"enum": ["error", "default", None],
+                "description": "error: a variable missing from the data fails the send; default: use defaults, then empty"}}}
+template = {"type": "object", "required": ["name", "subject", "missing", "created_at", "updated_at"], "properties": {
+    "name": {"type": "string"}, "subject": {"type": "string"}, "text": {"type": ["string", "null"]}, "html": {"type": ["string", "null"]},
+    "marketing": {"type": "boolean"}, "defaults": {"type": "object"}, "missing": {"type": "string"},
+    "created_at": {"type": "string", "format": "date-time"}, "updated_at": {"type": "string", "format": "date-time"}}}
+suppression = {"type": "object", "required": ["address", "reason", "scope", "created_at"], "properties": {
+    "address": {"type": "string"}, "reason": {"type": "string", "enum": ["bounce", "complaint", "unsubscribe", "manual"]},
+    "scope": {"type": "string", "enum": ["transactional", "marketing", "all"]},
+    "created_at": {"type": "string", "format": "date-time"}, "source": {"type": ["string", "null"]}}}
+single_line = {"type": "string", "pattern": r"^[^\r\n]*$"}
+send = {"type": "object", "required": ["from"], "properties": {
+    "from": {"$ref": "#/components/schemas/Address"}, "to": {"$ref": "#/components/schemas/AddressList"},
+    "cc": {"$ref": "#/components/schemas/AddressList"}, "bcc": {"$ref": "#/components/schemas/AddressList"},
+    "reply_to": {"$ref": "#/components/schemas/AddressList"},
+    "subject": {**single_line, "description": "A Mustache template when template data is given"},
+    "text": {"type": "string"}, "html": {"type": "string"},
+    "template": {"type": "string", "description": "Name of a stored template"}, "template_data": {"type": "object"},
+    "attachments": {"type": "array", "items": {"type": "object", "required": ["filename", "content"], "properties": {
+        "filename": single_line, "content": {"type": "string", "contentEncoding": "base64"}, "content_type": {"type": "string"},
+        "inline": {"type": "boolean"}, "content_id": {"type": "string"}}}},
+    "headers": {"type": "object", "additionalProperties": single_line},
+    "charset": {"type": "string", "enum": ["UTF-8", "ISO-2022-JP"]},
+    "tags": {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 255}},
+    "custom_args": {"type": "object", "additionalProperties": {"type": "string"}},
+    "marketing": {"type": "boolean"}, "send_at": {"anyOf": [time, {"type": "number"}, {"type": "null"}]},
+    "recipients": {"type": "array", "maxItems": 1000, "description": "One personalised message per entry", "items": {
+        "type": "object", "required": ["to"], "properties": {
+            "to": {"$ref": "#/components/schemas/AddressList"}, "cc": {"$ref": "#/components/schemas/AddressList"},
+            "bcc": {"$ref": "#/components/schemas/AddressList"}, "data": {"type": "object"},
+            "tags": {"type": "array", "items": {"type": "string"}}, "custom_args": {"type": "object", "additionalProperties": {"type": "string"}}}}}},
+    "examples": [{"from": "Shop <shop@acme.example>", "subject": "{{name}}様、ポイントのお知らせ", "text": "{{name}}様の残りポイントは{{points}}です。",
+                  "recipients": [{"to": "taro@example.jp", "data": {"name": "太郎", "points": 120}},
+                                 {"to": "hanako@example.jp", "data": {"name": "花子", "points": 80}}]}]}
+accepted = {"type": "object", "required": ["messages"], "properties": {"id": {"type": "string"}, "messages": {"type": "array", "items": {
+    "type": "object", "required": ["id", "recipients"], "properties": {"id": {"type": "string"}, "recipients": {"type": "array", "items": {"type": "string"}}}}}}}
+
+
+def err(description):
+    return {"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+def ok(description, schema, code="200"):
+    return {code: {"description": description, "content": {"application/json": {"schema": schema}}}}
+
+
+def query(name, schema, description=""):
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+
+def path(name, schema=None):
+    return {"name": name, "in": "path", "required": True, "schema": schema or {"type": "string"}}
+
+
+common = {"400": err("Malformed request"), "401": err("Missing or wrong API key"), "403": err("The key's scope or the account does not allow this"),
+          "429": err("Too many failed authentications, or over quota (see Retry-After)")}
+filters = [query("recipient", {"type": "string"}), query("message_id", message_id), query("tag", {"type": "string"}),
+           query("status", {"type": "string", "enum": ["accepted", "deferred", "delivered", "bounced", "expired", "cancelled", "suppressed"]}),
+           query("category", {"type": "string"}), query("since", time), query("until", time)]
+document = {
+    "openapi": "3.1.0",
+    "info": {"title": "Hikyaku API", "version": "1.0.0", "description":
+             "Native HTTP API of the Hikyaku mail relay. Authenticate with 'Authorization: Bearer hk_…' (hikyaku apikey create). "
+             "Errors are {\"error\": {\"code\", \"message\"}}. The SES v2 (/v2/email) and SendGrid v3 (/v3) subsets are described by those services."},
+    "servers": [{"url": "/"}],
+    "security": [{"bearer": []}],
+    "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}, "schemas": {
+        "Error": error, "Address": address, "AddressList": address_list, "Event": event, "Template": template, "TemplateInput": template_input,
+        "Suppression": suppression, "SendRequest": send, "Accepted": accepted}},
+    "paths": {
+        "/v1/messages": {"post": {
+            "operationId": "sendMessages", "summary": "Send one message, or up to 1,000 personalised ones",
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SendRequest"}}}},
+            "responses": {**ok("Durably queued", {"$ref": "#/components/schemas/Accepted"}, "202"), **common, "404": err("Template not found"),
+                          "413": err("Request or message too large"), "422": err("Invalid message (addresses, header injection, template data)"),
+                          "503": err("Spool unavailable"), "507": err("Spool storage full")}}},
+        "/v1/messages/{id}": {"get": {
+            "operationId": "getMessage", "summary": "Envelope, recipients and every delivery attempt", "parameters": [path("id", message_id)],
+            "responses": {**ok("The message", {"type": "object", "required": ["id", "recipients", "events"], "properties": {
+                "id": {"type": "string"}, "from": {"type": "string"}, "received_at": {"type": "string"},
+                "recipients": {"type": "array", "items": {"type": "object", "properties": {
+                    "address": {"type": "string"}, "state": {"type": "string"}, "attempts": {"type": "integer"},
+                    "last_reply": {"type": ["string", "null"]}}}},
+                "events": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}}}}), **common, "404": err("No such message")}}},
+        "/v1/messages/{id}/resend": {"post": {
+            "operationId": "resendMessage", "summary": "Send again to the recipients that bounced, expired or were cancelled",
+            "parameters": [path("id", message_id)],
+            "requestBody": {"required": False, "content": {"application/json": {"schema": {"type": "object", "properties": {
+                "recipients": {"type": "array", "items": {"type": "string"}}}}}}},
+            "responses": {**ok("Queued again", {"type": "object", "properties": {"id": {"type": "string"}, "resend_of": {"type": "string"},
+                                                                                 "recipients": {"type": "array", "items": {"type": "string"}}}}, "202"),
+                          **common, "404": err("No such message"), "409": err("Nothing to resend"), "410": err("Content no longer stored"),
+                          "503": err("Spool unavailable")}}},
+        "/v1/resend": {"post": {
+            "operationId": "resendByFilter", "summary": "Resend every failed recipient matching a filter",
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object", "properties": {
+                "status": {"type": "array", "items": {"type": "string", "enum": ["bounced", "expired", "cancelled"]}},
+                "category": {"type": "string"}, "recipient": {"type": "string"}, "tag": {"type": "string"},
+                "since": {"type": "string", "format": "date-time"}, "until": {"type": "string", "format": "date-time"},
+                "limit": {"type": "integer", "minimum": 1, "maximum": 10000}}},
+                "examples": [{"status": ["bounced"], "category": "mailbox_full", "since": "2026-11-01T00:00:00Z"}]}}},
+            "responses": {**ok("Resent", {"type": "object", "properties": {"resent": {"type": "array"}, "skipped": {"type": "array"}}}, "202"),
+                          **common, "503": err("Spool unavailable")}}},
+        "/v1/events": {"get": {
+            "operationId": "searchEvents", "summary": "Search the event log, newest first; Accept: text/csv for CSV",
+            "parameters": filters + [query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
+                                     query("cursor", {"type": "string", "pattern": r"^[0-9.]+_[01]_[0-9]+$"})],
+            "responses": {"200": {"description": "Events", "content": {
+                "application/json": {"schema": {"type": "object", "required": ["events", "next_cursor"], "properties": {
+                    "events": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}}, "next_cursor": {"type": ["string", "null"]}}}},
+                "text/csv": {"schema": {"type": "string"}}}}, **common}}},
+        "/v1/stats": {"get": {
+            "operationId": "stats", "summary": "Event counts per hour or day, optionally per tag or receiving provider",
+            "parameters": [query("since", time), query("until", time), query("interval", {"type": "string", "enum": ["hour", "day"]}),
+                           query("group_by", {"type": "string", "enum": ["none", "tag", "provider"]})],
+            "responses": {**ok("Counts", {"type": "object", "required": ["stats"], "properties": {"stats": {"type": "array", "items": {
+                "type": "object", "properties": {"period": {"type": "string"}, "counts": {"type": "object", "additionalProperties": {"type": "integer"}}}}}}}),
+                          **common}}},
+        "/v1/account": {"get": {
+            "operationId": "getAccount", "summary": "The account, its quotas and what counts against them",
+            "responses": {**ok("Account", {"type": "object", "required": ["name", "quota"], "properties": {
+                "name": {"type": "string"}, "domains": {"type": "array", "items": {"type": "string"}},
+                "quota": {"type": "object", "properties": {"max_send_rate": {"type": "number"}, "max_24h_send": {"type": "integer"},
+                                                           "sent_last_24h": {"type": "integer"}, "sandbox": {"type": "boolean"}}}}}), **common}}},
+        "/v1/account/usage": {"get": {
+            "operationId": "getUsage", "summary": "Messages, recipients and bytes accepted per UTC day",
+            "parameters": [query("since", time), query("until", time)],
+            "responses": {**ok("Usage", {"type": "object", "required": ["usage"], "properties": {"usage": {"type": "array", "items": {
+                "type": "object", "properties": {"day": {"type": "string"}, "messages": {"type": "integer"}, "recipients": {"type": "integer"},
+                                                 "bytes": {"type": "integer"}}}}}}), **common}}},
+        "/v1/templates": {
+            "get": {"operationId": "listTemplates", "parameters": [query("after", {"type": "string"}),
+                                                                   query("limit", {"type": "integer", "minimum": 1, "maximum": 1000})],
+                    "responses": {**ok("Templates", {"type": "object", "required": ["templates"], "properties": {
+                        "templates": {"type": "array", "items": {"$ref": "#/components/schemas/Template"}}, "next": {"type": ["string", "null"]}}}),
+                                  **common}},
+            "post": {"operationId": "createTemplate",
+                     "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TemplateInput"},
+                         "examples": {"points": {"value": {"name": "points", "subject": "{{name}}様", "text": "残り{{points}}ポイント",
+                                                           "missing": "error"}}}}}},
+                     "responses": {**ok("Created", {"$ref": "#/components/schemas/Template"}, "201"), **common, "409": err("Exists"),
+                                   "422": err("Does not parse")}}},
+        "/v1/templates/{name}": {
+            "get": {"operationId": "getTemplate", "parameters": [path("name")],
+                    "responses": {**ok("Template", {"$ref": "#/components/schemas/Template"}), **common, "404": err("Not found")}},
+            "put": {"operationId": "updateTemplate", "parameters": [path("name")],
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TemplateInput"}}}},
+                    "responses": {**ok("Updated", {"$ref": "#/components/schemas/Template"}), **common, "404": err("Not found"),
+                                  "422": err("Does not parse")}},
+            "delete": {"operationId": "deleteTemplate", "parameters": [path("name")],
+                       "responses": {"204": {"description": "Deleted"}, **common, "404": err("Not found")}}},
+        "/v1/templates/{name}/render": {"post": {
+            "operationId": "renderTemplate", "summary": "Preview a template with data", "parameters": [path("name")],
+            "requestBody": {"required": False, "content": {"application/json": {"schema": {"type": "object", "properties": {"data": {"type": "object"}}}}}},
+            "responses": {**ok("Rendered", {"type": "object", "required": ["subject"], "properties": {
+                "subject": {"type": "string"}, "text": {"type": ["string", "null"]}, "html": {"type": ["string", "null"]}}}), **common,
+                          "404": err("Not found"), "422": err("Missing variables")}}},
+        "/v1/suppressions": {
+            "get": {"operationId": "listSuppressions",
+                    "parameters": [query("reason", {"type": "string", "enum": ["bounce", "complaint", "unsubscribe", "manual"]}),
+                                   query("since", time), query("until", time), query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
+                                   query("offset", {"type": "integer", "minimum": 0, "maximum": 2147483647})],
+                    "responses": {**ok("Suppressions", {"type": "object", "required": ["suppressions"], "properties": {
+                        "suppressions": {"type": "array", "items": {"$ref": "#/components/schemas/Suppression"}},
+                        "next_offset": {"type": ["integer", "null"]}}}), **common}},
+            "post": {"operationId": "addSuppression",
+                     "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object", "required": ["address"], "properties": {
+                         "address": {"type": "string", "pattern": rf"^{ADDR}$"},
+                         "reason": {"type": "string", "enum": ["bounce", "complaint", "unsubscribe", "manual"]},
+                         "scope": {"type": "string", "enum": ["transactional", "marketing", "all"]}}}}}},
+                     "responses": {**ok("Added", {"$ref": "#/components/schemas/Suppression"}, "201"), **common, "422": err("Invalid address")}}},
+        "/v1/suppressions/{address}": {
+            "get": {"operationId": "getSuppression", "parameters": [path("address")],
+                    "responses": {**ok("Suppression", {"$ref": "#/components/schemas/Suppression"}), **common, "404": err("Not suppressed")}},
+            "delete": {"operationId": "removeSuppression", "parameters": [path("address")],
+                       "responses": {"204": {"description": "Released"}, **common, "404": err("Not suppressed")}}},
+    },
+}
+
+text = json.dumps(document, ensure_ascii=False, indent=1) + "\n"
+(ROOT / "docs" / "openapi.json").write_text(text)
+(ROOT / "Sources" / "API" / "OpenAPIDocument.swift").write_text(
+    "/// The OpenAPI 3.1 description of the native API, served at `/openapi.json`.\n"
+    "/// Generated with docs/openapi.json by scripts/openapi.py (the binary needs\n"
+    "/// no resource bundle); an interop test checks that the two agree.\n"
+    "enum OpenAPIDocument {\n    static let json = #\"\"\"\n" + text + "\"\"\"#\n}\n")
