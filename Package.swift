@@ -133,6 +133,7 @@ let package = Package(
         .testTarget(name: "DNSTests", dependencies: ["DNS", "FuzzTargets", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "StoreTests", dependencies: ["Store"]),
         .testTarget(name: "MIMETests", dependencies: ["MIME"]),
+        .testTarget(name: "APITests", dependencies: ["API", "Store", "Spool", "MIME"]),
         .testTarget(
             name: "RelayTests",
             dependencies: [

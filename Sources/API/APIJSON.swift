@@ -112,6 +112,9 @@ struct FlexibleDate: Decodable, Sendable {
     init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
         if let seconds = try? container.decode(Double.self) {
+            guard FlexibleDate.range.contains(seconds) else {
+                throw DecodingError.dataCorruptedError(in: container, debugDescription: "time out of range")
+            }
             date = Date(timeIntervalSince1970: seconds)
         } else if let parsed = FlexibleDate.parse(try container.decode(String.self)) {
             date = parsed
@@ -120,14 +123,27 @@ struct FlexibleDate: Decodable, Sendable {
         }
     }
 
+    /// Years 1 to 9999: anything outside is a client error, not a time to compute with.
+    static let range: ClosedRange<Double> = -62_135_596_800...253_402_300_799
+
     static func parse(_ text: String) -> Date? {
-        if let seconds = Double(text) { return Date(timeIntervalSince1970: seconds) }
-        let formatter = ISO8601DateFormatter()
-        if let date = formatter.date(from: text) { return date }
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        if let date = formatter.date(from: text) { return date }
-        formatter.formatOptions = [.withFullDate]
-        return formatter.date(from: text)
+        var date: Date?
+        if let seconds = Double(text) {
+            date = Date(timeIntervalSince1970: seconds)
+        } else {
+            let formatter = ISO8601DateFormatter()
+            date = formatter.date(from: text)
+            if date == nil {
+                formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+                date = formatter.date(from: text)
+            }
+            if date == nil {
+                formatter.formatOptions = [.withFullDate]
+                date = formatter.date(from: text)
+            }
+        }
+        guard let date, range.contains(date.timeIntervalSince1970) else { return nil }
+        return date
     }
 }
 

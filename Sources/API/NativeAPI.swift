@@ -163,7 +163,7 @@ struct NativeAPI: Sendable {
 
     func status(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let call = try await services.gate.open(request, context: context, scope: .read)
-        let details = try services.message(try context.parameters.require("id"), account: call.account)
+        let details = try await services.message(try context.parameters.require("id"), account: call.account)
         let events = try services.index.events(DeliveryLogFilter(messageID: details.id, limit: 10_000)).reversed()
         let body: [String: Any] = [
             "id": details.id.rawValue,
@@ -303,7 +303,7 @@ struct NativeAPI: Sendable {
 
     func resendMessage(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let call = try await services.gate.open(request, context: context, scope: .send)
-        let details = try services.message(try context.parameters.require("id"), account: call.account)
+        let details = try await services.message(try context.parameters.require("id"), account: call.account)
         let input = call.body.isEmpty ? ResendRequest() : try APIJSON.decode(ResendRequest.self, from: call.body)
         let chosen = input.recipients.map { Set($0.map { $0.lowercased() }) }
         let recipients = details.recipients.filter {

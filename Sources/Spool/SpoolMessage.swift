@@ -104,6 +104,14 @@ public struct MessageID: Hashable, Sendable, Comparable, CustomStringConvertible
 
     static let alphabet = Array("0123456789abcdefghjkmnpqrstvwxyz".utf8)
 
+    /// When the id was made (its first ten characters), to the millisecond.
+    public var timestamp: Date {
+        let milliseconds = rawValue.utf8.prefix(10).reduce(UInt64(0)) { value, byte in
+            (value << 5) | UInt64(MessageID.alphabet.firstIndex(of: byte) ?? 0)
+        }
+        return Date(timeIntervalSince1970: Double(milliseconds) / 1000)
+    }
+
     /// A new id for a message arriving now.
     public static func generate() -> MessageID {
         var generator = SystemRandomNumberGenerator()

@@ -168,7 +168,11 @@ public final class SendingMeter: @unchecked Sendable {
         return state
     }
 
-    static func hour(_ date: Date) -> Int { Int((date.timeIntervalSince1970 / 3600).rounded(.down)) }
+    /// Hours since the epoch, clamped so that no date can trap the conversion.
+    static func hour(_ date: Date) -> Int {
+        let hours = (date.timeIntervalSince1970 / 3600).rounded(.down)
+        return hours.isFinite ? Int(max(-1e12, min(1e12, hours))) : 0
+    }
 }
 
 extension SendingMeter.Counts {
