@@ -13,13 +13,14 @@ from conftest import BINARY, RawClient, greet
 def test_zero_config_start_creates_data_dir_and_certificate():
     with tempfile.TemporaryDirectory() as directory:
         env = dict(os.environ, HIKYAKU_SMTP_LISTEN="127.0.0.1:0", HIKYAKU_SMTP_TLS_LISTEN="127.0.0.1:0",
-                   HIKYAKU_ADMIN_LISTEN="127.0.0.1:0")
+                   HIKYAKU_ADMIN_LISTEN="127.0.0.1:0", HIKYAKU_API_LISTEN="127.0.0.1:0")
         proc = subprocess.Popen([BINARY, "serve"], cwd=directory, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
         try:
-            # The admin port may come up before or after the SMTP listeners.
-            lines = [proc.stdout.readline().decode() for _ in range(4)]
+            # The HTTP ports may come up before or after the SMTP listeners.
+            lines = [proc.stdout.readline().decode() for _ in range(5)]
             assert any(line.startswith("hikyaku: listening admin 127.0.0.1:") for line in lines)
-            lines = [line for line in lines if not line.startswith("hikyaku: listening admin ")]
+            assert any(line.startswith("hikyaku: listening api 127.0.0.1:") for line in lines)
+            lines = [line for line in lines if not line.startswith(("hikyaku: listening admin ", "hikyaku: listening api "))]
             assert lines[0].startswith("hikyaku: listening smtp 127.0.0.1:")
             assert lines[1].startswith("hikyaku: listening smtp-tls 127.0.0.1:")
             assert "account create" in lines[2]
