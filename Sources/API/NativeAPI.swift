@@ -69,10 +69,14 @@ struct NativeAPI: Sendable {
         let messages = try draft.messages(builder: services.builder)
         try Submitter.checkSender(draft.base.from.address, account: call.account)
         let ids = try await services.submitter.submit(messages, account: call.account, client: context.clientAddress)
-        let list = zip(ids, messages).map { ["id": $0.rawValue, "recipients": $1.recipients] as [String: Any] }
-        var body: [String: Any] = ["messages": list]
-        if ids.count == 1 { body["id"] = ids[0].rawValue }
-        return APIJSON.response(object: body, status: .accepted)
+        // Written by hand: for a batch of 1,000 JSONSerialization cost a sixth of the request.
+        var body = "{"
+        if ids.count == 1 { body += "\"id\":\"\(ids[0].rawValue)\"," }
+        body += "\"messages\":["
+        body += zip(ids, messages).map { "{\"id\":\"\($0.rawValue)\",\"recipients\":\(JSONText.array($1.recipients))}" }
+            .joined(separator: ",")
+        body += "]}"
+        return Response(status: .accepted, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: body)))
     }
 
     func draft(_ input: SendRequest, account: Account) throws(APIError) -> MessageDraft {
@@ -395,11 +399,7 @@ struct NativeAPI: Sendable {
 
     // MARK: Shapes
 
-    static func iso(_ date: Date) -> String {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return formatter.string(from: date)
-    }
+    static func iso(_ date: Date) -> String { MailDate.iso8601(date) }
 
     static func eventObject(_ event: DeliveryEvent) -> [String: Any] {
         var object: [String: Any] = ["at": iso(event.at), "message_id": event.messageID.rawValue, "recipient": event.recipient,

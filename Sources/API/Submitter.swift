@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import Logging
+import MIME
 import NIOConcurrencyHelpers
 import Relay
 import Spool
@@ -94,10 +95,6 @@ struct Submitter: Sendable {
 
     /// The trace field for mail received over HTTP (RFC 5321 §4.4).
     static func received(client: String, hostname: String, id: MessageID, account: String, at date: Date) -> [UInt8] {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss '+0000'"
-        return Array("Received: from [\(client)] (account \(account))\r\n\tby \(hostname) (Hikyaku) with HTTP id \(id);\r\n\t\(formatter.string(from: date))\r\n".utf8)
+        Array("Received: from [\(client)] (account \(account))\r\n\tby \(hostname) (Hikyaku) with HTTP id \(id);\r\n\t\(MailDate.rfc5322(date))\r\n".utf8)
     }
 }

@@ -98,7 +98,7 @@ public struct MessageBuilder: Sendable {
             header.add("Reply-To", try composition.replyTo.map { a throws(MIMEError) in try a.render(charset: charset) }.joined(separator: ",\r\n "))
         }
         header.add("Subject", try EncodedWord.encode(composition.subject, charset: charset))
-        header.add("Date", MessageBuilder.rfc5322Date(date))
+        header.add("Date", MailDate.rfc5322(date))
         header.add("Message-ID", "<\(id)>")
         for (name, value) in composition.headers {
             guard MessageBuilder.isFieldName(name) else { throw .invalidHeaderName(name) }
@@ -144,10 +144,7 @@ public struct MessageBuilder: Sendable {
     }
 
     func textPart(_ text: String, subtype: String, charset: Charset) throws(MIMEError) -> Part {
-        // Line breaks become CRLF whatever the caller sent.
-        let normalised = text.replacingOccurrences(of: "\r\n", with: "\n").replacingOccurrences(of: "\r", with: "\n")
-            .replacingOccurrences(of: "\n", with: "\r\n")
-        let bytes = try charset.encode(normalised)
+        let bytes = MessageBuilder.crlf(try charset.encode(text))
         var encoding = TransferEncoding.choose(for: bytes, isText: true, escapesAllowed: charset == .iso2022JP)
         // ISO-2022-JP is sent as 7bit (RFC 1468); base64 only when a line is too long.
         if charset == .iso2022JP && encoding == .quotedPrintable { encoding = .base64 }
@@ -193,6 +190,26 @@ public struct MessageBuilder: Sendable {
         return Part(headers: headers, content: content)
     }
 
+    /// Line breaks as CRLF whatever the caller sent (CR, LF or CRLF). Safe on
+    /// encoded bytes: neither UTF-8 nor ISO-2022-JP uses 0x0D/0x0A inside a character.
+    static func crlf(_ bytes: [UInt8]) -> [UInt8] {
+        var output: [UInt8] = []
+        output.reserveCapacity(bytes.count + bytes.count / 32)
+        var index = 0
+        while index < bytes.count {
+            let byte = bytes[index]
+            if byte == 0x0D || byte == 0x0A {
+                output.append(0x0D)
+                output.append(0x0A)
+                if byte == 0x0D, index + 1 < bytes.count, bytes[index + 1] == 0x0A { index += 1 }
+            } else {
+                output.append(byte)
+            }
+            index += 1
+        }
+        return output
+    }
+
     /// A parameter value: a quoted string for ASCII, else an encoded word in
     /// quotes (what mail clients read for file names, RFC 2231 being less supported).
     static func parameter(_ value: String, charset: Charset) -> String {
@@ -214,14 +231,6 @@ public struct MessageBuilder: Sendable {
             !part.isEmpty && part.unicodeScalars.allSatisfy { $0.value > 0x20 && $0.value < 0x7F && !"()<>@,;:\\\"/[]?=".unicodeScalars.contains($0) }
         }
         return parts.count == 2 && token(parts[0]) && token(parts[1])
-    }
-
-    static func rfc5322Date(_ date: Date) -> String {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss '+0000'"
-        return formatter.string(from: date)
     }
 }
 

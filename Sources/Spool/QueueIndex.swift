@@ -140,7 +140,7 @@ public struct QueueIndex: Sendable {
             let insertTag = try db.cachedStatement(sql: "INSERT OR IGNORE INTO message_tag (message_id, tag) VALUES (?, ?)")
             for row in rows {
                 let record = row.record
-                let metadata = record.metadata.flatMap { try? JSONEncoder().encode($0) }.map { String(decoding: $0, as: UTF8.self) }
+                let metadata = record.metadata.map { String(decoding: $0.json, as: UTF8.self) }
                 try insertMessage.execute(arguments: [
                     record.id.rawValue, record.receivedAt.timeIntervalSince1970, record.accountID, record.sender,
                     row.length, row.segment, row.offset, row.length, record.smtpUTF8,

@@ -42,7 +42,7 @@ struct SegmentRecord: Equatable {
         append(string: message.clientAddress, to: &header)
         append(UInt32(message.recipients.count), to: &header)
         for recipient in message.recipients { append(string: recipient, to: &header) }
-        if let metadata = message.metadata, let json = try? JSONEncoder().encode(metadata) {
+        if let json = message.metadata?.json {
             append(UInt32(json.count), to: &header)
             header.append(contentsOf: json)
         }

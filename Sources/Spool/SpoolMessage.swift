@@ -141,3 +141,49 @@ public enum SpoolError: Error, Hashable, Sendable {
     /// Any other write or sync failure, or a spool that is shut down: 451 4.3.0.
     case unavailable(String)
 }
+
+/// Hand-written JSON for the few fixed shapes written per message, where
+/// JSONEncoder/JSONSerialization would cost more than building the message.
+public enum JSONText {
+    /// `text` as a JSON string literal (RFC 8259 §7).
+    public static func quote(_ text: String) -> String {
+        var output = "\""
+        output.reserveCapacity(text.utf8.count + 2)
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": output += "\\\""
+            case "\\": output += "\\\\"
+            case "\n": output += "\\n"
+            case "\r": output += "\\r"
+            case "\t": output += "\\t"
+            default:
+                if scalar.value < 0x20 {
+                    let hex = String(scalar.value, radix: 16)
+                    output += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                } else {
+                    output.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return output + "\""
+    }
+
+    public static func array(_ items: [String]) -> String { "[" + items.map(quote).joined(separator: ",") + "]" }
+
+    public static func object(_ items: [String: String]) -> String {
+        "{" + items.sorted { $0.key < $1.key }.map { quote($0.key) + ":" + quote($0.value) }.joined(separator: ",") + "}"
+    }
+}
+
+extension MessageMetadata {
+    /// The stored form (read back with JSONDecoder), written by hand: this runs for every API message, twice.
+    var json: [UInt8] {
+        var parts = ["\"tags\":" + JSONText.array(tags), "\"customArguments\":" + JSONText.object(customArguments),
+                     "\"marketing\":" + (marketing ? "true" : "false")]
+        // JSONDecoder's default date strategy: seconds since 2001-01-01.
+        if let notBefore { parts.append("\"notBefore\":\(notBefore.timeIntervalSinceReferenceDate)") }
+        if let source { parts.append("\"source\":" + JSONText.quote(source)) }
+        if let resendOf { parts.append("\"resendOf\":" + JSONText.quote(resendOf.rawValue)) }
+        return Array(("{" + parts.joined(separator: ",") + "}").utf8)
+    }
+}

@@ -106,3 +106,16 @@ import Testing
         #expect(try NameAddress(name: "Yamada, Taro", address: "t@example.jp").render(charset: .utf8) == "\"Yamada, Taro\" <t@example.jp>")
     }
 }
+
+@Suite struct MailDateTests {
+    @Test func formatsInUTC() {
+        let date = Date(timeIntervalSince1970: 1_795_933_559.123) // 2026-11-29T06:25:59.123Z (a Sunday)
+        #expect(MailDate.rfc5322(date) == "Sun, 29 Nov 2026 06:25:59 +0000")
+        #expect(MailDate.iso8601(date) == "2026-11-29T06:25:59.123Z")
+        #expect(MailDate.iso8601(Date(timeIntervalSince1970: 0)) == "1970-01-01T00:00:00.000Z")
+    }
+
+    @Test func lineBreaksBecomeCRLF() {
+        #expect(MessageBuilder.crlf(Array("a\nb\rc\r\nd".utf8)) == Array("a\r\nb\r\nc\r\nd".utf8))
+    }
+}

@@ -167,6 +167,16 @@ struct SpoolTests {
         #expect(decoded.recipients == original.recipients)
         #expect(decoded.accountID == 3 && decoded.receivedAt == Date(timeIntervalSince1970: 12345.5))
         #expect(SegmentRecord.decodeHeader(header.dropLast()) == nil, "a truncated header is rejected")
+        #expect(decoded.metadata == nil)
+        // API metadata travels in the record, so recovery restores it with the message.
+        var tagged = original
+        tagged.metadata = MessageMetadata(tags: ["spring"], customArguments: ["user": "42"], marketing: true,
+                                          notBefore: Date(timeIntervalSince1970: 1_800_000_000), source: "api")
+        var taggedBytes: [UInt8] = []
+        let taggedOffset = SegmentRecord.encode(tagged, receivedAt: Date(), into: &taggedBytes)
+        let taggedHeader = taggedBytes[SegmentRecord.fixedHeaderSize..<taggedOffset]
+        #expect(SegmentRecord.decodeHeader(taggedHeader)?.metadata == tagged.metadata)
+        #expect(SegmentRecord.decodeHeader(taggedHeader.dropLast()) == nil, "truncated metadata is rejected")
         var crc = CRC32()
         crc.update(Array("123456789".utf8))
         #expect(crc.value == 0xCBF4_3926, "the standard CRC-32 check value")
@@ -198,5 +208,20 @@ struct SpoolTests {
         #expect(early < late)
         #expect(MessageID(early.rawValue) == early)
         #expect(MessageID("not-an-id") == nil)
+    }
+}
+
+@Suite struct MessageMetadataTests {
+    @Test func handWrittenJSONDecodes() throws {
+        let metadata = MessageMetadata(tags: ["a\"b", "日本"], customArguments: ["k\n": "v\\", "z": "\u{1}"], marketing: true,
+                                       notBefore: Date(timeIntervalSince1970: 1_800_000_000.5), source: "api",
+                                       resendOf: MessageID.generate())
+        #expect(try JSONDecoder().decode(MessageMetadata.self, from: Data(metadata.json)) == metadata)
+        #expect(try JSONDecoder().decode(MessageMetadata.self, from: Data(MessageMetadata().json)) == MessageMetadata())
+    }
+
+    @Test func idsCarryTheirTime() {
+        let now = Date()
+        #expect(abs(MessageID.generate().timestamp.timeIntervalSince(now)) < 1)
     }
 }
