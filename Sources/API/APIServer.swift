@@ -1,8 +1,10 @@
 import Foundation
 import Hummingbird
+import HummingbirdTLS
 import Logging
 import MIME
 import NIOCore
+import NIOSSL
 import Relay
 import Spool
 import Store
@@ -19,10 +21,12 @@ public struct APIServer: Sendable {
         public var maximumMessageSize: Int
         public var maximumAuthFailures: Int
         public var authFailureWindow: TimeAmount
+        /// HTTPS with this configuration; nil: plain HTTP.
+        public var tls: TLSConfiguration?
 
         public init(host: String, port: Int, hostname: String, maximumBodySize: Int, maximumMessageSize: Int,
                     maximumAuthFailures: Int = 10,
-                    authFailureWindow: TimeAmount = .seconds(300)) {
+                    authFailureWindow: TimeAmount = .seconds(300), tls: TLSConfiguration? = nil) {
             self.host = host
             self.port = port
             self.hostname = hostname
@@ -30,6 +34,7 @@ public struct APIServer: Sendable {
             self.maximumMessageSize = maximumMessageSize
             self.maximumAuthFailures = maximumAuthFailures
             self.authFailureWindow = authFailureWindow
+            self.tls = tls
         }
     }
 
@@ -66,8 +71,9 @@ public struct APIServer: Sendable {
     }
 
     /// The application, ready to run in a ServiceGroup; `onListening` gets the bound address.
-    public func application(onListening: @escaping @Sendable (SocketAddress?) -> Void) -> some ApplicationProtocol {
-        Application(router: router(), configuration: .init(address: .hostname(options.host, port: options.port), serverName: "hikyaku"),
+    public func application(onListening: @escaping @Sendable (SocketAddress?) -> Void) throws -> some ApplicationProtocol {
+        Application(router: router(), server: try options.tls.map { try .tls(.http1(), tlsConfiguration: $0) } ?? .http1(),
+                    configuration: .init(address: .hostname(options.host, port: options.port), serverName: "hikyaku"),
                     onServerRunning: { channel in onListening(channel.localAddress) }, logger: logger)
     }
 }

@@ -60,6 +60,8 @@ public struct Configuration: Sendable, Equatable {
     public var logRetentionDays = 30
     /// host:port of the HTTP API (native, SES v2, SendGrid v3); empty: none.
     public var apiListen = "127.0.0.1:8025"
+    /// Serve the API over HTTPS with the server's certificate (smtp.tlsCertificate or the self-signed one).
+    public var apiTLS = false
     /// Largest request body the API reads; 0: twice smtp.maxMessageSize (base64 attachments grow by a third).
     public var apiMaxRequestSize = 0
 
@@ -220,6 +222,7 @@ extension Configuration {
         list("delivery.egressPools", "Egress pools as NAME=IP [IP…] (e.g. marketing=192.0.2.10 192.0.2.11); an account's mail leaves from its pool's addresses in turn, other mail from the pool named default; none: the kernel chooses", \.deliveryEgressPools),
         string("admin.listen", "host:port of the admin HTTP server (Prometheus /metrics, /healthz); no authentication, keep it on loopback or a private network; empty: off", \.adminListen),
         string("api.listen", "host:port of the HTTP API: native /v1, Amazon SES v2 and SendGrid v3 compatible (docs/api.md); empty: off", \.apiListen),
+        boolean("api.tls", "Serve the API over HTTPS (TLS 1.2+) with the certificate of smtp.tlsCertificate, or the self-signed one", \.apiTLS),
         integer("api.maxRequestSize", "Largest API request body in bytes (413 above it); 0 means twice smtp.maxMessageSize", \.apiMaxRequestSize, minimum: 0),
         integer("log.retentionDays", "Days the delivery log and the records of finished messages are kept", \.logRetentionDays, minimum: 1),
         integer("spool.minimumFreeBytes", "Refuse mail with 452 4.3.1 below this much free disk space; 0 means twice smtp.maxMessageSize", \.spoolMinimumFreeBytes, minimum: 0),

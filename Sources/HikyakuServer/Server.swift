@@ -72,6 +72,8 @@ public enum Server {
             certificateChain: try NIOSSLCertificate.fromPEMFile(certificatePath).map { .certificate($0) },
             privateKey: .privateKey(try NIOSSLPrivateKey(file: keyPath, format: .pem)))
         let tlsContext = try NIOSSLContext(configuration: tlsConfiguration)
+        var apiTLSConfiguration = tlsConfiguration
+        apiTLSConfiguration.minimumTLSVersion = .tlsv12
 
         let group = MultiThreadedEventLoopGroup(
             numberOfThreads: configuration.eventLoopThreads > 0 ? configuration.eventLoopThreads : max(1, System.coreCount - 1))
@@ -126,9 +128,10 @@ public enum Server {
                                    ? configuration.apiMaxRequestSize : 2 * configuration.maxMessageSize,
                                maximumMessageSize: configuration.maxMessageSize,
                                maximumAuthFailures: configuration.maxAuthFailuresPerClient,
-                               authFailureWindow: .seconds(Int64(configuration.authFailureWindowSeconds))),
+                               authFailureWindow: .seconds(Int64(configuration.authFailureWindowSeconds)),
+                               tls: configuration.apiTLS ? apiTLSConfiguration : nil),
                 store: store, spool: spool, meter: meter, logger: logger)
-            services.append(.init(service: api.application { bound in
+            services.append(.init(service: try api.application { bound in
                 announce("hikyaku: listening api \(bound?.ipAddress ?? address.host):\(bound?.port ?? address.port)")
             }))
         }

@@ -455,3 +455,22 @@ def test_openapi_document_is_served_and_the_api_conforms_to_it(make_server, tmp_
         capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-6000:]
     assert "critical" not in server.log().lower()
+
+
+def test_api_over_https(make_server):
+    server = make_server(start=False)
+    server.config["api"] = {"listen": "127.0.0.1:0", "tls": True}
+    server.create_account("acme", ["acme.example"])
+    token, _, _ = server.api_key("acme", "read")
+    server.start()
+    import ssl
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE  # the self-signed certificate
+    request = urllib.request.Request(f"https://127.0.0.1:{server.api_port}/v1/account",
+                                     headers={"Authorization": "Bearer " + token})
+    with urllib.request.urlopen(request, context=context, timeout=10) as response:
+        assert response.status == 200 and json.loads(response.read())["name"] == "acme"
+    import http.client
+    with pytest.raises((urllib.error.URLError, http.client.HTTPException, ConnectionError)):
+        urllib.request.urlopen(server.api_url + "/v1/account", timeout=10).read()  # plain HTTP is not spoken
