@@ -84,7 +84,8 @@ struct APIError: Error, Sendable {
             error["help"] = NSNull()
             body = ["errors": [error], "id": requestID]
         }
-        let status = flavor == .ses && status == .unprocessableContent ? .badRequest : status
+        // SES and SendGrid answer 400 for invalid content; only the native API uses 422.
+        let status = flavor != .native && status == .unprocessableContent ? .badRequest : status
         let data = (try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])) ?? Data("{}".utf8)
         return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
     }

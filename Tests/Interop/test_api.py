@@ -305,6 +305,11 @@ def test_sendgrid_personalizations_sandbox_and_errors(api, mx):
                                                    "content": [{"type": "text/plain", "value": "x"}]})
     error = json.loads(raised.value.body)
     assert error["errors"][0]["field"] == "personalizations" and error["errors"][0]["message"]
+    with pytest.raises(BadRequestsError) as raised:
+        client.client.mail.send.post(request_body={
+            "from": {"email": "shop@acme.example"}, "subject": "Hi\r\nBcc: victim@api.test",
+            "personalizations": [{"to": [{"email": "x@api.test"}]}], "content": [{"type": "text/plain", "value": "x"}]})
+    assert "line break" in json.loads(raised.value.body)["errors"][0]["message"]
 
     call(api, "POST", "/v1/suppressions", {"address": "left@api.test", "reason": "unsubscribe", "scope": "marketing"})
     unsubscribes = client.client.suppression.unsubscribes.get()
