@@ -45,6 +45,14 @@ let package = Package(
         ),
         // Building RFC 5322/MIME messages from structured input (the APIs).
         .target(name: "MIME"),
+        // DKIM signing (RFC 6376, RFC 8463).
+        .target(
+            name: "DKIM",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+            ]
+        ),
         // Durable message bytes (append-only segments) and the queue index.
         .target(
             name: "Spool",
@@ -68,7 +76,7 @@ let package = Package(
         .target(
             name: "Relay",
             dependencies: [
-                "SMTPCore", "Spool", "Store", "DNS",
+                "SMTPCore", "Spool", "Store", "DNS", "DKIM",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -96,7 +104,7 @@ let package = Package(
         .target(
             name: "HikyakuServer",
             dependencies: [
-                "Relay", "Spool", "Store", "SMTPCore", "DNS", "API", "MIME",
+                "Relay", "Spool", "Store", "SMTPCore", "DNS", "API", "MIME", "DKIM",
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -112,7 +120,7 @@ let package = Package(
         .executableTarget(
             name: "hikyaku",
             dependencies: [
-                "HikyakuServer", "Store", "Spool", "DNS", "Relay", "SMTPCore",
+                "HikyakuServer", "Store", "Spool", "DNS", "Relay", "SMTPCore", "DKIM",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -135,6 +143,7 @@ let package = Package(
         .testTarget(name: "DNSTests", dependencies: ["DNS", "FuzzTargets", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "StoreTests", dependencies: ["Store"]),
         .testTarget(name: "MIMETests", dependencies: ["MIME"]),
+        .testTarget(name: "DKIMTests", dependencies: ["DKIM"]),
         .testTarget(name: "APITests", dependencies: ["API", "Store", "Spool", "MIME"]),
         .testTarget(
             name: "RelayTests",

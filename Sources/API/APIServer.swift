@@ -42,7 +42,7 @@ public struct APIServer: Sendable {
     let services: APIServices
     let logger: Logger
 
-    public init(options: Options, store: SQLiteStore, spool: Spool, meter: SendingMeter, logger: Logger) {
+    public init(options: Options, store: SQLiteStore, spool: Spool, meter: SendingMeter, signing: MessageSigning?, logger: Logger) {
         self.options = options
         self.logger = logger
         let gate = APIGate(store: store, maximumBodySize: options.maximumBodySize,
@@ -50,7 +50,7 @@ public struct APIServer: Sendable {
                                                             window: options.authFailureWindow))
         services = APIServices(store: store, index: spool.index, layout: spool.layout, gate: gate,
                                submitter: Submitter(spool: spool, meter: meter, hostname: options.hostname,
-                                                    maximumMessageSize: options.maximumMessageSize),
+                                                    maximumMessageSize: options.maximumMessageSize, signing: signing),
                                builder: MessageBuilder(hostname: options.hostname), meter: meter)
     }
 

@@ -23,6 +23,8 @@ struct Submitter: Sendable {
     let meter: SendingMeter
     let hostname: String
     let maximumMessageSize: Int
+    /// DKIM, for the domains with a key.
+    let signing: MessageSigning?
 
     /// Checks that an account may use `address` as its sender (its own domains).
     static func checkSender(_ address: String, account: Account) throws(APIError) {
@@ -60,11 +62,11 @@ struct Submitter: Sendable {
         let incoming = messages.map { message in
             let id = MessageID.generate()
             let smtpUTF8 = (message.recipients + [message.sender]).contains { $0.utf8.contains { $0 >= 0x80 } }
+            var prefix = Submitter.received(client: client, hostname: hostname, id: id, account: account.name, at: now)
+            if let field = signing?.signatureField(for: prefix + message.bytes, accountID: account.id) { prefix = field + prefix }
             return IncomingMessage(
                 id: id, sender: message.sender, recipients: message.recipients, accountID: account.id, smtpUTF8: smtpUTF8,
-                clientAddress: client, heloName: "api", prefix: Submitter.received(client: client, hostname: hostname, id: id,
-                                                                                  account: account.name, at: now),
-                content: message.bytes, metadata: message.metadata)
+                clientAddress: client, heloName: "api", prefix: prefix, content: message.bytes, metadata: message.metadata)
         }
         let results = await withCheckedContinuation { (continuation: CheckedContinuation<[Result<MessageID, SpoolError>], Never>) in
             let remaining = NIOLockedValueBox((count: incoming.count, results: [Result<MessageID, SpoolError>?](repeating: nil, count: incoming.count)))

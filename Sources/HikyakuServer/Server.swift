@@ -98,6 +98,9 @@ public enum Server {
         // One meter for SMTP and the API: the same quotas whichever way mail comes.
         let meter = SendingMeter(store: store)
         environment.meter = meter
+        let signing = MessageSigning(store: store)
+        environment.signing = signing
+        environment.signingPool = threadPool
         let limiter = ConnectionLimiter(maximumConnections: configuration.maxConnections,
                                         maximumPerClient: configuration.maxConnectionsPerClient)
         let listeners = plainAddresses.map { address in
@@ -130,7 +133,7 @@ public enum Server {
                                maximumAuthFailures: configuration.maxAuthFailuresPerClient,
                                authFailureWindow: .seconds(Int64(configuration.authFailureWindowSeconds)),
                                tls: configuration.apiTLS ? apiTLSConfiguration : nil),
-                store: store, spool: spool, meter: meter, logger: logger)
+                store: store, spool: spool, meter: meter, signing: signing, logger: logger)
             services.append(.init(service: try api.application { bound in
                 announce("hikyaku: listening api \(bound?.ipAddress ?? address.host):\(bound?.port ?? address.port)")
             }))

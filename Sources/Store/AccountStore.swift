@@ -160,6 +160,22 @@ public final class SQLiteStore: AccountStore {
                 );
                 """)
         }
+        migrator.registerMigration("v4-dkim") { db in
+            // DKIMKeys.swift: signing keys per sending domain, the private key sealed.
+            try db.execute(sql: """
+                CREATE TABLE dkim_key (
+                    domain TEXT NOT NULL,
+                    selector TEXT NOT NULL,
+                    account_id INTEGER NOT NULL REFERENCES account(id) ON DELETE CASCADE,
+                    algorithm TEXT NOT NULL,
+                    sealed_private_key BLOB NOT NULL,
+                    public_key TEXT NOT NULL,
+                    active INTEGER NOT NULL DEFAULT 0,
+                    created_at REAL NOT NULL,
+                    PRIMARY KEY (domain, selector)
+                );
+                """)
+        }
         return migrator
     }
 

@@ -15,7 +15,7 @@ struct Hikyaku: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hikyaku",
         abstract: "A self-hosted mail relay: SMTP intake, durable spool, delivery, logs.",
-        subcommands: [Serve.self, AccountCommand.self, APIKeyCommand.self, SuppressionCommand.self, UsageCommand.self, QueueCommand.self,
+        subcommands: [Serve.self, AccountCommand.self, DomainCommand.self, APIKeyCommand.self, SuppressionCommand.self, UsageCommand.self, QueueCommand.self,
                       LogCommand.self, DNSCommand.self, Classify.self, ShapingCommand.self])
 }
 

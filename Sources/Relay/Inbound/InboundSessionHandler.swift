@@ -1,4 +1,5 @@
 import Logging
+import NIOPosix
 import NIOCore
 import NIOSSL
 import NIOTLS
@@ -34,6 +35,9 @@ public final class InboundSessionHandler: ChannelDuplexHandler, RemovableChannel
         public var authenticationThrottle: AuthenticationThrottle
         /// Quotas and usage of authenticated accounts; nil: unmetered.
         public var meter: SendingMeter?
+        /// DKIM signing, run on `signingPool` (an RSA signature costs about a millisecond).
+        public var signing: MessageSigning?
+        public var signingPool: NIOThreadPool?
         public var logger: Logger
 
         public init(settings: InboundSettings, spool: any MessageSpool, verifier: any CredentialVerifier,
@@ -255,7 +259,20 @@ public final class InboundSessionHandler: ChannelDuplexHandler, RemovableChannel
             }
         }
         let promise = context.eventLoop.makePromise(of: Result<MessageID, SpoolError>.self)
-        environment.spool.append(message) { promise.succeed($0) }
+        if let signing = environment.signing, let pool = environment.signingPool {
+            // Signed over what is stored (trace fields included), off the event loop.
+            pool.runIfActive(eventLoop: context.eventLoop) { () -> IncomingMessage in
+                var signed = message
+                if let field = signing.signatureField(for: message.prefix + message.content, accountID: message.accountID) {
+                    signed.prefix = field + message.prefix
+                }
+                return signed
+            }.whenComplete { [spool = environment.spool] result in
+                spool.append((try? result.get()) ?? message) { promise.succeed($0) }
+            }
+        } else {
+            environment.spool.append(message) { promise.succeed($0) }
+        }
         promise.futureResult.assumeIsolated().whenSuccess { [self] result in
             let outcome: Result<String, InboundSessionStateMachine.SpoolFailure>
             switch result {

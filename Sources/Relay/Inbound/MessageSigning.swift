@@ -1,0 +1,47 @@
+import DKIM
+import Foundation
+import NIOConcurrencyHelpers
+import Store
+
+/// Signs mail with the active DKIM key of its From domain (RFC 6376), for
+/// SMTP and the API alike. Keys are read from the store and re-read every
+/// 5 s, so a key added or rotated with `hikyaku domain` applies without a
+/// restart. Only the account that owns a domain (or a trusted network,
+/// which has no account) gets that domain's signature.
+public final class MessageSigning: Sendable {
+    private let store: SQLiteStore
+    private let cache = NIOLockedValueBox<(signers: [String: (account: Int64, signer: DKIMSigner)], loaded: ContinuousClock.Instant?)>(([:], nil))
+
+    public init(store: SQLiteStore) {
+        self.store = store
+    }
+
+    /// The signer for a message, or nil when its From domain has no key this sender may use.
+    public func signer(for message: [UInt8], accountID: Int64?) -> DKIMSigner? {
+        guard let domain = DKIMSigner.fromDomain(message) else { return nil }
+        let now = ContinuousClock.now
+        let entry = cache.withLockedValue { cache -> (account: Int64, signer: DKIMSigner)? in
+            if cache.loaded.map({ now - $0 > .seconds(5) }) ?? true {
+                if let keys = try? store.activeDKIMKeys() {
+                    var signers: [String: (account: Int64, signer: DKIMSigner)] = [:]
+                    for (record, privateKey) in keys {
+                        guard let algorithm = DKIMKey.Algorithm(rawValue: record.algorithm),
+                              let key = try? DKIMKey(algorithm: algorithm, privateKeyData: privateKey) else { continue }
+                        signers[record.domain] = (record.accountID, DKIMSigner(domain: record.domain, selector: record.selector, key: key))
+                    }
+                    cache.signers = signers
+                }
+                cache.loaded = now
+            }
+            return cache.signers[domain]
+        }
+        guard let entry, accountID == nil || accountID == entry.account else { return nil }
+        return entry.signer
+    }
+
+    /// The `DKIM-Signature` field for `message`, or nil (no key, or signing failed: the mail goes unsigned).
+    public func signatureField(for message: [UInt8], accountID: Int64?) -> [UInt8]? {
+        guard let signer = signer(for: message, accountID: accountID) else { return nil }
+        return try? signer.signature(for: message)
+    }
+}

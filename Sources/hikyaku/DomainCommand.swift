@@ -1,0 +1,140 @@
+import ArgumentParser
+import DKIM
+import Foundation
+import HikyakuServer
+import Store
+import DNS
+import NIOPosix
+
+/// `hikyaku domain …`: sending domains and their DKIM keys.
+struct DomainCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "domain", abstract: "Sending domains: DKIM keys and the DNS records to publish.",
+        subcommands: [Add.self, List.self, Rotate.self, Activate.self, Records.self, Verify.self])
+
+    static func printRecords(_ domain: String, _ options: CommonOptions, json: Bool) throws {
+        let store = try AccountCommand.store(options)
+        let records = try SendingDomain.records(domain: domain, keys: try store.dkimKeys(domain: domain), configuration: try options.load())
+        if json { return try printJSON(records) }
+        for record in records {
+            print("; \(record.purpose)")
+            print(record.zoneLine)
+        }
+    }
+
+    struct Add: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Add a sending domain to an account with a new DKIM key; prints the DNS records.")
+        @OptionGroup var options: CommonOptions
+        @Argument var domain: String
+        @Option(name: .long, help: "The account sending from it.") var account: String
+        @Option(name: .long, help: "rsa (2048 bits) or ed25519.") var algorithm = "rsa"
+        @Flag(name: .long, help: "Machine-readable output.") var json = false
+
+        func run() throws {
+            guard let algorithm = DKIMKey.Algorithm(rawValue: algorithm) else { throw ValidationError("algorithm must be rsa or ed25519") }
+            let store = try AccountCommand.store(options)
+            let taken = Set(try store.dkimKeys(domain: domain).map(\.selector))
+            let key = try DKIMKey.generate(algorithm)
+            _ = try store.addDKIMKey(accountNamed: account, domain: domain, selector: SendingDomain.selector(taken: taken),
+                                     algorithm: algorithm.rawValue, privateKey: key.privateKeyData, publicKey: key.publicKeyBase64,
+                                     activate: !taken.isEmpty ? false : true)
+            try DomainCommand.printRecords(domain.lowercased(), options, json: json)
+        }
+    }
+
+    struct Rotate: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Make a new DKIM key (not yet active): publish its record, then `domain activate`.")
+        @OptionGroup var options: CommonOptions
+        @Argument var domain: String
+        @Option(name: .long, help: "rsa (2048 bits) or ed25519.") var algorithm = "rsa"
+        @Flag(name: .long, help: "Machine-readable output.") var json = false
+
+        func run() throws {
+            guard let algorithm = DKIMKey.Algorithm(rawValue: algorithm) else { throw ValidationError("algorithm must be rsa or ed25519") }
+            let store = try AccountCommand.store(options)
+            let existing = try store.dkimKeys(domain: domain)
+            guard let owner = existing.first?.accountID, let account = try store.accounts().first(where: { $0.id == owner }) else {
+                throw ValidationError("\(domain) has no DKIM key yet; use `hikyaku domain add`")
+            }
+            let key = try DKIMKey.generate(algorithm)
+            _ = try store.addDKIMKey(accountNamed: account.name, domain: domain, selector: SendingDomain.selector(taken: Set(existing.map(\.selector))),
+                                     algorithm: algorithm.rawValue, privateKey: key.privateKeyData, publicKey: key.publicKeyBase64, activate: false)
+            try DomainCommand.printRecords(domain.lowercased(), options, json: json)
+        }
+    }
+
+    struct Activate: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Sign new mail with this selector's key (within 5 s).")
+        @OptionGroup var options: CommonOptions
+        @Argument var domain: String
+        @Argument var selector: String
+        func run() throws { try AccountCommand.store(options).activateDKIMKey(domain: domain, selector: selector) }
+    }
+
+    struct Records: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "The DNS records a domain should publish.")
+        @OptionGroup var options: CommonOptions
+        @Argument var domain: String
+        @Flag(name: .long, help: "Machine-readable output.") var json = false
+        func run() throws { try DomainCommand.printRecords(domain.lowercased(), options, json: json) }
+    }
+
+    struct Verify: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Look the domain's records up in DNS: each ok, missing or wrong, with what was found (exit 1 unless all ok).")
+        @OptionGroup var options: CommonOptions
+        @Argument var domain: String
+        @Option(name: .long, help: "DNS server host:port (repeatable); default: dns.servers or /etc/resolv.conf.") var server: [String] = []
+        @Flag(name: .long, help: "Machine-readable output.") var json = false
+
+        func run() async throws {
+            let configuration = try options.load()
+            let store = try AccountCommand.store(options)
+            let records = try SendingDomain.records(domain: domain.lowercased(), keys: try store.dkimKeys(domain: domain),
+                                                    configuration: configuration)
+            let resolver = StubResolver(
+                options: .init(servers: try DeliveryComposition.dnsServers(server.isEmpty ? configuration.dnsServers : server),
+                               timeout: .milliseconds(Int64(configuration.dnsTimeoutMilliseconds))),
+                transport: NIODNSTransport(group: MultiThreadedEventLoopGroup.singleton))
+            let checks = await SendingDomain.verify(records) { name in
+                do {
+                    let answer = try await resolver.lookup(try DomainName(name), .txt)
+                    return answer.records.compactMap { record -> String? in
+                        guard case .txt(let strings) = record.data else { return nil }
+                        return String(decoding: strings.joined(), as: UTF8.self)
+                    }
+                } catch let error as DNSError where !error.isTransient {
+                    return [] // NXDOMAIN: the record is missing
+                }
+            }
+            if json {
+                try printJSON(checks)
+            } else {
+                for check in checks {
+                    print("\(check.status.rawValue.uppercased())\t\(check.name)\t\(check.purpose)\(check.detail.isEmpty ? "" : " — " + check.detail)")
+                    if check.status != .ok {
+                        print("\texpected: \(check.expected)")
+                        for found in check.found { print("\tfound:    \(found)") }
+                    }
+                }
+            }
+            if checks.contains(where: { $0.status != .ok }) { throw ExitCode(1) }
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Sending domains with DKIM keys.")
+        @OptionGroup var options: CommonOptions
+        @Flag(name: .long, help: "Machine-readable output.") var json = false
+        func run() throws {
+            let store = try AccountCommand.store(options)
+            let keys = try store.dkimKeys()
+            if json { return try printJSON(keys) }
+            let names = Dictionary(uniqueKeysWithValues: try store.accounts().map { ($0.id, $0.name) })
+            for key in keys {
+                print("\(key.domain)\t\(key.selector)\t\(key.algorithm)\t\(key.active ? "active" : "inactive")\t\(names[key.accountID] ?? "?")")
+            }
+        }
+    }
+}

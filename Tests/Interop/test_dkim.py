@@ -1,0 +1,182 @@
+"""DKIM signing of relayed mail, verified by dkimpy against keys that dnsmasq
+serves: RSA and Ed25519, through the API and SMTP, a tampered copy failing,
+and a key rotation."""
+import json
+import smtplib
+import time
+
+import dkim
+import dns.resolver
+import pytest
+from aiosmtpd.controller import Controller
+
+from conftest import dnsmasq
+
+MX_IP = "127.0.0.32"
+
+
+class RecordingMX:
+    def __init__(self):
+        self.messages = {}
+
+    async def handle_DATA(self, server, session, envelope):
+        for recipient in envelope.rcpt_tos:
+            self.messages[recipient] = envelope.original_content
+        return "250 2.0.0 accepted"
+
+    def wait(self, recipient, timeout=30):
+        deadline = time.time() + timeout
+        while recipient not in self.messages:
+            assert time.time() < deadline, f"nothing delivered to {recipient}"
+            time.sleep(0.05)
+        return self.messages[recipient]
+
+
+@pytest.fixture(scope="module")
+def mx():
+    handler = RecordingMX()
+    controller = Controller(handler, hostname=MX_IP, port=25)
+    controller.start()
+    yield handler
+    controller.stop()
+
+
+def txt_options(records):
+    """dnsmasq --txt-record options for `hikyaku domain records --json`, long values in 255-octet strings."""
+    options = []
+    for record in records:
+        if record["type"] != "TXT":
+            continue
+        value = record["value"]
+        chunks = [value[i:i + 255] for i in range(0, len(value), 255)]
+        # Passed as argv, so no shell quoting: dnsmasq would keep quotes as part of the text.
+        options.append("--txt-record=" + record["name"] + "," + ",".join(chunks))
+    return options
+
+
+def verifier(port):
+    resolver = dns.resolver.Resolver(configure=False)
+    resolver.nameservers = ["127.0.0.1"]
+    resolver.port = port
+
+    def dnsfunc(name, timeout=5):
+        name = name.decode() if isinstance(name, bytes) else name
+        answer = resolver.resolve(name, "TXT", lifetime=timeout)
+        return b"".join(b"".join(record.strings) for record in answer)
+
+    return lambda message: dkim.verify(message, dnsfunc=dnsfunc)
+
+
+def signature_tags(message):
+    header = message.split(b"\r\n\r\n", 1)[0].decode()
+    start = header.index("DKIM-Signature:")
+    field = header[start:].split("\r\n")
+    text = field[0]
+    for line in field[1:]:
+        if not line.startswith(("\t", " ")):
+            break
+        text += line
+    return {k.strip(): v.strip() for k, v in (tag.split("=", 1) for tag in text[len("DKIM-Signature:"):].split(";") if "=" in tag)}
+
+
+def test_relayed_mail_is_dkim_signed_rsa_and_ed25519(make_server, mx):
+    server = make_server(start=False)
+    user, password = server.create_account("acme", ["acme.test"])
+    server.cli("domain", "add", "acme.test", "--account", "acme")
+    server.cli("domain", "add", "mail.acme.test", "--account", "acme", "--algorithm", "ed25519")
+    # Rotation: a second, not yet active key for acme.test, published with the first.
+    rotated = server.cli_json("domain", "rotate", "acme.test")
+    selectors = [r["name"].split(".")[0] for r in rotated if "_domainkey" in r["name"]]
+    assert len(selectors) == 2 and "DKIM key (active)" in [r["purpose"] for r in rotated]
+    records = rotated + server.cli_json("domain", "records", "mail.acme.test")
+    keys = {key["domain"] + "/" + key["selector"]: key for key in server.cli_json("domain", "list")}
+    assert [k["algorithm"] for k in keys.values()].count("ed25519") == 1
+    token, _, _ = server.api_key("acme", "send")
+    with dnsmasq("--mx-host=dkim.test,mx.dkim.test,10", f"--host-record=mx.dkim.test,{MX_IP}", *txt_options(records)) as port:
+        server.config["dns"] = {"servers": [f"127.0.0.1:{port}"], "timeoutMilliseconds": 1000}
+        server.config["delivery"] = {"enabled": True, "allowNonPublicAddresses": True}
+        server.start()
+        verify = verifier(port)
+        import urllib.request
+
+        def api_send(sender, recipient):
+            body = json.dumps({"from": f"Shop <{sender}>", "to": recipient, "subject": "ご注文 確認",
+                               "text": "本文  two  spaces \nline\n", "html": "<p>本文</p>",
+                               "attachments": [{"filename": "a.txt", "content": "aGVsbG8="}]}).encode()
+            request = urllib.request.Request(server.api_url + "/v1/messages", data=body, method="POST",
+                                             headers={"Authorization": "Bearer " + token, "Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=10) as response:
+                assert response.status == 202
+
+        api_send("shop@acme.test", "rsa@dkim.test")
+        rsa = mx.wait("rsa@dkim.test")
+        assert verify(rsa)
+        tags = signature_tags(rsa)
+        assert tags["a"] == "rsa-sha256" and tags["d"] == "acme.test" and tags["c"] == "relaxed/relaxed"
+        first_selector = tags["s"]
+        assert keys[f"acme.test/{first_selector}"]["active"] is True
+        signed = tags["h"].replace("\r\n", "").replace("\t", "").split(":")
+        assert signed.count("from") == 2, "From is over-signed"
+        assert {"subject", "date", "to", "message-id"} <= set(signed)
+        assert not verify(rsa.replace(b"Subject: ", b"Subject: Re: ", 1)), "a changed header fails"
+        assert not verify(rsa.replace(b"From: Shop", b"From: Shop\r\nFrom: evil@example.org", 1)), "an added From fails"
+
+        # SMTP submission from the Ed25519 domain.
+        with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=20) as smtp:
+            smtp.starttls()
+            smtp.login(user, password)
+            smtp.sendmail("news@mail.acme.test", ["ed@dkim.test"],
+                          b"From: News <news@mail.acme.test>\r\nTo: ed@dkim.test\r\nSubject: hello\r\n\r\nbody\r\n")
+        ed = mx.wait("ed@dkim.test")
+        assert signature_tags(ed)["a"] == "ed25519-sha256" and verify(ed)
+        assert not verify(ed.replace(b"body", b"bodY"))
+
+        # Mail from a domain without a key goes unsigned.
+        with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=20) as smtp:
+            smtp.starttls()
+            smtp.login(user, password)
+            smtp.sendmail("app@acme.test", ["plain@dkim.test"],
+                          b"From: other@unsigned.test\r\nTo: plain@dkim.test\r\nSubject: x\r\n\r\nbody\r\n")
+        assert b"DKIM-Signature" not in mx.wait("plain@dkim.test")
+
+        # Switch to the second key: new mail is signed with it within seconds.
+        (second,) = [s for s in selectors if s != first_selector]
+        server.cli("domain", "activate", "acme.test", second)
+        time.sleep(6)
+        api_send("shop@acme.test", "rotated@dkim.test")
+        rotated_message = mx.wait("rotated@dkim.test")
+        assert signature_tags(rotated_message)["s"] == second and verify(rotated_message)
+    assert "PRIVATE KEY" not in server.log() and "p=" not in server.log()
+
+
+def test_domain_verify_reports_ok_missing_and_wrong(make_server):
+    server = make_server(start=False)
+    server.create_account("acme", ["acme.test"])
+    server.cli("domain", "add", "acme.test", "--account", "acme")
+    server.cli("domain", "add", "other.test", "--account", "acme", "--algorithm", "ed25519")
+    records = server.cli_json("domain", "records", "acme.test")
+    (dkim_record,) = [r for r in records if "_domainkey" in r["name"]]
+    other_key = [r for r in server.cli_json("domain", "records", "other.test") if "_domainkey" in r["name"]][0]["value"]
+    published = txt_options([dkim_record]) + [
+        "--txt-record=acme.test,v=spf1 ip4:192.0.2.1 -all",       # wrong: lacks the relay's mechanism
+        f"--txt-record=hk00000000._domainkey.other.test,{other_key}",
+    ]
+    with dnsmasq(*published) as port:
+        result = server.cli("domain", "verify", "acme.test", "--server", f"127.0.0.1:{port}", "--json", check=False)
+        assert result.returncode == 1
+        checks = {c["name"]: c for c in json.loads(result.stdout)}
+        assert checks[dkim_record["name"]]["status"] == "ok"
+        assert checks["acme.test"]["status"] == "wrong" and checks["acme.test"]["found"] == ["v=spf1 ip4:192.0.2.1 -all"]
+        assert "a:localhost" in checks["acme.test"]["detail"]  # hostname, as the CLI sees no --config
+        assert checks["_dmarc.acme.test"]["status"] == "missing" and checks["_dmarc.acme.test"]["found"] == []
+        # other.test: its selector's record is absent (a key is published under another selector only).
+        result = server.cli("domain", "verify", "other.test", "--server", f"127.0.0.1:{port}", check=False)
+        assert result.returncode == 1 and "MISSING" in result.stdout and "._domainkey.other.test" in result.stdout
+    # Publishing the wrong key under the right selector is "wrong", not "ok".
+    wrong_key = dkim_record["name"] + "," + other_key
+    with dnsmasq("--txt-record=" + wrong_key, "--txt-record=acme.test,v=spf1 a:localhost ~all",
+                 "--txt-record=_dmarc.acme.test,v=DMARC1; p=reject") as port:
+        checks = {c["name"]: c for c in json.loads(server.cli("domain", "verify", "acme.test", "--server", f"127.0.0.1:{port}",
+                                                              "--json", check=False).stdout)}
+        assert checks[dkim_record["name"]]["status"] == "wrong"
+        assert checks["acme.test"]["status"] == "ok" and checks["_dmarc.acme.test"]["status"] == "ok"
