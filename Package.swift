@@ -77,6 +77,7 @@ let package = Package(
             name: "Relay",
             dependencies: [
                 "SMTPCore", "Spool", "Store", "DNS", "DKIM",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -80,12 +80,15 @@ public enum Server {
         let threadPool = NIOThreadPool(numberOfThreads: 2)
         threadPool.start()
 
-        let settings = InboundSettings(
+        var settings = InboundSettings(
             hostname: configuration.hostname, maximumMessageSize: configuration.maxMessageSize,
             maximumRecipients: configuration.maxRecipients, maximumCommandLineLength: configuration.maxCommandLineLength,
             maximumTextLineLength: configuration.maxTextLineLength, maximumAuthFailures: configuration.maxAuthFailures,
             maximumErrors: configuration.maxErrors, maximumReceivedHeaders: configuration.maxReceivedHeaders,
             tlsAvailable: true)
+        // VERP: one key for making return paths and checking those that come back.
+        let returnPath = configuration.bounceDomain.map { ReturnPath(domain: $0, key: store.derivedKey("hikyaku return path")) }
+        settings.returnPath = returnPath
         var environment = InboundSessionHandler.Environment(
             settings: settings, spool: spool,
             verifier: AccountCredentialVerifier(store: store, threadPool: threadPool), tlsContext: tlsContext,
@@ -100,7 +103,11 @@ public enum Server {
         environment.meter = meter
         let signing = MessageSigning(store: store)
         environment.signing = signing
-        environment.signingPool = threadPool
+        environment.threadPool = threadPool
+        if let returnPath {
+            environment.feedback = FeedbackRecorder(index: spool.index, store: store,
+                                                    classifier: try DeliveryComposition.classifier(configuration), returnPath: returnPath)
+        }
         let limiter = ConnectionLimiter(maximumConnections: configuration.maxConnections,
                                         maximumPerClient: configuration.maxConnectionsPerClient)
         let listeners = plainAddresses.map { address in
@@ -153,6 +160,8 @@ public enum Server {
                 accounts: AccountPools(store: store), logger: logger, enqueue: { dsn in _ = try await spool.append(dsn) })
             let suppressions = SuppressionCache(store: store)
             await scheduler.setSuppressed { account, address, marketing in suppressions.reason(account, address, marketing: marketing) }
+            await scheduler.setReturnPath(returnPath)
+            await scheduler.setSuppress { account, suppression in try? store.suppress(suppression, accountID: account) }
             // New mail is looked at as soon as it is indexed, not at the next poll.
             spool.onIndexed = { Task { await scheduler.wake() } }
             services.append(.init(service: DeliveryService(scheduler: scheduler, courier: courier)))

@@ -6,7 +6,7 @@ import GRDB
 /// (expiry, cancellation). Attempts carry the connection they used.
 public struct DeliveryEvent: Sendable, Codable, Equatable {
     public enum Kind: String, Sendable, Codable, CaseIterable {
-        case accepted, deferred, delivered, bounced, expired, cancelled, suppressed
+        case accepted, deferred, delivered, bounced, expired, cancelled, suppressed, complained
     }
 
     public var at: Date
@@ -200,6 +200,21 @@ extension QueueIndex {
                     mxHost: row["mx_host"], remoteIP: row["remote_ip"], sourceIP: row["source_ip"],
                     tlsVersion: row["tls_version"], durationMilliseconds: row["duration_ms"])
             }, next)
+    }
+
+    /// Records what a report received later says (an asynchronous bounce, a
+    /// complaint): the event, and for a failure the recipient's final state,
+    /// even if it was delivered (the remote 250 was not the end of it).
+    public func recordFeedback(_ event: DeliveryEvent, failed: Bool) throws {
+        try database.write { db in
+            try DeliveryLog.insert(event, db)
+            if failed {
+                try db.execute(sql: """
+                    UPDATE recipient SET state = 'bounced', last_reply = ?, updated_at = ?
+                    WHERE message_id = ? AND address = ? AND state IN ('queued', 'deferred', 'delivered')
+                    """, arguments: [event.replyText, event.at.timeIntervalSince1970, event.messageID.rawValue, event.recipient])
+            }
+        }
     }
 
     /// Appends one event outside an attempt (an expiry found without a

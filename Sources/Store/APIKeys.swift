@@ -60,12 +60,20 @@ struct SecretSealer: Sendable {
         try ChaChaPoly.seal(Data(secret.utf8), using: key).combined
     }
 
+    /// A key for another purpose, derived so that the two never coincide (HKDF, RFC 5869).
+    func derived(_ label: String) -> SymmetricKey {
+        HKDF<SHA256>.deriveKey(inputKeyMaterial: key, info: Data(label.utf8), outputByteCount: 32)
+    }
+
     func open(_ sealed: Data) throws -> String {
         String(decoding: try ChaChaPoly.open(ChaChaPoly.SealedBox(combined: sealed), using: key), as: UTF8.self)
     }
 }
 
 extension SQLiteStore {
+    /// A key derived from the secrets key for `label` (the return-path MAC, say): stable across restarts.
+    public func derivedKey(_ label: String) -> SymmetricKey { sealer.derived(label) }
+
     /// Creates a key for an account; the secret is returned here and only here.
     public func createAPIKey(accountNamed name: String, scope: APIKeyScope) throws -> NewAPIKey {
         guard let account = try account(named: name) else { throw AccountStoreError.notFound(name) }

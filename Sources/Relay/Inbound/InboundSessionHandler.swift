@@ -35,9 +35,12 @@ public final class InboundSessionHandler: ChannelDuplexHandler, RemovableChannel
         public var authenticationThrottle: AuthenticationThrottle
         /// Quotas and usage of authenticated accounts; nil: unmetered.
         public var meter: SendingMeter?
-        /// DKIM signing, run on `signingPool` (an RSA signature costs about a millisecond).
+        /// DKIM signing, run on `threadPool` (an RSA signature costs about a millisecond).
         public var signing: MessageSigning?
-        public var signingPool: NIOThreadPool?
+        /// Records reports sent to the bounce domain (`settings.returnPath`), on `threadPool`.
+        public var feedback: FeedbackRecorder?
+        /// For work that must not hold up an event loop.
+        public var threadPool: NIOThreadPool?
         public var logger: Logger
 
         public init(settings: InboundSettings, spool: any MessageSpool, verifier: any CredentialVerifier,
@@ -229,6 +232,8 @@ public final class InboundSessionHandler: ChannelDuplexHandler, RemovableChannel
             }
         case .enqueue(let transaction, let content, let summary):
             enqueue(transaction, content: content, summary: summary, context: context)
+        case .recordFeedback(let transaction, let content):
+            recordFeedback(transaction, content: content, context: context)
         }
     }
 
@@ -259,7 +264,7 @@ public final class InboundSessionHandler: ChannelDuplexHandler, RemovableChannel
             }
         }
         let promise = context.eventLoop.makePromise(of: Result<MessageID, SpoolError>.self)
-        if let signing = environment.signing, let pool = environment.signingPool {
+        if let signing = environment.signing, let pool = environment.threadPool {
             // Signed over what is stored (trace fields included), off the event loop.
             pool.runIfActive(eventLoop: context.eventLoop) { () -> IncomingMessage in
                 var signed = message
@@ -292,6 +297,35 @@ public final class InboundSessionHandler: ChannelDuplexHandler, RemovableChannel
                 meter.release(accountID: account.id, messages: 1, recipients: recipients.count, bytes: size)
             }
             perform(machine.spoolFinished(outcome), context: context)
+            process(context: context)
+        }
+    }
+
+    private func recordFeedback(_ transaction: InboundSessionStateMachine.Transaction, content: [UInt8], context: ChannelHandlerContext) {
+        let recipients = transaction.recipients.map(\.description)
+        guard let recorder = environment.feedback, let pool = environment.threadPool else {
+            perform(machine.feedbackFinished(Reply(451, EnhancedStatusCode(4, 3, 0), "Reports cannot be recorded now")), context: context)
+            process(context: context)
+            return
+        }
+        pool.runIfActive(eventLoop: context.eventLoop) {
+            try recorder.record(recipients: recipients, content: content)
+        }.assumeIsolated().whenComplete { [self] result in
+            let reply: Reply
+            switch result {
+            case .success(.recorded(let count)):
+                log(.info, "report recorded", ["recipients": "\(count)"])
+                reply = Reply(250, EnhancedStatusCode(2, 0, 0), "Report recorded")
+            case .success(.unknownMessage):
+                // A valid address whose message is gone (retention): nothing to do, and nothing to bounce.
+                reply = Reply(250, EnhancedStatusCode(2, 0, 0), "Report about no message on record; discarded")
+            case .success(.unreadable):
+                reply = Reply(550, EnhancedStatusCode(5, 6, 0), "Not a delivery status notification or feedback report")
+            case .failure(let error):
+                log(.error, "report not recorded", ["error": "\(error)"])
+                reply = Reply(451, EnhancedStatusCode(4, 3, 0), "Local error in processing, try again later")
+            }
+            perform(machine.feedbackFinished(reply), context: context)
             process(context: context)
         }
     }

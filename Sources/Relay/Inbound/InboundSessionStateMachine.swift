@@ -24,6 +24,8 @@ public struct InboundSessionStateMachine: Sendable {
         case beginData(Reply)
         /// Make the transaction durable, then call `spoolFinished`.
         case enqueue(Transaction, content: [UInt8], summary: HeaderSummary)
+        /// A report for the bounce domain: record it, then call `feedbackFinished`.
+        case recordFeedback(Transaction, content: [UInt8])
     }
 
     /// What the handler should do with incoming bytes.
@@ -41,6 +43,8 @@ public struct InboundSessionStateMachine: Sendable {
         public var sender: ReversePath
         public var parameters: MailParameters
         public var recipients: [Mailbox] = []
+        /// Addressed to the bounce domain: a report to record, not mail to relay.
+        public var feedback = false
     }
 
     private enum State: Equatable, Sendable {
@@ -232,6 +236,23 @@ public struct InboundSessionStateMachine: Sendable {
         if case .mailbox(let mailbox) = path, mailbox.requiresSMTPUTF8, !current.parameters.smtpUTF8 {
             return fail(Reply(553, EnhancedStatusCode(5, 6, 7), "Non-ASCII address requires SMTPUTF8"))
         }
+        if case .mailbox(let mailbox) = path, let returnPath = settings.returnPath, let domain = mailbox.domain.normalisedName,
+           returnPath.handles(domain: domain) {
+            // Reports come from anyone (no AUTH), but only to addresses we issued: a forged one is refused here.
+            let mailboxes: Set<String> = ["fbl", "abuse", "postmaster"]
+            guard returnPath.decode(mailbox.description) != nil || mailboxes.contains(mailbox.unquotedLocalPart.lowercased()) else {
+                return fail(Reply(550, EnhancedStatusCode(5, 1, 1), "No such bounce address"))
+            }
+            guard current.recipients.isEmpty || current.feedback else { return fail(InboundSessionStateMachine.separateTransactions) }
+            guard current.recipients.count < settings.maximumRecipients else {
+                return fail(Reply(452, EnhancedStatusCode(4, 5, 3), "Too many recipients"))
+            }
+            current.feedback = true
+            current.recipients.append(mailbox)
+            transaction = current
+            return .reply(Reply(250, EnhancedStatusCode(2, 1, 5), "Recipient OK"))
+        }
+        if current.feedback { return fail(InboundSessionStateMachine.separateTransactions) }
         if let refusal = policy.check(recipient: path, authority: authority) { return fail(refusal) }
         guard case .mailbox(let mailbox) = path else { return fail(RelayPolicy.relayDenied) }
         // RFC 5321 §4.5.3.1.10: 452 for "too many recipients", so the client retries the rest.
@@ -242,6 +263,9 @@ public struct InboundSessionStateMachine: Sendable {
         transaction = current
         return .reply(Reply(250, EnhancedStatusCode(2, 1, 5), "Recipient OK"))
     }
+
+    /// 452 makes the client send the other recipients in another transaction (RFC 5321 §4.5.3.1.10).
+    static let separateTransactions = Reply(452, EnhancedStatusCode(4, 5, 3), "Reports to the bounce domain go in their own transaction")
 
     private mutating func data() -> Action {
         guard let transaction else { return fail(Reply(503, EnhancedStatusCode(5, 5, 1), "Need MAIL before DATA")) }
@@ -276,7 +300,21 @@ public struct InboundSessionStateMachine: Sendable {
             return fail(Reply(554, EnhancedStatusCode(5, 4, 6), "Too many Received headers: mail loop detected"))
         }
         state = .spooling
+        if current.feedback { return .recordFeedback(current, content: content) }
         return .enqueue(current, content: content, summary: summary)
+    }
+
+    /// The report handed over by `.recordFeedback` was recorded (or refused): `reply` says which.
+    public mutating func feedbackFinished(_ reply: Reply) -> Action {
+        guard state == .spooling else { return .none }
+        state = .command
+        transaction = nil
+        if reply.code >= 400 { errorCount += 1 }
+        if draining {
+            state = .closed
+            return .replyAndShutDown(reply)
+        }
+        return .reply(reply)
     }
 
     /// The spool has answered for the transaction handed over by `.enqueue`.

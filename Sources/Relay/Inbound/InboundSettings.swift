@@ -19,6 +19,9 @@ public struct InboundSettings: Sendable {
     public var maximumReceivedHeaders: Int
     /// Whether STARTTLS can be offered (a certificate is configured).
     public var tlsAvailable: Bool
+    /// The bounce domain and its return-path addresses: mail to them is
+    /// accepted from anyone (reports, not relaying) and recorded, not delivered.
+    public var returnPath: ReturnPath?
 
     public init(hostname: String = "localhost",
                 maximumMessageSize: Int = 10 * 1024 * 1024,

@@ -4,6 +4,7 @@ import Logging
 import NIOConcurrencyHelpers
 import SMTPCore
 import Spool
+import Store
 
 /// When to try again and when to give up (defaults after Postfix:
 /// `minimal_backoff_time` 300 s, `maximal_backoff_time` 4000 s,
@@ -69,6 +70,10 @@ public actor DeliveryScheduler {
     /// Checked before every attempt, so that an address suppressed while its
     /// mail waited is not sent to either.
     public var suppressed: Suppressed?
+    /// VERP: the envelope sender each recipient's copy leaves with; nil: the original sender.
+    public var returnPath: ReturnPath?
+    /// Puts an address on its account's suppression list (a hard bounce for a bad address).
+    public var suppress: (@Sendable (Int64, Suppression) -> Void)?
     private var inFlight: Set<MessageID> = []
     /// Due messages from the last look at the index, started in order as
     /// room frees up; at most `readBatch` ids, so memory stays bounded
@@ -143,6 +148,14 @@ public actor DeliveryScheduler {
 
     public func setSuppressed(_ check: @escaping Suppressed) {
         suppressed = check
+    }
+
+    public func setReturnPath(_ returnPath: ReturnPath?) {
+        self.returnPath = returnPath
+    }
+
+    public func setSuppress(_ suppress: @escaping @Sendable (Int64, Suppression) -> Void) {
+        self.suppress = suppress
     }
 
     public func stop() {
@@ -239,8 +252,20 @@ public actor DeliveryScheduler {
             let alreadyWarned = Set(due.filter(\.delayNotified).map(\.address))
             var records: [(AttemptRecord, () -> Logger.Metadata)] = []
             let eightBit = bytes.contains { $0 >= 0x80 }
+            // With VERP each recipient's copy has its own envelope sender, so each is its own transaction.
+            let positions = Dictionary(details.recipients.enumerated().map { ($1.address, $0) }) { first, _ in first }
+            var batches: [(domain: String, recipients: [String], sender: String)] = []
             for (domain, recipients) in byDomain.sorted(by: { $0.key < $1.key }) {
-                let envelope = OutboundEnvelope(sender: details.sender, recipients: recipients, size: bytes.count,
+                if let returnPath, !details.sender.isEmpty {
+                    for recipient in recipients {
+                        batches.append((domain, [recipient], returnPath.address(message: id, position: positions[recipient] ?? 0)))
+                    }
+                } else {
+                    batches.append((domain, recipients, details.sender))
+                }
+            }
+            for (domain, recipients, sender) in batches {
+                let envelope = OutboundEnvelope(sender: sender, recipients: recipients, size: bytes.count,
                                                 eightBit: eightBit, requiresSMTPUTF8: details.smtpUTF8)
                 let report = await deliver(envelope, bytes, domain, details.accountID)
                 if let until = report.postponedUntil {
@@ -265,6 +290,15 @@ public actor DeliveryScheduler {
             // Concurrent deliveries share the transaction that records them.
             try await journal.record(records.map(\.0))
             DeliveryMetrics.recorded(records.map(\.0), receivedAt: details.receivedAt)
+            if let suppress, let account = details.accountID {
+                for (record, _) in records where record.state == .bounced {
+                    if let suppression = AutomaticSuppression.suppression(category: record.event?.category, hard: record.event?.hard,
+                                                                          recipient: record.recipient,
+                                                                          evidence: "bounce of message \(id): \(record.reply)") {
+                        suppress(account, suppression)
+                    }
+                }
+            }
             if logger.logLevel <= .info {
                 for (record, metadata) in records { logger.info("\(record.state.rawValue)", metadata: metadata()) }
             }

@@ -1,0 +1,88 @@
+import Foundation
+import Spool
+import Store
+
+/// Which failures put a recipient on its account's suppression list: the
+/// address itself is bad. Policy and reputation blocks are the sender's
+/// problem and never suppress the recipient; soft failures never do.
+public enum AutomaticSuppression {
+    public static let hardCategories: Set<String> = [
+        BounceCategory.invalidRecipient.rawValue, BounceCategory.inactiveMailbox.rawValue, BounceCategory.badDomain.rawValue,
+    ]
+
+    public static func suppression(category: String?, hard: Bool?, recipient: String, evidence: String) -> Suppression? {
+        guard hard == true, let category, hardCategories.contains(category) else { return nil }
+        return Suppression(address: recipient, reason: .bounce, scope: .all, source: evidence)
+    }
+}
+
+/// Turns a report sent to the bounce domain into events on the original
+/// message and recipient, which the return path names, and suppresses the
+/// address when the report says so.
+public struct FeedbackRecorder: Sendable {
+    public enum Outcome: Equatable, Sendable {
+        /// Events recorded for this many recipients.
+        case recorded(Int)
+        /// Not a bounce or complaint this server can read.
+        case unreadable
+        /// A report, but about no message of ours.
+        case unknownMessage
+    }
+
+    let index: QueueIndex
+    let store: SQLiteStore
+    let classifier: BounceClassifier
+    let returnPath: ReturnPath
+    let now: @Sendable () -> Date
+
+    public init(index: QueueIndex, store: SQLiteStore, classifier: BounceClassifier, returnPath: ReturnPath,
+                now: @escaping @Sendable () -> Date = { Date() }) {
+        self.index = index
+        self.store = store
+        self.classifier = classifier
+        self.returnPath = returnPath
+        self.now = now
+    }
+
+    /// `recipients` are the envelope recipients at the bounce domain.
+    public func record(recipients: [String], content: [UInt8]) throws -> Outcome {
+        guard let report = FeedbackReport.parse(content) else { return .unreadable }
+        var targets: [(MessageID, Int)] = []
+        for address in recipients + report.returnPaths {
+            if let target = returnPath.decode(address), !targets.contains(where: { $0 == target }) { targets.append(target) }
+        }
+        var recorded = 0
+        for (message, position) in targets {
+            guard let details = try index.details(of: message), position < details.recipients.count else { continue }
+            let recipient = details.recipients[position].address
+            let time = now()
+            switch report.kind {
+            case .complaint(let type):
+                try index.recordFeedback(DeliveryEvent(at: time, messageID: message, recipient: recipient, type: .complained,
+                                                       replyText: report.text, category: "complaint", site: "feedback"), failed: false)
+                if let account = details.accountID {
+                    try store.suppress(Suppression(address: recipient, reason: .complaint, scope: .all,
+                                                   source: "\(type) complaint about message \(message)"), accountID: account)
+                }
+            case .bounce:
+                let delayed = report.action?.hasPrefix("delayed") == true
+                let code = report.replyCode ?? report.enhancedCode.map { $0.statusClass * 100 + 50 } ?? 550
+                let domain = recipient.split(separator: "@").last.map(String.init)
+                let classification = classifier.classify(FailureObservation(
+                    kind: .reply(code: code, enhanced: report.enhancedCode, text: report.text), recipientDomain: domain))
+                let hard = !delayed && (classification.isHard || code >= 500)
+                let event = DeliveryEvent(at: time, messageID: message, recipient: recipient, type: delayed ? .deferred : .bounced,
+                                          replyCode: code, enhancedCode: report.enhancedCode?.description, replyText: report.text,
+                                          category: classification.category.rawValue, hard: hard, site: "feedback")
+                try index.recordFeedback(event, failed: !delayed)
+                if !delayed, let account = details.accountID,
+                   let suppression = AutomaticSuppression.suppression(category: event.category, hard: hard, recipient: recipient,
+                                                                      evidence: "bounce of message \(message): \(report.text)") {
+                    try store.suppress(suppression, accountID: account)
+                }
+            }
+            recorded += 1
+        }
+        return recorded == 0 ? .unknownMessage : .recorded(recorded)
+    }
+}

@@ -1,0 +1,213 @@
+"""Return paths (VERP) and reports that come back: DSNs and plain-text
+bounces sent by swaks to the return path, an ARF complaint, a forged return
+path, and the suppressions they cause."""
+import json
+import re
+import smtplib
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from conftest import dnsmasq
+
+MX_IP = "127.0.0.33"
+
+
+class EnvelopeMX:
+    def __init__(self):
+        self.envelopes = {}
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.startswith("nobody"):
+            return "550 5.1.1 <%s>: Recipient address rejected: User unknown in virtual mailbox table" % address
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        for recipient in envelope.rcpt_tos:
+            self.envelopes[recipient] = envelope.mail_from
+        return "250 2.0.0 accepted"
+
+
+@pytest.fixture(scope="module")
+def mx():
+    handler = EnvelopeMX()
+    controller = Controller(handler, hostname=MX_IP, port=25)
+    controller.start()
+    yield handler
+    controller.stop()
+
+
+def call(server, method, path, body=None):
+    request = urllib.request.Request(server.api_url + path, method=method,
+                                     data=json.dumps(body).encode() if body is not None else None,
+                                     headers={"Authorization": "Bearer " + server.token, "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=20) as response:
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"{}")
+
+
+def swaks(server, recipient, data, sender="<>"):
+    result = subprocess.run(["swaks", "--server", f"127.0.0.1:{server.smtp_port}", "--from", sender, "--to", recipient,
+                             "--data", data, "--helo", "mx.receiver.test"], capture_output=True, text=True, timeout=60)
+    return result
+
+
+DSN = """From: MAILER-DAEMON@mx.fb.test
+To: {verp}
+Subject: Undelivered Mail Returned to Sender
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status; boundary="BOUNDARY"
+
+--BOUNDARY
+Content-Type: text/plain
+
+This is the mail system at host mx.fb.test. Your message could not be delivered.
+
+--BOUNDARY
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.fb.test
+Arrival-Date: Sun, 29 Nov 2026 06:00:00 +0000
+
+Final-Recipient: rfc822; {recipient}
+Original-Recipient: rfc822;{recipient}
+Action: failed
+Status: 5.1.1
+Remote-MTA: dns; store.fb.test
+Diagnostic-Code: smtp; 550 5.1.1 <{recipient}>: Recipient address rejected: User unknown
+
+--BOUNDARY
+Content-Type: text/rfc822-headers
+
+From: shop@acme.test
+Subject: hello
+
+--BOUNDARY--
+"""
+
+PLAIN = """From: postmaster@fb.test
+To: {verp}
+Subject: failure notice
+
+Hi. This is the qmail-send program at fb.test.
+I'm afraid I wasn't able to deliver your message to the following addresses.
+
+<{recipient}>:
+Remote host said: 552 5.2.2 <{recipient}>: Mailbox full, quota exceeded
+"""
+
+ARF = """From: feedback@isp.test
+To: fbl@bounce.test
+Subject: FW: complaint
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=feedback-report; boundary="ARF"
+
+--ARF
+Content-Type: text/plain
+
+This is an email abuse report for an email message received from IP 127.0.0.1.
+
+--ARF
+Content-Type: message/feedback-report
+
+Feedback-Type: abuse
+User-Agent: SomeISP-FBL/1.0
+Version: 1
+Original-Rcpt-To: {recipient}
+
+--ARF
+Content-Type: message/rfc822
+
+Return-Path: <{verp}>
+From: shop@acme.test
+To: {recipient}
+Subject: hello
+
+body
+--ARF--
+"""
+
+
+def test_return_paths_bounces_and_complaints(make_server, mx):
+    with dnsmasq("--mx-host=fb.test,mx.fb.test,10", f"--host-record=mx.fb.test,{MX_IP}") as port:
+        server = make_server(start=False)
+        server.config["bounce"] = {"domain": "bounce.test"}
+        server.config["dns"] = {"servers": [f"127.0.0.1:{port}"], "timeoutMilliseconds": 1000}
+        server.config["delivery"] = {"enabled": True, "allowNonPublicAddresses": True}
+        server.create_account("acme", ["acme.test"])
+        server.token, _, _ = server.api_key("acme", "admin")
+        server.start()
+        recipients = ["one@fb.test", "two@fb.test", "three@fb.test", "nobody@fb.test"]
+        status, body = call(server, "POST", "/v1/messages", {"from": "shop@acme.test", "to": recipients, "subject": "hello",
+                                                             "text": "hi"})
+        assert status == 202
+        message_id = body["id"]
+        deadline = time.time() + 30
+        while len(mx.envelopes) < 3:
+            assert time.time() < deadline, mx.envelopes
+            time.sleep(0.05)
+        # Each recipient's copy left with its own return path, naming the message and the recipient.
+        verps = {}
+        for position, recipient in enumerate(recipients[:3]):
+            sender = mx.envelopes[recipient]
+            assert re.fullmatch(rf"b-{message_id}-{position}-[0-9a-z]{{16}}@bounce\.test", sender), sender
+            verps[recipient] = sender
+        assert len(set(verps.values())) == 3
+
+        # The synchronous 550 5.1.1 suppresses the address at once.
+        deadline = time.time() + 30
+        while call(server, "GET", "/v1/suppressions/nobody@fb.test")[0] != 200:
+            assert time.time() < deadline
+            time.sleep(0.1)
+        assert "bounce of message" in call(server, "GET", "/v1/suppressions/nobody@fb.test")[1]["source"]
+
+        # A DSN, sent by swaks to the return path with the null sender.
+        result = swaks(server, verps["one@fb.test"], DSN.format(verp=verps["one@fb.test"], recipient="one@fb.test"))
+        assert result.returncode == 0 and "250 2.0.0 Report recorded" in result.stdout, result.stdout
+        # A plain-text bounce quoting the remote reply.
+        result = swaks(server, verps["two@fb.test"], PLAIN.format(verp=verps["two@fb.test"], recipient="two@fb.test"))
+        assert result.returncode == 0 and "Report recorded" in result.stdout, result.stdout
+        # An ARF complaint to the feedback mailbox, naming the return path in the original's headers.
+        with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=20) as smtp:
+            smtp.sendmail("feedback@isp.test", ["fbl@bounce.test"],
+                          ARF.format(verp=verps["three@fb.test"], recipient="three@fb.test").replace("\n", "\r\n").encode())
+
+        status, details = call(server, "GET", f"/v1/messages/{message_id}")
+        states = {r["address"]: r["state"] for r in details["recipients"]}
+        assert states == {"one@fb.test": "bounced", "two@fb.test": "bounced", "three@fb.test": "delivered",
+                          "nobody@fb.test": "bounced"}
+        events = {(e["recipient"], e["type"]): e for e in details["events"]}
+        one = events[("one@fb.test", "bounced")]
+        assert one["site"] == "feedback" and one["enhanced_code"] == "5.1.1" and one["category"] == "invalid_recipient"
+        assert one["hard"] is True and "User unknown" in one["reply_text"]
+        two = events[("two@fb.test", "bounced")]
+        assert two["reply_code"] == 552 and two["enhanced_code"] == "5.2.2" and two["category"] == "mailbox_full"
+        three = events[("three@fb.test", "complained")]
+        assert "abuse" in three["reply_text"]
+
+        suppressions = {s["address"]: s for s in call(server, "GET", "/v1/suppressions")[1]["suppressions"]}
+        assert suppressions["one@fb.test"]["reason"] == "bounce"
+        assert suppressions["three@fb.test"]["reason"] == "complaint" and message_id in suppressions["three@fb.test"]["source"]
+        assert "two@fb.test" not in suppressions, "a full mailbox is not a reason to suppress"
+
+        # A forged return path (wrong MAC) is refused at RCPT; relaying through the bounce domain is impossible.
+        forged = re.sub(r"-[0-9a-z]{16}@", "-" + "0" * 16 + "@", verps["one@fb.test"])
+        result = swaks(server, forged, DSN.format(verp=forged, recipient="one@fb.test"))
+        assert result.returncode != 0 and "550 5.1.1 No such bounce address" in result.stdout
+        with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=20) as smtp:
+            smtp.ehlo("mx.receiver.test")
+            smtp.mail("<>")
+            assert smtp.rcpt("someone@elsewhere.test")[0] == 554
+            assert smtp.rcpt(verps["one@fb.test"])[0] == 250
+        # Mail that is not a report is refused, so nothing is recorded from arbitrary mail.
+        with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=20) as smtp:
+            with pytest.raises(smtplib.SMTPDataError) as refused:
+                smtp.sendmail("<>", [verps["one@fb.test"]], b"Subject: hello\r\n\r\njust a message\r\n")
+            assert refused.value.smtp_code == 550

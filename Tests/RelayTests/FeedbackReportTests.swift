@@ -1,0 +1,69 @@
+import Foundation
+import Testing
+@testable import Relay
+import SMTPCore
+
+@Suite struct FeedbackReportTests {
+    func crlf(_ text: String) -> [UInt8] { Array(text.replacingOccurrences(of: "\n", with: "\r\n").utf8) }
+
+    @Test func arfComplaintNamesTheReturnPathOfTheOriginal() throws {
+        let report = try #require(FeedbackReport.parse(crlf("""
+            From: feedback@isp.test
+            To: fbl@bounce.test
+            MIME-Version: 1.0
+            Content-Type: multipart/report; report-type=feedback-report; boundary="ARF"
+
+            --ARF
+            Content-Type: text/plain
+
+            An abuse report.
+
+            --ARF
+            Content-Type: message/feedback-report
+
+            Feedback-Type: abuse
+            User-Agent: SomeISP-FBL/1.0
+            Version: 1
+
+            --ARF
+            Content-Type: message/rfc822
+
+            Return-Path: <b-x@bounce.test>
+            From: shop@acme.test
+
+            body
+            --ARF--
+            """)))
+        #expect(report.kind == .complaint(feedbackType: "abuse"))
+        #expect(report.returnPaths == ["b-x@bounce.test"])
+    }
+
+    @Test func dsnStatusAndDiagnostic() throws {
+        let report = try #require(FeedbackReport.parse(crlf("""
+            Content-Type: multipart/report; report-type=delivery-status; boundary=B
+
+            --B
+            Content-Type: text/plain
+
+            Sorry.
+            --B
+            Content-Type: message/delivery-status
+
+            Reporting-MTA: dns; mx.example
+
+            Final-Recipient: rfc822; a@example.jp
+            Action: failed
+            Status: 5.2.2
+            Diagnostic-Code: smtp; 552 5.2.2 Mailbox full
+            --B--
+            """)))
+        #expect(report.kind == .bounce && report.action == "failed")
+        #expect(report.replyCode == 552 && report.enhancedCode == EnhancedStatusCode(5, 2, 2) && report.text == "552 5.2.2 Mailbox full")
+    }
+
+    @Test func plainBouncesAndNonReports() throws {
+        let plain = try #require(FeedbackReport.parse(crlf("Subject: failure notice\n\nRemote host said: 550-5.1.1 The email account does not exist\n")))
+        #expect(plain.replyCode == 550 && plain.enhancedCode == EnhancedStatusCode(5, 1, 1))
+        #expect(FeedbackReport.parse(crlf("Subject: hello\n\nJust a message, sent at 12:30 on 2026-11-29.\n")) == nil)
+    }
+}
