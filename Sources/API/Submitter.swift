@@ -63,7 +63,10 @@ struct Submitter: Sendable {
             let id = MessageID.generate()
             let smtpUTF8 = (message.recipients + [message.sender]).contains { $0.utf8.contains { $0 >= 0x80 } }
             var prefix = Submitter.received(client: client, hostname: hostname, id: id, account: account.name, at: now)
-            if let field = signing?.signatureField(for: prefix + message.bytes, accountID: account.id) { prefix = field + prefix }
+            if let signer = signing?.signer(for: message.bytes, accountID: account.id),
+               let field = try? signer.signature(for: prefix + message.bytes) {
+                prefix = field + prefix
+            }
             return IncomingMessage(
                 id: id, sender: message.sender, recipients: message.recipients, accountID: account.id, smtpUTF8: smtpUTF8,
                 clientAddress: client, heloName: "api", prefix: prefix, content: message.bytes, metadata: message.metadata)

@@ -264,11 +264,13 @@ public final class InboundSessionHandler: ChannelDuplexHandler, RemovableChannel
             }
         }
         let promise = context.eventLoop.makePromise(of: Result<MessageID, SpoolError>.self)
-        if let signing = environment.signing, let pool = environment.threadPool {
-            // Signed over what is stored (trace fields included), off the event loop.
+        // Whether to sign is decided here (a header scan); the signature itself is made off the event loop.
+        if let pool = environment.threadPool,
+           let signer = environment.signing?.signer(for: message.content, accountID: message.accountID) {
             pool.runIfActive(eventLoop: context.eventLoop) { () -> IncomingMessage in
                 var signed = message
-                if let field = signing.signatureField(for: message.prefix + message.content, accountID: message.accountID) {
+                // Signed over what is stored, trace fields included.
+                if let field = try? signer.signature(for: message.prefix + message.content) {
                     signed.prefix = field + message.prefix
                 }
                 return signed

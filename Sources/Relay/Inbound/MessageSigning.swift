@@ -16,7 +16,8 @@ public final class MessageSigning: Sendable {
         self.store = store
     }
 
-    /// The signer for a message, or nil when its From domain has no key this sender may use.
+    /// The signer for a message (its header section is enough), or nil when
+    /// its From domain has no key this sender may use.
     public func signer(for message: [UInt8], accountID: Int64?) -> DKIMSigner? {
         guard let domain = DKIMSigner.fromDomain(message) else { return nil }
         let now = ContinuousClock.now
@@ -37,11 +38,5 @@ public final class MessageSigning: Sendable {
         }
         guard let entry, accountID == nil || accountID == entry.account else { return nil }
         return entry.signer
-    }
-
-    /// The `DKIM-Signature` field for `message`, or nil (no key, or signing failed: the mail goes unsigned).
-    public func signatureField(for message: [UInt8], accountID: Int64?) -> [UInt8]? {
-        guard let signer = signer(for: message, accountID: accountID) else { return nil }
-        return try? signer.signature(for: message)
     }
 }
