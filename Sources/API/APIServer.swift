@@ -42,7 +42,11 @@ public struct APIServer: Sendable {
     let services: APIServices
     let logger: Logger
 
-    public init(options: Options, store: SQLiteStore, spool: Spool, meter: SendingMeter, signing: MessageSigning?, logger: Logger) {
+    let unsubscribe: UnsubscribeLinks?
+
+    public init(options: Options, store: SQLiteStore, spool: Spool, meter: SendingMeter, signing: MessageSigning?,
+                unsubscribe: UnsubscribeLinks?, logger: Logger) {
+        self.unsubscribe = unsubscribe
         self.options = options
         self.logger = logger
         let gate = APIGate(store: store, maximumBodySize: options.maximumBodySize,
@@ -51,7 +55,7 @@ public struct APIServer: Sendable {
         services = APIServices(store: store, index: spool.index, layout: spool.layout, gate: gate,
                                submitter: Submitter(spool: spool, meter: meter, hostname: options.hostname,
                                                     maximumMessageSize: options.maximumMessageSize, signing: signing),
-                               builder: MessageBuilder(hostname: options.hostname), meter: meter)
+                               builder: MessageBuilder(hostname: options.hostname), meter: meter, unsubscribe: unsubscribe)
     }
 
     func router() -> Router<APIRequestContext> {
@@ -67,6 +71,7 @@ public struct APIServer: Sendable {
         NativeAPI(services: services).register(on: routes)
         SESAPI(services: services).register(on: routes)
         SendGridAPI(services: services).register(on: routes)
+        if let unsubscribe { UnsubscribeRoutes(services: services, links: unsubscribe).register(on: routes) }
         return router
     }
 
@@ -74,6 +79,13 @@ public struct APIServer: Sendable {
     public func application(onListening: @escaping @Sendable (SocketAddress?) -> Void) throws -> some ApplicationProtocol {
         Application(router: router(), server: try options.tls.map { try .tls(.http1(), tlsConfiguration: $0) } ?? .http1(),
                     configuration: .init(address: .hostname(options.host, port: options.port), serverName: "hikyaku"),
-                    onServerRunning: { channel in onListening(channel.localAddress) }, logger: logger)
+                    onServerRunning: { [unsubscribe, tls = options.tls != nil] channel in
+                        // Without api.publicUrl, links point at this listener.
+                        if let address = channel.localAddress, let ip = address.ipAddress, let port = address.port {
+                            let host = ip.contains(":") ? "[\(ip)]" : ip
+                            unsubscribe?.setBaseIfUnset("\(tls ? "https" : "http")://\(host):\(port)")
+                        }
+                        onListening(channel.localAddress)
+                    }, logger: logger)
     }
 }

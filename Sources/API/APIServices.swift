@@ -14,6 +14,8 @@ struct APIServices: Sendable {
     let submitter: Submitter
     let builder: MessageBuilder
     let meter: SendingMeter
+    /// Links for marketing mail, and the endpoint they lead to; nil: none added.
+    let unsubscribe: UnsubscribeLinks?
 
     /// A stored template of the account, compiled; 404 when there is none.
     func renderer(template name: String, account: Account) throws(APIError) -> (TemplateRenderer, Template) {

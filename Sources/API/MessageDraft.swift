@@ -1,5 +1,6 @@
 import Foundation
 import MIME
+import Relay
 import Spool
 import Store
 
@@ -33,7 +34,9 @@ struct MessageDraft: Sendable {
     static let maximumPersonalizations = 1000
 
     /// One message per personalization, each checked and built.
-    func messages(builder: MessageBuilder) throws(APIError) -> [OutgoingMessage] {
+    /// `unsubscribe` adds List-Unsubscribe (RFC 2369) and List-Unsubscribe-Post
+    /// (RFC 8058) to marketing mail, for the first recipient of each message.
+    func messages(builder: MessageBuilder, unsubscribe: UnsubscribeLinks? = nil) throws(APIError) -> [OutgoingMessage] {
         guard !personalizations.isEmpty else { throw APIError.badRequest("no recipients", field: "personalizations") }
         guard personalizations.count <= MessageDraft.maximumPersonalizations else {
             throw APIError.badRequest("at most \(MessageDraft.maximumPersonalizations) recipients or personalizations per request",
@@ -60,6 +63,11 @@ struct MessageDraft: Sendable {
                 composition.text = composition.text.map { MessageDraft.substitute($0, personalization.substitutions) }
                 composition.html = composition.html.map { MessageDraft.substitute($0, personalization.substitutions) }
             }
+            let id = MessageID.generate()
+            if self.metadata.marketing, let unsubscribe,
+               !composition.headers.contains(where: { $0.name.lowercased() == "list-unsubscribe" }) {
+                composition.headers += unsubscribe.headers(message: id, position: 0)
+            }
             let bytes: [UInt8]
             do {
                 bytes = try builder.build(composition).bytes
@@ -70,7 +78,7 @@ struct MessageDraft: Sendable {
             metadata.tags += personalization.tags
             metadata.customArguments.merge(personalization.customArguments) { _, new in new }
             if let notBefore = personalization.notBefore { metadata.notBefore = notBefore }
-            messages.append(OutgoingMessage(sender: composition.from.address, recipients: composition.recipients, bytes: bytes,
+            messages.append(OutgoingMessage(id: id, sender: composition.from.address, recipients: composition.recipients, bytes: bytes,
                                             metadata: metadata))
         }
         return messages

@@ -66,7 +66,7 @@ struct NativeAPI: Sendable {
         let call = try await services.gate.open(request, context: context, scope: .send)
         let input = try APIJSON.decode(SendRequest.self, from: call.body)
         let draft = try draft(input, account: call.account)
-        let messages = try draft.messages(builder: services.builder)
+        let messages = try draft.messages(builder: services.builder, unsubscribe: services.unsubscribe)
         try Submitter.checkSender(draft.base.from.address, account: call.account)
         let ids = try await services.submitter.submit(messages, account: call.account, client: context.clientAddress)
         // Written by hand: for a batch of 1,000 JSONSerialization cost a sixth of the request.

@@ -192,7 +192,7 @@ struct SESAPI: Sendable {
             message = try rawMessage(raw, input: input, metadata: metadata)
         } else {
             let draft = try draft(input, account: call.account, metadata: metadata)
-            guard let built = try draft.messages(builder: services.builder).first else { throw APIError.invalid("no message") }
+            guard let built = try draft.messages(builder: services.builder, unsubscribe: services.unsubscribe).first else { throw APIError.invalid("no message") }
             message = built
         }
         try Submitter.checkSender(message.sender, account: call.account)
@@ -300,7 +300,7 @@ struct SESAPI: Sendable {
             var single = draft
             single.personalizations = [personalization]
             do {
-                ready.append((index, try single.messages(builder: services.builder)[0]))
+                ready.append((index, try single.messages(builder: services.builder, unsubscribe: services.unsubscribe)[0]))
                 results.append([:])
             } catch {
                 results.append(["Status": error.code == "missing_variables" ? "INVALID_PARAMETER" : "MESSAGE_REJECTED",

@@ -70,7 +70,7 @@ struct SendGridAPI: Sendable {
         let call = try await services.gate.open(request, context: context, scope: .send)
         let input = try APIJSON.decode(MailSend.self, from: call.body)
         let draft = try draft(input, account: call.account)
-        let messages = try draft.messages(builder: services.builder)
+        let messages = try draft.messages(builder: services.builder, unsubscribe: services.unsubscribe)
         for message in messages { try Submitter.checkSender(message.sender, account: call.account) }
         var headers: HTTPFields = [:]
         if input.mailSettings?.sandboxMode?.enable == true {

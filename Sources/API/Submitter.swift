@@ -9,6 +9,8 @@ import Store
 
 /// A message ready for the spool: envelope, bytes and metadata.
 struct OutgoingMessage: Sendable {
+    /// Chosen before building, so that the message can name itself (unsubscribe links).
+    var id = MessageID.generate()
     var sender: String
     var recipients: [String]
     var bytes: [UInt8]
@@ -60,7 +62,7 @@ struct Submitter: Sendable {
         }
         let now = Date()
         let incoming = messages.map { message in
-            let id = MessageID.generate()
+            let id = message.id
             let smtpUTF8 = (message.recipients + [message.sender]).contains { $0.utf8.contains { $0 >= 0x80 } }
             var prefix = Submitter.received(client: client, hostname: hostname, id: id, account: account.name, at: now)
             if let signer = signing?.signer(for: message.bytes, accountID: account.id),

@@ -62,6 +62,8 @@ public struct Configuration: Sendable, Equatable {
     public var bounceDomain: String?
     /// host:port of the HTTP API (native, SES v2, SendGrid v3); empty: none.
     public var apiListen = "127.0.0.1:8025"
+    /// Base URL recipients reach the API at, for unsubscribe links (https://mail.example.com); unset: the API's own address.
+    public var apiPublicURL: String?
     /// Serve the API over HTTPS with the server's certificate (smtp.tlsCertificate or the self-signed one).
     public var apiTLS = false
     /// Largest request body the API reads; 0: twice smtp.maxMessageSize (base64 attachments grow by a third).
@@ -225,6 +227,7 @@ extension Configuration {
         string("admin.listen", "host:port of the admin HTTP server (Prometheus /metrics, /healthz); no authentication, keep it on loopback or a private network; empty: off", \.adminListen),
         optionalString("bounce.domain", "Domain for return paths (VERP, b-…@DOMAIN): each recipient's copy leaves with its own signed envelope sender, and DSNs and ARF complaints sent there are recorded and suppress the address (docs/deliverability.md); point its MX at this server. Unset: mail keeps its sender", \.bounceDomain),
         string("api.listen", "host:port of the HTTP API: native /v1, Amazon SES v2 and SendGrid v3 compatible (docs/api.md); empty: off", \.apiListen),
+        optionalString("api.publicUrl", "Base URL at which recipients reach the API (e.g. https://mail.example.com, through a proxy), for one-click unsubscribe links in marketing mail; unset: the API's own address", \.apiPublicURL),
         boolean("api.tls", "Serve the API over HTTPS (TLS 1.2+) with the certificate of smtp.tlsCertificate, or the self-signed one", \.apiTLS),
         integer("api.maxRequestSize", "Largest API request body in bytes (413 above it); 0 means twice smtp.maxMessageSize", \.apiMaxRequestSize, minimum: 0),
         integer("log.retentionDays", "Days the delivery log and the records of finished messages are kept", \.logRetentionDays, minimum: 1),

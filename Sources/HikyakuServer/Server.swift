@@ -89,6 +89,9 @@ public enum Server {
         // VERP: one key for making return paths and checking those that come back.
         let returnPath = configuration.bounceDomain.map { ReturnPath(domain: $0, key: store.derivedKey("hikyaku return path")) }
         settings.returnPath = returnPath
+        let unsubscribe = UnsubscribeLinks(key: store.derivedKey("hikyaku unsubscribe"), base: configuration.apiPublicURL,
+                                           mailDomain: configuration.bounceDomain)
+        settings.unsubscribe = unsubscribe
         var environment = InboundSessionHandler.Environment(
             settings: settings, spool: spool,
             verifier: AccountCredentialVerifier(store: store, threadPool: threadPool), tlsContext: tlsContext,
@@ -106,7 +109,8 @@ public enum Server {
         environment.threadPool = threadPool
         if let returnPath {
             environment.feedback = FeedbackRecorder(index: spool.index, store: store,
-                                                    classifier: try DeliveryComposition.classifier(configuration), returnPath: returnPath)
+                                                    classifier: try DeliveryComposition.classifier(configuration), returnPath: returnPath,
+                                                    unsubscribe: unsubscribe)
         }
         let limiter = ConnectionLimiter(maximumConnections: configuration.maxConnections,
                                         maximumPerClient: configuration.maxConnectionsPerClient)
@@ -140,7 +144,7 @@ public enum Server {
                                maximumAuthFailures: configuration.maxAuthFailuresPerClient,
                                authFailureWindow: .seconds(Int64(configuration.authFailureWindowSeconds)),
                                tls: configuration.apiTLS ? apiTLSConfiguration : nil),
-                store: store, spool: spool, meter: meter, signing: signing, logger: logger)
+                store: store, spool: spool, meter: meter, signing: signing, unsubscribe: unsubscribe, logger: logger)
             services.append(.init(service: try api.application { bound in
                 announce("hikyaku: listening api \(bound?.ipAddress ?? address.host):\(bound?.port ?? address.port)")
             }))

@@ -6,7 +6,7 @@ import GRDB
 /// (expiry, cancellation). Attempts carry the connection they used.
 public struct DeliveryEvent: Sendable, Codable, Equatable {
     public enum Kind: String, Sendable, Codable, CaseIterable {
-        case accepted, deferred, delivered, bounced, expired, cancelled, suppressed, complained
+        case accepted, deferred, delivered, bounced, expired, cancelled, suppressed, complained, unsubscribed
     }
 
     public var at: Date

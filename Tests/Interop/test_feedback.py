@@ -1,6 +1,7 @@
 """Return paths (VERP) and reports that come back: DSNs and plain-text
 bounces sent by swaks to the return path, an ARF complaint, a forged return
 path, and the suppressions they cause."""
+import email
 import json
 import re
 import smtplib
@@ -20,6 +21,7 @@ MX_IP = "127.0.0.33"
 class EnvelopeMX:
     def __init__(self):
         self.envelopes = {}
+        self.contents = {}
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address.startswith("nobody"):
@@ -30,7 +32,15 @@ class EnvelopeMX:
     async def handle_DATA(self, server, session, envelope):
         for recipient in envelope.rcpt_tos:
             self.envelopes[recipient] = envelope.mail_from
+            self.contents.setdefault(recipient, []).append(envelope.original_content)
         return "250 2.0.0 accepted"
+
+    def wait(self, recipient, count=1, timeout=30):
+        deadline = time.time() + timeout
+        while len(self.contents.get(recipient, [])) < count:
+            assert time.time() < deadline, f"{recipient}: {len(self.contents.get(recipient, []))} of {count}"
+            time.sleep(0.05)
+        return email.message_from_bytes(self.contents[recipient][count - 1])
 
 
 @pytest.fixture(scope="module")
@@ -211,3 +221,63 @@ def test_return_paths_bounces_and_complaints(make_server, mx):
             with pytest.raises(smtplib.SMTPDataError) as refused:
                 smtp.sendmail("<>", [verps["one@fb.test"]], b"Subject: hello\r\n\r\njust a message\r\n")
             assert refused.value.smtp_code == 550
+
+
+def test_one_click_unsubscribe_and_mailto(make_server, mx):
+    with dnsmasq("--mx-host=fb.test,mx.fb.test,10", f"--host-record=mx.fb.test,{MX_IP}") as port:
+        server = make_server(start=False)
+        server.config["bounce"] = {"domain": "bounce.test"}
+        server.config["dns"] = {"servers": [f"127.0.0.1:{port}"], "timeoutMilliseconds": 1000}
+        server.config["delivery"] = {"enabled": True, "allowNonPublicAddresses": True}
+        server.create_account("acme", ["acme.test"])
+        server.token, _, _ = server.api_key("acme", "admin")
+        server.start()
+        news = {"from": "news@acme.test", "subject": "今月のお知らせ", "text": "news", "marketing": True}
+        assert call(server, "POST", "/v1/messages", {**news, "to": "reader@fb.test"})[0] == 202
+        assert call(server, "POST", "/v1/messages", {**news, "to": "mailer@fb.test"})[0] == 202
+        received = mx.wait("reader@fb.test")
+        assert received["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        url, mailto = re.findall(r"<([^>]+)>", received["List-Unsubscribe"])
+        assert url.startswith(f"http://127.0.0.1:{server.api_port}/u/") and mailto.startswith("mailto:u-")
+        # Transactional mail carries no List-Unsubscribe.
+        assert call(server, "POST", "/v1/messages", {"from": "shop@acme.test", "to": "receipt@fb.test", "subject": "receipt",
+                                                     "text": "x"})[0] == 202
+        assert "List-Unsubscribe" not in mx.wait("receipt@fb.test")
+
+        # GET shows the page and changes nothing (link scanners follow GETs).
+        with urllib.request.urlopen(url, timeout=10) as response:
+            page = response.read().decode()
+        assert response.status == 200 and "配信停止" in page and 'name="List-Unsubscribe" value="One-Click"' in page
+        assert call(server, "GET", "/v1/suppressions/reader@fb.test")[0] == 404
+        # The one-click POST, as a mailbox provider sends it (RFC 8058).
+        for _ in range(2):  # idempotent
+            result = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST",
+                                     "-d", "List-Unsubscribe=One-Click", url], capture_output=True, text=True, timeout=30)
+            assert result.stdout == "200"
+        status, suppression = call(server, "GET", "/v1/suppressions/reader@fb.test")
+        assert status == 200 and suppression["reason"] == "unsubscribe" and suppression["scope"] == "marketing"
+        forged = url[:-3] + ("aaa" if not url.endswith("aaa") else "bbb")
+        result = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST",
+                                 "-d", "List-Unsubscribe=One-Click", forged], capture_output=True, text=True, timeout=30)
+        assert result.stdout == "404"
+
+        # The mailto form, sent to the bounce domain.
+        (mailer_mailto,) = [t for t in re.findall(r"<([^>]+)>", mx.wait("mailer@fb.test")["List-Unsubscribe"])
+                            if t.startswith("mailto:")]
+        address = mailer_mailto[len("mailto:"):].split("?")[0]
+        with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=20) as smtp:
+            smtp.sendmail("mailer@fb.test", [address], b"Subject: unsubscribe\r\n\r\n\r\n")
+        assert call(server, "GET", "/v1/suppressions/mailer@fb.test")[1]["source"].startswith("mailto unsubscribe")
+
+        time.sleep(6)  # delivery re-reads suppressions every 5 s
+        _, marketing = call(server, "POST", "/v1/messages", {**news, "to": "reader@fb.test"})
+        _, transactional = call(server, "POST", "/v1/messages", {"from": "shop@acme.test", "to": "reader@fb.test",
+                                                                 "subject": "receipt", "text": "x"})
+        mx.wait("reader@fb.test", count=2)
+        deadline = time.time() + 30
+        while call(server, "GET", f"/v1/messages/{marketing['id']}")[1]["recipients"][0]["state"] != "suppressed":
+            assert time.time() < deadline
+            time.sleep(0.1)
+        assert mx.wait("reader@fb.test", count=2)["Subject"] == "receipt", "the transactional one still goes out"
+        events = call(server, "GET", "/v1/events?recipient=reader@fb.test&status=unsubscribed")[1]["events"]
+        assert len(events) == 2 and all("one-click" in e["reply_text"] for e in events)

@@ -33,22 +33,38 @@ public struct FeedbackRecorder: Sendable {
     let store: SQLiteStore
     let classifier: BounceClassifier
     let returnPath: ReturnPath
+    /// Decodes `u-<token>@` mailto unsubscribe addresses.
+    let unsubscribe: UnsubscribeLinks?
     let now: @Sendable () -> Date
 
     public init(index: QueueIndex, store: SQLiteStore, classifier: BounceClassifier, returnPath: ReturnPath,
-                now: @escaping @Sendable () -> Date = { Date() }) {
+                unsubscribe: UnsubscribeLinks? = nil, now: @escaping @Sendable () -> Date = { Date() }) {
         self.index = index
         self.store = store
         self.classifier = classifier
         self.returnPath = returnPath
+        self.unsubscribe = unsubscribe
         self.now = now
     }
 
     /// `recipients` are the envelope recipients at the bounce domain.
     public func record(recipients: [String], content: [UInt8]) throws -> Outcome {
+        // The mailto form of List-Unsubscribe (RFC 2369): the address is the request, whatever the content.
+        var unsubscribed = 0
+        var reportRecipients: [String] = []
+        for address in recipients {
+            let localPart = String(address[..<(address.lastIndex(of: "@") ?? address.endIndex)])
+            if let target = unsubscribe?.decode(mailbox: localPart) {
+                if try Unsubscription.record(index: index, store: store, message: target.message, position: target.position,
+                                             via: "mailto", at: now()) != nil { unsubscribed += 1 }
+            } else {
+                reportRecipients.append(address)
+            }
+        }
+        if reportRecipients.isEmpty { return unsubscribed > 0 ? .recorded(unsubscribed) : .unknownMessage }
         guard let report = FeedbackReport.parse(content) else { return .unreadable }
         var targets: [(MessageID, Int)] = []
-        for address in recipients + report.returnPaths {
+        for address in reportRecipients + report.returnPaths {
             if let target = returnPath.decode(address), !targets.contains(where: { $0 == target }) { targets.append(target) }
         }
         var recorded = 0
@@ -83,6 +99,7 @@ public struct FeedbackRecorder: Sendable {
             }
             recorded += 1
         }
+        recorded += unsubscribed
         return recorded == 0 ? .unknownMessage : .recorded(recorded)
     }
 }

@@ -240,7 +240,8 @@ public struct InboundSessionStateMachine: Sendable {
            returnPath.handles(domain: domain) {
             // Reports come from anyone (no AUTH), but only to addresses we issued: a forged one is refused here.
             let mailboxes: Set<String> = ["fbl", "abuse", "postmaster"]
-            guard returnPath.decode(mailbox.description) != nil || mailboxes.contains(mailbox.unquotedLocalPart.lowercased()) else {
+            guard returnPath.decode(mailbox.description) != nil || mailboxes.contains(mailbox.unquotedLocalPart.lowercased())
+                    || settings.unsubscribe?.decode(mailbox: mailbox.unquotedLocalPart) != nil else {
                 return fail(Reply(550, EnhancedStatusCode(5, 1, 1), "No such bounce address"))
             }
             guard current.recipients.isEmpty || current.feedback else { return fail(InboundSessionStateMachine.separateTransactions) }

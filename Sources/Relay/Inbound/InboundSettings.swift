@@ -22,6 +22,8 @@ public struct InboundSettings: Sendable {
     /// The bounce domain and its return-path addresses: mail to them is
     /// accepted from anyone (reports, not relaying) and recorded, not delivered.
     public var returnPath: ReturnPath?
+    /// The mailto unsubscribe addresses (`u-<token>@` the bounce domain).
+    public var unsubscribe: UnsubscribeLinks?
 
     public init(hostname: String = "localhost",
                 maximumMessageSize: Int = 10 * 1024 * 1024,
