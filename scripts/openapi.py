@@ -151,6 +151,20 @@ document = {
             "responses": {**ok("Counts", {"type": "object", "required": ["stats"], "properties": {"stats": {"type": "array", "items": {
                 "type": "object", "properties": {"period": {"type": "string"}, "counts": {"type": "object", "additionalProperties": {"type": "integer"}}}}}}}),
                           **common}}},
+        "/v1/stats/bounces": {"get": {
+            "operationId": "bounceAnalysis", "summary": "Bounces by category and receiving provider, top replies, affected recipients",
+            "parameters": [query("since", time), query("until", time), query("limit", {"type": "integer", "minimum": 1, "maximum": 10000})],
+            "responses": {**ok("Analysis", {"type": "object", "required": ["total", "by_category", "by_provider", "top_replies", "recipients"],
+                "properties": {"total": {"type": "integer"},
+                               "by_category": {"type": "array", "items": {"type": "object", "properties": {
+                                   "name": {"type": "string"}, "bounces": {"type": "integer"}, "hard": {"type": "integer"}}}},
+                               "by_provider": {"type": "array", "items": {"type": "object", "properties": {
+                                   "name": {"type": "string"}, "bounces": {"type": "integer"}, "hard": {"type": "integer"}}}},
+                               "top_replies": {"type": "array", "items": {"type": "object", "properties": {
+                                   "category": {"type": "string"}, "text": {"type": "string"}, "count": {"type": "integer"}}}},
+                               "recipients": {"type": "array", "items": {"type": "object", "properties": {
+                                   "recipient": {"type": "string"}, "category": {"type": "string"}, "at": {"type": "string"},
+                                   "message_id": {"type": "string"}, "reply_text": {"type": ["string", "null"]}}}}}}), **common}}},
         "/v1/account": {"get": {
             "operationId": "getAccount", "summary": "The account, its quotas and what counts against them",
             "responses": {**ok("Account", {"type": "object", "required": ["name", "quota"], "properties": {

@@ -16,6 +16,14 @@ struct NativeAPI: Sendable {
         routes.post("/v1/resend") { request, context in try await resendByFilter(request, context) }
         routes.get("/v1/events") { request, context in try await events(request, context) }
         routes.get("/v1/stats") { request, context in try await stats(request, context) }
+        routes.get("/v1/stats/bounces") { request, context in
+            let call = try await services.gate.open(request, context: context, scope: .read)
+            let until = try request.queryDate("until") ?? Date()
+            let since = try request.queryDate("since") ?? until.addingTimeInterval(-7 * 86400)
+            let limit = try request.queryInteger("limit", default: 1000, range: 1...10_000)
+            return try APIJSON.response(try services.index.bounceAnalysis(accountID: call.account.id, since: since, until: until,
+                                                                          recipientLimit: limit))
+        }
         routes.get("/v1/account") { request, context in try await account(request, context) }
         routes.get("/v1/account/usage") { request, context in try await usage(request, context) }
         TemplateRoutes(services: services).register(on: routes)

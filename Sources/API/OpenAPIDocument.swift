@@ -1383,6 +1383,204 @@ enum OpenAPIDocument {
     }
    }
   },
+  "/v1/stats/bounces": {
+   "get": {
+    "operationId": "bounceAnalysis",
+    "summary": "Bounces by category and receiving provider, top replies, affected recipients",
+    "parameters": [
+     {
+      "name": "since",
+      "in": "query",
+      "required": false,
+      "schema": {
+       "anyOf": [
+        {
+         "type": "string",
+         "format": "date-time"
+        },
+        {
+         "type": "string",
+         "pattern": "^[0-9]{1,10}$"
+        }
+       ],
+       "description": "ISO 8601 time or Unix seconds"
+      },
+      "description": ""
+     },
+     {
+      "name": "until",
+      "in": "query",
+      "required": false,
+      "schema": {
+       "anyOf": [
+        {
+         "type": "string",
+         "format": "date-time"
+        },
+        {
+         "type": "string",
+         "pattern": "^[0-9]{1,10}$"
+        }
+       ],
+       "description": "ISO 8601 time or Unix seconds"
+      },
+      "description": ""
+     },
+     {
+      "name": "limit",
+      "in": "query",
+      "required": false,
+      "schema": {
+       "type": "integer",
+       "minimum": 1,
+       "maximum": 10000
+      },
+      "description": ""
+     }
+    ],
+    "responses": {
+     "200": {
+      "description": "Analysis",
+      "content": {
+       "application/json": {
+        "schema": {
+         "type": "object",
+         "required": [
+          "total",
+          "by_category",
+          "by_provider",
+          "top_replies",
+          "recipients"
+         ],
+         "properties": {
+          "total": {
+           "type": "integer"
+          },
+          "by_category": {
+           "type": "array",
+           "items": {
+            "type": "object",
+            "properties": {
+             "name": {
+              "type": "string"
+             },
+             "bounces": {
+              "type": "integer"
+             },
+             "hard": {
+              "type": "integer"
+             }
+            }
+           }
+          },
+          "by_provider": {
+           "type": "array",
+           "items": {
+            "type": "object",
+            "properties": {
+             "name": {
+              "type": "string"
+             },
+             "bounces": {
+              "type": "integer"
+             },
+             "hard": {
+              "type": "integer"
+             }
+            }
+           }
+          },
+          "top_replies": {
+           "type": "array",
+           "items": {
+            "type": "object",
+            "properties": {
+             "category": {
+              "type": "string"
+             },
+             "text": {
+              "type": "string"
+             },
+             "count": {
+              "type": "integer"
+             }
+            }
+           }
+          },
+          "recipients": {
+           "type": "array",
+           "items": {
+            "type": "object",
+            "properties": {
+             "recipient": {
+              "type": "string"
+             },
+             "category": {
+              "type": "string"
+             },
+             "at": {
+              "type": "string"
+             },
+             "message_id": {
+              "type": "string"
+             },
+             "reply_text": {
+              "type": [
+               "string",
+               "null"
+              ]
+             }
+            }
+           }
+          }
+         }
+        }
+       }
+      }
+     },
+     "400": {
+      "description": "Malformed request",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "401": {
+      "description": "Missing or wrong API key",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "403": {
+      "description": "The key's scope or the account does not allow this",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "429": {
+      "description": "Too many failed authentications, or over quota (see Retry-After)",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     }
+    }
+   }
+  },
   "/v1/account": {
    "get": {
     "operationId": "getAccount",

@@ -288,3 +288,76 @@ extension QueueIndex {
         return result
     }
 }
+
+/// The error analysis of bounces for an account over a time range.
+public struct BounceAnalysis: Sendable, Codable, Equatable {
+    public struct Count: Sendable, Codable, Equatable {
+        public var name: String
+        public var bounces: Int
+        public var hard: Int
+    }
+
+    public struct ReplyText: Sendable, Codable, Equatable {
+        public var category: String
+        public var text: String
+        public var count: Int
+    }
+
+    public struct Recipient: Sendable, Codable, Equatable {
+        public var recipient: String
+        public var category: String
+        public var at: Date
+        public var messageID: MessageID
+        public var replyText: String?
+    }
+
+    public var total: Int
+    public var byCategory: [Count]
+    /// By receiving provider: the delivery site (a shaping rule such as `docomo`, or the MX set).
+    public var byProvider: [Count]
+    /// The most frequent reply texts of each category.
+    public var topReplies: [ReplyText]
+    /// The latest bounce of each recipient, newest first.
+    public var recipients: [Recipient]
+}
+
+extension QueueIndex {
+    public func bounceAnalysis(accountID: Int64, since: Date, until: Date, topPerCategory: Int = 5,
+                               recipientLimit: Int = 1000) throws -> BounceAnalysis {
+        let window = "type = 'bounced' AND at >= ? AND at < ? AND message_id IN (SELECT id FROM message WHERE account_id = ?)"
+        let arguments: StatementArguments = [since.timeIntervalSince1970, until.timeIntervalSince1970, accountID]
+        return try database.read { db in
+            func counts(_ column: String) throws -> [BounceAnalysis.Count] {
+                try GRDB.Row.fetchAll(db, sql: """
+                    SELECT COALESCE(\(column), 'unknown') AS name, COUNT(*) AS n, SUM(COALESCE(hard, 0)) AS hard
+                    FROM delivery_event WHERE \(window) GROUP BY name ORDER BY n DESC, name
+                    """, arguments: arguments).map { BounceAnalysis.Count(name: $0["name"], bounces: $0["n"], hard: $0["hard"] ?? 0) }
+            }
+            let byCategory = try counts("category")
+            // A reply text with the recipient's address in it would make every text unique; the
+            // address is replaced so that the same reply from one server counts as one.
+            let replies = try GRDB.Row.fetchAll(db, sql: """
+                SELECT COALESCE(category, 'unknown') AS category, REPLACE(COALESCE(reply_text, ''), recipient, '<recipient>') AS text,
+                       COUNT(*) AS n
+                FROM delivery_event WHERE \(window) GROUP BY category, text ORDER BY category, n DESC, text
+                """, arguments: arguments)
+            var top: [BounceAnalysis.ReplyText] = []
+            var perCategory: [String: Int] = [:]
+            for row in replies {
+                let category: String = row["category"]
+                guard perCategory[category, default: 0] < topPerCategory else { continue }
+                perCategory[category, default: 0] += 1
+                top.append(BounceAnalysis.ReplyText(category: category, text: row["text"], count: row["n"]))
+            }
+            let recipients = try GRDB.Row.fetchAll(db, sql: """
+                SELECT recipient, COALESCE(category, 'unknown') AS category, MAX(at) AS at, message_id, reply_text
+                FROM delivery_event WHERE \(window) GROUP BY recipient ORDER BY at DESC LIMIT ?
+                """, arguments: arguments + [recipientLimit]).map {
+                BounceAnalysis.Recipient(recipient: $0["recipient"], category: $0["category"], at: Date(timeIntervalSince1970: $0["at"]),
+                                         messageID: MessageID(unchecked: $0["message_id"]), replyText: $0["reply_text"])
+            }
+            return BounceAnalysis(total: byCategory.reduce(0) { $0 + $1.bounces }, byCategory: byCategory, byProvider: try counts("site"),
+                                  topReplies: top, recipients: recipients)
+        }
+    }
+}

@@ -207,6 +207,18 @@ def test_return_paths_bounces_and_complaints(make_server, mx):
         assert suppressions["three@fb.test"]["reason"] == "complaint" and message_id in suppressions["three@fb.test"]["source"]
         assert "two@fb.test" not in suppressions, "a full mailbox is not a reason to suppress"
 
+        # The bounce analysis: by category and provider, top replies, recipients.
+        status, analysis = call(server, "GET", "/v1/stats/bounces")
+        # (The DSN Hikyaku sent to shop@acme.test for nobody@ bounces too: acme.test has no MX here.)
+        assert status == 200 and analysis["total"] == 4, analysis
+        categories = {c["name"]: c["bounces"] for c in analysis["by_category"]}
+        assert categories == {"invalid_recipient": 2, "mailbox_full": 1, "bad_domain": 1}
+        assert {"feedback", "mx:mx.fb.test"} <= {p["name"] for p in analysis["by_provider"]}
+        assert any("User unknown" in r["text"] and "<recipient>" in r["text"] for r in analysis["top_replies"])
+        assert {r["recipient"] for r in analysis["recipients"]} == {"one@fb.test", "two@fb.test", "nobody@fb.test", "shop@acme.test"}
+        report = server.cli_json("report", "bounces", "--account", "acme")
+        assert report["total"] == 4 and report["byCategory"][0]["name"] == "invalid_recipient"
+
         # A forged return path (wrong MAC) is refused at RCPT; relaying through the bounce domain is impossible.
         forged = re.sub(r"-[0-9a-z]{16}@", "-" + "0" * 16 + "@", verps["one@fb.test"])
         result = swaks(server, forged, DSN.format(verp=forged, recipient="one@fb.test"))
