@@ -91,7 +91,7 @@ let package = Package(
         .target(
             name: "API",
             dependencies: [
-                "Relay", "Spool", "Store", "MIME",
+                "Relay", "Spool", "Store", "MIME", "DKIM",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),

@@ -165,6 +165,25 @@ document = {
                                "recipients": {"type": "array", "items": {"type": "object", "properties": {
                                    "recipient": {"type": "string"}, "category": {"type": "string"}, "at": {"type": "string"},
                                    "message_id": {"type": "string"}, "reply_text": {"type": ["string", "null"]}}}}}}), **common}}},
+        "/v1/domains": {
+            "get": {"operationId": "listDomains", "summary": "The account's sending domains and their DKIM keys",
+                    "responses": {**ok("Domains", {"type": "object", "required": ["domains"], "properties": {"domains": {"type": "array", "items": {
+                        "type": "object", "properties": {"domain": {"type": "string"}, "dkim": {"type": "array"}}}}}}), **common}},
+            "post": {"operationId": "addDomain", "summary": "Add a sending domain with a new DKIM key (RSA-2048 or Ed25519)",
+                     "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object", "required": ["domain"], "properties": {
+                         "domain": {"type": "string", "pattern": r"^[a-z0-9-]{1,20}(\.[a-z0-9-]{1,20}){1,3}$"},
+                         "algorithm": {"type": "string", "enum": ["rsa", "ed25519"]}}}}}},
+                     "responses": {**ok("The key and its DNS record", {"type": "object", "properties": {
+                         "domain": {"type": "string"}, "selector": {"type": "string"}, "active": {"type": "boolean"}, "record": {"type": "object"}}}, "201"),
+                         **common, "409": err("The domain belongs to another account")}}},
+        "/v1/domains/{domain}/compliance": {"get": {
+            "operationId": "domainCompliance", "summary": "Bulk-sender compliance: SPF, DKIM, DMARC alignment, reverse DNS, TLS, unsubscribe, complaint rate",
+            "parameters": [path("domain")],
+            "responses": {**ok("Checks", {"type": "object", "required": ["domain", "checks"], "properties": {
+                "domain": {"type": "string"}, "checks": {"type": "array", "items": {"type": "object", "required": ["name", "status", "detail"], "properties": {
+                    "name": {"type": "string"}, "status": {"type": "string", "enum": ["pass", "warn", "fail"]}, "detail": {"type": "string"},
+                    "fix": {"type": ["string", "null"]}}}}}}), **common, "404": err("Not one of the account's domains"),
+                "503": err("Checks unavailable")}}},
         "/v1/account": {"get": {
             "operationId": "getAccount", "summary": "The account, its quotas and what counts against them",
             "responses": {**ok("Account", {"type": "object", "required": ["name", "quota"], "properties": {

@@ -43,10 +43,14 @@ public struct APIServer: Sendable {
     let logger: Logger
 
     let unsubscribe: UnsubscribeLinks?
+    /// A domain's compliance report as JSON.
+    public typealias ComplianceReport = @Sendable (String) async throws -> [UInt8]
+    let compliance: ComplianceReport?
 
     public init(options: Options, store: SQLiteStore, spool: Spool, meter: SendingMeter, signing: MessageSigning?,
-                unsubscribe: UnsubscribeLinks?, logger: Logger) {
+                unsubscribe: UnsubscribeLinks?, compliance: ComplianceReport? = nil, logger: Logger) {
         self.unsubscribe = unsubscribe
+        self.compliance = compliance
         self.options = options
         self.logger = logger
         let gate = APIGate(store: store, maximumBodySize: options.maximumBodySize,
@@ -72,6 +76,7 @@ public struct APIServer: Sendable {
         SESAPI(services: services).register(on: routes)
         SendGridAPI(services: services).register(on: routes)
         if let unsubscribe { UnsubscribeRoutes(services: services, links: unsubscribe).register(on: routes) }
+        DomainRoutes(services: services, compliance: compliance).register(on: routes)
         return router
     }
 

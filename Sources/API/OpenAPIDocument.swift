@@ -1581,6 +1581,319 @@ enum OpenAPIDocument {
     }
    }
   },
+  "/v1/domains": {
+   "get": {
+    "operationId": "listDomains",
+    "summary": "The account's sending domains and their DKIM keys",
+    "responses": {
+     "200": {
+      "description": "Domains",
+      "content": {
+       "application/json": {
+        "schema": {
+         "type": "object",
+         "required": [
+          "domains"
+         ],
+         "properties": {
+          "domains": {
+           "type": "array",
+           "items": {
+            "type": "object",
+            "properties": {
+             "domain": {
+              "type": "string"
+             },
+             "dkim": {
+              "type": "array"
+             }
+            }
+           }
+          }
+         }
+        }
+       }
+      }
+     },
+     "400": {
+      "description": "Malformed request",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "401": {
+      "description": "Missing or wrong API key",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "403": {
+      "description": "The key's scope or the account does not allow this",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "429": {
+      "description": "Too many failed authentications, or over quota (see Retry-After)",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     }
+    }
+   },
+   "post": {
+    "operationId": "addDomain",
+    "summary": "Add a sending domain with a new DKIM key (RSA-2048 or Ed25519)",
+    "requestBody": {
+     "required": true,
+     "content": {
+      "application/json": {
+       "schema": {
+        "type": "object",
+        "required": [
+         "domain"
+        ],
+        "properties": {
+         "domain": {
+          "type": "string",
+          "pattern": "^[a-z0-9-]{1,20}(\\.[a-z0-9-]{1,20}){1,3}$"
+         },
+         "algorithm": {
+          "type": "string",
+          "enum": [
+           "rsa",
+           "ed25519"
+          ]
+         }
+        }
+       }
+      }
+     }
+    },
+    "responses": {
+     "201": {
+      "description": "The key and its DNS record",
+      "content": {
+       "application/json": {
+        "schema": {
+         "type": "object",
+         "properties": {
+          "domain": {
+           "type": "string"
+          },
+          "selector": {
+           "type": "string"
+          },
+          "active": {
+           "type": "boolean"
+          },
+          "record": {
+           "type": "object"
+          }
+         }
+        }
+       }
+      }
+     },
+     "400": {
+      "description": "Malformed request",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "401": {
+      "description": "Missing or wrong API key",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "403": {
+      "description": "The key's scope or the account does not allow this",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "429": {
+      "description": "Too many failed authentications, or over quota (see Retry-After)",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "409": {
+      "description": "The domain belongs to another account",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     }
+    }
+   }
+  },
+  "/v1/domains/{domain}/compliance": {
+   "get": {
+    "operationId": "domainCompliance",
+    "summary": "Bulk-sender compliance: SPF, DKIM, DMARC alignment, reverse DNS, TLS, unsubscribe, complaint rate",
+    "parameters": [
+     {
+      "name": "domain",
+      "in": "path",
+      "required": true,
+      "schema": {
+       "type": "string"
+      }
+     }
+    ],
+    "responses": {
+     "200": {
+      "description": "Checks",
+      "content": {
+       "application/json": {
+        "schema": {
+         "type": "object",
+         "required": [
+          "domain",
+          "checks"
+         ],
+         "properties": {
+          "domain": {
+           "type": "string"
+          },
+          "checks": {
+           "type": "array",
+           "items": {
+            "type": "object",
+            "required": [
+             "name",
+             "status",
+             "detail"
+            ],
+            "properties": {
+             "name": {
+              "type": "string"
+             },
+             "status": {
+              "type": "string",
+              "enum": [
+               "pass",
+               "warn",
+               "fail"
+              ]
+             },
+             "detail": {
+              "type": "string"
+             },
+             "fix": {
+              "type": [
+               "string",
+               "null"
+              ]
+             }
+            }
+           }
+          }
+         }
+        }
+       }
+      }
+     },
+     "400": {
+      "description": "Malformed request",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "401": {
+      "description": "Missing or wrong API key",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "403": {
+      "description": "The key's scope or the account does not allow this",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "429": {
+      "description": "Too many failed authentications, or over quota (see Retry-After)",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "404": {
+      "description": "Not one of the account's domains",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "503": {
+      "description": "Checks unavailable",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     }
+    }
+   }
+  },
   "/v1/account": {
    "get": {
     "operationId": "getAccount",

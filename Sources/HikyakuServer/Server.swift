@@ -144,7 +144,14 @@ public enum Server {
                                maximumAuthFailures: configuration.maxAuthFailuresPerClient,
                                authFailureWindow: .seconds(Int64(configuration.authFailureWindowSeconds)),
                                tls: configuration.apiTLS ? apiTLSConfiguration : nil),
-                store: store, spool: spool, meter: meter, signing: signing, unsubscribe: unsubscribe, logger: logger)
+                store: store, spool: spool, meter: meter, signing: signing, unsubscribe: unsubscribe,
+                compliance: { [index = spool.index] domain in
+                    let checks = try await Compliance.check(.init(domain: domain, configuration: configuration, store: store, index: index,
+                                                                  resolver: try Compliance.resolver(configuration)))
+                    let encoder = JSONEncoder()
+                    encoder.outputFormatting = [.sortedKeys]
+                    return Array(try encoder.encode(ComplianceReport(domain: domain, checks: checks)))
+                }, logger: logger)
             services.append(.init(service: try api.application { bound in
                 announce("hikyaku: listening api \(bound?.ipAddress ?? address.host):\(bound?.port ?? address.port)")
             }))

@@ -361,3 +361,33 @@ extension QueueIndex {
         }
     }
 }
+
+extension QueueIndex {
+    /// Messages from `sender domain` (the envelope sender's): deliveries since
+    /// `since` and how many of them were over TLS.
+    public func tlsShare(senderDomain: String, since: Date) throws -> (total: Int, encrypted: Int) {
+        try database.read { db in
+            let row = try GRDB.Row.fetchOne(db, sql: """
+                SELECT COUNT(*) AS n, SUM(tls_version IS NOT NULL) AS tls FROM delivery_event
+                WHERE type = 'delivered' AND at >= ? AND message_id IN (SELECT id FROM message WHERE sender LIKE ? ESCAPE '\\')
+                """, arguments: [since.timeIntervalSince1970, QueueIndex.senderPattern(senderDomain)])
+            return (row?["n"] ?? 0, row?["tls"] ?? 0)
+        }
+    }
+
+    /// Deliveries and complaints since `since` for mail from a sender domain.
+    public func complaintCounts(senderDomain: String, since: Date) throws -> (delivered: Int, complained: Int) {
+        try database.read { db in
+            let row = try GRDB.Row.fetchOne(db, sql: """
+                SELECT SUM(type = 'delivered') AS delivered, SUM(type = 'complained') AS complained FROM delivery_event
+                WHERE at >= ? AND message_id IN (SELECT id FROM message WHERE sender LIKE ? ESCAPE '\\')
+                """, arguments: [since.timeIntervalSince1970, QueueIndex.senderPattern(senderDomain)])
+            return (row?["delivered"] ?? 0, row?["complained"] ?? 0)
+        }
+    }
+
+    static func senderPattern(_ domain: String) -> String {
+        "%@" + domain.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%")
+            .replacingOccurrences(of: "_", with: "\\_")
+    }
+}

@@ -3,14 +3,12 @@ import DKIM
 import Foundation
 import HikyakuServer
 import Store
-import DNS
-import NIOPosix
 
 /// `hikyaku domain …`: sending domains and their DKIM keys.
 struct DomainCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "domain", abstract: "Sending domains: DKIM keys and the DNS records to publish.",
-        subcommands: [Add.self, List.self, Rotate.self, Activate.self, Records.self, Verify.self])
+        subcommands: [Add.self, List.self, Rotate.self, Activate.self, Records.self, Verify.self, Check.self])
 
     static func printRecords(_ domain: String, _ options: CommonOptions, json: Bool) throws {
         let store = try AccountCommand.store(options)
@@ -93,21 +91,8 @@ struct DomainCommand: AsyncParsableCommand {
             let store = try AccountCommand.store(options)
             let records = try SendingDomain.records(domain: domain.lowercased(), keys: try store.dkimKeys(domain: domain),
                                                     configuration: configuration)
-            let resolver = StubResolver(
-                options: .init(servers: try DeliveryComposition.dnsServers(server.isEmpty ? configuration.dnsServers : server),
-                               timeout: .milliseconds(Int64(configuration.dnsTimeoutMilliseconds))),
-                transport: NIODNSTransport(group: MultiThreadedEventLoopGroup.singleton))
-            let checks = await SendingDomain.verify(records) { name in
-                do {
-                    let answer = try await resolver.lookup(try DomainName(name), .txt)
-                    return answer.records.compactMap { record -> String? in
-                        guard case .txt(let strings) = record.data else { return nil }
-                        return String(decoding: strings.joined(), as: UTF8.self)
-                    }
-                } catch let error as DNSError where !error.isTransient {
-                    return [] // NXDOMAIN: the record is missing
-                }
-            }
+            let resolver = try Compliance.resolver(configuration, servers: server)
+            let checks = await SendingDomain.verify(records) { name in try await Compliance.txt(name, resolver) }
             if json {
                 try printJSON(checks)
             } else {
@@ -120,6 +105,31 @@ struct DomainCommand: AsyncParsableCommand {
                 }
             }
             if checks.contains(where: { $0.status != .ok }) { throw ExitCode(1) }
+        }
+    }
+
+    struct Check: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "The bulk-sender compliance report: SPF, DKIM, DMARC alignment, reverse DNS, TLS, unsubscribe, complaint rate.")
+        @OptionGroup var options: CommonOptions
+        @Argument var domain: String
+        @Option(name: .long, help: "DNS server host:port (repeatable); default: dns.servers or /etc/resolv.conf.") var server: [String] = []
+        @Flag(name: .long, help: "Machine-readable output.") var json = false
+
+        func run() async throws {
+            let configuration = try options.load()
+            let (index, _) = try QueueCommand.index(options)
+            let checks = try await Compliance.check(.init(domain: domain, configuration: configuration, store: try AccountCommand.store(options),
+                                                          index: index, resolver: try Compliance.resolver(configuration, servers: server)))
+            if json {
+                try printJSON(checks)
+            } else {
+                for check in checks {
+                    print("\(check.status.rawValue.uppercased())\t\(check.name)\t\(check.detail)")
+                    if let fix = check.fix { print("\tfix: \(fix)") }
+                }
+            }
+            if checks.contains(where: { $0.status == .fail }) { throw ExitCode(1) }
         }
     }
 

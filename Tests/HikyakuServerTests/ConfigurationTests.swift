@@ -47,3 +47,12 @@ struct ConfigurationTests {
         #expect(Set(names).count == names.count)
     }
 }
+
+@Suite struct ComplianceTests {
+    @Test func reverseNames() {
+        #expect(Compliance.reverseName("192.0.2.10") == "10.2.0.192.in-addr.arpa")
+        #expect(Compliance.reverseName("2001:db8::1")
+            == "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa")
+        #expect(Compliance.reverseName("not an address") == nil)
+    }
+}

@@ -207,6 +207,20 @@ def test_return_paths_bounces_and_complaints(make_server, mx):
         assert suppressions["three@fb.test"]["reason"] == "complaint" and message_id in suppressions["three@fb.test"]["source"]
         assert "two@fb.test" not in suppressions, "a full mailbox is not a reason to suppress"
 
+        # The compliance report: one complaint in three deliveries is far over 0.3 %.
+        result = server.cli("domain", "check", "acme.test", "--server", f"127.0.0.1:{port}", "--json", check=False)
+        assert result.returncode == 1
+        checks = {c["name"]: c for c in json.loads(result.stdout)}
+        assert checks["complaint_rate"]["status"] == "fail" and "1 complaints / 3 delivered" in checks["complaint_rate"]["detail"]
+        assert checks["spf"]["status"] == "fail" and checks["dkim"]["status"] == "fail" and checks["dmarc"]["status"] == "fail"
+        assert checks["one_click_unsubscribe"]["status"] == "fail" and "api.publicUrl" in checks["one_click_unsubscribe"]["fix"]
+        assert checks["reverse_dns"]["status"] == "warn" and checks["tls"]["status"] == "warn"
+        status, report = call(server, "GET", "/v1/domains/acme.test/compliance")
+        assert status == 200 and {c["name"]: c["status"] for c in report["checks"]} == {n: c["status"] for n, c in checks.items()}
+        assert call(server, "GET", "/v1/domains/other.test/compliance")[0] == 404
+        status, created = call(server, "POST", "/v1/domains", {"domain": "news.acme.test", "algorithm": "ed25519"})
+        assert status == 201 and created["active"] is True and created["record"]["value"].startswith("v=DKIM1; k=ed25519; p=")
+
         # The bounce analysis: by category and provider, top replies, recipients.
         status, analysis = call(server, "GET", "/v1/stats/bounces")
         # (The DSN Hikyaku sent to shop@acme.test for nobody@ bounces too: acme.test has no MX here.)

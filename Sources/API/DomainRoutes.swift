@@ -1,0 +1,78 @@
+import DKIM
+import Foundation
+import Hummingbird
+import NIOCore
+import Store
+
+/// `/v1/domains`: an account's sending domains, DKIM keys and compliance report.
+struct DomainRoutes: Sendable {
+    let services: APIServices
+    /// The compliance report of a domain as JSON (built by the server, which has the resolver and configuration).
+    let compliance: APIServer.ComplianceReport?
+
+    struct AddInput: Decodable, Sendable {
+        var domain: String
+        var algorithm: DKIMKey.Algorithm?
+    }
+
+    func register(on routes: Routes) {
+        routes.get("/v1/domains") { request, context in
+            let call = try await services.gate.open(request, context: context, scope: .read)
+            let keys = try services.store.dkimKeys(accountID: call.account.id)
+            return APIJSON.response(object: ["domains": call.account.domains.map { domain in
+                ["domain": domain, "dkim": keys.filter { $0.domain == domain }.map(DomainRoutes.object)] as [String: Any]
+            }])
+        }
+        routes.post("/v1/domains") { request, context in
+            let call = try await services.gate.open(request, context: context, scope: .admin)
+            let input = try APIJSON.decode(AddInput.self, from: call.body)
+            let taken = Set(try services.store.dkimKeys(domain: input.domain).map(\.selector))
+            let key = try DKIMKey.generate(input.algorithm ?? .rsa)
+            let record: DKIMKeyRecord
+            do {
+                record = try services.store.addDKIMKey(accountNamed: call.account.name, domain: input.domain,
+                                                       selector: DomainRoutes.selector(taken: taken), algorithm: key.algorithm.rawValue,
+                                                       privateKey: key.privateKeyData, publicKey: key.publicKeyBase64, activate: taken.isEmpty)
+            } catch let error as DKIMKeyError {
+                throw APIError(.conflict, "domain_taken", error.description)
+            } catch let error as AccountStoreError {
+                throw APIError.badRequest(error.description, field: "domain")
+            }
+            return APIJSON.response(object: DomainRoutes.object(record), status: .created)
+        }
+        routes.get("/v1/domains/:domain/compliance") { request, context in
+            let call = try await services.gate.open(request, context: context, scope: .read)
+            let domain = (try context.parameters.require("domain")).lowercased()
+            guard call.account.domains.contains(domain) else { throw APIError.notFound("domain \(domain)") }
+            guard let compliance else { throw APIError(.serviceUnavailable, "unavailable", "compliance checks are not available") }
+            let report = try await compliance(domain)
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: report)))
+        }
+    }
+
+    /// `hkYYYYMMDD`, with `-2`, `-3`… when taken.
+    static func selector(taken: Set<String>, now: Date = Date()) -> String {
+        let base = "hk" + String(MailDateDay.string(now))
+        var selector = base
+        var suffix = 1
+        while taken.contains(selector) {
+            suffix += 1
+            selector = "\(base)-\(suffix)"
+        }
+        return selector
+    }
+
+    static func object(_ key: DKIMKeyRecord) -> [String: Any] {
+        ["domain": key.domain, "selector": key.selector, "algorithm": key.algorithm, "active": key.active,
+         "created_at": NativeAPI.iso(key.createdAt),
+         "record": ["name": "\(key.selector)._domainkey.\(key.domain)", "type": "TXT",
+                    "value": "v=DKIM1; k=\(key.algorithm); p=\(key.publicKey)"]]
+    }
+}
+
+/// `YYYYMMDD` in UTC.
+enum MailDateDay {
+    static func string(_ date: Date) -> String {
+        String(NativeAPI.iso(date).prefix(10).filter { $0 != "-" })
+    }
+}
