@@ -104,7 +104,7 @@ public enum Server {
         // One meter for SMTP and the API: the same quotas whichever way mail comes.
         let meter = SendingMeter(store: store)
         environment.meter = meter
-        let signing = MessageSigning(store: store)
+        let signing = MessageSigning(store: store, headers: configuration.dkimHeaders)
         environment.signing = signing
         environment.threadPool = threadPool
         if let returnPath {

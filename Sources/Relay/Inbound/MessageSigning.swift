@@ -10,10 +10,13 @@ import Store
 /// which has no account) gets that domain's signature.
 public final class MessageSigning: Sendable {
     private let store: SQLiteStore
+    private let headers: [String]
     private let cache = NIOLockedValueBox<(signers: [String: (account: Int64, signer: DKIMSigner)], loaded: ContinuousClock.Instant?)>(([:], nil))
 
-    public init(store: SQLiteStore) {
+    public init(store: SQLiteStore, headers: [String] = DKIMSigner.defaultHeaders) {
         self.store = store
+        // From first, whatever the list: a signature without From is worthless.
+        self.headers = ["from"] + headers.map { $0.lowercased() }.filter { $0 != "from" }
     }
 
     /// The signer for a message (its header section is enough), or nil when
@@ -28,7 +31,8 @@ public final class MessageSigning: Sendable {
                     for (record, privateKey) in keys {
                         guard let algorithm = DKIMKey.Algorithm(rawValue: record.algorithm),
                               let key = try? DKIMKey(algorithm: algorithm, privateKeyData: privateKey) else { continue }
-                        signers[record.domain] = (record.accountID, DKIMSigner(domain: record.domain, selector: record.selector, key: key))
+                        signers[record.domain] = (record.accountID, DKIMSigner(domain: record.domain, selector: record.selector, key: key,
+                                                                                     headers: headers))
                     }
                     cache.signers = signers
                 }
