@@ -19,7 +19,8 @@ struct DomainRoutes: Sendable {
         routes.get("/v1/domains") { request, context in
             let call = try await services.gate.open(request, context: context, scope: .read)
             let keys = try services.store.dkimKeys(accountID: call.account.id)
-            return APIJSON.response(object: ["domains": call.account.domains.map { domain in
+            let domains = (try services.store.account(id: call.account.id))?.domains ?? call.account.domains
+            return APIJSON.response(object: ["domains": domains.map { domain in
                 ["domain": domain, "dkim": keys.filter { $0.domain == domain }.map(DomainRoutes.object)] as [String: Any]
             }])
         }
@@ -43,7 +44,10 @@ struct DomainRoutes: Sendable {
         routes.get("/v1/domains/:domain/compliance") { request, context in
             let call = try await services.gate.open(request, context: context, scope: .read)
             let domain = (try context.parameters.require("domain")).lowercased()
-            guard call.account.domains.contains(domain) else { throw APIError.notFound("domain \(domain)") }
+            // Read afresh: the principal's copy of the account is cached, and the domain may have just been added.
+            guard (try services.store.account(id: call.account.id))?.domains.contains(domain) == true else {
+                throw APIError.notFound("domain \(domain)")
+            }
             guard let compliance else { throw APIError(.serviceUnavailable, "unavailable", "compliance checks are not available") }
             let report = try await compliance(domain)
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: report)))

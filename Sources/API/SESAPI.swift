@@ -195,7 +195,7 @@ struct SESAPI: Sendable {
             guard let built = try draft.messages(builder: services.builder, unsubscribe: services.unsubscribe).first else { throw APIError.invalid("no message") }
             message = built
         }
-        try Submitter.checkSender(message.sender, account: call.account)
+        try Submitter.checkSender(message.sender, account: call.account, store: services.store)
         let ids = try await services.submitter.submit([message], account: call.account, client: context.clientAddress)
         return APIJSON.response(object: ["MessageId": ids[0].rawValue])
     }
@@ -292,7 +292,7 @@ struct SESAPI: Sendable {
                                  personalizations: personalizations,
                                  metadata: MessageMetadata(tags: try SESAPI.tags(input.DefaultEmailTags ?? []), marketing: marketing,
                                                            source: "ses"))
-        try Submitter.checkSender(base.from.address, account: call.account)
+        try Submitter.checkSender(base.from.address, account: call.account, store: services.store)
         // Entries are rendered one by one, so that one entry's bad data fails only that entry.
         var results: [[String: Any]] = []
         var ready: [(Int, OutgoingMessage)] = []

@@ -28,10 +28,13 @@ struct Submitter: Sendable {
     /// DKIM, for the domains with a key.
     let signing: MessageSigning?
 
-    /// Checks that an account may use `address` as its sender (its own domains).
-    static func checkSender(_ address: String, account: Account) throws(APIError) {
+    /// Checks that an account may use `address` as its sender (its own
+    /// domains). The account may be a cached copy: a domain added since is
+    /// looked up in the store before refusing.
+    static func checkSender(_ address: String, account: Account, store: SQLiteStore? = nil) throws(APIError) {
         let domain = address.split(separator: "@").last.map { $0.lowercased() } ?? ""
-        guard account.domains.contains(domain) else {
+        let fresh = { () -> Bool in (try? store?.account(id: account.id))??.domains.contains(domain) == true }
+        guard account.domains.contains(domain) || fresh() else {
             throw APIError(.forbidden, "sender_not_allowed",
                            "account \(account.name) may not send from \(address): the domain is not one of its domains",
                            ses: "MailFromDomainNotVerifiedException", field: "from")
