@@ -66,8 +66,7 @@ final class APIGate: Sendable {
         do {
             let buffer = try await request.body.collect(upTo: maximumBodySize)
             return Array(buffer.readableBytesView)
-        } catch let error as NIOTooManyBytesError {
-            _ = error
+        } catch is NIOTooManyBytesError {
             throw APIError(.contentTooLarge, "payload_too_large", "request body exceeds \(maximumBodySize) bytes",
                            ses: "MessageRejected")
         }

@@ -148,9 +148,7 @@ struct NativeAPI: Sendable {
 
     static func address(_ input: AddressInput, field: String) throws(APIError) -> NameAddress {
         if let text = input.text { return try NameAddress.parse(text, field: field) }
-        if let name = input.name {
-            do { try checkLine(name, field: field) } catch { throw error }
-        }
+        if let name = input.name { try checkLine(name, field: field) }
         let parsed = try NameAddress.parse(input.email ?? "", field: field)
         return NameAddress(name: input.name, address: parsed.address)
     }

@@ -116,15 +116,14 @@ struct SESAPI: Sendable {
         }
         routes.post("/v2/email/templates/:name/render") { request, context in
             let call = try await services.gate.open(request, context: context, scope: .send)
-            let (renderer, template) = try services.renderer(template: SESAPI.pathValue(try context.parameters.require("name")),
-                                                             account: call.account)
+            let (renderer, _) = try services.renderer(template: SESAPI.pathValue(try context.parameters.require("name")),
+                                                      account: call.account)
             let input = try APIJSON.decode(RenderRequest.self, from: call.body, snakeCase: false)
             let rendered = try renderer.render(try SESAPI.templateData(input.TemplateData))
             var composition = Composition(from: NameAddress(address: "sender@example.com"), subject: rendered.subject)
             composition.to = [NameAddress(address: "recipient@example.com")]
             composition.text = rendered.text
             composition.html = rendered.html
-            _ = template
             let bytes: [UInt8]
             do { bytes = try services.builder.build(composition).bytes } catch let error as MIMEError { throw APIError.invalid(error.description) }
             return APIJSON.response(object: ["RenderedTemplate": String(decoding: bytes, as: UTF8.self)])
