@@ -188,8 +188,15 @@ document = {
             "operationId": "getAccount", "summary": "The account, its quotas and what counts against them",
             "responses": {**ok("Account", {"type": "object", "required": ["name", "quota"], "properties": {
                 "name": {"type": "string"}, "domains": {"type": "array", "items": {"type": "string"}},
+                "suppressed_reasons": {"type": "array", "items": {"type": "string"}},
                 "quota": {"type": "object", "properties": {"max_send_rate": {"type": "number"}, "max_24h_send": {"type": "integer"},
                                                            "sent_last_24h": {"type": "integer"}, "sandbox": {"type": "boolean"}}}}}), **common}}},
+        "/v1/account/suppression": {"put": {
+            "operationId": "setSuppressedReasons", "summary": "Which reports suppress an address automatically (unsubscribes always do)",
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object", "required": ["reasons"], "properties": {
+                "reasons": {"type": "array", "items": {"type": "string", "enum": ["bounce", "complaint"]}}}}}}},
+            "responses": {**ok("Set", {"type": "object", "properties": {"suppressed_reasons": {"type": "array", "items": {"type": "string"}}}}),
+                          **common}}},
         "/v1/account/usage": {"get": {
             "operationId": "getUsage", "summary": "Messages, recipients and bytes accepted per UTC day",
             "parameters": [query("since", time), query("until", time)],

@@ -26,6 +26,16 @@ struct NativeAPI: Sendable {
         }
         routes.get("/v1/account") { request, context in try await account(request, context) }
         routes.get("/v1/account/usage") { request, context in try await usage(request, context) }
+        routes.put("/v1/account/suppression") { request, context in
+            let call = try await services.gate.open(request, context: context, scope: .admin)
+            let input = try APIJSON.decode(SuppressionSettings.self, from: call.body)
+            guard input.reasons.allSatisfy({ $0 == .bounce || $0 == .complaint }) else {
+                throw APIError.badRequest("automatic suppression reasons are bounce and complaint (unsubscribes always apply)",
+                                          field: "reasons")
+            }
+            try services.store.setSuppressedReasons(Set(input.reasons), accountID: call.account.id)
+            return APIJSON.response(object: ["suppressed_reasons": input.reasons.map(\.rawValue).sorted()])
+        }
         TemplateRoutes(services: services).register(on: routes)
         SuppressionRoutes(services: services).register(on: routes)
     }
@@ -265,10 +275,12 @@ struct NativeAPI: Sendable {
 
     func account(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let call = try await services.gate.open(request, context: context, scope: .read)
-        let quota = call.account.quota
+        let account = (try services.store.account(id: call.account.id)) ?? call.account
+        let quota = account.quota
         return APIJSON.response(object: [
-            "name": call.account.name,
-            "domains": call.account.domains,
+            "name": account.name,
+            "domains": account.domains,
+            "suppressed_reasons": account.suppressedReasons.map(\.rawValue).sorted(),
             "quota": [
                 "max_send_rate": quota.maxSendRate,
                 "max_24h_send": quota.max24HourSend,
@@ -292,6 +304,10 @@ struct NativeAPI: Sendable {
     }
 
     // MARK: Resend
+
+    struct SuppressionSettings: Decodable, Sendable {
+        var reasons: [Suppression.Reason]
+    }
 
     struct ResendRequest: Decodable, Sendable {
         var recipients: [String]?

@@ -1919,6 +1919,12 @@ enum OpenAPIDocument {
             "type": "string"
            }
           },
+          "suppressed_reasons": {
+           "type": "array",
+           "items": {
+            "type": "string"
+           }
+          },
           "quota": {
            "type": "object",
            "properties": {
@@ -1934,6 +1940,97 @@ enum OpenAPIDocument {
             "sandbox": {
              "type": "boolean"
             }
+           }
+          }
+         }
+        }
+       }
+      }
+     },
+     "400": {
+      "description": "Malformed request",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "401": {
+      "description": "Missing or wrong API key",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "403": {
+      "description": "The key's scope or the account does not allow this",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "429": {
+      "description": "Too many failed authentications, or over quota (see Retry-After)",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     }
+    }
+   }
+  },
+  "/v1/account/suppression": {
+   "put": {
+    "operationId": "setSuppressedReasons",
+    "summary": "Which reports suppress an address automatically (unsubscribes always do)",
+    "requestBody": {
+     "required": true,
+     "content": {
+      "application/json": {
+       "schema": {
+        "type": "object",
+        "required": [
+         "reasons"
+        ],
+        "properties": {
+         "reasons": {
+          "type": "array",
+          "items": {
+           "type": "string",
+           "enum": [
+            "bounce",
+            "complaint"
+           ]
+          }
+         }
+        }
+       }
+      }
+     }
+    },
+    "responses": {
+     "200": {
+      "description": "Set",
+      "content": {
+       "application/json": {
+        "schema": {
+         "type": "object",
+         "properties": {
+          "suppressed_reasons": {
+           "type": "array",
+           "items": {
+            "type": "string"
            }
           }
          }

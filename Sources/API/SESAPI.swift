@@ -68,11 +68,22 @@ struct SESAPI: Sendable {
     struct TemplateRequest: Decodable, Sendable { var TemplateName: String?; var TemplateContent: TemplateContent }
     struct RenderRequest: Decodable, Sendable { var TemplateData: String }
     struct SuppressRequest: Decodable, Sendable { var EmailAddress: String; var Reason: String }
+    struct SuppressionAttributes: Decodable, Sendable { var SuppressedReasons: [String]? }
 
     func register(on routes: Routes) {
         routes.post("/v2/email/outbound-emails") { request, context in try await sendEmail(request, context) }
         routes.post("/v2/email/outbound-bulk-emails") { request, context in try await sendBulkEmail(request, context) }
         routes.get("/v2/email/account") { request, context in try await getAccount(request, context) }
+        routes.put("/v2/email/account/suppression") { request, context in
+            let call = try await services.gate.open(request, context: context, scope: .admin)
+            let input = try APIJSON.decode(SuppressionAttributes.self, from: call.body, snakeCase: false)
+            let reasons = try (input.SuppressedReasons ?? []).map { text throws(APIError) -> Suppression.Reason in
+                guard let reason = SESAPI.reason(text) else { throw APIError.badRequest("SuppressedReasons are BOUNCE and COMPLAINT") }
+                return reason
+            }
+            try services.store.setSuppressedReasons(Set(reasons), accountID: call.account.id)
+            return APIJSON.empty(.ok)
+        }
         routes.post("/v2/email/templates") { request, context in
             let call = try await services.gate.open(request, context: context, scope: .admin)
             let input = try APIJSON.decode(TemplateRequest.self, from: call.body, snakeCase: false)
@@ -329,7 +340,8 @@ struct SESAPI: Sendable {
 
     func getAccount(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let call = try await services.gate.open(request, context: context, scope: .read)
-        let quota = call.account.quota
+        let account = (try services.store.account(id: call.account.id)) ?? call.account
+        let quota = account.quota
         return APIJSON.response(object: [
             "SendQuota": [
                 "Max24HourSend": Double(quota.max24HourSend),
@@ -337,10 +349,11 @@ struct SESAPI: Sendable {
                 "SentLast24Hours": Double(services.meter.sentLast24Hours(accountID: call.account.id)),
             ],
             "ProductionAccessEnabled": !quota.sandbox,
-            "SendingEnabled": !call.account.disabled,
+            "SendingEnabled": !account.disabled,
             "EnforcementStatus": "HEALTHY",
             "DedicatedIpAutoWarmupEnabled": false,
-            "SuppressionAttributes": ["SuppressedReasons": ["BOUNCE", "COMPLAINT"]],
+            "SuppressionAttributes": ["SuppressedReasons": account.suppressedReasons.filter { $0 == .bounce || $0 == .complaint }
+                .map(SESAPI.reasonName).sorted()],
         ])
     }
 

@@ -172,7 +172,7 @@ public enum Server {
             let suppressions = SuppressionCache(store: store)
             await scheduler.setSuppressed { account, address, marketing in suppressions.reason(account, address, marketing: marketing) }
             await scheduler.setReturnPath(returnPath)
-            await scheduler.setSuppress { account, suppression in try? store.suppress(suppression, accountID: account) }
+            await scheduler.setSuppress { account, suppression in _ = try? store.suppressAutomatically(suppression, accountID: account) }
             // New mail is looked at as soon as it is indexed, not at the next poll.
             spool.onIndexed = { Task { await scheduler.wake() } }
             services.append(.init(service: DeliveryService(scheduler: scheduler, courier: courier)))

@@ -14,6 +14,9 @@ public struct Account: Sendable, Codable, Equatable {
     public var egressPool: String? = nil
     /// Sending limits, as SES: recipients per second and per rolling 24 hours.
     public var quota = SendQuota()
+    /// Which reports put an address on the suppression list by themselves
+    /// (SES's SuppressedReasons): `bounce` and `complaint` by default.
+    public var suppressedReasons: Set<Suppression.Reason> = [.bounce, .complaint]
 }
 
 /// An account's sending limits; a negative value means unlimited.
@@ -176,6 +179,10 @@ public final class SQLiteStore: AccountStore {
                 );
                 """)
         }
+        migrator.registerMigration("v5-suppressed-reasons") { db in
+            // Which automatic suppressions an account wants (Suppressions.swift); unsubscribes always apply.
+            try db.execute(sql: "ALTER TABLE account ADD COLUMN suppressed_reasons TEXT NOT NULL DEFAULT 'bounce,complaint'")
+        }
         return migrator
     }
 
@@ -291,7 +298,9 @@ public final class SQLiteStore: AccountStore {
                        createdAt: Date(timeIntervalSince1970: row["created_at"]), domains: domains,
                        egressPool: row["egress_pool"],
                        quota: SendQuota(maxSendRate: row["max_send_rate"], max24HourSend: row["max_24h_send"],
-                                        sandbox: row["sandbox"]))
+                                        sandbox: row["sandbox"]),
+                       suppressedReasons: Set((row["suppressed_reasons"] as String? ?? "").split(separator: ",")
+                           .compactMap { Suppression.Reason(rawValue: String($0)) }))
     }
 
     static func isValidName(_ name: String) -> Bool {

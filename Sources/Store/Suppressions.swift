@@ -50,6 +50,25 @@ extension SQLiteStore {
         }
     }
 
+    /// Suppresses as `suppress` does if the account wants suppressions for
+    /// this reason (`suppressedReasons`), and never narrows an existing one.
+    /// Returns whether it did.
+    @discardableResult
+    public func suppressAutomatically(_ suppression: Suppression, accountID: Int64) throws -> Bool {
+        guard let account = try account(id: accountID), account.suppressedReasons.contains(suppression.reason) else { return false }
+        if let existing = try self.suppression(accountID: accountID, address: suppression.address), existing.scope == .all { return false }
+        try suppress(suppression, accountID: accountID)
+        return true
+    }
+
+    /// Which reasons suppress automatically for an account (bounce, complaint).
+    public func setSuppressedReasons(_ reasons: Set<Suppression.Reason>, accountID: Int64) throws {
+        try database.write { db in
+            try db.execute(sql: "UPDATE account SET suppressed_reasons = ? WHERE id = ?",
+                           arguments: [reasons.map(\.rawValue).sorted().joined(separator: ","), accountID])
+        }
+    }
+
     public func suppression(accountID: Int64, address: String) throws -> Suppression? {
         try database.read { db in
             try Row.fetchOne(db, sql: "SELECT * FROM suppression WHERE account_id = ? AND address = ?",

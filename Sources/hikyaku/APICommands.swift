@@ -75,6 +75,29 @@ extension AccountCommand {
     }
 }
 
+extension AccountCommand {
+    struct SetSuppression: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "set-suppression",
+            abstract: "Which reports suppress an address automatically: bounce, complaint (none given: neither). Unsubscribes always do.")
+        @OptionGroup var options: CommonOptions
+        @Argument var name: String
+        @Option(name: .long, help: "bounce or complaint (repeatable).") var reason: [String] = []
+
+        func run() throws {
+            let reasons = try reason.map { text -> Suppression.Reason in
+                guard let reason = Suppression.Reason(rawValue: text), reason == .bounce || reason == .complaint else {
+                    throw ValidationError("reasons are bounce and complaint")
+                }
+                return reason
+            }
+            let store = try AccountCommand.store(options)
+            guard let account = try store.account(named: name) else { throw ValidationError("no account named \(name)") }
+            try store.setSuppressedReasons(Set(reasons), accountID: account.id)
+        }
+    }
+}
+
 /// `hikyaku usage`: what an account sent per day (the basis for billing).
 struct UsageCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "usage", abstract: "Messages, recipients and bytes accepted per day.")

@@ -73,7 +73,8 @@ func printJSON<T: Encodable>(_ value: T) throws {
 struct AccountCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "account", abstract: "Manage accounts (tenants) and their SMTP credentials.",
-        subcommands: [Create.self, List.self, Disable.self, Enable.self, AddDomain.self, SetPool.self, SetQuota.self])
+        subcommands: [Create.self, List.self, Disable.self, Enable.self, AddDomain.self, SetPool.self, SetQuota.self,
+                      SetSuppression.self])
 
     static func store(_ options: CommonOptions) throws -> SQLiteStore {
         let layout = try options.layout()

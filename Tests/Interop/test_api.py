@@ -182,6 +182,10 @@ def test_ses_raw_template_bulk_account_and_errors(api, mx):
 
     account = client.get_account()
     assert account["SendQuota"]["Max24HourSend"] == -1 and account["ProductionAccessEnabled"] is True
+    assert sorted(account["SuppressionAttributes"]["SuppressedReasons"]) == ["BOUNCE", "COMPLAINT"]
+    client.put_account_suppression_attributes(SuppressedReasons=["COMPLAINT"])
+    assert client.get_account()["SuppressionAttributes"]["SuppressedReasons"] == ["COMPLAINT"]
+    assert call(api, "GET", "/v1/account")[2]["suppressed_reasons"] == ["complaint"]
     assert account["SendQuota"]["SentLast24Hours"] == 6  # raw (2) + template (1) + bulk (3)
 
     with pytest.raises(client.exceptions.NotFoundException):

@@ -79,7 +79,16 @@ import Testing
         #expect(try store.suppression(accountID: id, address: "user@example.jp")?.scope == .marketing)
         #expect(try store.suppressionsByAccount()[id]?["user@example.jp"]?.reason == .unsubscribe)
         #expect(Suppression.Scope.marketing.covers(marketing: true) && !Suppression.Scope.marketing.covers(marketing: false))
+        // A bounce widens the unsubscribe to every kind of mail; a later marketing one does not narrow it.
+        #expect(try store.suppressAutomatically(Suppression(address: "user@example.jp", reason: .bounce), accountID: id))
+        #expect(try store.suppression(accountID: id, address: "user@example.jp")?.scope == .all)
+        #expect(try !store.suppressAutomatically(Suppression(address: "user@example.jp", reason: .complaint), accountID: id))
         try store.unsuppress(accountID: id, address: "user@example.jp")
         #expect(try store.suppressions(accountID: id).isEmpty)
+        // An account that wants no automatic suppression for complaints gets none.
+        try store.setSuppressedReasons([.bounce], accountID: id)
+        #expect(try store.account(id: id)?.suppressedReasons == [.bounce])
+        #expect(try !store.suppressAutomatically(Suppression(address: "c@example.jp", reason: .complaint), accountID: id))
+        #expect(try store.suppressAutomatically(Suppression(address: "b@example.jp", reason: .bounce), accountID: id))
     }
 }

@@ -77,8 +77,8 @@ public struct FeedbackRecorder: Sendable {
                 try index.recordFeedback(DeliveryEvent(at: time, messageID: message, recipient: recipient, type: .complained,
                                                        replyText: report.text, category: "complaint", site: "feedback"), failed: false)
                 if let account = details.accountID {
-                    try store.suppress(Suppression(address: recipient, reason: .complaint, scope: .all,
-                                                   source: "\(type) complaint about message \(message)"), accountID: account)
+                    try store.suppressAutomatically(Suppression(address: recipient, reason: .complaint, scope: .all,
+                                                                source: "\(type) complaint about message \(message)"), accountID: account)
                 }
             case .bounce:
                 let delayed = report.action?.hasPrefix("delayed") == true
@@ -94,7 +94,7 @@ public struct FeedbackRecorder: Sendable {
                 if !delayed, let account = details.accountID,
                    let suppression = AutomaticSuppression.suppression(category: event.category, hard: hard, recipient: recipient,
                                                                       evidence: "bounce of message \(message): \(report.text)") {
-                    try store.suppress(suppression, accountID: account)
+                    try store.suppressAutomatically(suppression, accountID: account)
                 }
             }
             recorded += 1
