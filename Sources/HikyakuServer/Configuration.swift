@@ -62,6 +62,9 @@ public struct Configuration: Sendable, Equatable {
     public var dkimHeaders: [String] = ["from", "reply-to", "subject", "date", "to", "cc", "message-id", "in-reply-to", "references",
                                         "mime-version", "content-type", "content-transfer-encoding", "list-unsubscribe",
                                         "list-unsubscribe-post", "list-id", "feedback-id"]
+    /// Soft failures (a full mailbox, an expiry) of one address that suppress it, within `suppressionSoftBounceDays`; 0: never.
+    public var suppressionSoftBounces = 5
+    public var suppressionSoftBounceDays = 14
     /// The domain bounces come back to (VERP return paths); unset: the original sender, no bounce processing.
     public var bounceDomain: String?
     /// host:port of the HTTP API (native, SES v2, SendGrid v3); empty: none.
@@ -230,6 +233,8 @@ extension Configuration {
         list("delivery.egressPools", "Egress pools as NAME=IP [IP…] (e.g. marketing=192.0.2.10 192.0.2.11); an account's mail leaves from its pool's addresses in turn, other mail from the pool named default; none: the kernel chooses", \.deliveryEgressPools),
         string("admin.listen", "host:port of the admin HTTP server (Prometheus /metrics, /healthz); no authentication, keep it on loopback or a private network; empty: off", \.adminListen),
         list("dkim.headers", "Header fields DKIM signs when present, in order; From is always signed and over-signed (docs/deliverability.md)", \.dkimHeaders),
+        integer("suppression.softBounces", "Soft failures of one address (a full mailbox, a carrier's reception filter, an expiry) within suppression.softBounceDays that put it on its account's suppression list; 0: never", \.suppressionSoftBounces, minimum: 0),
+        integer("suppression.softBounceDays", "The window for suppression.softBounces, in days", \.suppressionSoftBounceDays, minimum: 1),
         optionalString("bounce.domain", "Domain for return paths (VERP, b-…@DOMAIN): each recipient's copy leaves with its own signed envelope sender, and DSNs and ARF complaints sent there are recorded and suppress the address (docs/deliverability.md); point its MX at this server. Unset: mail keeps its sender", \.bounceDomain),
         string("api.listen", "host:port of the HTTP API: native /v1, Amazon SES v2 and SendGrid v3 compatible (docs/api.md); empty: off", \.apiListen),
         optionalString("api.publicUrl", "Base URL at which recipients reach the API (e.g. https://mail.example.com, through a proxy), for one-click unsubscribe links in marketing mail; unset: the API's own address", \.apiPublicURL),

@@ -87,6 +87,8 @@ public enum Server {
             maximumErrors: configuration.maxErrors, maximumReceivedHeaders: configuration.maxReceivedHeaders,
             tlsAvailable: true)
         // VERP: one key for making return paths and checking those that come back.
+        let softLimit = AutomaticSuppression.SoftLimit(count: configuration.suppressionSoftBounces,
+                                                       window: TimeInterval(configuration.suppressionSoftBounceDays) * 86400)
         let returnPath = configuration.bounceDomain.map { ReturnPath(domain: $0, key: store.derivedKey("hikyaku return path")) }
         settings.returnPath = returnPath
         let unsubscribe = UnsubscribeLinks(key: store.derivedKey("hikyaku unsubscribe"), base: configuration.apiPublicURL,
@@ -110,7 +112,7 @@ public enum Server {
         if let returnPath {
             environment.feedback = FeedbackRecorder(index: spool.index, store: store,
                                                     classifier: try DeliveryComposition.classifier(configuration), returnPath: returnPath,
-                                                    unsubscribe: unsubscribe)
+                                                    unsubscribe: unsubscribe, softLimit: softLimit)
         }
         let limiter = ConnectionLimiter(maximumConnections: configuration.maxConnections,
                                         maximumPerClient: configuration.maxConnectionsPerClient)
@@ -172,7 +174,8 @@ public enum Server {
             let suppressions = SuppressionCache(store: store)
             await scheduler.setSuppressed { account, address, marketing in suppressions.reason(account, address, marketing: marketing) }
             await scheduler.setReturnPath(returnPath)
-            await scheduler.setSuppress { account, suppression in _ = try? store.suppressAutomatically(suppression, accountID: account) }
+            await scheduler.setSuppress({ account, suppression in _ = try? store.suppressAutomatically(suppression, accountID: account) },
+                                        softLimit: softLimit)
             // New mail is looked at as soon as it is indexed, not at the next poll.
             spool.onIndexed = { Task { await scheduler.wake() } }
             services.append(.init(service: DeliveryService(scheduler: scheduler, courier: courier)))

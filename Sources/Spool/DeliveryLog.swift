@@ -391,3 +391,19 @@ extension QueueIndex {
             .replacingOccurrences(of: "_", with: "\\_")
     }
 }
+
+extension QueueIndex {
+    /// Failures of one recipient of an account since `since` whose category is one of `categories`.
+    public func failureCount(accountID: Int64, recipient: String, categories: Set<String>, since: Date) throws -> Int {
+        guard !categories.isEmpty else { return 0 }
+        let values: [any DatabaseValueConvertible] = [recipient, since.timeIntervalSince1970] + categories.sorted() + [accountID]
+        return try database.read { db in
+            try Int.fetchOne(db, sql: """
+                SELECT COUNT(*) FROM delivery_event
+                WHERE recipient = ? COLLATE NOCASE AND at >= ? AND type IN ('bounced', 'expired')
+                  AND category IN (\(categories.map { _ in "?" }.joined(separator: ", ")))
+                  AND message_id IN (SELECT id FROM message WHERE account_id = ?)
+                """, arguments: StatementArguments(values)) ?? 0
+        }
+    }
+}

@@ -24,6 +24,8 @@ class EnvelopeMX:
         self.contents = {}
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.startswith("full"):
+            return "552 5.2.2 <%s>: Mailbox full" % address
         if address.startswith("nobody"):
             return "550 5.1.1 <%s>: Recipient address rejected: User unknown in virtual mailbox table" % address
         envelope.rcpt_tos.append(address)
@@ -176,7 +178,8 @@ def test_return_paths_bounces_and_complaints(make_server, mx):
         while call(server, "GET", "/v1/suppressions/nobody@fb.test")[0] != 200:
             assert time.time() < deadline
             time.sleep(0.1)
-        assert "bounce of message" in call(server, "GET", "/v1/suppressions/nobody@fb.test")[1]["source"]
+        source = call(server, "GET", "/v1/suppressions/nobody@fb.test")[1]["source"]
+        assert source.startswith(f"bounced message {message_id}: 550 5.1.1") and "User unknown" in source
 
         # A DSN, sent by swaks to the return path with the null sender.
         result = swaks(server, verps["one@fb.test"], DSN.format(verp=verps["one@fb.test"], recipient="one@fb.test"))
@@ -307,3 +310,31 @@ def test_one_click_unsubscribe_and_mailto(make_server, mx):
         assert mx.wait("reader@fb.test", count=2)["Subject"] == "receipt", "the transactional one still goes out"
         events = call(server, "GET", "/v1/events?recipient=reader@fb.test&status=unsubscribed")[1]["events"]
         assert len(events) == 2 and all("one-click" in e["reply_text"] for e in events)
+
+
+def test_soft_failures_suppress_only_when_they_repeat(make_server, mx):
+    with dnsmasq("--mx-host=fb.test,mx.fb.test,10", f"--host-record=mx.fb.test,{MX_IP}") as port:
+        server = make_server(start=False)
+        server.config["dns"] = {"servers": [f"127.0.0.1:{port}"], "timeoutMilliseconds": 1000}
+        server.config["delivery"] = {"enabled": True, "allowNonPublicAddresses": True}
+        server.config["suppression"] = {"softBounces": 2, "softBounceDays": 7}
+        server.create_account("acme", ["acme.test"])
+        server.token, _, _ = server.api_key("acme", "admin")
+        server.start()
+
+        def bounce_once():
+            _, body = call(server, "POST", "/v1/messages", {"from": "shop@acme.test", "to": "full@fb.test", "subject": "s", "text": "t"})
+            deadline = time.time() + 30
+            while call(server, "GET", f"/v1/messages/{body['id']}")[1]["recipients"][0]["state"] != "bounced":
+                assert time.time() < deadline
+                time.sleep(0.1)
+
+        bounce_once()
+        assert call(server, "GET", "/v1/suppressions/full@fb.test")[0] == 404, "one full mailbox is not enough"
+        bounce_once()
+        deadline = time.time() + 10  # suppressed just after the outcome is recorded
+        while (result := call(server, "GET", "/v1/suppressions/full@fb.test"))[0] != 200:
+            assert time.time() < deadline, result
+            time.sleep(0.1)
+        status, suppression = result
+        assert status == 200 and suppression["reason"] == "bounce" and suppression["source"].startswith("2 soft failures in 7 days")

@@ -14,6 +14,36 @@ public enum AutomaticSuppression {
         guard hard == true, let category, hardCategories.contains(category) else { return nil }
         return Suppression(address: recipient, reason: .bounce, scope: .all, source: evidence)
     }
+
+    /// Failures that may pass (a full mailbox, a carrier's reception filter, an
+    /// expiry): they suppress only when they repeat.
+    public static let softCategories: Set<String> = [
+        BounceCategory.mailboxFull.rawValue, BounceCategory.filtered.rawValue, BounceCategory.expired.rawValue,
+    ]
+
+    /// Soft failures suppress only when they repeat: `count` of them within `window` seconds.
+    public struct SoftLimit: Sendable {
+        public var count: Int
+        public var window: TimeInterval
+
+        public init(count: Int, window: TimeInterval) {
+            self.count = count
+            self.window = window
+        }
+    }
+
+    /// The suppression for a failure of `category` (just recorded) when it is
+    /// soft and the recipient has now failed softly `limit.count` times within
+    /// the window; nil otherwise.
+    public static func suppression(afterFailureOf recipient: String, category: String?, account: Int64, limit: SoftLimit?,
+                                   index: QueueIndex, now: Date, evidence: String) -> Suppression? {
+        guard let limit, limit.count > 0, let category, softCategories.contains(category),
+              let failures = try? index.failureCount(accountID: account, recipient: recipient, categories: softCategories,
+                                                     since: now.addingTimeInterval(-limit.window)),
+              failures >= limit.count else { return nil }
+        return Suppression(address: recipient, reason: .bounce, scope: .all,
+                           source: "\(failures) soft failures in \(Int(limit.window / 86400)) days; the last: \(evidence)")
+    }
 }
 
 /// Turns a report sent to the bounce domain into events on the original
@@ -35,10 +65,13 @@ public struct FeedbackRecorder: Sendable {
     let returnPath: ReturnPath
     /// Decodes `u-<token>@` mailto unsubscribe addresses.
     let unsubscribe: UnsubscribeLinks?
+    let softLimit: AutomaticSuppression.SoftLimit?
     let now: @Sendable () -> Date
 
     public init(index: QueueIndex, store: SQLiteStore, classifier: BounceClassifier, returnPath: ReturnPath,
-                unsubscribe: UnsubscribeLinks? = nil, now: @escaping @Sendable () -> Date = { Date() }) {
+                unsubscribe: UnsubscribeLinks? = nil, softLimit: AutomaticSuppression.SoftLimit? = nil,
+                now: @escaping @Sendable () -> Date = { Date() }) {
+        self.softLimit = softLimit
         self.index = index
         self.store = store
         self.classifier = classifier
@@ -91,10 +124,14 @@ public struct FeedbackRecorder: Sendable {
                                           replyCode: code, enhancedCode: report.enhancedCode?.description, replyText: report.text,
                                           category: classification.category.rawValue, hard: hard, site: "feedback")
                 try index.recordFeedback(event, failed: !delayed)
-                if !delayed, let account = details.accountID,
-                   let suppression = AutomaticSuppression.suppression(category: event.category, hard: hard, recipient: recipient,
-                                                                      evidence: "bounce of message \(message): \(report.text)") {
-                    try store.suppressAutomatically(suppression, accountID: account)
+                if !delayed, let account = details.accountID {
+                    let evidence = "bounce of message \(message): \(report.text)"
+                    if let suppression = AutomaticSuppression.suppression(category: event.category, hard: hard, recipient: recipient,
+                                                                          evidence: evidence)
+                        ?? AutomaticSuppression.suppression(afterFailureOf: recipient, category: event.category, account: account,
+                                                             limit: softLimit, index: index, now: time, evidence: evidence) {
+                        try store.suppressAutomatically(suppression, accountID: account)
+                    }
                 }
             }
             recorded += 1

@@ -74,6 +74,8 @@ public actor DeliveryScheduler {
     public var returnPath: ReturnPath?
     /// Puts an address on its account's suppression list (a hard bounce for a bad address).
     public var suppress: (@Sendable (Int64, Suppression) -> Void)?
+    /// Soft failures (a full mailbox, an expiry) suppress when they repeat this often.
+    public var softLimit: AutomaticSuppression.SoftLimit?
     private var inFlight: Set<MessageID> = []
     /// Due messages from the last look at the index, started in order as
     /// room frees up; at most `readBatch` ids, so memory stays bounded
@@ -154,8 +156,10 @@ public actor DeliveryScheduler {
         self.returnPath = returnPath
     }
 
-    public func setSuppress(_ suppress: @escaping @Sendable (Int64, Suppression) -> Void) {
+    public func setSuppress(_ suppress: @escaping @Sendable (Int64, Suppression) -> Void,
+                            softLimit: AutomaticSuppression.SoftLimit? = nil) {
         self.suppress = suppress
+        self.softLimit = softLimit
     }
 
     public func stop() {
@@ -291,10 +295,13 @@ public actor DeliveryScheduler {
             try await journal.record(records.map(\.0))
             DeliveryMetrics.recorded(records.map(\.0), receivedAt: details.receivedAt)
             if let suppress, let account = details.accountID {
-                for (record, _) in records where record.state == .bounced {
+                for (record, _) in records where record.state == .bounced || record.state == .expired {
+                    let evidence = "\(record.state.rawValue) message \(id): \(record.reply)"
                     if let suppression = AutomaticSuppression.suppression(category: record.event?.category, hard: record.event?.hard,
-                                                                          recipient: record.recipient,
-                                                                          evidence: "bounce of message \(id): \(record.reply)") {
+                                                                          recipient: record.recipient, evidence: evidence)
+                        ?? AutomaticSuppression.suppression(afterFailureOf: record.recipient, category: record.event?.category,
+                                                             account: account, limit: softLimit, index: index, now: time,
+                                                             evidence: evidence) {
                         suppress(account, suppression)
                     }
                 }
