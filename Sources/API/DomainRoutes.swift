@@ -32,7 +32,7 @@ struct DomainRoutes: Sendable {
             let record: DKIMKeyRecord
             do {
                 record = try services.store.addDKIMKey(accountNamed: call.account.name, domain: input.domain,
-                                                       selector: DomainRoutes.selector(taken: taken), algorithm: key.algorithm.rawValue,
+                                                       selector: DKIMSigner.selector(taken: taken), algorithm: key.algorithm.rawValue,
                                                        privateKey: key.privateKeyData, publicKey: key.publicKeyBase64, activate: taken.isEmpty)
             } catch let error as DKIMKeyError {
                 throw APIError(.conflict, "domain_taken", error.description)
@@ -54,29 +54,10 @@ struct DomainRoutes: Sendable {
         }
     }
 
-    /// `hkYYYYMMDD`, with `-2`, `-3`… when taken.
-    static func selector(taken: Set<String>, now: Date = Date()) -> String {
-        let base = "hk" + String(MailDateDay.string(now))
-        var selector = base
-        var suffix = 1
-        while taken.contains(selector) {
-            suffix += 1
-            selector = "\(base)-\(suffix)"
-        }
-        return selector
-    }
-
     static func object(_ key: DKIMKeyRecord) -> [String: Any] {
         ["domain": key.domain, "selector": key.selector, "algorithm": key.algorithm, "active": key.active,
          "created_at": NativeAPI.iso(key.createdAt),
          "record": ["name": "\(key.selector)._domainkey.\(key.domain)", "type": "TXT",
                     "value": "v=DKIM1; k=\(key.algorithm); p=\(key.publicKey)"]]
-    }
-}
-
-/// `YYYYMMDD` in UTC.
-enum MailDateDay {
-    static func string(_ date: Date) -> String {
-        String(NativeAPI.iso(date).prefix(10).filter { $0 != "-" })
     }
 }

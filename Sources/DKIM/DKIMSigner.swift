@@ -177,3 +177,21 @@ extension DKIMSigner {
         return domain.isEmpty ? nil : domain.lowercased()
     }
 }
+
+extension DKIMSigner {
+    /// A selector that names its date (`hk20261129`), so that rotations are
+    /// easy to tell apart; `-2`, `-3`… when that one is taken.
+    public static func selector(at date: Date = Date(), taken: Set<String> = []) -> String {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        let parts = calendar.dateComponents([.year, .month, .day], from: date)
+        let base = String(format: "hk%04d%02d%02d", parts.year!, parts.month!, parts.day!)
+        var selector = base
+        var suffix = 1
+        while taken.contains(selector) {
+            suffix += 1
+            selector = "\(base)-\(suffix)"
+        }
+        return selector
+    }
+}

@@ -24,21 +24,6 @@ public struct DNSRecordSuggestion: Sendable, Codable, Equatable {
 /// What a sending domain needs in DNS: its DKIM keys, SPF for the addresses
 /// mail leaves from, and a DMARC policy to start with.
 public enum SendingDomain {
-    /// A selector that names its date (`hk20261129`), so rotations are easy to tell apart.
-    public static func selector(at date: Date = Date(), taken: Set<String> = []) -> String {
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
-        let parts = calendar.dateComponents([.year, .month, .day], from: date)
-        let base = String(format: "hk%04d%02d%02d", parts.year!, parts.month!, parts.day!)
-        var selector = base
-        var suffix = 1
-        while taken.contains(selector) {
-            suffix += 1
-            selector = "\(base)-\(suffix)"
-        }
-        return selector
-    }
-
     public static func records(domain: String, keys: [DKIMKeyRecord], configuration: Configuration) throws -> [DNSRecordSuggestion] {
         var records = keys.map { key in
             DNSRecordSuggestion(name: "\(key.selector)._domainkey.\(domain)", type: "TXT",

@@ -33,7 +33,7 @@ struct DomainCommand: AsyncParsableCommand {
             let store = try AccountCommand.store(options)
             let taken = Set(try store.dkimKeys(domain: domain).map(\.selector))
             let key = try DKIMKey.generate(algorithm)
-            _ = try store.addDKIMKey(accountNamed: account, domain: domain, selector: SendingDomain.selector(taken: taken),
+            _ = try store.addDKIMKey(accountNamed: account, domain: domain, selector: DKIMSigner.selector(taken: taken),
                                      algorithm: algorithm.rawValue, privateKey: key.privateKeyData, publicKey: key.publicKeyBase64,
                                      activate: !taken.isEmpty ? false : true)
             try DomainCommand.printRecords(domain.lowercased(), options, json: json)
@@ -56,7 +56,7 @@ struct DomainCommand: AsyncParsableCommand {
                 throw ValidationError("\(domain) has no DKIM key yet; use `hikyaku domain add`")
             }
             let key = try DKIMKey.generate(algorithm)
-            _ = try store.addDKIMKey(accountNamed: account.name, domain: domain, selector: SendingDomain.selector(taken: Set(existing.map(\.selector))),
+            _ = try store.addDKIMKey(accountNamed: account.name, domain: domain, selector: DKIMSigner.selector(taken: Set(existing.map(\.selector))),
                                      algorithm: algorithm.rawValue, privateKey: key.privateKeyData, publicKey: key.publicKeyBase64, activate: false)
             try DomainCommand.printRecords(domain.lowercased(), options, json: json)
         }
