@@ -87,8 +87,12 @@ def path(name, schema=None):
     return {"name": name, "in": "path", "required": True, "schema": schema or {"type": "string"}}
 
 
-common = {"400": err("Malformed request"), "401": err("Missing or wrong API key"), "403": err("The key's scope or the account does not allow this"),
-          "429": err("Too many failed authentications, or over quota (see Retry-After)")}
+# The responses every operation shares, defined once under components.responses.
+shared_responses = {"BadRequest": err("Malformed request"), "Unauthorized": err("Missing or wrong API key"),
+                    "Forbidden": err("The key's scope or the account does not allow this"),
+                    "TooManyRequests": err("Too many failed authentications, or over quota (see Retry-After)")}
+common = {code: {"$ref": f"#/components/responses/{name}"}
+          for code, name in (("400", "BadRequest"), ("401", "Unauthorized"), ("403", "Forbidden"), ("429", "TooManyRequests"))}
 filters = [query("recipient", {"type": "string"}), query("message_id", message_id), query("tag", {"type": "string"}),
            query("status", {"type": "string", "enum": ["accepted", "deferred", "delivered", "bounced", "expired", "cancelled", "suppressed"]}),
            query("category", {"type": "string"}), query("since", time), query("until", time)]
@@ -99,7 +103,7 @@ document = {
              "Errors are {\"error\": {\"code\", \"message\"}}. The SES v2 (/v2/email) and SendGrid v3 (/v3) subsets are described by those services."},
     "servers": [{"url": "/"}],
     "security": [{"bearer": []}],
-    "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}, "schemas": {
+    "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}, "responses": shared_responses, "schemas": {
         "Error": error, "Address": address, "AddressList": address_list, "Event": event, "Template": template, "TemplateInput": template_input,
         "Suppression": suppression, "SendRequest": send, "Accepted": accepted}},
     "paths": {

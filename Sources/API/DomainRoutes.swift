@@ -2,6 +2,7 @@ import DKIM
 import Foundation
 import Hummingbird
 import NIOCore
+import Relay
 import Store
 
 /// `/v1/domains`: an account's sending domains, DKIM keys and compliance report.
@@ -27,13 +28,10 @@ struct DomainRoutes: Sendable {
         routes.post("/v1/domains") { request, context in
             let call = try await services.gate.open(request, context: context, scope: .admin)
             let input = try APIJSON.decode(AddInput.self, from: call.body)
-            let taken = Set(try services.store.dkimKeys(domain: input.domain).map(\.selector))
-            let key = try DKIMKey.generate(input.algorithm ?? .rsa)
             let record: DKIMKeyRecord
             do {
-                record = try services.store.addDKIMKey(accountNamed: call.account.name, domain: input.domain,
-                                                       selector: DKIMSigner.selector(taken: taken), algorithm: key.algorithm.rawValue,
-                                                       privateKey: key.privateKeyData, publicKey: key.publicKeyBase64, activate: taken.isEmpty)
+                record = try MessageSigning.addKey(store: services.store, accountNamed: call.account.name, domain: input.domain,
+                                                   algorithm: input.algorithm ?? .rsa)
             } catch let error as DKIMKeyError {
                 throw APIError(.conflict, "domain_taken", error.description)
             } catch let error as AccountStoreError {

@@ -119,7 +119,7 @@ public enum Compliance {
 
     /// Every egress address must have a PTR whose name resolves back to it (FCrDNS).
     static func reverseDNS(_ context: Context) async throws -> ComplianceCheck {
-        let addresses = Set(try DeliveryComposition.egressPools(context.configuration.deliveryEgressPools).values.flatMap { $0 }).sorted()
+        let addresses = try SendingDomain.egressAddresses(context.configuration)
         guard !addresses.isEmpty else {
             return ComplianceCheck(name: "reverse_dns", status: .warn, detail: "no egress addresses configured; the kernel chooses the source",
                                    fix: "configure delivery.egressPools so that the addresses (and their PTR) are known")

@@ -24,13 +24,18 @@ public struct DNSRecordSuggestion: Sendable, Codable, Equatable {
 /// What a sending domain needs in DNS: its DKIM keys, SPF for the addresses
 /// mail leaves from, and a DMARC policy to start with.
 public enum SendingDomain {
+    /// Every address of every egress pool: where mail from any domain can leave from.
+    public static func egressAddresses(_ configuration: Configuration) throws -> [String] {
+        Set(try DeliveryComposition.egressPools(configuration.deliveryEgressPools).values.flatMap { $0 }).sorted()
+    }
+
     public static func records(domain: String, keys: [DKIMKeyRecord], configuration: Configuration) throws -> [DNSRecordSuggestion] {
         var records = keys.map { key in
             DNSRecordSuggestion(name: "\(key.selector)._domainkey.\(domain)", type: "TXT",
                                 value: "v=DKIM1; k=\(key.algorithm); p=\(key.publicKey)",
                                 purpose: key.active ? "DKIM key (active)" : "DKIM key (published, not yet active)")
         }
-        let addresses = Set(try DeliveryComposition.egressPools(configuration.deliveryEgressPools).values.flatMap { $0 }).sorted()
+        let addresses = try egressAddresses(configuration)
         let spf = addresses.isEmpty
             ? "v=spf1 a:\(configuration.hostname) ~all"
             : "v=spf1 " + addresses.map { ($0.contains(":") ? "ip6:" : "ip4:") + $0 }.joined(separator: " ") + " -all"

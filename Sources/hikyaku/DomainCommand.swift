@@ -2,6 +2,7 @@ import ArgumentParser
 import DKIM
 import Foundation
 import HikyakuServer
+import Relay
 import Store
 
 /// `hikyaku domain …`: sending domains and their DKIM keys.
@@ -30,12 +31,8 @@ struct DomainCommand: AsyncParsableCommand {
 
         func run() throws {
             guard let algorithm = DKIMKey.Algorithm(rawValue: algorithm) else { throw ValidationError("algorithm must be rsa or ed25519") }
-            let store = try AccountCommand.store(options)
-            let taken = Set(try store.dkimKeys(domain: domain).map(\.selector))
-            let key = try DKIMKey.generate(algorithm)
-            _ = try store.addDKIMKey(accountNamed: account, domain: domain, selector: DKIMSigner.selector(taken: taken),
-                                     algorithm: algorithm.rawValue, privateKey: key.privateKeyData, publicKey: key.publicKeyBase64,
-                                     activate: !taken.isEmpty ? false : true)
+            _ = try MessageSigning.addKey(store: try AccountCommand.store(options), accountNamed: account, domain: domain,
+                                          algorithm: algorithm)
             try DomainCommand.printRecords(domain.lowercased(), options, json: json)
         }
     }
@@ -55,9 +52,8 @@ struct DomainCommand: AsyncParsableCommand {
             guard let owner = existing.first?.accountID, let account = try store.accounts().first(where: { $0.id == owner }) else {
                 throw ValidationError("\(domain) has no DKIM key yet; use `hikyaku domain add`")
             }
-            let key = try DKIMKey.generate(algorithm)
-            _ = try store.addDKIMKey(accountNamed: account.name, domain: domain, selector: DKIMSigner.selector(taken: Set(existing.map(\.selector))),
-                                     algorithm: algorithm.rawValue, privateKey: key.privateKeyData, publicKey: key.publicKeyBase64, activate: false)
+            // Not the first key, so it is made inactive: publish first, then activate.
+            _ = try MessageSigning.addKey(store: store, accountNamed: account.name, domain: domain, algorithm: algorithm)
             try DomainCommand.printRecords(domain.lowercased(), options, json: json)
         }
     }

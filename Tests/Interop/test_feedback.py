@@ -54,6 +54,18 @@ def mx():
     controller.stop()
 
 
+def delivering_server(make_server, dns_port, **config):
+    """A started server delivering through dnsmasq on `dns_port`, with account
+    acme (domain acme.test) and an admin key in `server.token`; `config` adds sections."""
+    server = make_server(start=False)
+    server.config.update(config)
+    server.config["dns"] = {"servers": [f"127.0.0.1:{dns_port}"], "timeoutMilliseconds": 1000}
+    server.config["delivery"] = {"enabled": True, "allowNonPublicAddresses": True}
+    server.create_account("acme", ["acme.test"])
+    server.token, _, _ = server.api_key("acme", "admin")
+    return server.start()
+
+
 def call(server, method, path, body=None):
     request = urllib.request.Request(server.api_url + path, method=method,
                                      data=json.dumps(body).encode() if body is not None else None,
@@ -149,13 +161,7 @@ body
 
 def test_return_paths_bounces_and_complaints(make_server, mx):
     with dnsmasq("--mx-host=fb.test,mx.fb.test,10", f"--host-record=mx.fb.test,{MX_IP}") as port:
-        server = make_server(start=False)
-        server.config["bounce"] = {"domain": "bounce.test"}
-        server.config["dns"] = {"servers": [f"127.0.0.1:{port}"], "timeoutMilliseconds": 1000}
-        server.config["delivery"] = {"enabled": True, "allowNonPublicAddresses": True}
-        server.create_account("acme", ["acme.test"])
-        server.token, _, _ = server.api_key("acme", "admin")
-        server.start()
+        server = delivering_server(make_server, port, bounce={"domain": "bounce.test"})
         recipients = ["one@fb.test", "two@fb.test", "three@fb.test", "nobody@fb.test"]
         status, body = call(server, "POST", "/v1/messages", {"from": "shop@acme.test", "to": recipients, "subject": "hello",
                                                              "text": "hi"})
@@ -254,13 +260,7 @@ def test_return_paths_bounces_and_complaints(make_server, mx):
 
 def test_one_click_unsubscribe_and_mailto(make_server, mx):
     with dnsmasq("--mx-host=fb.test,mx.fb.test,10", f"--host-record=mx.fb.test,{MX_IP}") as port:
-        server = make_server(start=False)
-        server.config["bounce"] = {"domain": "bounce.test"}
-        server.config["dns"] = {"servers": [f"127.0.0.1:{port}"], "timeoutMilliseconds": 1000}
-        server.config["delivery"] = {"enabled": True, "allowNonPublicAddresses": True}
-        server.create_account("acme", ["acme.test"])
-        server.token, _, _ = server.api_key("acme", "admin")
-        server.start()
+        server = delivering_server(make_server, port, bounce={"domain": "bounce.test"})
         news = {"from": "news@acme.test", "subject": "今月のお知らせ", "text": "news", "marketing": True}
         assert call(server, "POST", "/v1/messages", {**news, "to": "reader@fb.test"})[0] == 202
         assert call(server, "POST", "/v1/messages", {**news, "to": "mailer@fb.test"})[0] == 202
@@ -314,13 +314,7 @@ def test_one_click_unsubscribe_and_mailto(make_server, mx):
 
 def test_soft_failures_suppress_only_when_they_repeat(make_server, mx):
     with dnsmasq("--mx-host=fb.test,mx.fb.test,10", f"--host-record=mx.fb.test,{MX_IP}") as port:
-        server = make_server(start=False)
-        server.config["dns"] = {"servers": [f"127.0.0.1:{port}"], "timeoutMilliseconds": 1000}
-        server.config["delivery"] = {"enabled": True, "allowNonPublicAddresses": True}
-        server.config["suppression"] = {"softBounces": 2, "softBounceDays": 7}
-        server.create_account("acme", ["acme.test"])
-        server.token, _, _ = server.api_key("acme", "admin")
-        server.start()
+        server = delivering_server(make_server, port, suppression={"softBounces": 2, "softBounceDays": 7})
 
         def bounce_once():
             _, body = call(server, "POST", "/v1/messages", {"from": "shop@acme.test", "to": "full@fb.test", "subject": "s", "text": "t"})

@@ -44,3 +44,17 @@ public final class MessageSigning: Sendable {
         return entry.signer
     }
 }
+
+extension MessageSigning {
+    /// Generates a key for `domain` under a fresh dated selector and stores it
+    /// for the account; the first key of a domain is active at once, a later
+    /// one (a rotation) waits for `activateDKIMKey`.
+    public static func addKey(store: SQLiteStore, accountNamed account: String, domain: String,
+                              algorithm: DKIMKey.Algorithm) throws -> DKIMKeyRecord {
+        let taken = Set(try store.dkimKeys(domain: domain).map(\.selector))
+        let key = try DKIMKey.generate(algorithm)
+        return try store.addDKIMKey(accountNamed: account, domain: domain, selector: DKIMSigner.selector(taken: taken),
+                                    algorithm: algorithm.rawValue, privateKey: key.privateKeyData, publicKey: key.publicKeyBase64,
+                                    activate: taken.isEmpty)
+    }
+}
