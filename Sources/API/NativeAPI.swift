@@ -245,7 +245,7 @@ struct NativeAPI: Sendable {
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
         }
         return APIJSON.response(object: ["events": page.events.map(NativeAPI.eventObject),
-                                         "next_cursor": page.next?.description ?? NSNull()])
+                                         "next_cursor": page.next?.description as Any? ?? NSNull()])
     }
 
     func stats(_ request: Request, _ context: APIRequestContext) async throws -> Response {
