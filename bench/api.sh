@@ -19,9 +19,10 @@ RELAY=
 cleanup() { [ -n "$RELAY" ] && kill "$RELAY" 2>/dev/null; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 
+# bench.example is in no DNS, so domain verification (domains.requireVerified) is off.
 cat > "$WORK/config.json" <<JSON
 {"hostname": "hikyaku.bench", "logLevel": "warning", "delivery": {"enabled": false},
- "api": {"listen": "127.0.0.1:2800"}, "admin": {"listen": ""},
+ "api": {"listen": "127.0.0.1:2800"}, "admin": {"listen": ""}, "domains": {"requireVerified": false},
  "smtp": {"listen": ["127.0.0.1:0"], "tlsListen": []}}
 JSON
 run() { # run MODE AMOUNT CLIENTS: a fresh data directory per measurement

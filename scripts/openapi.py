@@ -172,7 +172,8 @@ document = {
         "/v1/domains": {
             "get": {"operationId": "listDomains", "summary": "The account's sending domains and their DKIM keys",
                     "responses": {**ok("Domains", {"type": "object", "required": ["domains"], "properties": {"domains": {"type": "array", "items": {
-                        "type": "object", "properties": {"domain": {"type": "string"}, "dkim": {"type": "array"}}}}}}), **common}},
+                        "type": "object", "properties": {"domain": {"type": "string"}, "verified": {"type": "boolean"},
+                                                         "dkim": {"type": "array"}}}}}}), **common}},
             "post": {"operationId": "addDomain", "summary": "Add a sending domain with a new DKIM key (RSA-2048 or Ed25519)",
                      "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object", "required": ["domain"], "properties": {
                          "domain": {"type": "string", "pattern": r"^[a-z0-9-]{1,20}(\.[a-z0-9-]{1,20}){1,3}$"},
@@ -180,6 +181,17 @@ document = {
                      "responses": {**ok("The key and its DNS record", {"type": "object", "properties": {
                          "domain": {"type": "string"}, "selector": {"type": "string"}, "active": {"type": "boolean"}, "record": {"type": "object"}}}, "201"),
                          **common, "409": err("The domain belongs to another account")}}},
+        "/v1/domains/{domain}/verify": {"post": {
+            "operationId": "verifyDomain",
+            "summary": "Look the domain's records up in DNS; the domain is verified (may be used as sender and From) when its active DKIM key's record is published",
+            "parameters": [path("domain")],
+            "responses": {**ok("The records checked and the verdict", {"type": "object", "required": ["domain", "verified", "records"], "properties": {
+                "domain": {"type": "string"}, "verified": {"type": "boolean"},
+                "records": {"type": "array", "items": {"type": "object", "required": ["name", "status"], "properties": {
+                    "name": {"type": "string"}, "purpose": {"type": "string"}, "expected": {"type": "string"},
+                    "found": {"type": "array", "items": {"type": "string"}},
+                    "status": {"type": "string", "enum": ["ok", "missing", "wrong", "unknown"]}, "detail": {"type": "string"}}}}}}),
+                **common, "404": err("No DKIM key of this account for the domain"), "503": err("Verification unavailable")}}},
         "/v1/domains/{domain}/compliance": {"get": {
             "operationId": "domainCompliance", "summary": "Bulk-sender compliance: SPF, DKIM, DMARC alignment, reverse DNS, TLS, unsubscribe, complaint rate",
             "parameters": [path("domain")],
@@ -192,6 +204,7 @@ document = {
             "operationId": "getAccount", "summary": "The account, its quotas and what counts against them",
             "responses": {**ok("Account", {"type": "object", "required": ["name", "quota"], "properties": {
                 "name": {"type": "string"}, "domains": {"type": "array", "items": {"type": "string"}},
+                "verified_domains": {"type": "array", "items": {"type": "string"}},
                 "suppressed_reasons": {"type": "array", "items": {"type": "string"}},
                 "quota": {"type": "object", "properties": {"max_send_rate": {"type": "number"}, "max_24h_send": {"type": "integer"},
                                                            "sent_last_24h": {"type": "integer"}, "sandbox": {"type": "boolean"}}}}}), **common}}},

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: installs any missing test tool, then the Swift unit and
 # integration tests, then the interop tests against the built binary with
-# real programs (swaks, smtplib, Postfix's smtp-source, strace) over loopback.
+# real programs (swaks, smtplib, Postfix's smtp-source, strace, dnsmasq,
+# opendkim) over loopback.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +11,7 @@ command -v swaks >/dev/null || need_apt+=(swaks)
 command -v smtp-source >/dev/null || [ -x /usr/sbin/smtp-source ] || need_apt+=(postfix)
 command -v dnsmasq >/dev/null || [ -x /usr/sbin/dnsmasq ] || need_apt+=(dnsmasq-base)
 command -v strace >/dev/null || need_apt+=(strace)
+[ -x /usr/sbin/opendkim ] || need_apt+=(opendkim)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "installing: ${need_apt[*]}"
     apt-get update -qq

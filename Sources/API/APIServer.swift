@@ -23,10 +23,12 @@ public struct APIServer: Sendable {
         public var authFailureWindow: TimeAmount
         /// HTTPS with this configuration; nil: plain HTTP.
         public var tls: TLSConfiguration?
+        /// Accounts send only from domains they verified (`domains.requireVerified`).
+        public var requireVerifiedDomains: Bool
 
         public init(host: String, port: Int, hostname: String, maximumBodySize: Int, maximumMessageSize: Int,
                     maximumAuthFailures: Int = 10,
-                    authFailureWindow: TimeAmount = .seconds(300), tls: TLSConfiguration? = nil) {
+                    authFailureWindow: TimeAmount = .seconds(300), tls: TLSConfiguration? = nil, requireVerifiedDomains: Bool = false) {
             self.host = host
             self.port = port
             self.hostname = hostname
@@ -35,6 +37,7 @@ public struct APIServer: Sendable {
             self.maximumAuthFailures = maximumAuthFailures
             self.authFailureWindow = authFailureWindow
             self.tls = tls
+            self.requireVerifiedDomains = requireVerifiedDomains
         }
     }
 
@@ -46,11 +49,15 @@ public struct APIServer: Sendable {
     /// A domain's compliance report as JSON.
     public typealias ComplianceReport = @Sendable (String) async throws -> [UInt8]
     let compliance: ComplianceReport?
+    /// Checks a domain's DNS records and records whether it is verified; the result as JSON.
+    let verification: ComplianceReport?
 
     public init(options: Options, store: SQLiteStore, spool: Spool, meter: SendingMeter, signing: MessageSigning?,
-                unsubscribe: UnsubscribeLinks?, compliance: ComplianceReport? = nil, logger: Logger) {
+                unsubscribe: UnsubscribeLinks?, compliance: ComplianceReport? = nil, verification: ComplianceReport? = nil,
+                logger: Logger) {
         self.unsubscribe = unsubscribe
         self.compliance = compliance
+        self.verification = verification
         self.options = options
         self.logger = logger
         let gate = APIGate(store: store, maximumBodySize: options.maximumBodySize,
@@ -58,7 +65,8 @@ public struct APIServer: Sendable {
                                                             window: options.authFailureWindow))
         services = APIServices(store: store, index: spool.index, layout: spool.layout, gate: gate,
                                submitter: Submitter(spool: spool, meter: meter, hostname: options.hostname,
-                                                    maximumMessageSize: options.maximumMessageSize, signing: signing),
+                                                    maximumMessageSize: options.maximumMessageSize, signing: signing,
+                                                    requireVerifiedDomains: options.requireVerifiedDomains),
                                builder: MessageBuilder(hostname: options.hostname), meter: meter, unsubscribe: unsubscribe)
     }
 
@@ -76,7 +84,7 @@ public struct APIServer: Sendable {
         SESAPI(services: services).register(on: routes)
         SendGridAPI(services: services).register(on: routes)
         if let unsubscribe { UnsubscribeRoutes(services: services, links: unsubscribe).register(on: routes) }
-        DomainRoutes(services: services, compliance: compliance).register(on: routes)
+        DomainRoutes(services: services, compliance: compliance, verification: verification).register(on: routes)
         return router
     }
 

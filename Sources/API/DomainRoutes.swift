@@ -10,6 +10,8 @@ struct DomainRoutes: Sendable {
     let services: APIServices
     /// The compliance report of a domain as JSON (built by the server, which has the resolver and configuration).
     let compliance: APIServer.ComplianceReport?
+    /// Checks a domain's records and records whether it is verified, as JSON (built by the server, as `compliance`).
+    let verification: APIServer.ComplianceReport?
 
     struct AddInput: Decodable, Sendable {
         var domain: String
@@ -20,9 +22,10 @@ struct DomainRoutes: Sendable {
         routes.get("/v1/domains") { request, context in
             let call = try await services.gate.open(request, context: context, scope: .read)
             let keys = try services.store.dkimKeys(accountID: call.account.id)
-            let domains = (try services.store.account(id: call.account.id))?.domains ?? call.account.domains
-            return APIJSON.response(object: ["domains": domains.map { domain in
-                ["domain": domain, "dkim": keys.filter { $0.domain == domain }.map(DomainRoutes.object)] as [String: Any]
+            let account = try services.store.account(id: call.account.id) ?? call.account
+            return APIJSON.response(object: ["domains": account.domains.map { domain in
+                ["domain": domain, "verified": account.verifiedDomains.contains(domain),
+                 "dkim": keys.filter { $0.domain == domain }.map(DomainRoutes.object)] as [String: Any]
             }])
         }
         routes.post("/v1/domains") { request, context in
@@ -38,6 +41,17 @@ struct DomainRoutes: Sendable {
                 throw APIError.badRequest(error.description, field: "domain")
             }
             return APIJSON.response(object: DomainRoutes.object(record), status: .created)
+        }
+        routes.post("/v1/domains/:domain/verify") { request, context in
+            let call = try await services.gate.open(request, context: context, scope: .admin)
+            let domain = (try context.parameters.require("domain")).lowercased()
+            // Only the account holding the domain's DKIM key can verify it: the key is what DNS proves.
+            guard try services.store.dkimKeys(domain: domain, accountID: call.account.id).isEmpty == false else {
+                throw APIError.notFound("DKIM key for domain \(domain)")
+            }
+            guard let verification else { throw APIError(.serviceUnavailable, "unavailable", "domain verification is not available") }
+            let result = try await verification(domain)
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: result)))
         }
         routes.get("/v1/domains/:domain/compliance") { request, context in
             let call = try await services.gate.open(request, context: context, scope: .read)

@@ -85,7 +85,7 @@ struct NativeAPI: Sendable {
         let input = try APIJSON.decode(SendRequest.self, from: call.body)
         let draft = try draft(input, account: call.account)
         let messages = try draft.messages(builder: services.builder, unsubscribe: services.unsubscribe)
-        try Submitter.checkSender(draft.base.from.address, account: call.account, store: services.store)
+        try services.submitter.checkSender(draft.base.from.address, account: call.account, store: services.store)
         let ids = try await services.submitter.submit(messages, account: call.account, client: context.clientAddress)
         // Written by hand: for a batch of 1,000 JSONSerialization cost a sixth of the request.
         var body = "{"
@@ -280,6 +280,7 @@ struct NativeAPI: Sendable {
         return APIJSON.response(object: [
             "name": account.name,
             "domains": account.domains,
+            "verified_domains": account.verifiedDomains,
             "suppressed_reasons": account.suppressedReasons.map(\.rawValue).sorted(),
             "quota": [
                 "max_send_rate": quota.maxSendRate,

@@ -1450,6 +1450,9 @@ enum OpenAPIDocument {
              "domain": {
               "type": "string"
              },
+             "verified": {
+              "type": "boolean"
+             },
              "dkim": {
               "type": "array"
              }
@@ -1543,6 +1546,118 @@ enum OpenAPIDocument {
      },
      "409": {
       "description": "The domain belongs to another account",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     }
+    }
+   }
+  },
+  "/v1/domains/{domain}/verify": {
+   "post": {
+    "operationId": "verifyDomain",
+    "summary": "Look the domain's records up in DNS; the domain is verified (may be used as sender and From) when its active DKIM key's record is published",
+    "parameters": [
+     {
+      "name": "domain",
+      "in": "path",
+      "required": true,
+      "schema": {
+       "type": "string"
+      }
+     }
+    ],
+    "responses": {
+     "200": {
+      "description": "The records checked and the verdict",
+      "content": {
+       "application/json": {
+        "schema": {
+         "type": "object",
+         "required": [
+          "domain",
+          "verified",
+          "records"
+         ],
+         "properties": {
+          "domain": {
+           "type": "string"
+          },
+          "verified": {
+           "type": "boolean"
+          },
+          "records": {
+           "type": "array",
+           "items": {
+            "type": "object",
+            "required": [
+             "name",
+             "status"
+            ],
+            "properties": {
+             "name": {
+              "type": "string"
+             },
+             "purpose": {
+              "type": "string"
+             },
+             "expected": {
+              "type": "string"
+             },
+             "found": {
+              "type": "array",
+              "items": {
+               "type": "string"
+              }
+             },
+             "status": {
+              "type": "string",
+              "enum": [
+               "ok",
+               "missing",
+               "wrong",
+               "unknown"
+              ]
+             },
+             "detail": {
+              "type": "string"
+             }
+            }
+           }
+          }
+         }
+        }
+       }
+      }
+     },
+     "400": {
+      "$ref": "#/components/responses/BadRequest"
+     },
+     "401": {
+      "$ref": "#/components/responses/Unauthorized"
+     },
+     "403": {
+      "$ref": "#/components/responses/Forbidden"
+     },
+     "429": {
+      "$ref": "#/components/responses/TooManyRequests"
+     },
+     "404": {
+      "description": "No DKIM key of this account for the domain",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     },
+     "503": {
+      "description": "Verification unavailable",
       "content": {
        "application/json": {
         "schema": {
@@ -1676,6 +1791,12 @@ enum OpenAPIDocument {
            "type": "string"
           },
           "domains": {
+           "type": "array",
+           "items": {
+            "type": "string"
+           }
+          },
+          "verified_domains": {
            "type": "array",
            "items": {
             "type": "string"

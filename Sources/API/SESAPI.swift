@@ -1,3 +1,4 @@
+import DKIM
 import Foundation
 import Hummingbird
 import MIME
@@ -205,7 +206,9 @@ struct SESAPI: Sendable {
             guard let built = try draft.messages(builder: services.builder, unsubscribe: services.unsubscribe).first else { throw APIError.invalid("no message") }
             message = built
         }
-        try Submitter.checkSender(message.sender, account: call.account, store: services.store)
+        // A raw message's From is the caller's own, not built from the sender.
+        try services.submitter.checkSender(message.sender, fromDomains: input.Content.Raw != nil ? DKIMSigner.fromDomains(message.bytes) : nil,
+                                           account: call.account, store: services.store)
         let ids = try await services.submitter.submit([message], account: call.account, client: context.clientAddress)
         return APIJSON.response(object: ["MessageId": ids[0].rawValue])
     }
@@ -302,7 +305,7 @@ struct SESAPI: Sendable {
                                  personalizations: personalizations,
                                  metadata: MessageMetadata(tags: try SESAPI.tags(input.DefaultEmailTags ?? []), marketing: marketing,
                                                            source: "ses"))
-        try Submitter.checkSender(base.from.address, account: call.account, store: services.store)
+        try services.submitter.checkSender(base.from.address, account: call.account, store: services.store)
         // Entries are rendered one by one, so that one entry's bad data fails only that entry.
         var results: [[String: Any]] = []
         var ready: [(Int, OutgoingMessage)] = []

@@ -71,7 +71,7 @@ struct SendGridAPI: Sendable {
         let input = try APIJSON.decode(MailSend.self, from: call.body)
         let draft = try draft(input, account: call.account)
         let messages = try draft.messages(builder: services.builder, unsubscribe: services.unsubscribe)
-        for message in messages { try Submitter.checkSender(message.sender, account: call.account, store: services.store) }
+        for message in messages { try services.submitter.checkSender(message.sender, account: call.account, store: services.store) }
         var headers: HTTPFields = [:]
         if input.mailSettings?.sandboxMode?.enable == true {
             // Validated and built, not sent (SendGrid's sandbox mode).

@@ -1,3 +1,4 @@
+import DKIM
 import Foundation
 import Hummingbird
 import Logging
@@ -28,17 +29,31 @@ struct Submitter: Sendable {
     /// DKIM, for the domains with a key.
     let signing: MessageSigning?
 
-    /// Checks that an account may use `address` as its sender (its own
-    /// domains). The account may be a cached copy: a domain added since is
-    /// looked up in the store before refusing.
-    static func checkSender(_ address: String, account: Account, store: SQLiteStore? = nil) throws(APIError) {
-        let domain = address.split(separator: "@").last.map { $0.lowercased() } ?? ""
-        let fresh = { () -> Bool in (try? store?.account(id: account.id))??.domains.contains(domain) == true }
-        guard account.domains.contains(domain) || fresh() else {
-            throw APIError(.forbidden, "sender_not_allowed",
-                           "account \(account.name) may not send from \(address): the domain is not one of its domains",
-                           ses: "MailFromDomainNotVerifiedException", field: "from")
+    /// Accounts send only from domains they verified (`domains.requireVerified`).
+    let requireVerifiedDomains: Bool
+
+    /// Checks that an account may use `sender` as envelope sender (one of
+    /// its domains) and, with `requireVerifiedDomains`, that the sender's
+    /// domain and each of `fromDomains` (default: the sender's, for messages
+    /// built from it) are verified. The account may be a cached copy: a
+    /// domain added or verified since is looked up in the store before
+    /// refusing.
+    func checkSender(_ sender: String, fromDomains: [String]? = nil, account: Account, store: SQLiteStore) throws(APIError) {
+        let domain = sender.split(separator: "@").last.map { $0.lowercased() } ?? ""
+        let fromDomains = fromDomains ?? [domain]
+        let allowed = { (account: Account) -> Bool in
+            self.requireVerifiedDomains
+                ? account.verifiedDomains.contains(domain) && fromDomains.allSatisfy(account.verifiedDomains.contains)
+                : account.domains.contains(domain)
         }
+        var current = account
+        if !allowed(current), let fresh = try? store.account(id: account.id) { current = fresh }
+        guard !allowed(current) else { return }
+        let reason = !current.domains.contains(domain) ? "\(domain) is not one of its domains"
+            : !current.verifiedDomains.contains(domain) ? "\(domain) is not verified (publish its DKIM record, then verify it)"
+            : "the From field names a domain that is not one of its verified domains"
+        throw APIError(.forbidden, "sender_not_allowed", "account \(account.name) may not send from \(sender): \(reason)",
+                       ses: "MailFromDomainNotVerifiedException", field: "from")
     }
 
     /// Spools every message or none of those the quota refuses; returns their ids in order.

@@ -176,6 +176,30 @@ extension DKIMSigner {
         let domain = text[text.index(after: at)...].trimmingCharacters(in: CharacterSet(charactersIn: " \t\r\n>,;"))
         return domain.isEmpty ? nil : domain.lowercased()
     }
+
+    /// Every domain written after an `@` anywhere in any From field, display
+    /// names and comments included, lower-cased; empty without From. For
+    /// deciding whether a sender may use the From it wrote, this errs on the
+    /// side of refusing: `"a@mine.example" <ceo@theirs.example>`, two From
+    /// fields or a comment cannot slip another domain past the check.
+    public static func fromDomains(_ message: [UInt8]) -> [String] {
+        var domains: [String] = []
+        for field in HeaderFields(message).fields where HeaderFields.name(field) == "from" {
+            let value = Array(field)
+            var index = value.firstIndex(of: UInt8(ascii: ":")) ?? value.count
+            while index < value.count {
+                defer { index += 1 }
+                guard value[index] == UInt8(ascii: "@") else { continue }
+                var end = index + 1
+                while end < value.count, value[end] == UInt8(ascii: ".") || value[end] == UInt8(ascii: "-")
+                        || (value[end] | 0x20 >= UInt8(ascii: "a") && value[end] | 0x20 <= UInt8(ascii: "z"))
+                        || (value[end] >= UInt8(ascii: "0") && value[end] <= UInt8(ascii: "9")) || value[end] >= 0x80 { end += 1 }
+                domains.append(String(decoding: value[(index + 1)..<end], as: UTF8.self).lowercased())
+                index = end - 1
+            }
+        }
+        return domains
+    }
 }
 
 extension DKIMSigner {

@@ -112,6 +112,35 @@ extension SendingDomain {
         return checks
     }
 
+    /// A domain's records checked, and whether that made it verified.
+    public struct Verification: Sendable, Codable {
+        public var domain: String
+        /// The active DKIM key's record is published: the account controls the domain's DNS.
+        public var verified: Bool
+        public var records: [DNSRecordCheck]
+    }
+
+    /// Checks a domain's records (`verify`) and records the verdict for the
+    /// account owning its DKIM key: verified when the active key's record is
+    /// published, as SES verifies a domain by its DKIM records. A failed
+    /// lookup (`unknown`) changes nothing; a domain without a key is not verified.
+    public static func verifyAndRecord(domain: String, configuration: Configuration, store: SQLiteStore,
+                                       lookup: TXTLookup) async throws -> Verification {
+        let domain = domain.lowercased()
+        let keys = try store.dkimKeys(domain: domain)
+        let checks = await verify(try records(domain: domain, keys: keys, configuration: configuration), lookup: lookup)
+        guard let active = keys.first(where: \.active) else {
+            return Verification(domain: domain, verified: false, records: checks)
+        }
+        let name = "\(active.selector)._domainkey.\(domain)"
+        let status = checks.first { $0.name == name }?.status ?? .missing
+        if status != .unknown {
+            try store.setDomainVerified(domain, accountID: active.accountID, at: status == .ok ? Date() : nil)
+        }
+        let account = try store.account(id: active.accountID)
+        return Verification(domain: domain, verified: account?.verifiedDomains.contains(domain) ?? false, records: checks)
+    }
+
     /// The value of `name=` in a tag list (`v=DKIM1; k=rsa; p=…`), white space removed.
     static func tag(_ name: String, in record: String) -> String {
         for part in record.split(separator: ";") {

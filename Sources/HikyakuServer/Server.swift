@@ -86,6 +86,7 @@ public enum Server {
             maximumTextLineLength: configuration.maxTextLineLength, maximumAuthFailures: configuration.maxAuthFailures,
             maximumErrors: configuration.maxErrors, maximumReceivedHeaders: configuration.maxReceivedHeaders,
             tlsAvailable: true)
+        settings.requireVerifiedDomains = configuration.domainsRequireVerified
         // VERP: one key for making return paths and checking those that come back.
         let softLimit = AutomaticSuppression.SoftLimit(count: configuration.suppressionSoftBounces,
                                                        window: TimeInterval(configuration.suppressionSoftBounceDays) * 86400)
@@ -145,7 +146,8 @@ public enum Server {
                                maximumMessageSize: configuration.maxMessageSize,
                                maximumAuthFailures: configuration.maxAuthFailuresPerClient,
                                authFailureWindow: .seconds(Int64(configuration.authFailureWindowSeconds)),
-                               tls: configuration.apiTLS ? apiTLSConfiguration : nil),
+                               tls: configuration.apiTLS ? apiTLSConfiguration : nil,
+                               requireVerifiedDomains: configuration.domainsRequireVerified),
                 store: store, spool: spool, meter: meter, signing: signing, unsubscribe: unsubscribe,
                 compliance: { [index = spool.index] domain in
                     let checks = try await Compliance.check(.init(domain: domain, configuration: configuration, store: store, index: index,
@@ -153,6 +155,15 @@ public enum Server {
                     let encoder = JSONEncoder()
                     encoder.outputFormatting = [.sortedKeys]
                     return Array(try encoder.encode(ComplianceReport(domain: domain, checks: checks)))
+                },
+                verification: { domain in
+                    let resolver = try Compliance.resolver(configuration)
+                    let verification = try await SendingDomain.verifyAndRecord(domain: domain, configuration: configuration, store: store) {
+                        name in try await Compliance.txt(name, resolver)
+                    }
+                    let encoder = JSONEncoder()
+                    encoder.outputFormatting = [.sortedKeys]
+                    return Array(try encoder.encode(verification))
                 }, logger: logger)
             services.append(.init(service: try api.application { bound in
                 announce("hikyaku: listening api \(bound?.ipAddress ?? address.host):\(bound?.port ?? address.port)")

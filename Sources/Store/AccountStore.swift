@@ -10,6 +10,10 @@ public struct Account: Sendable, Codable, Equatable {
     public var createdAt: Date
     /// Lower-cased domains this account may use as envelope sender.
     public var domains: [String]
+    /// Those of `domains` whose DKIM record was last found published
+    /// (`hikyaku domain verify`): with `domains.requireVerified`, the only
+    /// ones it may send from.
+    public var verifiedDomains: [String] = []
     /// The egress pool (`delivery.egressPools`) its mail leaves from; nil: `default`.
     public var egressPool: String? = nil
     /// Sending limits, as SES: recipients per second and per rolling 24 hours.
@@ -183,6 +187,10 @@ public final class SQLiteStore: AccountStore {
             // Which automatic suppressions an account wants (Suppressions.swift); unsubscribes always apply.
             try db.execute(sql: "ALTER TABLE account ADD COLUMN suppressed_reasons TEXT NOT NULL DEFAULT 'bounce,complaint'")
         }
+        migrator.registerMigration("v6-domain-verification") { db in
+            // When `domain verify` last found the domain's DKIM record; NULL: not verified.
+            try db.execute(sql: "ALTER TABLE account_domain ADD COLUMN verified_at REAL")
+        }
         return migrator
     }
 
@@ -279,6 +287,16 @@ public final class SQLiteStore: AccountStore {
         }
     }
 
+    /// Records the outcome of `domain verify`: `at` when its DKIM record was
+    /// found published, nil when it was found missing or wrong.
+    public func setDomainVerified(_ domain: String, accountID: Int64, at date: Date?) throws {
+        try database.write { db in
+            try db.execute(sql: "UPDATE account_domain SET verified_at = ? WHERE account_id = ? AND domain = ?",
+                           arguments: [date?.timeIntervalSince1970, accountID, domain.lowercased()])
+            if db.changesCount == 0 { throw AccountStoreError.notFound(domain) }
+        }
+    }
+
     public func authenticate(username: String, password: String) throws -> Account? {
         let row = try database.read { db in
             try Row.fetchOne(db, sql: "SELECT * FROM account WHERE smtp_username = ?", arguments: [username])
@@ -292,10 +310,11 @@ public final class SQLiteStore: AccountStore {
 
     static func account(from row: Row, db: Database) throws -> Account {
         let id: Int64 = row["id"]
-        let domains = try String.fetchAll(db, sql: "SELECT domain FROM account_domain WHERE account_id = ? ORDER BY domain",
+        let domainRows = try Row.fetchAll(db, sql: "SELECT domain, verified_at FROM account_domain WHERE account_id = ? ORDER BY domain",
                                           arguments: [id])
         return Account(id: id, name: row["name"], smtpUsername: row["smtp_username"], disabled: row["disabled"],
-                       createdAt: Date(timeIntervalSince1970: row["created_at"]), domains: domains,
+                       createdAt: Date(timeIntervalSince1970: row["created_at"]), domains: domainRows.map { $0["domain"] },
+                       verifiedDomains: domainRows.filter { $0["verified_at"] != nil }.map { $0["domain"] },
                        egressPool: row["egress_pool"],
                        quota: SendQuota(maxSendRate: row["max_send_rate"], max24HourSend: row["max_24h_send"],
                                         sandbox: row["sandbox"]),

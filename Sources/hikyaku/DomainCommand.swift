@@ -85,12 +85,13 @@ struct DomainCommand: AsyncParsableCommand {
         func run() async throws {
             let configuration = try options.load()
             let store = try AccountCommand.store(options)
-            let records = try SendingDomain.records(domain: domain.lowercased(), keys: try store.dkimKeys(domain: domain),
-                                                    configuration: configuration)
             let resolver = try Compliance.resolver(configuration, servers: server)
-            let checks = await SendingDomain.verify(records) { name in try await Compliance.txt(name, resolver) }
+            let verification = try await SendingDomain.verifyAndRecord(domain: domain, configuration: configuration, store: store) { name in
+                try await Compliance.txt(name, resolver)
+            }
+            let checks = verification.records
             if json {
-                try printJSON(checks)
+                try printJSON(verification)
             } else {
                 for check in checks {
                     print("\(check.status.rawValue.uppercased())\t\(check.name)\t\(check.purpose)\(check.detail.isEmpty ? "" : " — " + check.detail)")
@@ -99,6 +100,8 @@ struct DomainCommand: AsyncParsableCommand {
                         for found in check.found { print("\tfound:    \(found)") }
                     }
                 }
+                print(verification.verified ? "\(verification.domain): verified, the account may send from it"
+                                            : "\(verification.domain): not verified (its active DKIM key's record must be published)")
             }
             if checks.contains(where: { $0.status != .ok }) { throw ExitCode(1) }
         }

@@ -96,4 +96,14 @@ import _CryptoExtras
     func readsTheFromDomain(_ message: String, _ domain: String?) {
         #expect(DKIMSigner.fromDomain(Array(message.utf8)) == domain)
     }
+
+    @Test(arguments: [
+        ("From: Shop <Shop@Acme.Example>\r\nTo: x@y.example\r\n\r\nbody", ["acme.example"]),
+        ("From: \"a@b\" <c@d.example>,\r\n e@f.example\r\n\r\n", ["b", "d.example", "f.example"]),
+        ("From: a@mine.example (ceo@victim.example)\r\nFROM: x@third.example\r\n\r\n", ["mine.example", "victim.example", "third.example"]),
+        ("Subject: none\r\n\r\nFrom: body@not.header\r\n", []),
+    ] as [(String, [String])])
+    func listsEveryDomainInFrom(_ message: String, _ domains: [String]) {
+        #expect(DKIMSigner.fromDomains(Array(message.utf8)) == domains)
+    }
 }

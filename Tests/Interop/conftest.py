@@ -199,8 +199,10 @@ def dnsmasq(*records, local_ttl=60):
 
 def base_config(**smtp):
     # Intake tests keep their mail queued; delivery tests turn delivery on.
+    # Domains need not be verified in DNS to be used (test_dkim.py tests the default, which requires it).
     config = {"hostname": "mx.test", "smtp": {"listen": ["127.0.0.1:0"], "tlsListen": ["127.0.0.1:0"]},
-              "delivery": {"enabled": False}, "admin": {"listen": "127.0.0.1:0"}, "api": {"listen": "127.0.0.1:0"}}
+              "delivery": {"enabled": False}, "admin": {"listen": "127.0.0.1:0"}, "api": {"listen": "127.0.0.1:0"},
+              "domains": {"requireVerified": False}}
     config["smtp"].update(smtp)
     return config
 

@@ -1,10 +1,16 @@
-"""DKIM signing of relayed mail, verified by dkimpy against keys that dnsmasq
-serves: RSA and Ed25519, through the API and SMTP, a tampered copy failing,
-and a key rotation."""
+"""DKIM signing of relayed mail, verified by dkimpy and by opendkim (in
+verify mode) against keys that dnsmasq serves: RSA and Ed25519, through the API and SMTP, a tampered copy failing,
+a key rotation, and the default that only verified domains may be used."""
 import json
+import os
 import smtplib
+import subprocess
+import tempfile
 import time
+import urllib.error
+import urllib.request
 
+import boto3
 import dkim
 import dns.resolver
 import pytest
@@ -67,6 +73,30 @@ def verifier(port):
     return lambda message: dkim.verify(message, dnsfunc=dnsfunc)
 
 
+def opendkim_verifier(port):
+    """opendkim's own verification (`opendkim -t`, the milter's code path)
+    through libunbound, forwarded to dnsmasq. Unbound answers NXDOMAIN for
+    the reserved .test zone unless told otherwise, and does not query
+    loopback servers by default."""
+    directory = tempfile.mkdtemp(prefix="opendkim-")
+    with open(os.path.join(directory, "unbound.conf"), "w") as conf:
+        conf.write(f'server:\n    do-not-query-localhost: no\n    local-zone: "test." nodefault\n'
+                   f'forward-zone:\n    name: "."\n    forward-addr: 127.0.0.1@{port}\n')
+    with open(os.path.join(directory, "opendkim.conf"), "w") as conf:
+        conf.write(f"Mode v\nSyslog no\nResolverConfiguration {directory}/unbound.conf\n")
+
+    def verify(message):
+        path = os.path.join(directory, "message.eml")
+        with open(path, "wb") as file:
+            file.write(message)
+        result = subprocess.run(["opendkim", "-x", os.path.join(directory, "opendkim.conf"), "-t", path],
+                                capture_output=True, text=True, timeout=30)
+        output = result.stdout + result.stderr
+        assert "verification" in output, output
+        return ") succeeded" in output
+    return verify
+
+
 def signature_tags(message):
     header = message.split(b"\r\n\r\n", 1)[0].decode()
     start = header.index("DKIM-Signature:")
@@ -97,7 +127,7 @@ def test_relayed_mail_is_dkim_signed_rsa_and_ed25519(make_server, mx):
         server.config["delivery"] = {"enabled": True, "allowNonPublicAddresses": True}
         server.start()
         verify = verifier(port)
-        import urllib.request
+        opendkim = opendkim_verifier(port)
 
         def api_send(sender, recipient):
             body = json.dumps({"from": f"Shop <{sender}>", "to": recipient, "subject": "ご注文 確認",
@@ -110,7 +140,7 @@ def test_relayed_mail_is_dkim_signed_rsa_and_ed25519(make_server, mx):
 
         api_send("shop@acme.test", "rsa@dkim.test")
         rsa = mx.wait("rsa@dkim.test")
-        assert verify(rsa)
+        assert verify(rsa) and opendkim(rsa)
         tags = signature_tags(rsa)
         assert tags["a"] == "rsa-sha256" and tags["d"] == "acme.test" and tags["c"] == "relaxed/relaxed"
         first_selector = tags["s"]
@@ -119,6 +149,7 @@ def test_relayed_mail_is_dkim_signed_rsa_and_ed25519(make_server, mx):
         assert signed.count("from") == 2, "From is over-signed"
         assert {"subject", "date", "to", "message-id"} <= set(signed)
         assert not verify(rsa.replace(b"Subject: ", b"Subject: Re: ", 1)), "a changed header fails"
+        assert not opendkim(rsa.replace(b"Subject: ", b"Subject: Re: ", 1))
         assert not verify(rsa.replace(b"From: Shop", b"From: Shop\r\nFrom: evil@example.org", 1)), "an added From fails"
 
         # SMTP submission from the Ed25519 domain.
@@ -128,8 +159,9 @@ def test_relayed_mail_is_dkim_signed_rsa_and_ed25519(make_server, mx):
             smtp.sendmail("news@mail.acme.test", ["ed@dkim.test"],
                           b"From: News <news@mail.acme.test>\r\nTo: ed@dkim.test\r\nSubject: hello\r\n\r\nbody\r\n")
         ed = mx.wait("ed@dkim.test")
-        assert signature_tags(ed)["a"] == "ed25519-sha256" and verify(ed)
-        assert not verify(ed.replace(b"body", b"bodY"))
+        assert signature_tags(ed)["a"] == "ed25519-sha256" and verify(ed) and opendkim(ed)
+        assert not verify(ed.replace(b"body", b"bodY")) and not opendkim(ed.replace(b"body", b"bodY"))
+        assert not opendkim(ed.replace(b"Subject: hello", b"Subject: hallo"))
 
         # Mail from a domain without a key goes unsigned.
         with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=20) as smtp:
@@ -164,7 +196,9 @@ def test_domain_verify_reports_ok_missing_and_wrong(make_server):
     with dnsmasq(*published) as port:
         result = server.cli("domain", "verify", "acme.test", "--server", f"127.0.0.1:{port}", "--json", check=False)
         assert result.returncode == 1
-        checks = {c["name"]: c for c in json.loads(result.stdout)}
+        verification = json.loads(result.stdout)
+        assert verification["verified"] is True, "the DKIM record is what verifies a domain"
+        checks = {c["name"]: c for c in verification["records"]}
         assert checks[dkim_record["name"]]["status"] == "ok"
         assert checks["acme.test"]["status"] == "wrong" and checks["acme.test"]["found"] == ["v=spf1 ip4:192.0.2.1 -all"]
         assert "a:localhost" in checks["acme.test"]["detail"]  # hostname, as the CLI sees no --config
@@ -176,7 +210,75 @@ def test_domain_verify_reports_ok_missing_and_wrong(make_server):
     wrong_key = dkim_record["name"] + "," + other_key
     with dnsmasq("--txt-record=" + wrong_key, "--txt-record=acme.test,v=spf1 a:localhost ~all",
                  "--txt-record=_dmarc.acme.test,v=DMARC1; p=reject") as port:
-        checks = {c["name"]: c for c in json.loads(server.cli("domain", "verify", "acme.test", "--server", f"127.0.0.1:{port}",
-                                                              "--json", check=False).stdout)}
-        assert checks[dkim_record["name"]]["status"] == "wrong"
+        verification = json.loads(server.cli("domain", "verify", "acme.test", "--server", f"127.0.0.1:{port}", "--json",
+                                             check=False).stdout)
+        checks = {c["name"]: c for c in verification["records"]}
+        assert checks[dkim_record["name"]]["status"] == "wrong" and verification["verified"] is False
         assert checks["acme.test"]["status"] == "ok" and checks["_dmarc.acme.test"]["status"] == "ok"
+
+
+def api_call(server, method, path, token, body=None):
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(server.api_url + path, data=data, method=method,
+                                     headers={"Authorization": "Bearer " + token, "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=20) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+def test_only_verified_domains_may_send(make_server):
+    server = make_server(start=False)
+    server.config["domains"] = {"requireVerified": True}  # the default; conftest turns it off for the other tests
+    user, password = server.create_account("acme", ["acme.test"])
+    server.cli("domain", "add", "acme.test", "--account", "acme", "--algorithm", "ed25519")
+    token, access_key, secret = server.api_key("acme", "admin")
+    message = {"from": "shop@acme.test", "to": "someone@example.net", "subject": "s", "text": "t"}
+
+    def smtp_session():
+        smtp = smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=20)
+        smtp.starttls()
+        smtp.login(user, password)
+        return smtp
+
+    with dnsmasq(*txt_options(server.cli_json("domain", "records", "acme.test"))) as port:
+        server.config["dns"] = {"servers": [f"127.0.0.1:{port}"], "timeoutMilliseconds": 1000}
+        server.start()
+        # Added but not verified: refused on SMTP (at MAIL) and the API.
+        with smtp_session() as smtp:
+            code, text = smtp.mail("shop@acme.test")
+            assert code == 553 and text.startswith(b"5.7.1") and b"not verified" in text
+        status, body = api_call(server, "POST", "/v1/messages", token, message)
+        assert status == 403 and body["error"]["code"] == "sender_not_allowed" and "not verified" in body["error"]["message"]
+        status, body = api_call(server, "GET", "/v1/domains", token)
+        assert [(d["domain"], d["verified"]) for d in body["domains"]] == [("acme.test", False)]
+
+        # Verified through the API: the DKIM record dnsmasq serves is the key's.
+        status, body = api_call(server, "POST", "/v1/domains/acme.test/verify", token)
+        assert status == 200 and body["verified"] is True
+        assert {r["status"] for r in body["records"] if "_domainkey" in r["name"]} == {"ok"}
+        assert api_call(server, "POST", "/v1/domains/nobody.test/verify", token)[0] == 404
+        assert api_call(server, "POST", "/v1/messages", token, message)[0] == 202
+        with smtp_session() as smtp:
+            smtp.sendmail("shop@acme.test", ["a@example.net"], b"From: Shop <shop@acme.test>\r\nSubject: ok\r\n\r\nbody\r\n")
+            # The From field is checked too, every domain in it, display name and all.
+            for from_field in (b"From: ceo@victim.test", b'From: "shop@acme.test" <ceo@victim.test>',
+                               b"From: shop@acme.test, ceo@victim.test", b"From: shop@acme.test\r\nFrom: ceo@victim.test"):
+                with pytest.raises(smtplib.SMTPDataError) as refused:
+                    smtp.sendmail("shop@acme.test", ["a@example.net"], from_field + b"\r\nSubject: x\r\n\r\nbody\r\n")
+                assert refused.value.smtp_code == 550 and refused.value.smtp_error.startswith(b"5.7.1"), from_field
+        # A raw SES message is held to its own From field as well as to the sender.
+        ses = boto3.client("sesv2", endpoint_url=server.api_url, region_name="ap-northeast-1",
+                           aws_access_key_id=access_key, aws_secret_access_key=secret)
+        raw = b"From: ceo@victim.test\r\nTo: a@example.net\r\nSubject: x\r\n\r\nbody\r\n"
+        with pytest.raises(ses.exceptions.MailFromDomainNotVerifiedException):
+            ses.send_email(FromEmailAddress="shop@acme.test", Content={"Raw": {"Data": raw}})
+        ses.send_email(FromEmailAddress="shop@acme.test", Content={"Raw": {"Data": raw.replace(b"ceo@victim", b"shop@acme")}})
+
+    # The record withdrawn: verifying again takes the domain back off, and new sessions are refused.
+    with dnsmasq() as port:
+        result = server.cli("domain", "verify", "acme.test", "--server", f"127.0.0.1:{port}", check=False)
+        assert result.returncode == 1 and "not verified" in result.stdout
+    with smtp_session() as smtp:
+        assert smtp.mail("shop@acme.test")[0] == 553

@@ -6,8 +6,9 @@ import SMTPCore
 struct SessionDriver {
     var machine: InboundSessionStateMachine
 
-    init(trusted: Bool = false, tls: Bool = false, settings: InboundSettings = InboundSettings(hostname: "mx.test")) {
-        machine = InboundSessionStateMachine(settings: settings, trusted: trusted, tlsActive: tls)
+    init(trusted: Bool = false, tls: Bool = false, settings: InboundSettings = InboundSettings(hostname: "mx.test"),
+         policy: RelayPolicy = RelayPolicy()) {
+        machine = InboundSessionStateMachine(settings: settings, policy: policy, trusted: trusted, tlsActive: tls)
     }
 
     mutating func send(_ line: String) -> InboundSessionStateMachine.Action {
@@ -28,10 +29,10 @@ struct SessionDriver {
         }
     }
 
-    mutating func authenticate(domains: Set<String> = ["acme.example"]) {
+    mutating func authenticate(domains: Set<String> = ["acme.example"], verified: Set<String> = []) {
         _ = send("EHLO client")
         _ = send("AUTH PLAIN AHVzZXIAcGFzcw==")
-        _ = machine.credentialsVerified(AuthenticatedAccount(id: 1, name: "acme", domains: domains))
+        _ = machine.credentialsVerified(AuthenticatedAccount(id: 1, name: "acme", domains: domains, verifiedDomains: verified))
     }
 }
 
@@ -93,6 +94,35 @@ struct InboundSessionStateMachineTests {
         #expect(session.code("RCPT TO:<x@anywhere.example>") == 250)
         _ = session.send("RSET")
         #expect(session.code("MAIL FROM:<>") == 250, "null sender carries no domain")
+    }
+
+    @Test func requiredVerificationCoversSenderAndFrom() {
+        var session = SessionDriver(tls: true, policy: RelayPolicy(requireVerifiedDomains: true))
+        session.authenticate(domains: ["acme.example", "new.example"], verified: ["acme.example"])
+        #expect(session.reply("MAIL FROM:<a@new.example>") == RelayPolicy.senderNotVerified)
+        #expect(session.code("MAIL FROM:<a@acme.example>") == 250)
+        _ = session.send("RCPT TO:<x@anywhere.example>")
+        func finish(_ header: String) -> Reply? {
+            _ = session.send("DATA")
+            let action = session.machine.dataFinished(violation: nil, content: Array("\(header)\r\nSubject: x\r\n\r\nbody\r\n".utf8))
+            if case .reply(let reply) = action { return reply }
+            return nil
+        }
+        #expect(finish("From: <boss@new.example>") == RelayPolicy.fromNotOwned)
+        for header in ["From: \"a@acme.example\" <boss@victim.example>", "From: a@acme.example (boss@victim.example)",
+                       "From: a@acme.example\r\nfrom: boss@victim.example"] {
+            _ = session.send("MAIL FROM:<a@acme.example>")
+            _ = session.send("RCPT TO:<x@anywhere.example>")
+            #expect(finish(header) == RelayPolicy.fromNotOwned, "\(header)")
+        }
+        _ = session.send("MAIL FROM:<a@acme.example>")
+        _ = session.send("RCPT TO:<x@anywhere.example>")
+        #expect(finish("From: Shop <A@Acme.example>") == nil, "handed to the spool")
+
+        // The trusted network has no account: nothing to verify against.
+        var trusted = SessionDriver(trusted: true, policy: RelayPolicy(requireVerifiedDomains: true))
+        _ = trusted.send("EHLO client")
+        #expect(trusted.code("MAIL FROM:<a@unverified.example>") == 250)
     }
 
     @Test func authLoginExchange() {

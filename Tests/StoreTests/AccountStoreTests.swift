@@ -24,6 +24,20 @@ struct AccountStoreTests {
         #expect(try store.account(named: "acme")?.domains.contains("other.example") == true)
     }
 
+    @Test func domainVerificationIsRecordedAndWithdrawn() throws {
+        let store = try makeStore()
+        let created = try store.createAccount(name: "acme", domains: ["acme.example", "other.example"])
+        #expect(created.account.verifiedDomains.isEmpty)
+        try store.setDomainVerified("ACME.example", accountID: created.account.id, at: Date())
+        let verified = try store.authenticate(username: created.account.smtpUsername, password: created.smtpPassword)
+        #expect(verified?.verifiedDomains == ["acme.example"])
+        try store.setDomainVerified("acme.example", accountID: created.account.id, at: nil)
+        #expect(try store.account(id: created.account.id)?.verifiedDomains == [])
+        #expect(throws: AccountStoreError.notFound("nobody.example")) {
+            try store.setDomainVerified("nobody.example", accountID: created.account.id, at: Date())
+        }
+    }
+
     @Test func passwordIsStoredOnlyAsASlowHash() throws {
         let store = try makeStore()
         let created = try store.createAccount(name: "acme", domains: [])

@@ -180,6 +180,24 @@ enum ShippedClassificationRules {
     "gmail.com",
     "googlemail.com",
     "google.com"
+   ],
+   "codes": [
+    4
+   ]
+  },
+  {
+   "id": "google-unsolicited-block",
+   "category": "policy_block",
+   "codes": [
+    5
+   ],
+   "text": [
+    "unusual rate of unsolicited"
+   ],
+   "hosts": [
+    "gmail.com",
+    "googlemail.com",
+    "google.com"
    ]
   },
   {
@@ -199,14 +217,22 @@ enum ShippedClassificationRules {
    "id": "google-unauthenticated",
    "category": "policy_block",
    "enhanced": [
-    "5.7.26",
-    "5.7.27",
-    "5.7.25",
-    "5.7.28",
+    "4.7.24",
+    "4.7.25",
     "4.7.26",
     "4.7.27",
-    "4.7.25",
-    "4.7.28"
+    "4.7.28",
+    "4.7.30",
+    "4.7.32",
+    "4.7.40",
+    "5.7.24",
+    "5.7.25",
+    "5.7.26",
+    "5.7.27",
+    "5.7.28",
+    "5.7.30",
+    "5.7.32",
+    "5.7.40"
    ],
    "hosts": [
     "gmail.com",
@@ -286,6 +312,23 @@ enum ShippedClassificationRules {
     "gmail.com",
     "googlemail.com",
     "google.com"
+   ]
+  },
+  {
+   "id": "microsoft-suspicious-activity",
+   "category": "policy_block",
+   "hard": false,
+   "text": [
+    "access denied, please try again later"
+   ],
+   "hosts": [
+    "outlook.com",
+    "hotmail.com",
+    "live.com",
+    "msn.com",
+    "protection.outlook.com",
+    "outlook.jp",
+    "hotmail.co.jp"
    ]
   },
   {
@@ -480,6 +523,58 @@ enum ShippedClassificationRules {
    ]
   },
   {
+   "id": "tls-required",
+   "category": "tls_failure",
+   "text": [
+    "starttls",
+    "tls required",
+    "tls/ssl",
+    "must use tls",
+    "encryption required"
+   ]
+  },
+  {
+   "id": "sender-domain",
+   "category": "policy_block",
+   "text": [
+    "sender address rejected",
+    "sender domain (not found|unknown|does not exist|must resolve)",
+    "unresolvable"
+   ]
+  },
+  {
+   "id": "sender-at-mail",
+   "category": "policy_block",
+   "codes": [
+    5
+   ],
+   "commands": [
+    "MAIL"
+   ]
+  },
+  {
+   "id": "authentication",
+   "category": "policy_block",
+   "text": [
+    "\\b(spf|dkim|dmarc)\\b",
+    "unauthenticated",
+    "authenticate (with|their)",
+    "isn'?t aligned",
+    "authentication (level|checks|requirements)"
+   ]
+  },
+  {
+   "id": "expired-reply",
+   "category": "expired",
+   "hard": true,
+   "text": [
+    "message expired",
+    "queue expired",
+    "expired in queue",
+    "retry time(out)? (exceeded|expired)"
+   ]
+  },
+  {
    "id": "relay-denied",
    "category": "relay_denied",
    "hard": true,
@@ -513,7 +608,9 @@ enum ShippedClassificationRules {
    "text": [
     "\\b(account|mailbox|user) (is |has been )?(disabled|inactive|deactivated|suspended|closed|locked)",
     "no longer (active|available|in use)",
-    "expired account"
+    "expired account",
+    "inactive (e-?mail )?(address|account|mailbox)",
+    "(address|account|mailbox|\\S+@\\S+) (is )?no longer valid"
    ]
   },
   {
@@ -561,7 +658,9 @@ enum ShippedClassificationRules {
     "unusual rate",
     "try (again )?later",
     "too many concurrent",
-    "exceeded .* limit"
+    "exceeded .* limit",
+    "too (quickly|fast)",
+    "(max|maximum) (number of )?messages? per (connection|session)"
    ]
   },
   {
@@ -575,7 +674,8 @@ enum ShippedClassificationRules {
     "phishing",
     "content (rejected|filter)",
     "blocked for content",
-    "bulk mail"
+    "bulk mail",
+    "potential security issue"
    ]
   },
   {
@@ -612,6 +712,17 @@ enum ShippedClassificationRules {
     "host (not found|unknown)",
     "no such domain",
     "unknown domain"
+   ]
+  },
+  {
+   "id": "syntax-codes",
+   "category": "protocol_error",
+   "codes": [
+    500,
+    501,
+    502,
+    503,
+    504
    ]
   },
   {

@@ -32,7 +32,8 @@ public struct AccountCredentialVerifier: CredentialVerifier {
     public func verify(username: String, password: String, eventLoop: any EventLoop) -> EventLoopFuture<AuthenticatedAccount?> {
         threadPool.runIfActive(eventLoop: eventLoop) { [store] in
             guard let account = try store.authenticate(username: username, password: password) else { return nil }
-            return AuthenticatedAccount(id: account.id, name: account.name, domains: Set(account.domains))
+            return AuthenticatedAccount(id: account.id, name: account.name, domains: Set(account.domains),
+                                        verifiedDomains: Set(account.verifiedDomains))
         }.recover { _ in nil }
     }
 }

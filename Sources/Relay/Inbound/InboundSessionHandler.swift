@@ -83,7 +83,9 @@ public final class InboundSessionHandler: ChannelDuplexHandler, RemovableChannel
     public init(environment: Environment, clientAddress: String, trusted: Bool, implicitTLS: Bool, sessionID: String) {
         self.environment = environment
         self.clientAddress = clientAddress
-        self.machine = InboundSessionStateMachine(settings: environment.settings, trusted: trusted, tlsActive: implicitTLS)
+        self.machine = InboundSessionStateMachine(
+            settings: environment.settings, policy: RelayPolicy(requireVerifiedDomains: environment.settings.requireVerifiedDomains),
+            trusted: trusted, tlsActive: implicitTLS)
         self.lineReader = CommandLineReader(maximumLineLength: environment.settings.maximumCommandLineLength)
         // Metadata goes with each log call: setting it on a Logger per
         // connection costs more than the few lines a session logs.

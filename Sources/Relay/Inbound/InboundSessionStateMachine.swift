@@ -1,3 +1,4 @@
+import DKIM
 import Foundation
 import SMTPCore
 
@@ -299,6 +300,11 @@ public struct InboundSessionStateMachine: Sendable {
             transaction = nil
             // RFC 5321 §6.3: too many Received fields means a mail loop.
             return fail(Reply(554, EnhancedStatusCode(5, 4, 6), "Too many Received headers: mail loop detected"))
+        }
+        if policy.requireVerifiedDomains, case .account = authority,
+           let refusal = policy.check(fromDomains: DKIMSigner.fromDomains(content), authority: authority) {
+            transaction = nil
+            return fail(refusal)
         }
         state = .spooling
         if current.feedback { return .recordFeedback(current, content: content) }

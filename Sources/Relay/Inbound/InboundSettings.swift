@@ -24,6 +24,8 @@ public struct InboundSettings: Sendable {
     public var returnPath: ReturnPath?
     /// The mailto unsubscribe addresses (`u-<token>@` the bounce domain).
     public var unsubscribe: UnsubscribeLinks?
+    /// Accounts send only from domains they verified (`RelayPolicy.requireVerifiedDomains`).
+    public var requireVerifiedDomains = false
 
     public init(hostname: String = "localhost",
                 maximumMessageSize: Int = 10 * 1024 * 1024,
