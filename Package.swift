@@ -150,6 +150,7 @@ let package = Package(
             name: "RelayTests",
             dependencies: [
                 "Relay", "SMTPCore", "Spool", "Store", "DNS",
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ]

@@ -173,11 +173,14 @@ document = {
             "get": {"operationId": "listDomains", "summary": "The account's sending domains and their DKIM keys",
                     "responses": {**ok("Domains", {"type": "object", "required": ["domains"], "properties": {"domains": {"type": "array", "items": {
                         "type": "object", "properties": {"domain": {"type": "string"}, "verified": {"type": "boolean"},
-                                                         "dkim": {"type": "array"}}}}}}), **common}},
+                                                         "dkim": {"type": "array"},
+                                                         "return_path": {"type": "object", "properties": {
+                                                             "domain": {"type": "string"}, "verified": {"type": "boolean"}}}}}}}}), **common}},
             "post": {"operationId": "addDomain", "summary": "Add a sending domain with a new DKIM key (RSA-2048 or Ed25519)",
                      "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object", "required": ["domain"], "properties": {
                          "domain": {"type": "string", "pattern": r"^[a-z0-9-]{1,20}(\.[a-z0-9-]{1,20}){1,3}$"},
-                         "algorithm": {"type": "string", "enum": ["rsa", "ed25519"]}}}}}},
+                         "algorithm": {"type": "string", "enum": ["rsa", "ed25519"]},
+                         "return_path": {"type": "string", "description": "The domain's own bounce domain: the domain or a name under it; used once its MX names this server"}}}}}},
                      "responses": {**ok("The key and its DNS record", {"type": "object", "properties": {
                          "domain": {"type": "string"}, "selector": {"type": "string"}, "active": {"type": "boolean"}, "record": {"type": "object"}}}, "201"),
                          **common, "409": err("The domain belongs to another account")}}},
@@ -187,8 +190,9 @@ document = {
             "parameters": [path("domain")],
             "responses": {**ok("The records checked and the verdict", {"type": "object", "required": ["domain", "verified", "records"], "properties": {
                 "domain": {"type": "string"}, "verified": {"type": "boolean"},
+                "return_path": {"type": "object", "properties": {"domain": {"type": "string"}, "verified": {"type": "boolean"}}},
                 "records": {"type": "array", "items": {"type": "object", "required": ["name", "status"], "properties": {
-                    "name": {"type": "string"}, "purpose": {"type": "string"}, "expected": {"type": "string"},
+                    "name": {"type": "string"}, "type": {"type": "string"}, "purpose": {"type": "string"}, "expected": {"type": "string"},
                     "found": {"type": "array", "items": {"type": "string"}},
                     "status": {"type": "string", "enum": ["ok", "missing", "wrong", "unknown"]}, "detail": {"type": "string"}}}}}}),
                 **common, "404": err("No DKIM key of this account for the domain"), "503": err("Verification unavailable")}}},

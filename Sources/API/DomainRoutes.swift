@@ -16,6 +16,8 @@ struct DomainRoutes: Sendable {
     struct AddInput: Decodable, Sendable {
         var domain: String
         var algorithm: DKIMKey.Algorithm?
+        /// The domain's own bounce domain (the domain or under it), used once verified.
+        var returnPath: String?
     }
 
     func register(on routes: Routes) {
@@ -24,8 +26,12 @@ struct DomainRoutes: Sendable {
             let keys = try services.store.dkimKeys(accountID: call.account.id)
             let account = try services.store.account(id: call.account.id) ?? call.account
             return APIJSON.response(object: ["domains": account.domains.map { domain in
-                ["domain": domain, "verified": account.verifiedDomains.contains(domain),
-                 "dkim": keys.filter { $0.domain == domain }.map(DomainRoutes.object)] as [String: Any]
+                var entry: [String: Any] = ["domain": domain, "verified": account.verifiedDomains.contains(domain),
+                                            "dkim": keys.filter { $0.domain == domain }.map(DomainRoutes.object)]
+                if let returnPath = try? services.store.returnPath(domain: domain, accountID: account.id) {
+                    entry["return_path"] = ["domain": returnPath.domain, "verified": returnPath.verified]
+                }
+                return entry
             }])
         }
         routes.post("/v1/domains") { request, context in
@@ -33,8 +39,18 @@ struct DomainRoutes: Sendable {
             let input = try APIJSON.decode(AddInput.self, from: call.body)
             let record: DKIMKeyRecord
             do {
+                if let returnPath = input.returnPath {
+                    // Checked first, so that a bad return path adds no key.
+                    let domain = input.domain.lowercased()
+                    guard returnPath.lowercased() == domain || returnPath.lowercased().hasSuffix("." + domain) else {
+                        throw APIError.badRequest("return_path must be \(domain) or under it", field: "return_path")
+                    }
+                }
                 record = try MessageSigning.addKey(store: services.store, accountNamed: call.account.name, domain: input.domain,
                                                    algorithm: input.algorithm ?? .rsa)
+                if let returnPath = input.returnPath {
+                    try services.store.setReturnPath(returnPath, domain: record.domain, accountID: record.accountID)
+                }
             } catch let error as DKIMKeyError {
                 throw APIError(.conflict, "domain_taken", error.description)
             } catch let error as AccountStoreError {

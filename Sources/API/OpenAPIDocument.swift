@@ -1455,6 +1455,17 @@ enum OpenAPIDocument {
              },
              "dkim": {
               "type": "array"
+             },
+             "return_path": {
+              "type": "object",
+              "properties": {
+               "domain": {
+                "type": "string"
+               },
+               "verified": {
+                "type": "boolean"
+               }
+              }
              }
             }
            }
@@ -1501,6 +1512,10 @@ enum OpenAPIDocument {
            "rsa",
            "ed25519"
           ]
+         },
+         "return_path": {
+          "type": "string",
+          "description": "The domain's own bounce domain: the domain or a name under it; used once its MX names this server"
          }
         }
        }
@@ -1590,6 +1605,17 @@ enum OpenAPIDocument {
           "verified": {
            "type": "boolean"
           },
+          "return_path": {
+           "type": "object",
+           "properties": {
+            "domain": {
+             "type": "string"
+            },
+            "verified": {
+             "type": "boolean"
+            }
+           }
+          },
           "records": {
            "type": "array",
            "items": {
@@ -1600,6 +1626,9 @@ enum OpenAPIDocument {
             ],
             "properties": {
              "name": {
+              "type": "string"
+             },
+             "type": {
               "type": "string"
              },
              "purpose": {

@@ -57,7 +57,9 @@ public enum Compliance {
 
     public static func check(_ context: Context) async throws -> [ComplianceCheck] {
         let keys = try context.store.dkimKeys(domain: context.domain)
-        let records = try SendingDomain.records(domain: context.domain, keys: keys.filter(\.active), configuration: context.configuration)
+        let returnPath = try keys.first.flatMap { try context.store.returnPath(domain: context.domain, accountID: $0.accountID) }
+        let records = try SendingDomain.records(domain: context.domain, keys: keys.filter(\.active), configuration: context.configuration,
+                                                returnPath: returnPath?.domain)
         let verified = await SendingDomain.verify(records) { name in try await txt(name, context.resolver) }
         var checks: [ComplianceCheck] = []
         func record(_ kind: String) -> DNSRecordCheck? {
@@ -86,20 +88,40 @@ public enum Compliance {
         checks.append(ComplianceCheck(name: "dmarc", status: dmarc?.status == .ok ? .pass : .fail,
                                       detail: dmarc.map { $0.status == .ok ? $0.detail : "\($0.status.rawValue)" } ?? "",
                                       fix: dmarc?.status == .ok ? nil : "publish: \(dmarc?.expected ?? "")"))
-        // Alignment: DKIM signs with d= the From domain; SPF aligns when the return path is the domain or under it.
-        let bounce = context.configuration.bounceDomain?.lowercased()
+        // Alignment: DKIM signs with d= the From domain; SPF aligns when the return path is the domain or under it:
+        // the domain's own verified return path, else the server's bounce domain, else the sender's own address.
+        let ownReturnPath = returnPath?.verified == true ? returnPath?.domain : nil
+        let bounce = ownReturnPath ?? context.configuration.bounceDomain?.lowercased()
         let spfAligned = bounce.map { $0 == context.domain || $0.hasSuffix("." + context.domain) } ?? true
+        let spfPasses = ownReturnPath.map { name in verified.first { $0.name == name && $0.type == "TXT" }?.status == .ok }
+            ?? (spf?.status == .ok)
         let dkimAligned = dkim?.status == .ok
         checks.append(ComplianceCheck(
-            name: "dmarc_alignment", status: dkimAligned ? .pass : (spfAligned && spf?.status == .ok ? .pass : .fail),
+            name: "dmarc_alignment", status: dkimAligned ? .pass : (spfAligned && spfPasses ? .pass : .fail),
             detail: "DKIM \(dkimAligned ? "aligned (d=\(context.domain))" : "not aligned"); SPF "
                 + (bounce.map { spfAligned ? "aligned (return path @\($0))" : "not aligned (return path @\($0))" } ?? "aligned (the sender's own address)"),
-            fix: dkimAligned ? nil : "publish the DKIM key so that signatures align with the From domain"))
+            fix: dkimAligned ? (spfAligned ? nil : "for SPF alignment too: hikyaku domain return-path \(context.domain) bounce.\(context.domain)")
+                : "publish the DKIM key so that signatures align with the From domain"))
         checks.append(try await reverseDNS(context))
         checks.append(try tls(context))
         checks.append(unsubscribe(context))
         checks.append(try complaints(context))
         return checks
+    }
+
+    /// MX records at a name as `preference exchange`; none for NXDOMAIN; throws when the lookup failed.
+    public static func mx(_ name: String, _ resolver: StubResolver) async throws(DNSError) -> [String] {
+        let answer: DNSAnswer
+        do {
+            answer = try await resolver.lookup(try DomainName(name), .mx)
+        } catch {
+            if error.isTransient { throw error }
+            return []
+        }
+        return answer.records.compactMap { record in
+            guard case .mx(let preference, let exchange) = record.data else { return nil }
+            return "\(preference) \(exchange)"
+        }
     }
 
     /// TXT strings at a name; none for NXDOMAIN; throws when the lookup failed.

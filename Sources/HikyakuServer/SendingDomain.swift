@@ -9,8 +9,9 @@ public struct DNSRecordSuggestion: Sendable, Codable, Equatable {
     public var value: String
     public var purpose: String
 
-    /// In zone-file syntax, the TXT value in strings of at most 255 octets (RFC 1035 §3.3.14).
+    /// In zone-file syntax, a TXT value in strings of at most 255 octets (RFC 1035 §3.3.14).
     public var zoneLine: String {
+        guard type == "TXT" else { return "\(name). IN \(type) \(value)." }
         var chunks: [String] = []
         var rest = Substring(value)
         while !rest.isEmpty {
@@ -29,7 +30,18 @@ public enum SendingDomain {
         Set(try DeliveryComposition.egressPools(configuration.deliveryEgressPools).values.flatMap { $0 }).sorted()
     }
 
-    public static func records(domain: String, keys: [DKIMKeyRecord], configuration: Configuration) throws -> [DNSRecordSuggestion] {
+    /// The records for a domain as stored: its keys (`activeOnly`: the active
+    /// one), and the return path of the account holding them.
+    public static func records(domain: String, store: SQLiteStore, configuration: Configuration,
+                               activeOnly: Bool = false) throws -> [DNSRecordSuggestion] {
+        let keys = try store.dkimKeys(domain: domain)
+        let returnPath = try keys.first.flatMap { try store.returnPath(domain: domain, accountID: $0.accountID) }
+        return try records(domain: domain, keys: activeOnly ? keys.filter(\.active) : keys, configuration: configuration,
+                           returnPath: returnPath?.domain)
+    }
+
+    public static func records(domain: String, keys: [DKIMKeyRecord], configuration: Configuration,
+                               returnPath: String? = nil) throws -> [DNSRecordSuggestion] {
         var records = keys.map { key in
             DNSRecordSuggestion(name: "\(key.selector)._domainkey.\(domain)", type: "TXT",
                                 value: "v=DKIM1; k=\(key.algorithm); p=\(key.publicKey)",
@@ -44,6 +56,12 @@ public enum SendingDomain {
                                                                       : "SPF: the egress pools' addresses"))
         records.append(DNSRecordSuggestion(name: "_dmarc.\(domain)", type: "TXT", value: "v=DMARC1; p=none; rua=mailto:dmarc-reports@\(domain)",
                                            purpose: "DMARC, monitoring first; move to p=quarantine or p=reject once reports are clean"))
+        if let returnPath {
+            records.append(DNSRecordSuggestion(name: returnPath, type: "MX", value: "10 \(configuration.hostname.lowercased())",
+                                               purpose: "Return path: bounces and complaints come back to this server"))
+            records.append(DNSRecordSuggestion(name: returnPath, type: "TXT", value: spf,
+                                               purpose: "SPF of the return path (the envelope sender receivers check; aligns with the From domain)"))
+        }
         return records
     }
 }
@@ -57,6 +75,7 @@ public struct DNSRecordCheck: Sendable, Codable, Equatable {
     }
 
     public var name: String
+    public var type: String
     public var purpose: String
     public var expected: String
     public var found: [String]
@@ -67,24 +86,39 @@ public struct DNSRecordCheck: Sendable, Codable, Equatable {
 extension SendingDomain {
     /// TXT records at a name, each as one string; nil for NXDOMAIN or no TXT; throws when the lookup failed.
     public typealias TXTLookup = @Sendable (String) async throws -> [String]
+    /// MX records at a name as `preference host`; empty for NXDOMAIN or none; throws when the lookup failed.
+    public typealias MXLookup = @Sendable (String) async throws -> [String]
 
     /// Checks each suggested record (`records`) in DNS: DKIM must carry the
     /// same public key; SPF must be one `v=spf1` record with the suggested
     /// mechanisms; DMARC must be a `v=DMARC1` record.
-    public static func verify(_ records: [DNSRecordSuggestion], lookup: TXTLookup) async -> [DNSRecordCheck] {
+    public static func verify(_ records: [DNSRecordSuggestion], lookup: TXTLookup, mx: MXLookup? = nil) async -> [DNSRecordCheck] {
         var checks: [DNSRecordCheck] = []
         for record in records {
-            var check = DNSRecordCheck(name: record.name, purpose: record.purpose, expected: record.value, found: [], status: .missing,
-                                       detail: "")
+            var check = DNSRecordCheck(name: record.name, type: record.type, purpose: record.purpose, expected: record.value, found: [],
+                                       status: .missing, detail: "")
             do {
-                check.found = try await lookup(record.name)
+                if record.type == "MX" {
+                    guard let mx else { continue }
+                    check.found = try await mx(record.name)
+                } else {
+                    check.found = try await lookup(record.name)
+                }
             } catch {
                 check.status = .unknown
                 check.detail = "lookup failed: \(error)"
                 checks.append(check)
                 continue
             }
-            if record.name.contains("._domainkey.") {
+            if record.type == "MX" {
+                // Bounces reach this server when one of the exchanges is it; others may stand beside it.
+                let host = record.value.split(separator: " ").last.map { $0.lowercased() } ?? ""
+                let hosts = check.found.map { $0.split(separator: " ").last.map { String($0).lowercased() } ?? "" }
+                    .map { $0.hasSuffix(".") ? String($0.dropLast()) : $0 }
+                if hosts.isEmpty { check.detail = "no MX record: bounces cannot come back" }
+                else if hosts.contains(host) { check.status = .ok }
+                else { (check.status, check.detail) = (.wrong, "no exchange is \(host)") }
+            } else if record.name.contains("._domainkey.") {
                 let keys = check.found.filter { $0.hasPrefix("v=DKIM1") }.map { tag("p", in: $0) }
                 let expected = tag("p", in: record.value)
                 if keys.isEmpty { check.detail = "no DKIM record" }
@@ -117,28 +151,42 @@ extension SendingDomain {
         public var domain: String
         /// The active DKIM key's record is published: the account controls the domain's DNS.
         public var verified: Bool
+        /// The domain's own return path, verified when its MX points at this server.
+        public var returnPath: ReturnPathSetting?
         public var records: [DNSRecordCheck]
+
+        enum CodingKeys: String, CodingKey {
+            case domain, verified, records
+            case returnPath = "return_path"
+        }
     }
 
-    /// Checks a domain's records (`verify`) and records the verdict for the
-    /// account owning its DKIM key: verified when the active key's record is
-    /// published, as SES verifies a domain by its DKIM records. A failed
+    /// Checks a domain's records (`verify`) and records the verdicts for the
+    /// account owning its DKIM key: the domain is verified when the active
+    /// key's record is published, as SES verifies a domain by its DKIM
+    /// records; its return path when its MX names this server. A failed
     /// lookup (`unknown`) changes nothing; a domain without a key is not verified.
     public static func verifyAndRecord(domain: String, configuration: Configuration, store: SQLiteStore,
-                                       lookup: TXTLookup) async throws -> Verification {
+                                       lookup: TXTLookup, mx: @escaping MXLookup) async throws -> Verification {
         let domain = domain.lowercased()
-        let keys = try store.dkimKeys(domain: domain)
-        let checks = await verify(try records(domain: domain, keys: keys, configuration: configuration), lookup: lookup)
-        guard let active = keys.first(where: \.active) else {
+        let checks = await verify(try records(domain: domain, store: store, configuration: configuration), lookup: lookup, mx: mx)
+        guard let active = try store.dkimKeys(domain: domain).first(where: \.active) else {
             return Verification(domain: domain, verified: false, records: checks)
         }
-        let name = "\(active.selector)._domainkey.\(domain)"
-        let status = checks.first { $0.name == name }?.status ?? .missing
-        if status != .unknown {
-            try store.setDomainVerified(domain, accountID: active.accountID, at: status == .ok ? Date() : nil)
+        func outcome(_ name: String, type: String) -> Date?? {
+            let status = checks.first { $0.name == name && $0.type == type }?.status ?? .missing
+            return status == .unknown ? nil : .some(status == .ok ? Date() : nil)
+        }
+        if let verified = outcome("\(active.selector)._domainkey.\(domain)", type: "TXT") {
+            try store.setDomainVerified(domain, accountID: active.accountID, at: verified)
+        }
+        if let returnPath = try store.returnPath(domain: domain, accountID: active.accountID),
+           let verified = outcome(returnPath.domain, type: "MX") {
+            try store.setReturnPathVerified(domain: domain, accountID: active.accountID, at: verified)
         }
         let account = try store.account(id: active.accountID)
-        return Verification(domain: domain, verified: account?.verifiedDomains.contains(domain) ?? false, records: checks)
+        return Verification(domain: domain, verified: account?.verifiedDomains.contains(domain) ?? false,
+                            returnPath: try store.returnPath(domain: domain, accountID: active.accountID), records: checks)
     }
 
     /// The value of `name=` in a tag list (`v=DKIM1; k=rsa; p=…`), white space removed.

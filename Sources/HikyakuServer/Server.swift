@@ -90,7 +90,8 @@ public enum Server {
         // VERP: one key for making return paths and checking those that come back.
         let softLimit = AutomaticSuppression.SoftLimit(count: configuration.suppressionSoftBounces,
                                                        window: TimeInterval(configuration.suppressionSoftBounceDays) * 86400)
-        let returnPath = configuration.bounceDomain.map { ReturnPath(domain: $0, key: store.derivedKey("hikyaku return path")) }
+        let returnPath = ReturnPath(domain: configuration.bounceDomain, key: store.derivedKey("hikyaku return path"),
+                                    directory: ReturnPathDirectory(store: store))
         settings.returnPath = returnPath
         let unsubscribe = UnsubscribeLinks(key: store.derivedKey("hikyaku unsubscribe"), base: configuration.apiPublicURL,
                                            mailDomain: configuration.bounceDomain)
@@ -110,11 +111,9 @@ public enum Server {
         let signing = MessageSigning(store: store, headers: configuration.dkimHeaders)
         environment.signing = signing
         environment.threadPool = threadPool
-        if let returnPath {
-            environment.feedback = FeedbackRecorder(index: spool.index, store: store,
-                                                    classifier: try DeliveryComposition.classifier(configuration), returnPath: returnPath,
-                                                    unsubscribe: unsubscribe, softLimit: softLimit)
-        }
+        environment.feedback = FeedbackRecorder(index: spool.index, store: store,
+                                                classifier: try DeliveryComposition.classifier(configuration), returnPath: returnPath,
+                                                unsubscribe: unsubscribe, softLimit: softLimit)
         let limiter = ConnectionLimiter(maximumConnections: configuration.maxConnections,
                                         maximumPerClient: configuration.maxConnectionsPerClient)
         let listeners = plainAddresses.map { address in
@@ -158,9 +157,9 @@ public enum Server {
                 },
                 verification: { domain in
                     let resolver = try Compliance.resolver(configuration)
-                    let verification = try await SendingDomain.verifyAndRecord(domain: domain, configuration: configuration, store: store) {
-                        name in try await Compliance.txt(name, resolver)
-                    }
+                    let verification = try await SendingDomain.verifyAndRecord(
+                        domain: domain, configuration: configuration, store: store,
+                        lookup: { name in try await Compliance.txt(name, resolver) }, mx: { name in try await Compliance.mx(name, resolver) })
                     let encoder = JSONEncoder()
                     encoder.outputFormatting = [.sortedKeys]
                     return Array(try encoder.encode(verification))

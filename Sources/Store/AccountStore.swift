@@ -191,6 +191,11 @@ public final class SQLiteStore: AccountStore {
             // When `domain verify` last found the domain's DKIM record; NULL: not verified.
             try db.execute(sql: "ALTER TABLE account_domain ADD COLUMN verified_at REAL")
         }
+        migrator.registerMigration("v7-return-path") { db in
+            // ReturnPaths.swift: a sending domain's own bounce domain, used once its MX is found pointing here.
+            try db.execute(sql: "ALTER TABLE account_domain ADD COLUMN return_path TEXT")
+            try db.execute(sql: "ALTER TABLE account_domain ADD COLUMN return_path_verified_at REAL")
+        }
         return migrator
     }
 

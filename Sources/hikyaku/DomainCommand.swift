@@ -9,11 +9,11 @@ import Store
 struct DomainCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "domain", abstract: "Sending domains: DKIM keys and the DNS records to publish.",
-        subcommands: [Add.self, List.self, Rotate.self, Activate.self, Records.self, Verify.self, Check.self])
+        subcommands: [Add.self, List.self, Rotate.self, Activate.self, ReturnPathCommand.self, Records.self, Verify.self, Check.self])
 
     static func printRecords(_ domain: String, _ options: CommonOptions, json: Bool) throws {
         let store = try AccountCommand.store(options)
-        let records = try SendingDomain.records(domain: domain, keys: try store.dkimKeys(domain: domain), configuration: try options.load())
+        let records = try SendingDomain.records(domain: domain, store: store, configuration: try options.load())
         if json { return try printJSON(records) }
         for record in records {
             print("; \(record.purpose)")
@@ -27,12 +27,36 @@ struct DomainCommand: AsyncParsableCommand {
         @Argument var domain: String
         @Option(name: .long, help: "The account sending from it.") var account: String
         @Option(name: .long, help: "rsa (2048 bits) or ed25519.") var algorithm = "rsa"
+        @Option(name: .customLong("return-path"), help: "The domain's own bounce domain, the domain or under it (e.g. bounce.DOMAIN).")
+        var returnPath: String?
         @Flag(name: .long, help: "Machine-readable output.") var json = false
 
         func run() throws {
             guard let algorithm = DKIMKey.Algorithm(rawValue: algorithm) else { throw ValidationError("algorithm must be rsa or ed25519") }
-            _ = try MessageSigning.addKey(store: try AccountCommand.store(options), accountNamed: account, domain: domain,
-                                          algorithm: algorithm)
+            let store = try AccountCommand.store(options)
+            let key = try MessageSigning.addKey(store: store, accountNamed: account, domain: domain, algorithm: algorithm)
+            if let returnPath { try store.setReturnPath(returnPath, domain: key.domain, accountID: key.accountID) }
+            try DomainCommand.printRecords(domain.lowercased(), options, json: json)
+        }
+    }
+
+    struct ReturnPathCommand: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "return-path",
+            abstract: "Give the domain its own bounce domain (the domain or under it), used once `domain verify` finds its MX pointing here.")
+        @OptionGroup var options: CommonOptions
+        @Argument var domain: String
+        @Argument(help: "e.g. bounce.DOMAIN; omit with --remove.") var returnPath: String?
+        @Flag(name: .long, help: "Go back to the server's bounce.domain.") var remove = false
+        @Flag(name: .long, help: "Machine-readable output.") var json = false
+
+        func run() throws {
+            guard remove == (returnPath == nil) else { throw ValidationError("give a return-path domain, or --remove") }
+            let store = try AccountCommand.store(options)
+            guard let owner = try store.dkimKeys(domain: domain).first?.accountID else {
+                throw ValidationError("\(domain) has no DKIM key yet; use `hikyaku domain add`")
+            }
+            try store.setReturnPath(returnPath, domain: domain, accountID: owner)
             try DomainCommand.printRecords(domain.lowercased(), options, json: json)
         }
     }
@@ -86,9 +110,9 @@ struct DomainCommand: AsyncParsableCommand {
             let configuration = try options.load()
             let store = try AccountCommand.store(options)
             let resolver = try Compliance.resolver(configuration, servers: server)
-            let verification = try await SendingDomain.verifyAndRecord(domain: domain, configuration: configuration, store: store) { name in
-                try await Compliance.txt(name, resolver)
-            }
+            let verification = try await SendingDomain.verifyAndRecord(
+                domain: domain, configuration: configuration, store: store,
+                lookup: { name in try await Compliance.txt(name, resolver) }, mx: { name in try await Compliance.mx(name, resolver) })
             let checks = verification.records
             if json {
                 try printJSON(verification)
@@ -102,6 +126,10 @@ struct DomainCommand: AsyncParsableCommand {
                 }
                 print(verification.verified ? "\(verification.domain): verified, the account may send from it"
                                             : "\(verification.domain): not verified (its active DKIM key's record must be published)")
+                if let returnPath = verification.returnPath {
+                    print(returnPath.verified ? "return path \(returnPath.domain): in use (its MX points here)"
+                                              : "return path \(returnPath.domain): not in use until its MX points here")
+                }
             }
             if checks.contains(where: { $0.status != .ok }) { throw ExitCode(1) }
         }

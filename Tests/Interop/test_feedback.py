@@ -258,6 +258,72 @@ def test_return_paths_bounces_and_complaints(make_server, mx):
             assert refused.value.smtp_code == 550
 
 
+def test_a_domains_own_return_path_is_used_once_its_mx_points_here(make_server, mx):
+    """`domain return-path` gives acme.test the bounce domain bounce.acme.test
+    (SPF then aligns with From): unused while its MX is missing, used once
+    `domain verify` finds it naming this server, and reports sent there are
+    recorded while a forged address there is refused."""
+    server = make_server(start=False)
+    server.create_account("acme", ["acme.test"])
+    server.cli("domain", "add", "acme.test", "--account", "acme", "--algorithm", "ed25519")
+    records = server.cli_json("domain", "return-path", "acme.test", "bounce.acme.test")
+    by_type = {(r["name"], r["type"]): r["value"] for r in records}
+    preference, exchange = by_type[("bounce.acme.test", "MX")].split()  # the hostname, as the CLI sees no --config
+    assert preference == "10" and exchange == "localhost"
+    assert by_type[("bounce.acme.test", "TXT")].startswith("v=spf1 ")
+    result = server.cli("domain", "return-path", "acme.test", "bounce.other.test", check=False)
+    assert result.returncode != 0 and "under it" in result.stderr
+    dkim_txt = [f"--txt-record={r['name']},{r['value']}" for r in records if "_domainkey" in r["name"]]
+    with dnsmasq("--mx-host=fb.test,mx.fb.test,10", f"--host-record=mx.fb.test,{MX_IP}") as delivery_dns:
+        server.config["dns"] = {"servers": [f"127.0.0.1:{delivery_dns}"], "timeoutMilliseconds": 1000}
+        server.config["delivery"] = {"enabled": True, "allowNonPublicAddresses": True}
+        server.token, _, _ = server.api_key("acme", "admin")
+        server.start()
+        with dnsmasq(*dkim_txt) as port:
+            # No MX for the return path yet: verify says so, and mail keeps its sender.
+            verification = json.loads(server.cli("domain", "verify", "acme.test", "--server", f"127.0.0.1:{port}", "--json",
+                                                 check=False).stdout)
+        assert verification["verified"] is True
+        assert verification["return_path"] == {"domain": "bounce.acme.test", "verified": False}
+        mx_check = [c for c in verification["records"] if c["type"] == "MX"][0]
+        assert mx_check["status"] == "missing" and "bounces cannot come back" in mx_check["detail"]
+        assert call(server, "POST", "/v1/messages", {"from": "shop@acme.test", "to": "before@fb.test", "subject": "s",
+                                                     "text": "t"})[0] == 202
+        mx.wait("before@fb.test")
+        assert mx.envelopes["before@fb.test"] == "shop@acme.test"
+        assert call(server, "GET", "/v1/domains")[1]["domains"][0]["return_path"] == {"domain": "bounce.acme.test", "verified": False}
+        # Over the API: the return path must be under the domain, and a refused one adds nothing.
+        status, error = call(server, "POST", "/v1/domains", {"domain": "news.acme.test", "return_path": "bounce.other.test"})
+        assert status == 400 and "return_path" in error["error"]["message"]
+        assert [d["domain"] for d in call(server, "GET", "/v1/domains")[1]["domains"]] == ["acme.test"]
+        assert call(server, "POST", "/v1/domains", {"domain": "news.acme.test", "return_path": "rp.news.acme.test"})[0] == 201
+        listed = {d["domain"]: d for d in call(server, "GET", "/v1/domains")[1]["domains"]}
+        assert listed["news.acme.test"]["return_path"] == {"domain": "rp.news.acme.test", "verified": False}
+
+        with dnsmasq(*dkim_txt, f"--mx-host=bounce.acme.test,{exchange},10") as port:
+            # Its MX names this server: in use within 5 s, each copy leaving with a return path under acme.test.
+            result = server.cli("domain", "verify", "acme.test", "--server", f"127.0.0.1:{port}", check=False)
+            assert "return path bounce.acme.test: in use" in result.stdout, result.stdout
+            time.sleep(6)
+            status, body = call(server, "POST", "/v1/messages", {"from": "shop@acme.test", "to": "after@fb.test", "subject": "s",
+                                                                 "text": "t"})
+            assert status == 202
+            mx.wait("after@fb.test")
+            verp = mx.envelopes["after@fb.test"]
+            assert re.fullmatch(rf"b-{body['id']}-0-[0-9a-z]{{16}}@bounce\.acme\.test", verp), verp
+            # A DSN to it is recorded on the message; a forged address at the same domain is refused.
+            result = swaks(server, verp, DSN.format(verp=verp, recipient="after@fb.test"))
+            assert result.returncode == 0 and "Report recorded" in result.stdout, result.stdout
+            status, details = call(server, "GET", f"/v1/messages/{body['id']}")
+            assert {r["address"]: r["state"] for r in details["recipients"]} == {"after@fb.test": "bounced"}
+            forged = re.sub(r"-[0-9a-z]{16}@", "-" + "0" * 16 + "@", verp)
+            assert "550 5.1.1 No such bounce address" in swaks(server, forged, DSN.format(verp=forged, recipient="x@fb.test")).stdout
+            # The compliance report sees SPF alignment through the domain's own return path.
+            checks = {c["name"]: c for c in json.loads(server.cli("domain", "check", "acme.test", "--server", f"127.0.0.1:{port}",
+                                                                    "--json", check=False).stdout)}
+            assert "aligned (return path @bounce.acme.test)" in checks["dmarc_alignment"]["detail"], checks["dmarc_alignment"]
+
+
 def test_one_click_unsubscribe_and_mailto(make_server, mx):
     with dnsmasq("--mx-host=fb.test,mx.fb.test,10", f"--host-record=mx.fb.test,{MX_IP}") as port:
         server = delivering_server(make_server, port, bounce={"domain": "bounce.test"})

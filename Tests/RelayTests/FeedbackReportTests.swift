@@ -1,7 +1,9 @@
+import Crypto
 import Foundation
 import Testing
 @testable import Relay
 import SMTPCore
+import Spool
 
 @Suite struct FeedbackReportTests {
     func crlf(_ text: String) -> [UInt8] { Array(text.replacingOccurrences(of: "\n", with: "\r\n").utf8) }
@@ -65,5 +67,27 @@ import SMTPCore
         let plain = try #require(FeedbackReport.parse(crlf("Subject: failure notice\n\nRemote host said: 550-5.1.1 The email account does not exist\n")))
         #expect(plain.replyCode == 550 && plain.enhancedCode == EnhancedStatusCode(5, 1, 1))
         #expect(FeedbackReport.parse(crlf("Subject: hello\n\nJust a message, sent at 12:30 on 2026-11-29.\n")) == nil)
+    }
+}
+
+struct ReturnPathTests {
+    let key = SymmetricKey(data: Array(repeating: UInt8(7), count: 32))
+
+    @Test func aSendingDomainsOwnReturnPathComesFirst() throws {
+        let directory = ReturnPathDirectory { ["acme.example": "bounce.acme.example"] }
+        let returnPath = ReturnPath(domain: "bounce.relay.example", key: key, directory: directory)
+        #expect(returnPath.domain(forSender: "shop@ACME.example") == "bounce.acme.example")
+        #expect(returnPath.domain(forSender: "shop@other.example") == "bounce.relay.example")
+        #expect(ReturnPath(domain: nil, key: key, directory: directory).domain(forSender: "a@other.example") == nil,
+                "without either, mail keeps its sender")
+
+        let id = MessageID.generate()
+        let own = returnPath.address(message: id, position: 3, domain: "bounce.acme.example")
+        #expect(returnPath.decode(own)! == (id, 3))
+        #expect(returnPath.decode(own.replacingOccurrences(of: "bounce.acme.example", with: "bounce.relay.example"))! == (id, 3))
+        #expect(returnPath.decode(own.replacingOccurrences(of: "bounce.acme.example", with: "acme.example")) == nil,
+                "not a bounce domain")
+        #expect(returnPath.decode(own.replacingOccurrences(of: "-3-", with: "-4-")) == nil, "the MAC covers the position")
+        #expect(returnPath.handles(domain: "BOUNCE.acme.example") && !returnPath.handles(domain: "elsewhere.example"))
     }
 }

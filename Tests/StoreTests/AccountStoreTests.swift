@@ -38,6 +38,27 @@ struct AccountStoreTests {
         }
     }
 
+    @Test func returnPathsAreTheDomainsOwnAndUsedOnlyOnceVerified() throws {
+        let store = try makeStore()
+        let account = try store.createAccount(name: "acme", domains: ["acme.example"]).account
+        #expect(throws: AccountStoreError.self) {
+            try store.setReturnPath("bounce.other.example", domain: "acme.example", accountID: account.id)
+        }
+        #expect(throws: AccountStoreError.notFound("nobody.example")) {
+            try store.setReturnPath("bounce.nobody.example", domain: "nobody.example", accountID: account.id)
+        }
+        try store.setReturnPath("Bounce.Acme.example", domain: "acme.example", accountID: account.id)
+        #expect(try store.returnPath(domain: "acme.example", accountID: account.id) == ReturnPathSetting(domain: "bounce.acme.example", verified: false))
+        #expect(try store.verifiedReturnPaths().isEmpty)
+        try store.setReturnPathVerified(domain: "acme.example", accountID: account.id, at: Date())
+        #expect(try store.verifiedReturnPaths() == ["acme.example": "bounce.acme.example"])
+        // A new setting starts unverified again; removing it goes back to the server's bounce domain.
+        try store.setReturnPath("mail.acme.example", domain: "acme.example", accountID: account.id)
+        #expect(try store.verifiedReturnPaths().isEmpty)
+        try store.setReturnPath(nil, domain: "acme.example", accountID: account.id)
+        #expect(try store.returnPath(domain: "acme.example", accountID: account.id) == nil)
+    }
+
     @Test func passwordIsStoredOnlyAsASlowHash() throws {
         let store = try makeStore()
         let created = try store.createAccount(name: "acme", domains: [])

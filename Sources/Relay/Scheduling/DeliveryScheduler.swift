@@ -259,10 +259,12 @@ public actor DeliveryScheduler {
             // With VERP each recipient's copy has its own envelope sender, so each is its own transaction.
             let positions = Dictionary(details.recipients.enumerated().map { ($1.address, $0) }) { first, _ in first }
             var batches: [(domain: String, recipients: [String], sender: String)] = []
+            let bounceDomain = details.sender.isEmpty ? nil : returnPath?.domain(forSender: details.sender)
             for (domain, recipients) in byDomain.sorted(by: { $0.key < $1.key }) {
-                if let returnPath, !details.sender.isEmpty {
+                if let returnPath, let bounceDomain {
                     for recipient in recipients {
-                        batches.append((domain, [recipient], returnPath.address(message: id, position: positions[recipient] ?? 0)))
+                        batches.append((domain, [recipient],
+                                        returnPath.address(message: id, position: positions[recipient] ?? 0, domain: bounceDomain)))
                     }
                 } else {
                     batches.append((domain, recipients, details.sender))
