@@ -83,9 +83,8 @@ struct Submitter: Sendable {
             let id = message.id
             let smtpUTF8 = (message.recipients + [message.sender]).contains { $0.utf8.contains { $0 >= 0x80 } }
             var prefix = Submitter.received(client: client, hostname: hostname, id: id, account: account.name, at: now)
-            if let signer = signing?.signer(for: message.bytes, accountID: account.id),
-               let field = try? signer.signature(for: prefix + message.bytes) {
-                prefix = field + prefix
+            if let signers = signing?.signers(for: message.bytes, accountID: account.id), !signers.isEmpty {
+                prefix = MessageSigning.signatures(signers, over: prefix + message.bytes) + prefix
             }
             return IncomingMessage(
                 id: id, sender: message.sender, recipients: message.recipients, accountID: account.id, smtpUTF8: smtpUTF8,

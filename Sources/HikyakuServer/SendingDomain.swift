@@ -149,7 +149,7 @@ extension SendingDomain {
     /// A domain's records checked, and whether that made it verified.
     public struct Verification: Sendable, Codable {
         public var domain: String
-        /// The active DKIM key's record is published: the account controls the domain's DNS.
+        /// The active DKIM keys' records are published: the account controls the domain's DNS.
         public var verified: Bool
         /// The domain's own return path, verified when its MX points at this server.
         public var returnPath: ReturnPathSetting?
@@ -162,31 +162,33 @@ extension SendingDomain {
     }
 
     /// Checks a domain's records (`verify`) and records the verdicts for the
-    /// account owning its DKIM key: the domain is verified when the active
-    /// key's record is published, as SES verifies a domain by its DKIM
+    /// account owning its DKIM keys: the domain is verified when its active
+    /// keys' records are published, as SES verifies a domain by its DKIM
     /// records; its return path when its MX names this server. A failed
     /// lookup (`unknown`) changes nothing; a domain without a key is not verified.
     public static func verifyAndRecord(domain: String, configuration: Configuration, store: SQLiteStore,
                                        lookup: TXTLookup, mx: @escaping MXLookup) async throws -> Verification {
         let domain = domain.lowercased()
         let checks = await verify(try records(domain: domain, store: store, configuration: configuration), lookup: lookup, mx: mx)
-        guard let active = try store.dkimKeys(domain: domain).first(where: \.active) else {
+        let active = try store.dkimKeys(domain: domain).filter(\.active)
+        guard let owner = active.first?.accountID else {
             return Verification(domain: domain, verified: false, records: checks)
         }
-        func outcome(_ name: String, type: String) -> Date?? {
-            let status = checks.first { $0.name == name && $0.type == type }?.status ?? .missing
-            return status == .unknown ? nil : .some(status == .ok ? Date() : nil)
+        func status(_ name: String, type: String) -> DNSRecordCheck.Status {
+            checks.first { $0.name == name && $0.type == type }?.status ?? .missing
         }
-        if let verified = outcome("\(active.selector)._domainkey.\(domain)", type: "TXT") {
-            try store.setDomainVerified(domain, accountID: active.accountID, at: verified)
+        // Every active key (one per algorithm) must be published: each signs every message.
+        let keys = active.map { status("\($0.selector)._domainkey.\(domain)", type: "TXT") }
+        if !keys.contains(.unknown) {
+            try store.setDomainVerified(domain, accountID: owner, at: keys.allSatisfy { $0 == .ok } ? Date() : nil)
         }
-        if let returnPath = try store.returnPath(domain: domain, accountID: active.accountID),
-           let verified = outcome(returnPath.domain, type: "MX") {
-            try store.setReturnPathVerified(domain: domain, accountID: active.accountID, at: verified)
+        if let returnPath = try store.returnPath(domain: domain, accountID: owner) {
+            let mx = status(returnPath.domain, type: "MX")
+            if mx != .unknown { try store.setReturnPathVerified(domain: domain, accountID: owner, at: mx == .ok ? Date() : nil) }
         }
-        let account = try store.account(id: active.accountID)
+        let account = try store.account(id: owner)
         return Verification(domain: domain, verified: account?.verifiedDomains.contains(domain) ?? false,
-                            returnPath: try store.returnPath(domain: domain, accountID: active.accountID), records: checks)
+                            returnPath: try store.returnPath(domain: domain, accountID: owner), records: checks)
     }
 
     /// The value of `name=` in a tag list (`v=DKIM1; k=rsa; p=…`), white space removed.

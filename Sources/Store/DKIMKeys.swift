@@ -47,7 +47,9 @@ extension SQLiteStore {
                 throw DKIMKeyError.domainOfAnotherAccount(domain)
             }
             try db.execute(sql: "INSERT OR IGNORE INTO account_domain (account_id, domain) VALUES (?, ?)", arguments: [account.id, domain])
-            if activate { try db.execute(sql: "UPDATE dkim_key SET active = 0 WHERE domain = ?", arguments: [domain]) }
+            if activate {
+                try db.execute(sql: "UPDATE dkim_key SET active = 0 WHERE domain = ? AND algorithm = ?", arguments: [domain, algorithm])
+            }
             try db.execute(sql: """
                 INSERT INTO dkim_key (domain, selector, account_id, algorithm, sealed_private_key, public_key, active, created_at)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
@@ -57,15 +59,17 @@ extension SQLiteStore {
                              active: activate, createdAt: now)
     }
 
-    /// Makes `selector` the key new mail from `domain` is signed with (rotation
-    /// without downtime: publish the new selector first, then activate it).
+    /// Makes `selector` the key of its algorithm that new mail from `domain`
+    /// is signed with (rotation without downtime: publish the new selector
+    /// first, then activate it); the other algorithm's key stays active.
     public func activateDKIMKey(domain: String, selector: String) throws {
         try database.write { db in
-            guard try Bool.fetchOne(db, sql: "SELECT 1 FROM dkim_key WHERE domain = ? AND selector = ?",
-                                    arguments: [domain.lowercased(), selector]) != nil else {
+            guard let algorithm = try String.fetchOne(db, sql: "SELECT algorithm FROM dkim_key WHERE domain = ? AND selector = ?",
+                                                      arguments: [domain.lowercased(), selector]) else {
                 throw DKIMKeyError.notFound("\(selector) for \(domain)")
             }
-            try db.execute(sql: "UPDATE dkim_key SET active = (selector = ?) WHERE domain = ?", arguments: [selector, domain.lowercased()])
+            try db.execute(sql: "UPDATE dkim_key SET active = (selector = ?) WHERE domain = ? AND algorithm = ?",
+                           arguments: [selector, domain.lowercased(), algorithm])
         }
     }
 

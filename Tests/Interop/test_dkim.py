@@ -70,7 +70,13 @@ def verifier(port):
         answer = resolver.resolve(name, "TXT", lifetime=timeout)
         return b"".join(b"".join(record.strings) for record in answer)
 
-    return lambda message: dkim.verify(message, dnsfunc=dnsfunc)
+    def verify(message, idx=0):
+        """The signature at `idx` (0: the topmost) verifies."""
+        try:
+            return dkim.DKIM(message).verify(idx=idx, dnsfunc=dnsfunc)
+        except dkim.DKIMException:
+            return False
+    return verify
 
 
 def opendkim_verifier(port):
@@ -113,14 +119,17 @@ def test_relayed_mail_is_dkim_signed_rsa_and_ed25519(make_server, mx):
     server = make_server(start=False)
     user, password = server.create_account("acme", ["acme.test"])
     server.cli("domain", "add", "acme.test", "--account", "acme")
+    # An Ed25519 key beside the RSA one: both sign (RFC 8463 §4).
+    server.cli("domain", "add", "acme.test", "--account", "acme", "--algorithm", "ed25519")
     server.cli("domain", "add", "mail.acme.test", "--account", "acme", "--algorithm", "ed25519")
-    # Rotation: a second, not yet active key for acme.test, published with the first.
+    # Rotation: a second, not yet active RSA key for acme.test, published with the others.
     rotated = server.cli_json("domain", "rotate", "acme.test")
-    selectors = [r["name"].split(".")[0] for r in rotated if "_domainkey" in r["name"]]
-    assert len(selectors) == 2 and "DKIM key (active)" in [r["purpose"] for r in rotated]
+    assert [r["purpose"] for r in rotated if "_domainkey" in r["name"]].count("DKIM key (active)") == 2
     records = rotated + server.cli_json("domain", "records", "mail.acme.test")
     keys = {key["domain"] + "/" + key["selector"]: key for key in server.cli_json("domain", "list")}
-    assert [k["algorithm"] for k in keys.values()].count("ed25519") == 1
+    assert [k["algorithm"] for k in keys.values()].count("ed25519") == 2
+    selectors = [k["selector"] for k in keys.values() if k["domain"] == "acme.test" and k["algorithm"] == "rsa"]
+    assert len(selectors) == 2
     token, _, _ = server.api_key("acme", "send")
     with dnsmasq("--mx-host=dkim.test,mx.dkim.test,10", f"--host-record=mx.dkim.test,{MX_IP}", *txt_options(records)) as port:
         server.config["dns"] = {"servers": [f"127.0.0.1:{port}"], "timeoutMilliseconds": 1000}
@@ -151,6 +160,9 @@ def test_relayed_mail_is_dkim_signed_rsa_and_ed25519(make_server, mx):
         assert not verify(rsa.replace(b"Subject: ", b"Subject: Re: ", 1)), "a changed header fails"
         assert not opendkim(rsa.replace(b"Subject: ", b"Subject: Re: ", 1))
         assert not verify(rsa.replace(b"From: Shop", b"From: Shop\r\nFrom: evil@example.org", 1)), "an added From fails"
+        # The second signature is the Ed25519 one, over the same message.
+        assert rsa.count(b"DKIM-Signature:") == 2 and verify(rsa, idx=1)
+        assert b"a=ed25519-sha256" in rsa and not verify(rsa.replace(b"Subject: ", b"Subject: Re: ", 1), idx=1)
 
         # SMTP submission from the Ed25519 domain.
         with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=20) as smtp:
@@ -178,6 +190,7 @@ def test_relayed_mail_is_dkim_signed_rsa_and_ed25519(make_server, mx):
         api_send("shop@acme.test", "rotated@dkim.test")
         rotated_message = mx.wait("rotated@dkim.test")
         assert signature_tags(rotated_message)["s"] == second and verify(rotated_message)
+        assert rotated_message.count(b"DKIM-Signature:") == 2 and verify(rotated_message, idx=1), "the Ed25519 key stays active"
     assert "PRIVATE KEY" not in server.log() and "p=" not in server.log()
 
 

@@ -59,6 +59,24 @@ struct AccountStoreTests {
         #expect(try store.returnPath(domain: "acme.example", accountID: account.id) == nil)
     }
 
+    @Test func dkimKeysAreActiveOnePerAlgorithm() throws {
+        let store = try makeStore()
+        _ = try store.createAccount(name: "acme", domains: [])
+        func add(_ selector: String, _ algorithm: String, activate: Bool) throws {
+            _ = try store.addDKIMKey(accountNamed: "acme", domain: "acme.example", selector: selector, algorithm: algorithm,
+                                     privateKey: Data([1, 2, 3]), publicKey: "p", activate: activate)
+        }
+        try add("rsa1", "rsa", activate: true)
+        try add("ed1", "ed25519", activate: true)
+        try add("rsa2", "rsa", activate: false)
+        func active() throws -> Set<String> { Set(try store.activeDKIMKeys().map(\.record.selector)) }
+        #expect(try active() == ["rsa1", "ed1"], "an RSA and an Ed25519 key sign side by side")
+        try store.activateDKIMKey(domain: "acme.example", selector: "rsa2")
+        #expect(try active() == ["rsa2", "ed1"], "rotating the RSA key leaves the Ed25519 one")
+        try add("ed2", "ed25519", activate: true)
+        #expect(try active() == ["rsa2", "ed2"])
+    }
+
     @Test func passwordIsStoredOnlyAsASlowHash() throws {
         let store = try makeStore()
         let created = try store.createAccount(name: "acme", domains: [])

@@ -268,13 +268,11 @@ public final class InboundSessionHandler: ChannelDuplexHandler, RemovableChannel
         let promise = context.eventLoop.makePromise(of: Result<MessageID, SpoolError>.self)
         // Whether to sign is decided here (a header scan); the signature itself is made off the event loop.
         if let pool = environment.threadPool,
-           let signer = environment.signing?.signer(for: message.content, accountID: message.accountID) {
+           let signers = environment.signing?.signers(for: message.content, accountID: message.accountID), !signers.isEmpty {
             pool.runIfActive(eventLoop: context.eventLoop) { () -> IncomingMessage in
                 var signed = message
                 // Signed over what is stored, trace fields included.
-                if let field = try? signer.signature(for: message.prefix + message.content) {
-                    signed.prefix = field + message.prefix
-                }
+                signed.prefix = MessageSigning.signatures(signers, over: message.prefix + message.content) + message.prefix
                 return signed
             }.whenComplete { [spool = environment.spool] result in
                 spool.append((try? result.get()) ?? message) { promise.succeed($0) }

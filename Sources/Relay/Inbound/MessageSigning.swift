@@ -3,15 +3,18 @@ import Foundation
 import NIOConcurrencyHelpers
 import Store
 
-/// Signs mail with the active DKIM key of its From domain (RFC 6376), for
-/// SMTP and the API alike. Keys are read from the store and re-read every
-/// 5 s, so a key added or rotated with `hikyaku domain` applies without a
-/// restart. Only the account that owns a domain (or a trusted network,
-/// which has no account) gets that domain's signature.
+/// Signs mail with the active DKIM keys of its From domain (RFC 6376), for
+/// SMTP and the API alike: one key per algorithm, so a domain with an RSA and
+/// an Ed25519 key carries both signatures (RFC 8463 §4: verifiers without
+/// Ed25519 still find the RSA one). Keys are read from the store and re-read
+/// every 5 s, so a key added or rotated with `hikyaku domain` applies without
+/// a restart. Only the account that owns a domain (or a trusted network,
+/// which has no account) gets that domain's signatures.
 public final class MessageSigning: Sendable {
     private let store: SQLiteStore
     private let headers: [String]
-    private let cache = NIOLockedValueBox<(signers: [String: (account: Int64, signer: DKIMSigner)], loaded: ContinuousClock.Instant?)>(([:], nil))
+    private let cache = NIOLockedValueBox<(signers: [String: (account: Int64, signers: [DKIMSigner])], loaded: ContinuousClock.Instant?)>(
+        ([:], nil))
 
     public init(store: SQLiteStore, headers: [String] = DKIMSigner.defaultHeaders) {
         self.store = store
@@ -19,20 +22,20 @@ public final class MessageSigning: Sendable {
         self.headers = ["from"] + headers.map { $0.lowercased() }.filter { $0 != "from" }
     }
 
-    /// The signer for a message (its header section is enough), or nil when
-    /// its From domain has no key this sender may use.
-    public func signer(for message: [UInt8], accountID: Int64?) -> DKIMSigner? {
-        guard let domain = DKIMSigner.fromDomain(message) else { return nil }
+    /// The signers for a message (its header section is enough), RSA first;
+    /// empty when its From domain has no key this sender may use.
+    public func signers(for message: [UInt8], accountID: Int64?) -> [DKIMSigner] {
+        guard let domain = DKIMSigner.fromDomain(message) else { return [] }
         let now = ContinuousClock.now
-        let entry = cache.withLockedValue { cache -> (account: Int64, signer: DKIMSigner)? in
+        let entry = cache.withLockedValue { cache -> (account: Int64, signers: [DKIMSigner])? in
             if cache.loaded.map({ now - $0 > .seconds(5) }) ?? true {
                 if let keys = try? store.activeDKIMKeys() {
-                    var signers: [String: (account: Int64, signer: DKIMSigner)] = [:]
-                    for (record, privateKey) in keys {
+                    var signers: [String: (account: Int64, signers: [DKIMSigner])] = [:]
+                    for (record, privateKey) in keys.sorted(by: { ($0.record.algorithm == "rsa" ? 0 : 1) < ($1.record.algorithm == "rsa" ? 0 : 1) }) {
                         guard let algorithm = DKIMKey.Algorithm(rawValue: record.algorithm),
                               let key = try? DKIMKey(algorithm: algorithm, privateKeyData: privateKey) else { continue }
-                        signers[record.domain] = (record.accountID, DKIMSigner(domain: record.domain, selector: record.selector, key: key,
-                                                                                     headers: headers))
+                        let signer = DKIMSigner(domain: record.domain, selector: record.selector, key: key, headers: headers)
+                        signers[record.domain, default: (record.accountID, [])].signers.append(signer)
                     }
                     cache.signers = signers
                 }
@@ -40,21 +43,29 @@ public final class MessageSigning: Sendable {
             }
             return cache.signers[domain]
         }
-        guard let entry, accountID == nil || accountID == entry.account else { return nil }
-        return entry.signer
+        guard let entry, accountID == nil || accountID == entry.account else { return [] }
+        return entry.signers
+    }
+
+    /// The DKIM-Signature fields of `signers` over `message`, to put on top of it.
+    public static func signatures(_ signers: [DKIMSigner], over message: [UInt8]) -> [UInt8] {
+        signers.reduce(into: []) { fields, signer in
+            if let field = try? signer.signature(for: message) { fields += field }
+        }
     }
 }
 
 extension MessageSigning {
     /// Generates a key for `domain` under a fresh dated selector and stores it
-    /// for the account; the first key of a domain is active at once, a later
-    /// one (a rotation) waits for `activateDKIMKey`.
+    /// for the account; the domain's first key of an algorithm is active at
+    /// once (a second algorithm adds a second signature), a later one of the
+    /// same algorithm (a rotation) waits for `activateDKIMKey`.
     public static func addKey(store: SQLiteStore, accountNamed account: String, domain: String,
                               algorithm: DKIMKey.Algorithm) throws -> DKIMKeyRecord {
-        let taken = Set(try store.dkimKeys(domain: domain).map(\.selector))
+        let existing = try store.dkimKeys(domain: domain)
         let key = try DKIMKey.generate(algorithm)
-        return try store.addDKIMKey(accountNamed: account, domain: domain, selector: DKIMSigner.selector(taken: taken),
+        return try store.addDKIMKey(accountNamed: account, domain: domain, selector: DKIMSigner.selector(taken: Set(existing.map(\.selector))),
                                     algorithm: algorithm.rawValue, privateKey: key.privateKeyData, publicKey: key.publicKeyBase64,
-                                    activate: taken.isEmpty)
+                                    activate: !existing.contains { $0.algorithm == algorithm.rawValue })
     }
 }
