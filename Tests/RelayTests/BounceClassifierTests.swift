@@ -120,6 +120,17 @@ struct BounceClassifierTests {
         #expect(result.category == .policyBlock && result.category != .invalidRecipient)
     }
 
+    @Test func refusalsOfMailFromAreAboutTheSender() {
+        // Never a reason to suppress the recipient, whatever the words.
+        #expect(classify(BounceSample("mx.example.jp", 553, nil, "example.jp does not exist", .policyBlock, command: "MAIL")).category == .policyBlock)
+        #expect(classify(BounceSample("mx.example.jp", 550, "5.1.0", "<a@example.jp>: unknown user", .policyBlock, command: "MAIL")).category == .policyBlock)
+        #expect(classify(BounceSample("mx.example.jp", 450, "4.1.8", "<a@example.jp>: Sender address rejected: Domain not found", .policyBlock,
+                                      command: "RCPT")).category == .policyBlock)
+        // A size declared at MAIL FROM is still a size problem.
+        #expect(classify(BounceSample("mx.example.jp", 552, "5.3.4", "Message size exceeds fixed maximum message size", .messageTooLarge,
+                                      command: "MAIL")).category == .messageTooLarge)
+    }
+
     @Test func hardAndSoft() {
         #expect(classify(bounceCorpus[0]).isHard)
         #expect(!classify(BounceSample("mx.example.net", 452, "4.2.2", "Over quota", .mailboxFull)).isHard)

@@ -543,16 +543,6 @@ enum ShippedClassificationRules {
    ]
   },
   {
-   "id": "sender-at-mail",
-   "category": "policy_block",
-   "codes": [
-    5
-   ],
-   "commands": [
-    "MAIL"
-   ]
-  },
-  {
    "id": "authentication",
    "category": "policy_block",
    "text": [
@@ -614,6 +604,27 @@ enum ShippedClassificationRules {
    ]
   },
   {
+   "id": "too-large",
+   "category": "message_too_large",
+   "hard": true,
+   "text": [
+    "message (size )?(is )?(too (large|big)|exceeds|exceeded)",
+    "size limit",
+    "message length exceeds",
+    "too big"
+   ]
+  },
+  {
+   "id": "sender-at-mail",
+   "category": "policy_block",
+   "codes": [
+    5
+   ],
+   "commands": [
+    "MAIL"
+   ]
+  },
+  {
    "id": "user-unknown",
    "category": "invalid_recipient",
    "hard": true,
@@ -633,17 +644,6 @@ enum ShippedClassificationRules {
     "address rejected",
     "undeliverable address",
     "宛先不明|存在しません"
-   ]
-  },
-  {
-   "id": "too-large",
-   "category": "message_too_large",
-   "hard": true,
-   "text": [
-    "message (size )?(is )?(too (large|big)|exceeds|exceeded)",
-    "size limit",
-    "message length exceeds",
-    "too big"
    ]
   },
   {
