@@ -69,6 +69,8 @@ public struct Configuration: Sendable, Equatable {
     public var bounceDomain: String?
     /// Accounts may use only domains whose DKIM record `domain verify` found, as envelope sender and From.
     public var domainsRequireVerified = true
+    /// How often the server re-checks every sending domain's DNS records (as `domain verify`); 0: never.
+    public var domainsReverifySeconds = 86400
     /// host:port of the HTTP API (native, SES v2, SendGrid v3); empty: none.
     public var apiListen = "127.0.0.1:8025"
     /// Base URL recipients reach the API at, for unsubscribe links (https://mail.example.com); unset: the API's own address.
@@ -239,6 +241,7 @@ extension Configuration {
         integer("suppression.softBounceDays", "The window for suppression.softBounces, in days", \.suppressionSoftBounceDays, minimum: 1),
         optionalString("bounce.domain", "Domain for return paths (VERP, b-…@DOMAIN): each recipient's copy leaves with its own signed envelope sender, and DSNs and ARF complaints sent there are recorded and suppress the address (docs/deliverability.md); point its MX at this server. Unset: mail keeps its sender", \.bounceDomain),
         boolean("domains.requireVerified", "Accounts may send only from domains they verified (hikyaku domain verify found the DKIM record), as envelope sender and in From, on SMTP and the API; false: any of the account's domains as envelope sender, From unchecked", \.domainsRequireVerified),
+        integer("domains.reverifySeconds", "How often the server re-checks every sending domain's records itself, at start and then at this interval, as domain verify does: a record published later verifies the domain, one withdrawn takes it out of use, a failed lookup changes nothing; 0: only domain verify", \.domainsReverifySeconds, minimum: 0),
         string("api.listen", "host:port of the HTTP API: native /v1, Amazon SES v2 and SendGrid v3 compatible (docs/api.md); empty: off", \.apiListen),
         optionalString("api.publicUrl", "Base URL at which recipients reach the API (e.g. https://mail.example.com, through a proxy), for one-click unsubscribe links in marketing mail; unset: the API's own address", \.apiPublicURL),
         boolean("api.tls", "Serve the API over HTTPS (TLS 1.2+) with the certificate of smtp.tlsCertificate, or the self-signed one", \.apiTLS),

@@ -136,6 +136,10 @@ public enum Server {
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: housekeeping), .init(service: UsageFlushService(meter: meter, logger: logger)),
         ]
+        if configuration.domainsReverifySeconds > 0 {
+            // A service that returns ends the group: only added when it has work to do.
+            services.append(.init(service: DomainVerificationService(configuration: configuration, store: store, logger: logger)))
+        }
         if !configuration.apiListen.isEmpty {
             let address = try ListenAddress(parsing: configuration.apiListen)
             let api = APIServer(
@@ -277,6 +281,50 @@ struct UsageFlushService: Service {
             do { try meter.flush() } catch { logger.warning("usage flush failed", metadata: ["error": "\(error)"]) }
         }
         try? meter.flush()
+    }
+}
+
+/// Re-checks every sending domain's records at start and then every
+/// `domains.reverifySeconds`, as SES keeps checking identities: a DKIM record
+/// published since verifies the domain without anyone running `domain
+/// verify`, one withdrawn takes it out of use, and the same for a return
+/// path's MX. A failed lookup changes nothing, so a DNS outage cannot stop mail.
+struct DomainVerificationService: Service {
+    let configuration: Configuration
+    let store: SQLiteStore
+    let logger: Logger
+
+    func run() async throws {
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            await reverifyAll()
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(configuration.domainsReverifySeconds)) }
+        }
+    }
+
+    func reverifyAll() async {
+        do {
+            let resolver = try Compliance.resolver(configuration)
+            for domain in Set(try store.dkimKeys().map(\.domain)).sorted() {
+                guard !Task.isShuttingDownGracefully else { return }
+                let before = try state(domain)
+                let after = try await SendingDomain.verifyAndRecord(
+                    domain: domain, configuration: configuration, store: store,
+                    lookup: { name in try await Compliance.txt(name, resolver) }, mx: { name in try await Compliance.mx(name, resolver) })
+                if before != (after.verified, after.returnPath?.verified) {
+                    logger.notice("sending domain re-checked", metadata: [
+                        "domain": "\(domain)", "verified": "\(after.verified)",
+                        "return_path": "\(after.returnPath.map { "\($0.domain) \($0.verified ? "in use" : "not in use")" } ?? "none")"])
+                }
+            }
+        } catch {
+            logger.warning("re-checking sending domains failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private func state(_ domain: String) throws -> (Bool, Bool?) {
+        guard let owner = try store.dkimKeys(domain: domain).first?.accountID else { return (false, nil) }
+        return (try store.account(id: owner)?.verifiedDomains.contains(domain) ?? false,
+                try store.returnPath(domain: domain, accountID: owner)?.verified)
     }
 }
 

@@ -199,10 +199,11 @@ def dnsmasq(*records, local_ttl=60):
 
 def base_config(**smtp):
     # Intake tests keep their mail queued; delivery tests turn delivery on.
-    # Domains need not be verified in DNS to be used (test_dkim.py tests the default, which requires it).
+    # Domains need not be verified in DNS to be used, and the server does not re-check them by itself
+    # (test_dkim.py tests both defaults).
     config = {"hostname": "mx.test", "smtp": {"listen": ["127.0.0.1:0"], "tlsListen": ["127.0.0.1:0"]},
               "delivery": {"enabled": False}, "admin": {"listen": "127.0.0.1:0"}, "api": {"listen": "127.0.0.1:0"},
-              "domains": {"requireVerified": False}}
+              "domains": {"requireVerified": False, "reverifySeconds": 0}}
     config["smtp"].update(smtp)
     return config
 

@@ -243,7 +243,8 @@ def api_call(server, method, path, token, body=None):
 
 def test_only_verified_domains_may_send(make_server):
     server = make_server(start=False)
-    server.config["domains"] = {"requireVerified": True}  # the default; conftest turns it off for the other tests
+    # The default; conftest turns it off for the other tests. Re-checking stays off, so that only verify decides here.
+    server.config["domains"] = {"requireVerified": True, "reverifySeconds": 0}
     user, password = server.create_account("acme", ["acme.test"])
     server.cli("domain", "add", "acme.test", "--account", "acme", "--algorithm", "ed25519")
     token, access_key, secret = server.api_key("acme", "admin")
@@ -295,3 +296,32 @@ def test_only_verified_domains_may_send(make_server):
         assert result.returncode == 1 and "not verified" in result.stdout
     with smtp_session() as smtp:
         assert smtp.mail("shop@acme.test")[0] == 553
+
+
+def test_the_server_rechecks_domains_by_itself(make_server):
+    """With domains.reverifySeconds the server verifies a domain whose record
+    is published without anyone running `domain verify`, and a DNS outage
+    does not take a verified domain out of use."""
+    server = make_server(start=False)
+    server.config["domains"] = {"requireVerified": True, "reverifySeconds": 1}
+    user, password = server.create_account("acme", ["acme.test"])
+    server.cli("domain", "add", "acme.test", "--account", "acme", "--algorithm", "ed25519")
+
+    def mail_from():
+        with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=20) as smtp:
+            smtp.starttls()
+            smtp.login(user, password)
+            return smtp.mail("shop@acme.test")[0]
+
+    with dnsmasq(*txt_options(server.cli_json("domain", "records", "acme.test"))) as port:
+        server.config["dns"] = {"servers": [f"127.0.0.1:{port}"], "timeoutMilliseconds": 500}
+        server.start()
+        deadline = time.time() + 30
+        while mail_from() != 250:
+            assert time.time() < deadline, "the published key was never found"
+            time.sleep(0.5)
+        assert "sending domain re-checked" in server.log() and "verified=true" in server.log().replace(" ", "")
+    # dnsmasq is gone: every lookup fails, which is no evidence against the domain.
+    time.sleep(4)
+    assert mail_from() == 250
+    assert server.cli_json("account", "list")[0]["verifiedDomains"] == ["acme.test"]
