@@ -41,9 +41,8 @@ struct DomainRoutes: Sendable {
             do {
                 if let returnPath = input.returnPath {
                     // Checked first, so that a bad return path adds no key.
-                    let domain = input.domain.lowercased()
-                    guard returnPath.lowercased() == domain || returnPath.lowercased().hasSuffix("." + domain) else {
-                        throw APIError.badRequest("return_path must be \(domain) or under it", field: "return_path")
+                    do { _ = try SQLiteStore.checkReturnPath(returnPath, for: input.domain) } catch {
+                        throw APIError.badRequest("return_path: \(error)", field: "return_path")
                     }
                 }
                 record = try MessageSigning.addKey(store: services.store, accountNamed: call.account.name, domain: input.domain,

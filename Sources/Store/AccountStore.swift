@@ -48,6 +48,7 @@ public enum AccountStoreError: Error, Equatable, CustomStringConvertible {
     case notFound(String)
     case invalidName(String)
     case invalidDomain(String)
+    case domainNotFound(String)
 
     public var description: String {
         switch self {
@@ -55,6 +56,7 @@ public enum AccountStoreError: Error, Equatable, CustomStringConvertible {
         case .notFound(let name): return "no account named \(name)"
         case .invalidName(let name): return "invalid account name \(name): use letters, digits, '.', '_' or '-' (1-64)"
         case .invalidDomain(let domain): return "invalid domain \(domain)"
+        case .domainNotFound(let domain): return "\(domain) is not one of the account's domains"
         }
     }
 }
@@ -298,7 +300,7 @@ public final class SQLiteStore: AccountStore {
         try database.write { db in
             try db.execute(sql: "UPDATE account_domain SET verified_at = ? WHERE account_id = ? AND domain = ?",
                            arguments: [date?.timeIntervalSince1970, accountID, domain.lowercased()])
-            if db.changesCount == 0 { throw AccountStoreError.notFound(domain) }
+            if db.changesCount == 0 { throw AccountStoreError.domainNotFound(domain) }
         }
     }
 

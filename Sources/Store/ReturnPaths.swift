@@ -17,16 +17,23 @@ extension SQLiteStore {
     /// domain. A new setting is unverified.
     public func setReturnPath(_ returnPath: String?, domain: String, accountID: Int64) throws {
         let domain = domain.lowercased()
-        let normalised = try returnPath.map(SQLiteStore.normaliseDomain)
-        if let normalised, normalised != domain, !normalised.hasSuffix("." + domain) {
-            throw AccountStoreError.invalidDomain("\(normalised): a return path must be \(domain) or under it")
-        }
+        let normalised = try returnPath.map { try SQLiteStore.checkReturnPath($0, for: domain) }
         try database.write { db in
             try db.execute(sql: """
                 UPDATE account_domain SET return_path = ?, return_path_verified_at = NULL WHERE account_id = ? AND domain = ?
                 """, arguments: [normalised, accountID, domain])
-            if db.changesCount == 0 { throw AccountStoreError.notFound(domain) }
+            if db.changesCount == 0 { throw AccountStoreError.domainNotFound(domain) }
         }
+    }
+
+    /// The return path normalised, if it is `domain` or a name under it.
+    public static func checkReturnPath(_ returnPath: String, for domain: String) throws -> String {
+        let normalised = try normaliseDomain(returnPath)
+        let domain = domain.lowercased()
+        guard normalised == domain || normalised.hasSuffix("." + domain) else {
+            throw AccountStoreError.invalidDomain("\(normalised): a return path must be \(domain) or under it")
+        }
+        return normalised
     }
 
     /// Records whether `domain verify` found the return path's MX pointing here.

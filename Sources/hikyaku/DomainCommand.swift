@@ -33,6 +33,8 @@ struct DomainCommand: AsyncParsableCommand {
 
         func run() throws {
             guard let algorithm = DKIMKey.Algorithm(rawValue: algorithm) else { throw ValidationError("algorithm must be rsa or ed25519") }
+            // Checked first, so that a bad return path adds no key.
+            if let returnPath { _ = try SQLiteStore.checkReturnPath(returnPath, for: domain) }
             let store = try AccountCommand.store(options)
             let key = try MessageSigning.addKey(store: store, accountNamed: account, domain: domain, algorithm: algorithm)
             if let returnPath { try store.setReturnPath(returnPath, domain: key.domain, accountID: key.accountID) }
@@ -125,7 +127,7 @@ struct DomainCommand: AsyncParsableCommand {
                     }
                 }
                 print(verification.verified ? "\(verification.domain): verified, the account may send from it"
-                                            : "\(verification.domain): not verified (its active DKIM key's record must be published)")
+                                            : "\(verification.domain): not verified (its active DKIM keys' records must be published)")
                 if let returnPath = verification.returnPath {
                     print(returnPath.verified ? "return path \(returnPath.domain): in use (its MX points here)"
                                               : "return path \(returnPath.domain): not in use until its MX points here")

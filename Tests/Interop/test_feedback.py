@@ -273,6 +273,8 @@ def test_a_domains_own_return_path_is_used_once_its_mx_points_here(make_server, 
     assert by_type[("bounce.acme.test", "TXT")].startswith("v=spf1 ")
     result = server.cli("domain", "return-path", "acme.test", "bounce.other.test", check=False)
     assert result.returncode != 0 and "under it" in result.stderr
+    result = server.cli("domain", "add", "x.acme.test", "--account", "acme", "--return-path", "bounce.other.test", check=False)
+    assert result.returncode != 0 and "x.acme.test" not in [k["domain"] for k in server.cli_json("domain", "list")]
     dkim_txt = [f"--txt-record={r['name']},{r['value']}" for r in records if "_domainkey" in r["name"]]
     with dnsmasq("--mx-host=fb.test,mx.fb.test,10", f"--host-record=mx.fb.test,{MX_IP}") as delivery_dns:
         server.config["dns"] = {"servers": [f"127.0.0.1:{delivery_dns}"], "timeoutMilliseconds": 1000}

@@ -33,7 +33,7 @@ struct AccountStoreTests {
         #expect(verified?.verifiedDomains == ["acme.example"])
         try store.setDomainVerified("acme.example", accountID: created.account.id, at: nil)
         #expect(try store.account(id: created.account.id)?.verifiedDomains == [])
-        #expect(throws: AccountStoreError.notFound("nobody.example")) {
+        #expect(throws: AccountStoreError.domainNotFound("nobody.example")) {
             try store.setDomainVerified("nobody.example", accountID: created.account.id, at: Date())
         }
     }
@@ -44,7 +44,7 @@ struct AccountStoreTests {
         #expect(throws: AccountStoreError.self) {
             try store.setReturnPath("bounce.other.example", domain: "acme.example", accountID: account.id)
         }
-        #expect(throws: AccountStoreError.notFound("nobody.example")) {
+        #expect(throws: AccountStoreError.domainNotFound("nobody.example")) {
             try store.setReturnPath("bounce.nobody.example", domain: "nobody.example", accountID: account.id)
         }
         try store.setReturnPath("Bounce.Acme.example", domain: "acme.example", accountID: account.id)
