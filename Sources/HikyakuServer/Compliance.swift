@@ -113,32 +113,31 @@ public enum Compliance {
 
     /// MX records at a name as `preference exchange`; none for NXDOMAIN; throws when the lookup failed.
     public static func mx(_ name: String, _ resolver: StubResolver) async throws(DNSError) -> [String] {
-        let answer: DNSAnswer
-        do {
-            answer = try await resolver.lookup(try DomainName(name), .mx)
-        } catch {
-            if error.isTransient { throw error }
-            return []
-        }
-        return answer.records.compactMap { record in
-            guard case .mx(let preference, let exchange) = record.data else { return nil }
+        try await lookup(name, .mx, resolver) { data in
+            guard case .mx(let preference, let exchange) = data else { return nil }
             return "\(preference) \(exchange)"
         }
     }
 
     /// TXT strings at a name; none for NXDOMAIN; throws when the lookup failed.
     public static func txt(_ name: String, _ resolver: StubResolver) async throws(DNSError) -> [String] {
+        try await lookup(name, .txt, resolver) { data in
+            guard case .txt(let strings) = data else { return nil }
+            return String(decoding: strings.joined(), as: UTF8.self)
+        }
+    }
+
+    /// The records of one type at a name, each as text; a permanent failure (NXDOMAIN) is none.
+    static func lookup(_ name: String, _ type: RecordType, _ resolver: StubResolver,
+                       _ text: (RecordData) -> String?) async throws(DNSError) -> [String] {
         let answer: DNSAnswer
         do {
-            answer = try await resolver.lookup(try DomainName(name), .txt)
+            answer = try await resolver.lookup(try DomainName(name), type)
         } catch {
             if error.isTransient { throw error }
             return []
         }
-        return answer.records.compactMap { record in
-            guard case .txt(let strings) = record.data else { return nil }
-            return String(decoding: strings.joined(), as: UTF8.self)
-        }
+        return answer.records.compactMap { text($0.data) }
     }
 
     /// Every egress address must have a PTR whose name resolves back to it (FCrDNS).

@@ -1,4 +1,5 @@
 import DKIM
+import DNS
 import Foundation
 import Store
 
@@ -166,8 +167,8 @@ extension SendingDomain {
     /// keys' records are published, as SES verifies a domain by its DKIM
     /// records; its return path when its MX names this server. A failed
     /// lookup (`unknown`) changes nothing; a domain without a key is not verified.
-    public static func verifyAndRecord(domain: String, configuration: Configuration, store: SQLiteStore,
-                                       lookup: TXTLookup, mx: @escaping MXLookup) async throws -> Verification {
+    static func verifyAndRecord(domain: String, configuration: Configuration, store: SQLiteStore,
+                                lookup: TXTLookup, mx: @escaping MXLookup) async throws -> Verification {
         let domain = domain.lowercased()
         let checks = await verify(try records(domain: domain, store: store, configuration: configuration), lookup: lookup, mx: mx)
         let active = try store.dkimKeys(domain: domain).filter(\.active)
@@ -189,6 +190,14 @@ extension SendingDomain {
         let account = try store.account(id: owner)
         return Verification(domain: domain, verified: account?.verifiedDomains.contains(domain) ?? false,
                             returnPath: try store.returnPath(domain: domain, accountID: owner), records: checks)
+    }
+
+    /// `verifyAndRecord` looking records up with `resolver`.
+    public static func verifyAndRecord(domain: String, configuration: Configuration, store: SQLiteStore,
+                                       resolver: StubResolver) async throws -> Verification {
+        try await verifyAndRecord(domain: domain, configuration: configuration, store: store,
+                                  lookup: { name in try await Compliance.txt(name, resolver) },
+                                  mx: { name in try await Compliance.mx(name, resolver) })
     }
 
     /// The value of `name=` in a tag list (`v=DKIM1; k=rsa; p=…`), white space removed.

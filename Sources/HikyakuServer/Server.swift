@@ -161,9 +161,7 @@ public enum Server {
                 },
                 verification: { domain in
                     let resolver = try Compliance.resolver(configuration)
-                    let verification = try await SendingDomain.verifyAndRecord(
-                        domain: domain, configuration: configuration, store: store,
-                        lookup: { name in try await Compliance.txt(name, resolver) }, mx: { name in try await Compliance.mx(name, resolver) })
+                    let verification = try await SendingDomain.verifyAndRecord(domain: domain, configuration: configuration, store: store, resolver: resolver)
                     let encoder = JSONEncoder()
                     encoder.outputFormatting = [.sortedKeys]
                     return Array(try encoder.encode(verification))
@@ -307,9 +305,7 @@ struct DomainVerificationService: Service {
             for domain in Set(try store.dkimKeys().map(\.domain)).sorted() {
                 guard !Task.isShuttingDownGracefully else { return }
                 let before = try state(domain)
-                let after = try await SendingDomain.verifyAndRecord(
-                    domain: domain, configuration: configuration, store: store,
-                    lookup: { name in try await Compliance.txt(name, resolver) }, mx: { name in try await Compliance.mx(name, resolver) })
+                let after = try await SendingDomain.verifyAndRecord(domain: domain, configuration: configuration, store: store, resolver: resolver)
                 if before != (after.verified, after.returnPath?.verified) {
                     logger.notice("sending domain re-checked", metadata: [
                         "domain": "\(domain)", "verified": "\(after.verified)",

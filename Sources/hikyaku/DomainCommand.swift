@@ -112,9 +112,7 @@ struct DomainCommand: AsyncParsableCommand {
             let configuration = try options.load()
             let store = try AccountCommand.store(options)
             let resolver = try Compliance.resolver(configuration, servers: server)
-            let verification = try await SendingDomain.verifyAndRecord(
-                domain: domain, configuration: configuration, store: store,
-                lookup: { name in try await Compliance.txt(name, resolver) }, mx: { name in try await Compliance.mx(name, resolver) })
+            let verification = try await SendingDomain.verifyAndRecord(domain: domain, configuration: configuration, store: store, resolver: resolver)
             let checks = verification.records
             if json {
                 try printJSON(verification)

@@ -1,4 +1,3 @@
-import SMTPCore
 import Testing
 @testable import Relay
 
@@ -99,14 +98,10 @@ let holdoutCorpus: [BounceSample] = [
 ]
 
 struct BounceHoldoutTests {
-    let classifier = try! BounceClassifier.standard()
-
     @Test func unseenRepliesScoreAtLeast95Percent() {
+        let rules = BounceClassifierTests()
         let wrong = holdoutCorpus.compactMap { sample -> String? in
-            let category = classifier.classify(FailureObservation(
-                kind: .reply(code: sample.code, enhanced: sample.enhanced.flatMap { EnhancedStatusCode(parsing: Substring($0)) },
-                             text: sample.text),
-                remoteHost: sample.host, command: sample.command)).category
+            let category = rules.classify(sample).category
             return category == sample.expected ? nil : "\(sample.testDescription) → \(category.rawValue), expected \(sample.expected.rawValue)"
         }
         let score = Double(holdoutCorpus.count - wrong.count) / Double(holdoutCorpus.count)
