@@ -15,6 +15,9 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        // The HTTP request parts the API's connection guard sees (already in the graph through Hummingbird).
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
@@ -43,12 +46,14 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             ]
         ),
-        // Building RFC 5322/MIME messages from structured input (the APIs).
+        // RFC 5322 header sections and address lists (one parser for every reader),
+        // and building MIME messages from structured input (the APIs).
         .target(name: "MIME"),
         // DKIM signing (RFC 6376, RFC 8463).
         .target(
             name: "DKIM",
             dependencies: [
+                "MIME",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
             ]
@@ -72,11 +77,12 @@ let package = Package(
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
             ]
         ),
-        // The pipeline; Inbound/ holds SMTP sessions, AUTH, relay policy and limits.
+        // The pipeline, folders in flow order: Inbound/ (SMTP sessions, AUTH, relay policy, limits),
+        // Intake/ (the one way into the spool), Scheduling/, Delivery/, Events/.
         .target(
             name: "Relay",
             dependencies: [
-                "SMTPCore", "Spool", "Store", "DNS", "DKIM",
+                "SMTPCore", "Spool", "Store", "DNS", "DKIM", "MIME",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOTLS", package: "swift-nio"),
@@ -93,7 +99,10 @@ let package = Package(
             dependencies: [
                 "Relay", "Spool", "Store", "MIME", "DKIM",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Mustache", package: "swift-mustache"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -145,7 +154,7 @@ let package = Package(
         .testTarget(name: "StoreTests", dependencies: ["Store"]),
         .testTarget(name: "MIMETests", dependencies: ["MIME"]),
         .testTarget(name: "DKIMTests", dependencies: ["DKIM"]),
-        .testTarget(name: "APITests", dependencies: ["API", "Store", "Spool", "MIME"]),
+        .testTarget(name: "APITests", dependencies: ["API", "Store", "Spool", "MIME", "Relay", .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(
             name: "RelayTests",
             dependencies: [

@@ -23,6 +23,8 @@ python3 -c "import pytest, aiosmtpd, dns, boto3, sendgrid, schemathesis, dkim, n
     || pip install -q pytest aiosmtpd dnspython boto3 sendgrid schemathesis dkimpy pynacl
 export PATH="$PATH:/usr/sbin"
 
+# No new code that can trap on a value (force unwraps, try!, as!, trapping conversions).
+python3 scripts/check-traps.py
 swift build --build-tests
 swift test --skip-build --parallel
 HIKYAKU_BIN="$(swift build --show-bin-path)/hikyaku" python3 -m pytest -q Tests/Interop "$@"

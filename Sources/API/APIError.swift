@@ -67,15 +67,15 @@ struct APIError: Error, Sendable {
                                     ses: "AccessDeniedException")
 
     func response(flavor: APIFlavor, requestID: String) -> Response {
-        var headers: HTTPFields = [.contentType: "application/json", .init("X-Request-Id")!: requestID]
+        var headers: HTTPFields = [.contentType: "application/json", .requestID: requestID]
         if let retryAfter { headers[.retryAfter] = String(retryAfter) }
         let body: [String: Any]
         switch flavor {
         case .native:
             body = ["error": ["code": code, "message": message, "request_id": requestID]]
         case .ses:
-            headers[.init("x-amzn-ErrorType")!] = sesType
-            headers[.init("x-amzn-RequestId")!] = requestID
+            headers[.amazonErrorType] = sesType
+            headers[.amazonRequestID] = requestID
             // SES answers 400 for most modelled errors (MessageRejected included).
             body = ["message": message]
         case .sendGrid:
@@ -97,15 +97,27 @@ struct APIError: Error, Sendable {
 struct ErrorMiddleware: RouterMiddleware {
     typealias Context = APIRequestContext
     let routes: RouteTable
+    /// Signatures of failed requests are forgotten here, so that a retry is not taken for a replay.
+    let replays: SignatureReplayMemory?
 
     func handle(_ request: Request, context: APIRequestContext,
                 next: (Request, APIRequestContext) async throws -> Response) async throws -> Response {
         let flavor = APIFlavor(path: request.uri.path)
         do {
             var response = try await next(request, context)
-            response.headers[.init("X-Request-Id")!] = context.id
-            if flavor == .ses { response.headers[.init("x-amzn-RequestId")!] = context.id }
+            replays?.finish(request: context.id, failed: response.status.code >= 400)
+            response.headers[.requestID] = context.id
+            if flavor == .ses { response.headers[.amazonRequestID] = context.id }
             return response
+        } catch {
+            replays?.finish(request: context.id, failed: true)
+            return respond(to: error, request: request, context: context, flavor: flavor)
+        }
+    }
+
+    func respond(to error: any Error, request: Request, context: APIRequestContext, flavor: APIFlavor) -> Response {
+        do {
+            throw error
         } catch let error as APIError {
             if error.status.code >= 500 {
                 context.logger.error("request failed", metadata: ["code": "\(error.code)", "error": "\(error.message)"])

@@ -7,59 +7,77 @@ import Relay
 import Store
 
 /// Who is calling: the key used and its account.
-struct Principal: Sendable {
+struct Caller: Sendable {
     var key: APIKey
     var account: Account
 }
 
 /// One authenticated request: who, and the body it carried.
 struct APICall: Sendable {
-    var principal: Principal
+    var principal: Caller
     var body: [UInt8]
     var account: Account { principal.account }
 }
 
-/// Admission to the API: reads the body under the size limit, checks the
-/// credentials (a bearer token, or an AWS Signature V4 for the SES paths)
-/// and the key's scope. Wrong credentials are 401; a client that keeps
-/// presenting them is then refused with 429 and Retry-After before any check.
+/// Admission to the API. Credentials are checked from the headers before a
+/// byte of the body is read: a bearer token wholly; an AWS Signature V4 as
+/// far as it can be without the body (its form, the clock skew, a known
+/// access key), then the body under the size limit, whose hash the signature
+/// covers, then the signature itself, then (for requests that change
+/// something) a replay memory of signatures seen while they are valid. A client whose requests keep failing (missing,
+/// wrong or replayed credentials) is refused with 429 and Retry-After before
+/// any check, counted by address (IPv6 by /64).
 final class APIGate: Sendable {
     let store: SQLiteStore
     let maximumBodySize: Int
     let throttle: AuthenticationThrottle
+    let replays: SignatureReplayMemory
     /// Verified principals by token digest, kept briefly so that a busy
     /// client does not cost a database read per request; a revoked key or
     /// disabled account stops working within `cacheLifetime`.
-    private let cache = NIOLockedValueBox<[String: (Principal, secret: String?, expires: Date)]>([:])
+    private let cache = NIOLockedValueBox<[String: (Caller, secret: String?, expires: Date)]>([:])
     let cacheLifetime: TimeInterval = 10
 
     init(store: SQLiteStore, maximumBodySize: Int, throttle: AuthenticationThrottle) {
         self.store = store
         self.maximumBodySize = maximumBodySize
         self.throttle = throttle
+        self.replays = SignatureReplayMemory(window: SignatureV4.allowedSkew * 2)
     }
 
     func open(_ request: Request, context: APIRequestContext, scope: APIKeyScope) async throws -> APICall {
         let client = context.clientAddress
         if throttle.isBlocked(client) {
             throw APIError(.tooManyRequests, "too_many_failures", "too many failed authentications; try again later",
-                           ses: "TooManyRequestsException", retryAfter: Int(throttle.window.nanoseconds / 1_000_000_000))
+                           ses: "TooManyRequestsException", retryAfter: max(1, Int(throttle.window.nanoseconds / 1_000_000_000)))
         }
-        let body = try await readBody(request)
-        let principal: Principal?
+        func refuse(_ reason: String) -> APIError {
+            throttle.recordFailure(client)
+            context.logger.notice("authentication failed", metadata: ["client": "\(client)", "reason": "\(reason)"])
+            return APIError.unauthorized
+        }
         if request.uri.path.hasPrefix("/v2/") {
-            principal = verifySignature(request, body: body)
-        } else {
-            principal = verifyBearer(request.headers[.authorization])
+            let unsigned = SignatureV4(request, body: [])
+            guard let authorization = unsigned.precheck(), let (caller, secret) = signingKey(authorization.accessKeyID) else {
+                throw refuse("signature")
+            }
+            let body = try await readBody(request)
+            var signed = unsigned
+            signed.body = body
+            guard signed.verify(authorization, secret: secret) else { throw refuse("signature") }
+            // A request that changes something is taken once: a captured one cannot be sent again while
+            // its date is valid. Reads may repeat (botocore gives two identical calls in one second one signature).
+            if request.method != .get && request.method != .head, !replays.firstUse(authorization.signature, request: context.id) {
+                context.logger.notice("replayed signature refused", metadata: ["client": "\(client)"])
+                throw APIError(.forbidden, "replayed_request", "this request's signature was already used; sign each request anew",
+                               ses: "InvalidSignatureException")
+            }
+            guard caller.key.scope >= scope else { throw APIError.forbidden }
+            return APICall(principal: caller, body: body)
         }
-        guard let principal else {
-            // Only wrong credentials count towards the throttle; none at all is not a guess.
-            if request.headers[.authorization] != nil { throttle.recordFailure(client) }
-            context.logger.notice("authentication failed", metadata: ["client": "\(client)"])
-            throw APIError.unauthorized
-        }
-        guard principal.key.scope >= scope else { throw APIError.forbidden }
-        return APICall(principal: principal, body: body)
+        guard let caller = verifyBearer(request.headers[.authorization]) else { throw refuse("bearer") }
+        guard caller.key.scope >= scope else { throw APIError.forbidden }
+        return APICall(principal: caller, body: try await readBody(request))
     }
 
     func readBody(_ request: Request) async throws -> [UInt8] {
@@ -72,18 +90,92 @@ final class APIGate: Sendable {
         }
     }
 
-    func verifyBearer(_ header: String?) -> Principal? {
+    func verifyBearer(_ header: String?) -> Caller? {
         guard let header, header.lowercased().hasPrefix("bearer ") else { return nil }
         let token = String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)
+        guard !token.isEmpty, token.utf8.count <= 512 else { return nil }
         let digest = SignatureV4.hex(SHA256.hash(data: Data(token.utf8)))
         if let cached = cached(digest) { return cached.0 }
         guard let key = try? store.verifyAPIToken(token), let account = try? store.account(id: key.accountID) else { return nil }
-        let principal = Principal(key: key, account: account)
-        remember(digest, principal, secret: nil)
-        return principal
+        let caller = Caller(key: key, account: account)
+        remember(digest, caller, secret: nil)
+        return caller
     }
 
-    func verifySignature(_ request: Request, body: [UInt8]) -> Principal? {
+    /// The caller and secret of an access key id, or nil for an unknown one.
+    func signingKey(_ accessKeyID: String) -> (Caller, String)? {
+        guard accessKeyID.utf8.count <= 128 else { return nil }
+        let slot = "sigv4:" + accessKeyID
+        if let cached = cached(slot), let secret = cached.secret { return (cached.0, secret) }
+        guard let (key, secret) = try? store.apiKeySecret(accessKeyID: accessKeyID),
+              let account = try? store.account(id: key.accountID) else { return nil }
+        let caller = Caller(key: key, account: account)
+        remember(slot, caller, secret: secret)
+        return (caller, secret)
+    }
+
+    private func cached(_ slot: String) -> (Caller, secret: String?)? {
+        let now = Date()
+        return cache.withLockedValue { cache in
+            guard let entry = cache[slot], entry.expires > now else { return nil }
+            return (entry.0, entry.secret)
+        }
+    }
+
+    private func remember(_ slot: String, _ caller: Caller, secret: String?) {
+        let expires = Date().addingTimeInterval(cacheLifetime)
+        cache.withLockedValue { cache in
+            if cache.count > 10_000 { cache.removeAll() }
+            cache[slot] = (caller, secret, expires)
+        }
+    }
+}
+
+/// Signatures already accepted, each kept for as long as it could be valid
+/// (the clock skew allowed either way), so that a captured request cannot be
+/// sent again; one that failed is forgotten, since it changed nothing. Bounded: past `capacity` entries the expired ones go; if all
+/// are still live, new signatures are refused until some expire (a flood of
+/// valid signatures can only come from a key holder).
+final class SignatureReplayMemory: Sendable {
+    let window: TimeInterval
+    let capacity: Int
+    /// Signature → when it expires; and the signature each request in progress was admitted with.
+    private let state = NIOLockedValueBox<(seen: [String: Date], inProgress: [String: String])>(([:], [:]))
+
+    init(window: TimeInterval, capacity: Int = 200_000) {
+        self.window = window
+        self.capacity = capacity
+    }
+
+    /// True the first time `signature` is presented within its window; `request` names the request it admits.
+    func firstUse(_ signature: String, request: String? = nil, now: Date = Date()) -> Bool {
+        state.withLockedValue { state in
+            if let expires = state.seen[signature], expires > now { return false }
+            if state.seen.count >= capacity {
+                state.seen = state.seen.filter { $0.value > now }
+                guard state.seen.count < capacity else { return false }
+            }
+            state.seen[signature] = now.addingTimeInterval(window)
+            if let request, state.inProgress.count < capacity { state.inProgress[request] = signature }
+            return true
+        }
+    }
+
+    /// The request admitted by `firstUse` is over. One that failed changed
+    /// nothing: its signature may be used again (botocore retries a throttled
+    /// call within the same second, signed alike). Only the request that was
+    /// admitted can release its signature, so a forged copy that fails does not.
+    func finish(request: String, failed: Bool) {
+        state.withLockedValue { state in
+            guard let signature = state.inProgress.removeValue(forKey: request) else { return }
+            if failed { state.seen.removeValue(forKey: signature) }
+        }
+    }
+}
+
+extension SignatureV4 {
+    /// The parts of `request` a signature covers; the body is added once read.
+    init(_ request: Request, body: [UInt8]) {
         var headers: [String: String] = [:]
         for field in request.headers {
             let name = field.name.canonicalName
@@ -93,37 +185,6 @@ final class APIGate: Sendable {
         if headers["host"] == nil, let authority = request.head.authority { headers["host"] = authority }
         let uri = request.uri.string
         let rawPath = String(uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? "/")
-        let signature = SignatureV4(method: request.method.rawValue, rawPath: rawPath, rawQuery: request.uri.query ?? "",
-                                    headers: headers, body: body)
-        var found: Principal?
-        let verified = signature.verify { accessKeyID in
-            let slot = "sigv4:" + accessKeyID
-            if let cached = cached(slot), let secret = cached.secret {
-                found = cached.0
-                return secret
-            }
-            guard let (key, secret) = try? store.apiKeySecret(accessKeyID: accessKeyID),
-                  let account = try? store.account(id: key.accountID) else { return nil }
-            found = Principal(key: key, account: account)
-            remember(slot, found!, secret: secret)
-            return secret
-        }
-        return verified == nil ? nil : found
-    }
-
-    private func cached(_ slot: String) -> (Principal, secret: String?)? {
-        let now = Date()
-        return cache.withLockedValue { cache in
-            guard let entry = cache[slot], entry.expires > now else { return nil }
-            return (entry.0, entry.secret)
-        }
-    }
-
-    private func remember(_ slot: String, _ principal: Principal, secret: String?) {
-        let expires = Date().addingTimeInterval(cacheLifetime)
-        cache.withLockedValue { cache in
-            if cache.count > 10_000 { cache.removeAll() }
-            cache[slot] = (principal, secret, expires)
-        }
+        self.init(method: request.method.rawValue, rawPath: rawPath, rawQuery: request.uri.query ?? "", headers: headers, body: body)
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import HummingbirdTLS
 import Logging
 import MIME
@@ -19,31 +20,44 @@ public struct APIServer: Sendable {
         public var maximumBodySize: Int
         /// Largest message built or accepted, as smtp.maxMessageSize.
         public var maximumMessageSize: Int
+        /// All the messages one request may build together (recipients × content).
+        public var maximumExpandedSize: Int
         public var maximumAuthFailures: Int
         public var authFailureWindow: TimeAmount
+        /// Open connections, overall and per client address (IPv6 by /64).
+        public var maximumConnections: Int
+        public var maximumConnectionsPerClient: Int
+        /// An idle connection is closed after this long.
+        public var idleTimeout: TimeAmount
+        /// A request must arrive whole (head and body) within this long.
+        public var requestTimeout: TimeAmount
         /// HTTPS with this configuration; nil: plain HTTP.
         public var tls: TLSConfiguration?
-        /// Accounts send only from domains they verified (`domains.requireVerified`).
-        public var requireVerifiedDomains: Bool
 
         public init(host: String, port: Int, hostname: String, maximumBodySize: Int, maximumMessageSize: Int,
-                    maximumAuthFailures: Int = 10,
-                    authFailureWindow: TimeAmount = .seconds(300), tls: TLSConfiguration? = nil, requireVerifiedDomains: Bool = false) {
+                    maximumExpandedSize: Int = 256 << 20, maximumAuthFailures: Int = 10,
+                    authFailureWindow: TimeAmount = .seconds(300), maximumConnections: Int = 1000, maximumConnectionsPerClient: Int = 100,
+                    idleTimeout: TimeAmount = .seconds(60), requestTimeout: TimeAmount = .seconds(60), tls: TLSConfiguration? = nil) {
             self.host = host
             self.port = port
             self.hostname = hostname
             self.maximumBodySize = maximumBodySize
             self.maximumMessageSize = maximumMessageSize
+            self.maximumExpandedSize = maximumExpandedSize
             self.maximumAuthFailures = maximumAuthFailures
             self.authFailureWindow = authFailureWindow
+            self.maximumConnections = maximumConnections
+            self.maximumConnectionsPerClient = maximumConnectionsPerClient
+            self.idleTimeout = idleTimeout
+            self.requestTimeout = requestTimeout
             self.tls = tls
-            self.requireVerifiedDomains = requireVerifiedDomains
         }
     }
 
     let options: Options
     let services: APIServices
     let logger: Logger
+    let connections: ConnectionLimiter
 
     let unsubscribe: UnsubscribeLinks?
     /// A domain's compliance report as JSON.
@@ -52,7 +66,8 @@ public struct APIServer: Sendable {
     /// Checks a domain's DNS records and records whether it is verified; the result as JSON.
     let verification: ComplianceReport?
 
-    public init(options: Options, store: SQLiteStore, spool: Spool, meter: SendingMeter, signing: MessageSigning?,
+    /// Messages go to `intake`, the one every door shares; `spool` is read for status and resends.
+    public init(options: Options, store: SQLiteStore, spool: Spool, intake: Intake, meter: SendingMeter,
                 unsubscribe: UnsubscribeLinks?, compliance: ComplianceReport? = nil, verification: ComplianceReport? = nil,
                 logger: Logger) {
         self.unsubscribe = unsubscribe
@@ -60,20 +75,21 @@ public struct APIServer: Sendable {
         self.verification = verification
         self.options = options
         self.logger = logger
+        connections = ConnectionLimiter(maximumConnections: options.maximumConnections, maximumPerClient: options.maximumConnectionsPerClient)
         let gate = APIGate(store: store, maximumBodySize: options.maximumBodySize,
                            throttle: AuthenticationThrottle(maximumFailures: options.maximumAuthFailures,
                                                             window: options.authFailureWindow))
         services = APIServices(store: store, index: spool.index, layout: spool.layout, gate: gate,
-                               submitter: Submitter(spool: spool, meter: meter, hostname: options.hostname,
-                                                    maximumMessageSize: options.maximumMessageSize, signing: signing,
-                                                    requireVerifiedDomains: options.requireVerifiedDomains),
-                               builder: MessageBuilder(hostname: options.hostname), meter: meter, unsubscribe: unsubscribe)
+                               submitter: Submitter(intake: intake),
+                               builder: MessageBuilder(hostname: options.hostname), meter: meter, unsubscribe: unsubscribe,
+                               draftLimits: .init(maximumMessageSize: options.maximumMessageSize,
+                                                  maximumExpandedSize: options.maximumExpandedSize))
     }
 
     func router() -> Router<APIRequestContext> {
         let router = Router(context: APIRequestContext.self)
         let table = RouteTable()
-        router.add(middleware: ErrorMiddleware(routes: table))
+        router.add(middleware: ErrorMiddleware(routes: table, replays: services.gate.replays))
         router.add(middleware: LogRequestsMiddleware(.debug))
         let routes = Routes(router: router, table: table)
         routes.get("/openapi.json") { _, _ in
@@ -90,7 +106,11 @@ public struct APIServer: Sendable {
 
     /// The application, ready to run in a ServiceGroup; `onListening` gets the bound address.
     public func application(onListening: @escaping @Sendable (SocketAddress?) -> Void) throws -> some ApplicationProtocol {
-        Application(router: router(), server: try options.tls.map { try .tls(.http1(), tlsConfiguration: $0) } ?? .http1(),
+        let http1 = HTTP1Channel.Configuration(
+            additionalChannelHandlers: [ConnectionGuard(limiter: connections, requestTimeout: options.requestTimeout)],
+            idleTimeout: options.idleTimeout)
+        return Application(router: router(), server: try options.tls.map { try .tls(.http1(configuration: http1), tlsConfiguration: $0) }
+                    ?? .http1(configuration: http1),
                     configuration: .init(address: .hostname(options.host, port: options.port), serverName: "hikyaku"),
                     onServerRunning: { [unsubscribe, tls = options.tls != nil] channel in
                         // Without api.publicUrl, links point at this listener.

@@ -16,6 +16,8 @@ struct APIServices: Sendable {
     let meter: SendingMeter
     /// Links for marketing mail, and the endpoint they lead to; nil: none added.
     let unsubscribe: UnsubscribeLinks?
+    /// What one request may build.
+    let draftLimits: MessageDraft.Limits
 
     /// A stored template of the account, compiled; 404 when there is none.
     func renderer(template name: String, account: Account) throws(APIError) -> (TemplateRenderer, Template) {

@@ -33,17 +33,58 @@ struct MessageDraft: Sendable {
 
     static let maximumPersonalizations = 1000
 
-    /// One message per personalization, each checked and built.
+    /// What one request may build, checked before building anything.
+    struct Limits: Sendable {
+        /// One message, as the intake's limit.
+        var maximumMessageSize: Int
+        /// All the messages of the request together: messages × (content + attachments).
+        var maximumExpandedSize: Int
+    }
+
+    /// The messages this draft becomes: one per personalization, and for
+    /// marketing mail with one-click unsubscribe one per recipient, so that
+    /// each copy's link unsubscribes its own recipient.
+    func messageCount(unsubscribe: UnsubscribeLinks?) -> Int {
+        guard metadata.marketing, unsubscribe != nil else { return personalizations.count }
+        return personalizations.reduce(0) { $0 + max(1, $1.to.count + $1.cc.count + $1.bcc.count) }
+    }
+
+    /// A bound on the bytes each message takes before rendering: the
+    /// literal content, attachments as base64, headers. Templates are bounded
+    /// while they render.
+    func estimatedMessageSize() -> Int {
+        let attachments = base.attachments.reduce(0) { $0 + ($1.data.count / 3 + 1) * 4 + $1.filename.utf8.count + 200 }
+        let content = base.subject.utf8.count + (base.text?.utf8.count ?? 0) + (base.html?.utf8.count ?? 0)
+        let headers = base.headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 }
+        return 2048 + attachments + content + headers
+    }
+
+    /// One message per personalization (per recipient for marketing mail), each checked and built.
     /// `unsubscribe` adds List-Unsubscribe (RFC 2369) and List-Unsubscribe-Post
-    /// (RFC 8058) to marketing mail, for the first recipient of each message.
-    func messages(builder: MessageBuilder, unsubscribe: UnsubscribeLinks? = nil) throws(APIError) -> [OutgoingMessage] {
+    /// (RFC 8058) to marketing mail, naming the copy's one recipient.
+    func messages(builder: MessageBuilder, unsubscribe: UnsubscribeLinks? = nil, limits: Limits) throws(APIError) -> [OutgoingMessage] {
         guard !personalizations.isEmpty else { throw APIError.badRequest("no recipients", field: "personalizations") }
-        guard personalizations.count <= MessageDraft.maximumPersonalizations else {
+        let count = messageCount(unsubscribe: unsubscribe)
+        guard personalizations.count <= MessageDraft.maximumPersonalizations, count <= MessageDraft.maximumPersonalizations else {
             throw APIError.badRequest("at most \(MessageDraft.maximumPersonalizations) recipients or personalizations per request",
                                       field: "personalizations")
         }
+        // Memory per request is bounded before a byte is built.
+        let estimate = estimatedMessageSize()
+        guard estimate <= limits.maximumMessageSize || renderer != nil else {
+            throw APIError(.contentTooLarge, "message_too_large",
+                           "message of about \(estimate) bytes exceeds the limit of \(limits.maximumMessageSize)", ses: "MessageRejected")
+        }
+        let (expanded, overflow) = estimate.multipliedReportingOverflow(by: count)
+        guard !overflow, expanded <= limits.maximumExpandedSize else {
+            throw APIError(.contentTooLarge, "request_too_large",
+                           "\(count) messages of about \(estimate) bytes exceed the limit of \(limits.maximumExpandedSize) bytes per request",
+                           ses: "MessageRejected")
+        }
+        // What rendering may still spend across the whole request.
+        var remaining = limits.maximumExpandedSize - expanded
         var messages: [OutgoingMessage] = []
-        messages.reserveCapacity(personalizations.count)
+        messages.reserveCapacity(count)
         for personalization in personalizations {
             var composition = base
             composition.to = personalization.to
@@ -53,45 +94,69 @@ struct MessageDraft: Sendable {
             if let subject = personalization.subject { composition.subject = subject }
             let data = self.data.merging(personalization.data) { _, new in new }
             if let renderer {
-                let rendered = try renderer.render(data)
+                let budget = min(limits.maximumMessageSize, remaining)
+                let rendered = try renderer.render(data, budget: budget)
                 composition.subject = personalization.subject.map { MessageDraft.renderLiteral($0, data) } ?? rendered.subject
                 composition.text = rendered.text
                 composition.html = rendered.html
+                remaining -= rendered.subject.utf8.count + (rendered.text?.utf8.count ?? 0) + (rendered.html?.utf8.count ?? 0)
             }
             if !personalization.substitutions.isEmpty {
-                composition.subject = MessageDraft.substitute(composition.subject, personalization.substitutions)
-                composition.text = composition.text.map { MessageDraft.substitute($0, personalization.substitutions) }
-                composition.html = composition.html.map { MessageDraft.substitute($0, personalization.substitutions) }
-            }
-            let id = MessageID.generate()
-            if self.metadata.marketing, let unsubscribe,
-               !composition.headers.contains(where: { $0.name.lowercased() == "list-unsubscribe" }) {
-                composition.headers += unsubscribe.headers(message: id, position: 0)
-            }
-            let bytes: [UInt8]
-            do {
-                bytes = try builder.build(composition).bytes
-            } catch {
-                throw APIError.invalid(error.description)
+                let budget = min(limits.maximumMessageSize, remaining)
+                composition.subject = try MessageDraft.substitute(composition.subject, personalization.substitutions, limit: budget)
+                composition.text = try composition.text.map { text throws(APIError) in
+                    try MessageDraft.substitute(text, personalization.substitutions, limit: budget)
+                }
+                composition.html = try composition.html.map { html throws(APIError) in
+                    try MessageDraft.substitute(html, personalization.substitutions, limit: budget)
+                }
             }
             var metadata = self.metadata
             metadata.tags += personalization.tags
             metadata.customArguments.merge(personalization.customArguments) { _, new in new }
             if let notBefore = personalization.notBefore { metadata.notBefore = notBefore }
-            messages.append(OutgoingMessage(id: id, sender: composition.from.address, recipients: composition.recipients, bytes: bytes,
-                                            metadata: metadata))
+            let marketingCopies = metadata.marketing && unsubscribe != nil
+                && !composition.headers.contains(where: { $0.name.lowercased() == "list-unsubscribe" })
+            // Each marketing copy carries its own recipient's link; other mail is one message for all.
+            let copies: [[String]] = marketingCopies ? composition.recipients.map { [$0] } : [composition.recipients]
+            for recipients in copies {
+                let id = Intake.newMessageID()
+                var copy = composition
+                if marketingCopies, let unsubscribe { copy.headers += unsubscribe.headers(message: id, position: 0) }
+                let bytes: [UInt8]
+                do {
+                    bytes = try builder.build(copy).bytes
+                } catch {
+                    throw APIError.invalid(error.description)
+                }
+                messages.append(OutgoingMessage(id: id, sender: composition.from.address, recipients: recipients, bytes: bytes,
+                                                metadata: metadata))
+            }
         }
         return messages
     }
 
-    static func substitute(_ text: String, _ substitutions: [String: String]) -> String {
-        substitutions.reduce(text) { $0.replacingOccurrences(of: $1.key, with: $1.value) }
+    /// SendGrid's substitutions: each key replaced by its value, the result
+    /// at most `limit` bytes (a short key with a long value multiplies).
+    static func substitute(_ text: String, _ substitutions: [String: String], limit: Int) throws(APIError) -> String {
+        var result = text
+        for (key, value) in substitutions.sorted(by: { $0.key < $1.key }) where !key.isEmpty {
+            let occurrences = result.components(separatedBy: key).count - 1
+            guard occurrences > 0 else { continue }
+            let (growth, overflow) = (value.utf8.count - key.utf8.count).multipliedReportingOverflow(by: occurrences)
+            guard !overflow, result.utf8.count + growth <= limit else {
+                throw APIError(.contentTooLarge, "substitutions_too_large", "substitutions would make the message exceed \(limit) bytes",
+                               field: "personalizations")
+            }
+            result = result.replacingOccurrences(of: key, with: value)
+        }
+        return result
     }
 
     /// A per-recipient subject given with template data is a template too.
     static func renderLiteral(_ subject: String, _ data: [String: JSONValue]) -> String {
         guard let renderer = try? TemplateRenderer(subject: subject, text: nil, html: nil),
-              let rendered = try? renderer.render(data) else { return subject }
+              let rendered = try? renderer.render(data, budget: 64 * 1024) else { return subject }
         return rendered.subject
     }
 }

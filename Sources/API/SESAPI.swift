@@ -1,8 +1,8 @@
-import DKIM
 import Foundation
 import Hummingbird
 import MIME
 import NIOCore
+import Relay
 import Spool
 import Store
 
@@ -99,7 +99,7 @@ struct SESAPI: Sendable {
             var body: [String: Any] = ["TemplatesMetadata": templates.map {
                 ["TemplateName": $0.name, "CreatedTimestamp": $0.createdAt.timeIntervalSince1970] as [String: Any]
             }]
-            if templates.count == size { body["NextToken"] = templates.last!.name }
+            if templates.count == size, let last = templates.last { body["NextToken"] = last.name }
             return APIJSON.response(object: body)
         }
         routes.get("/v2/email/templates/:name") { request, context in
@@ -198,19 +198,18 @@ struct SESAPI: Sendable {
         let input = try APIJSON.decode(SendEmailRequest.self, from: call.body, snakeCase: false)
         let tags = try SESAPI.tags(input.EmailTags ?? [])
         let metadata = MessageMetadata(tags: tags, source: "ses")
-        let message: OutgoingMessage
+        let messages: [OutgoingMessage]
         if let raw = input.Content.Raw {
-            message = try rawMessage(raw, input: input, metadata: metadata)
+            messages = [try rawMessage(raw, input: input, metadata: metadata)]
         } else {
             let draft = try draft(input, account: call.account, metadata: metadata)
-            guard let built = try draft.messages(builder: services.builder, unsubscribe: services.unsubscribe).first else { throw APIError.invalid("no message") }
-            message = built
+            // Marketing mail may be one copy per recipient (its own unsubscribe link); SES names the first.
+            messages = try draft.messages(builder: services.builder, unsubscribe: services.unsubscribe, limits: services.draftLimits)
         }
-        // A raw message's From is the caller's own, not built from the sender.
-        try services.submitter.checkSender(message.sender, fromDomains: input.Content.Raw != nil ? DKIMSigner.fromDomains(message.bytes) : nil,
-                                           account: call.account, store: services.store)
-        let ids = try await services.submitter.submit([message], account: call.account, client: context.clientAddress)
-        return APIJSON.response(object: ["MessageId": ids[0].rawValue])
+        // The intake holds a raw message to its own From, Sender and Resent-* fields, as it does SMTP mail.
+        let ids = try await services.submitter.submit(messages, door: .ses, account: call.account, client: context.clientAddress)
+        guard let first = ids.first else { throw APIError.invalid("no message") }
+        return APIJSON.response(object: ["MessageId": first.rawValue])
     }
 
     func draft(_ input: SendEmailRequest, account: Account, metadata: MessageMetadata) throws(APIError) -> MessageDraft {
@@ -262,23 +261,26 @@ struct SESAPI: Sendable {
         guard let data = Data(base64Encoded: raw.Data, options: .ignoreUnknownCharacters), !data.isEmpty else {
             throw APIError.invalid("Raw.Data must be a base64 MIME message")
         }
-        var bytes = RawMessage.normaliseLineEndings(Array(data))
-        let fields = RawMessage.headerFields(bytes)
-        let from = try input.FromEmailAddress.map { text throws(APIError) in try NameAddress.parse(text, field: "FromEmailAddress") }
-            ?? RawMessage.addresses(in: fields, named: "from").first
+        let bytes = try RawMessage.lineEndings(Array(data))
+        let header: HeaderSection
+        do { header = try HeaderSection(parsing: bytes) } catch {
+            throw APIError(.badRequest, "invalid_header", "the message's header section is malformed: \(error)", ses: "MessageRejected")
+        }
+        let from = try input.FromEmailAddress.map { text throws(APIError) in try NameAddress.parse(text, field: "FromEmailAddress").address }
+            ?? RawMessage.mailboxes(in: header, of: bytes, named: ["From"]).first
         guard let from else { throw APIError.invalid("no From address in FromEmailAddress or the message") }
         var recipients: [String]
         if let destination = input.Destination {
             recipients = try SESAPI.addresses(destination.ToAddresses).map(\.address) + SESAPI.addresses(destination.CcAddresses).map(\.address)
                 + SESAPI.addresses(destination.BccAddresses).map(\.address)
         } else {
-            recipients = ["to", "cc", "bcc"].flatMap { RawMessage.addresses(in: fields, named: $0) }.map(\.address)
+            recipients = RawMessage.mailboxes(in: header, of: bytes, named: ["To", "Cc", "Bcc"])
         }
-        recipients = Array(NSOrderedSet(array: recipients).array as? [String] ?? recipients)
+        var seen = Set<String>()
+        recipients = recipients.filter { seen.insert($0.lowercased()).inserted }
         guard !recipients.isEmpty else { throw APIError.invalid("no recipients in Destination or the message") }
-        // As SES does: the Bcc field is not sent on.
-        bytes = RawMessage.removingFields(named: "bcc", from: bytes)
-        return OutgoingMessage(sender: from.address, recipients: recipients, bytes: bytes, metadata: metadata)
+        // The intake removes Bcc fields, as SES does; it checks From, Sender and Resent-* against the account.
+        return OutgoingMessage(sender: from, recipients: recipients, bytes: bytes, metadata: metadata)
     }
 
     func sendBulkEmail(_ request: Request, _ context: APIRequestContext) async throws -> Response {
@@ -287,6 +289,9 @@ struct SESAPI: Sendable {
         guard let fromText = input.FromEmailAddress else { throw APIError.invalid("FromEmailAddress is required") }
         guard let template = input.DefaultContent.Template else { throw APIError.badRequest("DefaultContent.Template is required") }
         guard !input.BulkEmailEntries.isEmpty else { throw APIError.badRequest("BulkEmailEntries is empty") }
+        guard input.BulkEmailEntries.count <= MessageDraft.maximumPersonalizations else {
+            throw APIError.badRequest("at most \(MessageDraft.maximumPersonalizations) BulkEmailEntries per request")
+        }
         let (renderer, marketing) = try resolve(template, account: call.account)
         var base = Composition(from: try NameAddress.parse(fromText, field: "FromEmailAddress"), subject: "")
         base.replyTo = try SESAPI.addresses(input.ReplyToAddresses)
@@ -305,15 +310,18 @@ struct SESAPI: Sendable {
                                  personalizations: personalizations,
                                  metadata: MessageMetadata(tags: try SESAPI.tags(input.DefaultEmailTags ?? []), marketing: marketing,
                                                            source: "ses"))
-        try services.submitter.checkSender(base.from.address, account: call.account, store: services.store)
         // Entries are rendered one by one, so that one entry's bad data fails only that entry.
         var results: [[String: Any]] = []
         var ready: [(Int, OutgoingMessage)] = []
+        // The entries share one limit on what the request may build (MessageDraft.Limits).
+        var limits = services.draftLimits
         for (index, personalization) in personalizations.enumerated() {
             var single = draft
             single.personalizations = [personalization]
             do {
-                ready.append((index, try single.messages(builder: services.builder, unsubscribe: services.unsubscribe)[0]))
+                let built = try single.messages(builder: services.builder, unsubscribe: services.unsubscribe, limits: limits)
+                limits.maximumExpandedSize -= built.reduce(0) { $0 + $1.bytes.count }
+                ready += built.map { (index, $0) }
                 results.append([:])
             } catch {
                 results.append(["Status": error.code == "missing_variables" ? "INVALID_PARAMETER" : "MESSAGE_REJECTED",
@@ -324,7 +332,8 @@ struct SESAPI: Sendable {
             let outcome = await submit(ready.map(\.1), account: call.account, client: context.clientAddress)
             switch outcome {
             case .success(let ids):
-                for ((index, _), id) in zip(ready, ids) { results[index] = ["Status": "SUCCESS", "MessageId": id.rawValue] }
+                // An entry built as several copies is reported by its first.
+                for ((index, _), id) in zip(ready, ids).reversed() { results[index] = ["Status": "SUCCESS", "MessageId": id.rawValue] }
             case .failure(let error) where error.status == .tooManyRequests:
                 let status = error.code == "daily_quota_exceeded" ? "ACCOUNT_DAILY_QUOTA_EXCEEDED" : "ACCOUNT_THROTTLED"
                 for (index, _) in ready { results[index] = ["Status": status, "Error": error.message] }
@@ -336,7 +345,7 @@ struct SESAPI: Sendable {
     }
 
     func submit(_ messages: [OutgoingMessage], account: Account, client: String) async -> Result<[MessageID], APIError> {
-        do { return .success(try await services.submitter.submit(messages, account: account, client: client)) } catch {
+        do { return .success(try await services.submitter.submit(messages, door: .ses, account: account, client: client)) } catch {
             return .failure(error)
         }
     }
@@ -436,92 +445,39 @@ struct SESAPI: Sendable {
     static func reasonName(_ reason: Suppression.Reason) -> String { reason == .bounce ? "BOUNCE" : "COMPLAINT" }
 }
 
-/// Just enough of RFC 5322 parsing for raw messages: the header fields,
-/// unfolded, and the addresses in From/To/Cc/Bcc.
+/// What the SES Raw path reads of a caller's message, through the one
+/// header parser (`HeaderSection`, `AddressList`).
 enum RawMessage {
-    static func normaliseLineEndings(_ bytes: [UInt8]) -> [UInt8] {
-        guard bytes.contains(0x0A) else { return bytes }
-        var output: [UInt8] = []
-        output.reserveCapacity(bytes.count + bytes.count / 40)
-        var previous: UInt8 = 0
-        for byte in bytes {
-            if byte == 0x0A && previous != 0x0D { output.append(0x0D) }
-            output.append(byte)
-            previous = byte
+    /// CRLF line ends. A message with no CR at all (a Unix file, Python's
+    /// `as_string()`) has each LF made CRLF: every reader agrees where its
+    /// lines end. A message with CRs must use them only before LF: a bare CR,
+    /// or a bare LF beside CRLFs, is read differently by different readers
+    /// and is refused rather than guessed at.
+    static func lineEndings(_ bytes: [UInt8]) throws(APIError) -> [UInt8] {
+        guard bytes.contains(0x0D) else {
+            var output: [UInt8] = []
+            output.reserveCapacity(bytes.count + bytes.count / 40)
+            for byte in bytes {
+                if byte == 0x0A { output.append(0x0D) }
+                output.append(byte)
+            }
+            return output
         }
-        return output
-    }
-
-    /// (lower-cased name, unfolded value) for each header field.
-    static func headerFields(_ bytes: [UInt8]) -> [(String, String)] {
-        let end = headerEnd(bytes)
-        let text = String(decoding: bytes[..<end], as: UTF8.self)
-        var fields: [(String, String)] = []
-        for line in text.components(separatedBy: "\r\n") {
-            if line.first == " " || line.first == "\t", !fields.isEmpty {
-                fields[fields.count - 1].1 += " " + line.trimmingCharacters(in: .whitespaces)
-            } else if let colon = line.firstIndex(of: ":") {
-                fields.append((line[..<colon].lowercased(), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)))
+        for index in bytes.indices {
+            let bare = bytes[index] == 0x0D ? index + 1 >= bytes.count || bytes[index + 1] != 0x0A
+                : bytes[index] == 0x0A && (index == 0 || bytes[index - 1] != 0x0D)
+            if bare {
+                throw APIError(.badRequest, "invalid_line_ending", "the message has a bare CR or LF (lines end with CRLF)",
+                               ses: "MessageRejected")
             }
         }
-        return fields
+        return bytes
     }
 
-    static func headerEnd(_ bytes: [UInt8]) -> Int {
-        var index = 0
-        while index + 3 < bytes.count {
-            if bytes[index] == 0x0D, bytes[index + 1] == 0x0A, bytes[index + 2] == 0x0D, bytes[index + 3] == 0x0A { return index + 2 }
-            index += 1
+    /// The addresses of every mailbox in the fields called `names` (group members included); fields that do not parse give none.
+    static func mailboxes(in header: HeaderSection, of bytes: [UInt8], named names: [String]) -> [String] {
+        header.fields.filter { field in names.contains { field.hasName($0) } }.flatMap { field in
+            (try? MIME.AddressList(parsing: field.unfoldedBytes(in: bytes[...])).mailboxes.map(\.address)) ?? []
         }
-        return bytes.count
-    }
-
-    static func addresses(in fields: [(String, String)], named name: String) -> [NameAddress] {
-        fields.filter { $0.0 == name }.flatMap { splitAddressList($0.1) }.compactMap { try? NameAddress(parsing: $0) }
-    }
-
-    /// Splits at commas outside quotes and angle brackets.
-    static func splitAddressList(_ text: String) -> [String] {
-        var parts: [String] = []
-        var current = ""
-        var quoted = false
-        var angle = false
-        for character in text {
-            switch character {
-            case "\"": quoted.toggle()
-            case "<" where !quoted: angle = true
-            case ">" where !quoted: angle = false
-            case "," where !quoted && !angle:
-                parts.append(current)
-                current = ""
-                continue
-            default: break
-            }
-            current.append(character)
-        }
-        parts.append(current)
-        return parts.map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-    }
-
-    static func removingFields(named name: String, from bytes: [UInt8]) -> [UInt8] {
-        let end = headerEnd(bytes)
-        var output: [UInt8] = []
-        output.reserveCapacity(bytes.count)
-        var index = 0
-        var skipping = false
-        while index < end {
-            var lineEnd = index
-            while lineEnd + 1 < end, !(bytes[lineEnd] == 0x0D && bytes[lineEnd + 1] == 0x0A) { lineEnd += 1 }
-            let line = bytes[index..<min(lineEnd + 2, end)]
-            let continuation = line.first == 0x20 || line.first == 0x09
-            if !continuation {
-                let prefix = String(decoding: line.prefix(name.utf8.count + 1), as: UTF8.self).lowercased()
-                skipping = prefix == name + ":"
-            }
-            if !skipping { output.append(contentsOf: line) }
-            index = lineEnd + 2
-        }
-        output.append(contentsOf: bytes[min(end, bytes.count)...])
-        return output
     }
 }

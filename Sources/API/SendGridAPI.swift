@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import MIME
 import NIOCore
+import Relay
 import Spool
 import Store
 
@@ -70,16 +71,16 @@ struct SendGridAPI: Sendable {
         let call = try await services.gate.open(request, context: context, scope: .send)
         let input = try APIJSON.decode(MailSend.self, from: call.body)
         let draft = try draft(input, account: call.account)
-        let messages = try draft.messages(builder: services.builder, unsubscribe: services.unsubscribe)
-        for message in messages { try services.submitter.checkSender(message.sender, account: call.account, store: services.store) }
+        let messages = try draft.messages(builder: services.builder, unsubscribe: services.unsubscribe, limits: services.draftLimits)
         var headers: HTTPFields = [:]
         if input.mailSettings?.sandboxMode?.enable == true {
+            try services.submitter.validate(messages, door: .sendgrid, account: call.account, client: context.clientAddress)
             // Validated and built, not sent (SendGrid's sandbox mode).
-            headers[.init("X-Message-Id")!] = "sandbox"
+            headers[.messageID] = "sandbox"
             return Response(status: .ok, headers: headers)
         }
-        let ids = try await services.submitter.submit(messages, account: call.account, client: context.clientAddress)
-        headers[.init("X-Message-Id")!] = ids.map(\.rawValue).joined(separator: ",")
+        let ids = try await services.submitter.submit(messages, door: .sendgrid, account: call.account, client: context.clientAddress)
+        headers[.messageID] = ids.map(\.rawValue).joined(separator: ",")
         return Response(status: .accepted, headers: headers)
     }
 
@@ -169,7 +170,7 @@ struct SendGridAPI: Sendable {
         let list = try services.store.suppressions(accountID: call.account.id, reasons: reasons, since: since, until: until,
                                                    offset: offset, limit: limit)
         return APIJSON.response(object: list.map { item -> [String: Any] in
-            var object: [String: Any] = ["email": item.address, "created": Int(item.createdAt.timeIntervalSince1970)]
+            var object: [String: Any] = ["email": item.address, "created": Int(exactly: item.createdAt.timeIntervalSince1970.rounded(.down)) ?? 0]
             if item.reason == .bounce {
                 object["reason"] = item.source ?? ""
                 object["status"] = ""

@@ -45,16 +45,36 @@ struct SignatureV4 {
     var headers: [String: String]
     var body: [UInt8]
 
-    /// The access key id when the signature is valid; nil otherwise.
-    func verify(now: Date = Date(), secret: (String) -> String?) -> String? {
+    /// The parsed Authorization header when everything but the signature
+    /// holds (AWS4-HMAC-SHA256, service `ses`, `host` signed, X-Amz-Date
+    /// within the allowed skew and matching the credential scope); nil
+    /// otherwise. Checked before the body is read.
+    func precheck(now: Date = Date()) -> Authorization? {
         guard let authorization = headers["authorization"].flatMap(Authorization.init), authorization.service == "ses",
               authorization.signedHeaders.contains("host"),
               let amzDate = headers["x-amz-date"], let requestTime = SignatureV4.parse(amzDate),
               abs(requestTime.timeIntervalSince(now)) <= SignatureV4.allowedSkew,
-              amzDate.hasPrefix(authorization.date),
-              let key = secret(authorization.accessKeyID) else { return nil }
-        let expected = signature(secret: key, authorization: authorization, amzDate: amzDate)
-        return constantTimeEqual(Array(expected.utf8), Array(authorization.signature.utf8)) ? authorization.accessKeyID : nil
+              amzDate.hasPrefix(authorization.date) else { return nil }
+        return authorization
+    }
+
+    /// Whether the signature is valid for `secret`. The payload hash in the
+    /// canonical request is computed here over `body`: a client's
+    /// `x-amz-content-sha256` must agree with it, never stand in for it, so
+    /// that a captured signature cannot carry another body.
+    func verify(_ authorization: Authorization, secret: String) -> Bool {
+        let computed = SignatureV4.hex(SHA256.hash(data: body))
+        if let declared = headers["x-amz-content-sha256"], declared.lowercased() != computed { return false }
+        guard let amzDate = headers["x-amz-date"] else { return false }
+        let expected = signature(secret: secret, authorization: authorization, amzDate: amzDate)
+        return constantTimeEqual(Array(expected.utf8), Array(authorization.signature.lowercased().utf8))
+    }
+
+    /// The access key id when the signature is valid; nil otherwise.
+    func verify(now: Date = Date(), secret: (String) -> String?) -> String? {
+        guard let authorization = precheck(now: now), let key = secret(authorization.accessKeyID),
+              verify(authorization, secret: key) else { return nil }
+        return authorization.accessKeyID
     }
 
     func signature(secret: String, authorization: Authorization, amzDate: String) -> String {
@@ -74,13 +94,13 @@ struct SignatureV4 {
         // Query parameters are taken as sent, sorted by name then value.
         let query = rawQuery.split(separator: "&").map { pair -> (String, String) in
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            return (String(parts[0]), parts.count > 1 ? String(parts[1]) : "")
+            return (String(parts.first ?? ""), parts.count > 1 ? String(parts[1]) : "")
         }.sorted { $0 < $1 }.map { pair -> String in pair.0 + "=" + pair.1 }.joined(separator: "&")
         let canonicalHeaders = authorization.signedHeaders.map { name -> String in
             let value = (headers[name] ?? "").split(whereSeparator: { $0 == " " || $0 == "\t" }).joined(separator: " ")
             return name + ":" + value + "\n"
         }.joined()
-        let payload = headers["x-amz-content-sha256"] ?? SignatureV4.hex(SHA256.hash(data: Data(body)))
+        let payload = SignatureV4.hex(SHA256.hash(data: body))
         let lines: [String] = [method, path, query, canonicalHeaders, authorization.signedHeaders.joined(separator: ";"), payload]
         return lines.joined(separator: "\n")
     }

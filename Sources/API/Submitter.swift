@@ -1,124 +1,86 @@
-import DKIM
 import Foundation
 import Hummingbird
-import Logging
-import MIME
-import NIOConcurrencyHelpers
 import Relay
 import Spool
 import Store
 
-/// A message ready for the spool: envelope, bytes and metadata.
+/// A message built by an API endpoint, ready for the intake.
 struct OutgoingMessage: Sendable {
-    /// Chosen before building, so that the message can name itself (unsubscribe links).
-    var id = MessageID.generate()
+    /// Taken before building, so that the message can name itself (unsubscribe links).
+    var id = Intake.newMessageID()
     var sender: String
     var recipients: [String]
     var bytes: [UInt8]
     var metadata: MessageMetadata
 }
 
-/// Puts API messages into the same spool as SMTP mail, under the same
-/// promise: a message id is returned only once the message is on stable
-/// storage. Quotas are checked (and usage counted) before anything is written.
+/// The API's side of the intake: hands messages over as submissions of an
+/// account and turns a refusal into the error of the request's API. The
+/// checks themselves (header section, sender and author policy, quota,
+/// signing, the durable append) are the intake's, the same as for SMTP.
 struct Submitter: Sendable {
-    let spool: any MessageSpool
-    let meter: SendingMeter
-    let hostname: String
-    let maximumMessageSize: Int
-    /// DKIM, for the domains with a key.
-    let signing: MessageSigning?
+    let intake: Intake
 
-    /// Accounts send only from domains they verified (`domains.requireVerified`).
-    let requireVerifiedDomains: Bool
-
-    /// Checks that an account may use `sender` as envelope sender (one of
-    /// its domains) and, with `requireVerifiedDomains`, that the sender's
-    /// domain and each of `fromDomains` (default: the sender's, for messages
-    /// built from it) are verified. The account may be a cached copy: a
-    /// domain added or verified since is looked up in the store before
-    /// refusing.
-    func checkSender(_ sender: String, fromDomains: [String]? = nil, account: Account, store: SQLiteStore) throws(APIError) {
-        let domain = sender.split(separator: "@").last.map { $0.lowercased() } ?? ""
-        let fromDomains = fromDomains ?? [domain]
-        let allowed = { (account: Account) -> Bool in
-            self.requireVerifiedDomains
-                ? account.verifiedDomains.contains(domain) && fromDomains.allSatisfy(account.verifiedDomains.contains)
-                : account.domains.contains(domain)
+    /// Spools every message or none; the ids in order once all are on stable storage.
+    func submit(_ messages: [OutgoingMessage], door: Door, account: Account, client: String) async throws(APIError) -> [MessageID] {
+        let submissions = messages.map { submission($0, door: door, account: account, client: client) }
+        switch await intake.submit(submissions) {
+        case .success(let ids): return ids
+        case .failure(let refusal): throw APIError(refusal, account: account)
         }
-        var current = account
-        if !allowed(current), let fresh = try? store.account(id: account.id) { current = fresh }
-        guard !allowed(current) else { return }
-        let reason = !current.domains.contains(domain) ? "\(domain) is not one of its domains"
-            : !current.verifiedDomains.contains(domain) ? "\(domain) is not verified (publish its DKIM record, then verify it)"
-            : "the From field names a domain that is not one of its verified domains"
-        throw APIError(.forbidden, "sender_not_allowed", "account \(account.name) may not send from \(sender): \(reason)",
-                       ses: "MailFromDomainNotVerifiedException", field: "from")
     }
 
-    /// Spools every message or none of those the quota refuses; returns their ids in order.
-    func submit(_ messages: [OutgoingMessage], account: Account, client: String) async throws(APIError) -> [MessageID] {
-        if let large = messages.first(where: { $0.bytes.count > maximumMessageSize }) {
-            throw APIError(.contentTooLarge, "message_too_large",
-                           "message of \(large.bytes.count) bytes exceeds the limit of \(maximumMessageSize)", ses: "MessageRejected")
+    /// Everything `submit` checks before the quota, without storing anything (SendGrid's sandbox mode).
+    func validate(_ messages: [OutgoingMessage], door: Door, account: Account, client: String) throws(APIError) {
+        for message in messages {
+            if let refusal = intake.validate(submission(message, door: door, account: account, client: client)) {
+                throw APIError(refusal, account: account)
+            }
         }
-        let recipients = messages.flatMap(\.recipients)
-        let bytes = messages.reduce(0) { $0 + $1.bytes.count }
-        switch meter.admit(accountID: account.id, messages: messages.count, recipients: recipients, bytes: bytes) {
-        case .accepted: break
+    }
+
+    func submission(_ message: OutgoingMessage, door: Door, account: Account, client: String) -> Submission {
+        Submission(id: message.id, door: door, principal: .account(AuthenticatedAccount(account)), sender: message.sender,
+                   recipients: message.recipients, content: message.bytes, origin: .http(client: client), metadata: message.metadata)
+    }
+}
+
+extension APIError {
+    /// The HTTP error for an intake refusal, in the native code and the SES exception botocore raises.
+    init(_ refusal: IntakeRefusal, account: Account) {
+        switch refusal {
+        case .malformedHeader(let problem):
+            self.init(.badRequest, "invalid_header", "the message's header section is malformed: \(problem)", ses: "MessageRejected")
+        case .sender(let reason):
+            switch reason {
+            case .authorMissing, .fieldRepeated, .unparsable:
+                self.init(.badRequest, "invalid_header", reason.message, ses: "MessageRejected", field: "from")
+            case .senderNotOwned, .senderNotVerified, .notAMailbox, .domainNotAllowed:
+                self.init(.forbidden, "sender_not_allowed", "account \(account.name) may not send this message: \(reason.message)",
+                          ses: "MailFromDomainNotVerifiedException", field: "from")
+            }
+        case .messageTooLarge(let size, let limit):
+            self.init(.contentTooLarge, "message_too_large", "message of \(size) bytes exceeds the limit of \(limit)", ses: "MessageRejected")
+        case .mailLoop(let received):
+            self.init(.badRequest, "mail_loop", "the message has \(received) Received fields: a mail loop", ses: "MessageRejected")
         case .rateExceeded(let wait):
-            throw APIError(.tooManyRequests, "rate_exceeded", "maximum sending rate exceeded",
-                           ses: "TooManyRequestsException", retryAfter: max(1, Int(wait.rounded(.up))))
+            let seconds = wait.isFinite ? Int(min(max(1, wait.rounded(.up)), 86_400)) : 1
+            self.init(.tooManyRequests, "rate_exceeded", "maximum sending rate exceeded", ses: "TooManyRequestsException",
+                      retryAfter: seconds)
         case .dailyQuotaExceeded:
-            throw APIError(.tooManyRequests, "daily_quota_exceeded", "24-hour sending quota exceeded",
-                           ses: "TooManyRequestsException", retryAfter: 3600)
+            self.init(.tooManyRequests, "daily_quota_exceeded", "24-hour sending quota exceeded", ses: "TooManyRequestsException",
+                      retryAfter: 3600)
         case .sandboxRecipient(let address):
-            throw APIError(.forbidden, "sandbox_recipient",
-                           "account is in the sandbox: \(address) is not in one of its domains", ses: "MessageRejected")
+            self.init(.forbidden, "sandbox_recipient", "account is in the sandbox: \(address) is not in one of its verified domains",
+                      ses: "MessageRejected")
         case .unknownAccount:
-            throw APIError.unauthorized
-        }
-        let now = Date()
-        let incoming = messages.map { message in
-            let id = message.id
-            let smtpUTF8 = (message.recipients + [message.sender]).contains { $0.utf8.contains { $0 >= 0x80 } }
-            var prefix = Submitter.received(client: client, hostname: hostname, id: id, account: account.name, at: now)
-            if let signers = signing?.signers(for: message.bytes, accountID: account.id), !signers.isEmpty {
-                prefix = MessageSigning.signatures(signers, over: prefix + message.bytes) + prefix
-            }
-            return IncomingMessage(
-                id: id, sender: message.sender, recipients: message.recipients, accountID: account.id, smtpUTF8: smtpUTF8,
-                clientAddress: client, heloName: "api", prefix: prefix, content: message.bytes, metadata: message.metadata)
-        }
-        let results = await withCheckedContinuation { (continuation: CheckedContinuation<[Result<MessageID, SpoolError>], Never>) in
-            let remaining = NIOLockedValueBox((count: incoming.count, results: [Result<MessageID, SpoolError>?](repeating: nil, count: incoming.count)))
-            for (index, message) in incoming.enumerated() {
-                spool.append(message) { result in
-                    let done: [Result<MessageID, SpoolError>]? = remaining.withLockedValue { state in
-                        state.results[index] = result
-                        state.count -= 1
-                        return state.count == 0 ? state.results.map { $0! } : nil
-                    }
-                    if let done { continuation.resume(returning: done) }
-                }
-            }
-        }
-        let failed = zip(messages, results).filter { if case .failure = $0.1 { return true } else { return false } }
-        if !failed.isEmpty {
-            meter.release(accountID: account.id, messages: failed.count, recipients: failed.reduce(0) { $0 + $1.0.recipients.count },
-                          bytes: failed.reduce(0) { $0 + $1.0.bytes.count })
-            let accepted = results.compactMap { try? $0.get() }
-            let storageFull = failed.contains { if case .failure(.insufficientStorage) = $0.1 { return true } else { return false } }
+            self = .unauthorized
+        case .insufficientStorage(let accepted), .spoolUnavailable(let accepted):
+            let storageFull = if case .insufficientStorage = refusal { true } else { false }
             var message = storageFull ? "insufficient storage" : "the spool is unavailable"
             if !accepted.isEmpty { message += "; accepted before the failure: " + accepted.map(\.rawValue).joined(separator: ",") }
-            throw APIError(storageFull ? HTTPResponse.Status(code: 507) : .serviceUnavailable, "spool_unavailable", message,
-                           ses: "InternalFailure", retryAfter: 60)
+            self.init(storageFull ? HTTPResponse.Status(code: 507) : .serviceUnavailable, "spool_unavailable", message,
+                      ses: "InternalFailure", retryAfter: 60)
         }
-        return results.compactMap { try? $0.get() }
-    }
-
-    /// The trace field for mail received over HTTP (RFC 5321 §4.4).
-    static func received(client: String, hostname: String, id: MessageID, account: String, at date: Date) -> [UInt8] {
-        Array("Received: from [\(client)] (account \(account))\r\n\tby \(hostname) (Hikyaku) with HTTP id \(id);\r\n\t\(MailDate.rfc5322(date))\r\n".utf8)
     }
 }

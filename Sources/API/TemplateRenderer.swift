@@ -6,12 +6,23 @@ import Store
 /// Mustache: the HTML part escapes values, the subject and text do not.
 /// When the template says so, a variable missing from the data (and from
 /// the template's defaults) is an error instead of an empty string.
+///
+/// Templates and data come from tenants, so the work is bounded before and
+/// during rendering: a part is at most `maximumPartSize` bytes, sections nest
+/// at most `maximumDepth` deep, set-delimiter, parent and block tags are
+/// refused (the shape check below reads the default delimiters), and each
+/// render draws on a byte budget: every value written and every pass through
+/// a section (charged at the size of the largest section body) spends it.
+/// A render that runs out is refused, not truncated.
 struct TemplateRenderer: Sendable {
     struct Rendered: Sendable, Equatable {
         var subject: String
         var text: String?
         var html: String?
     }
+
+    static let maximumPartSize = 512 * 1024
+    static let maximumDepth = 32
 
     let subject: MustacheTemplate
     let text: MustacheTemplate?
@@ -20,9 +31,13 @@ struct TemplateRenderer: Sendable {
     let missing: Template.MissingVariables
     /// Top-level names used outside sections: the data must provide them.
     let required: Set<String>
+    /// The largest section body of any part: what one pass through a section may write.
+    let sectionCost: Int
 
     init(subject: String, text: String?, html: String?, defaults: [String: JSONValue] = [:],
          missing: Template.MissingVariables = .default) throws(APIError) {
+        var shapes: [Shape] = []
+        for part in [subject, text ?? "", html ?? ""] { shapes.append(try TemplateRenderer.shape(of: part)) }
         do {
             self.subject = try MustacheTemplate(string: "{{% CONTENT_TYPE: TEXT}}" + subject)
             self.text = try text.map { try MustacheTemplate(string: "{{% CONTENT_TYPE: TEXT}}" + $0) }
@@ -33,7 +48,8 @@ struct TemplateRenderer: Sendable {
         }
         self.defaults = defaults
         self.missing = missing
-        required = [subject, text ?? "", html ?? ""].reduce(into: Set<String>()) { $0.formUnion(TemplateRenderer.variables(in: $1)) }
+        required = shapes.reduce(into: Set<String>()) { $0.formUnion($1.topLevelNames) }
+        sectionCost = max(1, shapes.map(\.largestSection).max() ?? 1)
     }
 
     init(_ template: Template) throws(APIError) {
@@ -41,7 +57,8 @@ struct TemplateRenderer: Sendable {
                       missing: template.missing)
     }
 
-    func render(_ data: [String: JSONValue]) throws(APIError) -> Rendered {
+    /// Renders every part within `budget` bytes in all.
+    func render(_ data: [String: JSONValue], budget: Int = 4 << 20) throws(APIError) -> Rendered {
         let merged = defaults.merging(data) { _, new in new }
         if missing == .error {
             let absent = required.subtracting(merged.keys).sorted()
@@ -50,51 +67,159 @@ struct TemplateRenderer: Sendable {
                                "template data lacks: \(absent.joined(separator: ", "))", ses: "BadRequestException")
             }
         }
-        let object = merged.mapValues(TemplateRenderer.mustacheValue)
-        return Rendered(subject: subject.render(object), text: text?.render(object), html: html?.render(object))
+        let meter = RenderBudget(bytes: budget, sectionCost: sectionCost)
+        let object = merged.mapValues { TemplateRenderer.mustacheValue($0, meter) }
+        let rendered = Rendered(subject: subject.render(object), text: text?.render(object), html: html?.render(object))
+        let size = rendered.subject.utf8.count + (rendered.text?.utf8.count ?? 0) + (rendered.html?.utf8.count ?? 0)
+        guard !meter.exhausted, size <= budget else {
+            throw APIError(.contentTooLarge, "template_output_too_large",
+                           "the rendered template would exceed \(budget) bytes", ses: "MessageRejected")
+        }
+        return rendered
     }
 
-    static func mustacheValue(_ value: JSONValue) -> Any {
+    static func mustacheValue(_ value: JSONValue, _ budget: RenderBudget) -> Any {
         switch value {
         case .null: return ""
         case .bool(let bool): return bool
         // 120 renders as "120", not "120.0".
-        case .number(let number): return number.rounded() == number && abs(number) < 1e15 ? Int(number) as Any : number
-        case .string(let string): return string
-        case .array(let array): return array.map(mustacheValue)
-        case .object(let object): return object.mapValues(mustacheValue)
+        case .number(let number): return number.rounded() == number && abs(number) < 1e15 ? Int(exactly: number) ?? number : number
+        case .string(let string): return BudgetedText(text: string, budget: budget)
+        case .array(let array): return BudgetedSequence(items: array.map { mustacheValue($0, budget) }, budget: budget)
+        case .object(let object): return object.mapValues { mustacheValue($0, budget) }
         }
     }
 
-    /// Names of `{{name}}`, `{{{name}}}`, `{{&name}}` and section tags at the
-    /// top level (outside any section, where names resolve against the
-    /// section's item instead); the first component of a dotted name.
-    static func variables(in template: String) -> Set<String> {
-        var names = Set<String>()
-        var depth = 0
-        var rest = Substring(template)
-        while let open = rest.range(of: "{{") {
-            let afterOpen = rest[open.upperBound...]
-            let triple = afterOpen.hasPrefix("{")
-            guard let close = afterOpen.range(of: triple ? "}}}" : "}}") else { break }
-            var tag = afterOpen[afterOpen.startIndex..<close.lowerBound]
-            if triple { tag = tag.dropFirst() }
-            rest = afterOpen[close.upperBound...]
-            tag = Substring(tag.trimmingCharacters(in: .whitespaces))
+    /// What the shape check learns of one part.
+    struct Shape {
+        var topLevelNames: Set<String> = []
+        var largestSection = 0
+    }
+
+    /// Checks a part's size, tags and nesting (default delimiters), and
+    /// collects the names of `{{name}}`, `{{{name}}}`, `{{&name}}` and section
+    /// tags at the top level (outside any section, where names resolve
+    /// against the section's item instead): the first component of a dotted name.
+    static func shape(of template: String) throws(APIError) -> Shape {
+        guard template.utf8.count <= maximumPartSize else {
+            throw APIError(.contentTooLarge, "template_too_large", "a template part is limited to \(maximumPartSize) bytes",
+                           ses: "BadRequestException")
+        }
+        var shape = Shape()
+        // Where each open section's body starts, in UTF-8 offsets.
+        var open: [Int] = []
+        let bytes = Array(template.utf8)
+        var index = 0
+        func refuse(_ message: String) -> APIError {
+            APIError(.unprocessableContent, "invalid_template", message, ses: "BadRequestException")
+        }
+        while index + 1 < bytes.count {
+            guard bytes[index] == UInt8(ascii: "{"), bytes[index + 1] == UInt8(ascii: "{") else { index += 1; continue }
+            let triple = index + 2 < bytes.count && bytes[index + 2] == UInt8(ascii: "{")
+            let tagStart = index + (triple ? 3 : 2)
+            var close = tagStart
+            while close + 1 < bytes.count, !(bytes[close] == UInt8(ascii: "}") && bytes[close + 1] == UInt8(ascii: "}")) { close += 1 }
+            guard close + 1 < bytes.count else { break }
+            let tagEnd = close + (triple && close + 2 < bytes.count && bytes[close + 2] == UInt8(ascii: "}") ? 3 : 2)
+            let tag = String(decoding: bytes[tagStart..<close], as: UTF8.self).trimmingCharacters(in: .whitespaces)
+            index = tagEnd
             guard let sigil = tag.first else { continue }
             switch sigil {
-            case "!", "%", ">", "<", "$": continue
-            case "=": return names // changed delimiters: stop looking
-            case "/": depth = max(0, depth - 1)
+            case "!", "%", ">":
+                continue
+            case "=":
+                throw refuse("set-delimiter tags ({{=…=}}) are not supported")
+            case "<", "$":
+                throw refuse("parent and block tags ({{<…}}, {{$…}}) are not supported")
+            case "/":
+                guard let start = open.popLast() else { throw refuse("{{\(tag)}} closes no section") }
+                shape.largestSection = max(shape.largestSection, tagStart - start)
             case "#", "^":
                 let name = tag.dropFirst().trimmingCharacters(in: .whitespaces)
-                if depth == 0, let first = name.split(separator: ".").first { names.insert(String(first)) }
-                depth += 1
+                if open.isEmpty, let first = name.split(separator: ".").first { shape.topLevelNames.insert(String(first)) }
+                open.append(tagEnd)
+                guard open.count <= maximumDepth else { throw refuse("sections nest more than \(maximumDepth) deep") }
             default:
-                let name = (sigil == "&" ? tag.dropFirst() : tag).trimmingCharacters(in: .whitespaces)
-                if depth == 0, name != ".", let first = name.split(separator: ".").first { names.insert(String(first)) }
+                let name = (sigil == "&" ? tag.dropFirst() : tag[...]).trimmingCharacters(in: .whitespaces)
+                if open.isEmpty, name != ".", let first = name.split(separator: ".").first { shape.topLevelNames.insert(String(first)) }
             }
         }
-        return names
+        guard open.isEmpty else { throw refuse("a section is not closed") }
+        return shape
+    }
+
+    /// Names of top-level variables and sections (see `shape(of:)`); empty for a part that fails the check.
+    static func variables(in template: String) -> Set<String> {
+        (try? shape(of: template).topLevelNames) ?? []
+    }
+}
+
+/// What one render may still write. Rendering is synchronous and confined
+/// to one call, so the counter needs no lock.
+final class RenderBudget: @unchecked Sendable {
+    private(set) var remaining: Int
+    private(set) var exhausted = false
+    let sectionCost: Int
+
+    init(bytes: Int, sectionCost: Int) {
+        remaining = bytes
+        self.sectionCost = sectionCost
+    }
+
+    /// Whether `cost` more bytes may be written; once not, never again.
+    func spend(_ cost: Int) -> Bool {
+        guard !exhausted, cost <= remaining else {
+            exhausted = true
+            return false
+        }
+        remaining -= cost
+        return true
+    }
+}
+
+/// A string value that spends the budget when written.
+struct BudgetedText: MustacheCustomRenderable, MustacheTransformable, CustomStringConvertible {
+    let text: String
+    let budget: RenderBudget
+
+    var renderText: String { budget.spend(text.utf8.count) ? text : "" }
+    var isNull: Bool { false }
+    var description: String { renderText }
+
+    func transform(_ name: String) -> Any? {
+        switch text.transform(name) {
+        case let string as String: return BudgetedText(text: string, budget: budget)
+        case let substring as Substring: return BudgetedText(text: String(substring), budget: budget)
+        case let other: return other
+        }
+    }
+}
+
+/// A list value whose every pass through a section spends the budget.
+struct BudgetedSequence: MustacheSequence, MustacheTransformable {
+    let items: [Any]
+    let budget: RenderBudget
+
+    struct Iterator: IteratorProtocol {
+        var base: IndexingIterator<[Any]>
+        let budget: RenderBudget
+
+        mutating func next() -> Any? {
+            guard let item = base.next(), budget.spend(budget.sectionCost) else { return nil }
+            return item
+        }
+    }
+
+    func makeIterator() -> Iterator { Iterator(base: items.makeIterator(), budget: budget) }
+
+    func transform(_ name: String) -> Any? {
+        switch name {
+        case "first": return items.first
+        case "last": return items.last
+        case "count": return items.count
+        case "empty": return items.isEmpty
+        case "reversed": return BudgetedSequence(items: items.reversed(), budget: budget)
+        default: return nil
+        }
     }
 }

@@ -26,7 +26,7 @@ struct TemplateRoutes: Sendable {
             let limit = try request.queryInteger("limit", default: 100, range: 1...1000)
             let templates = try services.store.templates(accountID: call.account.id, after: request.query("after"), limit: limit)
             return APIJSON.response(object: ["templates": templates.map(TemplateRoutes.object),
-                                             "next": templates.count == limit ? templates.last!.name as Any : NSNull()])
+                                             "next": templates.count == limit ? (templates.last?.name as Any? ?? NSNull()) : NSNull()])
         }
         routes.post("/v1/templates") { request, context in
             let call = try await services.gate.open(request, context: context, scope: .admin)

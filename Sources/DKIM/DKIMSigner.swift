@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import MIME
 import _CryptoExtras
 
 /// A DKIM signing key: RSA (rsa-sha256) or Ed25519 (ed25519-sha256, RFC 8463).
@@ -89,13 +90,14 @@ public struct DKIMSigner: Sendable {
         self.headers = headers.map { $0.lowercased() }
     }
 
-    /// The `DKIM-Signature` field (CRLF-terminated) to put at the top of `message`.
+    /// The `DKIM-Signature` field (CRLF-terminated) to put at the top of
+    /// `message`. A malformed header section (`HeaderSection`) is not signed.
     public func signature(for message: [UInt8], at time: Date = Date()) throws -> [UInt8] {
-        let parsed = HeaderFields(message)
+        let parsed = try HeaderSection(parsing: message, limits: .init(maximumSize: message.count, maximumFields: .max))
         let bodyHash = Data(SHA256.hash(data: RelaxedCanonicalization.body(message[parsed.bodyStart...]))).base64EncodedString()
         // Fields are signed bottom-up per name (RFC 6376 §5.4.2).
         var remaining: [String: [ArraySlice<UInt8>]] = [:]
-        for field in parsed.fields { remaining[HeaderFields.name(field), default: []].append(field) }
+        for field in parsed.fields { remaining[field.name.lowercased(), default: []].append(message[field.range]) }
         var signedNames: [String] = []
         var hashed: [UInt8] = []
         for name in headers {
@@ -107,7 +109,7 @@ public struct DKIMSigner: Sendable {
         }
         // Over-sign From: a name listed with no instance left hashes as nothing.
         signedNames.append("from")
-        let value = "v=1; a=\(key.tag); c=relaxed/relaxed; d=\(domain); s=\(selector); t=\(Int(time.timeIntervalSince1970)); "
+        let value = "v=1; a=\(key.tag); c=relaxed/relaxed; d=\(domain); s=\(selector); t=\(DKIMSigner.timestamp(time)); "
             + "h=\(signedNames.joined(separator: ":")); bh=\(bodyHash); b="
         // Folded first, then hashed as folded (relaxed makes each fold one space);
         // the signature itself may then be broken anywhere: b= is hashed empty.
@@ -162,43 +164,11 @@ public struct DKIMSigner: Sendable {
 }
 
 extension DKIMSigner {
-    /// The lower-cased domain of the (first) From address of a message, or nil.
-    public static func fromDomain(_ message: [UInt8]) -> String? {
-        let fields = HeaderFields(message)
-        guard let from = fields.fields.first(where: { HeaderFields.name($0) == "from" }) else { return nil }
-        var text = String(decoding: from, as: UTF8.self)
-        text = String(text[text.index(after: text.firstIndex(of: ":")!)...])
-        // The address is in <…> when there is a display name; else the whole value.
-        if let open = text.lastIndex(of: "<"), let close = text[open...].firstIndex(of: ">") {
-            text = String(text[text.index(after: open)..<close])
-        }
-        guard let at = text.lastIndex(of: "@") else { return nil }
-        let domain = text[text.index(after: at)...].trimmingCharacters(in: CharacterSet(charactersIn: " \t\r\n>,;"))
-        return domain.isEmpty ? nil : domain.lowercased()
-    }
-
-    /// Every domain written after an `@` anywhere in any From field, display
-    /// names and comments included, lower-cased; empty without From. For
-    /// deciding whether a sender may use the From it wrote, this errs on the
-    /// side of refusing: `"a@mine.example" <ceo@theirs.example>`, two From
-    /// fields or a comment cannot slip another domain past the check.
-    public static func fromDomains(_ message: [UInt8]) -> [String] {
-        var domains: [String] = []
-        for field in HeaderFields(message).fields where HeaderFields.name(field) == "from" {
-            let value = Array(field)
-            var index = value.firstIndex(of: UInt8(ascii: ":")) ?? value.count
-            while index < value.count {
-                defer { index += 1 }
-                guard value[index] == UInt8(ascii: "@") else { continue }
-                var end = index + 1
-                while end < value.count, value[end] == UInt8(ascii: ".") || value[end] == UInt8(ascii: "-")
-                        || (value[end] | 0x20 >= UInt8(ascii: "a") && value[end] | 0x20 <= UInt8(ascii: "z"))
-                        || (value[end] >= UInt8(ascii: "0") && value[end] <= UInt8(ascii: "9")) || value[end] >= 0x80 { end += 1 }
-                domains.append(String(decoding: value[(index + 1)..<end], as: UTF8.self).lowercased())
-                index = end - 1
-            }
-        }
-        return domains
+    /// `t=`: whole seconds since 1970, clamped to what the tag can say (RFC 6376 §3.5: 12 digits or fewer).
+    static func timestamp(_ time: Date) -> Int64 {
+        let seconds = time.timeIntervalSince1970
+        guard seconds.isFinite else { return 0 }
+        return Int64(min(max(seconds, 0), 999_999_999_999).rounded(.down))
     }
 }
 
@@ -206,10 +176,8 @@ extension DKIMSigner {
     /// A selector that names its date (`hk20261129`), so that rotations are
     /// easy to tell apart; `-2`, `-3`… when that one is taken.
     public static func selector(at date: Date = Date(), taken: Set<String> = []) -> String {
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
-        let parts = calendar.dateComponents([.year, .month, .day], from: date)
-        let base = String(format: "hk%04d%02d%02d", parts.year!, parts.month!, parts.day!)
+        // `2026-11-29T…` → `hk20261129`.
+        let base = "hk" + MailDate.iso8601(date).prefix(10).filter { $0 != "-" }
         var selector = base
         var suffix = 1
         while taken.contains(selector) {

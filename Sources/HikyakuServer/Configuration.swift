@@ -79,6 +79,16 @@ public struct Configuration: Sendable, Equatable {
     public var apiTLS = false
     /// Largest request body the API reads; 0: twice smtp.maxMessageSize (base64 attachments grow by a third).
     public var apiMaxRequestSize = 0
+    /// What one API request may build in all: messages × (content + attachments).
+    public var apiMaxExpandedSize = 256 << 20
+    /// Open API connections, overall and per client address (IPv6 by /64).
+    public var apiMaxConnections = 1000
+    public var apiMaxConnectionsPerClient = 100
+    /// An idle API connection is closed after this long; a request must arrive whole within apiRequestTimeoutSeconds.
+    public var apiIdleTimeoutSeconds = 60
+    public var apiRequestTimeoutSeconds = 60
+    /// The oldest TLS version SMTP clients may use: 1.2 or 1.3.
+    public var smtpTLSMinimumVersion = "1.2"
 
     public var maxMessageSize = 10 * 1024 * 1024
     public var maxRecipients = 100
@@ -156,8 +166,10 @@ extension Configuration {
         }
     }
 
+    /// An integer in `minimum...maximum`; the default maximum keeps every
+    /// count of seconds convertible to nanoseconds (a TimeAmount) without overflow.
     static func integer(_ path: String, _ summary: String, _ keyPath: WritableKeyPath<Configuration, Int> & Sendable,
-                        minimum: Int = 1) -> ConfigurationKey {
+                        minimum: Int = 1, maximum: Int = Int(Int32.max)) -> ConfigurationKey {
         ConfigurationKey(path: path, kind: .integer, summary: summary) { configuration, value in
             let number: Int?
             switch value {
@@ -165,7 +177,9 @@ extension Configuration {
             case .string(let text): number = Int(text.trimmingCharacters(in: .whitespaces))
             case .list, .boolean: number = nil
             }
-            guard let number, number >= minimum else { throw ConfigurationError("\(path) must be an integer ≥ \(minimum)") }
+            guard let number, number >= minimum, number <= maximum else {
+                throw ConfigurationError("\(path) must be an integer from \(minimum) to \(maximum)")
+            }
             configuration[keyPath: keyPath] = number
         }
     }
@@ -217,6 +231,7 @@ extension Configuration {
         integer("smtp.maxReceivedHeaders", "Received headers that mark a mail loop (554 5.4.6)", \.maxReceivedHeaders),
         integer("smtp.commandTimeoutSeconds", "Total time to receive one command line before 421 4.4.2", \.commandTimeoutSeconds),
         integer("smtp.dataTimeoutSeconds", "Total time to receive a message after 354 before 421 4.4.2", \.dataTimeoutSeconds),
+        string("smtp.tlsMinimumVersion", "The oldest TLS version SMTP clients may negotiate (STARTTLS and implicit TLS): 1.2 or 1.3", \.smtpTLSMinimumVersion),
         list("dns.servers", "Recursive DNS servers as host:port; empty: the nameservers of /etc/resolv.conf", \.dnsServers),
         integer("dns.timeoutMilliseconds", "Time to wait for one DNS reply before asking the next server", \.dnsTimeoutMilliseconds),
         optionalString("classification.rulesFile", "JSON file of extra bounce-classification rules, tried before the shipped ones (docs/classification.md)", \.classificationRulesFile),
@@ -231,7 +246,7 @@ extension Configuration {
         optionalString("delivery.smarthost", "host:port that receives all outbound mail instead of the MX hosts", \.deliverySmarthost),
         optionalString("delivery.smarthostUsername", "AUTH PLAIN username at the smarthost (credentials are only sent under TLS)", \.deliverySmarthostUsername),
         optionalString("delivery.smarthostPasswordFile", "File holding the smarthost password (first line), readable by the service only", \.deliverySmarthostPasswordFile),
-        optionalString("delivery.smarthostTlsPolicy", "STARTTLS towards the smarthost: none, opportunistic, required or required-verified; unset: delivery.tlsPolicy, at least required with credentials", \.deliverySmarthostTLSPolicy),
+        optionalString("delivery.smarthostTlsPolicy", "STARTTLS towards the smarthost: none, opportunistic, required or required-verified; unset: required-verified with credentials (the password goes only to a verified server), else delivery.tlsPolicy", \.deliverySmarthostTLSPolicy),
         list("delivery.routes", "Per-domain next hops as domain=host:port (e.g. partner.example=10.0.0.5:25), used instead of MX lookups", \.deliveryRoutes),
         optionalString("delivery.shapingFile", "JSON traffic-shaping rules (connections, messages per connection, rates per site), on top of the shipped presets (docs/delivery.md)", \.deliveryShapingFile),
         list("delivery.egressPools", "Egress pools as NAME=IP [IP…] (e.g. marketing=192.0.2.10 192.0.2.11); an account's mail leaves from its pool's addresses in turn, other mail from the pool named default; none: the kernel chooses", \.deliveryEgressPools),
@@ -246,8 +261,13 @@ extension Configuration {
         optionalString("api.publicUrl", "Base URL at which recipients reach the API (e.g. https://mail.example.com, through a proxy), for one-click unsubscribe links in marketing mail; unset: the API's own address", \.apiPublicURL),
         boolean("api.tls", "Serve the API over HTTPS (TLS 1.2+) with the certificate of smtp.tlsCertificate, or the self-signed one", \.apiTLS),
         integer("api.maxRequestSize", "Largest API request body in bytes (413 above it); 0 means twice smtp.maxMessageSize", \.apiMaxRequestSize, minimum: 0),
+        integer("api.maxExpandedSize", "Bytes of mail one API request may build in all (messages × content and attachments), checked before building; 413 above it", \.apiMaxExpandedSize, maximum: 1 << 40),
+        integer("api.maxConnections", "Open API connections in total; more are closed at once", \.apiMaxConnections),
+        integer("api.maxConnectionsPerClient", "Open API connections per client address (IPv6 by /64); more are closed at once", \.apiMaxConnectionsPerClient),
+        integer("api.idleTimeoutSeconds", "An API connection idle this long is closed", \.apiIdleTimeoutSeconds),
+        integer("api.requestTimeoutSeconds", "An API request (head and body) must arrive within this long, or the connection is closed", \.apiRequestTimeoutSeconds),
         integer("log.retentionDays", "Days the delivery log and the records of finished messages are kept", \.logRetentionDays, minimum: 1),
-        integer("spool.minimumFreeBytes", "Refuse mail with 452 4.3.1 below this much free disk space; 0 means twice smtp.maxMessageSize", \.spoolMinimumFreeBytes, minimum: 0),
+        integer("spool.minimumFreeBytes", "Refuse mail with 452 4.3.1 below this much free disk space; 0 means twice smtp.maxMessageSize", \.spoolMinimumFreeBytes, minimum: 0, maximum: 1 << 50),
         integer("spool.commitDelayMicroseconds", "Group-commit window: how long the spool waits for more messages before one sync (0: none)", \.spoolCommitDelayMicroseconds, minimum: 0),
         integer("smtp.drainSeconds", "On SIGTERM, how long open sessions may finish before they are closed", \.drainSeconds, minimum: 0),
     ]
@@ -290,7 +310,9 @@ extension Configuration {
             } else if let number = raw as? NSNumber, String(cString: number.objCType) != "c", let integer = Int(exactly: number.doubleValue) {
                 // objCType "c" is how Foundation marks JSON true/false.
                 value = .integer(integer)
-            } else if let items = raw as? [Any], items.allSatisfy({ $0 is String }) { value = .list(items as! [String]) }
+            } else if let items = raw as? [Any], case let strings = items.compactMap({ $0 as? String }), strings.count == items.count {
+                value = .list(strings)
+            }
             else if raw is NSNull, key.kind == .string { value = .string("") }
             else { throw ConfigurationError("\(path): \(name) has the wrong type") }
             try key.apply(&self, value)

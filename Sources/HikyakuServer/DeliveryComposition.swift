@@ -20,18 +20,38 @@ public enum DeliveryComposition {
             transport: NIODNSTransport(group: group))
         let smarthost = try configuration.deliverySmarthost.map { text -> NextHop in
             let address = try ListenAddress(parsing: text)
-            return NextHop(host: address.host, port: address.port,
-                           tlsPolicy: try configuration.deliverySmarthostTLSPolicy.map(tlsPolicyNamed),
-                           credentials: try smarthostCredentials(configuration))
+            let credentials = try smarthostCredentials(configuration)
+            // A password goes only to a server whose certificate verifies, unless the operator says otherwise.
+            let tlsPolicy = try configuration.deliverySmarthostTLSPolicy.map(tlsPolicyNamed) ?? (credentials != nil ? .requiredVerified : nil)
+            return NextHop(host: address.host, port: address.port, tlsPolicy: tlsPolicy, credentials: credentials)
         }
         let router = MXRouter(resolver: resolver, policy: RoutingPolicy(
             allowNonPublicAddresses: configuration.deliveryAllowNonPublicAddresses,
-            localNames: [configuration.hostname], routes: try routes(configuration.deliveryRoutes), smarthost: smarthost))
+            localNames: [configuration.hostname], localAddresses: localAddresses(configuration),
+            routes: try routes(configuration.deliveryRoutes), smarthost: smarthost))
         let shaping = try TrafficShaping.load(operatorFile: configuration.deliveryShapingFile)
         return SMTPCourier(group: group, router: router,
                            options: .init(heloName: configuration.hostname, tlsPolicy: tlsPolicy,
                                           egressPools: try egressPools(configuration.deliveryEgressPools), shaping: shaping),
                            logger: logger)
+    }
+
+    /// The addresses at which this server takes mail on port 25: an MX that
+    /// resolves to one of them is this server (a loop, RFC 5321 §5.1), even
+    /// under another name. A wildcard listener stands for every interface.
+    static func localAddresses(_ configuration: Configuration) -> Set<String> {
+        var addresses: Set<String> = []
+        for text in configuration.smtpListen + configuration.smtpTLSListen {
+            guard let listen = try? ListenAddress(parsing: text), listen.port == 25 else { continue }
+            if listen.host == "0.0.0.0" || listen.host == "::" || listen.host == "*" {
+                for device in (try? System.enumerateDevices()) ?? [] {
+                    if let ip = device.address?.ipAddress { addresses.insert(ip) }
+                }
+            } else if let ip = (try? SocketAddress(ipAddress: listen.host, port: 25))?.ipAddress {
+                addresses.insert(ip)
+            }
+        }
+        return addresses
     }
 
     static func tlsPolicyNamed(_ name: String) throws -> TLSPolicy {

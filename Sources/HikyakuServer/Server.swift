@@ -35,8 +35,32 @@ public struct DataLayout: Sendable {
     public var privateKeyPath: String { root + "/tls/private-key.pem" }
 
     public func create() throws {
+        DataLayout.restrictNewFiles()
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
+    }
+
+    /// Files this process makes (databases, their WAL and SHM files, spool
+    /// segments, keys) are readable by its user only: the store holds sealed
+    /// secrets, password hashes and every message.
+    public static func restrictNewFiles() {
+        umask(0o077)
+    }
+
+    /// What is wrong with the permissions of an existing data directory:
+    /// nothing, or a sentence for the log. The databases are made 0600 on the way.
+    public func checkPermissions() -> [String] {
+        var warnings: [String] = []
+        if let mode = (try? FileManager.default.attributesOfItem(atPath: root))?[.posixPermissions] as? Int, mode & 0o077 != 0 {
+            warnings.append("data directory \(root) is readable by others (mode \(String(mode, radix: 8))); chmod 700 it")
+        }
+        for path in [storePath, storePath + "-wal", storePath + "-shm", spool.indexPath, spool.indexPath + "-wal",
+                     spool.indexPath + "-shm", root + "/secrets.key"] where FileManager.default.fileExists(atPath: path) {
+            if let mode = (try? FileManager.default.attributesOfItem(atPath: path))?[.posixPermissions] as? Int, mode & 0o077 != 0 {
+                chmod(path, 0o600)
+            }
+        }
+        return warnings
     }
 }
 
@@ -46,6 +70,7 @@ public enum Server {
     public static func run(configuration: Configuration, logger: Logger) async throws {
         let layout = DataLayout(root: configuration.dataDirectory)
         try layout.create()
+        for warning in layout.checkPermissions() { logger.warning("\(warning)") }
         let store = try SQLiteStore(path: layout.storePath)
         // Keep room for the index and the logs when the disk fills up
         // (Postfix's queue_minfree): twice the largest message by default.
@@ -71,14 +96,24 @@ public enum Server {
         let tlsConfiguration = TLSConfiguration.makeServerConfiguration(
             certificateChain: try NIOSSLCertificate.fromPEMFile(certificatePath).map { .certificate($0) },
             privateKey: .privateKey(try NIOSSLPrivateKey(file: keyPath, format: .pem)))
-        let tlsContext = try NIOSSLContext(configuration: tlsConfiguration)
+        var smtpTLSConfiguration = tlsConfiguration
+        switch configuration.smtpTLSMinimumVersion {
+        case "1.2": smtpTLSConfiguration.minimumTLSVersion = .tlsv12
+        case "1.3": smtpTLSConfiguration.minimumTLSVersion = .tlsv13
+        default: throw ConfigurationError("smtp.tlsMinimumVersion is 1.2 or 1.3 (got \(configuration.smtpTLSMinimumVersion))")
+        }
+        let tlsContext = try NIOSSLContext(configuration: smtpTLSConfiguration)
         var apiTLSConfiguration = tlsConfiguration
         apiTLSConfiguration.minimumTLSVersion = .tlsv12
 
         let group = MultiThreadedEventLoopGroup(
             numberOfThreads: configuration.eventLoopThreads > 0 ? configuration.eventLoopThreads : max(1, System.coreCount - 1))
-        let threadPool = NIOThreadPool(numberOfThreads: 2)
-        threadPool.start()
+        // Slow work off the event loops, each kind on its own threads, so that
+        // a flood of one (AUTH guesses, reports) cannot hold up the others.
+        let authenticationPool = NIOThreadPool(numberOfThreads: 2)
+        let signingPool = NIOThreadPool(numberOfThreads: 2)
+        let feedbackPool = NIOThreadPool(numberOfThreads: 1)
+        for pool in [authenticationPool, signingPool, feedbackPool] { pool.start() }
 
         var settings = InboundSettings(
             hostname: configuration.hostname, maximumMessageSize: configuration.maxMessageSize,
@@ -96,21 +131,26 @@ public enum Server {
         let unsubscribe = UnsubscribeLinks(key: store.derivedKey("hikyaku unsubscribe"), base: configuration.apiPublicURL,
                                            mailDomain: configuration.bounceDomain)
         settings.unsubscribe = unsubscribe
+        // One meter for SMTP and the API: the same quotas whichever way mail comes.
+        let meter = SendingMeter(store: store, sandboxNeedsVerifiedDomains: configuration.domainsRequireVerified)
+        let signing = MessageSigning(store: store, headers: configuration.dkimHeaders)
+        // The one way into the spool, for every door.
+        let intake = Intake(
+            settings: .init(hostname: configuration.hostname, maximumMessageSize: configuration.maxMessageSize,
+                            maximumReceivedFields: configuration.maxReceivedHeaders,
+                            requireVerifiedDomains: configuration.domainsRequireVerified),
+            spool: spool, meter: meter, signing: signing, signingPool: signingPool,
+            accountLookup: { id in (try? store.account(id: id)).flatMap { $0 }.flatMap { $0.disabled ? nil : AuthenticatedAccount($0) } })
         var environment = InboundSessionHandler.Environment(
-            settings: settings, spool: spool,
-            verifier: AccountCredentialVerifier(store: store, threadPool: threadPool), tlsContext: tlsContext,
+            settings: settings, intake: intake,
+            verifier: AccountCredentialVerifier(store: store, threadPool: authenticationPool), tlsContext: tlsContext,
             commandTimeout: .seconds(Int64(configuration.commandTimeoutSeconds)),
             dataTimeout: .seconds(Int64(configuration.dataTimeoutSeconds)),
             authenticationThrottle: AuthenticationThrottle(
                 maximumFailures: configuration.maxAuthFailuresPerClient,
                 window: .seconds(Int64(configuration.authFailureWindowSeconds))),
             logger: logger)
-        // One meter for SMTP and the API: the same quotas whichever way mail comes.
-        let meter = SendingMeter(store: store)
-        environment.meter = meter
-        let signing = MessageSigning(store: store, headers: configuration.dkimHeaders)
-        environment.signing = signing
-        environment.threadPool = threadPool
+        environment.feedbackPool = feedbackPool
         environment.feedback = FeedbackRecorder(index: spool.index, store: store,
                                                 classifier: try DeliveryComposition.classifier(configuration), returnPath: returnPath,
                                                 unsubscribe: unsubscribe, softLimit: softLimit)
@@ -126,7 +166,7 @@ public enum Server {
 
         let accounts = (try? store.accounts().count) ?? 0
         let dataDirectory = configuration.dataDirectory
-        let intake = IntakeService(listeners: listeners, gracePeriod: .seconds(Int64(configuration.drainSeconds)), logger: logger) {
+        let smtp = SMTPListenerService(listeners: listeners, gracePeriod: .seconds(Int64(configuration.drainSeconds)), logger: logger) {
             if accounts == 0 {
                 announce("hikyaku: no accounts yet; create one with: hikyaku account create NAME --domain example.com --data-dir \(dataDirectory)")
             }
@@ -147,11 +187,15 @@ public enum Server {
                                maximumBodySize: configuration.apiMaxRequestSize > 0
                                    ? configuration.apiMaxRequestSize : 2 * configuration.maxMessageSize,
                                maximumMessageSize: configuration.maxMessageSize,
+                               maximumExpandedSize: configuration.apiMaxExpandedSize,
                                maximumAuthFailures: configuration.maxAuthFailuresPerClient,
                                authFailureWindow: .seconds(Int64(configuration.authFailureWindowSeconds)),
-                               tls: configuration.apiTLS ? apiTLSConfiguration : nil,
-                               requireVerifiedDomains: configuration.domainsRequireVerified),
-                store: store, spool: spool, meter: meter, signing: signing, unsubscribe: unsubscribe,
+                               maximumConnections: configuration.apiMaxConnections,
+                               maximumConnectionsPerClient: configuration.apiMaxConnectionsPerClient,
+                               idleTimeout: .seconds(Int64(configuration.apiIdleTimeoutSeconds)),
+                               requestTimeout: .seconds(Int64(configuration.apiRequestTimeoutSeconds)),
+                               tls: configuration.apiTLS ? apiTLSConfiguration : nil),
+                store: store, spool: spool, intake: intake, meter: meter, unsubscribe: unsubscribe,
                 compliance: { [index = spool.index] domain in
                     let checks = try await Compliance.check(.init(domain: domain, configuration: configuration, store: store, index: index,
                                                                   resolver: try Compliance.resolver(configuration)))
@@ -182,7 +226,7 @@ public enum Server {
             let courier = try DeliveryComposition.courier(configuration: configuration, group: group, logger: logger)
             let scheduler = try DeliveryComposition.scheduler(
                 configuration: configuration, index: spool.index, layout: spool.layout, courier: courier,
-                accounts: AccountPools(store: store), logger: logger, enqueue: { dsn in _ = try await spool.append(dsn) })
+                accounts: AccountPools(store: store), logger: logger, enqueue: { dsn in _ = try await intake.submit(dsn).get() })
             let suppressions = SuppressionCache(store: store)
             await scheduler.setSuppressed { account, address, marketing in suppressions.reason(account, address, marketing: marketing) }
             await scheduler.setReturnPath(returnPath)
@@ -192,8 +236,8 @@ public enum Server {
             spool.onIndexed = { Task { await scheduler.wake() } }
             services.append(.init(service: DeliveryService(scheduler: scheduler, courier: courier)))
         }
-        // Shut down in reverse: intake drains first, then delivery, then housekeeping.
-        services.append(.init(service: intake))
+        // Shut down in reverse: the SMTP listeners drain first, then delivery, then housekeeping.
+        services.append(.init(service: smtp))
         let serviceGroup = ServiceGroup(configuration: .init(
             services: services,
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
@@ -208,7 +252,7 @@ public enum Server {
         // Sessions are closed; finish any batch in flight so that every 250
         // already sent is on disk, then release the threads.
         spool.close()
-        try await threadPool.shutdownGracefully()
+        for pool in [authenticationPool, signingPool, feedbackPool] { try await pool.shutdownGracefully() }
         try await group.shutdownGracefully()
         try outcome.get()
         logger.info("stopped")
@@ -220,7 +264,7 @@ public enum Server {
 /// The listeners start inside the service group, after it has installed its
 /// signal handlers, so a SIGTERM that follows the "listening" lines always
 /// drains instead of killing the process.
-struct IntakeService: Service {
+struct SMTPListenerService: Service {
     let listeners: [SMTPListener]
     let gracePeriod: TimeAmount
     let logger: Logger

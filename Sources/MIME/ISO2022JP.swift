@@ -21,11 +21,10 @@ public enum ISO2022JP {
         var output = [UInt8](repeating: 0, count: input.count * 4 + 16)
         let produced: Int? = input.withUnsafeMutableBufferPointer { source in
             output.withUnsafeMutableBufferPointer { target in
-                var inPointer: UnsafeMutablePointer<CChar>? = UnsafeMutableRawPointer(source.baseAddress!)
-                    .assumingMemoryBound(to: CChar.self)
+                guard let sourceBase = source.baseAddress, let targetBase = target.baseAddress else { return nil }
+                var inPointer: UnsafeMutablePointer<CChar>? = UnsafeMutableRawPointer(sourceBase).assumingMemoryBound(to: CChar.self)
                 var inLeft = source.count
-                var outPointer: UnsafeMutablePointer<CChar>? = UnsafeMutableRawPointer(target.baseAddress!)
-                    .assumingMemoryBound(to: CChar.self)
+                var outPointer: UnsafeMutablePointer<CChar>? = UnsafeMutableRawPointer(targetBase).assumingMemoryBound(to: CChar.self)
                 var outLeft = target.count
                 guard iconv(converter, &inPointer, &inLeft, &outPointer, &outLeft) != -1 else { return nil }
                 // Return to ASCII at the end (the closing ESC ( B).

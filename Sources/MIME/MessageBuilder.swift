@@ -140,7 +140,8 @@ public struct MessageBuilder: Sendable {
             let parts = try attached.map { a throws(MIMEError) in try attachmentPart(a, charset: charset) }
             body = multipart("mixed", (body.map { [$0] } ?? []) + parts)
         }
-        return body!
+        guard let body else { throw .noBody }
+        return body
     }
 
     func textPart(_ text: String, subtype: String, charset: Charset) throws(MIMEError) -> Part {

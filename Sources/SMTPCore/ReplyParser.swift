@@ -28,7 +28,7 @@ public struct ReplyParser: Sendable {
             }
             let lineLength = lfIndex - buffer.readerIndex
             if lineLength > maximumLineLength { throw ParserError("reply line too long") }
-            var line = buffer.readString(length: lineLength)!
+            guard var line = buffer.readString(length: lineLength) else { return .incomplete }
             buffer.moveReaderIndex(forwardBy: 1)
             if line.hasSuffix("\r") { line.removeLast() }
             let (code, isLast, text) = try Self.parseReplyLine(line)

@@ -50,8 +50,9 @@ final class SegmentFile {
         let start = size
         var written = 0
         try bytes.withUnsafeBytes { raw in
+            guard let base = raw.baseAddress else { return }
             while written < raw.count {
-                let result = pwrite(descriptor, raw.baseAddress! + written, raw.count - written, off_t(start) + off_t(written))
+                let result = pwrite(descriptor, base + written, raw.count - written, off_t(start) + off_t(written))
                 if result < 0 {
                     if errno == EINTR { continue }
                     let error = SystemError.last("write \(path)")
@@ -91,11 +92,12 @@ final class SegmentFile {
     }
 
     static func read(descriptor: Int32, path: String, offset: Int64, length: Int) throws -> [UInt8] {
-        var bytes = [UInt8](repeating: 0, count: length)
+        var bytes = [UInt8](repeating: 0, count: max(0, length))
         var done = 0
         try bytes.withUnsafeMutableBytes { raw in
-            while done < length {
-                let result = pread(descriptor, raw.baseAddress! + done, length - done, off_t(offset) + off_t(done))
+            guard let base = raw.baseAddress else { return }
+            while done < raw.count {
+                let result = pread(descriptor, base + done, raw.count - done, off_t(offset) + off_t(done))
                 if result < 0 {
                     if errno == EINTR { continue }
                     throw SystemError.last("read \(path)")

@@ -11,9 +11,16 @@ public enum APIKeyScope: String, Sendable, Codable, CaseIterable, Comparable {
     /// Also change templates and suppressions.
     case admin
 
-    public static func < (lhs: APIKeyScope, rhs: APIKeyScope) -> Bool {
-        allCases.firstIndex(of: lhs)! < allCases.firstIndex(of: rhs)!
+    /// Each scope allows what the ones before it do.
+    var rank: Int {
+        switch self {
+        case .send: return 0
+        case .read: return 1
+        case .admin: return 2
+        }
     }
+
+    public static func < (lhs: APIKeyScope, rhs: APIKeyScope) -> Bool { lhs.rank < rhs.rank }
 }
 
 /// An API key as stored: never the secret itself.

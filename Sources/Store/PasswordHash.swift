@@ -79,6 +79,6 @@ public enum CredentialGenerator {
 
     static func random(_ count: Int, from alphabet: [Character]) -> String {
         var generator = SystemRandomNumberGenerator()
-        return String((0..<count).map { _ in alphabet.randomElement(using: &generator)! })
+        return String((0..<count).compactMap { _ in alphabet.randomElement(using: &generator) })
     }
 }

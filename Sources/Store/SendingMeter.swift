@@ -51,9 +51,14 @@ public final class SendingMeter: @unchecked Sendable {
     /// How long quota settings are cached (changes by the CLI apply after this).
     let refresh: TimeInterval
 
-    public init(store: SQLiteStore, refresh: TimeInterval = 5) {
+    /// Whether a sandboxed account may send only to its verified domains
+    /// (domains.requireVerified): a domain claimed but not proved counts for nothing.
+    let sandboxNeedsVerifiedDomains: Bool
+
+    public init(store: SQLiteStore, refresh: TimeInterval = 5, sandboxNeedsVerifiedDomains: Bool = true) {
         self.store = store
         self.refresh = refresh
+        self.sandboxNeedsVerifiedDomains = sandboxNeedsVerifiedDomains
     }
 
     /// Admits and counts `messages` messages to `recipients`, or says why not (counting nothing).
@@ -63,7 +68,7 @@ public final class SendingMeter: @unchecked Sendable {
         guard var state = self.state(accountID, now: now) else { return .unknownAccount }
         let quota = state.account.quota
         if quota.sandbox {
-            let domains = Set(state.account.domains)
+            let domains = Set(sandboxNeedsVerifiedDomains ? state.account.verifiedDomains : state.account.domains)
             for recipient in recipients {
                 let domain = recipient.split(separator: "@").last.map { $0.lowercased() } ?? ""
                 if !domains.contains(domain) { return .sandboxRecipient(recipient) }

@@ -34,7 +34,9 @@ struct CommonOptions: ParsableArguments {
     }
 
     func layout() throws -> DataLayout {
-        DataLayout(root: try load().dataDirectory)
+        // Whatever a command creates in the data directory is the service user's alone.
+        DataLayout.restrictNewFiles()
+        return DataLayout(root: try load().dataDirectory)
     }
 }
 

@@ -1,6 +1,10 @@
+import Crypto
 import Foundation
 import Testing
 @testable import API
+import MIME
+import Relay
+import Spool
 import Store
 
 @Suite struct SignatureV4Tests {
@@ -37,6 +41,46 @@ import Store
         #expect(request.verify(now: now.addingTimeInterval(3600)) { _ in "secret" } == nil, "stale X-Amz-Date")
     }
 
+    // Guards against a captured request sent again with another body: the client's payload hash is checked, never trusted.
+    @Test func theBodyIsHashedNotTheClaim() {
+        let now = SignatureV4.parse("20261129T063000Z")!
+        let original = Array("{\"a\":1}".utf8)
+        var request = signed(body: original)
+        request.headers["x-amz-content-sha256"] = SignatureV4.hex(SHA256.hash(data: original))
+        #expect(request.verify(now: now) { _ in "secret" } == "HKTEST")
+        var replayed = request
+        replayed.body = Array("{\"a\":2}".utf8)
+        #expect(replayed.verify(now: now) { _ in "secret" } == nil, "the declared hash no longer matches the body")
+        var declared = request
+        declared.headers["x-amz-content-sha256"] = "UNSIGNED-PAYLOAD"
+        #expect(declared.verify(now: now) { _ in "secret" } == nil)
+    }
+
+    @Test func aSignatureIsAcceptedOnce() {
+        let memory = SignatureReplayMemory(window: 60, capacity: 2)
+        let now = Date()
+        #expect(memory.firstUse("a", now: now))
+        #expect(!memory.firstUse("a", now: now.addingTimeInterval(30)), "replayed within the window")
+        #expect(memory.firstUse("b", now: now))
+        #expect(!memory.firstUse("c", now: now), "full of live signatures: refused, not forgotten")
+        #expect(memory.firstUse("c", now: now.addingTimeInterval(61)), "expired entries make room")
+        // A failed request may be retried with the same signature; a successful one may not.
+        let retries = SignatureReplayMemory(window: 60)
+        #expect(retries.firstUse("s", request: "r1", now: now))
+        retries.finish(request: "r2", failed: true)
+        #expect(!retries.firstUse("s", request: "r2", now: now), "only the admitted request releases its signature")
+        retries.finish(request: "r1", failed: true)
+        #expect(retries.firstUse("s", request: "r3", now: now))
+        retries.finish(request: "r3", failed: false)
+        #expect(!retries.firstUse("s", request: "r4", now: now))
+    }
+
+    @Test func hostileCanonicalRequestsDoNotTrap() {
+        let request = SignatureV4(method: "GET", rawPath: "", rawQuery: "&&=&a==b&\u{0}", headers: ["authorization": "AWS4-HMAC-SHA256 Credential=/////, SignedHeaders=, Signature="], body: [])
+        _ = request.canonicalRequest(SignatureV4.Authorization("AWS4-HMAC-SHA256 Credential=a/b/c/ses/aws4_request, SignedHeaders=host, Signature=x")!)
+        #expect(request.precheck() == nil)
+    }
+
     @Test func pathIsEncodedAgainAsBotocoreDoes() {
         #expect(SignatureV4.uriEncode("/v2/email/suppression/addresses/a%40b.example", keepSlash: true)
             == "/v2/email/suppression/addresses/a%2540b.example")
@@ -65,6 +109,61 @@ import Store
     @Test func unparsableTemplatesAreRefused() {
         #expect(throws: APIError.self) { try TemplateRenderer(subject: "{{#open}}", text: nil, html: nil) }
     }
+
+    @Test(arguments: ["{{=<% %>=}}<%name%>", "{{<parent}}{{/parent}}", "{{$block}}x{{/block}}", "{{/closes}}",
+                      String(repeating: "{{#a}}", count: 40) + String(repeating: "{{/a}}", count: 40)])
+    func hostileShapesAreRefused(_ template: String) {
+        #expect(throws: APIError.self) { try TemplateRenderer(subject: "s", text: template, html: nil) }
+    }
+
+    // Guards against nested sections multiplying a small request into gigabytes.
+    @Test func renderingIsBoundedByItsBudget() throws {
+        let items = JSONValue.array((0..<1000).map { .number(Double($0)) })
+        let bomb = try TemplateRenderer(subject: "s", text: "{{#l}}{{#l}}{{#l}}xxxxxxxxxx{{/l}}{{/l}}{{/l}}", html: nil)
+        #expect(throws: APIError.self) { try bomb.render(["l": items], budget: 1 << 20) }
+        let wide = try TemplateRenderer(subject: "s", text: String(repeating: "{{big}}", count: 1000), html: nil)
+        #expect(throws: APIError.self) { try wide.render(["big": .string(String(repeating: "x", count: 10_000))], budget: 1 << 20) }
+        let fine = try TemplateRenderer(subject: "{{#l}}{{.}},{{/l}}", text: "{{uppercased(name)}} {{count(l)}}", html: nil)
+        let rendered = try fine.render(["l": .array([.string("a"), .string("b")]), "name": .string("taro")])
+        #expect(rendered.subject == "a,b,")
+        #expect(rendered.text == "TARO 2")
+    }
+}
+
+@Suite struct MessageDraftTests {
+    let builder = MessageBuilder(hostname: "relay.test")
+    let limits = MessageDraft.Limits(maximumMessageSize: 1 << 20, maximumExpandedSize: 4 << 20)
+
+    func draft(recipients: Int, attachment: Int = 0, marketing: Bool = false) -> MessageDraft {
+        var base = Composition(from: NameAddress(address: "shop@mine.example"), subject: "s")
+        base.text = "hello -name-"
+        if attachment > 0 { base.attachments = [Attachment(filename: "a.bin", contentType: nil, data: Array(repeating: 1, count: attachment))] }
+        let personalizations = (0..<recipients).map { Personalization(to: [NameAddress(address: "r\($0)@else.example")], substitutions: ["-name-": "x"]) }
+        return MessageDraft(base: base, personalizations: personalizations, metadata: MessageMetadata(marketing: marketing))
+    }
+
+    // Guards against a thousand recipients times a large attachment being built before any limit is seen.
+    @Test func theExpandedSizeIsCheckedBeforeBuilding() throws {
+        #expect(throws: APIError.self) { try draft(recipients: 100, attachment: 100_000).messages(builder: builder, limits: limits) }
+        #expect(try draft(recipients: 10, attachment: 100_000).messages(builder: builder, limits: limits).count == 10)
+    }
+
+    @Test func substitutionsAreBounded() throws {
+        #expect(throws: APIError.self) {
+            _ = try MessageDraft.substitute(String(repeating: "a", count: 1000), ["a": String(repeating: "b", count: 10_000)], limit: 1 << 20)
+        }
+        #expect(try MessageDraft.substitute("hi -n-", ["-n-": "taro", "": "ignored"], limit: 100) == "hi taro")
+    }
+
+    // One-click unsubscribe names each copy's own recipient, not the first of the message.
+    @Test func marketingMailIsOneCopyPerRecipient() throws {
+        var marketing = draft(recipients: 1, marketing: true)
+        marketing.personalizations[0].cc = [NameAddress(address: "cc@else.example")]
+        let links = UnsubscribeLinks(key: SymmetricKey(size: .bits256), base: "https://relay.test", mailDomain: nil)
+        let messages = try marketing.messages(builder: builder, unsubscribe: links, limits: limits)
+        #expect(messages.map { $0.recipients } == [["r0@else.example"], ["cc@else.example"]])
+        #expect(Set(messages.map { $0.id }).count == 2)
+    }
 }
 
 @Suite struct EventCSVTests {
@@ -73,17 +172,25 @@ import Store
         #expect(EventCSV.quote("a,b") == "\"a,b\"")
         #expect(EventCSV.quote("say \"hi\"") == "\"say \"\"hi\"\"\"")
         #expect(EventCSV.quote("=HYPERLINK(1)") == "'=HYPERLINK(1)")
+        #expect(EventCSV.quote("\t=1+1") == "'\t=1+1")
+        #expect(EventCSV.quote("\r=1+1") == "\"'\r=1+1\"")
     }
 }
 
 @Suite struct RawMessageTests {
-    @Test func bccIsRemovedAndAddressesRead() {
+    @Test func addressesAreReadByTheOneParser() throws {
         let raw = Array("From: A <a@x.example>\r\nTo: \"B, C\" <b@y.example>, d@y.example\r\nBcc: e@z.example,\r\n f@z.example\r\nSubject: s\r\n\r\nBcc: body\r\n".utf8)
-        let fields = RawMessage.headerFields(raw)
-        #expect(RawMessage.addresses(in: fields, named: "to").map(\.address) == ["b@y.example", "d@y.example"])
-        #expect(RawMessage.addresses(in: fields, named: "bcc").map(\.address) == ["e@z.example", "f@z.example"])
-        let stripped = String(decoding: RawMessage.removingFields(named: "bcc", from: raw), as: UTF8.self)
-        #expect(stripped == "From: A <a@x.example>\r\nTo: \"B, C\" <b@y.example>, d@y.example\r\nSubject: s\r\n\r\nBcc: body\r\n")
-        #expect(RawMessage.normaliseLineEndings(Array("a\nb\r\n".utf8)) == Array("a\r\nb\r\n".utf8))
+        let header = try HeaderSection(parsing: raw)
+        #expect(RawMessage.mailboxes(in: header, of: raw, named: ["To"]) == ["b@y.example", "d@y.example"])
+        #expect(RawMessage.mailboxes(in: header, of: raw, named: ["bcc"]) == ["e@z.example", "f@z.example"])
+    }
+
+    // Guards against `Subject: hi\rFrom: ceo@victim.example`, one field to the check and two lines on the wire.
+    @Test func lineEndsAreCRLFOrRefused() throws {
+        #expect(try RawMessage.lineEndings(Array("a: b\nc: d\n\nbody\n".utf8)) == Array("a: b\r\nc: d\r\n\r\nbody\r\n".utf8))
+        #expect(try RawMessage.lineEndings(Array("a: b\r\n\r\nx\r\n".utf8)) == Array("a: b\r\n\r\nx\r\n".utf8))
+        for bad in ["Subject: hi\rFrom: ceo@victim.example\r\n\r\n", "a: b\r\nc: d\n\r\n", "a: b\r\n\r\nbody\r"] {
+            #expect(throws: APIError.self) { try RawMessage.lineEndings(Array(bad.utf8)) }
+        }
     }
 }

@@ -186,6 +186,23 @@ def test_smarthost_auth_only_under_tls_and_a_refusal_keeps_the_mail(make_server,
                             auth_require_tls=True, tls_context=context, require_starttls=True)
     controller.start()
     try:
+        # Credentials imply a verified certificate: this self-signed smarthost gets no password.
+        secret = tmp_path / "password-s3cret"
+        secret.write_text("s3cret\n")
+        os.chmod(secret, 0o600)
+        server = make_server(start=False, trustedNetworks=["127.0.0.0/8"])
+        server.config["delivery"] = {"enabled": True, "allowNonPublicAddresses": True,
+                                     "smarthost": f"127.0.0.1:{port}", "smarthostUsername": "relay",
+                                     "smarthostPasswordFile": str(secret)}
+        server.start()
+        with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=20) as client:
+            client.sendmail("app@sender.example", ["someone@example.org"], b"Subject: via smarthost\r\n\r\nbody\r\n")
+        assert wait_until(lambda: server.cli_json("log", "--status", "deferred") != []), server.log()
+        (event,) = server.cli_json("log", "--status", "deferred")
+        assert event["enhancedCode"] == "4.7.5" and "CERTIFICATE_VERIFY_FAILED" in event["replyText"], event
+        assert logins == [] and recorder.messages == []
+        server.stop()
+        # The operator opts out explicitly (a private smarthost with its own CA): required, unverified.
         for password, expect_delivered in (("s3cret", True), ("wrong", False)):
             secret = tmp_path / f"password-{password}"
             secret.write_text(password + "\n")
@@ -193,7 +210,7 @@ def test_smarthost_auth_only_under_tls_and_a_refusal_keeps_the_mail(make_server,
             server = make_server(start=False, trustedNetworks=["127.0.0.0/8"])
             server.config["delivery"] = {"enabled": True, "allowNonPublicAddresses": True,
                                          "smarthost": f"127.0.0.1:{port}", "smarthostUsername": "relay",
-                                         "smarthostPasswordFile": str(secret)}
+                                         "smarthostPasswordFile": str(secret), "smarthostTlsPolicy": "required"}
             server.start()
             with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=20) as client:
                 client.sendmail("app@sender.example", ["someone@example.org"], b"Subject: via smarthost\r\n\r\nbody\r\n")

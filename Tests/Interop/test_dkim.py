@@ -281,7 +281,9 @@ def test_only_verified_domains_may_send(make_server):
                                b"From: shop@acme.test, ceo@victim.test", b"From: shop@acme.test\r\nFrom: ceo@victim.test"):
                 with pytest.raises(smtplib.SMTPDataError) as refused:
                     smtp.sendmail("shop@acme.test", ["a@example.net"], from_field + b"\r\nSubject: x\r\n\r\nbody\r\n")
-                assert refused.value.smtp_code == 550 and refused.value.smtp_error.startswith(b"5.7.1"), from_field
+                # A second From field breaks RFC 5322 §3.6 itself (5.6.0); the others name another domain (5.7.1).
+                expected = b"5.6.0" if from_field.count(b"From:") == 2 else b"5.7.1"
+                assert refused.value.smtp_code == 550 and refused.value.smtp_error.startswith(expected), from_field
         # A raw SES message is held to its own From field as well as to the sender.
         ses = boto3.client("sesv2", endpoint_url=server.api_url, region_name="ap-northeast-1",
                            aws_access_key_id=access_key, aws_secret_access_key=secret)

@@ -132,6 +132,8 @@ struct DeliveryStatusNotificationTests {
         #expect(text.contains("Content-Type: multipart/report; report-type=delivery-status; boundary=\"=_hikyaku_dsn_d1\""))
         #expect(text.contains("\r\nReporting-MTA: dns; relay.test\r\n"))
         #expect(text.contains("\r\nFinal-Recipient: rfc822; gone@d.example\r\nAction: failed\r\nStatus: 5.1.1\r\n"))
+        // RFC 3464 §2.3.6: the remote reply verbatim, enhanced code included.
+        #expect(text.contains("\r\nDiagnostic-Code: smtp; 550 5.1.1 no such user??Injected: x\r\n"))
         #expect(text.contains("Content-Type: text/rfc822-headers\r\n\r\nSubject: hello\r\nFrom: s@e.example\r\n"))
         #expect(!text.contains("secret body"), "only the header section is returned")
         #expect(!text.contains("\r\nInjected:"), "remote text cannot add lines")
@@ -146,7 +148,7 @@ struct DeliveryStatusNotificationTests {
             clientAddress: "127.0.0.1", heloName: "c", prefix: [], content: Array("Subject: x\r\n\r\nx\r\n".utf8)))
         spool.close()
         let clock = NIOLockedValueBox(Date())
-        let queued = NIOLockedValueBox<[IncomingMessage]>([])
+        let queued = NIOLockedValueBox<[Submission]>([])
         let scheduler = DeliveryScheduler(
             index: spool.index, layout: spool.layout,
             schedule: RetrySchedule(minimumBackoff: 1, maximumBackoff: 1, lifetime: 3600, jitter: 0, delayWarning: 600),
@@ -185,7 +187,7 @@ struct DeliveryStatusNotificationTests {
         let withSender = try await spool.append(message(sender: "s@e.example"))
         let nullSender = try await spool.append(message(sender: ""))
         spool.close()
-        let queued = NIOLockedValueBox<[IncomingMessage]>([])
+        let queued = NIOLockedValueBox<[Submission]>([])
         let scheduler = DeliveryScheduler(index: spool.index, layout: spool.layout, schedule: RetrySchedule(), logger: Logger(label: "test"),
                                           reportingMTA: "relay.test", enqueue: { dsn in queued.withLockedValue { $0.append(dsn) } },
                                           classifier: try .standard()) { envelope, _, _, _ in

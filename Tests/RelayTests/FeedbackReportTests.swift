@@ -68,6 +68,47 @@ import Spool
         #expect(plain.replyCode == 550 && plain.enhancedCode == EnhancedStatusCode(5, 1, 1))
         #expect(FeedbackReport.parse(crlf("Subject: hello\n\nJust a message, sent at 12:30 on 2026-11-29.\n")) == nil)
     }
+
+    // Guards against a plain-text report whose status begins with full-width digits, which once trapped the process.
+    @Test(arguments: ["4００ try later", "５５０ 5.1.1 gone", "55０ x", "4\u{0663}0 x", "99999999999999999999 x", "550-", "5"])
+    func nonASCIIDigitsAreNoReplyCode(_ line: String) {
+        let report = FeedbackReport.parse(crlf("Subject: failure\n\n\(line)\n"))
+        #expect(report == nil || report?.replyCode.map { (400...599).contains($0) } == true)
+    }
+
+    @Test func malformedReportsAreUnreadable() {
+        #expect(FeedbackReport.parse(crlf("From\n\n550 5.1.1 gone\n")) == nil, "a header line without a colon")
+        #expect(FeedbackReport.parse(Array("Subject: x\r\n\r\n550 5.1.1 gone\r\n".utf8))?.replyCode == 550)
+    }
+}
+
+struct RegexShapeTests {
+    @Test(arguments: ["(a+)+", "(a*)*", "(?:x|y+){2,}", "([a-z]+\\s)*", "((ab)+c)*"])
+    func nestedQuantifiersAreFound(_ pattern: String) {
+        #expect(RegexShape.hasNestedQuantifier(pattern))
+    }
+
+    @Test(arguments: ["a+b*", "(ab)+", "(a+)?", "[(+)]+", "\\(a+\\)+", "(a{2})+", "mailbox (is )?full"])
+    func boundedPatternsPass(_ pattern: String) {
+        #expect(!RegexShape.hasNestedQuantifier(pattern))
+    }
+
+    // The shipped rules cannot backtrack catastrophically (and the classifier refuses rules that could).
+    @Test func shippedRulesHaveNoNestedQuantifier() throws {
+        for rule in try ShippedClassificationRules.rules() {
+            for pattern in rule.text ?? [] { #expect(!RegexShape.hasNestedQuantifier(pattern), "\(rule.id): \(pattern)") }
+        }
+        #expect(throws: RegexShape.NestedQuantifier.self) {
+            try BounceClassifier(rules: [ClassificationRule(id: "slow", category: .other, text: ["(a+)+$"])])
+        }
+    }
+
+    @Test func longTextsAreCutBeforeMatching() throws {
+        let classifier = try BounceClassifier(rules: [ClassificationRule(id: "tail", category: .mailboxFull, text: ["full$"])])
+        let long = String(repeating: "x", count: 10_000) + " full"
+        #expect(classifier.classify(FailureObservation(kind: .reply(code: 452, enhanced: nil, text: long))).rule == "fallback")
+        #expect(classifier.classify(FailureObservation(kind: .reply(code: 452, enhanced: nil, text: "mailbox full"))).rule == "tail")
+    }
 }
 
 struct ReturnPathTests {

@@ -47,8 +47,11 @@ struct FakeVerifier: CredentialVerifier {
 
 struct InboundSessionHandlerTests {
     func makeChannel(spool: FakeSpool, trusted: Bool = true, settings: InboundSettings = InboundSettings(hostname: "mx.test", tlsAvailable: false)) throws -> EmbeddedChannel {
+        let intake = Intake(settings: .init(hostname: settings.hostname, maximumMessageSize: settings.maximumMessageSize,
+                                            requireVerifiedDomains: settings.requireVerifiedDomains),
+                            spool: spool, meter: nil, signing: nil, signingPool: nil)
         let environment = InboundSessionHandler.Environment(
-            settings: settings, spool: spool, verifier: FakeVerifier(), tlsContext: nil,
+            settings: settings, intake: intake, verifier: FakeVerifier(), tlsContext: nil,
             commandTimeout: .seconds(30), dataTimeout: .seconds(60), logger: Logger(label: "test"))
         let handler = InboundSessionHandler(environment: environment, clientAddress: "192.0.2.7", trusted: trusted,
                                             implicitTLS: false, sessionID: "t")
@@ -90,7 +93,7 @@ struct InboundSessionHandlerTests {
         spool.answerImmediately = nil
         let channel = try makeChannel(spool: spool)
         _ = try output(channel)
-        try channel.writeInbound(ByteBuffer(string: "EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<c@d.example>\r\nDATA\r\nx\r\n.\r\nNOOP\r\n"))
+        try channel.writeInbound(ByteBuffer(string: "EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<c@d.example>\r\nDATA\r\nSubject: x\r\n.\r\nNOOP\r\n"))
         let before = try output(channel)
         #expect(!before.contains("queued"))
         #expect(!before.contains("2.0.0 OK\r\n"), "NOOP must wait for the DATA reply")
@@ -116,7 +119,7 @@ struct InboundSessionHandlerTests {
         spool.answerImmediately = .failure(.insufficientStorage)
         let channel = try makeChannel(spool: spool)
         _ = try output(channel)
-        try channel.writeInbound(ByteBuffer(string: "EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<c@d.example>\r\nDATA\r\nx\r\n.\r\n"))
+        try channel.writeInbound(ByteBuffer(string: "EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<c@d.example>\r\nDATA\r\nSubject: x\r\n.\r\n"))
         #expect(try output(channel).hasSuffix("452 4.3.1 Insufficient system storage\r\n"))
     }
 

@@ -7,8 +7,10 @@ struct SessionDriver {
     var machine: InboundSessionStateMachine
 
     init(trusted: Bool = false, tls: Bool = false, settings: InboundSettings = InboundSettings(hostname: "mx.test"),
-         policy: RelayPolicy = RelayPolicy()) {
-        machine = InboundSessionStateMachine(settings: settings, policy: policy, trusted: trusted, tlsActive: tls)
+         requireVerifiedDomains: Bool = false) {
+        var settings = settings
+        settings.requireVerifiedDomains = requireVerifiedDomains
+        machine = InboundSessionStateMachine(settings: settings, trusted: trusted, tlsActive: tls)
     }
 
     mutating func send(_ line: String) -> InboundSessionStateMachine.Action {
@@ -68,7 +70,7 @@ struct InboundSessionStateMachineTests {
             Issue.record("expected 354")
             return
         }
-        guard case .enqueue(let transaction, _, _) = session.machine.dataFinished(violation: nil, content: Array("a\r\n".utf8)) else {
+        guard case .enqueue(let transaction, _) = session.machine.dataFinished(violation: nil, content: Array("a\r\n".utf8)) else {
             Issue.record("expected enqueue")
             return
         }
@@ -96,31 +98,21 @@ struct InboundSessionStateMachineTests {
         #expect(session.code("MAIL FROM:<>") == 250, "null sender carries no domain")
     }
 
-    @Test func requiredVerificationCoversSenderAndFrom() {
-        var session = SessionDriver(tls: true, policy: RelayPolicy(requireVerifiedDomains: true))
+    @Test func requiredVerificationRefusesAnUnverifiedSenderAtMail() {
+        var session = SessionDriver(tls: true, requireVerifiedDomains: true)
         session.authenticate(domains: ["acme.example", "new.example"], verified: ["acme.example"])
-        #expect(session.reply("MAIL FROM:<a@new.example>") == RelayPolicy.senderNotVerified)
+        #expect(session.reply("MAIL FROM:<a@new.example>") == SenderRefusal.senderNotVerified(domain: "new.example").smtpReply)
         #expect(session.code("MAIL FROM:<a@acme.example>") == 250)
         _ = session.send("RCPT TO:<x@anywhere.example>")
-        func finish(_ header: String) -> Reply? {
-            _ = session.send("DATA")
-            let action = session.machine.dataFinished(violation: nil, content: Array("\(header)\r\nSubject: x\r\n\r\nbody\r\n".utf8))
-            if case .reply(let reply) = action { return reply }
-            return nil
+        _ = session.send("DATA")
+        // The author fields are the intake's to check (IntakeTests): the machine hands the message over.
+        guard case .enqueue = session.machine.dataFinished(violation: nil, content: Array("From: <boss@victim.example>\r\n\r\nx\r\n".utf8)) else {
+            Issue.record("expected the message to go to the intake")
+            return
         }
-        #expect(finish("From: <boss@new.example>") == RelayPolicy.fromNotOwned)
-        for header in ["From: \"a@acme.example\" <boss@victim.example>", "From: a@acme.example (boss@victim.example)",
-                       "From: a@acme.example\r\nfrom: boss@victim.example"] {
-            _ = session.send("MAIL FROM:<a@acme.example>")
-            _ = session.send("RCPT TO:<x@anywhere.example>")
-            #expect(finish(header) == RelayPolicy.fromNotOwned, "\(header)")
-        }
-        _ = session.send("MAIL FROM:<a@acme.example>")
-        _ = session.send("RCPT TO:<x@anywhere.example>")
-        #expect(finish("From: Shop <A@Acme.example>") == nil, "handed to the spool")
 
         // The trusted network has no account: nothing to verify against.
-        var trusted = SessionDriver(trusted: true, policy: RelayPolicy(requireVerifiedDomains: true))
+        var trusted = SessionDriver(trusted: true, requireVerifiedDomains: true)
         _ = trusted.send("EHLO client")
         #expect(trusted.code("MAIL FROM:<a@unverified.example>") == 250)
     }
@@ -261,20 +253,6 @@ struct InboundSessionStateMachineTests {
             #expect(reply.code == code)
             #expect(session.machine.transaction == nil, "the refused transaction is gone")
         }
-    }
-
-    @Test func mailLoopIsRefused() {
-        var session = SessionDriver(trusted: true, settings: InboundSettings(hostname: "mx.test", maximumReceivedHeaders: 3))
-        _ = session.send("EHLO client")
-        _ = session.send("MAIL FROM:<a@b.example>")
-        _ = session.send("RCPT TO:<c@d.example>")
-        _ = session.send("DATA")
-        let content = Array("Received: a\r\nReceived: b\r\nreceived : c\r\nSubject: x\r\n\r\nReceived: body\r\n".utf8)
-        guard case .reply(let reply) = session.machine.dataFinished(violation: nil, content: content) else {
-            Issue.record("expected 554")
-            return
-        }
-        #expect(reply.enhancedCode == EnhancedStatusCode(5, 4, 6))
     }
 
     @Test func spoolFailuresAreNeverA250() {

@@ -142,7 +142,12 @@ struct MXRouterTests {
     @Test(arguments: [("127.0.0.1", false), ("10.1.2.3", false), ("172.16.0.1", false), ("172.32.0.1", true),
                       ("192.168.1.1", false), ("169.254.0.1", false), ("100.64.0.1", false), ("8.8.8.8", true),
                       ("0.0.0.0", false), ("224.0.0.1", false), ("::1", false), ("fe80::1", false), ("fd00::1", false),
-                      ("2404:6800::1", true), ("::ffff:127.0.0.1", false), ("::ffff:8.8.8.8", true)])
+                      ("2404:6800::1", true), ("::ffff:127.0.0.1", false), ("::ffff:8.8.8.8", true),
+                      // Each of these reaches a private or reserved address another way.
+                      ("64:ff9b::a00:1", false), ("64:ff9b::808:808", true), ("64:ff9b:1::1", false), ("2002:a00:1::1", false),
+                      ("2002:808:808::1", true), ("::127.0.0.1", false), ("::10.0.0.1", false), ("fec0::1", false),
+                      ("192.0.0.8", false), ("192.88.99.1", false), ("2001::1", false), ("100::1", false),
+                      ("2001:10::1", false), ("3fff::1", false), ("::", false), ("240.0.0.1", false)])
     func publicAddresses(_ row: (String, Bool)) throws {
         #expect(PublicAddress.isPublic(try SocketAddress(ipAddress: row.0, port: 25)) == row.1)
     }

@@ -1,4 +1,5 @@
 import Foundation
+import MIME
 import SMTPCore
 
 /// Builds the RFC 3464 delivery status notification sent to the envelope
@@ -42,7 +43,7 @@ public struct DeliveryStatusNotification: Sendable {
     /// The DSN as message bytes (CRLF lines) addressed to `sender`.
     public func render(to sender: String, originalMessage: [UInt8], now: Date, dsnID: String) -> [UInt8] {
         let boundary = "=_hikyaku_dsn_\(dsnID)"
-        let date = TraceFields.rfc5322Date(Int(now.timeIntervalSince1970))
+        let date = MailDate.rfc5322(now)
         var lines: [String] = [
             "From: Mail Delivery System <MAILER-DAEMON@\(reportingMTA)>",
             "To: <\(Self.clean(sender))>",
@@ -65,7 +66,7 @@ public struct DeliveryStatusNotification: Sendable {
         ]
         for recipient in recipients {
             var line = "<\(Self.clean(recipient.address))>: \(Self.clean(recipient.reply.description))"
-            if let until = recipient.willRetryUntil { line += " (retrying until \(TraceFields.rfc5322Date(Int(until.timeIntervalSince1970))))" }
+            if let until = recipient.willRetryUntil { line += " (retrying until \(MailDate.rfc5322(until)))" }
             lines.append(line)
         }
         lines += [
@@ -75,7 +76,7 @@ public struct DeliveryStatusNotification: Sendable {
             "",
             "Reporting-MTA: dns; \(reportingMTA)",
             "X-Hikyaku-Queue-ID: \(originalMessageID)",
-            "Arrival-Date: \(TraceFields.rfc5322Date(Int(arrivalDate.timeIntervalSince1970)))",
+            "Arrival-Date: \(MailDate.rfc5322(arrivalDate))",
         ]
         for recipient in recipients {
             let status = recipient.reply.enhancedCode?.description ?? (recipient.reply.isPermanentFailure ? "5.0.0" : "4.0.0")
@@ -86,9 +87,9 @@ public struct DeliveryStatusNotification: Sendable {
                 "Status: \(status)",
             ]
             if let remote = recipient.remoteMTA { lines.append("Remote-MTA: dns; \(Self.clean(remote))") }
-            lines.append("Diagnostic-Code: smtp; \(recipient.reply.code) \(Self.clean(recipient.reply.lines.joined(separator: " ")))")
+            lines.append("Diagnostic-Code: smtp; \(Self.diagnostic(recipient.reply))")
             if let until = recipient.willRetryUntil {
-                lines.append("Will-Retry-Until: \(TraceFields.rfc5322Date(Int(until.timeIntervalSince1970)))")
+                lines.append("Will-Retry-Until: \(MailDate.rfc5322(until))")
             }
         }
         lines += ["", "--\(boundary)", "Content-Type: text/rfc822-headers", ""]
@@ -98,18 +99,18 @@ public struct DeliveryStatusNotification: Sendable {
         return output
     }
 
+    /// RFC 3464 §2.3.6: the remote reply verbatim, enhanced code included
+    /// (`550 5.2.0 Unknown user x`), a multi-line reply on one line.
+    static func diagnostic(_ reply: Reply) -> String {
+        let enhanced = reply.enhancedCode.map { " \($0)" } ?? ""
+        return "\(reply.code)\(enhanced) \(clean(reply.lines.joined(separator: " ")))"
+    }
+
     /// The original's header section, CRLF-terminated, without the blank line.
     static func headerSection(of message: [UInt8]) -> [UInt8] {
-        var index = 0
-        while index + 1 < message.count {
-            if message[index] == 0x0D && message[index + 1] == 0x0A {
-                if index + 3 < message.count && message[index + 2] == 0x0D && message[index + 3] == 0x0A {
-                    return Array(message[..<(index + 2)])
-                }
-            }
-            index += 1
-        }
-        return message
+        guard let header = try? HeaderSection(parsing: message) else { return message }
+        // The section's last line ends with the CRLF before the empty line.
+        return Array(message[..<min(message.count, header.end)])
     }
 
     /// Printable ASCII only: remote reply text must not break the report's lines.

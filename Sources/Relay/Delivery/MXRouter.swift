@@ -232,37 +232,69 @@ public struct MXRouter: Sendable {
 /// Which addresses delivery may connect to by default.
 public enum PublicAddress {
     /// False for loopback, RFC 1918 private, CGNAT, link-local, unspecified,
-    /// multicast, documentation/benchmark ranges, and IPv6 ULA/link-local.
+    /// multicast, reserved, IETF protocol (192.0.0.0/24), 6to4 relay anycast,
+    /// documentation and benchmark ranges; IPv6 loopback, unspecified, ULA,
+    /// link-local, deprecated site-local (fec0::/10), multicast, discard-only,
+    /// Teredo, ORCHID and documentation ranges. An address that embeds an
+    /// IPv4 address (IPv4-mapped, IPv4-compatible, NAT64 64:ff9b::/96, 6to4
+    /// 2002::/16) is judged by that IPv4 address, so none of them is a way
+    /// around the IPv4 rules.
     public static func isPublic(_ address: SocketAddress) -> Bool {
         switch address {
         case .v4(let v4):
-            let bytes = withUnsafeBytes(of: v4.address.sin_addr) { Array($0) }
-            let (a, b) = (bytes[0], bytes[1])
-            if a == 0 || a == 10 || a == 127 || a >= 224 { return false }
-            if a == 100 && (64...127).contains(b) { return false }
-            if a == 169 && b == 254 { return false }
-            if a == 172 && (16...31).contains(b) { return false }
-            if a == 192 && b == 168 { return false }
-            if a == 192 && b == 0 && bytes[2] == 2 { return false }
-            if a == 198 && (18...19).contains(b) { return false }
-            if a == 198 && b == 51 && bytes[2] == 100 { return false }
-            if a == 203 && b == 0 && bytes[2] == 113 { return false }
-            return true
+            return isPublicIPv4(withUnsafeBytes(of: v4.address.sin_addr) { Array($0) })
         case .v6(let v6):
-            let bytes = withUnsafeBytes(of: v6.address.sin6_addr) { Array($0) }
-            if bytes[0..<15].allSatisfy({ $0 == 0 }) { return false } // :: and ::1
-            if bytes[0..<10].allSatisfy({ $0 == 0 }) && bytes[10] == 0xFF && bytes[11] == 0xFF {
-                // IPv4-mapped: judge the IPv4 address.
-                let mapped = try? SocketAddress(ipAddress: bytes[12...].map(String.init).joined(separator: "."), port: 0)
-                return mapped.map(isPublic) ?? false
-            }
-            if bytes[0] & 0xFE == 0xFC { return false } // fc00::/7
-            if bytes[0] == 0xFE && bytes[1] & 0xC0 == 0x80 { return false } // fe80::/10
-            if bytes[0] == 0xFF { return false } // multicast
-            if bytes[0] == 0x20 && bytes[1] == 0x01 && bytes[2] == 0x0D && bytes[3] == 0xB8 { return false } // 2001:db8::/32
-            return true
+            return isPublicIPv6(withUnsafeBytes(of: v6.address.sin6_addr) { Array($0) })
         default:
             return false
         }
+    }
+
+    /// Four bytes, network order.
+    static func isPublicIPv4(_ bytes: [UInt8]) -> Bool {
+        guard bytes.count == 4 else { return false }
+        let (a, b, c) = (bytes[0], bytes[1], bytes[2])
+        if a == 0 || a == 10 || a == 127 || a >= 224 { return false } // this network, private, loopback, multicast and reserved
+        if a == 100 && (64...127).contains(b) { return false } // CGNAT 100.64.0.0/10
+        if a == 169 && b == 254 { return false } // link-local
+        if a == 172 && (16...31).contains(b) { return false }
+        if a == 192 && b == 168 { return false }
+        if a == 192 && b == 0 && (c == 0 || c == 2) { return false } // IETF protocol assignments, TEST-NET-1
+        if a == 192 && b == 88 && c == 99 { return false } // 6to4 relay anycast
+        if a == 198 && (18...19).contains(b) { return false } // benchmarking
+        if a == 198 && b == 51 && c == 100 { return false } // TEST-NET-2
+        if a == 203 && b == 0 && c == 113 { return false } // TEST-NET-3
+        return true
+    }
+
+    /// Sixteen bytes, network order.
+    static func isPublicIPv6(_ bytes: [UInt8]) -> Bool {
+        guard bytes.count == 16 else { return false }
+        let zeroPrefix = bytes[0..<10].allSatisfy { $0 == 0 }
+        if zeroPrefix && bytes[10] == 0xFF && bytes[11] == 0xFF { return isPublicIPv4(Array(bytes[12...])) } // ::ffff:0:0/96
+        if zeroPrefix && bytes[10] == 0 && bytes[11] == 0 {
+            // ::/96: unspecified, loopback, and the deprecated IPv4-compatible form.
+            if bytes[12..<15].allSatisfy({ $0 == 0 }) { return false }
+            return isPublicIPv4(Array(bytes[12...]))
+        }
+        // NAT64 well-known prefix 64:ff9b::/96 (RFC 6052) carries an IPv4 address; 64:ff9b:1::/48 is for local use.
+        if bytes[0] == 0x00 && bytes[1] == 0x64 && bytes[2] == 0xFF && bytes[3] == 0x9B {
+            if bytes[4..<12].allSatisfy({ $0 == 0 }) { return isPublicIPv4(Array(bytes[12...])) }
+            return false
+        }
+        if bytes[0] == 0x20 && bytes[1] == 0x02 { return isPublicIPv4(Array(bytes[2..<6])) } // 6to4 2002::/16
+        if bytes[0] & 0xFE == 0xFC { return false } // ULA fc00::/7
+        if bytes[0] == 0xFE && bytes[1] & 0xC0 == 0x80 { return false } // link-local fe80::/10
+        if bytes[0] == 0xFE && bytes[1] & 0xC0 == 0xC0 { return false } // site-local fec0::/10 (deprecated)
+        if bytes[0] == 0xFF { return false } // multicast
+        if bytes[0] == 0x01 && bytes[1] == 0x00 && bytes[2..<8].allSatisfy({ $0 == 0 }) { return false } // discard-only 100::/64
+        if bytes[0] == 0x20 && bytes[1] == 0x01 {
+            if bytes[2] == 0x00 && bytes[3] == 0x00 { return false } // Teredo 2001::/32
+            if bytes[2] == 0x0D && bytes[3] == 0xB8 { return false } // documentation 2001:db8::/32
+            if bytes[2] == 0x00 && bytes[3] & 0xF0 == 0x10 { return false } // ORCHID 2001:10::/28
+            if bytes[2] == 0x00 && bytes[3] & 0xF0 == 0x20 { return false } // ORCHIDv2 2001:20::/28
+        }
+        if bytes[0] == 0x3F && bytes[1] == 0xFF && bytes[2] & 0xF0 == 0x00 { return false } // documentation 3fff::/20
+        return true
     }
 }

@@ -180,7 +180,9 @@ public struct SMTPCourier: Sendable {
         let machine = SMTPClientStateMachine(heloName: options.heloName, tlsPolicy: tlsPolicy, envelope: envelope,
                                              credentials: mx.credentials)
         var timeouts = SMTPClientHandler.Timeouts()
-        timeouts.idle = .milliseconds(Int64(site.limits.idleSeconds * 1000))
+        // From the operator's shaping file: clamped to a day, never converted with a trap.
+        let idle = site.limits.idleSeconds.isFinite ? min(max(site.limits.idleSeconds, 0), 86_400) : 5
+        timeouts.idle = .milliseconds(Int64(idle * 1000))
         var bootstrap = ClientBootstrap(group: eventLoop).connectTimeout(options.connectTimeout)
         if let source, let bind = try? SocketAddress(ipAddress: source, port: 0) {
             bootstrap = bootstrap.bind(to: bind)

@@ -106,10 +106,17 @@ public struct BounceClassifier: Sendable {
 
     let rules: [CompiledRule]
 
+    /// Texts are read this far and no further: the work per failure is
+    /// bounded whatever a remote server or a report sends.
+    public static let maximumTextLength = 2048
+
+    /// Refuses a pattern with a nested unbounded quantifier (`(a+)+`), whose
+    /// matching time can grow exponentially with the text.
     public init(rules: [ClassificationRule]) throws {
         self.rules = try rules.map { rule in
-            CompiledRule(rule: rule, patterns: try (rule.text ?? []).map {
-                try NSRegularExpression(pattern: $0, options: [.caseInsensitive])
+            CompiledRule(rule: rule, patterns: try (rule.text ?? []).map { pattern in
+                if RegexShape.hasNestedQuantifier(pattern) { throw RegexShape.NestedQuantifier(rule: rule.id, pattern: pattern) }
+                return try NSRegularExpression(pattern: pattern, options: [.caseInsensitive])
             })
         }
     }
@@ -188,9 +195,76 @@ public struct BounceClassifier: Sendable {
             else { return false }
         }
         if !compiled.patterns.isEmpty {
+            let text = text.utf8.count > BounceClassifier.maximumTextLength
+                ? String(decoding: text.utf8.prefix(BounceClassifier.maximumTextLength), as: UTF8.self) : text
             let range = NSRange(text.startIndex..., in: text)
             guard compiled.patterns.contains(where: { $0.firstMatch(in: text, range: range) != nil }) else { return false }
         }
         return true
+    }
+}
+
+/// The shape of a regular expression, as far as its worst-case cost goes.
+public enum RegexShape {
+    public struct NestedQuantifier: Error, CustomStringConvertible {
+        public var rule: String
+        public var pattern: String
+        public var description: String { "rule \(rule): pattern \(pattern) nests an unbounded quantifier in another (catastrophic backtracking)" }
+    }
+
+    /// Whether a group holding `*`, `+` or `{n,}` is itself repeated by one of them.
+    public static func hasNestedQuantifier(_ pattern: String) -> Bool {
+        let characters = Array(pattern)
+        // For each open group: whether it holds an unbounded quantifier.
+        var groups: [Bool] = []
+        var index = 0
+        var inClass = false
+        func unboundedQuantifier(at position: Int) -> Bool {
+            guard position < characters.count else { return false }
+            switch characters[position] {
+            case "*", "+": return true
+            case "{":
+                var end = position + 1
+                while end < characters.count, characters[end] != "}" { end += 1 }
+                guard end < characters.count else { return false }
+                let inside = String(characters[(position + 1)..<end])
+                return inside.hasSuffix(",")
+            default: return false
+            }
+        }
+        while index < characters.count {
+            let character = characters[index]
+            if character == "\\" {
+                index += 2
+                if unboundedQuantifier(at: index), !groups.isEmpty { groups[groups.count - 1] = true }
+                continue
+            }
+            if inClass {
+                if character == "]" {
+                    inClass = false
+                    if unboundedQuantifier(at: index + 1), !groups.isEmpty { groups[groups.count - 1] = true }
+                }
+                index += 1
+                continue
+            }
+            switch character {
+            case "[":
+                inClass = true
+            case "(":
+                groups.append(false)
+            case ")":
+                let inner = groups.popLast() ?? false
+                if inner && unboundedQuantifier(at: index + 1) { return true }
+                if (inner || unboundedQuantifier(at: index + 1)), !groups.isEmpty { groups[groups.count - 1] = true }
+            case "*", "+":
+                if !groups.isEmpty { groups[groups.count - 1] = true }
+            case "{":
+                if unboundedQuantifier(at: index), !groups.isEmpty { groups[groups.count - 1] = true }
+            default:
+                break
+            }
+            index += 1
+        }
+        return false
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import MIME
 import SMTPCore
 
 /// What a message sent to the bounce domain reports: a delivery failure
@@ -21,9 +22,10 @@ public struct FeedbackReport: Sendable, Equatable {
     /// message (for reports not sent to the return path itself, e.g. ARF).
     public var returnPaths: [String]
 
-    /// Reads a report; nil when the message is none of the known kinds.
+    /// Reads a report; nil when the message is none of the known kinds
+    /// (or its header section is malformed).
     public static func parse(_ message: [UInt8]) -> FeedbackReport? {
-        let entity = MIMEEntity(message)
+        guard let entity = MIMEEntity(message[...]) else { return nil }
         let contentType = entity.contentType
         if contentType.type == "multipart/report" {
             let parts = entity.parts
@@ -40,8 +42,7 @@ public struct FeedbackReport: Sendable, Equatable {
 
     static func dsn(_ status: MIMEEntity, parts: [MIMEEntity]) -> FeedbackReport? {
         // Per-message fields, then one block per recipient: the first recipient block that failed or was delayed.
-        let text = String(decoding: status.body, as: UTF8.self).replacingOccurrences(of: "\r\n", with: "\n")
-        let blocks = text.components(separatedBy: "\n\n").map(MIMEEntity.fields)
+        let blocks = MIMEEntity.fieldBlocks(status.body)
         let recipient = blocks.dropFirst().first { $0["action"]?.lowercased().hasPrefix("failed") == true }
             ?? blocks.dropFirst().first { $0["status"] != nil } ?? blocks.first ?? [:]
         let statusCode = recipient["status"].flatMap { enhanced($0.split(separator: " ").first.map(String.init) ?? "") }
@@ -56,7 +57,7 @@ public struct FeedbackReport: Sendable, Equatable {
 
     static func arf(_ parts: [MIMEEntity]) -> FeedbackReport {
         let report = parts.first { $0.contentType.type == "message/feedback-report" }
-        let fields = MIMEEntity.fields(String(decoding: report?.body ?? [], as: UTF8.self).replacingOccurrences(of: "\r\n", with: "\n"))
+        let fields = MIMEEntity.fieldBlocks(report?.body ?? []).first ?? [:]
         let type = fields["feedback-type"]?.lowercased() ?? "abuse"
         return FeedbackReport(kind: .complaint(feedbackType: type), action: nil, replyCode: nil, enhancedCode: nil,
                               text: "feedback-type=\(type)" + (fields["user-agent"].map { " from \($0)" } ?? ""),
@@ -79,23 +80,31 @@ public struct FeedbackReport: Sendable, Equatable {
     }
 
     /// `550 5.1.1 text`, `550-5.1.1 text` or `550 text` anywhere in a line.
+    /// Only ASCII digits make a code: `4００` (full-width) is text, not a
+    /// reply (once a trap: it passed a Unicode digit test, then failed `Int`).
     static func replyLine(in line: String) -> (code: Int, enhanced: EnhancedStatusCode?)? {
-        let scalars = Array(line.unicodeScalars)
+        let bytes = Array(line.utf8.prefix(FeedbackReport.maximumLineLength))
+        func isDigit(_ byte: UInt8) -> Bool { byte >= 0x30 && byte <= 0x39 }
+        func isAlphanumeric(_ byte: UInt8) -> Bool { isDigit(byte) || (byte | 0x20 >= 0x61 && byte | 0x20 <= 0x7A) || byte >= 0x80 }
         var index = 0
-        while index + 3 <= scalars.count {
-            let digits = scalars[index..<(index + 3)]
-            let before = index == 0 || !CharacterSet.alphanumerics.contains(scalars[index - 1])
-            if before, digits.allSatisfy({ CharacterSet.decimalDigits.contains($0) }), let first = digits.first, first == "4" || first == "5",
-               index + 3 == scalars.count || scalars[index + 3] == " " || scalars[index + 3] == "-" {
-                let code = Int(String(String.UnicodeScalarView(digits)))!
-                let rest = String(String.UnicodeScalarView(scalars[min(scalars.count, index + 4)...]))
-                let enhanced: EnhancedStatusCode? = rest.split(separator: " ").first.flatMap { FeedbackReport.enhanced(String($0)) }
+        while index + 3 <= bytes.count {
+            let first = bytes[index]
+            let before = index == 0 || !isAlphanumeric(bytes[index - 1])
+            if before, first == 0x34 || first == 0x35, isDigit(bytes[index + 1]), isDigit(bytes[index + 2]),
+               index + 3 == bytes.count || bytes[index + 3] == 0x20 || bytes[index + 3] == 0x2D {
+                let code = Int(first - 0x30) * 100 + Int(bytes[index + 1] - 0x30) * 10 + Int(bytes[index + 2] - 0x30)
+                let rest = bytes[min(bytes.count, index + 4)...]
+                let word = rest.prefix { $0 != 0x20 }
+                let enhanced = FeedbackReport.enhanced(String(decoding: word, as: UTF8.self))
                 if enhanced.map({ $0.statusClass == code / 100 }) ?? true { return (code, enhanced) }
             }
             index += 1
         }
         return nil
     }
+
+    /// Lines longer than this are read only this far (a reply line is at most 512 octets, RFC 5321 §4.5.3.1.5).
+    static let maximumLineLength = 4096
 
     /// An enhanced status code in running text (`5.1.1;` or `(5.1.1)`).
     static func enhanced(_ text: String) -> EnhancedStatusCode? {
@@ -116,48 +125,47 @@ public struct FeedbackReport: Sendable, Equatable {
     }
 }
 
-/// Just enough MIME to read reports: header fields, the content type with
-/// its parameters, the parts of a multipart body, base64/quoted-printable.
+/// Just enough MIME to read reports: the header section (`HeaderSection`,
+/// the one parser), the content type with its parameters, the parts of a
+/// multipart body, base64/quoted-printable.
 struct MIMEEntity {
     var headers: [String: String]
     var body: ArraySlice<UInt8>
 
-    init(_ bytes: ArraySlice<UInt8>) {
-        var index = bytes.startIndex
-        var headerEnd = bytes.endIndex
-        var bodyStart = bytes.endIndex
-        while index < bytes.endIndex {
-            if bytes[index] == 0x0A {
-                // A line that is empty (LF or CRLF) ends the header section.
-                let next = index + 1
-                if next < bytes.endIndex, bytes[next] == 0x0A { headerEnd = index; bodyStart = next + 1; break }
-                if next + 1 < bytes.endIndex, bytes[next] == 0x0D, bytes[next + 1] == 0x0A { headerEnd = index; bodyStart = next + 2; break }
-            }
-            index += 1
+    /// nil when the header section is malformed.
+    init?(_ bytes: ArraySlice<UInt8>) {
+        guard let section = try? HeaderSection(parsing: bytes, limits: .init(maximumSize: 256 * 1024, maximumFields: 1000)) else {
+            return nil
         }
-        if bytes.first == 0x0D || bytes.first == 0x0A { headerEnd = bytes.startIndex; bodyStart = bytes.startIndex + (bytes.first == 0x0D ? 2 : 1) }
-        headers = MIMEEntity.fields(String(decoding: bytes[bytes.startIndex..<headerEnd], as: UTF8.self))
-        body = bytes[min(bodyStart, bytes.endIndex)...]
+        headers = MIMEEntity.fields(section, in: bytes)
+        body = bytes[min(section.bodyStart, bytes.endIndex)...]
     }
 
-    init(_ bytes: [UInt8]) { self.init(bytes[...]) }
-
     /// Header fields by lower-cased name (the first of each), unfolded.
-    static func fields(_ text: String) -> [String: String] {
+    static func fields(_ section: HeaderSection, in bytes: ArraySlice<UInt8>) -> [String: String] {
         var result: [String: String] = [:]
-        var lastName: String?
-        // CRLF is one Character in Swift: make line ends plain LF first (a lone CR may end the text).
-        let text = text.replacingOccurrences(of: "\r\n", with: "\n").replacingOccurrences(of: "\r", with: "\n")
-        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
-            if line.first == " " || line.first == "\t", let name = lastName {
-                result[name]? += " " + line.trimmingCharacters(in: .whitespaces)
-            } else if let colon = line.firstIndex(of: ":") {
-                let name = line[..<colon].trimmingCharacters(in: .whitespaces).lowercased()
-                lastName = result[name] == nil ? name : nil
-                if result[name] == nil { result[name] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces) }
-            }
+        for field in section.fields {
+            let name = field.name.lowercased()
+            if result[name] == nil { result[name] = field.unfoldedValue(in: bytes) }
         }
         return result
+    }
+
+    /// The blocks of fields of a message/delivery-status or feedback-report
+    /// body (RFC 3464 §2.1, RFC 5965 §3), separated by empty lines; a
+    /// malformed block is skipped. At most 1,000 blocks are read.
+    static func fieldBlocks(_ body: ArraySlice<UInt8>) -> [[String: String]] {
+        var blocks: [[String: String]] = []
+        var start = body.startIndex
+        while start < body.endIndex, blocks.count < 1000 {
+            // Empty lines between blocks.
+            while start + 1 < body.endIndex, body[start] == 0x0D, body[start + 1] == 0x0A { start += 2 }
+            guard start < body.endIndex, let section = try? HeaderSection(parsing: body[start...]) else { break }
+            if !section.fields.isEmpty { blocks.append(fields(section, in: body)) }
+            guard section.bodyStart > start else { break }
+            start = section.bodyStart
+        }
+        return blocks
     }
 
     struct ContentType {
@@ -178,13 +186,15 @@ struct MIMEEntity {
         return ContentType(type: type, parameters: parameters)
     }
 
-    /// The parts of a multipart entity (none for other types).
+    /// The parts of a multipart entity (none for other types, none past 100);
+    /// a part whose header section is malformed is left out.
     var parts: [MIMEEntity] {
-        guard contentType.type.hasPrefix("multipart/"), let boundary = contentType.parameters["boundary"], !boundary.isEmpty else { return [] }
+        guard contentType.type.hasPrefix("multipart/"), let boundary = contentType.parameters["boundary"], !boundary.isEmpty,
+              boundary.utf8.count <= 200 else { return [] }
         let delimiter = Array("--\(boundary)".utf8)
         var starts: [Int] = []
         var index = body.startIndex
-        while index + delimiter.count <= body.endIndex {
+        while index + delimiter.count <= body.endIndex, starts.count <= 100 {
             let atLineStart = index == body.startIndex || body[index - 1] == 0x0A
             if atLineStart, body[index..<(index + delimiter.count)].elementsEqual(delimiter) {
                 starts.append(index)
@@ -203,8 +213,8 @@ struct MIMEEntity {
             // The line break before a delimiter belongs to it.
             if end > contentStart, body[end - 1] == 0x0A { end -= 1 }
             if end > contentStart, body[end - 1] == 0x0D { end -= 1 }
-            guard contentStart <= end else { continue }
-            parts.append(MIMEEntity(body[contentStart..<end]))
+            guard contentStart <= end, let part = MIMEEntity(body[contentStart..<end]) else { continue }
+            parts.append(part)
         }
         return parts
     }
@@ -222,8 +232,8 @@ struct MIMEEntity {
                         index += body[index + 1] == 0x0D ? 3 : 2
                         continue
                     }
-                    if let byte = UInt8(String(decoding: body[(index + 1)...(index + 2)], as: UTF8.self), radix: 16) {
-                        output.append(byte)
+                    if let high = EncodedWords.hexValue(body[index + 1]), let low = EncodedWords.hexValue(body[index + 2]) {
+                        output.append(high << 4 | low)
                         index += 3
                         continue
                     }

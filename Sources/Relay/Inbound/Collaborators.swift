@@ -32,8 +32,7 @@ public struct AccountCredentialVerifier: CredentialVerifier {
     public func verify(username: String, password: String, eventLoop: any EventLoop) -> EventLoopFuture<AuthenticatedAccount?> {
         threadPool.runIfActive(eventLoop: eventLoop) { [store] in
             guard let account = try store.authenticate(username: username, password: password) else { return nil }
-            return AuthenticatedAccount(id: account.id, name: account.name, domains: Set(account.domains),
-                                        verifiedDomains: Set(account.verifiedDomains))
+            return AuthenticatedAccount(account)
         }.recover { _ in nil }
     }
 }

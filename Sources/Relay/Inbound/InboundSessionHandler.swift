@@ -23,7 +23,8 @@ public final class InboundSessionHandler: ChannelDuplexHandler, RemovableChannel
     /// What a session needs from the server around it.
     public struct Environment: Sendable {
         public var settings: InboundSettings
-        public var spool: any MessageSpool
+        /// Where accepted messages go: the one intake every door shares.
+        public var intake: Intake
         public var verifier: any CredentialVerifier
         public var tlsContext: NIOSSLContext?
         /// Total time allowed to receive one command line (RFC 5321
@@ -33,23 +34,20 @@ public final class InboundSessionHandler: ChannelDuplexHandler, RemovableChannel
         /// Total time allowed for the message after 354.
         public var dataTimeout: TimeAmount
         public var authenticationThrottle: AuthenticationThrottle
-        /// Quotas and usage of authenticated accounts; nil: unmetered.
-        public var meter: SendingMeter?
-        /// DKIM signing, run on `threadPool` (an RSA signature costs about a millisecond).
-        public var signing: MessageSigning?
-        /// Records reports sent to the bounce domain (`settings.returnPath`), on `threadPool`.
+        /// Records reports sent to the bounce domain (`settings.returnPath`), on `feedbackPool`.
         public var feedback: FeedbackRecorder?
-        /// For work that must not hold up an event loop.
-        public var threadPool: NIOThreadPool?
+        /// Parsing and classifying reports: its own threads, so that a flood
+        /// of reports cannot hold up AUTH or signing.
+        public var feedbackPool: NIOThreadPool?
         public var logger: Logger
 
-        public init(settings: InboundSettings, spool: any MessageSpool, verifier: any CredentialVerifier,
+        public init(settings: InboundSettings, intake: Intake, verifier: any CredentialVerifier,
                     tlsContext: NIOSSLContext?, commandTimeout: TimeAmount = .minutes(5),
                     dataTimeout: TimeAmount = .minutes(10),
                     authenticationThrottle: AuthenticationThrottle = AuthenticationThrottle(maximumFailures: 10, window: .minutes(5)),
                     logger: Logger) {
             self.settings = settings
-            self.spool = spool
+            self.intake = intake
             self.verifier = verifier
             self.tlsContext = tlsContext
             self.commandTimeout = commandTimeout
@@ -84,8 +82,7 @@ public final class InboundSessionHandler: ChannelDuplexHandler, RemovableChannel
         self.environment = environment
         self.clientAddress = clientAddress
         self.machine = InboundSessionStateMachine(
-            settings: environment.settings, policy: RelayPolicy(requireVerifiedDomains: environment.settings.requireVerifiedDomains),
-            trusted: trusted, tlsActive: implicitTLS)
+            settings: environment.settings, trusted: trusted, tlsActive: implicitTLS)
         self.lineReader = CommandLineReader(maximumLineLength: environment.settings.maximumCommandLineLength)
         // Metadata goes with each log call: setting it on a Logger per
         // connection costs more than the few lines a session logs.
@@ -164,13 +161,15 @@ public final class InboundSessionHandler: ChannelDuplexHandler, RemovableChannel
                 cancelDeadline()
                 perform(machine.receiveLine(frame), context: context)
             case .data:
-                if dataReader == nil {
-                    dataReader = DataReader(maximumMessageSize: environment.settings.maximumMessageSize,
-                                            maximumLineLength: environment.settings.maximumTextLineLength)
+                var reader = dataReader ?? DataReader(maximumMessageSize: environment.settings.maximumMessageSize,
+                                                      maximumLineLength: environment.settings.maximumTextLineLength)
+                let result = reader.read(&input)
+                guard case .complete(let violation) = result else {
+                    dataReader = reader
+                    break loop
                 }
-                guard case .complete(let violation) = dataReader!.read(&input) else { break loop }
                 cancelDeadline()
-                let content = dataReader!.takeContent()
+                let content = reader.takeContent()
                 dataReader = nil
                 perform(machine.dataFinished(violation: violation, content: content), context: context)
             }
@@ -215,88 +214,69 @@ public final class InboundSessionHandler: ChannelDuplexHandler, RemovableChannel
             }
         case .verifyCredentials(let username, let password):
             let throttle = environment.authenticationThrottle
-            if throttle.isBlocked(clientAddress) {
+            switch throttle.begin(clientAddress) {
+            case .proceed:
+                break
+            case .throttled:
                 log(.notice, "authentication throttled")
                 perform(machine.credentialsThrottled(), context: context)
+                return
+            case .busy:
+                log(.notice, "authentication refused: too many checks running")
+                perform(machine.credentialsBusy(), context: context)
                 return
             }
             let future = environment.verifier.verify(username: username, password: password, eventLoop: context.eventLoop)
             future.assumeIsolated().whenComplete { [self] result in
                 let account = (try? result.get()) ?? nil
+                throttle.end(clientAddress, succeeded: account != nil)
                 if let account {
                     log(.info, "authenticated", ["account": "\(account.name)"])
                 } else {
-                    throttle.recordFailure(clientAddress)
                     log(.notice, "authentication failed")
                 }
                 perform(machine.credentialsVerified(account), context: context)
                 process(context: context)
             }
-        case .enqueue(let transaction, let content, let summary):
-            enqueue(transaction, content: content, summary: summary, context: context)
+        case .enqueue(let transaction, let content):
+            enqueue(transaction, content: content, context: context)
         case .recordFeedback(let transaction, let content):
             recordFeedback(transaction, content: content, context: context)
         }
     }
 
-    private func enqueue(_ transaction: InboundSessionStateMachine.Transaction, content: [UInt8], summary: HeaderSummary,
-                         context: ChannelHandlerContext) {
-        let id = MessageID.generate()
+    private func enqueue(_ transaction: InboundSessionStateMachine.Transaction, content: [UInt8], context: ChannelHandlerContext) {
         let recipients = transaction.recipients.map(\.description)
         let sender = transaction.sender.mailbox?.description ?? ""
-        let trace = TraceFields(
-            hostname: environment.settings.hostname, heloName: machine.heloName ?? "unknown",
-            clientAddress: clientAddress, extended: machine.isExtendedSession, tls: machine.tlsActive,
-            tlsDescription: machine.tlsActive ? (tlsDescription ?? "using TLS") : nil,
-            authenticatedAs: machine.authenticatedAccount?.name, smtpUTF8: transaction.parameters.smtpUTF8,
-            queueID: id.rawValue, recipients: recipients, unixTime: Int(Date.now.timeIntervalSince1970))
-        let message = IncomingMessage(
-            id: id, sender: sender, recipients: recipients, accountID: machine.authenticatedAccount?.id,
-            smtpUTF8: transaction.parameters.smtpUTF8, clientAddress: clientAddress,
-            heloName: machine.heloName ?? "", prefix: trace.render(summary: summary),
-            content: content)
-        let size = message.size
-        if let meter = environment.meter, let account = machine.authenticatedAccount {
-            if let refusal = InboundSessionHandler.refusal(meter.admit(accountID: account.id, messages: 1, recipients: recipients,
-                                                                       bytes: size)) {
-                log(.notice, "message refused by quota", ["account": "\(account.name)", "reply": "\(refusal.code)"])
-                perform(machine.spoolFinished(.failure(.refused(refusal))), context: context)
-                process(context: context)
-                return
-            }
+        guard let principal = RelayPolicy.principal(machine.authority) else {
+            // Unreachable: RCPT refuses anonymous clients. Refused rather than trusted.
+            perform(machine.spoolFinished(.failure(.refused(RelayPolicy.relayDenied))), context: context)
+            return
         }
-        let promise = context.eventLoop.makePromise(of: Result<MessageID, SpoolError>.self)
-        // Whether to sign is decided here (a header scan); the signature itself is made off the event loop.
-        if let pool = environment.threadPool,
-           let signers = environment.signing?.signers(for: message.content, accountID: message.accountID), !signers.isEmpty {
-            pool.runIfActive(eventLoop: context.eventLoop) { () -> IncomingMessage in
-                var signed = message
-                // Signed over what is stored, trace fields included.
-                signed.prefix = MessageSigning.signatures(signers, over: message.prefix + message.content) + message.prefix
-                return signed
-            }.whenComplete { [spool = environment.spool] result in
-                spool.append((try? result.get()) ?? message) { promise.succeed($0) }
-            }
-        } else {
-            environment.spool.append(message) { promise.succeed($0) }
-        }
+        let origin = SMTPOrigin(clientAddress: clientAddress, heloName: machine.heloName, extended: machine.isExtendedSession,
+                                tls: machine.tlsActive, tlsDescription: tlsDescription)
+        let submission = Submission(id: Intake.newMessageID(), door: .smtp, principal: principal, sender: sender,
+                                    recipients: recipients, smtpUTF8: transaction.parameters.smtpUTF8, content: content,
+                                    origin: .smtp(origin))
+        let size = content.count
+        let promise = context.eventLoop.makePromise(of: Result<MessageID, IntakeRefusal>.self)
+        environment.intake.submit(submission) { promise.succeed($0) }
         promise.futureResult.assumeIsolated().whenSuccess { [self] result in
             let outcome: Result<String, InboundSessionStateMachine.SpoolFailure>
             switch result {
             case .success(let id):
-                log(.info, "queued", ["id": "\(id)", "from": "<\(sender)>",
-                                                 "recipients": "\(recipients.count)", "size": "\(size)"])
+                log(.info, "queued", ["id": "\(id)", "from": "<\(sender)>", "recipients": "\(recipients.count)", "size": "\(size)"])
                 outcome = .success(id.rawValue)
             case .failure(.insufficientStorage):
                 log(.error, "message refused: spool storage full")
                 outcome = .failure(.insufficientStorage)
-            case .failure(.unavailable(let reason)):
-                log(.error, "message refused: spool unavailable", ["reason": "\(reason)"])
+            case .failure(.spoolUnavailable):
+                log(.error, "message refused: spool unavailable")
                 outcome = .failure(.unavailable)
-            }
-            if case .failure = outcome, let meter = environment.meter, let account = machine.authenticatedAccount {
-                // Not accepted: not counted against the quota either.
-                meter.release(accountID: account.id, messages: 1, recipients: recipients.count, bytes: size)
+            case .failure(let refusal):
+                log(.notice, "message refused", ["from": "<\(sender)>", "reply": "\(refusal.smtpReply)",
+                                                 "account": "\(machine.authenticatedAccount?.name ?? "-")"])
+                outcome = .failure(.refused(refusal.smtpReply))
             }
             perform(machine.spoolFinished(outcome), context: context)
             process(context: context)
@@ -305,7 +285,7 @@ public final class InboundSessionHandler: ChannelDuplexHandler, RemovableChannel
 
     private func recordFeedback(_ transaction: InboundSessionStateMachine.Transaction, content: [UInt8], context: ChannelHandlerContext) {
         let recipients = transaction.recipients.map(\.description)
-        guard let recorder = environment.feedback, let pool = environment.threadPool else {
+        guard let recorder = environment.feedback, let pool = environment.feedbackPool else {
             perform(machine.feedbackFinished(Reply(451, EnhancedStatusCode(4, 3, 0), "Reports cannot be recorded now")), context: context)
             process(context: context)
             return
@@ -329,19 +309,6 @@ public final class InboundSessionHandler: ChannelDuplexHandler, RemovableChannel
             }
             perform(machine.feedbackFinished(reply), context: context)
             process(context: context)
-        }
-    }
-
-    /// The SMTP reply for a quota refusal (nil: admitted). 451 4.7.1 as the
-    /// issue and SES's SMTP interface answer: the client may retry later.
-    static func refusal(_ admission: Admission) -> Reply? {
-        switch admission {
-        case .accepted: return nil
-        case .rateExceeded: return Reply(451, EnhancedStatusCode(4, 7, 1), "Maximum sending rate exceeded, try again later")
-        case .dailyQuotaExceeded: return Reply(451, EnhancedStatusCode(4, 7, 1), "Daily sending quota exceeded")
-        case .sandboxRecipient(let address):
-            return Reply(554, EnhancedStatusCode(5, 7, 1), "Sandbox: \(address) is not in one of the account's domains")
-        case .unknownAccount: return Reply(451, EnhancedStatusCode(4, 7, 1), "Account unavailable")
         }
     }
 

@@ -1,4 +1,3 @@
-import DKIM
 import Foundation
 import SMTPCore
 
@@ -23,8 +22,8 @@ public struct InboundSessionStateMachine: Sendable {
         case verifyCredentials(username: String, password: String)
         /// Send 354 and read the message with a `DataReader`.
         case beginData(Reply)
-        /// Make the transaction durable, then call `spoolFinished`.
-        case enqueue(Transaction, content: [UInt8], summary: HeaderSummary)
+        /// Hand the transaction to the intake, then call `spoolFinished`.
+        case enqueue(Transaction, content: [UInt8])
         /// A report for the bounce domain: record it, then call `feedbackFinished`.
         case recordFeedback(Transaction, content: [UInt8])
     }
@@ -62,6 +61,8 @@ public struct InboundSessionStateMachine: Sendable {
 
     public let settings: InboundSettings
     public let policy: RelayPolicy
+    /// Checked at MAIL FROM, so that a sender the intake would refuse is refused early.
+    public let senderPolicy: SenderPolicy
     private let baseAuthority: ClientAuthority
     private var state: State = .command
     public private(set) var authority: ClientAuthority
@@ -80,6 +81,7 @@ public struct InboundSessionStateMachine: Sendable {
     public init(settings: InboundSettings, policy: RelayPolicy = RelayPolicy(), trusted: Bool, tlsActive: Bool) {
         self.settings = settings
         self.policy = policy
+        self.senderPolicy = SenderPolicy(requireVerifiedDomains: settings.requireVerifiedDomains)
         self.baseAuthority = trusted ? .trustedNetwork : .none
         self.authority = baseAuthority
         self.tlsActive = tlsActive
@@ -224,7 +226,10 @@ public struct InboundSessionStateMachine: Sendable {
         if let mailbox = path.mailbox, mailbox.requiresSMTPUTF8, !parameters.smtpUTF8 {
             return fail(Reply(553, EnhancedStatusCode(5, 6, 7), "Non-ASCII address requires SMTPUTF8"))
         }
-        if let refusal = policy.check(sender: path, authority: authority) { return fail(refusal) }
+        if let principal = RelayPolicy.principal(authority),
+           let refusal = senderPolicy.check(envelopeSender: path.mailbox?.description ?? "", principal: principal) {
+            return fail(refusal.smtpReply)
+        }
         transaction = Transaction(sender: path, parameters: parameters)
         return .reply(Reply(250, EnhancedStatusCode(2, 1, 0), "Sender OK"))
     }
@@ -295,20 +300,10 @@ public struct InboundSessionStateMachine: Sendable {
                 return fail(Reply(500, EnhancedStatusCode(5, 5, 2), "Line too long (RFC 5321 §4.5.3.1.6: 1000 octets)"))
             }
         }
-        let summary = HeaderSummary(scanning: content)
-        if summary.receivedCount >= settings.maximumReceivedHeaders {
-            transaction = nil
-            // RFC 5321 §6.3: too many Received fields means a mail loop.
-            return fail(Reply(554, EnhancedStatusCode(5, 4, 6), "Too many Received headers: mail loop detected"))
-        }
-        if policy.requireVerifiedDomains, case .account = authority,
-           let refusal = policy.check(fromDomains: DKIMSigner.fromDomains(content), authority: authority) {
-            transaction = nil
-            return fail(refusal)
-        }
         state = .spooling
         if current.feedback { return .recordFeedback(current, content: content) }
-        return .enqueue(current, content: content, summary: summary)
+        // The intake checks the header section, the loop limit and the author policy.
+        return .enqueue(current, content: content)
     }
 
     /// The report handed over by `.recordFeedback` was recorded (or refused): `reply` says which.
@@ -340,6 +335,7 @@ public struct InboundSessionStateMachine: Sendable {
             errorCount += 1
             reply = Reply(451, EnhancedStatusCode(4, 3, 0), "Local error in processing, try again later")
         case .failure(.refused(let refusal)):
+            errorCount += 1
             reply = refusal
         }
         if draining {
@@ -353,7 +349,7 @@ public struct InboundSessionStateMachine: Sendable {
     public enum SpoolFailure: Error, Equatable, Sendable {
         case insufficientStorage
         case unavailable
-        /// Not spooled by policy (a quota): the reply says why.
+        /// Refused by the intake (policy, header, quota): the reply says why.
         case refused(Reply)
     }
 
@@ -480,6 +476,13 @@ public struct InboundSessionStateMachine: Sendable {
         guard state == .verifyingCredentials else { return .none }
         state = .command
         return fail(Reply(454, EnhancedStatusCode(4, 7, 0), "Too many failed authentications from this address, try again later"))
+    }
+
+    /// Too many password checks are running server-wide; the credentials were not checked.
+    public mutating func credentialsBusy() -> Action {
+        guard state == .verifyingCredentials else { return .none }
+        state = .command
+        return fail(Reply(454, EnhancedStatusCode(4, 7, 0), "Temporary authentication failure, try again later"))
     }
 
     private mutating func authenticationFailed() -> Action {

@@ -51,7 +51,8 @@ public final class SMTPListener: Sendable {
             .bind(host: options.host, port: options.port)
             .get()
         state.withLockedValue { $0.channel = channel }
-        return channel.localAddress!
+        guard let bound = channel.localAddress else { throw ChannelError.ioOnClosedChannel }
+        return bound
     }
 
     private func initialise(_ channel: any Channel) throws {

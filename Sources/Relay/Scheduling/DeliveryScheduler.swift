@@ -50,8 +50,8 @@ public actor DeliveryScheduler {
     /// Delivers to one domain's recipients: envelope, message bytes, domain,
     /// and the sending account (for its egress pool).
     public typealias Deliver = @Sendable (OutboundEnvelope, [UInt8], String, Int64?) async -> DeliveryReport
-    /// Makes a generated message (a DSN) durable in the spool.
-    public typealias Enqueue = @Sendable (IncomingMessage) async throws -> Void
+    /// Hands a generated message (a DSN) to the intake; returns once it is durable.
+    public typealias Enqueue = @Sendable (Submission) async throws -> Void
     /// Why an account does not send to an address (its suppression reason),
     /// or nil: the account, the address, and whether the mail is marketing.
     public typealias Suppressed = @Sendable (Int64, String, Bool) -> String?
@@ -348,11 +348,11 @@ public actor DeliveryScheduler {
         for recipients in [failures, warnings] where !recipients.isEmpty {
             let report = DeliveryStatusNotification(reportingMTA: reportingMTA, originalMessageID: details.id.rawValue,
                                                     arrivalDate: details.receivedAt, recipients: recipients)
-            let id = MessageID.generate()
-            let dsn = IncomingMessage(
-                id: id, sender: "", recipients: [details.sender], accountID: details.accountID, smtpUTF8: false,
-                clientAddress: "127.0.0.1", heloName: reportingMTA, prefix: [],
-                content: report.render(to: details.sender, originalMessage: original, now: time, dsnID: id.rawValue))
+            let id = Intake.newMessageID()
+            // From the relay itself, to the original sender: RFC 3464 §2 (the null reverse-path, so it cannot bounce).
+            let dsn = Submission(id: id, door: .dsn, principal: .relay(forAccount: details.accountID), sender: "", recipients: [details.sender], smtpUTF8: false,
+                                 content: report.render(to: details.sender, originalMessage: original, now: time, dsnID: id.rawValue),
+                                 origin: .local)
             try await enqueue(dsn)
             logger.info("dsn queued", metadata: ["id": "\(details.id)", "dsn": "\(id)", "to": "<\(details.sender)>",
                                                  "action": "\(recipients[0].action)"])
@@ -449,7 +449,7 @@ enum DeliveryMetrics {
                     [("outcome", record.state.rawValue), ("category", record.event?.category ?? "none")]).increment()
             if record.state == .delivered {
                 // From the 250 at intake to the remote 250.
-                latency.recordNanoseconds(Int64(max(0, Date().timeIntervalSince(receivedAt)) * 1e9))
+                latency.recordNanoseconds(Int64(min(max(0, Date().timeIntervalSince(receivedAt)), 1e9) * 1e9))
             }
         }
     }

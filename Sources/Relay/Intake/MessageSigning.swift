@@ -22,10 +22,10 @@ public final class MessageSigning: Sendable {
         self.headers = ["from"] + headers.map { $0.lowercased() }.filter { $0 != "from" }
     }
 
-    /// The signers for a message (its header section is enough), RSA first;
-    /// empty when its From domain has no key this sender may use.
-    public func signers(for message: [UInt8], accountID: Int64?) -> [DKIMSigner] {
-        guard let domain = DKIMSigner.fromDomain(message) else { return [] }
+    /// The signers for mail whose (first) From mailbox is in `domain`
+    /// (normalised, as `SenderPolicy.domain`), RSA first; empty when the
+    /// domain has no key this sender may use.
+    public func signers(forDomain domain: String, accountID: Int64?) -> [DKIMSigner] {
         let now = ContinuousClock.now
         let entry = cache.withLockedValue { cache -> (account: Int64, signers: [DKIMSigner])? in
             if cache.loaded.map({ now - $0 > .seconds(5) }) ?? true {
