@@ -129,6 +129,7 @@ struct FlexibleDate: Decodable, Sendable {
     static func parse(_ text: String) -> Date? {
         var date: Date?
         if let seconds = Double(text) {
+            guard range.contains(seconds) else { return nil }
             date = Date(timeIntervalSince1970: seconds)
         } else {
             let formatter = ISO8601DateFormatter()

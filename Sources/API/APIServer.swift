@@ -63,12 +63,13 @@ public struct APIServer: Sendable {
     /// A domain's compliance report as JSON.
     public typealias ComplianceReport = @Sendable (String) async throws -> [UInt8]
     let compliance: ComplianceReport?
-    /// Checks a domain's DNS records and records whether it is verified; the result as JSON.
-    let verification: ComplianceReport?
+    /// Checks a domain's DNS records and records whether it is verified for an account; the result as JSON.
+    public typealias DomainVerification = @Sendable (_ domain: String, _ accountID: Int64) async throws -> [UInt8]
+    let verification: DomainVerification?
 
     /// Messages go to `intake`, the one every door shares; `spool` is read for status and resends.
     public init(options: Options, store: SQLiteStore, spool: Spool, intake: Intake, meter: SendingMeter,
-                unsubscribe: UnsubscribeLinks?, compliance: ComplianceReport? = nil, verification: ComplianceReport? = nil,
+                unsubscribe: UnsubscribeLinks?, compliance: ComplianceReport? = nil, verification: DomainVerification? = nil,
                 logger: Logger) {
         self.unsubscribe = unsubscribe
         self.compliance = compliance

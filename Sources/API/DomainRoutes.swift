@@ -10,8 +10,8 @@ struct DomainRoutes: Sendable {
     let services: APIServices
     /// The compliance report of a domain as JSON (built by the server, which has the resolver and configuration).
     let compliance: APIServer.ComplianceReport?
-    /// Checks a domain's records and records whether it is verified, as JSON (built by the server, as `compliance`).
-    let verification: APIServer.ComplianceReport?
+    /// Checks a domain's records and records whether it is verified for an account, as JSON (built by the server, as `compliance`).
+    let verification: APIServer.DomainVerification?
 
     struct AddInput: Decodable, Sendable {
         var domain: String
@@ -65,7 +65,7 @@ struct DomainRoutes: Sendable {
                 throw APIError.notFound("DKIM key for domain \(domain)")
             }
             guard let verification else { throw APIError(.serviceUnavailable, "unavailable", "domain verification is not available") }
-            let result = try await verification(domain)
+            let result = try await verification(domain, call.account.id)
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: result)))
         }
         routes.get("/v1/domains/:domain/compliance") { request, context in

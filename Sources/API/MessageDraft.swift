@@ -32,6 +32,7 @@ struct MessageDraft: Sendable {
     var metadata: MessageMetadata
 
     static let maximumPersonalizations = 1000
+    static let maximumScheduleAhead: TimeInterval = 72 * 3600
 
     /// What one request may build, checked before building anything.
     struct Limits: Sendable {
@@ -64,6 +65,13 @@ struct MessageDraft: Sendable {
     /// (RFC 8058) to marketing mail, naming the copy's one recipient.
     func messages(builder: MessageBuilder, unsubscribe: UnsubscribeLinks? = nil, limits: Limits) throws(APIError) -> [OutgoingMessage] {
         guard !personalizations.isEmpty else { throw APIError.badRequest("no recipients", field: "personalizations") }
+        // SendGrid's rule for send_at, for every API: at most 72 hours ahead (a past time sends now).
+        let latest = Date().addingTimeInterval(MessageDraft.maximumScheduleAhead)
+        for notBefore in [metadata.notBefore] + personalizations.map(\.notBefore) {
+            if let notBefore, !(notBefore <= latest) {
+                throw APIError.badRequest("send_at may be at most 72 hours ahead", field: "send_at")
+            }
+        }
         let count = messageCount(unsubscribe: unsubscribe)
         guard personalizations.count <= MessageDraft.maximumPersonalizations, count <= MessageDraft.maximumPersonalizations else {
             throw APIError.badRequest("at most \(MessageDraft.maximumPersonalizations) recipients or personalizations per request",

@@ -56,8 +56,10 @@ public enum Compliance {
     }
 
     public static func check(_ context: Context) async throws -> [ComplianceCheck] {
-        let keys = try context.store.dkimKeys(domain: context.domain)
-        let returnPath = try keys.first.flatMap { try context.store.returnPath(domain: context.domain, accountID: $0.accountID) }
+        let all = try context.store.dkimKeys(domain: context.domain)
+        let owner = try SendingDomain.owner(of: context.domain, keys: all, store: context.store)
+        let keys = all.filter { $0.accountID == owner }
+        let returnPath = try owner.flatMap { try context.store.returnPath(domain: context.domain, accountID: $0) }
         let records = try SendingDomain.records(domain: context.domain, keys: keys.filter(\.active), configuration: context.configuration,
                                                 returnPath: returnPath?.domain)
         let verified = await SendingDomain.verify(records) { name in try await txt(name, context.resolver) }

@@ -31,14 +31,33 @@ public enum SendingDomain {
         Set(try DeliveryComposition.egressPools(configuration.deliveryEgressPools).values.flatMap { $0 }).sorted()
     }
 
-    /// The records for a domain as stored: its keys (`activeOnly`: the active
-    /// one), and the return path of the account holding them.
+    /// The records for a domain as stored: the keys of `accountID` (by
+    /// default the account that verified the domain, else its first
+    /// claimant; `activeOnly`: the active ones), and that account's return path.
     public static func records(domain: String, store: SQLiteStore, configuration: Configuration,
-                               activeOnly: Bool = false) throws -> [DNSRecordSuggestion] {
-        let keys = try store.dkimKeys(domain: domain)
-        let returnPath = try keys.first.flatMap { try store.returnPath(domain: domain, accountID: $0.accountID) }
+                               activeOnly: Bool = false, accountID: Int64? = nil) throws -> [DNSRecordSuggestion] {
+        let domain = domain.lowercased()
+        let all = try store.dkimKeys(domain: domain)
+        guard let account = try accountID ?? owner(of: domain, keys: all, store: store) else {
+            return try records(domain: domain, keys: [], configuration: configuration)
+        }
+        let keys = all.filter { $0.accountID == account }
+        let returnPath = try store.returnPath(domain: domain, accountID: account)
         return try records(domain: domain, keys: activeOnly ? keys.filter(\.active) : keys, configuration: configuration,
                            returnPath: returnPath?.domain)
+    }
+
+    /// The account a domain's records are shown for: the one that verified it, else the first to add a key.
+    static func owner(of domain: String, keys: [DKIMKeyRecord], store: SQLiteStore) throws -> Int64? {
+        let claimants = claimants(keys)
+        for account in claimants where try store.account(id: account)?.verifiedDomains.contains(domain) == true { return account }
+        return claimants.first
+    }
+
+    /// Accounts holding keys for a domain, in the order their first key was added.
+    static func claimants(_ keys: [DKIMKeyRecord]) -> [Int64] {
+        var seen = Set<Int64>()
+        return keys.sorted { $0.createdAt < $1.createdAt }.map(\.accountID).filter { seen.insert($0).inserted }
     }
 
     public static func records(domain: String, keys: [DKIMKeyRecord], configuration: Configuration,
@@ -162,42 +181,50 @@ extension SendingDomain {
         }
     }
 
-    /// Checks a domain's records (`verify`) and records the verdicts for the
-    /// account owning its DKIM keys: the domain is verified when its active
-    /// keys' records are published, as SES verifies a domain by its DKIM
-    /// records; its return path when its MX names this server. A failed
-    /// lookup (`unknown`) changes nothing; a domain without a key is not verified.
+    /// Checks a domain's records (`verify`) and records the verdicts for
+    /// each account holding keys for it (or only `accountID`): a domain is
+    /// verified for an account when that account's active keys' records are
+    /// published, as SES verifies a domain by its DKIM records, so a claim by
+    /// an account that cannot publish counts for nothing; its return path
+    /// when its MX names this server. A failed lookup (`unknown`) changes
+    /// nothing; a domain without a key is not verified. The result is that of
+    /// `accountID`, else of an account it verified, else of the first claimant.
     static func verifyAndRecord(domain: String, configuration: Configuration, store: SQLiteStore,
-                                lookup: TXTLookup, mx: @escaping MXLookup) async throws -> Verification {
+                                lookup: TXTLookup, mx: @escaping MXLookup, accountID: Int64? = nil) async throws -> Verification {
         let domain = domain.lowercased()
-        let checks = await verify(try records(domain: domain, store: store, configuration: configuration), lookup: lookup, mx: mx)
         let active = try store.dkimKeys(domain: domain).filter(\.active)
-        guard let owner = active.first?.accountID else {
-            return Verification(domain: domain, verified: false, records: checks)
+        let accounts = accountID.map { [$0] } ?? claimants(active)
+        var results: [Verification] = []
+        for owner in accounts {
+            let checks = await verify(try records(domain: domain, store: store, configuration: configuration, accountID: owner),
+                                      lookup: lookup, mx: mx)
+            func status(_ name: String, type: String) -> DNSRecordCheck.Status {
+                checks.first { $0.name == name && $0.type == type }?.status ?? .missing
+            }
+            // Every active key (one per algorithm) must be published: each signs every message.
+            let keys = active.filter { $0.accountID == owner }.map { status("\($0.selector)._domainkey.\(domain)", type: "TXT") }
+            if !keys.isEmpty, !keys.contains(.unknown) {
+                try store.setDomainVerified(domain, accountID: owner, at: keys.allSatisfy { $0 == .ok } ? Date() : nil)
+            }
+            if let returnPath = try store.returnPath(domain: domain, accountID: owner) {
+                let mx = status(returnPath.domain, type: "MX")
+                if mx != .unknown { try store.setReturnPathVerified(domain: domain, accountID: owner, at: mx == .ok ? Date() : nil) }
+            }
+            let account = try store.account(id: owner)
+            results.append(Verification(domain: domain, verified: account?.verifiedDomains.contains(domain) ?? false,
+                                        returnPath: try store.returnPath(domain: domain, accountID: owner), records: checks))
         }
-        func status(_ name: String, type: String) -> DNSRecordCheck.Status {
-            checks.first { $0.name == name && $0.type == type }?.status ?? .missing
-        }
-        // Every active key (one per algorithm) must be published: each signs every message.
-        let keys = active.map { status("\($0.selector)._domainkey.\(domain)", type: "TXT") }
-        if !keys.contains(.unknown) {
-            try store.setDomainVerified(domain, accountID: owner, at: keys.allSatisfy { $0 == .ok } ? Date() : nil)
-        }
-        if let returnPath = try store.returnPath(domain: domain, accountID: owner) {
-            let mx = status(returnPath.domain, type: "MX")
-            if mx != .unknown { try store.setReturnPathVerified(domain: domain, accountID: owner, at: mx == .ok ? Date() : nil) }
-        }
-        let account = try store.account(id: owner)
-        return Verification(domain: domain, verified: account?.verifiedDomains.contains(domain) ?? false,
-                            returnPath: try store.returnPath(domain: domain, accountID: owner), records: checks)
+        if let result = results.first(where: \.verified) ?? results.first { return result }
+        let checks = await verify(try records(domain: domain, keys: [], configuration: configuration), lookup: lookup, mx: mx)
+        return Verification(domain: domain, verified: false, records: checks)
     }
 
     /// `verifyAndRecord` looking records up with `resolver`.
     public static func verifyAndRecord(domain: String, configuration: Configuration, store: SQLiteStore,
-                                       resolver: StubResolver) async throws -> Verification {
+                                       resolver: StubResolver, accountID: Int64? = nil) async throws -> Verification {
         try await verifyAndRecord(domain: domain, configuration: configuration, store: store,
                                   lookup: { name in try await Compliance.txt(name, resolver) },
-                                  mx: { name in try await Compliance.mx(name, resolver) })
+                                  mx: { name in try await Compliance.mx(name, resolver) }, accountID: accountID)
     }
 
     /// The value of `name=` in a tag list (`v=DKIM1; k=rsa; p=…`), white space removed.

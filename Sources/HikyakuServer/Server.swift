@@ -203,9 +203,10 @@ public enum Server {
                     encoder.outputFormatting = [.sortedKeys]
                     return Array(try encoder.encode(ComplianceReport(domain: domain, checks: checks)))
                 },
-                verification: { domain in
+                verification: { domain, account in
                     let resolver = try Compliance.resolver(configuration)
-                    let verification = try await SendingDomain.verifyAndRecord(domain: domain, configuration: configuration, store: store, resolver: resolver)
+                    let verification = try await SendingDomain.verifyAndRecord(domain: domain, configuration: configuration, store: store,
+                                                                               resolver: resolver, accountID: account)
                     let encoder = JSONEncoder()
                     encoder.outputFormatting = [.sortedKeys]
                     return Array(try encoder.encode(verification))
@@ -362,7 +363,7 @@ struct DomainVerificationService: Service {
     }
 
     private func state(_ domain: String) throws -> (Bool, Bool?) {
-        guard let owner = try store.dkimKeys(domain: domain).first?.accountID else { return (false, nil) }
+        guard let owner = try SendingDomain.owner(of: domain, keys: store.dkimKeys(domain: domain), store: store) else { return (false, nil) }
         return (try store.account(id: owner)?.verifiedDomains.contains(domain) ?? false,
                 try store.returnPath(domain: domain, accountID: owner)?.verified)
     }

@@ -31,7 +31,9 @@ public enum DKIMKeyError: Error, Equatable, CustomStringConvertible {
 
 extension SQLiteStore {
     /// Stores a new key for an account's domain (adding the domain to the
-    /// account); `activate` makes it the one new mail is signed with.
+    /// account); `activate` makes it the one new mail is signed with. Refused
+    /// when another account has verified the domain; another account's
+    /// unverified claim does not stand in the way.
     public func addDKIMKey(accountNamed name: String, domain: String, selector: String, algorithm: String, privateKey: Data,
                            publicKey: String, activate: Bool) throws -> DKIMKeyRecord {
         let domain = try SQLiteStore.normaliseDomain(domain)
@@ -42,13 +44,18 @@ extension SQLiteStore {
         let sealed = try sealer.seal(privateKey.base64EncodedString())
         let now = Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded())
         try database.write { db in
-            if let owner = try Int64.fetchOne(db, sql: "SELECT account_id FROM dkim_key WHERE domain = ? LIMIT 1", arguments: [domain]),
-               owner != account.id {
+            // A claim counts only once DNS proves it: an account that added a domain but never
+            // published its key cannot keep the real owner out. One that did can.
+            if let owner = try Int64.fetchOne(db, sql: """
+                SELECT account_id FROM account_domain WHERE domain = ? AND verified_at IS NOT NULL AND account_id != ? LIMIT 1
+                """, arguments: [domain, account.id]) {
+                _ = owner
                 throw DKIMKeyError.domainOfAnotherAccount(domain)
             }
             try db.execute(sql: "INSERT OR IGNORE INTO account_domain (account_id, domain) VALUES (?, ?)", arguments: [account.id, domain])
             if activate {
-                try db.execute(sql: "UPDATE dkim_key SET active = 0 WHERE domain = ? AND algorithm = ?", arguments: [domain, algorithm])
+                try db.execute(sql: "UPDATE dkim_key SET active = 0 WHERE domain = ? AND algorithm = ? AND account_id = ?",
+                               arguments: [domain, algorithm, account.id])
             }
             try db.execute(sql: """
                 INSERT INTO dkim_key (domain, selector, account_id, algorithm, sealed_private_key, public_key, active, created_at)
@@ -64,12 +71,15 @@ extension SQLiteStore {
     /// first, then activate it); the other algorithm's key stays active.
     public func activateDKIMKey(domain: String, selector: String) throws {
         try database.write { db in
-            guard let algorithm = try String.fetchOne(db, sql: "SELECT algorithm FROM dkim_key WHERE domain = ? AND selector = ?",
-                                                      arguments: [domain.lowercased(), selector]) else {
+            guard let row = try Row.fetchOne(db, sql: "SELECT algorithm, account_id FROM dkim_key WHERE domain = ? AND selector = ?",
+                                             arguments: [domain.lowercased(), selector]) else {
                 throw DKIMKeyError.notFound("\(selector) for \(domain)")
             }
-            try db.execute(sql: "UPDATE dkim_key SET active = (selector = ?) WHERE domain = ? AND algorithm = ?",
-                           arguments: [selector, domain.lowercased(), algorithm])
+            let algorithm: String = row["algorithm"]
+            let account: Int64 = row["account_id"]
+            // Only the keys of the account holding this selector: another account's claim is its own.
+            try db.execute(sql: "UPDATE dkim_key SET active = (selector = ?) WHERE domain = ? AND algorithm = ? AND account_id = ?",
+                           arguments: [selector, domain.lowercased(), algorithm, account])
         }
     }
 

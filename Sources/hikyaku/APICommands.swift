@@ -12,7 +12,16 @@ struct APIKeyCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a key for an account; prints it once.")
         @OptionGroup var options: CommonOptions
         @Option(name: .long, help: "The account the key acts for.") var account: String
-        @Option(name: .long, help: "send, read (also read logs and stats) or admin (also change templates and suppressions).")
+        @Option(name: .long, help: ArgumentHelp(
+            "send, read or admin.",
+            discussion: """
+                send: send mail (from the account's verified domains only) and read its own templates and message status.
+                read: also read messages, events, statistics, suppressions and usage.
+                admin: also change templates, suppressions and suppression settings, add sending domains and DKIM keys,
+                and ask for a domain to be verified. A domain an admin key adds counts for nothing (no sending, no
+                sandbox recipients) until its DKIM record is found in DNS, and another account's unverified claim
+                does not stop the real owner from adding and verifying it.
+                """))
         var scope: String = "send"
         @Flag(name: .long, help: "Machine-readable output.") var json = false
 

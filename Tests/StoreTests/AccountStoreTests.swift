@@ -77,6 +77,26 @@ struct AccountStoreTests {
         #expect(try active() == ["rsa2", "ed2"])
     }
 
+    // An admin key may add any domain, but an unverified claim must not keep the real owner out.
+    @Test func anUnverifiedClaimDoesNotBlockTheOwner() throws {
+        let store = try makeStore()
+        let squatter = try store.createAccount(name: "squatter", domains: []).account
+        let owner = try store.createAccount(name: "owner", domains: []).account
+        func add(_ account: String, _ selector: String) throws {
+            _ = try store.addDKIMKey(accountNamed: account, domain: "victim.example", selector: selector, algorithm: "rsa",
+                                     privateKey: Data([1]), publicKey: selector, activate: true)
+        }
+        try add("squatter", "s1")
+        try add("owner", "o1")
+        #expect(Set(try store.activeDKIMKeys().map(\.record.selector)) == ["s1", "o1"], "each account's key is its own")
+        try store.setDomainVerified("victim.example", accountID: owner.id, at: Date())
+        #expect(throws: DKIMKeyError.domainOfAnotherAccount("victim.example")) { try add("squatter", "s2") }
+        try add("owner", "o2")
+        try store.activateDKIMKey(domain: "victim.example", selector: "o2")
+        #expect(Set(try store.activeDKIMKeys().map(\.record.selector)) == ["s1", "o2"], "a rotation touches its own account's keys")
+        #expect(try store.account(id: squatter.id)?.verifiedDomains == [])
+    }
+
     @Test func passwordIsStoredOnlyAsASlowHash() throws {
         let store = try makeStore()
         let created = try store.createAccount(name: "acme", domains: [])

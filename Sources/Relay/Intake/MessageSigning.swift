@@ -13,8 +13,9 @@ import Store
 public final class MessageSigning: Sendable {
     private let store: SQLiteStore
     private let headers: [String]
-    private let cache = NIOLockedValueBox<(signers: [String: (account: Int64, signers: [DKIMSigner])], loaded: ContinuousClock.Instant?)>(
-        ([:], nil))
+    /// Per domain, the signers of each account holding keys for it, and which accounts verified it.
+    private let cache = NIOLockedValueBox<(signers: [String: [Int64: [DKIMSigner]]], verified: [String: Set<Int64>],
+                                           loaded: ContinuousClock.Instant?)>(([:], [:], nil))
 
     public init(store: SQLiteStore, headers: [String] = DKIMSigner.defaultHeaders) {
         self.store = store
@@ -27,24 +28,31 @@ public final class MessageSigning: Sendable {
     /// domain has no key this sender may use.
     public func signers(forDomain domain: String, accountID: Int64?) -> [DKIMSigner] {
         let now = ContinuousClock.now
-        let entry = cache.withLockedValue { cache -> (account: Int64, signers: [DKIMSigner])? in
+        return cache.withLockedValue { cache -> [DKIMSigner] in
             if cache.loaded.map({ now - $0 > .seconds(5) }) ?? true {
                 if let keys = try? store.activeDKIMKeys() {
-                    var signers: [String: (account: Int64, signers: [DKIMSigner])] = [:]
+                    var signers: [String: [Int64: [DKIMSigner]]] = [:]
                     for (record, privateKey) in keys.sorted(by: { ($0.record.algorithm == "rsa" ? 0 : 1) < ($1.record.algorithm == "rsa" ? 0 : 1) }) {
                         guard let algorithm = DKIMKey.Algorithm(rawValue: record.algorithm),
                               let key = try? DKIMKey(algorithm: algorithm, privateKeyData: privateKey) else { continue }
                         let signer = DKIMSigner(domain: record.domain, selector: record.selector, key: key, headers: headers)
-                        signers[record.domain, default: (record.accountID, [])].signers.append(signer)
+                        signers[record.domain, default: [:]][record.accountID, default: []].append(signer)
                     }
                     cache.signers = signers
                 }
+                if let accounts = try? store.accounts() {
+                    var verified: [String: Set<Int64>] = [:]
+                    for account in accounts { for domain in account.verifiedDomains { verified[domain, default: []].insert(account.id) } }
+                    cache.verified = verified
+                }
                 cache.loaded = now
             }
-            return cache.signers[domain]
+            guard let byAccount = cache.signers[domain] else { return [] }
+            if let accountID { return byAccount[accountID] ?? [] }
+            // A trusted network has no account: the keys of the account that proved the domain (or of its only claimant).
+            if let owner = cache.verified[domain]?.sorted().first(where: { byAccount[$0] != nil }) { return byAccount[owner] ?? [] }
+            return byAccount.count == 1 ? byAccount.values.first ?? [] : []
         }
-        guard let entry, accountID == nil || accountID == entry.account else { return [] }
-        return entry.signers
     }
 
     /// The DKIM-Signature fields of `signers` over `message`, to put on top of it.
