@@ -296,7 +296,10 @@ def test_idle_slow_and_excess_connections_are_closed(limited):
     time.sleep(0.3)
     extra = http_head(limited, b"GET /openapi.json HTTP/1.1\r\nHost: x\r\n\r\n")
     extra.settimeout(5)
-    assert extra.recv(1) == b""
+    try:
+        assert extra.recv(1) == b"", "no answer, the connection closed"
+    except ConnectionResetError:
+        pass  # closed with the request unread: a reset, which is as good
     for sock in held + [extra, idle, slow]:
         sock.close()
     time.sleep(0.5)
