@@ -110,13 +110,14 @@ public enum DeliveryComposition {
     /// (the server's spool) makes DSNs, without it none are sent.
     public static func scheduler(configuration: Configuration, index: QueueIndex, layout: SpoolLayout, courier: SMTPCourier,
                                  accounts: AccountPools, logger: Logger,
-                                 enqueue: DeliveryScheduler.Enqueue? = nil) throws -> DeliveryScheduler {
+                                 enqueue: DeliveryScheduler.Enqueue? = nil, acceptances: AcceptanceLog? = nil) throws -> DeliveryScheduler {
         DeliveryScheduler(
             index: index, layout: layout, schedule: schedule(configuration),
             maximumConcurrentMessages: configuration.deliveryMaxConcurrentMessages, logger: logger,
-            reportingMTA: configuration.hostname, enqueue: enqueue, classifier: try classifier(configuration)
-        ) { envelope, message, domain, account in
-            await courier.deliver(envelope, message: message, domain: domain, pool: account.flatMap(accounts.pool(of:)))
+            reportingMTA: configuration.hostname, enqueue: enqueue, classifier: try classifier(configuration), acceptances: acceptances
+        ) { envelope, message, domain, account, onAccepted in
+            await courier.deliver(envelope, message: message, domain: domain, pool: account.flatMap(accounts.pool(of:)),
+                                  onAccepted: onAccepted)
         }
     }
 

@@ -48,7 +48,7 @@ public enum SendingDomain {
     }
 
     /// The account a domain's records are shown for: the one that verified it, else the first to add a key.
-    static func owner(of domain: String, keys: [DKIMKeyRecord], store: SQLiteStore) throws -> Int64? {
+    public static func owner(of domain: String, keys: [DKIMKeyRecord], store: SQLiteStore) throws -> Int64? {
         let claimants = claimants(keys)
         for account in claimants where try store.account(id: account)?.verifiedDomains.contains(domain) == true { return account }
         return claimants.first

@@ -227,7 +227,8 @@ public enum Server {
             let courier = try DeliveryComposition.courier(configuration: configuration, group: group, logger: logger)
             let scheduler = try DeliveryComposition.scheduler(
                 configuration: configuration, index: spool.index, layout: spool.layout, courier: courier,
-                accounts: AccountPools(store: store), logger: logger, enqueue: { dsn in _ = try await intake.submit(dsn).get() })
+                accounts: AccountPools(store: store), logger: logger, enqueue: { dsn in _ = try await intake.submit(dsn).get() },
+                acceptances: spool.acceptances)
             let suppressions = SuppressionCache(store: store)
             await scheduler.setSuppressed { account, address, marketing in suppressions.reason(account, address, marketing: marketing) }
             await scheduler.setReturnPath(returnPath)

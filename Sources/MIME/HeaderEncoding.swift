@@ -26,10 +26,13 @@ public enum Charset: String, Sendable, Codable, Equatable {
 /// RFC 2047 encoded words for header text that is not plain ASCII.
 public enum EncodedWord {
     /// `text` as it may stand in an unstructured header (Subject, a display
-    /// name): unchanged when printable ASCII, else "B" encoded words of at
-    /// most 75 characters each, separated by folding white space.
+    /// name): unchanged when printable ASCII that can be folded into lines of
+    /// at most 998 octets (no run without white space longer than
+    /// `maximumWord`), else "B" encoded words of at most 75 characters each,
+    /// separated by folding white space.
     public static func encode(_ text: String, charset: Charset) throws(MIMEError) -> String {
-        if text.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value < 0x7F }) { return text }
+        if text.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value < 0x7F }),
+           !text.split(separator: " ").contains(where: { $0.utf8.count > maximumWord }) { return text }
         let prefix = "=?\(charset.rawValue)?B?"
         // 75 - "=?" - charset - "?B?" - "?=", in base64 characters, then in bytes.
         let budget = ((75 - prefix.count - 2) / 4) * 3
@@ -49,6 +52,10 @@ public enum EncodedWord {
         if !chunk.isEmpty { words.append(prefix + Data(try charset.encode(chunk)).base64EncodedString() + "?=") }
         return words.joined(separator: "\r\n ")
     }
+
+    /// The longest run of ASCII left as it is: with a field name (at most 76)
+    /// and its colon, a line still fits in 998 octets (RFC 5322 §2.1.1).
+    static let maximumWord = 900
 }
 
 /// An address with an optional display name, as in From, To, Cc, Reply-To.

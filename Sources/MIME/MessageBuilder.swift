@@ -214,7 +214,8 @@ public struct MessageBuilder: Sendable {
     /// A parameter value: a quoted string for ASCII, else an encoded word in
     /// quotes (what mail clients read for file names, RFC 2231 being less supported).
     static func parameter(_ value: String, charset: Charset) -> String {
-        if value.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value < 0x7F }) {
+        if value.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value < 0x7F }),
+           !value.split(separator: " ").contains(where: { $0.utf8.count > EncodedWord.maximumWord }) {
             return "\"" + value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
         }
         let encoded = (try? EncodedWord.encode(value, charset: charset)) ?? (try? EncodedWord.encode(value, charset: .utf8)) ?? "file"
@@ -235,11 +236,42 @@ public struct MessageBuilder: Sendable {
     }
 }
 
-/// Header fields in order; values are already checked and encoded.
+/// Header fields in order; values are already checked and encoded, and
+/// folded here (RFC 5322 §2.2.3) before a space wherever a line would pass
+/// 78 characters, so that no line passes 998 (values hold no run longer
+/// than `EncodedWord.maximumWord`).
 struct HeaderWriter {
     private(set) var bytes: [UInt8] = []
 
     mutating func add(_ name: String, _ value: String) {
-        bytes.append(contentsOf: Array("\(name): \(value)\r\n".utf8))
+        bytes.append(contentsOf: HeaderWriter.fold(Array("\(name): \(value)".utf8)))
+        bytes.append(contentsOf: [0x0D, 0x0A])
+    }
+
+    /// Breaks a field's line before the last space that keeps it within 78
+    /// octets; a line already folded (CRLF and white space) starts afresh.
+    static func fold(_ field: [UInt8]) -> [UInt8] {
+        guard field.count > 78 else { return field }
+        var output: [UInt8] = []
+        output.reserveCapacity(field.count + field.count / 30)
+        var lineStart = 0
+        var lastSpace: Int?
+        for byte in field {
+            if byte == 0x0A {
+                output.append(byte)
+                lineStart = output.count
+                lastSpace = nil
+                continue
+            }
+            // A space at the start of a continuation line is its folding white space, not a place to fold.
+            if byte == 0x20 && output.count > lineStart + 1 { lastSpace = output.count }
+            output.append(byte)
+            if output.count - lineStart > 78, let space = lastSpace {
+                output.insert(contentsOf: [0x0D, 0x0A], at: space)
+                lineStart = space + 2
+                lastSpace = nil
+            }
+        }
+        return output
     }
 }

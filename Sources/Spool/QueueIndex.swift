@@ -315,6 +315,30 @@ public struct QueueIndex: Sendable {
         }
     }
 
+    /// Recipients a remote server accepted just before a crash, from the
+    /// `AcceptanceLog`: delivered, unless the index already has a final state
+    /// for them (then the delivery log got there first). Returns how many changed.
+    @discardableResult
+    public func recordAcceptedBeforeRestart(_ entries: [(message: MessageID, recipients: [String])], at date: Date = Date()) throws -> Int {
+        try database.write { db in
+            var changed = 0
+            let reply = "250 accepted by the remote server (recorded as it arrived; the attempt's details were lost in a restart)"
+            for (message, recipients) in entries {
+                for recipient in recipients {
+                    try db.execute(sql: """
+                        UPDATE recipient SET state = 'delivered', attempts = attempts + 1, last_reply = ?, updated_at = ?
+                        WHERE message_id = ? AND address = ? AND state IN ('queued', 'deferred')
+                        """, arguments: [reply, date.timeIntervalSince1970, message.rawValue, recipient])
+                    guard db.changesCount > 0 else { continue }
+                    changed += 1
+                    try DeliveryLog.insert(DeliveryEvent(at: date, messageID: message, recipient: recipient, type: .delivered,
+                                                         replyCode: 250, replyText: reply), db)
+                }
+            }
+            return changed
+        }
+    }
+
     /// Puts recipients back without an attempt (a site's connection or rate
     /// limit was reached): due again at `until`, attempts unchanged.
     public func postpone(_ id: MessageID, recipients: [String], until: Date) throws {

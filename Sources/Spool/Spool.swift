@@ -31,6 +31,8 @@ public final class Spool: @unchecked Sendable {
 
     public let layout: SpoolLayout
     public let index: QueueIndex
+    /// Remote acceptances, written as they arrive (see `AcceptanceLog`).
+    public let acceptances: AcceptanceLog
     private let logger: Logger
 
     /// Rotate to a new segment past this size.
@@ -89,6 +91,13 @@ public final class Spool: @unchecked Sendable {
         for number in existing {
             try Spool.recover(segment: number, from: marks[number] ?? 0, layout: layout, index: index, logger: logger)
         }
+        // Recipients a remote server had accepted when the last run stopped are delivered, whatever the index says.
+        let index = self.index
+        try AcceptanceLog.replay(directory: layout.directory, logger: logger) { entries in
+            let changed = try index.recordAcceptedBeforeRestart(entries)
+            if changed > 0 { logger.notice("spool recovery: recipients delivered just before the restart", metadata: ["recipients": "\(changed)"]) }
+        }
+        acceptances = AcceptanceLog(directory: layout.directory)
         let next = (existing.max() ?? 0) + 1
         try SegmentFile.syncDirectory(layout.segmentsDirectory)
         activeSegment = try SegmentFile(directory: layout.segmentsDirectory, number: next, create: true)

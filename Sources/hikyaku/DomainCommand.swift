@@ -11,14 +11,27 @@ struct DomainCommand: AsyncParsableCommand {
         commandName: "domain", abstract: "Sending domains: DKIM keys and the DNS records to publish.",
         subcommands: [Add.self, List.self, Rotate.self, Activate.self, ReturnPathCommand.self, Records.self, Verify.self, Check.self])
 
-    static func printRecords(_ domain: String, _ options: CommonOptions, json: Bool) throws {
+    static func printRecords(_ domain: String, _ options: CommonOptions, json: Bool, accountID: Int64? = nil) throws {
         let store = try AccountCommand.store(options)
-        let records = try SendingDomain.records(domain: domain, store: store, configuration: try options.load())
+        let records = try SendingDomain.records(domain: domain, store: store, configuration: try options.load(), accountID: accountID)
         if json { return try printJSON(records) }
         for record in records {
             print("; \(record.purpose)")
             print(record.zoneLine)
         }
+    }
+
+    /// The account named by `--account`, or the domain's owner (the account that verified it, else its first claimant).
+    static func account(_ name: String?, domain: String, store: SQLiteStore) throws -> Account {
+        if let name {
+            guard let account = try store.account(named: name) else { throw ValidationError("no account \(name)") }
+            return account
+        }
+        guard let owner = try SendingDomain.owner(of: domain.lowercased(), keys: store.dkimKeys(domain: domain), store: store),
+              let account = try store.account(id: owner) else {
+            throw ValidationError("\(domain) has no DKIM key yet; use `hikyaku domain add`")
+        }
+        return account
     }
 
     struct Add: ParsableCommand {
@@ -38,7 +51,7 @@ struct DomainCommand: AsyncParsableCommand {
             let store = try AccountCommand.store(options)
             let key = try MessageSigning.addKey(store: store, accountNamed: account, domain: domain, algorithm: algorithm)
             if let returnPath { try store.setReturnPath(returnPath, domain: key.domain, accountID: key.accountID) }
-            try DomainCommand.printRecords(domain.lowercased(), options, json: json)
+            try DomainCommand.printRecords(domain.lowercased(), options, json: json, accountID: key.accountID)
         }
     }
 
@@ -50,16 +63,15 @@ struct DomainCommand: AsyncParsableCommand {
         @Argument var domain: String
         @Argument(help: "e.g. bounce.DOMAIN; omit with --remove.") var returnPath: String?
         @Flag(name: .long, help: "Go back to the server's bounce.domain.") var remove = false
+        @Option(name: .long, help: "The account, when several have added the domain (default: the one that verified it).") var account: String?
         @Flag(name: .long, help: "Machine-readable output.") var json = false
 
         func run() throws {
             guard remove == (returnPath == nil) else { throw ValidationError("give a return-path domain, or --remove") }
             let store = try AccountCommand.store(options)
-            guard let owner = try store.dkimKeys(domain: domain).first?.accountID else {
-                throw ValidationError("\(domain) has no DKIM key yet; use `hikyaku domain add`")
-            }
-            try store.setReturnPath(returnPath, domain: domain, accountID: owner)
-            try DomainCommand.printRecords(domain.lowercased(), options, json: json)
+            let owner = try DomainCommand.account(account, domain: domain, store: store)
+            try store.setReturnPath(returnPath, domain: domain, accountID: owner.id)
+            try DomainCommand.printRecords(domain.lowercased(), options, json: json, accountID: owner.id)
         }
     }
 
@@ -69,18 +81,16 @@ struct DomainCommand: AsyncParsableCommand {
         @OptionGroup var options: CommonOptions
         @Argument var domain: String
         @Option(name: .long, help: "rsa (2048 bits) or ed25519.") var algorithm = "rsa"
+        @Option(name: .long, help: "The account, when several have added the domain (default: the one that verified it).") var account: String?
         @Flag(name: .long, help: "Machine-readable output.") var json = false
 
         func run() throws {
             guard let algorithm = DKIMKey.Algorithm(rawValue: algorithm) else { throw ValidationError("algorithm must be rsa or ed25519") }
             let store = try AccountCommand.store(options)
-            let existing = try store.dkimKeys(domain: domain)
-            guard let owner = existing.first?.accountID, let account = try store.accounts().first(where: { $0.id == owner }) else {
-                throw ValidationError("\(domain) has no DKIM key yet; use `hikyaku domain add`")
-            }
+            let owner = try DomainCommand.account(account, domain: domain, store: store)
             // Not the first key, so it is made inactive: publish first, then activate.
-            _ = try MessageSigning.addKey(store: store, accountNamed: account.name, domain: domain, algorithm: algorithm)
-            try DomainCommand.printRecords(domain.lowercased(), options, json: json)
+            _ = try MessageSigning.addKey(store: store, accountNamed: owner.name, domain: domain, algorithm: algorithm)
+            try DomainCommand.printRecords(domain.lowercased(), options, json: json, accountID: owner.id)
         }
     }
 
@@ -96,8 +106,12 @@ struct DomainCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "The DNS records a domain should publish.")
         @OptionGroup var options: CommonOptions
         @Argument var domain: String
+        @Option(name: .long, help: "The account, when several have added the domain (default: the one that verified it).") var account: String?
         @Flag(name: .long, help: "Machine-readable output.") var json = false
-        func run() throws { try DomainCommand.printRecords(domain.lowercased(), options, json: json) }
+        func run() throws {
+            let accountID = try account.map { try DomainCommand.account($0, domain: domain, store: AccountCommand.store(options)).id }
+            try DomainCommand.printRecords(domain.lowercased(), options, json: json, accountID: accountID)
+        }
     }
 
     struct Verify: AsyncParsableCommand {
@@ -106,13 +120,16 @@ struct DomainCommand: AsyncParsableCommand {
         @OptionGroup var options: CommonOptions
         @Argument var domain: String
         @Option(name: .long, help: "DNS server host:port (repeatable); default: dns.servers or /etc/resolv.conf.") var server: [String] = []
+        @Option(name: .long, help: "Only this account's claim (default: every account that added the domain).") var account: String?
         @Flag(name: .long, help: "Machine-readable output.") var json = false
 
         func run() async throws {
             let configuration = try options.load()
             let store = try AccountCommand.store(options)
             let resolver = try Compliance.resolver(configuration, servers: server)
-            let verification = try await SendingDomain.verifyAndRecord(domain: domain, configuration: configuration, store: store, resolver: resolver)
+            let accountID = try account.map { try DomainCommand.account($0, domain: domain, store: store).id }
+            let verification = try await SendingDomain.verifyAndRecord(domain: domain, configuration: configuration, store: store,
+                                                                       resolver: resolver, accountID: accountID)
             let checks = verification.records
             if json {
                 try printJSON(verification)

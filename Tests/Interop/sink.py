@@ -12,8 +12,11 @@ class ScriptedSink:
     connection without a reply after the first n messages' final dot.
     `data_delay` seconds pass before the reply to "." (to make sessions overlap)."""
 
-    def __init__(self, host, port=25, data_delay=0.0, pipelining=True):
+    def __init__(self, host, port=25, data_delay=0.0, pipelining=True, record_after_reply=False):
         self.host, self.port = host, port
+        # Record a message only once its 250 is on the wire: a client that dies before reading the 250 then
+        # shows as a duplicate only when it failed to keep what it read (the kill loop's measure of the relay).
+        self.record_after_reply = record_after_reply
         self.data_delay = data_delay
         self.pipelining = pipelining
         self.messages = []
@@ -105,12 +108,16 @@ class ScriptedSink:
                     if chunk == b".\r\n":
                         break
                     data += chunk[1:] if chunk.startswith(b"..") else chunk
+                if self.record_after_reply:
+                    send("250 2.0.0 queued")
                 with self.lock:
                     self.messages.append((mail_from, list(rcpts), data))
                     self.sources.append(peer)
                     drop = self.drops_left > 0
                     if drop:
                         self.drops_left -= 1
+                if self.record_after_reply:
+                    continue
                 if drop:
                     # The message arrived, but the client never hears so.
                     connection.shutdown(socket.SHUT_RDWR)

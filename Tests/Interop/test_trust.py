@@ -352,3 +352,36 @@ def test_requests_that_would_expand_are_refused_before_building(make_server):
     assert status == 413, body
     assert queued(server) == []
     assert_alive(server)
+
+
+# An admin key could add another customer's domain and so keep the real owner from adding it.
+def test_an_unverified_claim_neither_sends_nor_blocks_the_owner(make_server):
+    server = make_server(start=False)
+    server.config["domains"] = {"requireVerified": True, "reverifySeconds": 0}
+    server.create_account("squatter", ["squat.test"])
+    owner_login = server.create_account("owner", ["owner.test"])
+    squatter_token, _, _ = server.api_key("squatter", "admin")
+    owner_token, _, _ = server.api_key("owner", "admin")
+    server.start()
+    assert api(server, "POST", "/v1/domains", {"domain": "victim.test", "algorithm": "ed25519"}, token=squatter_token)[0] == 201
+    # The owner adds the same domain: the claim above does not stand in the way.
+    status, key = api(server, "POST", "/v1/domains", {"domain": "victim.test", "algorithm": "ed25519"}, token=owner_token)
+    assert status == 201, key
+    record = key["record"]
+    with dnsmasq(f"--txt-record={record['name']},{record['value']}") as port:
+        server.cli("domain", "verify", "victim.test", "--server", f"127.0.0.1:{port}", check=False)
+    status, body = api(server, "GET", "/v1/domains", token=owner_token)
+    assert [(d["domain"], d["verified"]) for d in body["domains"] if d["domain"] == "victim.test"] == [("victim.test", True)]
+    status, body = api(server, "GET", "/v1/domains", token=squatter_token)
+    assert [(d["domain"], d["verified"]) for d in body["domains"] if d["domain"] == "victim.test"] == [("victim.test", False)]
+    # Now the domain is the owner's: the squatter can neither add it again nor send from it.
+    assert api(server, "POST", "/v1/domains", {"domain": "victim.test"}, token=squatter_token)[0] == 409
+    message = {"from": "ceo@victim.test", "to": "a@example.net", "subject": "s", "text": "t"}
+    assert api(server, "POST", "/v1/messages", message, token=squatter_token)[0] == 403
+    assert api(server, "POST", "/v1/messages", message, token=owner_token)[0] == 202
+    with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=20) as smtp:
+        smtp.starttls()
+        smtp.login(*owner_login)
+        smtp.sendmail("ceo@victim.test", ["a@example.net"], b"From: ceo@victim.test\r\nSubject: ok\r\n\r\nbody\r\n")
+    assert len(queued(server)) == 2
+    assert_alive(server)

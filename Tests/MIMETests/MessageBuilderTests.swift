@@ -119,3 +119,25 @@ import Testing
         #expect(MessageBuilder.crlf(Array("a\nb\rc\r\nd".utf8)) == Array("a\r\nb\r\nc\r\nd".utf8))
     }
 }
+
+@Suite struct LongHeaderTests {
+    // Found by fuzz-mime: a long file name (or subject, or header value) made a header line over 998 octets.
+    @Test func everyLineStaysWithin998Octets() throws {
+        var composition = Composition(from: NameAddress(address: "shop@fuzz.example"), subject: String(repeating: "x", count: 2000))
+        composition.to = [NameAddress(address: "a@b.example")]
+        composition.text = "t"
+        composition.headers = [("X-Long", String(repeating: "word ", count: 400)), ("X-Run", String(repeating: "y", count: 1500))]
+        composition.attachments = [Attachment(filename: "\u{3}" + String(repeating: "x", count: 663), contentType: nil, data: [1]),
+                                   Attachment(filename: String(repeating: "名", count: 300), contentType: nil, data: [2]),
+                                   Attachment(filename: String(repeating: "x", count: 1070), contentType: nil, data: [0, 0, 0])]
+        for charset in [Charset.utf8, .iso2022JP] {
+            composition.charset = charset
+            let bytes = try MessageBuilder(hostname: "h").build(composition).bytes
+            let lines = String(decoding: bytes, as: UTF8.self).components(separatedBy: "\r\n")
+            #expect(lines.allSatisfy { $0.utf8.count <= 998 }, "\(lines.map(\.utf8.count).max() ?? 0)")
+            let header = try HeaderSection(parsing: bytes)
+            #expect(header.first("X-Long")?.unfoldedValue(in: bytes) == String(repeating: "word ", count: 400).trimmingCharacters(in: .whitespaces))
+            #expect(header.first("Subject").map { EncodedWords.decodeText($0.unfoldedValue(in: bytes)) } == String(repeating: "x", count: 2000))
+        }
+    }
+}

@@ -34,7 +34,7 @@ struct DeliverySchedulerTests {
         let scheduler = DeliveryScheduler(index: spool.index, layout: spool.layout,
                                           schedule: RetrySchedule(minimumBackoff: 300, maximumBackoff: 4000, lifetime: 86400, jitter: 0),
                                           now: { clock.withLockedValue { $0 } }, logger: Logger(label: "test"),
-                                          classifier: try .standard()) { envelope, _, domain, _ in
+                                          classifier: try .standard()) { envelope, _, domain, _, _ in
             calls.withLockedValue { $0.append(domain) }
             return DeliveryReport(outcomes: envelope.recipients.map { recipient in
                 switch recipient {
@@ -81,7 +81,7 @@ struct DeliverySchedulerTests {
         spool.close()
         let until = Date().addingTimeInterval(42)
         let scheduler = DeliveryScheduler(index: spool.index, layout: spool.layout, schedule: RetrySchedule(),
-                                          logger: Logger(label: "test"), classifier: try .standard()) { _, _, _, _ in
+                                          logger: Logger(label: "test"), classifier: try .standard()) { _, _, _, _, _ in
             DeliveryReport(outcomes: [], site: "busy", postponedUntil: until)
         }
         #expect(await scheduler.attempt(id).isEmpty)
@@ -101,7 +101,7 @@ struct DeliverySchedulerTests {
         let clock = NIOLockedValueBox(Date())
         let scheduler = DeliveryScheduler(index: spool.index, layout: spool.layout, schedule: RetrySchedule(),
                                           now: { clock.withLockedValue { $0 } }, logger: Logger(label: "test"),
-                                          classifier: try .standard()) { _, _, _, _ in
+                                          classifier: try .standard()) { _, _, _, _, _ in
             Issue.record("nothing to deliver without the bytes")
             return DeliveryReport(outcomes: [])
         }
@@ -153,7 +153,7 @@ struct DeliveryStatusNotificationTests {
             index: spool.index, layout: spool.layout,
             schedule: RetrySchedule(minimumBackoff: 1, maximumBackoff: 1, lifetime: 3600, jitter: 0, delayWarning: 600),
             now: { clock.withLockedValue { $0 } }, logger: Logger(label: "test"), reportingMTA: "relay.test",
-            enqueue: { dsn in queued.withLockedValue { $0.append(dsn) } }, classifier: try .standard()) { envelope, _, _, _ in
+            enqueue: { dsn in queued.withLockedValue { $0.append(dsn) } }, classifier: try .standard()) { envelope, _, _, _, _ in
             DeliveryReport(outcomes: envelope.recipients.map { RecipientOutcome(recipient: $0, reply: Reply(451, EnhancedStatusCode(4, 2, 2), "mailbox full")) })
         }
         await scheduler.attempt(id)
@@ -190,7 +190,7 @@ struct DeliveryStatusNotificationTests {
         let queued = NIOLockedValueBox<[Submission]>([])
         let scheduler = DeliveryScheduler(index: spool.index, layout: spool.layout, schedule: RetrySchedule(), logger: Logger(label: "test"),
                                           reportingMTA: "relay.test", enqueue: { dsn in queued.withLockedValue { $0.append(dsn) } },
-                                          classifier: try .standard()) { envelope, _, _, _ in
+                                          classifier: try .standard()) { envelope, _, _, _, _ in
             DeliveryReport(outcomes: envelope.recipients.map {
                 RecipientOutcome(recipient: $0, reply: $0.hasPrefix("gone") ? Reply(550, EnhancedStatusCode(5, 1, 1), "no") : Reply(250, nil, "ok"))
             })

@@ -225,3 +225,61 @@ struct SpoolTests {
         #expect(abs(MessageID.generate().timestamp.timeIntervalSince(now)) < 1)
     }
 }
+
+struct AcceptanceLogTests {
+    func temporaryDirectory() throws -> String {
+        let path = NSTemporaryDirectory() + "hikyaku-acceptance-" + UUID().uuidString
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    func files(_ directory: String) throws -> [String] {
+        try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasPrefix("accepted-") }.sorted()
+    }
+
+    @Test func recordsRoundTripAndATornTailIsIgnored() {
+        let id = MessageID.generate()
+        let one = AcceptanceLog.encode(message: id, recipients: ["a@x.example", "ユーザー@例え.jp"])
+        let two = AcceptanceLog.encode(message: id, recipients: ["b@x.example"])
+        let decoded = AcceptanceLog.decode(one + two + Array(two.dropLast(3)))
+        #expect(decoded.map(\.recipients) == [["a@x.example", "ユーザー@例え.jp"], ["b@x.example"]])
+        var damaged = one
+        damaged[damaged.count - 1] ^= 0xFF
+        #expect(AcceptanceLog.decode(damaged).isEmpty, "a CRC mismatch ends the log")
+    }
+
+    @Test func settledFilesAreRemovedAndTheRestReplayed() throws {
+        let directory = try temporaryDirectory()
+        let log = AcceptanceLog(directory: directory, rotateAt: 50)
+        let id = MessageID.generate()
+        let first = try #require(log.record(message: id, recipients: ["a@x.example", "b@x.example", "c@x.example"]))
+        let second = try #require(log.record(message: id, recipients: ["d@x.example"]))
+        #expect(try files(directory) == ["accepted-1.log", "accepted-2.log"], "the first file filled up")
+        log.settle([first])
+        #expect(try files(directory) == ["accepted-2.log"], "a full file whose records are all settled goes")
+        _ = second
+        var replayed: [[String]] = []
+        try AcceptanceLog.replay(directory: directory, logger: Logger(label: "test")) { entries in replayed = entries.map(\.recipients) }
+        #expect(replayed == [["d@x.example"]])
+        #expect(try files(directory).isEmpty)
+    }
+
+    // Guards against redelivery after a crash between a remote 250 and the delivery log's record of it.
+    @Test func aRestartDeliversWhatWasAcceptedBeforeIt() async throws {
+        let directory = try temporaryDirectory()
+        let layout = SpoolLayout(directory: directory)
+        var spool: Spool? = try Spool(layout: layout, logger: Logger(label: "test"))
+        let message = IncomingMessage(id: MessageID.generate(), sender: "s@example.com", recipients: ["a@x.example", "b@x.example"],
+                                      accountID: nil, smtpUTF8: false, clientAddress: "127.0.0.1", heloName: "c", prefix: [],
+                                      content: Array("Subject: x\r\n\r\nx\r\n".utf8))
+        let id = try await #require(spool).append(message)
+        _ = spool?.acceptances.record(message: id, recipients: ["a@x.example"])
+        spool?.close()
+        spool = nil
+        let restarted = try Spool(layout: layout, logger: Logger(label: "test"))
+        let states = try #require(try restarted.index.details(of: id)).recipients.map { "\($0.address)=\($0.state)" }
+        #expect(states == ["a@x.example=delivered", "b@x.example=queued"])
+        #expect(try files(directory).isEmpty)
+        restarted.close()
+    }
+}

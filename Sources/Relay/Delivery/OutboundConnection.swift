@@ -45,14 +45,25 @@ final class OutboundConnection: Sendable {
     }
 
     /// A further transaction on this (idle) connection.
-    func transact(_ envelope: OutboundEnvelope, message: [UInt8]) async -> TransactionResult {
+    func transact(_ envelope: OutboundEnvelope, message: [UInt8], onAccepted: AcceptanceHook? = nil) async -> TransactionResult {
         carried.withLockedValue { $0 += 1 }
         let promise = channel.eventLoop.makePromise(of: TransactionResult.self)
+        OutboundConnection.report(promise.futureResult, to: onAccepted)
         let handler = self.handler
         channel.eventLoop.execute {
             handler.value.begin(envelope, message: message, promise: promise)
         }
         return (try? await promise.futureResult.get()) ?? TransactionResult(outcomes: [], reusable: false, stale: true)
+    }
+
+    /// Tells `hook` which recipients were accepted, on the event loop as the
+    /// result arrives: registered before anyone awaits the result, so it runs first.
+    static func report(_ result: EventLoopFuture<TransactionResult>, to hook: AcceptanceHook?) {
+        guard let hook else { return }
+        result.whenSuccess { result in
+            let accepted = result.outcomes.filter(\.delivered).map(\.recipient)
+            if !accepted.isEmpty { hook(accepted) }
+        }
     }
 
     /// QUIT (when idle) and close.

@@ -28,6 +28,10 @@ public struct DeliveryReport: Sendable {
     }
 }
 
+/// Called on the connection's event loop the moment a remote server has
+/// accepted recipients (its reply to the end of data), before anything else.
+public typealias AcceptanceHook = @Sendable (_ recipients: [String]) -> Void
+
 /// Delivers one message to the recipients of one domain: routes it, finds
 /// the destination site, and sends through one of the site's connections —
 /// an idle one when there is one, else a new one tried host by host and
@@ -71,9 +75,12 @@ public struct SMTPCourier: Sendable {
 
     /// `envelope.recipients` must all be on `domain`; `pool` names the egress
     /// pool of the message's account (nil: `default`).
-    public func deliver(_ envelope: OutboundEnvelope, message: [UInt8], domain: String, pool: String? = nil) async -> DeliveryReport {
+    /// `onAccepted` hears which recipients the remote server took, as soon as it says so.
+    public func deliver(_ envelope: OutboundEnvelope, message: [UInt8], domain: String, pool: String? = nil,
+                        onAccepted: AcceptanceHook? = nil) async -> DeliveryReport {
         let started = ContinuousClock.now
-        var report = await deliverTimed(envelope, message: message, domain: domain, source: sourceAddress(pool: pool))
+        var report = await deliverTimed(envelope, message: message, domain: domain, source: sourceAddress(pool: pool),
+                                        onAccepted: onAccepted)
         report.duration = ContinuousClock.now - started
         return report
     }
@@ -89,7 +96,8 @@ public struct SMTPCourier: Sendable {
         } % addresses.count]
     }
 
-    func deliverTimed(_ envelope: OutboundEnvelope, message: [UInt8], domain: String, source: String?) async -> DeliveryReport {
+    func deliverTimed(_ envelope: OutboundEnvelope, message: [UInt8], domain: String, source: String?,
+                      onAccepted: AcceptanceHook?) async -> DeliveryReport {
         let decision = await router.route(domain)
         let hosts: [MXHost]
         switch decision {
@@ -113,13 +121,14 @@ public struct SMTPCourier: Sendable {
             case .postpone(let until):
                 return DeliveryReport(outcomes: [], site: site.name, postponedUntil: until)
             case .reuse(let connection):
-                let result = await connection.transact(envelope, message: message)
+                let result = await connection.transact(envelope, message: message, onAccepted: onAccepted)
                 await site.release(connection, reusable: result.reusable)
                 if result.stale { continue }
                 return DeliveryReport(outcomes: result.outcomes, site: site.name,
                                       session: connection.details(tlsVersion: result.tlsVersion))
             case .open:
-                var report = await openAndDeliver(envelope, message: message, hosts: hosts, site: site, source: source)
+                var report = await openAndDeliver(envelope, message: message, hosts: hosts, site: site, source: source,
+                                                  onAccepted: onAccepted)
                 report.site = site.name
                 return report
             }
@@ -134,7 +143,7 @@ public struct SMTPCourier: Sendable {
     /// until one session produces outcomes, and leaves the connection with
     /// the site (or frees the slot).
     func openAndDeliver(_ envelope: OutboundEnvelope, message: [UInt8], hosts: [MXHost], site: DeliverySite,
-                        source: String?) async -> DeliveryReport {
+                        source: String?, onAccepted: AcceptanceHook?) async -> DeliveryReport {
         var last = DeliveryReport(outcomes: envelope.recipients.map {
             RecipientOutcome(recipient: $0, reply: Reply(451, EnhancedStatusCode(4, 4, 1), "no mail exchanger answered"),
                              source: .connection)
@@ -143,7 +152,7 @@ public struct SMTPCourier: Sendable {
             for address in host.addresses {
                 let target = (try? SocketAddress(ipAddress: address.ipAddress ?? "", port: host.port)) ?? address
                 guard let (connection, result) = await session(envelope, message: message, host: host, address: target,
-                                                               source: source, site: site)
+                                                               source: source, site: site, onAccepted: onAccepted)
                 else { continue }
                 let report = DeliveryReport(outcomes: result.outcomes, session: connection.details(tlsVersion: result.tlsVersion))
                 // Try the next host only when this one never really took part
@@ -165,10 +174,11 @@ public struct SMTPCourier: Sendable {
 
     /// Connects and runs the first transaction; nil when no connection could be made.
     func session(_ envelope: OutboundEnvelope, message: [UInt8], host mx: MXHost, address: SocketAddress, source: String?,
-                 site: DeliverySite) async -> (OutboundConnection, TransactionResult)? {
+                 site: DeliverySite, onAccepted: AcceptanceHook?) async -> (OutboundConnection, TransactionResult)? {
         let host = mx.name
         let eventLoop = group.next()
         let promise = eventLoop.makePromise(of: TransactionResult.self)
+        OutboundConnection.report(promise.futureResult, to: onAccepted)
         // The next hop's own policy, else the site's, else the global one.
         let tlsPolicy = mx.tlsPolicy ?? site.limits.tlsPolicy ?? options.tlsPolicy
         var tls = TLSConfiguration.makeClientConfiguration()

@@ -48,8 +48,9 @@ public struct RetrySchedule: Sendable {
 /// cost no memory here.
 public actor DeliveryScheduler {
     /// Delivers to one domain's recipients: envelope, message bytes, domain,
-    /// and the sending account (for its egress pool).
-    public typealias Deliver = @Sendable (OutboundEnvelope, [UInt8], String, Int64?) async -> DeliveryReport
+    /// the sending account (for its egress pool), and what to call the moment
+    /// the remote server accepts recipients (before the report comes back).
+    public typealias Deliver = @Sendable (OutboundEnvelope, [UInt8], String, Int64?, @escaping AcceptanceHook) async -> DeliveryReport
     /// Hands a generated message (a DSN) to the intake; returns once it is durable.
     public typealias Enqueue = @Sendable (Submission) async throws -> Void
     /// Why an account does not send to an address (its suppression reason),
@@ -67,6 +68,8 @@ public actor DeliveryScheduler {
     let enqueue: Enqueue?
     let classifier: BounceClassifier
     let journal: AttemptJournal
+    /// Remote acceptances written as they arrive, settled once the journal has them.
+    let acceptances: AcceptanceLog?
     /// Checked before every attempt, so that an address suppressed while its
     /// mail waited is not sent to either.
     public var suppressed: Suppressed?
@@ -93,7 +96,8 @@ public actor DeliveryScheduler {
 
     public init(index: QueueIndex, layout: SpoolLayout, schedule: RetrySchedule, maximumConcurrentMessages: Int = 50,
                 now: @escaping @Sendable () -> Date = { Date() }, logger: Logger, reportingMTA: String = "localhost",
-                enqueue: Enqueue? = nil, classifier: BounceClassifier, deliver: @escaping Deliver) {
+                enqueue: Enqueue? = nil, classifier: BounceClassifier, acceptances: AcceptanceLog? = nil, deliver: @escaping Deliver) {
+        self.acceptances = acceptances
         self.classifier = classifier
         self.reportingMTA = reportingMTA
         self.enqueue = enqueue
@@ -255,6 +259,8 @@ public actor DeliveryScheduler {
             let attempts = Dictionary(uniqueKeysWithValues: due.map { ($0.address, $0.attempts) })
             let alreadyWarned = Set(due.filter(\.delayNotified).map(\.address))
             var records: [(AttemptRecord, () -> Logger.Metadata)] = []
+            // Written by the courier the moment a remote server accepts, settled once recorded below.
+            let accepted = NIOLockedValueBox<[AcceptanceLog.Token]>([])
             let eightBit = bytes.contains { $0 >= 0x80 }
             // With VERP each recipient's copy has its own envelope sender, so each is its own transaction.
             let positions = Dictionary(details.recipients.enumerated().map { ($1.address, $0) }) { first, _ in first }
@@ -273,7 +279,9 @@ public actor DeliveryScheduler {
             for (domain, recipients, sender) in batches {
                 let envelope = OutboundEnvelope(sender: sender, recipients: recipients, size: bytes.count,
                                                 eightBit: eightBit, requiresSMTPUTF8: details.smtpUTF8)
-                let report = await deliver(envelope, bytes, domain, details.accountID)
+                let report = await deliver(envelope, bytes, domain, details.accountID) { [acceptances] recipients in
+                    if let token = acceptances?.record(message: id, recipients: recipients) { accepted.withLockedValue { $0.append(token) } }
+                }
                 if let until = report.postponedUntil {
                     try index.postpone(id, recipients: recipients, until: until)
                     DeliveryMetrics.counter("hikyaku_delivery_postponed_total", [("site", report.site ?? "")]).increment()
@@ -295,6 +303,7 @@ public actor DeliveryScheduler {
             }
             // Concurrent deliveries share the transaction that records them.
             try await journal.record(records.map(\.0))
+            acceptances?.settle(accepted.withLockedValue { $0 })
             DeliveryMetrics.recorded(records.map(\.0), receivedAt: details.receivedAt)
             if let suppress, let account = details.accountID {
                 for (record, _) in records where record.state == .bounced || record.state == .expired {
