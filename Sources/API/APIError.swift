@@ -28,6 +28,8 @@ struct APIError: Error, Sendable {
     /// The request field at fault (SendGrid's `field`).
     var field: String?
     var retryAfter: Int?
+    /// Part of the request took effect despite the error (some messages were stored): it may not be replayed.
+    var partlyDone = false
 
     init(_ status: HTTPResponse.Status, _ code: String, _ message: String, ses: String? = nil, field: String? = nil,
          retryAfter: Int? = nil) {
@@ -110,7 +112,7 @@ struct ErrorMiddleware: RouterMiddleware {
             if flavor == .ses { response.headers[.amazonRequestID] = context.id }
             return response
         } catch {
-            replays?.finish(request: context.id, failed: true)
+            replays?.finish(request: context.id, failed: !((error as? APIError)?.partlyDone ?? false))
             return respond(to: error, request: request, context: context, flavor: flavor)
         }
     }

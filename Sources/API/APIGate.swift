@@ -37,6 +37,9 @@ final class APIGate: Sendable {
     /// disabled account stops working within `cacheLifetime`.
     private let cache = NIOLockedValueBox<[String: (Caller, secret: String?, expires: Date)]>([:])
     let cacheLifetime: TimeInterval = 10
+    /// Signed request bodies being read before their signature could be checked.
+    private let unverifiedBodies = NIOLockedValueBox(0)
+    static let maximumUnverifiedBodies = 32
 
     init(store: SQLiteStore, maximumBodySize: Int, throttle: AuthenticationThrottle) {
         self.store = store
@@ -61,16 +64,40 @@ final class APIGate: Sendable {
             guard let authorization = unsigned.precheck(), let (caller, secret) = signingKey(authorization.accessKeyID) else {
                 throw refuse("signature")
             }
-            let body = try await readBody(request)
+            // An access key id is no secret: bodies read before their signature is checked are few at a time.
+            guard unverifiedBodies.withLockedValue({ count -> Bool in
+                guard count < APIGate.maximumUnverifiedBodies else { return false }
+                count += 1
+                return true
+            }) else {
+                throw APIError(.tooManyRequests, "busy", "too many signed requests are being read; try again shortly",
+                               ses: "TooManyRequestsException", retryAfter: 1)
+            }
+            let body: [UInt8]
+            do {
+                body = try await readBody(request)
+                unverifiedBodies.withLockedValue { $0 -= 1 }
+            } catch {
+                unverifiedBodies.withLockedValue { $0 -= 1 }
+                throw error
+            }
             var signed = unsigned
             signed.body = body
             guard signed.verify(authorization, secret: secret) else { throw refuse("signature") }
             // A request that changes something is taken once: a captured one cannot be sent again while
             // its date is valid. Reads may repeat (botocore gives two identical calls in one second one signature).
-            if request.method != .get && request.method != .head, !replays.firstUse(authorization.signature, request: context.id) {
-                context.logger.notice("replayed signature refused", metadata: ["client": "\(client)"])
-                throw APIError(.forbidden, "replayed_request", "this request's signature was already used; sign each request anew",
-                               ses: "InvalidSignatureException")
+            if request.method != .get && request.method != .head {
+                switch replays.use(authorization.signature.lowercased(), key: authorization.accessKeyID, request: context.id) {
+                case .first:
+                    break
+                case .replay:
+                    context.logger.notice("replayed signature refused", metadata: ["client": "\(client)"])
+                    throw APIError(.forbidden, "replayed_request", "this request's signature was already used; sign each request anew",
+                                   ses: "InvalidSignatureException")
+                case .busy:
+                    throw APIError(.tooManyRequests, "too_many_requests", "too many signed requests from this key; try again shortly",
+                                   ses: "TooManyRequestsException", retryAfter: 1)
+                }
             }
             guard caller.key.scope >= scope else { throw APIError.forbidden }
             return APICall(principal: caller, body: body)
@@ -80,12 +107,13 @@ final class APIGate: Sendable {
         return APICall(principal: caller, body: try await readBody(request))
     }
 
-    func readBody(_ request: Request) async throws -> [UInt8] {
+    func readBody(_ request: Request, limit: Int? = nil) async throws -> [UInt8] {
+        let limit = limit ?? maximumBodySize
         do {
-            let buffer = try await request.body.collect(upTo: maximumBodySize)
+            let buffer = try await request.body.collect(upTo: limit)
             return Array(buffer.readableBytesView)
         } catch is NIOTooManyBytesError {
-            throw APIError(.contentTooLarge, "payload_too_large", "request body exceeds \(maximumBodySize) bytes",
+            throw APIError(.contentTooLarge, "payload_too_large", "request body exceeds \(limit) bytes",
                            ses: "MessageRejected")
         }
     }
@@ -131,33 +159,50 @@ final class APIGate: Sendable {
     }
 }
 
-/// Signatures already accepted, each kept for as long as it could be valid
-/// (the clock skew allowed either way), so that a captured request cannot be
-/// sent again; one that failed is forgotten, since it changed nothing. Bounded: past `capacity` entries the expired ones go; if all
-/// are still live, new signatures are refused until some expire (a flood of
-/// valid signatures can only come from a key holder).
+/// Signatures already accepted (lower-cased, as they are compared), each
+/// kept for as long as it could be valid (the clock skew allowed either way),
+/// so that a captured request cannot be sent again; one that failed is
+/// forgotten, since it changed nothing. Bounded: past `capacity` entries the
+/// expired ones go; each access key may hold at most `capacityPerKey` live
+/// entries, so one key's flood refuses that key (`.busy`), not the others.
 final class SignatureReplayMemory: Sendable {
+    enum Use: Equatable {
+        case first
+        case replay
+        /// This key (or the whole memory) is full of live signatures: try again shortly.
+        case busy
+    }
+
     let window: TimeInterval
     let capacity: Int
-    /// Signature → when it expires; and the signature each request in progress was admitted with.
-    private let state = NIOLockedValueBox<(seen: [String: Date], inProgress: [String: String])>(([:], [:]))
+    let capacityPerKey: Int
+    /// Signature → (its key, when it expires); live entries per key; the signature each request in progress was admitted with.
+    private let state = NIOLockedValueBox<(seen: [String: (key: String, expires: Date)], perKey: [String: Int],
+                                           inProgress: [String: String])>(([:], [:], [:]))
 
-    init(window: TimeInterval, capacity: Int = 200_000) {
+    init(window: TimeInterval, capacity: Int = 200_000, capacityPerKey: Int = 50_000) {
         self.window = window
         self.capacity = capacity
+        self.capacityPerKey = capacityPerKey
     }
 
     /// True the first time `signature` is presented within its window; `request` names the request it admits.
-    func firstUse(_ signature: String, request: String? = nil, now: Date = Date()) -> Bool {
+    func firstUse(_ signature: String, key: String = "", request: String? = nil, now: Date = Date()) -> Bool {
+        use(signature, key: key, request: request, now: now) == .first
+    }
+
+    func use(_ signature: String, key: String = "", request: String? = nil, now: Date = Date()) -> Use {
         state.withLockedValue { state in
-            if let expires = state.seen[signature], expires > now { return false }
-            if state.seen.count >= capacity {
-                state.seen = state.seen.filter { $0.value > now }
-                guard state.seen.count < capacity else { return false }
+            if let entry = state.seen[signature], entry.expires > now { return .replay }
+            if state.seen.count >= capacity || state.perKey[key, default: 0] >= capacityPerKey {
+                state.seen = state.seen.filter { $0.value.expires > now }
+                state.perKey = state.seen.values.reduce(into: [:]) { $0[$1.key, default: 0] += 1 }
+                guard state.seen.count < capacity, state.perKey[key, default: 0] < capacityPerKey else { return .busy }
             }
-            state.seen[signature] = now.addingTimeInterval(window)
+            state.seen[signature] = (key, now.addingTimeInterval(window))
+            state.perKey[key, default: 0] += 1
             if let request, state.inProgress.count < capacity { state.inProgress[request] = signature }
-            return true
+            return .first
         }
     }
 
@@ -168,7 +213,7 @@ final class SignatureReplayMemory: Sendable {
     func finish(request: String, failed: Bool) {
         state.withLockedValue { state in
             guard let signature = state.inProgress.removeValue(forKey: request) else { return }
-            if failed { state.seen.removeValue(forKey: signature) }
+            if failed, let entry = state.seen.removeValue(forKey: signature) { state.perKey[entry.key, default: 1] -= 1 }
         }
     }
 }

@@ -60,8 +60,8 @@ public struct APIServer: Sendable {
     let connections: ConnectionLimiter
 
     let unsubscribe: UnsubscribeLinks?
-    /// A domain's compliance report as JSON.
-    public typealias ComplianceReport = @Sendable (String) async throws -> [UInt8]
+    /// A domain's compliance report as JSON, for one account's keys.
+    public typealias ComplianceReport = @Sendable (_ domain: String, _ accountID: Int64) async throws -> [UInt8]
     let compliance: ComplianceReport?
     /// Checks a domain's DNS records and records whether it is verified for an account; the result as JSON.
     public typealias DomainVerification = @Sendable (_ domain: String, _ accountID: Int64) async throws -> [UInt8]

@@ -76,7 +76,7 @@ struct DomainRoutes: Sendable {
                 throw APIError.notFound("domain \(domain)")
             }
             guard let compliance else { throw APIError(.serviceUnavailable, "unavailable", "compliance checks are not available") }
-            let report = try await compliance(domain)
+            let report = try await compliance(domain, call.account.id)
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: report)))
         }
     }

@@ -50,14 +50,23 @@ struct MessageDraft: Sendable {
         return personalizations.reduce(0) { $0 + max(1, $1.to.count + $1.cc.count + $1.bcc.count) }
     }
 
-    /// A bound on the bytes each message takes before rendering: the
-    /// literal content, attachments as base64, headers. Templates are bounded
-    /// while they render.
-    func estimatedMessageSize() -> Int {
-        let attachments = base.attachments.reduce(0) { $0 + ($1.data.count / 3 + 1) * 4 + $1.filename.utf8.count + 200 }
-        let content = base.subject.utf8.count + (base.text?.utf8.count ?? 0) + (base.html?.utf8.count ?? 0)
-        let headers = base.headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count + 4 }
-        return 2048 + attachments + content + headers
+    /// A bound on the bytes a message takes before rendering: the literal
+    /// content, attachments as base64, every header the request sets (the
+    /// sender, Reply-To, custom fields) and, for `personalization`, its
+    /// addresses, subject and fields. Templates are bounded while they render.
+    func estimatedMessageSize(_ personalization: Personalization? = nil) -> Int {
+        func size(_ addresses: [NameAddress]) -> Int {
+            addresses.reduce(0) { $0 + $1.address.utf8.count + ($1.name?.utf8.count ?? 0) * 2 + 8 }
+        }
+        let attachments = base.attachments.reduce(0) { $0 + ($1.data.count / 3 + 1) * 4 + $1.filename.utf8.count * 2 + 200 }
+        let content = (base.subject.utf8.count + (base.text?.utf8.count ?? 0) + (base.html?.utf8.count ?? 0)) * 2
+        let headers = base.headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count * 2 + 4 }
+        var total = 2048 + attachments + content + headers + size([base.from]) + size(base.replyTo)
+        if let personalization {
+            total += size(personalization.to) + size(personalization.cc) + (personalization.subject?.utf8.count ?? 0) * 2
+            total += personalization.headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count * 2 + 4 }
+        }
+        return total
     }
 
     /// One message per personalization (per recipient for marketing mail), each checked and built.
@@ -77,20 +86,26 @@ struct MessageDraft: Sendable {
             throw APIError.badRequest("at most \(MessageDraft.maximumPersonalizations) recipients or personalizations per request",
                                       field: "personalizations")
         }
-        // Memory per request is bounded before a byte is built.
-        let estimate = estimatedMessageSize()
-        guard estimate <= limits.maximumMessageSize || renderer != nil else {
-            throw APIError(.contentTooLarge, "message_too_large",
-                           "message of about \(estimate) bytes exceeds the limit of \(limits.maximumMessageSize)", ses: "MessageRejected")
+        // Memory per request is bounded before a byte is built: every copy of every message, estimated.
+        var expanded = 0
+        for personalization in personalizations {
+            let estimate = estimatedMessageSize(personalization)
+            guard estimate <= limits.maximumMessageSize || renderer != nil else {
+                throw APIError(.contentTooLarge, "message_too_large",
+                               "message of about \(estimate) bytes exceeds the limit of \(limits.maximumMessageSize)", ses: "MessageRejected")
+            }
+            let copies = metadata.marketing && unsubscribe != nil ? max(1, personalization.to.count + personalization.cc.count + personalization.bcc.count) : 1
+            let (product, overflow) = estimate.multipliedReportingOverflow(by: copies)
+            let (sum, overflowed) = expanded.addingReportingOverflow(product)
+            guard !overflow, !overflowed, sum <= limits.maximumExpandedSize else {
+                throw APIError(.contentTooLarge, "request_too_large",
+                               "\(count) messages would exceed the limit of \(limits.maximumExpandedSize) bytes per request",
+                               ses: "MessageRejected")
+            }
+            expanded = sum
         }
-        let (expanded, overflow) = estimate.multipliedReportingOverflow(by: count)
-        guard !overflow, expanded <= limits.maximumExpandedSize else {
-            throw APIError(.contentTooLarge, "request_too_large",
-                           "\(count) messages of about \(estimate) bytes exceed the limit of \(limits.maximumExpandedSize) bytes per request",
-                           ses: "MessageRejected")
-        }
-        // What rendering may still spend across the whole request.
-        var remaining = limits.maximumExpandedSize - expanded
+        // What rendering and building may still spend across the whole request.
+        var remaining = limits.maximumExpandedSize
         var messages: [OutgoingMessage] = []
         messages.reserveCapacity(count)
         for personalization in personalizations {
@@ -102,15 +117,14 @@ struct MessageDraft: Sendable {
             if let subject = personalization.subject { composition.subject = subject }
             let data = self.data.merging(personalization.data) { _, new in new }
             if let renderer {
-                let budget = min(limits.maximumMessageSize, remaining)
+                let budget = min(limits.maximumMessageSize, max(0, remaining))
                 let rendered = try renderer.render(data, budget: budget)
                 composition.subject = personalization.subject.map { MessageDraft.renderLiteral($0, data) } ?? rendered.subject
                 composition.text = rendered.text
                 composition.html = rendered.html
-                remaining -= rendered.subject.utf8.count + (rendered.text?.utf8.count ?? 0) + (rendered.html?.utf8.count ?? 0)
             }
             if !personalization.substitutions.isEmpty {
-                let budget = min(limits.maximumMessageSize, remaining)
+                let budget = min(limits.maximumMessageSize, max(0, remaining))
                 composition.subject = try MessageDraft.substitute(composition.subject, personalization.substitutions, limit: budget)
                 composition.text = try composition.text.map { text throws(APIError) in
                     try MessageDraft.substitute(text, personalization.substitutions, limit: budget)
@@ -136,6 +150,12 @@ struct MessageDraft: Sendable {
                     bytes = try builder.build(copy).bytes
                 } catch {
                     throw APIError.invalid(error.description)
+                }
+                // What was really built counts, whatever the estimate said.
+                remaining -= bytes.count
+                guard remaining >= 0 else {
+                    throw APIError(.contentTooLarge, "request_too_large",
+                                   "the messages exceed the limit of \(limits.maximumExpandedSize) bytes per request", ses: "MessageRejected")
                 }
                 messages.append(OutgoingMessage(id: id, sender: composition.from.address, recipients: recipients, bytes: bytes,
                                                 metadata: metadata))

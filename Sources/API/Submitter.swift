@@ -53,7 +53,7 @@ extension APIError {
             self.init(.badRequest, "invalid_header", "the message's header section is malformed: \(problem)", ses: "MessageRejected")
         case .sender(let reason):
             switch reason {
-            case .authorMissing, .fieldRepeated, .unparsable:
+            case .authorMissing, .fieldRepeated, .unparsable, .undecodableText:
                 self.init(.badRequest, "invalid_header", reason.message, ses: "MessageRejected", field: "from")
             case .senderNotOwned, .senderNotVerified, .notAMailbox, .domainNotAllowed:
                 self.init(.forbidden, "sender_not_allowed", "account \(account.name) may not send this message: \(reason.message)",
@@ -81,6 +81,7 @@ extension APIError {
             if !accepted.isEmpty { message += "; accepted before the failure: " + accepted.map(\.rawValue).joined(separator: ",") }
             self.init(storageFull ? HTTPResponse.Status(code: 507) : .serviceUnavailable, "spool_unavailable", message,
                       ses: "InternalFailure", retryAfter: 60)
+            partlyDone = !accepted.isEmpty
         }
     }
 }

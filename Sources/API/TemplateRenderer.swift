@@ -49,7 +49,8 @@ struct TemplateRenderer: Sendable {
         self.defaults = defaults
         self.missing = missing
         required = shapes.reduce(into: Set<String>()) { $0.formUnion($1.topLevelNames) }
-        sectionCost = max(1, shapes.map(\.largestSection).max() ?? 1)
+        // Each pass costs at least a little, so the number of passes is bounded too.
+        sectionCost = max(64, shapes.map(\.largestSection).max() ?? 0)
     }
 
     init(_ template: Template) throws(APIError) {
@@ -86,7 +87,7 @@ struct TemplateRenderer: Sendable {
         case .number(let number): return number.rounded() == number && abs(number) < 1e15 ? Int(exactly: number) ?? number : number
         case .string(let string): return BudgetedText(text: string, budget: budget)
         case .array(let array): return BudgetedSequence(items: array.map { mustacheValue($0, budget) }, budget: budget)
-        case .object(let object): return object.mapValues { mustacheValue($0, budget) }
+        case .object(let object): return BudgetedObject(values: object.mapValues { mustacheValue($0, budget) }, budget: budget)
         }
     }
 
@@ -106,22 +107,33 @@ struct TemplateRenderer: Sendable {
                            ses: "BadRequestException")
         }
         var shape = Shape()
-        // Where each open section's body starts, in UTF-8 offsets.
+        // Read by Characters, as swift-mustache's parser reads: a `{` with a combining mark on it is
+        // text to the parser, so it must be text here too, or the check would see tags the parser does not.
+        let characters = Array(template)
+        // UTF-8 offset of each Character, for section sizes in bytes.
+        var offsets: [Int] = []
+        offsets.reserveCapacity(characters.count + 1)
+        var total = 0
+        for character in characters {
+            offsets.append(total)
+            total += character.utf8.count
+        }
+        offsets.append(total)
+        // Where each open section's body starts, as a Character index.
         var open: [Int] = []
-        let bytes = Array(template.utf8)
         var index = 0
         func refuse(_ message: String) -> APIError {
             APIError(.unprocessableContent, "invalid_template", message, ses: "BadRequestException")
         }
-        while index + 1 < bytes.count {
-            guard bytes[index] == UInt8(ascii: "{"), bytes[index + 1] == UInt8(ascii: "{") else { index += 1; continue }
-            let triple = index + 2 < bytes.count && bytes[index + 2] == UInt8(ascii: "{")
+        while index + 1 < characters.count {
+            guard characters[index] == "{", characters[index + 1] == "{" else { index += 1; continue }
+            let triple = index + 2 < characters.count && characters[index + 2] == "{"
             let tagStart = index + (triple ? 3 : 2)
             var close = tagStart
-            while close + 1 < bytes.count, !(bytes[close] == UInt8(ascii: "}") && bytes[close + 1] == UInt8(ascii: "}")) { close += 1 }
-            guard close + 1 < bytes.count else { break }
-            let tagEnd = close + (triple && close + 2 < bytes.count && bytes[close + 2] == UInt8(ascii: "}") ? 3 : 2)
-            let tag = String(decoding: bytes[tagStart..<close], as: UTF8.self).trimmingCharacters(in: .whitespaces)
+            while close + 1 < characters.count, !(characters[close] == "}" && characters[close + 1] == "}") { close += 1 }
+            guard close + 1 < characters.count else { break }
+            let tagEnd = close + (triple && close + 2 < characters.count && characters[close + 2] == "}" ? 3 : 2)
+            let tag = String(characters[tagStart..<close]).trimmingCharacters(in: .whitespaces)
             index = tagEnd
             guard let sigil = tag.first else { continue }
             switch sigil {
@@ -133,7 +145,7 @@ struct TemplateRenderer: Sendable {
                 throw refuse("parent and block tags ({{<…}}, {{$…}}) are not supported")
             case "/":
                 guard let start = open.popLast() else { throw refuse("{{\(tag)}} closes no section") }
-                shape.largestSection = max(shape.largestSection, tagStart - start)
+                shape.largestSection = max(shape.largestSection, offsets[tagStart] - offsets[start])
             case "#", "^":
                 let name = tag.dropFirst().trimmingCharacters(in: .whitespaces)
                 if open.isEmpty, let first = name.split(separator: ".").first { shape.topLevelNames.insert(String(first)) }
@@ -177,10 +189,14 @@ final class RenderBudget: @unchecked Sendable {
     }
 }
 
-/// A string value that spends the budget when written.
-struct BudgetedText: MustacheCustomRenderable, MustacheTransformable, CustomStringConvertible {
+/// A string value that spends the budget when written. A parent without
+/// children: otherwise Mustache would reach its stored properties (`{{name.text}}`)
+/// by reflection, around the budget.
+struct BudgetedText: MustacheCustomRenderable, MustacheTransformable, MustacheParent, CustomStringConvertible {
     let text: String
     let budget: RenderBudget
+
+    func child(named: String) -> Any? { nil }
 
     var renderText: String { budget.spend(text.utf8.count) ? text : "" }
     var isNull: Bool { false }
@@ -195,10 +211,13 @@ struct BudgetedText: MustacheCustomRenderable, MustacheTransformable, CustomStri
     }
 }
 
-/// A list value whose every pass through a section spends the budget.
-struct BudgetedSequence: MustacheSequence, MustacheTransformable {
+/// A list value whose every pass through a section spends the budget; a
+/// parent without children, as `BudgetedText`.
+struct BudgetedSequence: MustacheSequence, MustacheTransformable, MustacheParent {
     let items: [Any]
     let budget: RenderBudget
+
+    func child(named: String) -> Any? { nil }
 
     struct Iterator: IteratorProtocol {
         var base: IndexingIterator<[Any]>
@@ -219,6 +238,29 @@ struct BudgetedSequence: MustacheSequence, MustacheTransformable {
         case "count": return items.count
         case "empty": return items.isEmpty
         case "reversed": return BudgetedSequence(items: items.reversed(), budget: budget)
+        default: return nil
+        }
+    }
+}
+
+/// An object value: its members by name, and its transforms (`enumerated`,
+/// `sorted`, `count`, `empty`) as budgeted values, so that no transform hands
+/// Mustache a sequence the budget does not see.
+struct BudgetedObject: MustacheParent, MustacheTransformable {
+    let values: [String: Any]
+    let budget: RenderBudget
+
+    func child(named name: String) -> Any? { values[name] }
+
+    func transform(_ name: String) -> Any? {
+        switch name {
+        case "count": return values.count
+        case "empty": return values.isEmpty
+        case "enumerated", "sorted":
+            let pairs = values.sorted { $0.key < $1.key }.map { pair -> Any in
+                BudgetedObject(values: ["key": BudgetedText(text: pair.key, budget: budget), "value": pair.value], budget: budget)
+            }
+            return BudgetedSequence(items: pairs, budget: budget)
         default: return nil
         }
     }

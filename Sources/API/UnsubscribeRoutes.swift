@@ -20,7 +20,8 @@ struct UnsubscribeRoutes: Sendable {
         }
         routes.post("/u/:token") { request, context in
             guard let target = links.decode(try context.parameters.require("token")) else { return UnsubscribeRoutes.page(.notFound) }
-            let body = try await services.gate.readBody(request)
+            // RFC 8058's body is one short form field; strangers reach this, so nothing more is read.
+            let body = try await services.gate.readBody(request, limit: 1024)
             let form = String(decoding: body, as: UTF8.self)
             guard form.split(separator: "&").contains(where: { $0.removingPercentEncoding == "List-Unsubscribe=One-Click" }) else {
                 return UnsubscribeRoutes.page(.badRequest)

@@ -37,9 +37,12 @@ public enum Compliance {
         public var index: QueueIndex
         public var resolver: StubResolver
         public var now: Date
+        /// Whose keys and return path the report is about; nil: the domain's owner (the account that verified it).
+        public var accountID: Int64?
 
         public init(domain: String, configuration: Configuration, store: SQLiteStore, index: QueueIndex, resolver: StubResolver,
-                    now: Date = Date()) {
+                    now: Date = Date(), accountID: Int64? = nil) {
+            self.accountID = accountID
             self.domain = domain.lowercased()
             self.configuration = configuration
             self.store = store
@@ -57,7 +60,8 @@ public enum Compliance {
 
     public static func check(_ context: Context) async throws -> [ComplianceCheck] {
         let all = try context.store.dkimKeys(domain: context.domain)
-        let owner = try SendingDomain.owner(of: context.domain, keys: all, store: context.store)
+        // Another account's claim is its own business: a caller sees its own keys.
+        let owner = try context.accountID ?? SendingDomain.owner(of: context.domain, keys: all, store: context.store)
         let keys = all.filter { $0.accountID == owner }
         let returnPath = try owner.flatMap { try context.store.returnPath(domain: context.domain, accountID: $0) }
         let records = try SendingDomain.records(domain: context.domain, keys: keys.filter(\.active), configuration: context.configuration,

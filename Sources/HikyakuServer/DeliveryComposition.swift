@@ -149,23 +149,13 @@ public enum DeliveryComposition {
 /// and refreshed every 30 s (so `hikyaku account set-pool` takes effect
 /// without a restart, and delivery does not read the store per message).
 public final class AccountPools: Sendable {
-    private let store: SQLiteStore
-    private let cache = NIOLockedValueBox<(pools: [Int64: String], loaded: ContinuousClock.Instant?)>(([:], nil))
+    private let pools: RefreshingSnapshot<[Int64: String]>
 
     public init(store: SQLiteStore) {
-        self.store = store
+        pools = RefreshingSnapshot(lifetime: .seconds(30), initial: [:]) { try store.egressPools() }
     }
 
-    func pool(of account: Int64) -> String? {
-        let now = ContinuousClock.now
-        return cache.withLockedValue { cache in
-            if cache.loaded.map({ now - $0 > .seconds(30) }) ?? true {
-                cache.pools = (try? store.egressPools()) ?? cache.pools
-                cache.loaded = now
-            }
-            return cache.pools[account]
-        }
-    }
+    func pool(of account: Int64) -> String? { pools.current[account] }
 }
 
 /// Runs the scheduler until graceful shutdown; attempts in flight finish
@@ -192,23 +182,15 @@ struct DeliveryService: Service {
 /// every 5 s, so that delivery checks each recipient without a query and
 /// an API or CLI change applies within seconds.
 public final class SuppressionCache: Sendable {
-    private let store: SQLiteStore
-    private let cache = NIOLockedValueBox<(entries: [Int64: [String: Suppression]], loaded: ContinuousClock.Instant?)>(([:], nil))
+    private let entries: RefreshingSnapshot<[Int64: [String: Suppression]]>
 
     public init(store: SQLiteStore) {
-        self.store = store
+        entries = RefreshingSnapshot(lifetime: .seconds(5), initial: [:]) { try store.suppressionsByAccount() }
     }
 
     /// The reason `address` is suppressed for this kind of mail, or nil.
     func reason(_ account: Int64, _ address: String, marketing: Bool) -> String? {
-        let now = ContinuousClock.now
-        return cache.withLockedValue { cache in
-            if cache.loaded.map({ now - $0 > .seconds(5) }) ?? true {
-                cache.entries = (try? store.suppressionsByAccount()) ?? cache.entries
-                cache.loaded = now
-            }
-            guard let entry = cache.entries[account]?[address.lowercased()], entry.scope.covers(marketing: marketing) else { return nil }
-            return entry.reason.rawValue
-        }
+        guard let entry = entries.current[account]?[address.lowercased()], entry.scope.covers(marketing: marketing) else { return nil }
+        return entry.reason.rawValue
     }
 }

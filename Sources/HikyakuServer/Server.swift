@@ -133,6 +133,11 @@ public enum Server {
         settings.unsubscribe = unsubscribe
         // One meter for SMTP and the API: the same quotas whichever way mail comes.
         let meter = SendingMeter(store: store, sandboxNeedsVerifiedDomains: configuration.domainsRequireVerified)
+        // Every enabled account as it is now, read again every 5 s: a disabled account or a domain that lost
+        // its verification stops sending within seconds, also in SMTP sessions opened before.
+        let currentAccounts = RefreshingSnapshot<[Int64: AuthenticatedAccount]>(lifetime: .seconds(5), initial: [:]) {
+            Dictionary(try store.accounts().filter { !$0.disabled }.map { ($0.id, AuthenticatedAccount($0)) }) { first, _ in first }
+        }
         let signing = MessageSigning(store: store, headers: configuration.dkimHeaders)
         // The one way into the spool, for every door.
         let intake = Intake(
@@ -140,7 +145,10 @@ public enum Server {
                             maximumReceivedFields: configuration.maxReceivedHeaders,
                             requireVerifiedDomains: configuration.domainsRequireVerified),
             spool: spool, meter: meter, signing: signing, signingPool: signingPool,
-            accountLookup: { id in (try? store.account(id: id)).flatMap { $0 }.flatMap { $0.disabled ? nil : AuthenticatedAccount($0) } })
+            accountLookup: { id, fresh in
+                if fresh { return (try? store.account(id: id)).flatMap { $0 }.flatMap { $0.disabled ? nil : AuthenticatedAccount($0) } }
+                return currentAccounts.current[id]
+            })
         var environment = InboundSessionHandler.Environment(
             settings: settings, intake: intake,
             verifier: AccountCredentialVerifier(store: store, threadPool: authenticationPool), tlsContext: tlsContext,
@@ -196,9 +204,9 @@ public enum Server {
                                requestTimeout: .seconds(Int64(configuration.apiRequestTimeoutSeconds)),
                                tls: configuration.apiTLS ? apiTLSConfiguration : nil),
                 store: store, spool: spool, intake: intake, meter: meter, unsubscribe: unsubscribe,
-                compliance: { [index = spool.index] domain in
+                compliance: { [index = spool.index] domain, account in
                     let checks = try await Compliance.check(.init(domain: domain, configuration: configuration, store: store, index: index,
-                                                                  resolver: try Compliance.resolver(configuration)))
+                                                                  resolver: try Compliance.resolver(configuration), accountID: account))
                     let encoder = JSONEncoder()
                     encoder.outputFormatting = [.sortedKeys]
                     return Array(try encoder.encode(ComplianceReport(domain: domain, checks: checks)))

@@ -256,6 +256,8 @@ struct HeaderWriter {
         output.reserveCapacity(field.count + field.count / 30)
         var lineStart = 0
         var lastSpace: Int?
+        // No fold before the value's first word: `Subject:` alone on a line reads back with a leading space.
+        let valueStart = (field.firstIndex(of: UInt8(ascii: ":")) ?? 0) + 2
         for byte in field {
             if byte == 0x0A {
                 output.append(byte)
@@ -264,7 +266,7 @@ struct HeaderWriter {
                 continue
             }
             // A space at the start of a continuation line is its folding white space, not a place to fold.
-            if byte == 0x20 && output.count > lineStart + 1 { lastSpace = output.count }
+            if byte == 0x20 && output.count > lineStart + 1 && output.count > valueStart { lastSpace = output.count }
             output.append(byte)
             if output.count - lineStart > 78, let space = lastSpace {
                 output.insert(contentsOf: [0x0D, 0x0A], at: space)

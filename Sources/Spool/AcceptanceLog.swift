@@ -80,7 +80,11 @@ public final class AcceptanceLog: Sendable {
                 guard let base = raw.baseAddress else { return -1 }
                 return write(state.descriptor, base, raw.count)
             }
-            guard written == bytes.count else { return nil }
+            guard written == bytes.count else {
+                // A partial record (a full disk) would hide every record after it from `decode`: cut it off.
+                _ = ftruncate(state.descriptor, off_t(state.size))
+                return nil
+            }
             state.size += bytes.count
             state.unsettled[state.generation, default: 0] += 1
             return Token(generation: state.generation)
@@ -118,15 +122,20 @@ public final class AcceptanceLog: Sendable {
             .sorted { (Int($0.dropFirst(prefix.count).dropLast(4)) ?? 0) < (Int($1.dropFirst(prefix.count).dropLast(4)) ?? 0) }
         guard !names.isEmpty else { return }
         var entries: [(message: MessageID, recipients: [String])] = []
+        var read: [String] = []
         for name in names {
-            guard let data = FileManager.default.contents(atPath: directory + "/" + name) else { continue }
+            guard let data = FileManager.default.contents(atPath: directory + "/" + name) else {
+                logger.warning("spool recovery: an acceptance log cannot be read; kept", metadata: ["file": "\(name)"])
+                continue
+            }
             entries += decode(Array(data))
+            read.append(name)
         }
         if !entries.isEmpty {
             logger.info("spool recovery: recipients accepted before the restart", metadata: ["records": "\(entries.count)"])
             try apply(entries)
         }
-        for name in names { unlink(directory + "/" + name) }
+        for name in read { unlink(directory + "/" + name) }
     }
 
     // MARK: Format

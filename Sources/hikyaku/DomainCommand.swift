@@ -158,13 +158,17 @@ struct DomainCommand: AsyncParsableCommand {
         @OptionGroup var options: CommonOptions
         @Argument var domain: String
         @Option(name: .long, help: "DNS server host:port (repeatable); default: dns.servers or /etc/resolv.conf.") var server: [String] = []
+        @Option(name: .long, help: "The account, when several have added the domain (default: the one that verified it).") var account: String?
         @Flag(name: .long, help: "Machine-readable output.") var json = false
 
         func run() async throws {
             let configuration = try options.load()
             let (index, _) = try QueueCommand.index(options)
-            let checks = try await Compliance.check(.init(domain: domain, configuration: configuration, store: try AccountCommand.store(options),
-                                                          index: index, resolver: try Compliance.resolver(configuration, servers: server)))
+            let store = try AccountCommand.store(options)
+            let accountID = try account.map { try DomainCommand.account($0, domain: domain, store: store).id }
+            let checks = try await Compliance.check(.init(domain: domain, configuration: configuration, store: store,
+                                                          index: index, resolver: try Compliance.resolver(configuration, servers: server),
+                                                          accountID: accountID))
             if json {
                 try printJSON(checks)
             } else {

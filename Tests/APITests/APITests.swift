@@ -64,6 +64,11 @@ import Store
         #expect(memory.firstUse("b", now: now))
         #expect(!memory.firstUse("c", now: now), "full of live signatures: refused, not forgotten")
         #expect(memory.firstUse("c", now: now.addingTimeInterval(61)), "expired entries make room")
+        // One key's flood refuses that key, not the others.
+        let perKey = SignatureReplayMemory(window: 60, capacity: 100, capacityPerKey: 2)
+        #expect(perKey.use("s1", key: "A", now: now) == .first && perKey.use("s2", key: "A", now: now) == .first)
+        #expect(perKey.use("s3", key: "A", now: now) == .busy)
+        #expect(perKey.use("s4", key: "B", now: now) == .first)
         // A failed request may be retried with the same signature; a successful one may not.
         let retries = SignatureReplayMemory(window: 60)
         #expect(retries.firstUse("s", request: "r1", now: now))
@@ -117,6 +122,21 @@ import Store
     }
 
     // Guards against nested sections multiplying a small request into gigabytes.
+    // Found by review: an object's transforms handed Mustache an unbudgeted sequence; a combining mark
+    // hid tags from the shape check; reflection reached a value's raw storage.
+    @Test func objectTransformsAndHiddenTagsAreBounded() throws {
+        let keys = Dictionary(uniqueKeysWithValues: (0..<1000).map { ("k\($0)", JSONValue.number(Double($0))) })
+        let enumerated = try TemplateRenderer(subject: "s", text: "{{#enumerated(o)}}{{#enumerated(o)}}{{#enumerated(o)}}x{{/enumerated(o)}}{{/enumerated(o)}}{{/enumerated(o)}}", html: nil)
+        #expect(throws: APIError.self) { try enumerated.render(["o": .object(keys)], budget: 1 << 20) }
+        let hidden = String(repeating: "{{\u{301} {{#a}}", count: 100) + String(repeating: "{{\u{301} {{/a}}", count: 100)
+        #expect(throws: APIError.self) { try TemplateRenderer(subject: "s", text: hidden, html: nil) }
+        let reflect = try TemplateRenderer(subject: "s", text: String(repeating: "{{big.text}}{{#l.items}}x{{/l.items}}", count: 100), html: nil)
+        let rendered = try reflect.render(["big": .string(String(repeating: "y", count: 100_000)), "l": .array([.number(1)])], budget: 1 << 20)
+        #expect(rendered.text == "", "no raw storage through reflection")
+        let sorted = try TemplateRenderer(subject: "s", text: "{{#sorted(o)}}{{key}}={{value}};{{/sorted(o)}}", html: nil)
+        #expect(try sorted.render(["o": .object(["b": .number(2), "a": .number(1)])]).text == "a=1;b=2;")
+    }
+
     @Test func renderingIsBoundedByItsBudget() throws {
         let items = JSONValue.array((0..<1000).map { .number(Double($0)) })
         let bomb = try TemplateRenderer(subject: "s", text: "{{#l}}{{#l}}{{#l}}xxxxxxxxxx{{/l}}{{/l}}{{/l}}", html: nil)

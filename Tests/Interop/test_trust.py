@@ -219,8 +219,12 @@ def test_a_captured_ses_request_cannot_carry_another_body_or_be_replayed(make_se
     # The same signature and declared hash with another body: the body is hashed, not the claim.
     status, body = send_raw_http(server, headers, mail("victim@example.net"))
     assert status == 401, body
-    # The exact request again: already used.
+    # The exact request again: already used, however the signature is spelled.
     status, body = send_raw_http(server, headers, original)
+    assert status == 403 and "already used" in body["message"], body
+    prefix, signature = headers["Authorization"].split("Signature=")
+    shouted = dict(headers, Authorization=prefix + "Signature=" + signature.upper())
+    status, body = send_raw_http(server, shouted, original)
     assert status == 403 and "already used" in body["message"], body
     (message,) = queued(server)
     assert [r["address"] for r in server.cli_json("queue", "show", message["id"])["recipients"]] == ["a@example.net"]

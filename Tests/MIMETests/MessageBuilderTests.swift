@@ -138,6 +138,8 @@ import Testing
             let header = try HeaderSection(parsing: bytes)
             #expect(header.first("X-Long")?.unfoldedValue(in: bytes) == String(repeating: "word ", count: 400).trimmingCharacters(in: .whitespaces))
             #expect(header.first("Subject").map { EncodedWords.decodeText($0.unfoldedValue(in: bytes)) } == String(repeating: "x", count: 2000))
+            // The first encoded word stays on the field's first line: no leading space when read back.
+            #expect(String(decoding: bytes, as: UTF8.self).contains("Subject: =?"))
         }
     }
 }

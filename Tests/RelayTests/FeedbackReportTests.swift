@@ -83,7 +83,7 @@ import Spool
 }
 
 struct RegexShapeTests {
-    @Test(arguments: ["(a+)+", "(a*)*", "(?:x|y+){2,}", "([a-z]+\\s)*", "((ab)+c)*"])
+    @Test(arguments: ["(a+)+", "(a*)*", "(?:x|y+){2,}", "([a-z]+\\s)*", "((ab)+c)*", "(a+){2,99}", ".*.*.*", "a.*b.+c.*d"])
     func nestedQuantifiersAreFound(_ pattern: String) {
         #expect(RegexShape.hasNestedQuantifier(pattern))
     }

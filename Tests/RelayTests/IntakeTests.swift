@@ -174,7 +174,7 @@ struct IntakeTests {
 
     @Test func aDomainVerifiedAMomentAgoIsFound() async throws {
         let stale = AuthenticatedAccount(id: 4, name: "shop", domains: ["mine.example"], verifiedDomains: [])
-        let fresh = intake(lookup: { _ in self.account })
+        let fresh = intake(lookup: { _, fresh in fresh ? self.account : stale })
         _ = try await fresh.submit(submission("From: shop@mine.example\r\n\r\nx", principal: .account(stale))).get()
     }
 
@@ -182,6 +182,14 @@ struct IntakeTests {
         _ = try await intake().submit(submission("From: shop@mine.example\r\nBCC : a@x.example\r\nresent-bcc: b@x.example\r\n\tc@x.example\r\nTo: t@x.example\r\n\r\nBcc: in the body\r\n")).get()
         let stored = try #require(spool.stored.withLockedValue { $0 }.first)
         #expect(String(decoding: stored.content, as: UTF8.self) == "From: shop@mine.example\r\nTo: t@x.example\r\n\r\nBcc: in the body\r\n")
+    }
+
+    // An SMTP session opened before a domain lost its verification, or before the account was disabled, sends no more.
+    @Test func thePrincipalIsTheAccountAsItIsNow() async {
+        let withdrawn = AuthenticatedAccount(id: 4, name: "shop", domains: ["mine.example"], verifiedDomains: [])
+        let result = await intake(lookup: { _, _ in withdrawn }).submit(submission("From: shop@mine.example\r\n\r\nx"))
+        #expect(result == .failure(.sender(.senderNotVerified(domain: "mine.example"))))
+        #expect(await intake(lookup: { _, _ in nil }).submit(submission("From: shop@mine.example\r\n\r\nx")) == .failure(.unknownAccount))
     }
 
     @Test func sizeIsCheckedBeforeAnythingElse() async {
@@ -202,5 +210,35 @@ struct IntakeTests {
         _ = try await intake().submit(dsn).get()
         let stored = try #require(spool.stored.withLockedValue { $0 }.first)
         #expect(stored.prefix.isEmpty && stored.accountID == 4)
+    }
+}
+
+// Found by review: tricks that once slipped another domain past the author check.
+struct AuthorDisguiseTests {
+    let policy = SenderPolicy(requireVerifiedDomains: true)
+    let account = Principal.account(AuthenticatedAccount(id: 1, name: "shop", domains: ["mine.example"], verifiedDomains: ["mine.example"]))
+
+    func check(_ header: String) -> SenderRefusal? {
+        let message = Array((header + "\r\n\r\nbody\r\n").utf8)
+        guard let section = try? HeaderSection(parsing: message) else { return .unparsable(field: "-", detail: "header") }
+        return policy.check(header: section, of: message, principal: account)
+    }
+
+    @Test(arguments: [
+        "From: =?utf-8?q?ceo=40victim.example?= <shop@mine.example>",
+        "From: =?utf-8?q?ceo=40?==?utf-8?q?victim=2Eexample?= <shop@mine.example>",
+        "From: \"ceo@vic\u{200B}tim.example\" <shop@mine.example>",
+        "From: \"ceo@victim\u{3002}example\" <shop@mine.example>",
+        "From: \"ceo@victim.example\"@mine.example",
+        "From: =?utf-8?b?Y2VvQHZpY3RpbS5leGFtcGxl?=@mine.example",
+        "From: \"ceo@\\\\victim.example\" <shop@mine.example>",
+    ])
+    func disguisedDomainsAreSeen(_ header: String) {
+        #expect(check(header) == .domainNotAllowed(field: "From", domain: "victim.example"), "\(header)")
+    }
+
+    @Test func encodedWordsInUnknownCharsetsAreRefused() {
+        #expect(check("From: =?utf-7?q?ceo+AEA-victim.example?= <shop@mine.example>") == .undecodableText(field: "From"))
+        #expect(check("From: =?utf-8?q?Shop?= <shop@mine.example>") == nil)
     }
 }

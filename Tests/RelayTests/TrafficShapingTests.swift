@@ -50,6 +50,18 @@ struct TrafficShapingTests {
         #expect(directory.site(domain: "gmail.com", mxHosts: []).name == "gmail")
     }
 
+    // Guards against memory and metrics growing with every destination domain a tenant mails.
+    @Test func adHocSitesAreBounded() {
+        let directory = SiteDirectory(shaping: TrafficShaping())
+        let gmail = directory.site(domain: "gmail.com", mxHosts: ["gmail-smtp-in.l.google.com"])
+        for number in 0..<(SiteDirectory.maximumSites + 50) {
+            _ = directory.site(domain: "d\(number).example", mxHosts: ["mx.d\(number).example"])
+        }
+        #expect(directory.count <= SiteDirectory.maximumSites)
+        #expect(directory.site(domain: "gmail.com", mxHosts: ["gmail-smtp-in.l.google.com"]) === gmail, "named sites stay")
+        #expect(DeliverySite.metricsLabel("mx:mx.d1.example") == "other" && DeliverySite.metricsLabel("gmail") == "gmail")
+    }
+
     @Test func tokenBucketSpacesMessagesOut() {
         let start = Date(timeIntervalSince1970: 1000)
         var bucket = TokenBucket(capacity: 2, perSecond: 0.5, now: start)

@@ -63,6 +63,74 @@ public enum EncodedWords {
         return output + pendingSpace
     }
 
+    /// Every encoded word anywhere in `text` decoded, the way lenient readers
+    /// do (Gmail, Thunderbird, Python's email package): inside atoms and
+    /// quoted strings, split by dots, side by side without white space.
+    /// `undecodable` is true when a word names a charset this decoder does
+    /// not know (UTF-7, UTF-16…), whose text a reader might still show.
+    public static func decodeAnywhere(_ text: String) -> (text: String, undecodable: Bool) {
+        guard text.contains("=?") else { return (text, false) }
+        let bytes = Array(text.utf8)
+        var output: [UInt8] = []
+        output.reserveCapacity(bytes.count)
+        var undecodable = false
+        var index = 0
+        // White space after a decoded word, held back until we know whether another word follows.
+        var pendingSpace: [UInt8] = []
+        var lastWasWord = false
+        while index < bytes.count {
+            if bytes[index] == UInt8(ascii: "="), index + 1 < bytes.count, bytes[index + 1] == UInt8(ascii: "?"),
+               let end = wordEnd(bytes, from: index) {
+                let word = String(decoding: bytes[index..<end], as: UTF8.self)
+                if let decoded = decodeWord(word) {
+                    if !lastWasWord { output += pendingSpace }
+                    pendingSpace = []
+                    output += Array(decoded.utf8)
+                    if !knownCharset(word) { undecodable = true }
+                    lastWasWord = true
+                    index = end
+                    continue
+                }
+            }
+            let byte = bytes[index]
+            if lastWasWord && (byte == 0x20 || byte == 0x09) {
+                pendingSpace.append(byte)
+            } else {
+                output += pendingSpace
+                pendingSpace = []
+                output.append(byte)
+                lastWasWord = false
+            }
+            index += 1
+        }
+        output += pendingSpace
+        return (String(decoding: output, as: UTF8.self), undecodable)
+    }
+
+    /// The end of `=?charset?X?text?=` starting at `start`: four question
+    /// marks, no white space, at most 1,024 bytes.
+    static func wordEnd(_ bytes: [UInt8], from start: Int) -> Int? {
+        var marks = 0
+        var index = start + 1
+        while index < bytes.count, index - start < 1024 {
+            let byte = bytes[index]
+            if byte == 0x20 || byte == 0x09 || byte == 0x0D || byte == 0x0A { return nil }
+            if byte == UInt8(ascii: "?") {
+                marks += 1
+                if marks >= 4, index + 1 < bytes.count, bytes[index + 1] == UInt8(ascii: "=") { return index + 2 }
+            }
+            index += 1
+        }
+        return nil
+    }
+
+    /// Whether the word's charset is one `decodeCharset` really decodes.
+    static func knownCharset(_ word: String) -> Bool {
+        let charset = word.dropFirst(2).prefix { $0 != "?" && $0 != "*" }.lowercased()
+        return ["utf-8", "utf8", "us-ascii", "ascii", "iso-8859-1", "latin1", "iso_8859-1", "windows-1252", "cp1252",
+                "iso-2022-jp", "shift_jis", "shift-jis", "sjis", "cp932", "windows-31j", "euc-jp"].contains(charset)
+    }
+
     /// RFC 2047 §4.2: `_` is a space, `=XX` a byte.
     static func qDecode(_ text: ArraySlice<UInt8>) -> [UInt8] {
         var output: [UInt8] = []

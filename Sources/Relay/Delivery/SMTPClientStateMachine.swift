@@ -162,7 +162,10 @@ public struct SMTPClientStateMachine: Sendable {
         case .mail, .rcpt, .data:
             return receivePipelined(reply)
         case .dataEnd:
-            let final = acceptedRecipients.map { RecipientOutcome(recipient: $0, reply: reply, source: .remote(command: "DATA")) }
+            // Only a 2yz reply means the message was taken; a 3yz here breaks the protocol and is no acceptance.
+            let outcome = (300..<400).contains(reply.code)
+                ? Reply(451, EnhancedStatusCode(4, 5, 0), "unexpected reply to the end of data: \(reply)") : reply
+            let final = acceptedRecipients.map { RecipientOutcome(recipient: $0, reply: outcome, source: .remote(command: "DATA")) }
             return finishTransaction(extra: final)
         case .quit, .closed, .idle:
             return .none

@@ -212,8 +212,40 @@ public enum RegexShape {
         public var description: String { "rule \(rule): pattern \(pattern) nests an unbounded quantifier in another (catastrophic backtracking)" }
     }
 
-    /// Whether a group holding `*`, `+` or `{n,}` is itself repeated by one of them.
+    /// Whether a group holding a repetition (`*`, `+`, `{n,}`, `{n,m}` with m > 1) is itself
+    /// repeated, or the pattern has three or more unbounded repetitions (`.*.*.*`: polynomial in
+    /// the text's length to the third power when it fails).
     public static func hasNestedQuantifier(_ pattern: String) -> Bool {
+        hasNestedRepetition(pattern) || unboundedRepetitions(pattern) >= 3
+    }
+
+    /// `*`, `+` and `{n,}` outside character classes and escapes.
+    static func unboundedRepetitions(_ pattern: String) -> Int {
+        let characters = Array(pattern)
+        var count = 0
+        var index = 0
+        var inClass = false
+        while index < characters.count {
+            let character = characters[index]
+            if character == "\\" { index += 2; continue }
+            if inClass {
+                if character == "]" { inClass = false }
+            } else if character == "[" {
+                inClass = true
+            } else if character == "*" || character == "+" {
+                // A possessive or lazy mark after a quantifier is not another one.
+                if index == 0 || !"*+?}".contains(characters[index - 1]) { count += 1 }
+            } else if character == "{" {
+                var end = index + 1
+                while end < characters.count, characters[end] != "}" { end += 1 }
+                if end < characters.count, String(characters[(index + 1)..<end]).hasSuffix(",") { count += 1 }
+            }
+            index += 1
+        }
+        return count
+    }
+
+    static func hasNestedRepetition(_ pattern: String) -> Bool {
         let characters = Array(pattern)
         // For each open group: whether it holds an unbounded quantifier.
         var groups: [Bool] = []
@@ -228,7 +260,10 @@ public enum RegexShape {
                 while end < characters.count, characters[end] != "}" { end += 1 }
                 guard end < characters.count else { return false }
                 let inside = String(characters[(position + 1)..<end])
-                return inside.hasSuffix(",")
+                if inside.hasSuffix(",") { return true }
+                // {n,m}: a repetition when m > 1.
+                let bounds = inside.split(separator: ",", omittingEmptySubsequences: false)
+                return bounds.count == 2 && (Int(bounds[1]) ?? 0) > 1
             default: return false
             }
         }

@@ -39,9 +39,12 @@ public final class Intake: Sendable {
         }
     }
 
-    /// The account as it is now, for a principal whose copy may be stale (a
-    /// domain verified a moment ago): asked only before refusing.
-    public typealias AccountLookup = @Sendable (Int64) -> AuthenticatedAccount?
+    /// The account as it is now (nil: gone or disabled), for a principal whose
+    /// copy may be stale: a session opened before a domain lost its
+    /// verification, or an API key cached for a few seconds. `fresh` asks the
+    /// store itself (before refusing: a domain verified a moment ago); else a
+    /// copy a few seconds old will do.
+    public typealias AccountLookup = @Sendable (_ id: Int64, _ fresh: Bool) -> AuthenticatedAccount?
 
     public let settings: Settings
     private let spool: any MessageSpool
@@ -65,14 +68,6 @@ public final class Intake: Sendable {
 
     /// A new message id: the only place ids are made.
     public static func newMessageID() -> MessageID { MessageID.generate() }
-
-    /// The sender policy's verdict on an envelope sender, for doors that can
-    /// refuse early (SMTP's MAIL FROM); `submit` checks it again.
-    public func check(envelopeSender sender: String, principal: Principal) -> SenderRefusal? {
-        guard let refusal = settings.policy.check(envelopeSender: sender, principal: principal) else { return nil }
-        guard let fresh = refreshed(principal) else { return refusal }
-        return settings.policy.check(envelopeSender: sender, principal: fresh)
-    }
 
     // MARK: Submitting
 
@@ -138,6 +133,11 @@ public final class Intake: Sendable {
         let received = header.fields(named: "Received").count
         if received >= settings.maximumReceivedFields { return .failure(.mailLoop(received: received)) }
         var principal = submission.principal
+        if case .account(let account) = principal, let accountLookup {
+            // The account as it is now, not as it was when the session or the key was checked.
+            guard let current = accountLookup(account.id, false) else { return .failure(.unknownAccount) }
+            principal = .account(current)
+        }
         if let refusal = policy(submission.sender, header: header, content: content, principal: principal) {
             guard let fresh = refreshed(principal),
                   policy(submission.sender, header: header, content: content, principal: fresh) == nil else {
@@ -185,7 +185,7 @@ public final class Intake: Sendable {
     }
 
     private func refreshed(_ principal: Principal) -> Principal? {
-        guard case .account(let account) = principal, let accountLookup, let fresh = accountLookup(account.id), fresh != account else {
+        guard case .account(let account) = principal, let accountLookup, let fresh = accountLookup(account.id, true), fresh != account else {
             return nil
         }
         return .account(fresh)

@@ -70,10 +70,12 @@ extension MessageSigning {
     /// same algorithm (a rotation) waits for `activateDKIMKey`.
     public static func addKey(store: SQLiteStore, accountNamed account: String, domain: String,
                               algorithm: DKIMKey.Algorithm) throws -> DKIMKeyRecord {
+        // Selectors are unique per domain; which key is active is each account's own (another's claim may exist).
         let existing = try store.dkimKeys(domain: domain)
+        let owner = try store.account(named: account)?.id
         let key = try DKIMKey.generate(algorithm)
         return try store.addDKIMKey(accountNamed: account, domain: domain, selector: DKIMSigner.selector(taken: Set(existing.map(\.selector))),
                                     algorithm: algorithm.rawValue, privateKey: key.privateKeyData, publicKey: key.publicKeyBase64,
-                                    activate: !existing.contains { $0.algorithm == algorithm.rawValue })
+                                    activate: !existing.contains { $0.accountID == owner && $0.algorithm == algorithm.rawValue })
     }
 }

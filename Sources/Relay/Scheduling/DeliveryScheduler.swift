@@ -284,7 +284,7 @@ public actor DeliveryScheduler {
                 }
                 if let until = report.postponedUntil {
                     try index.postpone(id, recipients: recipients, until: until)
-                    DeliveryMetrics.counter("hikyaku_delivery_postponed_total", [("site", report.site ?? "")]).increment()
+                    DeliveryMetrics.counter("hikyaku_delivery_postponed_total", [("site", DeliverySite.metricsLabel(report.site))]).increment()
                     continue
                 }
                 DeliveryMetrics.attemptDuration.recordNanoseconds(

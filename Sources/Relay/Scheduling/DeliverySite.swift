@@ -24,9 +24,11 @@ actor DeliverySite {
     nonisolated let limits: ShapingLimits
     private let now: @Sendable () -> Date
     private var open = 0 {
-        didSet { connections.record(open) }
+        didSet { connections?.record(open) }
     }
-    private let connections: Gauge
+    /// Only sites of a named shaping rule have a gauge of their own: a site
+    /// per MX set would give the metrics one series per destination domain.
+    private let connections: Gauge?
     private var idle: [OutboundConnection] = []
     private var waiters: [CheckedContinuation<Grant, Never>] = []
     private var minuteBucket: TokenBucket?
@@ -38,7 +40,7 @@ actor DeliverySite {
         self.name = name
         self.limits = limits
         self.now = now
-        connections = Gauge(label: "hikyaku_site_connections", dimensions: [("site", name)])
+        connections = DeliverySite.isAdHoc(name) ? nil : Gauge(label: "hikyaku_site_connections", dimensions: [("site", name)])
         let start = now()
         if limits.maxMessagesPerMinute > 0 {
             minuteBucket = TokenBucket(capacity: Double(limits.maxMessagesPerMinute), perSecond: Double(limits.maxMessagesPerMinute) / 60, now: start)
@@ -49,6 +51,15 @@ actor DeliverySite {
     }
 
     var openConnections: Int { open }
+
+    /// A site made for one MX set (no named rule matched): there is one per destination provider.
+    nonisolated static func isAdHoc(_ name: String) -> Bool { name.hasPrefix("mx:") }
+
+    /// The site as a metrics label: its rule's name, or `other` for an ad-hoc site.
+    nonisolated static func metricsLabel(_ name: String?) -> String {
+        guard let name else { return "" }
+        return isAdHoc(name) ? "other" : name
+    }
 
     func acquire() async -> Grant {
         let time = now()
@@ -169,6 +180,9 @@ final class SiteDirectory: Sendable {
         let name = source.map { "\(found.name) from \($0)" } ?? found.name
         let site = sites.withLockedValue { sites in
             if let site = sites[name] { return site }
+            // Bounded: past 10,000 sites the ad-hoc ones (one per MX set) are forgotten; a forgotten
+            // site's connections finish their work and close, and the next message makes a new one.
+            if sites.count >= SiteDirectory.maximumSites { sites = sites.filter { !DeliverySite.isAdHoc($0.key) } }
             let site = DeliverySite(name: name, limits: found.limits)
             sites[name] = site
             return site
@@ -182,4 +196,7 @@ final class SiteDirectory: Sendable {
     }
 
     var all: [DeliverySite] { sites.withLockedValue { Array($0.values) } }
+
+    static let maximumSites = 10_000
+    var count: Int { sites.withLockedValue { $0.count } }
 }
