@@ -179,7 +179,11 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
-        .testTarget(name: "HikyakuServerTests", dependencies: ["HikyakuServer"]),
+        .testTarget(name: "HikyakuServerTests", dependencies: [
+            "HikyakuServer", "Relay",
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,6 +1,9 @@
 import Foundation
+import Logging
+import NIOPosix
 import Testing
 @testable import HikyakuServer
+@testable import Relay
 
 struct ConfigurationTests {
     @Test func defaultsNeedNoFile() throws {
@@ -54,5 +57,48 @@ struct ConfigurationTests {
         #expect(Compliance.reverseName("2001:db8::1")
             == "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa")
         #expect(Compliance.reverseName("not an address") == nil)
+    }
+}
+
+struct HardeningConfigurationTests {
+    // An MX that resolves to an address this server takes mail on is a loop, whatever its name.
+    @Test func localAddressesAreThePort25Listeners() throws {
+        var configuration = Configuration()
+        configuration.smtpListen = ["127.0.0.1:2525", "127.0.0.9:25"]
+        configuration.smtpTLSListen = []
+        #expect(DeliveryComposition.localAddresses(configuration) == ["127.0.0.9"])
+        configuration.smtpListen = ["0.0.0.0:25"]
+        #expect(DeliveryComposition.localAddresses(configuration).contains("127.0.0.1"), "a wildcard listener stands for every interface")
+    }
+
+    // Smarthost credentials go only to a server whose certificate verifies, unless the operator says otherwise.
+    @Test func smarthostCredentialsImplyAVerifiedCertificate() throws {
+        let secret = NSTemporaryDirectory() + UUID().uuidString
+        try Data("s3cret\n".utf8).write(to: URL(fileURLWithPath: secret))
+        var configuration = Configuration()
+        configuration.deliverySmarthost = "smart.example:587"
+        configuration.deliverySmarthostUsername = "relay"
+        configuration.deliverySmarthostPasswordFile = secret
+        configuration.dnsServers = ["127.0.0.1:53"]
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { try? group.syncShutdownGracefully() }
+        func smarthostPolicy() throws -> TLSPolicy? {
+            try DeliveryComposition.courier(configuration: configuration, group: group, logger: Logger(label: "test")).router.policy.smarthost?.tlsPolicy
+        }
+        #expect(try smarthostPolicy() == .requiredVerified)
+        configuration.deliverySmarthostTLSPolicy = "required"
+        #expect(try smarthostPolicy() == .required)
+    }
+
+    // A typo in a number of seconds cannot overflow a TimeAmount later.
+    @Test func integersAreRangeChecked() {
+        #expect(throws: ConfigurationError.self) {
+            try Configuration.load(file: nil, environment: ["HIKYAKU_SMTP_COMMAND_TIMEOUT_SECONDS": "99999999999999"])
+        }
+        #expect(throws: ConfigurationError.self) {
+            var configuration = Configuration()
+            try configuration.apply(environment: ["HIKYAKU_SMTP_TLS_MINIMUM_VERSION": "1.2"])
+            try Configuration.load(file: nil, environment: ["HIKYAKU_API_MAX_EXPANDED_SIZE": "-1"])
+        }
     }
 }

@@ -389,3 +389,41 @@ def test_an_unverified_claim_neither_sends_nor_blocks_the_owner(make_server):
         smtp.sendmail("ceo@victim.test", ["a@example.net"], b"From: ceo@victim.test\r\nSubject: ok\r\n\r\nbody\r\n")
     assert len(queued(server)) == 2
     assert_alive(server)
+
+
+# SMTP clients may not fall back to TLS 1.0 or 1.1 (smtp.tlsMinimumVersion, 1.2 by default).
+def test_old_tls_versions_are_refused(make_server):
+    import ssl
+    server = make_server()
+    for version, accepted in ((ssl.TLSVersion.TLSv1_1, False), (ssl.TLSVersion.TLSv1_2, True)):
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        context.set_ciphers("DEFAULT:@SECLEVEL=0")
+        context.minimum_version = ssl.TLSVersion.TLSv1
+        context.maximum_version = version
+        try:
+            with socket.create_connection(("127.0.0.1", server.tls_port), timeout=10) as raw:
+                with context.wrap_socket(raw, server_hostname="mx.test") as tls:
+                    greeting = tls.recv(100)
+                    handshaken = greeting.startswith(b"220")
+        except (ssl.SSLError, ConnectionResetError):
+            handshaken = False
+        assert handshaken == accepted, version
+    assert_alive(server)
+
+
+# The store holds sealed secrets and every message: its files are the service user's alone.
+def test_data_files_are_private_and_a_wide_directory_is_reported(make_server):
+    import os
+    import stat
+    server = make_server(start=False)
+    os.makedirs(server.data_dir, exist_ok=True)
+    os.chmod(server.data_dir, 0o755)
+    server.start()
+    assert "readable by others" in server.log()
+    for name in ("hikyaku.sqlite", "secrets.key", os.path.join("spool", "queue.sqlite")):
+        path = os.path.join(server.data_dir, name)
+        if os.path.exists(path):
+            assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, name
+    assert_alive(server)
