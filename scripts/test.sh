@@ -27,4 +27,6 @@ export PATH="$PATH:/usr/sbin"
 python3 scripts/check-traps.py
 swift build --build-tests
 swift test --skip-build --parallel
+# Every committed fuzz input through its target (ordinary build): none may trap.
+scripts/fuzz.sh --replay
 HIKYAKU_BIN="$(swift build --show-bin-path)/hikyaku" python3 -m pytest -q Tests/Interop "$@"

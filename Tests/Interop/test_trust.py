@@ -72,6 +72,16 @@ def verified(make_server):
     return server
 
 
+def acme_server(make_server, start=True, **api):
+    """A server (domains need not be verified) with account acme on acme.example and an admin key in `server.token`."""
+    server = make_server(start=False)
+    if api:
+        server.config["api"] = {"listen": "127.0.0.1:0", **api}
+    server.create_account("acme", ["acme.example"])
+    server.token, server.access_key, server.secret = server.api_key("acme", "admin")
+    return server.start() if start else server
+
+
 def smtp_login(server):
     smtp = smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=20)
     smtp.starttls()
@@ -168,10 +178,7 @@ def test_the_apis_hold_the_same_author_policy(verified):
 
 # A SendGrid send_at of 10^16 was stored, then trapped when the message was formatted.
 def test_far_future_send_times_are_refused(make_server):
-    server = make_server(start=False)
-    server.create_account("acme", ["acme.example"])
-    server.token, _, _ = server.api_key("acme", "admin")
-    server.start()
+    server = acme_server(make_server)
     mail = {"personalizations": [{"to": [{"email": "a@example.net"}]}], "from": {"email": "shop@acme.example"},
             "subject": "s", "content": [{"type": "text/plain", "value": "t"}]}
     for send_at in (10 ** 16, 2 ** 62, int(time.time()) + 73 * 3600):
@@ -204,10 +211,7 @@ def send_raw_http(server, headers, body):
 
 # A captured SES request could be sent again with another body: the signature covered a hash the client declared.
 def test_a_captured_ses_request_cannot_carry_another_body_or_be_replayed(make_server):
-    server = make_server(start=False)
-    server.create_account("acme", ["acme.example"])
-    server.token, server.access_key, server.secret = server.api_key("acme", "admin")
-    server.start()
+    server = acme_server(make_server)
 
     def mail(to):
         return json.dumps({"FromEmailAddress": "shop@acme.example", "Destination": {"ToAddresses": [to]},
@@ -233,12 +237,8 @@ def test_a_captured_ses_request_cannot_carry_another_body_or_be_replayed(make_se
 
 @pytest.fixture
 def limited(make_server):
-    server = make_server(start=False)
-    server.config["api"] = {"listen": "127.0.0.1:0", "idleTimeoutSeconds": 2, "requestTimeoutSeconds": 2,
-                            "maxConnectionsPerClient": 4}
+    server = acme_server(make_server, start=False, idleTimeoutSeconds=2, requestTimeoutSeconds=2, maxConnectionsPerClient=4)
     server.config["smtp"]["maxAuthFailuresPerClient"] = 5
-    server.create_account("acme", ["acme.example"])
-    server.token, _, _ = server.api_key("acme", "admin")
     return server.start()
 
 
@@ -260,10 +260,10 @@ def read_status(sock):
 
 # Unauthenticated clients could make the server read 20 MB bodies, were never throttled and never timed out.
 def test_unauthenticated_clients_are_answered_before_their_body_and_throttled(limited):
-    started = time.time()
+    # The body is never sent: any answer at all (before the 2 s request deadline closes the connection) came from the headers.
     sock = http_head(limited, b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                               b"Content-Length: 20000000\r\n\r\n")
-    assert read_status(sock) == 401 and time.time() - started < 2, "answered from the headers, the body never sent"
+    assert read_status(sock) == 401, "answered from the headers"
     sock.close()
     statuses = []
     for token in ("wrong", None, "wrong", "wrong", "wrong", "wrong"):
@@ -333,18 +333,14 @@ def test_parallel_auth_guesses_are_counted_when_they_start(make_server):
 
 # A thousand recipients times a large attachment, or a template that multiplies, is refused before it is built.
 def test_requests_that_would_expand_are_refused_before_building(make_server):
-    server = make_server(start=False)
-    server.create_account("acme", ["acme.example"])
-    server.token, _, _ = server.api_key("acme", "admin")
-    server.start()
+    server = acme_server(make_server)
     attachment = base64.b64encode(b"x" * (1 << 20)).decode()
-    started = time.time()
+    # request_too_large comes from the estimate made before building (MessageDraft.messages).
     status, body = api(server, "POST", "/v1/messages", {
         "from": "shop@acme.example", "subject": "s", "text": "t",
         "recipients": [{"to": f"r{i}@example.net"} for i in range(1000)],
         "attachments": [{"filename": "a.bin", "content": attachment}]})
     assert status == 413 and body["error"]["code"] == "request_too_large", body
-    assert time.time() - started < 10
     status, body = api(server, "POST", "/v1/messages", {
         "from": "shop@acme.example", "to": "a@example.net", "subject": "s",
         "text": "{{#l}}{{#l}}{{#l}}{{#l}}xxxxxxxxxx{{/l}}{{/l}}{{/l}}{{/l}}",

@@ -176,6 +176,14 @@ struct IntakeTests {
         let stale = AuthenticatedAccount(id: 4, name: "shop", domains: ["mine.example"], verifiedDomains: [])
         let fresh = intake(lookup: { _, fresh in fresh ? self.account : stale })
         _ = try await fresh.submit(submission("From: shop@mine.example\r\n\r\nx", principal: .account(stale))).get()
+        // Still refused on the store's word, the reason is the store's: another author, not an unverified sender.
+        let other = await fresh.submit(submission("From: ceo@victim.example\r\n\r\nx", principal: .account(stale)))
+        #expect(other == .failure(.sender(.domainNotAllowed(field: "From", domain: "victim.example"))))
+    }
+
+    @Test func anAccountCreatedAMomentAgoIsFound() async throws {
+        let created = intake(lookup: { _, fresh in fresh ? self.account : nil })
+        _ = try await created.submit(submission("From: shop@mine.example\r\n\r\nx")).get()
     }
 
     @Test func blindCopiesNeverLeave() async throws {

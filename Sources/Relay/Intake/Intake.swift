@@ -135,13 +135,18 @@ public final class Intake: Sendable {
         var principal = submission.principal
         if case .account(let account) = principal, let accountLookup {
             // The account as it is now, not as it was when the session or the key was checked.
-            guard let current = accountLookup(account.id, false) else { return .failure(.unknownAccount) }
+            // A miss in the copy may be an account created a moment ago: only the store itself says it is gone.
+            guard let current = accountLookup(account.id, false) ?? accountLookup(account.id, true) else {
+                return .failure(.unknownAccount)
+            }
             principal = .account(current)
         }
         if let refusal = policy(submission.sender, header: header, content: content, principal: principal) {
-            guard let fresh = refreshed(principal),
-                  policy(submission.sender, header: header, content: content, principal: fresh) == nil else {
-                return .failure(.sender(refusal))
+            // Refuse only on what the store says now, and say why in its terms (a domain verified a moment
+            // ago is no longer the reason).
+            guard let fresh = refreshed(principal) else { return .failure(.sender(refusal)) }
+            if let stillRefused = policy(submission.sender, header: header, content: content, principal: fresh) {
+                return .failure(.sender(stillRefused))
             }
             principal = fresh
         }
