@@ -388,6 +388,7 @@ def test_an_unverified_claim_neither_sends_nor_blocks_the_owner(make_server):
 
 
 # SMTP clients may not fall back to TLS 1.0 or 1.1 (smtp.tlsMinimumVersion, 1.2 by default).
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1:DeprecationWarning")
 def test_old_tls_versions_are_refused(make_server):
     import ssl
     server = make_server()
