@@ -84,7 +84,9 @@ struct TemplateRenderer: Sendable {
         case .null: return ""
         case .bool(let bool): return bool
         // 120 renders as "120", not "120.0".
-        case .number(let number): return number.rounded() == number && abs(number) < 1e15 ? Int(exactly: number) ?? number : number
+        case .number(let number):
+            if abs(number) < 1e15, let integer = Int(exactly: number) { return integer }
+            return number
         case .string(let string): return BudgetedText(text: string, budget: budget)
         case .array(let array): return BudgetedSequence(items: array.map { mustacheValue($0, budget) }, budget: budget)
         case .object(let object): return BudgetedObject(values: object.mapValues { mustacheValue($0, budget) }, budget: budget)

@@ -1,6 +1,5 @@
 import DKIM
 import Foundation
-import NIOConcurrencyHelpers
 import Store
 
 /// Signs mail with the active DKIM keys of its From domain (RFC 6376), for
@@ -11,48 +10,45 @@ import Store
 /// a restart. Only the account that owns a domain (or a trusted network,
 /// which has no account) gets that domain's signatures.
 public final class MessageSigning: Sendable {
-    private let store: SQLiteStore
-    private let headers: [String]
     /// Per domain, the signers of each account holding keys for it, and which accounts verified it.
-    private let cache = NIOLockedValueBox<(signers: [String: [Int64: [DKIMSigner]]], verified: [String: Set<Int64>],
-                                           loaded: ContinuousClock.Instant?)>(([:], [:], nil))
+    struct Keys: Sendable {
+        var signers: [String: [Int64: [DKIMSigner]]] = [:]
+        var verified: [String: Set<Int64>] = [:]
+    }
+
+    private let keys: RefreshingSnapshot<Keys>
 
     public init(store: SQLiteStore, headers: [String] = DKIMSigner.defaultHeaders) {
-        self.store = store
         // From first, whatever the list: a signature without From is worthless.
-        self.headers = ["from"] + headers.map { $0.lowercased() }.filter { $0 != "from" }
+        let headers = ["from"] + headers.map { $0.lowercased() }.filter { $0 != "from" }
+        keys = RefreshingSnapshot(lifetime: .seconds(5), initial: Keys()) { try MessageSigning.load(store, headers: headers) }
+    }
+
+    static func load(_ store: SQLiteStore, headers: [String]) throws -> Keys {
+        var keys = Keys()
+        let active = try store.activeDKIMKeys().sorted { ($0.record.algorithm == "rsa" ? 0 : 1) < ($1.record.algorithm == "rsa" ? 0 : 1) }
+        for (record, privateKey) in active {
+            guard let algorithm = DKIMKey.Algorithm(rawValue: record.algorithm),
+                  let key = try? DKIMKey(algorithm: algorithm, privateKeyData: privateKey) else { continue }
+            let signer = DKIMSigner(domain: record.domain, selector: record.selector, key: key, headers: headers)
+            keys.signers[record.domain, default: [:]][record.accountID, default: []].append(signer)
+        }
+        for account in try store.accounts() {
+            for domain in account.verifiedDomains { keys.verified[domain, default: []].insert(account.id) }
+        }
+        return keys
     }
 
     /// The signers for mail whose (first) From mailbox is in `domain`
     /// (normalised, as `SenderPolicy.domain`), RSA first; empty when the
     /// domain has no key this sender may use.
     public func signers(forDomain domain: String, accountID: Int64?) -> [DKIMSigner] {
-        let now = ContinuousClock.now
-        return cache.withLockedValue { cache -> [DKIMSigner] in
-            if cache.loaded.map({ now - $0 > .seconds(5) }) ?? true {
-                if let keys = try? store.activeDKIMKeys() {
-                    var signers: [String: [Int64: [DKIMSigner]]] = [:]
-                    for (record, privateKey) in keys.sorted(by: { ($0.record.algorithm == "rsa" ? 0 : 1) < ($1.record.algorithm == "rsa" ? 0 : 1) }) {
-                        guard let algorithm = DKIMKey.Algorithm(rawValue: record.algorithm),
-                              let key = try? DKIMKey(algorithm: algorithm, privateKeyData: privateKey) else { continue }
-                        let signer = DKIMSigner(domain: record.domain, selector: record.selector, key: key, headers: headers)
-                        signers[record.domain, default: [:]][record.accountID, default: []].append(signer)
-                    }
-                    cache.signers = signers
-                }
-                if let accounts = try? store.accounts() {
-                    var verified: [String: Set<Int64>] = [:]
-                    for account in accounts { for domain in account.verifiedDomains { verified[domain, default: []].insert(account.id) } }
-                    cache.verified = verified
-                }
-                cache.loaded = now
-            }
-            guard let byAccount = cache.signers[domain] else { return [] }
-            if let accountID { return byAccount[accountID] ?? [] }
-            // A trusted network has no account: the keys of the account that proved the domain (or of its only claimant).
-            if let owner = cache.verified[domain]?.sorted().first(where: { byAccount[$0] != nil }) { return byAccount[owner] ?? [] }
-            return byAccount.count == 1 ? byAccount.values.first ?? [] : []
-        }
+        let keys = keys.current
+        guard let byAccount = keys.signers[domain] else { return [] }
+        if let accountID { return byAccount[accountID] ?? [] }
+        // A trusted network has no account: the keys of the account that proved the domain (or of its only claimant).
+        if let owner = keys.verified[domain]?.sorted().first(where: { byAccount[$0] != nil }) { return byAccount[owner] ?? [] }
+        return byAccount.count == 1 ? byAccount.values.first ?? [] : []
     }
 
     /// The DKIM-Signature fields of `signers` over `message`, to put on top of it.
