@@ -41,11 +41,13 @@ final class APIGate: Sendable {
     private let unverifiedBodies = NIOLockedValueBox(0)
     static let maximumUnverifiedBodies = 32
 
-    init(store: SQLiteStore, maximumBodySize: Int, throttle: AuthenticationThrottle) {
+    /// `replayJournal`: the file that keeps the replay memory across restarts (nil: memory only).
+    init(store: SQLiteStore, maximumBodySize: Int, throttle: AuthenticationThrottle, replayJournal: String? = nil) {
         self.store = store
         self.maximumBodySize = maximumBodySize
         self.throttle = throttle
-        self.replays = SignatureReplayMemory(window: SignatureV4.allowedSkew * 2)
+        let window = SignatureV4.allowedSkew * 2
+        self.replays = SignatureReplayMemory(window: window, journal: replayJournal.map { ReplayJournal(path: $0, window: window) })
     }
 
     func open(_ request: Request, context: APIRequestContext, scope: APIKeyScope) async throws -> APICall {
@@ -165,6 +167,7 @@ final class APIGate: Sendable {
 /// forgotten, since it changed nothing. Bounded: past `capacity` entries the
 /// expired ones go; each access key may hold at most `capacityPerKey` live
 /// entries, so one key's flood refuses that key (`.busy`), not the others.
+/// With a journal it is also written to disk and read back on start.
 final class SignatureReplayMemory: Sendable {
     enum Use: Equatable {
         case first
@@ -180,10 +183,22 @@ final class SignatureReplayMemory: Sendable {
     private let state = NIOLockedValueBox<(seen: [String: (key: String, expires: Date)], perKey: [String: Int],
                                            inProgress: [String: String])>(([:], [:], [:]))
 
-    init(window: TimeInterval, capacity: Int = 200_000, capacityPerKey: Int = 50_000) {
+    /// Where the signatures are also written, so that a restart remembers them (nil: memory only).
+    let journal: ReplayJournal?
+
+    init(window: TimeInterval, capacity: Int = 200_000, capacityPerKey: Int = 50_000, journal: ReplayJournal? = nil, now: Date = Date()) {
         self.window = window
         self.capacity = capacity
         self.capacityPerKey = capacityPerKey
+        self.journal = journal
+        if let entries = journal?.load(now: now) {
+            state.withLockedValue { state in
+                for entry in entries.suffix(capacity) {
+                    state.seen[entry.signature] = (entry.key, entry.expires)
+                    state.perKey[entry.key, default: 0] += 1
+                }
+            }
+        }
     }
 
     /// True the first time `signature` is presented within its window; `request` names the request it admits.
@@ -201,6 +216,7 @@ final class SignatureReplayMemory: Sendable {
             }
             state.seen[signature] = (key, now.addingTimeInterval(window))
             state.perKey[key, default: 0] += 1
+            journal?.recordUse(signature, key: key, expires: now.addingTimeInterval(window), now: now)
             if let request, state.inProgress.count < capacity { state.inProgress[request] = signature }
             return .first
         }
@@ -213,7 +229,10 @@ final class SignatureReplayMemory: Sendable {
     func finish(request: String, failed: Bool) {
         state.withLockedValue { state in
             guard let signature = state.inProgress.removeValue(forKey: request) else { return }
-            if failed, let entry = state.seen.removeValue(forKey: signature) { state.perKey[entry.key, default: 1] -= 1 }
+            if failed, let entry = state.seen.removeValue(forKey: signature) {
+                state.perKey[entry.key, default: 1] -= 1
+                journal?.recordForget(signature)
+            }
         }
     }
 }

@@ -33,11 +33,14 @@ public struct APIServer: Sendable {
         public var requestTimeout: TimeAmount
         /// HTTPS with this configuration; nil: plain HTTP.
         public var tls: TLSConfiguration?
+        /// The file keeping the SigV4 replay memory across restarts; nil: memory only.
+        public var replayJournal: String?
 
         public init(host: String, port: Int, hostname: String, maximumBodySize: Int, maximumMessageSize: Int,
                     maximumExpandedSize: Int = 256 << 20, maximumAuthFailures: Int = 10,
                     authFailureWindow: TimeAmount = .seconds(300), maximumConnections: Int = 1000, maximumConnectionsPerClient: Int = 100,
-                    idleTimeout: TimeAmount = .seconds(60), requestTimeout: TimeAmount = .seconds(60), tls: TLSConfiguration? = nil) {
+                    idleTimeout: TimeAmount = .seconds(60), requestTimeout: TimeAmount = .seconds(60), tls: TLSConfiguration? = nil,
+                    replayJournal: String? = nil) {
             self.host = host
             self.port = port
             self.hostname = hostname
@@ -51,6 +54,7 @@ public struct APIServer: Sendable {
             self.idleTimeout = idleTimeout
             self.requestTimeout = requestTimeout
             self.tls = tls
+            self.replayJournal = replayJournal
         }
     }
 
@@ -79,7 +83,8 @@ public struct APIServer: Sendable {
         connections = ConnectionLimiter(maximumConnections: options.maximumConnections, maximumPerClient: options.maximumConnectionsPerClient)
         let gate = APIGate(store: store, maximumBodySize: options.maximumBodySize,
                            throttle: AuthenticationThrottle(maximumFailures: options.maximumAuthFailures,
-                                                            window: options.authFailureWindow))
+                                                            window: options.authFailureWindow),
+                           replayJournal: options.replayJournal)
         services = APIServices(store: store, index: spool.index, layout: spool.layout, gate: gate,
                                submitter: Submitter(intake: intake),
                                builder: MessageBuilder(hostname: options.hostname), meter: meter, unsubscribe: unsubscribe,

@@ -33,6 +33,8 @@ public struct DataLayout: Sendable {
     public var spool: SpoolLayout { SpoolLayout(directory: root + "/spool") }
     public var certificatePath: String { root + "/tls/certificate.pem" }
     public var privateKeyPath: String { root + "/tls/private-key.pem" }
+    /// The SES signatures used while still valid (`ReplayJournal`), and its previous generation beside it.
+    public var signatureJournalPath: String { root + "/signatures-used" }
 
     public func create() throws {
         DataLayout.restrictNewFiles()
@@ -202,7 +204,8 @@ public enum Server {
                                maximumConnectionsPerClient: configuration.apiMaxConnectionsPerClient,
                                idleTimeout: .seconds(Int64(configuration.apiIdleTimeoutSeconds)),
                                requestTimeout: .seconds(Int64(configuration.apiRequestTimeoutSeconds)),
-                               tls: configuration.apiTLS ? apiTLSConfiguration : nil),
+                               tls: configuration.apiTLS ? apiTLSConfiguration : nil,
+                               replayJournal: layout.signatureJournalPath),
                 store: store, spool: spool, intake: intake, meter: meter, unsubscribe: unsubscribe,
                 compliance: { [index = spool.index] domain, account in
                     let checks = try await Compliance.check(.init(domain: domain, configuration: configuration, store: store, index: index,

@@ -80,6 +80,44 @@ import Store
         #expect(!retries.firstUse("s", request: "r4", now: now))
     }
 
+    // A restart, a crash included, does not forget the signatures used while they are valid.
+    @Test func theReplayMemorySurvivesARestart() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("replay-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/signatures-used"
+        let now = Date()
+        let before = SignatureReplayMemory(window: 60, journal: ReplayJournal(path: path, window: 60), now: now)
+        #expect(before.use("aa", key: "K1", request: "r1", now: now) == .first)
+        #expect(before.use("bb", key: "K1", request: "r2", now: now) == .first)
+        #expect(before.use("cc", key: "K2", request: "r3", now: now.addingTimeInterval(-50)) == .first)
+        before.finish(request: "r2", failed: true)  // forgotten: may be retried, after a restart too
+        let after = SignatureReplayMemory(window: 60, journal: ReplayJournal(path: path, window: 60), now: now.addingTimeInterval(20))
+        #expect(after.use("aa", key: "K1", now: now.addingTimeInterval(20)) == .replay)
+        #expect(after.use("bb", key: "K1", now: now.addingTimeInterval(20)) == .first)
+        #expect(after.use("cc", key: "K2", now: now.addingTimeInterval(20)) == .first, "expired before the restart")
+        let attributes = try FileManager.default.attributesOfItem(atPath: path)
+        #expect((attributes[.posixPermissions] as? Int) == 0o600)
+
+        // A torn last line is skipped. Past the window the file becomes the previous generation, still read;
+        // past two, the generation before is gone, everything in it expired.
+        let handle = try #require(FileHandle(forWritingAtPath: path))
+        try handle.seekToEnd()
+        try handle.write(contentsOf: Data("99999999999 K1 dd\n12".utf8))
+        try handle.close()
+        let journal = ReplayJournal(path: path, window: 60)
+        // bb and cc were used again after the restart.
+        #expect(journal.load(now: now.addingTimeInterval(30)).map(\.signature) == ["aa", "bb", "cc", "dd"])
+        journal.recordUse("ee", key: "K1", expires: now.addingTimeInterval(130), now: now.addingTimeInterval(70))
+        #expect(FileManager.default.fileExists(atPath: path + ".previous"))
+        #expect(journal.load(now: now.addingTimeInterval(70)).map(\.signature) == ["bb", "cc", "ee", "dd"])
+        journal.recordUse("ff", key: "K1", expires: now.addingTimeInterval(200), now: now.addingTimeInterval(140))
+        // (dd went with its generation: its made-up expiry is later than any real one, a window after its writing.)
+        #expect(journal.load(now: now.addingTimeInterval(140)).map(\.signature) == ["ff"])
+        let remaining = String(decoding: FileManager.default.contents(atPath: path + ".previous") ?? Data(), as: UTF8.self)
+        #expect(remaining.contains(" ee\n") && !remaining.contains(" aa\n"))
+    }
+
     @Test func hostileCanonicalRequestsDoNotTrap() {
         let request = SignatureV4(method: "GET", rawPath: "", rawQuery: "&&=&a==b&\u{0}", headers: ["authorization": "AWS4-HMAC-SHA256 Credential=/////, SignedHeaders=, Signature="], body: [])
         _ = request.canonicalRequest(SignatureV4.Authorization("AWS4-HMAC-SHA256 Credential=a/b/c/ses/aws4_request, SignedHeaders=host, Signature=x")!)

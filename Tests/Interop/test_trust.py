@@ -10,6 +10,7 @@ import smtplib
 import socket
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -232,6 +233,14 @@ def test_a_captured_ses_request_cannot_carry_another_body_or_be_replayed(make_se
     assert status == 403 and "already used" in body["message"], body
     (message,) = queued(server)
     assert [r["address"] for r in server.cli_json("queue", "show", message["id"])["recipients"]] == ["a@example.net"]
+    # Nor after the server is killed and started again: the memory is kept on disk. (The captured bytes
+    # name the port the request was signed for; the new process listens on another.)
+    captured = dict(headers, Host=urllib.parse.urlsplit(server.api_url).netloc)
+    server.kill()
+    server.start()
+    status, body = send_raw_http(server, captured, original)
+    assert status == 403 and "already used" in body["message"], body
+    assert len(queued(server)) == 1
     assert_alive(server)
 
 
