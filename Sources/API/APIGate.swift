@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Logging
 import Hummingbird
 import NIOConcurrencyHelpers
 import NIOCore
@@ -42,12 +43,13 @@ final class APIGate: Sendable {
     static let maximumUnverifiedBodies = 32
 
     /// `replayJournal`: the file that keeps the replay memory across restarts (nil: memory only).
-    init(store: SQLiteStore, maximumBodySize: Int, throttle: AuthenticationThrottle, replayJournal: String? = nil) {
+    init(store: SQLiteStore, maximumBodySize: Int, throttle: AuthenticationThrottle, replayJournal: String? = nil, logger: Logger? = nil) {
         self.store = store
         self.maximumBodySize = maximumBodySize
         self.throttle = throttle
         let window = SignatureV4.allowedSkew * 2
-        self.replays = SignatureReplayMemory(window: window, journal: replayJournal.map { ReplayJournal(path: $0, window: window) })
+        self.replays = SignatureReplayMemory(window: window,
+                                             journal: replayJournal.map { ReplayJournal(path: $0, window: window, logger: logger) })
     }
 
     func open(_ request: Request, context: APIRequestContext, scope: APIKeyScope) async throws -> APICall {
@@ -86,6 +88,8 @@ final class APIGate: Sendable {
             var signed = unsigned
             signed.body = body
             guard signed.verify(authorization, secret: secret) else { throw refuse("signature") }
+            // Before the replay memory: a request this key may not make is no use of a signature.
+            guard caller.key.scope >= scope else { throw APIError.forbidden }
             // A request that changes something is taken once: a captured one cannot be sent again while
             // its date is valid. Reads may repeat (botocore gives two identical calls in one second one signature).
             if request.method != .get && request.method != .head {
@@ -101,7 +105,6 @@ final class APIGate: Sendable {
                                    ses: "TooManyRequestsException", retryAfter: 1)
                 }
             }
-            guard caller.key.scope >= scope else { throw APIError.forbidden }
             return APICall(principal: caller, body: body)
         }
         guard let caller = verifyBearer(request.headers[.authorization]) else { throw refuse("bearer") }
@@ -216,10 +219,14 @@ final class SignatureReplayMemory: Sendable {
             }
             state.seen[signature] = (key, now.addingTimeInterval(window))
             state.perKey[key, default: 0] += 1
-            journal?.recordUse(signature, key: key, expires: now.addingTimeInterval(window), now: now)
+            journal?.recordUse(signature, key: key, expires: now.addingTimeInterval(window), now: now) { SignatureReplayMemory.live(state.seen, now) }
             if let request, state.inProgress.count < capacity { state.inProgress[request] = signature }
             return .first
         }
+    }
+
+    static func live(_ seen: [String: (key: String, expires: Date)], _ now: Date) -> [ReplayJournal.Entry] {
+        seen.compactMap { $0.value.expires > now ? ReplayJournal.Entry(signature: $0.key, key: $0.value.key, expires: $0.value.expires) : nil }
     }
 
     /// The request admitted by `firstUse` is over. One that failed changed
@@ -231,7 +238,8 @@ final class SignatureReplayMemory: Sendable {
             guard let signature = state.inProgress.removeValue(forKey: request) else { return }
             if failed, let entry = state.seen.removeValue(forKey: signature) {
                 state.perKey[entry.key, default: 1] -= 1
-                journal?.recordForget(signature)
+                let now = Date()
+                journal?.recordForget(signature, now: now) { SignatureReplayMemory.live(state.seen, now) }
             }
         }
     }

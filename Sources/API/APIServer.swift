@@ -84,7 +84,7 @@ public struct APIServer: Sendable {
         let gate = APIGate(store: store, maximumBodySize: options.maximumBodySize,
                            throttle: AuthenticationThrottle(maximumFailures: options.maximumAuthFailures,
                                                             window: options.authFailureWindow),
-                           replayJournal: options.replayJournal)
+                           replayJournal: options.replayJournal, logger: logger)
         services = APIServices(store: store, index: spool.index, layout: spool.layout, gate: gate,
                                submitter: Submitter(intake: intake),
                                builder: MessageBuilder(hostname: options.hostname), meter: meter, unsubscribe: unsubscribe,

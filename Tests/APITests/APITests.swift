@@ -118,6 +118,36 @@ import Store
         #expect(remaining.contains(" ee\n") && !remaining.contains(" aa\n"))
     }
 
+    // Failed requests add lines, not live signatures: a full generation is rewritten as the live ones.
+    // A start later than now (a clock set back) is not believed; a line cut short does not swallow the next.
+    @Test func theReplayJournalStaysBounded() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("replay-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = directory + "/signatures-used"
+        let now = Date()
+        let memory = SignatureReplayMemory(window: 60, journal: ReplayJournal(path: path, window: 60, maximumLines: 10), now: now)
+        #expect(memory.use("kept", key: "K", request: "ok", now: now) == .first)
+        for attempt in 0..<50 {
+            #expect(memory.use("retried", key: "K", request: "r\(attempt)", now: now) == .first)
+            memory.finish(request: "r\(attempt)", failed: true)
+        }
+        let lines = String(decoding: FileManager.default.contents(atPath: path) ?? Data(), as: UTF8.self).split(separator: "\n")
+        #expect(lines.count <= 11, "\(lines.count) lines")
+        #expect(ReplayJournal(path: path, window: 60).load(now: now).map(\.signature) == ["kept"])
+
+        let future = directory + "/future"
+        try Data("# started \(now.timeIntervalSince1970 + 86_400)\n1 K old\n".utf8).write(to: URL(fileURLWithPath: future))
+        ReplayJournal(path: future, window: 60).recordUse("new", key: "K", expires: now.addingTimeInterval(60), now: now)
+        #expect(ReplayJournal.started(future).map { abs($0.timeIntervalSince(now)) < 1 } == true, "rotated")
+        #expect(FileManager.default.fileExists(atPath: future + ".previous"))
+
+        let torn = directory + "/torn"
+        try Data("# started \(now.timeIntervalSince1970)\n\(now.timeIntervalSince1970 + 60) K cut".utf8).write(to: URL(fileURLWithPath: torn))
+        ReplayJournal(path: torn, window: 60).recordUse("next", key: "K", expires: now.addingTimeInterval(60), now: now)
+        #expect(ReplayJournal(path: torn, window: 60).load(now: now).map(\.signature).contains("next"))
+    }
+
     @Test func hostileCanonicalRequestsDoNotTrap() {
         let request = SignatureV4(method: "GET", rawPath: "", rawQuery: "&&=&a==b&\u{0}", headers: ["authorization": "AWS4-HMAC-SHA256 Credential=/////, SignedHeaders=, Signature="], body: [])
         _ = request.canonicalRequest(SignatureV4.Authorization("AWS4-HMAC-SHA256 Credential=a/b/c/ses/aws4_request, SignedHeaders=host, Signature=x")!)
