@@ -24,6 +24,7 @@ public final class MessageSigning: Sendable {
         keys = RefreshingSnapshot(lifetime: .seconds(5), initial: Keys()) { try MessageSigning.load(store, headers: headers) }
     }
 
+    /// Keys and verifications read together from the one database: if either read fails, both stay as they were.
     static func load(_ store: SQLiteStore, headers: [String]) throws -> Keys {
         var keys = Keys()
         let active = try store.activeDKIMKeys().sorted { ($0.record.algorithm == "rsa" ? 0 : 1) < ($1.record.algorithm == "rsa" ? 0 : 1) }
