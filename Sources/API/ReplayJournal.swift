@@ -147,6 +147,8 @@ final class ReplayJournal: Sendable {
             unlink(temporary)
             file.handle = FileHandle(forWritingAtPath: path)
             _ = try? file.handle?.seekToEnd()
+            // Tried again after as many lines more, not on every request while the disk refuses.
+            file.lines = 0
             return
         }
         unlink(previousPath)
