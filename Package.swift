@@ -78,13 +78,15 @@ let package = Package(
             ]
         ),
         // The pipeline, folders in flow order: Inbound/ (SMTP sessions, AUTH, relay policy, limits),
-        // Intake/ (the one way into the spool), Scheduling/, Delivery/, Events/.
+        // Intake/ (the one way into the spool), Scheduling/, Delivery/, Events/, Webhooks/ (events out).
         .target(
             name: "Relay",
             dependencies: [
                 "SMTPCore", "Spool", "Store", "DNS", "DKIM", "MIME",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -121,6 +123,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "X509", package: "swift-certificates"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),

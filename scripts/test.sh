@@ -19,8 +19,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
-python3 -c "import pytest, aiosmtpd, dns, boto3, sendgrid, schemathesis, dkim, nacl" 2>/dev/null \
-    || pip install -q pytest aiosmtpd dnspython boto3 sendgrid schemathesis dkimpy pynacl
+python3 -c "import pytest, aiosmtpd, dns, boto3, sendgrid, schemathesis, dkim, nacl, standardwebhooks" 2>/dev/null \
+    || pip install -q pytest aiosmtpd dnspython boto3 sendgrid schemathesis dkimpy pynacl standardwebhooks
 export PATH="$PATH:/usr/sbin"
 
 # No new code that can trap on a value (force unwraps, try!, as!, trapping conversions).

@@ -74,7 +74,7 @@ public struct APIServer: Sendable {
     /// Messages go to `intake`, the one every door shares; `spool` is read for status and resends.
     public init(options: Options, store: SQLiteStore, spool: Spool, intake: Intake, meter: SendingMeter,
                 unsubscribe: UnsubscribeLinks?, compliance: ComplianceReport? = nil, verification: DomainVerification? = nil,
-                logger: Logger) {
+                eventsOut: EventsOut? = nil, logger: Logger) {
         self.unsubscribe = unsubscribe
         self.compliance = compliance
         self.verification = verification
@@ -89,7 +89,8 @@ public struct APIServer: Sendable {
                                submitter: Submitter(intake: intake),
                                builder: MessageBuilder(hostname: options.hostname), meter: meter, unsubscribe: unsubscribe,
                                draftLimits: .init(maximumMessageSize: options.maximumMessageSize,
-                                                  maximumExpandedSize: options.maximumExpandedSize))
+                                                  maximumExpandedSize: options.maximumExpandedSize),
+                               eventsOut: eventsOut)
     }
 
     func router() -> Router<APIRequestContext> {
@@ -107,6 +108,10 @@ public struct APIServer: Sendable {
         SendGridAPI(services: services).register(on: routes)
         if let unsubscribe { UnsubscribeRoutes(services: services, links: unsubscribe).register(on: routes) }
         DomainRoutes(services: services, compliance: compliance, verification: verification).register(on: routes)
+        if let eventsOut = services.eventsOut {
+            WebhookRoutes(services: services, eventsOut: eventsOut).register(on: routes)
+            TrackingRoutes(services: services, eventsOut: eventsOut).register(on: routes)
+        }
         return router
     }
 
@@ -118,11 +123,12 @@ public struct APIServer: Sendable {
         return Application(router: router(), server: try options.tls.map { try .tls(.http1(configuration: http1), tlsConfiguration: $0) }
                     ?? .http1(configuration: http1),
                     configuration: .init(address: .hostname(options.host, port: options.port), serverName: "hikyaku"),
-                    onServerRunning: { [unsubscribe, tls = options.tls != nil] channel in
+                    onServerRunning: { [unsubscribe, tracking = services.tracking, tls = options.tls != nil] channel in
                         // Without api.publicUrl, links point at this listener.
                         if let address = channel.localAddress, let ip = address.ipAddress, let port = address.port {
                             let host = ip.contains(":") ? "[\(ip)]" : ip
                             unsubscribe?.setBaseIfUnset("\(tls ? "https" : "http")://\(host):\(port)")
+                            tracking?.setBaseIfUnset("\(tls ? "https" : "http")://\(host):\(port)")
                         }
                         onListening(channel.localAddress)
                     }, logger: logger)

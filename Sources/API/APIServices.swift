@@ -18,6 +18,10 @@ struct APIServices: Sendable {
     let unsubscribe: UnsubscribeLinks?
     /// What one request may build.
     let draftLimits: MessageDraft.Limits
+    /// Webhooks and tracking; nil: neither is offered.
+    let eventsOut: EventsOut?
+
+    var tracking: TrackingLinks? { eventsOut?.tracking }
 
     /// A stored template of the account, compiled; 404 when there is none.
     func renderer(template name: String, account: Account) throws(APIError) -> (TemplateRenderer, Template) {
@@ -43,8 +47,66 @@ struct APIServices: Sendable {
     }
 }
 
+extension APIServices {
+    /// What a message tracks: the request's choice, else the account's default;
+    /// nil when nothing is tracked or tracking is not offered.
+    func trackingSettings(account: Account, opens: Bool?, clicks: Bool?) throws(APIError) -> TrackingSettings? {
+        guard eventsOut != nil else { return nil }
+        var defaults = (opens: false, clicks: false)
+        if opens == nil || clicks == nil {
+            do { defaults = try store.trackingDefaults(accountID: account.id) } catch { throw APIError.storeFailure(error) }
+        }
+        let settings = TrackingSettings(opens: opens ?? defaults.opens, clicks: clicks ?? defaults.clicks)
+        return settings.any ? settings : nil
+    }
+
+    /// SES: a send naming a configuration set that does not exist is refused, as SES does; one whose
+    /// event destinations want opens or clicks has them tracked.
+    func configurationSet(_ name: String?, account: Account, metadata: inout MessageMetadata) throws(APIError) {
+        guard let name else { return }
+        do {
+            guard try store.configurationSetExists(accountID: account.id, name: name) else {
+                throw APIError(.notFound, "not_found", "Configuration set <\(name)> does not exist.", ses: "NotFoundException")
+            }
+            let types = Set(try store.eventDestinations(accountID: account.id, configurationSet: name).filter(\.enabled)
+                .flatMap(\.matchingEventTypes))
+            metadata.configurationSet = name
+            if eventsOut != nil && (types.contains("OPEN") || types.contains("CLICK")) {
+                metadata.tracking = TrackingSettings(opens: types.contains("OPEN"), clicks: types.contains("CLICK"))
+            }
+        } catch let error as APIError {
+            throw error
+        } catch {
+            throw APIError.storeFailure(error)
+        }
+    }
+}
+
 extension APIError {
     static func storeFailure(_ error: any Error) -> APIError {
         APIError(.serviceUnavailable, "store_unavailable", "the store could not be read or written: \(error)", ses: "InternalFailure")
+    }
+}
+
+/// What the API needs for events going out: the webhook dispatcher (for
+/// tests and the SNS certificate), the tracking links and their recorder.
+public struct EventsOut: Sendable {
+    public var webhooks: WebhookDispatcher
+    public var tracking: TrackingLinks
+    public var engagements: EngagementRecorder
+    /// The PEM certificate that verifies SNS signatures, served at `/sns/certificate.pem`.
+    public var snsCertificatePEM: String
+    /// Endpoint URLs are checked against this when saved (scheme, and a literal address's range).
+    public var allowPlainHTTP: Bool
+    public var allowNonPublicAddresses: Bool
+
+    public init(webhooks: WebhookDispatcher, tracking: TrackingLinks, engagements: EngagementRecorder, snsCertificatePEM: String,
+                allowPlainHTTP: Bool, allowNonPublicAddresses: Bool) {
+        self.webhooks = webhooks
+        self.tracking = tracking
+        self.engagements = engagements
+        self.snsCertificatePEM = snsCertificatePEM
+        self.allowPlainHTTP = allowPlainHTTP
+        self.allowNonPublicAddresses = allowNonPublicAddresses
     }
 }

@@ -7,4 +7,5 @@ extension HTTPField.Name {
     static let amazonErrorType = HTTPField.Name("x-amzn-ErrorType")!
     static let messageID = HTTPField.Name("X-Message-Id")!
     static let nextCursor = HTTPField.Name("X-Next-Cursor")!
+    static let referrerPolicy = HTTPField.Name("Referrer-Policy")!
 }

@@ -45,10 +45,18 @@ struct MessageDraft: Sendable {
     /// The messages this draft becomes: one per personalization, and for
     /// marketing mail with one-click unsubscribe one per recipient, so that
     /// each copy's link unsubscribes its own recipient.
-    func messageCount(unsubscribe: UnsubscribeLinks?) -> Int {
-        guard metadata.marketing, unsubscribe != nil else { return personalizations.count }
+    func messageCount(unsubscribe: UnsubscribeLinks?, tracking: TrackingLinks? = nil) -> Int {
+        guard copiesPerRecipient(unsubscribe: unsubscribe, tracking: tracking) else { return personalizations.count }
         return personalizations.reduce(0) { $0 + max(1, $1.to.count + $1.cc.count + $1.bcc.count) }
     }
+
+    /// Each recipient gets a copy of its own when its copy names it: the
+    /// one-click unsubscribe link of marketing mail, tracked links and image.
+    func copiesPerRecipient(unsubscribe: UnsubscribeLinks?, tracking: TrackingLinks?) -> Bool {
+        (metadata.marketing && unsubscribe != nil) || (tracked(tracking) && (base.html != nil || renderer != nil))
+    }
+
+    func tracked(_ tracking: TrackingLinks?) -> Bool { tracking != nil && metadata.tracking?.any == true }
 
     /// A bound on the bytes a message takes before rendering: the literal
     /// content, attachments as base64, every header the request sets (the
@@ -72,7 +80,8 @@ struct MessageDraft: Sendable {
     /// One message per personalization (per recipient for marketing mail), each checked and built.
     /// `unsubscribe` adds List-Unsubscribe (RFC 2369) and List-Unsubscribe-Post
     /// (RFC 8058) to marketing mail, naming the copy's one recipient.
-    func messages(builder: MessageBuilder, unsubscribe: UnsubscribeLinks? = nil, limits: Limits) throws(APIError) -> [OutgoingMessage] {
+    func messages(builder: MessageBuilder, unsubscribe: UnsubscribeLinks? = nil, tracking: TrackingLinks? = nil,
+                  limits: Limits) throws(APIError) -> [OutgoingMessage] {
         guard !personalizations.isEmpty else { throw APIError.badRequest("no recipients", field: "personalizations") }
         // SendGrid's rule for send_at, for every API: at most 72 hours ahead (a past time sends now).
         let latest = Date().addingTimeInterval(MessageDraft.maximumScheduleAhead)
@@ -81,7 +90,8 @@ struct MessageDraft: Sendable {
                 throw APIError.badRequest("send_at may be at most 72 hours ahead", field: "send_at")
             }
         }
-        let count = messageCount(unsubscribe: unsubscribe)
+        let count = messageCount(unsubscribe: unsubscribe, tracking: tracking)
+        let perRecipient = copiesPerRecipient(unsubscribe: unsubscribe, tracking: tracking)
         guard personalizations.count <= MessageDraft.maximumPersonalizations, count <= MessageDraft.maximumPersonalizations else {
             throw APIError.badRequest("at most \(MessageDraft.maximumPersonalizations) recipients or personalizations per request",
                                       field: "personalizations")
@@ -94,7 +104,7 @@ struct MessageDraft: Sendable {
                 throw APIError(.contentTooLarge, "message_too_large",
                                "message of about \(estimate) bytes exceeds the limit of \(limits.maximumMessageSize)", ses: "MessageRejected")
             }
-            let copies = metadata.marketing && unsubscribe != nil ? max(1, personalization.to.count + personalization.cc.count + personalization.bcc.count) : 1
+            let copies = perRecipient ? max(1, personalization.to.count + personalization.cc.count + personalization.bcc.count) : 1
             let (product, overflow) = estimate.multipliedReportingOverflow(by: copies)
             let (sum, overflowed) = expanded.addingReportingOverflow(product)
             guard !overflow, !overflowed, sum <= limits.maximumExpandedSize else {
@@ -139,12 +149,19 @@ struct MessageDraft: Sendable {
             if let notBefore = personalization.notBefore { metadata.notBefore = notBefore }
             let marketingCopies = metadata.marketing && unsubscribe != nil
                 && !composition.headers.contains(where: { $0.name.lowercased() == "list-unsubscribe" })
-            // Each marketing copy carries its own recipient's link; other mail is one message for all.
-            let copies: [[String]] = marketingCopies ? composition.recipients.map { [$0] } : [composition.recipients]
+            let trackedCopies = tracked(tracking) && composition.html != nil
+            // Recorded as tracked only when its HTML really was rewritten.
+            if !trackedCopies { metadata.tracking = nil }
+            // Each marketing or tracked copy carries its own recipient's links; other mail is one message for all.
+            let copies: [[String]] = marketingCopies || trackedCopies ? composition.recipients.map { [$0] } : [composition.recipients]
             for recipients in copies {
                 let id = Intake.newMessageID()
                 var copy = composition
                 if marketingCopies, let unsubscribe { copy.headers += unsubscribe.headers(message: id, position: 0) }
+                // Rewritten before building, so DKIM (at the intake) signs what the recipient gets.
+                if trackedCopies, let tracking, let html = copy.html, let settings = metadata.tracking {
+                    copy.html = tracking.rewrite(html, message: id, position: 0, opens: settings.opens, clicks: settings.clicks)
+                }
                 let bytes: [UInt8]
                 do {
                     bytes = try builder.build(copy).bytes

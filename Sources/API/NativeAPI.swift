@@ -37,6 +37,15 @@ struct NativeAPI: Sendable {
             try services.store.setSuppressedReasons(Set(input.reasons), accountID: call.account.id)
             return APIJSON.response(object: ["suppressed_reasons": input.reasons.map(\.rawValue).sorted()])
         }
+        routes.put("/v1/account/tracking") { request, context in
+            let call = try await services.gate.open(request, context: context, scope: .admin)
+            let input = try APIJSON.decode(TrackingInput.self, from: call.body)
+            let current = try services.store.trackingDefaults(accountID: call.account.id)
+            let opens = input.opens ?? current.opens
+            let clicks = input.clicks ?? current.clicks
+            try services.store.setTrackingDefaults(accountID: call.account.id, opens: opens, clicks: clicks)
+            return APIJSON.response(object: ["opens": opens, "clicks": clicks])
+        }
         TemplateRoutes(services: services).register(on: routes)
         SuppressionRoutes(services: services).register(on: routes)
     }
@@ -79,13 +88,21 @@ struct NativeAPI: Sendable {
         var marketing: Bool?
         var sendAt: FlexibleDate?
         var recipients: [RecipientInput]?
+        var tracking: TrackingInput?
+    }
+
+    /// Open and click tracking for this send; an omitted one follows the account's default.
+    struct TrackingInput: Decodable, Sendable {
+        var opens: Bool?
+        var clicks: Bool?
     }
 
     func send(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let call = try await services.gate.open(request, context: context, scope: .send)
         let input = try APIJSON.decode(SendRequest.self, from: call.body)
         let draft = try draft(input, account: call.account)
-        let messages = try draft.messages(builder: services.builder, unsubscribe: services.unsubscribe, limits: services.draftLimits)
+        let messages = try draft.messages(builder: services.builder, unsubscribe: services.unsubscribe, tracking: services.tracking,
+                                          limits: services.draftLimits)
         let ids = try await services.submitter.submit(messages, door: .api, account: call.account, client: context.clientAddress)
         // Written by hand: for a batch of 1,000 JSONSerialization cost a sixth of the request.
         var body = "{"
@@ -150,8 +167,9 @@ struct NativeAPI: Sendable {
             personalizations = [personalization]
         }
         try NativeAPI.checkTags(input.tags ?? [])
-        let metadata = MessageMetadata(tags: input.tags ?? [], customArguments: input.customArgs ?? [:], marketing: marketing,
+        var metadata = MessageMetadata(tags: input.tags ?? [], customArguments: input.customArgs ?? [:], marketing: marketing,
                                        notBefore: input.sendAt?.date, source: "api")
+        metadata.tracking = try services.trackingSettings(account: account, opens: input.tracking?.opens, clicks: input.tracking?.clicks)
         return MessageDraft(base: base, renderer: renderer, data: input.templateData ?? [:], personalizations: personalizations,
                             metadata: metadata)
     }
@@ -263,8 +281,15 @@ struct NativeAPI: Sendable {
         }
         let stats = try services.index.stats(accountID: call.account.id, since: since, until: until, interval: interval,
                                              groupBy: grouping)
+        let engagement = try services.index.engagementCounts(accountID: call.account.id, since: since, until: until)
         return APIJSON.response(object: [
             "since": NativeAPI.iso(since), "until": NativeAPI.iso(until), "interval": request.query("interval") ?? "hour",
+            // Opens and clicks, total and unique (one per message and recipient), people and machines apart.
+            "engagement": ["opened", "clicked"].reduce(into: [String: [String: Int]]()) { result, type in
+                var counts = engagement[type] ?? [:]
+                for key in ["human_total", "human_unique", "machine_total", "machine_unique"] where counts[key] == nil { counts[key] = 0 }
+                result[type] = counts
+            },
             "stats": stats.map { row -> [String: Any] in
                 var item: [String: Any] = ["period": NativeAPI.iso(row.period), "counts": row.counts]
                 if grouping != .none { item[grouping.rawValue] = row.group ?? "" }

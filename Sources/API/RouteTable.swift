@@ -32,6 +32,8 @@ struct Routes {
     func post(_ path: String, _ handler: @escaping Handler) { add(.post, path, handler) }
     func put(_ path: String, _ handler: @escaping Handler) { add(.put, path, handler) }
     func delete(_ path: String, _ handler: @escaping Handler) { add(.delete, path, handler) }
+    func patch(_ path: String, _ handler: @escaping Handler) { add(.patch, path, handler) }
+    func head(_ path: String, _ handler: @escaping Handler) { add(.head, path, handler) }
 
     private func add(_ method: HTTPRequest.Method, _ path: String, _ handler: @escaping Handler) {
         table.add(method, path)

@@ -65,6 +65,7 @@ struct SESAPI: Sendable {
         var DefaultEmailTags: [Tag]?
         var DefaultContent: BulkContent
         var BulkEmailEntries: [BulkEntry]
+        var ConfigurationSetName: String?
     }
     struct TemplateRequest: Decodable, Sendable { var TemplateName: String?; var TemplateContent: TemplateContent }
     struct RenderRequest: Decodable, Sendable { var TemplateData: String }
@@ -197,14 +198,16 @@ struct SESAPI: Sendable {
         let call = try await services.gate.open(request, context: context, scope: .send)
         let input = try APIJSON.decode(SendEmailRequest.self, from: call.body, snakeCase: false)
         let tags = try SESAPI.tags(input.EmailTags ?? [])
-        let metadata = MessageMetadata(tags: tags, source: "ses")
+        var metadata = MessageMetadata(tags: tags, source: "ses")
+        try services.configurationSet(input.ConfigurationSetName, account: call.account, metadata: &metadata)
         let messages: [OutgoingMessage]
         if let raw = input.Content.Raw {
             messages = [try rawMessage(raw, input: input, metadata: metadata)]
         } else {
             let draft = try draft(input, account: call.account, metadata: metadata)
             // Marketing mail may be one copy per recipient (its own unsubscribe link); SES names the first.
-            messages = try draft.messages(builder: services.builder, unsubscribe: services.unsubscribe, limits: services.draftLimits)
+            messages = try draft.messages(builder: services.builder, unsubscribe: services.unsubscribe, tracking: services.tracking,
+                                          limits: services.draftLimits)
         }
         // The intake holds a raw message to its own From, Sender and Resent-* fields, as it does SMTP mail.
         let ids = try await services.submitter.submit(messages, door: .ses, account: call.account, client: context.clientAddress)
@@ -306,10 +309,10 @@ struct SESAPI: Sendable {
             personalization.tags = try SESAPI.tags(entry.ReplacementTags ?? [])
             return personalization
         }
+        var metadata = MessageMetadata(tags: try SESAPI.tags(input.DefaultEmailTags ?? []), marketing: marketing, source: "ses")
+        try services.configurationSet(input.ConfigurationSetName, account: call.account, metadata: &metadata)
         let draft = MessageDraft(base: base, renderer: renderer, data: try SESAPI.templateData(template.TemplateData),
-                                 personalizations: personalizations,
-                                 metadata: MessageMetadata(tags: try SESAPI.tags(input.DefaultEmailTags ?? []), marketing: marketing,
-                                                           source: "ses"))
+                                 personalizations: personalizations, metadata: metadata)
         // Entries are rendered one by one, so that one entry's bad data fails only that entry.
         var results: [[String: Any]] = []
         var ready: [(Int, OutgoingMessage)] = []
@@ -319,7 +322,8 @@ struct SESAPI: Sendable {
             var single = draft
             single.personalizations = [personalization]
             do {
-                let built = try single.messages(builder: services.builder, unsubscribe: services.unsubscribe, limits: limits)
+                let built = try single.messages(builder: services.builder, unsubscribe: services.unsubscribe, tracking: services.tracking,
+                                                limits: limits)
                 limits.maximumExpandedSize -= built.reduce(0) { $0 + $1.bytes.count }
                 ready += built.map { (index, $0) }
                 results.append([:])

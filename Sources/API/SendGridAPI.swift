@@ -34,6 +34,7 @@ struct SendGridAPI: Sendable {
     }
     struct Setting: Decodable, Sendable { var enable: Bool? }
     struct MailSettings: Decodable, Sendable { var sandboxMode: Setting? }
+    struct TrackingSettingsInput: Decodable, Sendable { var clickTracking: Setting?; var openTracking: Setting? }
     /// `categories` may be one string or an array.
     struct Categories: Decodable, Sendable {
         var values: [String]
@@ -56,6 +57,7 @@ struct SendGridAPI: Sendable {
         var customArgs: [String: String]?
         var sendAt: Int?
         var mailSettings: MailSettings?
+        var trackingSettings: TrackingSettingsInput?
     }
 
     func register(on routes: Routes) {
@@ -71,7 +73,8 @@ struct SendGridAPI: Sendable {
         let call = try await services.gate.open(request, context: context, scope: .send)
         let input = try APIJSON.decode(MailSend.self, from: call.body)
         let draft = try draft(input, account: call.account)
-        let messages = try draft.messages(builder: services.builder, unsubscribe: services.unsubscribe, limits: services.draftLimits)
+        let messages = try draft.messages(builder: services.builder, unsubscribe: services.unsubscribe, tracking: services.tracking,
+                                          limits: services.draftLimits)
         var headers: HTTPFields = [:]
         if input.mailSettings?.sandboxMode?.enable == true {
             try services.submitter.validate(messages, door: .sendgrid, account: call.account, client: context.clientAddress)
@@ -150,8 +153,10 @@ struct SendGridAPI: Sendable {
             throw APIError.badRequest("The subject is required. You can get around this requirement if you use a template with a subject defined or if every personalization has a subject defined.",
                                       field: "subject")
         }
-        let metadata = MessageMetadata(tags: categories, customArguments: input.customArgs ?? [:], marketing: marketing,
+        var metadata = MessageMetadata(tags: categories, customArguments: input.customArgs ?? [:], marketing: marketing,
                                        notBefore: input.sendAt.map { Date(timeIntervalSince1970: Double($0)) }, source: "sendgrid")
+        metadata.tracking = try services.trackingSettings(account: account, opens: input.trackingSettings?.openTracking?.enable,
+                                                          clicks: input.trackingSettings?.clickTracking?.enable)
         return MessageDraft(base: base, renderer: renderer, personalizations: personalizations, metadata: metadata)
     }
 

@@ -75,6 +75,15 @@ public struct Configuration: Sendable, Equatable {
     public var apiListen = "127.0.0.1:8025"
     /// Base URL recipients reach the API at, for unsubscribe links (https://mail.example.com); unset: the API's own address.
     public var apiPublicURL: String?
+    public var webhooksAllowNonPublicAddresses = false
+    public var webhooksAllowPlainHTTP = false
+    public var webhooksTimeoutSeconds = 10
+    public var webhooksBatchSize = 500
+    public var webhooksBatchAgeMilliseconds = 500
+    public var webhooksMinimumBackoffSeconds = 5
+    public var webhooksMaximumBackoffSeconds = 600
+    public var webhooksDisableAfterSeconds = 86400
+    public var trackingMachineWindowSeconds = 10
     /// Serve the API over HTTPS with the server's certificate (smtp.tlsCertificate or the self-signed one).
     public var apiTLS = false
     /// Largest request body the API reads; 0: twice smtp.maxMessageSize (base64 attachments grow by a third).
@@ -266,6 +275,15 @@ extension Configuration {
         integer("api.maxConnectionsPerClient", "Open API connections per client address (IPv6 by /64); more are closed at once", \.apiMaxConnectionsPerClient),
         integer("api.idleTimeoutSeconds", "An API connection idle this long is closed", \.apiIdleTimeoutSeconds),
         integer("api.requestTimeoutSeconds", "An API request (head and body) must arrive within this long, or the connection is closed", \.apiRequestTimeoutSeconds),
+        boolean("webhooks.allowNonPublicAddresses", "Let webhook URLs reach loopback, private, link-local, CGNAT and metadata addresses (off: refused, an SSRF guard)", \.webhooksAllowNonPublicAddresses),
+        boolean("webhooks.allowPlainHTTP", "Let webhook URLs use plain http (off: https with a verified certificate only)", \.webhooksAllowPlainHTTP),
+        integer("webhooks.timeoutSeconds", "Time for one webhook request (connect, send, response) before it counts as failed", \.webhooksTimeoutSeconds),
+        integer("webhooks.batchSize", "Events per webhook request at most (the SES/SNS format sends one per request, as SNS does)", \.webhooksBatchSize, maximum: 10_000),
+        integer("webhooks.batchAgeMilliseconds", "A partial batch is sent once its oldest event is this old", \.webhooksBatchAgeMilliseconds, minimum: 0),
+        integer("webhooks.minimumBackoffSeconds", "First retry delay after a failed webhook request; doubles per failure", \.webhooksMinimumBackoffSeconds),
+        integer("webhooks.maximumBackoffSeconds", "Longest retry delay between webhook requests", \.webhooksMaximumBackoffSeconds),
+        integer("webhooks.disableAfterSeconds", "An endpoint failing this long without a success is disabled (its events wait on disk until it is enabled again)", \.webhooksDisableAfterSeconds),
+        integer("tracking.machineWindowSeconds", "An open or click this soon after delivery is counted as a machine's (privacy proxies, link scanners)", \.trackingMachineWindowSeconds, minimum: 0),
         integer("log.retentionDays", "Days the delivery log and the records of finished messages are kept", \.logRetentionDays, minimum: 1),
         integer("spool.minimumFreeBytes", "Refuse mail with 452 4.3.1 below this much free disk space; 0 means twice smtp.maxMessageSize", \.spoolMinimumFreeBytes, minimum: 0, maximum: 1 << 50),
         integer("spool.commitDelayMicroseconds", "Group-commit window: how long the spool waits for more messages before one sync (0: none)", \.spoolCommitDelayMicroseconds, minimum: 0),

@@ -35,6 +35,8 @@ public struct DataLayout: Sendable {
     public var privateKeyPath: String { root + "/tls/private-key.pem" }
     /// The SES signatures used while still valid (`ReplayJournal`), and its previous generation beside it.
     public var signatureJournalPath: String { root + "/signatures-used" }
+    /// The key and certificate that sign SNS notifications (`ses`-format webhooks).
+    public var snsDirectory: String { root + "/sns" }
 
     public func create() throws {
         DataLayout.restrictNewFiles()
@@ -192,6 +194,9 @@ public enum Server {
         }
         if !configuration.apiListen.isEmpty {
             let address = try ListenAddress(parsing: configuration.apiListen)
+            let eventsOut = try await EventsOutComposition.make(configuration: configuration, store: store, index: spool.index,
+                                                                 snsDirectory: layout.snsDirectory, group: group, logger: logger)
+            services.append(.init(service: EventsOutService(eventsOut: eventsOut)))
             let api = APIServer(
                 options: .init(host: address.host, port: address.port, hostname: configuration.hostname,
                                maximumBodySize: configuration.apiMaxRequestSize > 0
@@ -221,7 +226,7 @@ public enum Server {
                     let encoder = JSONEncoder()
                     encoder.outputFormatting = [.sortedKeys]
                     return Array(try encoder.encode(verification))
-                }, logger: logger)
+                }, eventsOut: eventsOut, logger: logger)
             services.append(.init(service: try api.application { bound in
                 announce("hikyaku: listening api \(bound?.ipAddress ?? address.host):\(bound?.port ?? address.port)")
             }))

@@ -2,13 +2,20 @@ import Foundation
 import GRDB
 
 /// What happened to one recipient of one message, once: an acceptance, a
-/// delivery attempt with its result, or a state change without an attempt
-/// (expiry, cancellation). Attempts carry the connection they used.
+/// delivery attempt with its result, a state change without an attempt
+/// (expiry, cancellation), a report received later, or the recipient's own
+/// action (an open, a click). Attempts carry the connection they used.
 public struct DeliveryEvent: Sendable, Codable, Equatable {
     public enum Kind: String, Sendable, Codable, CaseIterable {
         case accepted, deferred, delivered, bounced, expired, cancelled, suppressed, complained, unsubscribed
+        /// The sender was told the recipient is delayed (the "delayed" DSN).
+        case delayed
+        /// The tracking image was fetched, a tracked link followed (`TrackingLinks`).
+        case opened, clicked
     }
 
+    /// Its place in the log: unique, never reused, increasing (set when read).
+    public var id: Int64?
     public var at: Date
     public var messageID: MessageID
     public var recipient: String
@@ -28,11 +35,18 @@ public struct DeliveryEvent: Sendable, Codable, Equatable {
     public var sourceIP: String?
     public var tlsVersion: String?
     public var durationMilliseconds: Int?
+    /// For opens and clicks: who fetched, from where, which link, and whether
+    /// it looks like a machine (a privacy proxy, a link scanner) rather than the reader.
+    public var userAgent: String?
+    public var clientIP: String?
+    public var url: String?
+    public var machine: Bool?
 
     public init(at: Date, messageID: MessageID, recipient: String, type: Kind, attempt: Int? = nil, replyCode: Int? = nil,
                 enhancedCode: String? = nil, replyText: String? = nil, category: String? = nil, hard: Bool? = nil,
                 site: String? = nil, mxHost: String? = nil, remoteIP: String? = nil, sourceIP: String? = nil,
-                tlsVersion: String? = nil, durationMilliseconds: Int? = nil) {
+                tlsVersion: String? = nil, durationMilliseconds: Int? = nil, userAgent: String? = nil, clientIP: String? = nil,
+                url: String? = nil, machine: Bool? = nil) {
         self.at = at
         self.messageID = messageID
         self.recipient = recipient
@@ -49,6 +63,10 @@ public struct DeliveryEvent: Sendable, Codable, Equatable {
         self.sourceIP = sourceIP
         self.tlsVersion = tlsVersion
         self.durationMilliseconds = durationMilliseconds
+        self.userAgent = userAgent
+        self.clientIP = clientIP
+        self.url = url
+        self.machine = machine
     }
 }
 
@@ -84,44 +102,63 @@ public struct DeliveryLogFilter: Sendable {
 /// A position in the log's order (newest first), opaque to API callers.
 public struct DeliveryLogCursor: Sendable, Equatable {
     var at: Double
-    var order: Int
-    var sequence: Int64
+    var id: Int64
 
     public init?(_ text: String) {
         let parts = text.split(separator: "_")
-        guard parts.count == 3, let at = Double(parts[0]), let order = Int(parts[1]), let sequence = Int64(parts[2]) else { return nil }
+        guard parts.count == 2, let at = Double(parts[0]), at.isFinite, let id = Int64(parts[1]) else { return nil }
         self.at = at
-        self.order = order
-        self.sequence = sequence
+        self.id = id
     }
 
-    init(at: Double, order: Int, sequence: Int64) {
+    init(at: Double, id: Int64) {
         self.at = at
-        self.order = order
-        self.sequence = sequence
+        self.id = id
     }
 
-    public var description: String { "\(at)_\(order)_\(sequence)" }
+    public var description: String { "\(at)_\(id)" }
 }
 
-/// The delivery log, kept in the queue index's database so that an
-/// attempt's outcome and its event are written in one transaction.
+/// The delivery log, kept in the queue index's database so that a state
+/// change and its event are written in one transaction: an acceptance with
+/// the message's index rows, an attempt with the recipient's new state.
 ///
-/// `accepted` events are not stored: every message row already records
-/// when, from whom and for whom it was accepted, so they are read from
-/// there and intake pays nothing for them.
+/// It is also the webhooks' outbox: ids only grow (AUTOINCREMENT, never
+/// reused even after retention empties the table), so each endpoint keeps
+/// the id it has delivered up to and reads on from there (`eventsAfter`).
 enum DeliveryLog {
     static func insert(_ event: DeliveryEvent, _ db: Database) throws {
+        // The account is the message's, looked up by primary key.
         let statement = try db.cachedStatement(sql: """
-            INSERT INTO delivery_event (at, message_id, recipient, type, attempt, reply_code, enhanced_code, reply_text,
-                                        category, hard, site, mx_host, remote_ip, source_ip, tls_version, duration_ms)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO delivery_event (at, account_id, message_id, recipient, type, attempt, reply_code, enhanced_code, reply_text,
+                                        category, hard, site, mx_host, remote_ip, source_ip, tls_version, duration_ms,
+                                        user_agent, client_ip, url, machine)
+            VALUES (?, (SELECT account_id FROM message WHERE id = ?), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """)
         try statement.execute(arguments: [
-            event.at.timeIntervalSince1970, event.messageID.rawValue, event.recipient, event.type.rawValue, event.attempt,
-            event.replyCode, event.enhancedCode, event.replyText, event.category, event.hard, event.site, event.mxHost,
-            event.remoteIP, event.sourceIP, event.tlsVersion, event.durationMilliseconds,
+            event.at.timeIntervalSince1970, event.messageID.rawValue, event.messageID.rawValue, event.recipient, event.type.rawValue,
+            event.attempt, event.replyCode, event.enhancedCode, event.replyText, event.category, event.hard, event.site,
+            event.mxHost, event.remoteIP, event.sourceIP, event.tlsVersion, event.durationMilliseconds,
+            event.userAgent, event.clientIP, event.url, event.machine,
         ])
+    }
+
+    static let columns = """
+        id, at, message_id, recipient, type, attempt, reply_code, enhanced_code, reply_text, category, hard,
+        site, mx_host, remote_ip, source_ip, tls_version, duration_ms, user_agent, client_ip, url, machine
+        """
+
+    static func event(_ row: GRDB.Row) -> DeliveryEvent {
+        var event = DeliveryEvent(
+            at: Date(timeIntervalSince1970: row["at"]), messageID: MessageID(unchecked: row["message_id"]),
+            recipient: row["recipient"], type: DeliveryEvent.Kind(rawValue: row["type"]) ?? .deferred,
+            attempt: row["attempt"], replyCode: row["reply_code"], enhancedCode: row["enhanced_code"],
+            replyText: row["reply_text"], category: row["category"], hard: row["hard"], site: row["site"],
+            mxHost: row["mx_host"], remoteIP: row["remote_ip"], sourceIP: row["source_ip"],
+            tlsVersion: row["tls_version"], durationMilliseconds: row["duration_ms"], userAgent: row["user_agent"],
+            clientIP: row["client_ip"], url: row["url"], machine: row["machine"])
+        event.id = row["id"]
+        return event
     }
 }
 
@@ -160,7 +197,7 @@ extension QueueIndex {
             arguments.append(until.timeIntervalSince1970)
         }
         if let account = filter.accountID {
-            conditions.append("message_id IN (SELECT id FROM message WHERE account_id = ?)")
+            conditions.append("account_id = ?")
             arguments.append(account)
         }
         if let tag = filter.tag {
@@ -168,38 +205,15 @@ extension QueueIndex {
             arguments.append(tag)
         }
         if let cursor = filter.before {
-            conditions.append("(at, ord, seq) < (?, ?, ?)")
-            arguments.append(contentsOf: [cursor.at, cursor.order, cursor.sequence] as [any DatabaseValueConvertible])
+            conditions.append("(at, id) < (?, ?)")
+            arguments.append(contentsOf: [cursor.at, cursor.id] as [any DatabaseValueConvertible])
         }
         let condition = conditions.isEmpty ? "1" : conditions.joined(separator: " AND ")
-        // Accepted events come from the message rows (see DeliveryLog).
-        let sql = """
-            SELECT * FROM (
-                SELECT at, message_id, recipient, type, attempt, reply_code, enhanced_code, reply_text, category, hard,
-                       site, mx_host, remote_ip, source_ip, tls_version, duration_ms, 1 AS ord, id AS seq
-                FROM delivery_event
-                UNION ALL
-                SELECT m.received_at, m.id, r.address, 'accepted', NULL, 250, '2.0.0',
-                       'from <' || m.sender || '> by ' || m.client_address || ' (' || m.helo || ')', NULL, NULL,
-                       NULL, NULL, NULL, NULL, NULL, NULL, 0 AS ord, r.position AS seq
-                FROM message m JOIN recipient r ON r.message_id = m.id
-            ) WHERE \(condition)
-            ORDER BY at DESC, ord DESC, seq DESC LIMIT ?
-            """
+        let sql = "SELECT \(DeliveryLog.columns) FROM delivery_event WHERE \(condition) ORDER BY at DESC, id DESC LIMIT ?"
         arguments.append(filter.limit)
         let rows = try database.read { db in try GRDB.Row.fetchAll(db, sql: sql, arguments: StatementArguments(arguments)) }
-        let next = rows.count == filter.limit ? rows.last.map {
-            DeliveryLogCursor(at: $0["at"], order: $0["ord"], sequence: $0["seq"])
-        } : nil
-        return (rows.map { row in
-                DeliveryEvent(
-                    at: Date(timeIntervalSince1970: row["at"]), messageID: MessageID(unchecked: row["message_id"]),
-                    recipient: row["recipient"], type: DeliveryEvent.Kind(rawValue: row["type"]) ?? .deferred,
-                    attempt: row["attempt"], replyCode: row["reply_code"], enhancedCode: row["enhanced_code"],
-                    replyText: row["reply_text"], category: row["category"], hard: row["hard"], site: row["site"],
-                    mxHost: row["mx_host"], remoteIP: row["remote_ip"], sourceIP: row["source_ip"],
-                    tlsVersion: row["tls_version"], durationMilliseconds: row["duration_ms"])
-            }, next)
+        let next = rows.count == filter.limit ? rows.last.map { DeliveryLogCursor(at: $0["at"], id: $0["id"]) } : nil
+        return (rows.map(DeliveryLog.event), next)
     }
 
     /// Records what a report received later says (an asynchronous bounce, a
@@ -263,18 +277,13 @@ extension QueueIndex {
         case .provider: (group, join) = ("e.site", "")
         }
         let sql = """
-            SELECT CAST(e.at / ? AS INTEGER) * ? AS period, \(group) AS grp, e.type AS type, COUNT(*) AS n FROM (
-                SELECT at, message_id, type, site FROM delivery_event
-                WHERE at >= ? AND at < ? AND message_id IN (SELECT id FROM message WHERE account_id = ?)
-                UNION ALL
-                SELECT m.received_at, m.id, 'accepted', NULL FROM message m JOIN recipient r ON r.message_id = m.id
-                WHERE m.received_at >= ? AND m.received_at < ? AND m.account_id = ?
-            ) e \(join)
+            SELECT CAST(e.at / ? AS INTEGER) * ? AS period, \(group) AS grp, e.type AS type, COUNT(*) AS n FROM delivery_event e \(join)
+            WHERE e.at >= ? AND e.at < ? AND e.account_id = ?
             GROUP BY period, grp, type ORDER BY period, grp
             """
         let window: [any DatabaseValueConvertible] = [since.timeIntervalSince1970, until.timeIntervalSince1970, accountID]
         let rows = try database.read { db in
-            try GRDB.Row.fetchAll(db, sql: sql, arguments: StatementArguments([interval, interval] + window + window))
+            try GRDB.Row.fetchAll(db, sql: sql, arguments: StatementArguments([interval, interval] + window))
         }
         var result: [DeliveryStats] = []
         for row in rows {
@@ -324,7 +333,7 @@ public struct BounceAnalysis: Sendable, Codable, Equatable {
 extension QueueIndex {
     public func bounceAnalysis(accountID: Int64, since: Date, until: Date, topPerCategory: Int = 5,
                                recipientLimit: Int = 1000) throws -> BounceAnalysis {
-        let window = "type = 'bounced' AND at >= ? AND at < ? AND message_id IN (SELECT id FROM message WHERE account_id = ?)"
+        let window = "type = 'bounced' AND at >= ? AND at < ? AND account_id = ?"
         let arguments: StatementArguments = [since.timeIntervalSince1970, until.timeIntervalSince1970, accountID]
         return try database.read { db in
             func counts(_ column: String) throws -> [BounceAnalysis.Count] {
@@ -402,8 +411,146 @@ extension QueueIndex {
                 SELECT COUNT(*) FROM delivery_event
                 WHERE recipient = ? COLLATE NOCASE AND at >= ? AND type IN ('bounced', 'expired')
                   AND category IN (\(categories.map { _ in "?" }.joined(separator: ", ")))
-                  AND message_id IN (SELECT id FROM message WHERE account_id = ?)
+                  AND account_id = ?
                 """, arguments: StatementArguments(values)) ?? 0
+        }
+    }
+}
+
+/// An event as it leaves by webhook: the log row and what the message
+/// carried (sender, tags, custom arguments, configuration set).
+public struct OutboxEvent: Sendable {
+    public var event: DeliveryEvent
+    /// The log id: the event's identity in every webhook format.
+    public var id: Int64
+    public var accountID: Int64
+    public var sender: String?
+    public var metadata: MessageMetadata?
+
+    public init(event: DeliveryEvent, id: Int64, accountID: Int64, sender: String?, metadata: MessageMetadata?) {
+        self.event = event
+        self.id = id
+        self.accountID = accountID
+        self.sender = sender
+        self.metadata = metadata
+    }
+}
+
+extension QueueIndex {
+    /// An account's events with ids after `id` (and at most `last`), oldest
+    /// first: what a webhook endpoint has not yet been sent.
+    public func eventsAfter(_ id: Int64, accountID: Int64, through last: Int64 = .max, limit: Int) throws -> [OutboxEvent] {
+        try database.read { db in
+            let statement = try db.cachedStatement(sql: """
+                SELECT \(DeliveryLog.columns.split(separator: ",").map { "e." + $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+                        .joined(separator: ", ")), m.sender AS m_sender, m.metadata AS m_metadata
+                FROM delivery_event e LEFT JOIN message m ON m.id = e.message_id
+                WHERE e.account_id = ? AND e.id > ? AND e.id <= ? ORDER BY e.id LIMIT ?
+                """)
+            var metadata: [String: MessageMetadata?] = [:]
+            return try GRDB.Row.fetchAll(statement, arguments: [accountID, id, last, limit]).map { row in
+                let event = DeliveryLog.event(row)
+                let message = event.messageID.rawValue
+                if metadata[message] == nil {
+                    metadata[message] = .some((row["m_metadata"] as String?).flatMap {
+                        try? JSONDecoder().decode(MessageMetadata.self, from: Data($0.utf8))
+                    })
+                }
+                return OutboxEvent(event: event, id: event.id ?? 0, accountID: accountID, sender: row["m_sender"],
+                                   metadata: metadata[message] ?? nil)
+            }
+        }
+    }
+
+    /// The newest event id (0: none yet): where a new endpoint starts.
+    public func lastEventID() throws -> Int64 {
+        try database.read { db in
+            try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'delivery_event'") ?? 0
+        }
+    }
+
+    /// The ids bounding the events of `since..<until` (for a replay): the
+    /// last id before the range and the last one in it.
+    public func eventIDRange(since: Date, until: Date) throws -> (after: Int64, through: Int64)? {
+        try database.read { db in
+            guard let first = try Int64.fetchOne(db, sql: "SELECT MIN(id) FROM delivery_event WHERE at >= ? AND at < ?",
+                                                 arguments: [since.timeIntervalSince1970, until.timeIntervalSince1970]),
+                  let last = try Int64.fetchOne(db, sql: "SELECT MAX(id) FROM delivery_event WHERE at >= ? AND at < ?",
+                                                arguments: [since.timeIntervalSince1970, until.timeIntervalSince1970])
+            else { return nil }
+            return (first - 1, last)
+        }
+    }
+}
+
+/// An open or a click as the tracking endpoint saw it, before it is logged.
+public struct Engagement: Sendable {
+    public var at: Date
+    public var clicked: Bool
+    public var message: MessageID
+    /// The recipient's position in the message (each tracked copy has one).
+    public var position: Int
+    public var userAgent: String?
+    public var clientIP: String?
+    public var url: String?
+    public var head: Bool
+
+    public init(at: Date, clicked: Bool, message: MessageID, position: Int, userAgent: String?, clientIP: String?, url: String?, head: Bool) {
+        self.at = at
+        self.clicked = clicked
+        self.message = message
+        self.position = position
+        self.userAgent = userAgent
+        self.clientIP = clientIP
+        self.url = url
+        self.head = head
+    }
+}
+
+extension QueueIndex {
+    /// Logs opens and clicks in one transaction; `isMachine` decides the flag
+    /// from the engagement and when the recipient's copy was delivered.
+    /// Engagements with messages no longer on record are dropped. Returns how many were logged.
+    @discardableResult
+    public func recordEngagements(_ engagements: [Engagement], isMachine: (Engagement, Date?) -> Bool) throws -> Int {
+        try database.write { db in
+            let recipient = try db.cachedStatement(sql: "SELECT address FROM recipient WHERE message_id = ? AND position = ?")
+            let delivered = try db.cachedStatement(sql: """
+                SELECT MAX(at) FROM delivery_event WHERE message_id = ? AND recipient = ? AND type = 'delivered'
+                """)
+            var logged = 0
+            for engagement in engagements {
+                guard let address = try String.fetchOne(recipient, arguments: [engagement.message.rawValue, engagement.position]) else {
+                    continue
+                }
+                let deliveredAt = try Double.fetchOne(delivered, arguments: [engagement.message.rawValue, address])
+                    .map(Date.init(timeIntervalSince1970:))
+                try DeliveryLog.insert(DeliveryEvent(at: engagement.at, messageID: engagement.message, recipient: address,
+                                                     type: engagement.clicked ? .clicked : .opened, site: "tracking",
+                                                     userAgent: engagement.userAgent, clientIP: engagement.clientIP, url: engagement.url,
+                                                     machine: isMachine(engagement, deliveredAt)), db)
+                logged += 1
+            }
+            return logged
+        }
+    }
+
+    /// Opens and clicks of an account in a window: total and unique (one per
+    /// message and recipient), for people and for machines apart.
+    public func engagementCounts(accountID: Int64, since: Date, until: Date) throws -> [String: [String: Int]] {
+        try database.read { db in
+            var result: [String: [String: Int]] = [:]
+            for row in try GRDB.Row.fetchAll(db, sql: """
+                SELECT type, COALESCE(machine, 0) AS machine, COUNT(*) AS total, COUNT(DISTINCT message_id || ' ' || recipient) AS unique_count
+                FROM delivery_event WHERE account_id = ? AND at >= ? AND at < ? AND type IN ('opened', 'clicked')
+                GROUP BY type, machine
+                """, arguments: [accountID, since.timeIntervalSince1970, until.timeIntervalSince1970]) {
+                let type: String = row["type"]
+                let who = (row["machine"] as Bool) ? "machine" : "human"
+                result[type, default: [:]]["\(who)_total"] = row["total"]
+                result[type, default: [:]]["\(who)_unique"] = row["unique_count"]
+            }
+            return result
         }
     }
 }

@@ -106,6 +106,57 @@ public struct QueueIndex: Sendable {
                 CREATE INDEX message_account ON message(account_id, received_at);
                 """)
         }
+        migrator.registerMigration("v5-event-outbox") { db in
+            // The log becomes the webhooks' outbox (DeliveryLog): ids that are never
+            // reused, the account on each row, opens and clicks, and acceptances
+            // stored like every other event (they were read from the message rows).
+            try db.execute(sql: """
+                CREATE TABLE event_v5 (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    at REAL NOT NULL,
+                    account_id INTEGER,
+                    message_id TEXT NOT NULL,
+                    recipient TEXT NOT NULL,
+                    type TEXT NOT NULL,
+                    attempt INTEGER,
+                    reply_code INTEGER,
+                    enhanced_code TEXT,
+                    reply_text TEXT,
+                    category TEXT,
+                    hard INTEGER,
+                    site TEXT,
+                    mx_host TEXT,
+                    remote_ip TEXT,
+                    source_ip TEXT,
+                    tls_version TEXT,
+                    duration_ms INTEGER,
+                    user_agent TEXT,
+                    client_ip TEXT,
+                    url TEXT,
+                    machine INTEGER
+                );
+                INSERT INTO event_v5 (at, account_id, message_id, recipient, type, attempt, reply_code, enhanced_code, reply_text,
+                                      category, hard, site, mx_host, remote_ip, source_ip, tls_version, duration_ms)
+                SELECT at, account_id, message_id, recipient, type, attempt, reply_code, enhanced_code, reply_text,
+                       category, hard, site, mx_host, remote_ip, source_ip, tls_version, duration_ms FROM (
+                    SELECT e.at, m.account_id, e.message_id, e.recipient, e.type, e.attempt, e.reply_code, e.enhanced_code,
+                           e.reply_text, e.category, e.hard, e.site, e.mx_host, e.remote_ip, e.source_ip, e.tls_version,
+                           e.duration_ms, 1 AS ord, e.id AS seq
+                    FROM delivery_event e LEFT JOIN message m ON m.id = e.message_id
+                    UNION ALL
+                    SELECT m.received_at, m.account_id, m.id, r.address, 'accepted', NULL, 250, '2.0.0',
+                           'from <' || m.sender || '> by ' || m.client_address || ' (' || m.helo || ')', NULL, NULL,
+                           NULL, NULL, NULL, NULL, NULL, NULL, 0, r.position
+                    FROM message m JOIN recipient r ON r.message_id = m.id
+                ) ORDER BY at, ord, seq;
+                DROP TABLE delivery_event;
+                ALTER TABLE event_v5 RENAME TO delivery_event;
+                CREATE INDEX delivery_event_at ON delivery_event(at);
+                CREATE INDEX delivery_event_message ON delivery_event(message_id);
+                CREATE INDEX delivery_event_recipient ON delivery_event(recipient, at);
+                CREATE INDEX delivery_event_account ON delivery_event(account_id);
+                """)
+        }
         return migrator
     }
 
@@ -138,6 +189,10 @@ public struct QueueIndex: Sendable {
             let insertRecipient = try db.cachedStatement(sql:
                 "INSERT OR IGNORE INTO recipient (message_id, position, address, next_attempt_at) VALUES (?, ?, ?, ?)")
             let insertTag = try db.cachedStatement(sql: "INSERT OR IGNORE INTO message_tag (message_id, tag) VALUES (?, ?)")
+            let insertAccepted = try db.cachedStatement(sql: """
+                INSERT INTO delivery_event (at, account_id, message_id, recipient, type, reply_code, enhanced_code, reply_text)
+                VALUES (?, ?, ?, ?, 'accepted', 250, '2.0.0', ?)
+                """)
             for row in rows {
                 let record = row.record
                 let metadata = record.metadata.map { String(decoding: $0.json, as: UTF8.self) }
@@ -146,10 +201,15 @@ public struct QueueIndex: Sendable {
                     row.length, row.segment, row.offset, row.length, record.smtpUTF8,
                     record.clientAddress, record.heloName, metadata,
                 ])
+                // Indexed once: a record indexed again (after a crash) is ignored above and logs nothing here.
+                guard db.changesCount > 0 else { continue }
                 // A scheduled send is simply not due before its time.
                 let due = record.metadata?.notBefore?.timeIntervalSince1970 ?? 0
+                let accepted = "from <\(record.sender)> by \(record.clientAddress) (\(record.heloName))"
                 for (position, address) in record.recipients.enumerated() {
                     try insertRecipient.execute(arguments: [record.id.rawValue, position, address, due])
+                    try insertAccepted.execute(arguments: [record.receivedAt.timeIntervalSince1970, record.accountID, record.id.rawValue,
+                                                           address, accepted])
                 }
                 for tag in Set(record.metadata?.tags ?? []) {
                     try insertTag.execute(arguments: [record.id.rawValue, tag])
@@ -308,9 +368,19 @@ public struct QueueIndex: Sendable {
                 """)
             let now = Date().timeIntervalSince1970
             for record in records {
+                // The first "delayed" notice of a recipient is an event of its own.
+                let firstDelayNotice = try record.delayNotified && Bool.fetchOne(db, sql: """
+                    SELECT delay_notified = 0 FROM recipient WHERE message_id = ? AND address = ?
+                    """, arguments: [record.message.rawValue, record.recipient]) == true
                 try update.execute(arguments: [record.state.rawValue, record.countsAsAttempt ? 1 : 0, record.reply, now, record.nextAttempt?.timeIntervalSince1970,
                                                record.delayNotified, record.message.rawValue, record.recipient])
                 if let event = record.event { try DeliveryLog.insert(event, db) }
+                if firstDelayNotice {
+                    try DeliveryLog.insert(DeliveryEvent(at: Date(timeIntervalSince1970: now), messageID: record.message,
+                                                         recipient: record.recipient, type: .delayed,
+                                                         replyText: "the sender was told that delivery is delayed; last reply: \(record.reply)",
+                                                         category: record.event?.category), db)
+                }
             }
         }
     }

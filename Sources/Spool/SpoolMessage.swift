@@ -59,6 +59,10 @@ public struct MessageMetadata: Sendable, Codable, Equatable {
     public var source: String?
     /// The message this one re-sends, for resends.
     public var resendOf: MessageID?
+    /// SES's configuration set: which event destinations hear of it.
+    public var configurationSet: String?
+    /// Opens and clicks are tracked (the HTML was rewritten when built).
+    public var tracking: TrackingSettings?
 
     public init(tags: [String] = [], customArguments: [String: String] = [:], marketing: Bool = false, notBefore: Date? = nil,
                 source: String? = nil, resendOf: MessageID? = nil) {
@@ -69,6 +73,19 @@ public struct MessageMetadata: Sendable, Codable, Equatable {
         self.source = source
         self.resendOf = resendOf
     }
+}
+
+/// Which engagement a message's HTML reports (`TrackingLinks` in the API).
+public struct TrackingSettings: Sendable, Codable, Equatable {
+    public var opens: Bool
+    public var clicks: Bool
+
+    public init(opens: Bool, clicks: Bool) {
+        self.opens = opens
+        self.clicks = clicks
+    }
+
+    public var any: Bool { opens || clicks }
 }
 
 /// A queue identifier: 20 lower-case Crockford base32 characters, the first
@@ -184,6 +201,8 @@ extension MessageMetadata {
         if let notBefore { parts.append("\"notBefore\":\(notBefore.timeIntervalSinceReferenceDate)") }
         if let source { parts.append("\"source\":" + JSONText.quote(source)) }
         if let resendOf { parts.append("\"resendOf\":" + JSONText.quote(resendOf.rawValue)) }
+        if let configurationSet { parts.append("\"configurationSet\":" + JSONText.quote(configurationSet)) }
+        if let tracking { parts.append("\"tracking\":{\"opens\":\(tracking.opens),\"clicks\":\(tracking.clicks)}") }
         return Array(("{" + parts.joined(separator: ",") + "}").utf8)
     }
 }

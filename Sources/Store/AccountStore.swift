@@ -198,6 +198,7 @@ public final class SQLiteStore: AccountStore {
             try db.execute(sql: "ALTER TABLE account_domain ADD COLUMN return_path TEXT")
             try db.execute(sql: "ALTER TABLE account_domain ADD COLUMN return_path_verified_at REAL")
         }
+        registerWebhookMigrations(&migrator)
         return migrator
     }
 

@@ -66,6 +66,7 @@ public enum PasswordHash {
 public enum CredentialGenerator {
     static let upperAlphabet = Array("ABCDEFGHJKLMNPQRSTUVWXYZ23456789")
     static let mixedAlphabet = Array("ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789")
+    static let lowerAlphabet = Array("abcdefghjkmnpqrstvwxyz0123456789")
 
     /// An SMTP username such as `HKY3M7Q…` (20 characters).
     public static func username() -> String {

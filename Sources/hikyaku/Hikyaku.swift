@@ -16,7 +16,7 @@ struct Hikyaku: AsyncParsableCommand {
         commandName: "hikyaku",
         abstract: "A self-hosted mail relay: SMTP intake, durable spool, delivery, logs.",
         subcommands: [Serve.self, AccountCommand.self, DomainCommand.self, APIKeyCommand.self, SuppressionCommand.self, UsageCommand.self, QueueCommand.self,
-                      LogCommand.self, ReportCommand.self, DNSCommand.self, Classify.self, ShapingCommand.self])
+                      LogCommand.self, ReportCommand.self, DNSCommand.self, Classify.self, ShapingCommand.self, WebhookCommand.self])
 }
 
 /// Options every command shares: where the configuration and data live.

@@ -213,9 +213,11 @@ struct SpoolTests {
 
 @Suite struct MessageMetadataTests {
     @Test func handWrittenJSONDecodes() throws {
-        let metadata = MessageMetadata(tags: ["a\"b", "日本"], customArguments: ["k\n": "v\\", "z": "\u{1}"], marketing: true,
+        var metadata = MessageMetadata(tags: ["a\"b", "日本"], customArguments: ["k\n": "v\\", "z": "\u{1}"], marketing: true,
                                        notBefore: Date(timeIntervalSince1970: 1_800_000_000.5), source: "api",
                                        resendOf: MessageID.generate())
+        metadata.configurationSet = "set-\"1\""
+        metadata.tracking = TrackingSettings(opens: true, clicks: false)
         #expect(try JSONDecoder().decode(MessageMetadata.self, from: Data(metadata.json)) == metadata)
         #expect(try JSONDecoder().decode(MessageMetadata.self, from: Data(MessageMetadata().json)) == MessageMetadata())
     }
