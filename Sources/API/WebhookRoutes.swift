@@ -136,7 +136,7 @@ struct WebhookRoutes: Sendable {
             throw APIError.badRequest("url must be an http(s) URL without credentials, at most 2048 characters", field: "url")
         }
         if !url.secure && !eventsOut.allowPlainHTTP {
-            throw APIError(.badRequest, "insecure_url", "url must be https (webhooks.allowPlainHTTP is off)", field: "url")
+            throw APIError(.badRequest, "insecure_url", "url must be https (webhooks.allowPlainHttp is off)", field: "url")
         }
         if let address = try? SocketAddress(ipAddress: url.host, port: url.port), !eventsOut.allowNonPublicAddresses,
            !PublicAddress.isPublic(address) {

@@ -276,7 +276,7 @@ extension Configuration {
         integer("api.idleTimeoutSeconds", "An API connection idle this long is closed", \.apiIdleTimeoutSeconds),
         integer("api.requestTimeoutSeconds", "An API request (head and body) must arrive within this long, or the connection is closed", \.apiRequestTimeoutSeconds),
         boolean("webhooks.allowNonPublicAddresses", "Let webhook URLs reach loopback, private, link-local, CGNAT and metadata addresses (off: refused, an SSRF guard)", \.webhooksAllowNonPublicAddresses),
-        boolean("webhooks.allowPlainHTTP", "Let webhook URLs use plain http (off: https with a verified certificate only)", \.webhooksAllowPlainHTTP),
+        boolean("webhooks.allowPlainHttp", "Let webhook URLs use plain http (off: https with a verified certificate only)", \.webhooksAllowPlainHTTP),
         integer("webhooks.timeoutSeconds", "Time for one webhook request (connect, send, response) before it counts as failed", \.webhooksTimeoutSeconds),
         integer("webhooks.batchSize", "Events per webhook request at most (the SES/SNS format sends one per request, as SNS does)", \.webhooksBatchSize, maximum: 10_000),
         integer("webhooks.batchAgeMilliseconds", "A partial batch is sent once its oldest event is this old", \.webhooksBatchAgeMilliseconds, minimum: 0),

@@ -13,7 +13,7 @@ struct WebhookCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create an endpoint; prints its secret (native) once.")
         @OptionGroup var options: CommonOptions
         @Option(name: .long, help: "The account whose events it receives.") var account: String
-        @Option(name: .long, help: "The URL events are POSTed to (https unless webhooks.allowPlainHTTP).") var url: String
+        @Option(name: .long, help: "The URL events are POSTed to (https unless webhooks.allowPlainHttp).") var url: String
         @Option(name: .long, help: "native (Standard Webhooks), sendgrid (Event Webhook) or ses (SNS notifications).") var format = "native"
         @Option(name: .long, help: "A name, unique per account (for ses: the topic name in its ARN).") var name: String?
         @Option(name: .long, parsing: .upToNextOption, help: "Event types wanted (default: all).") var event: [String] = []

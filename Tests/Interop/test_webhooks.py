@@ -127,7 +127,7 @@ def configure(server, dns_port, **webhooks):
     server.config["dns"] = {"servers": [f"127.0.0.1:{dns_port}"], "timeoutMilliseconds": 1000}
     server.config["delivery"] = {"enabled": True, "allowNonPublicAddresses": True, "minimumBackoffSeconds": 1,
                                  "maximumBackoffSeconds": 1}
-    settings = {"allowNonPublicAddresses": True, "allowPlainHTTP": True, "batchAgeMilliseconds": 100,
+    settings = {"allowNonPublicAddresses": True, "allowPlainHttp": True, "batchAgeMilliseconds": 100,
                 "minimumBackoffSeconds": 1, "maximumBackoffSeconds": 2}
     settings.update(webhooks)
     server.config["webhooks"] = settings

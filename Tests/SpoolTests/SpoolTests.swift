@@ -149,7 +149,8 @@ struct SpoolTests {
         #expect(try reopened.index.details(of: gone)?.recipients.map(\.state) == ["cancelled"], "a cancelled message is not requeued")
         // Retention forgets it; a restart does not bring it back either.
         let purged = try reopened.index.purge(before: Date().addingTimeInterval(60))
-        #expect(purged.messages == 1 && purged.events == 1)
+        // Every event before the cutoff: both acceptances and the cancellation.
+        #expect(purged.messages == 1 && purged.events == 3)
         reopened.close()
         reopened = try Spool(layout: layout, logger: Logger(label: "test"))
         #expect(try reopened.index.details(of: gone) == nil, "a delivered or deleted message is not resurrected")
@@ -208,6 +209,53 @@ struct SpoolTests {
         #expect(early < late)
         #expect(MessageID(early.rawValue) == early)
         #expect(MessageID("not-an-id") == nil)
+    }
+}
+
+extension SpoolTests {
+    @Test func acceptancesAreLoggedOnceAndIdsAreNeverReused() async throws {
+        let directory = try temporaryDirectory()
+        let layout = SpoolLayout(directory: directory)
+        var spool = try Spool(layout: layout, logger: Logger(label: "test"))
+        var first = message("one\r\n")
+        first.accountID = 7
+        first.metadata = MessageMetadata(tags: ["t"], customArguments: ["k": "v"])
+        let id = try await spool.append(first)
+        try await eventually { try spool.index.details(of: id) != nil }
+        let accepted = try spool.index.eventsAfter(0, accountID: 7, limit: 10)
+        #expect(accepted.map(\.event.type) == [.accepted])
+        #expect(accepted.first?.metadata?.customArguments == ["k": "v"] && accepted.first?.sender == "s@example.com")
+        spool.close()
+        // Opened again: still one acceptance.
+        spool = try Spool(layout: layout, logger: Logger(label: "test"))
+        #expect(try spool.index.eventsAfter(0, accountID: 7, limit: 10).count == 1)
+        // Retention empties the log; the next id is still past every id handed out.
+        let last = try spool.index.lastEventID()
+        try spool.index.cancel(id)
+        try spool.index.purge(before: Date().addingTimeInterval(60))
+        var second = message("two\r\n")
+        second.accountID = 7
+        let next = try await spool.append(second)
+        try await eventually { try spool.index.details(of: next) != nil }
+        let after = try spool.index.eventsAfter(last, accountID: 7, limit: 10)
+        #expect(after.map(\.event.messageID) == [next] && after[0].id > last + 1)
+        #expect(try spool.index.eventsAfter(0, accountID: 8, limit: 10).isEmpty, "another account's events are not read")
+        spool.close()
+    }
+
+    @Test func theFirstDelayNoticeIsAnEvent() async throws {
+        let spool = try Spool(layout: SpoolLayout(directory: try temporaryDirectory()), logger: Logger(label: "test"))
+        var queued = message("x\r\n")
+        queued.accountID = 1
+        let id = try await spool.append(queued)
+        try await eventually { try spool.index.details(of: id) != nil }
+        for _ in 0..<2 {
+            var record = AttemptRecord(message: id, recipient: "r@example.org", state: .deferred, reply: "451 later")
+            record.delayNotified = true
+            try spool.index.recordAttempts([record])
+        }
+        #expect(try spool.index.eventsAfter(0, accountID: 1, limit: 10).map(\.event.type) == [.accepted, .delayed])
+        spool.close()
     }
 }
 

@@ -51,7 +51,7 @@ public enum WebhookDialError: Error, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .forbiddenAddress(let detail): return "refused: \(detail) is not a public address (webhooks.allowNonPublicAddresses is off)"
-        case .plainHTTPNotAllowed: return "refused: plain http is not allowed (webhooks.allowPlainHTTP is off)"
+        case .plainHTTPNotAllowed: return "refused: plain http is not allowed (webhooks.allowPlainHttp is off)"
         case .resolution(let detail): return "DNS: \(detail)"
         case .connection(let detail): return "connection: \(detail)"
         case .timeout: return "timed out"
