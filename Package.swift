@@ -140,7 +140,8 @@ let package = Package(
             ]
         ),
         // libFuzzer entry points, one executable per parser (docs/testing.md).
-        .target(name: "FuzzTargets", dependencies: ["SMTPCore", "DNS", "MIME", "DKIM", "Relay", "API",
+        .target(name: "FuzzTargets", dependencies: ["SMTPCore", "DNS", "MIME", "DKIM", "Relay", "API", "Spool",
+                                                   .product(name: "Crypto", package: "swift-crypto"),
                                                    .product(name: "NIOCore", package: "swift-nio")], path: "Fuzz/FuzzTargets",
                 swiftSettings: fuzzSettings),
         .executableTarget(name: "fuzz-dns-message", dependencies: ["FuzzTargets"], path: "Fuzz/fuzz-dns-message",
@@ -164,6 +165,8 @@ let package = Package(
         .executableTarget(name: "fuzz-sigv4", dependencies: ["FuzzTargets"], path: "Fuzz/fuzz-sigv4",
                           swiftSettings: fuzzSettings),
         .executableTarget(name: "fuzz-mustache", dependencies: ["FuzzTargets"], path: "Fuzz/fuzz-mustache",
+                          swiftSettings: fuzzSettings),
+        .executableTarget(name: "fuzz-tracking", dependencies: ["FuzzTargets"], path: "Fuzz/fuzz-tracking",
                           swiftSettings: fuzzSettings),
 
         .testTarget(name: "SMTPCoreTests", dependencies: ["SMTPCore", "FuzzTargets"]),

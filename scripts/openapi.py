@@ -22,14 +22,17 @@ address_list = {"oneOf": [{"$ref": "#/components/schemas/Address"},
 time = {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "string", "pattern": r"^[0-9]{1,10}$"}],
         "description": "ISO 8601 time or Unix seconds"}
 message_id = {"type": "string", "pattern": "^[0-9a-hjkmnp-tv-z]{20}$"}
+EVENT_TYPES = ["accepted", "deferred", "delivered", "bounced", "expired", "cancelled", "suppressed", "complained", "unsubscribed", "delayed", "opened", "clicked"]
 error = {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
     "code": {"type": "string"}, "message": {"type": "string"}, "request_id": {"type": "string"}}}}}
 event = {"type": "object", "required": ["at", "message_id", "recipient", "type"], "properties": {
     "at": {"type": "string", "format": "date-time"}, "message_id": {"type": "string"}, "recipient": {"type": "string"},
-    "type": {"type": "string", "enum": ["accepted", "deferred", "delivered", "bounced", "expired", "cancelled", "suppressed"]},
+    "type": {"type": "string", "enum": EVENT_TYPES},
     "attempt": {"type": "integer"}, "reply_code": {"type": "integer"}, "enhanced_code": {"type": "string"}, "reply_text": {"type": "string"},
     "category": {"type": "string"}, "hard": {"type": "boolean"}, "site": {"type": "string"}, "mx_host": {"type": "string"},
-    "remote_ip": {"type": "string"}, "source_ip": {"type": "string"}, "tls_version": {"type": "string"}, "duration_ms": {"type": "integer"}}}
+    "remote_ip": {"type": "string"}, "source_ip": {"type": "string"}, "tls_version": {"type": "string"}, "duration_ms": {"type": "integer"},
+    "id": {"type": "string", "description": "ev_…, as in webhooks"}, "user_agent": {"type": "string"}, "ip": {"type": "string"},
+    "url": {"type": "string"}, "machine": {"type": "boolean", "description": "An open or click by a privacy proxy or scanner"}}}
 template_input = {"type": "object", "required": ["subject"], "anyOf": [{"required": ["text"]}, {"required": ["html"]}], "properties": {
     "name": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"}, "subject": {"type": "string"},
     "text": {"type": "string"}, "html": {"type": "string"}, "marketing": {"type": ["boolean", "null"]}, "defaults": {"type": ["object", "null"]},
@@ -59,6 +62,8 @@ send = {"type": "object", "required": ["from"], "properties": {
     "tags": {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 255}},
     "custom_args": {"type": "object", "additionalProperties": {"type": "string"}},
     "marketing": {"type": "boolean"}, "send_at": {"anyOf": [time, {"type": "number"}, {"type": "null"}]},
+    "tracking": {"type": "object", "description": "Open and click tracking of the HTML part (default: the account's setting)",
+                 "properties": {"opens": {"type": "boolean"}, "clicks": {"type": "boolean"}}},
     "recipients": {"type": "array", "maxItems": 1000, "description": "One personalised message per entry", "items": {
         "type": "object", "required": ["to"], "properties": {
             "to": {"$ref": "#/components/schemas/AddressList"}, "cc": {"$ref": "#/components/schemas/AddressList"},
@@ -67,6 +72,19 @@ send = {"type": "object", "required": ["from"], "properties": {
     "examples": [{"from": "Shop <shop@acme.example>", "subject": "{{name}}様、ポイントのお知らせ", "text": "{{name}}様の残りポイントは{{points}}です。",
                   "recipients": [{"to": "taro@example.jp", "data": {"name": "太郎", "points": 120}},
                                  {"to": "hanako@example.jp", "data": {"name": "花子", "points": 80}}]}]}
+webhook = {"type": "object", "required": ["id", "name", "url", "format", "events", "enabled"], "properties": {
+    "id": {"type": "string"}, "name": {"type": "string"}, "url": {"type": "string"}, "format": {"type": "string", "enum": ["native", "sendgrid", "ses"]},
+    "events": {"type": "array", "items": {"type": "string"}}, "enabled": {"type": "boolean"}, "created_at": {"type": "string"},
+    "position": {"type": "integer", "description": "The last event id sent or passed over"},
+    "failing_since": {"type": ["string", "null"]}, "disabled_reason": {"type": ["string", "null"]},
+    "secret": {"type": "string", "description": "native: whsec_…, in the creation answer only"},
+    "public_key": {"type": "string", "description": "sendgrid: the verification key"},
+    "topic_arn": {"type": "string", "description": "ses: the SNS topic ARN for configuration-set event destinations"},
+    "confirmed": {"type": "boolean", "description": "ses: the subscription was confirmed"}}}
+webhook_attempt = {"type": "object", "required": ["at", "events", "succeeded"], "properties": {
+    "at": {"type": "string"}, "events": {"type": "integer"}, "first_event": {"type": "integer"}, "last_event": {"type": "integer"},
+    "status": {"type": ["integer", "null"]}, "error": {"type": ["string", "null"]}, "succeeded": {"type": "boolean"},
+    "duration_ms": {"type": "integer"}, "replay": {"type": "boolean"}, "test": {"type": "boolean"}}}
 accepted = {"type": "object", "required": ["messages"], "properties": {"id": {"type": "string"}, "messages": {"type": "array", "items": {
     "type": "object", "required": ["id", "recipients"], "properties": {"id": {"type": "string"}, "recipients": {"type": "array", "items": {"type": "string"}}}}}}}
 
@@ -94,7 +112,7 @@ shared_responses = {"BadRequest": err("Malformed request"), "Unauthorized": err(
 common = {code: {"$ref": f"#/components/responses/{name}"}
           for code, name in (("400", "BadRequest"), ("401", "Unauthorized"), ("403", "Forbidden"), ("429", "TooManyRequests"))}
 filters = [query("recipient", {"type": "string"}), query("message_id", message_id), query("tag", {"type": "string"}),
-           query("status", {"type": "string", "enum": ["accepted", "deferred", "delivered", "bounced", "expired", "cancelled", "suppressed"]}),
+           query("status", {"type": "string", "enum": EVENT_TYPES}),
            query("category", {"type": "string"}), query("since", time), query("until", time)]
 document = {
     "openapi": "3.1.0",
@@ -105,7 +123,7 @@ document = {
     "security": [{"bearer": []}],
     "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}, "responses": shared_responses, "schemas": {
         "Error": error, "Address": address, "AddressList": address_list, "Event": event, "Template": template, "TemplateInput": template_input,
-        "Suppression": suppression, "SendRequest": send, "Accepted": accepted}},
+        "Suppression": suppression, "SendRequest": send, "Accepted": accepted, "Webhook": webhook, "WebhookAttempt": webhook_attempt}},
     "paths": {
         "/v1/messages": {"post": {
             "operationId": "sendMessages", "summary": "Send one message, or up to 1,000 personalised ones",
@@ -143,7 +161,7 @@ document = {
         "/v1/events": {"get": {
             "operationId": "searchEvents", "summary": "Search the event log, newest first; Accept: text/csv for CSV",
             "parameters": filters + [query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
-                                     query("cursor", {"type": "string", "pattern": r"^[0-9.]+_[01]_[0-9]+$"})],
+                                     query("cursor", {"type": "string", "pattern": r"^[0-9.]+_[0-9]+$"})],
             "responses": {"200": {"description": "Events", "content": {
                 "application/json": {"schema": {"type": "object", "required": ["events", "next_cursor"], "properties": {
                     "events": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}}, "next_cursor": {"type": ["string", "null"]}}}},
@@ -152,8 +170,12 @@ document = {
             "operationId": "stats", "summary": "Event counts per hour or day, optionally per tag or receiving provider",
             "parameters": [query("since", time), query("until", time), query("interval", {"type": "string", "enum": ["hour", "day"]}),
                            query("group_by", {"type": "string", "enum": ["none", "tag", "provider"]})],
-            "responses": {**ok("Counts", {"type": "object", "required": ["stats"], "properties": {"stats": {"type": "array", "items": {
-                "type": "object", "properties": {"period": {"type": "string"}, "counts": {"type": "object", "additionalProperties": {"type": "integer"}}}}}}}),
+            "responses": {**ok("Counts", {"type": "object", "required": ["stats", "engagement"], "properties": {"stats": {"type": "array", "items": {
+                "type": "object", "properties": {"period": {"type": "string"}, "counts": {"type": "object", "additionalProperties": {"type": "integer"}}}}},
+                "engagement": {"type": "object", "description": "Opens and clicks in the window: total and unique (per message and recipient), people and machines apart",
+                               "properties": {kind: {"type": "object", "properties": {name: {"type": "integer"} for name in
+                                                                                       ["human_total", "human_unique", "machine_total", "machine_unique"]}}
+                                              for kind in ["opened", "clicked"]}}}}),
                           **common}}},
         "/v1/stats/bounces": {"get": {
             "operationId": "bounceAnalysis", "summary": "Bounces by category and receiving provider, top replies, affected recipients",
@@ -218,6 +240,47 @@ document = {
                 "reasons": {"type": "array", "items": {"type": "string", "enum": ["bounce", "complaint"]}}}}}}},
             "responses": {**ok("Set", {"type": "object", "properties": {"suppressed_reasons": {"type": "array", "items": {"type": "string"}}}}),
                           **common}}},
+        "/v1/account/tracking": {"put": {
+            "operationId": "setTrackingDefaults", "summary": "Whether the account's HTML mail tracks opens and clicks unless a send says otherwise",
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object", "properties": {
+                "opens": {"type": "boolean"}, "clicks": {"type": "boolean"}}}}}},
+            "responses": {**ok("Set", {"type": "object", "properties": {"opens": {"type": "boolean"}, "clicks": {"type": "boolean"}}}), **common}}},
+        "/v1/webhooks": {
+            "get": {"operationId": "listWebhooks", "summary": "The account's webhook endpoints",
+                    "responses": {**ok("Endpoints", {"type": "object", "required": ["webhooks"], "properties": {
+                        "webhooks": {"type": "array", "items": {"$ref": "#/components/schemas/Webhook"}}}}), **common}},
+            "post": {"operationId": "createWebhook", "summary": "Create an endpoint; the native format's secret is in this answer only",
+                     "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object", "required": ["url"], "properties": {
+                         "url": {"type": "string", "description": "https (http only with webhooks.allowPlainHttp)"},
+                         "name": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+                         "format": {"type": "string", "enum": ["native", "sendgrid", "ses"]},
+                         "events": {"type": "array", "items": {"type": "string", "enum": EVENT_TYPES}},
+                         "enabled": {"type": "boolean"}}}}}},
+                     "responses": {**ok("Created", {"$ref": "#/components/schemas/Webhook"}, "201"), **common, "409": err("Name taken")}}},
+        "/v1/webhooks/{id}": {
+            "get": {"operationId": "getWebhook", "parameters": [path("id")],
+                    "responses": {**ok("Endpoint", {"$ref": "#/components/schemas/Webhook"}), **common, "404": err("Not found")}},
+            "patch": {"operationId": "updateWebhook", "parameters": [path("id")],
+                      "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object", "properties": {
+                          "url": {"type": "string"}, "events": {"type": "array", "items": {"type": "string", "enum": EVENT_TYPES}},
+                          "enabled": {"type": "boolean", "description": "Enabling resumes where it stopped"}}}}}},
+                      "responses": {**ok("Updated", {"$ref": "#/components/schemas/Webhook"}), **common, "404": err("Not found")}},
+            "delete": {"operationId": "deleteWebhook", "parameters": [path("id")],
+                       "responses": {"204": {"description": "Deleted"}, **common, "404": err("Not found")}}},
+        "/v1/webhooks/{id}/test": {"post": {
+            "operationId": "testWebhook", "summary": "Send one sample event now", "parameters": [path("id")],
+            "responses": {**ok("The request and its outcome", {"$ref": "#/components/schemas/WebhookAttempt"}), **common, "404": err("Not found")}}},
+        "/v1/webhooks/{id}/deliveries": {"get": {
+            "operationId": "webhookDeliveries", "summary": "Recent requests to the endpoint, newest first",
+            "parameters": [path("id"), query("limit", {"type": "integer", "minimum": 1, "maximum": 500})],
+            "responses": {**ok("Requests", {"type": "object", "required": ["deliveries"], "properties": {
+                "deliveries": {"type": "array", "items": {"$ref": "#/components/schemas/WebhookAttempt"}}}}), **common, "404": err("Not found")}}},
+        "/v1/webhooks/{id}/replay": {"post": {
+            "operationId": "replayWebhook", "summary": "Send the events of a time range again (same event ids)", "parameters": [path("id")],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object", "required": ["since"], "properties": {
+                "since": time, "until": time}}}}},
+            "responses": {**ok("Nothing in the range", {"type": "object"}), **ok("Queued", {"type": "object"}, "202"), **common,
+                          "404": err("Not found")}}},
         "/v1/account/usage": {"get": {
             "operationId": "getUsage", "summary": "Messages, recipients and bytes accepted per UTC day",
             "parameters": [query("since", time), query("until", time)],

@@ -465,6 +465,12 @@ struct NativeAPI: Sendable {
         object["source_ip"] = event.sourceIP
         object["tls_version"] = event.tlsVersion
         object["duration_ms"] = event.durationMilliseconds
+        // The id webhooks carry (`ev_…`), so a log line and a webhook event can be matched.
+        object["id"] = event.id.map { "ev_\($0)" }
+        object["user_agent"] = event.userAgent
+        object["ip"] = event.clientIP
+        object["url"] = event.url
+        object["machine"] = event.machine
         return object
     }
 }

@@ -167,7 +167,12 @@ enum OpenAPIDocument {
        "bounced",
        "expired",
        "cancelled",
-       "suppressed"
+       "suppressed",
+       "complained",
+       "unsubscribed",
+       "delayed",
+       "opened",
+       "clicked"
       ]
      },
      "attempt": {
@@ -205,6 +210,23 @@ enum OpenAPIDocument {
      },
      "duration_ms": {
       "type": "integer"
+     },
+     "id": {
+      "type": "string",
+      "description": "ev_…, as in webhooks"
+     },
+     "user_agent": {
+      "type": "string"
+     },
+     "ip": {
+      "type": "string"
+     },
+     "url": {
+      "type": "string"
+     },
+     "machine": {
+      "type": "boolean",
+      "description": "An open or click by a privacy proxy or scanner"
      }
     }
    },
@@ -471,6 +493,18 @@ enum OpenAPIDocument {
        }
       ]
      },
+     "tracking": {
+      "type": "object",
+      "description": "Open and click tracking of the HTML part (default: the account's setting)",
+      "properties": {
+       "opens": {
+        "type": "boolean"
+       },
+       "clicks": {
+        "type": "boolean"
+       }
+      }
+     },
      "recipients": {
       "type": "array",
       "maxItems": 1000,
@@ -562,6 +596,126 @@ enum OpenAPIDocument {
         }
        }
       }
+     }
+    }
+   },
+   "Webhook": {
+    "type": "object",
+    "required": [
+     "id",
+     "name",
+     "url",
+     "format",
+     "events",
+     "enabled"
+    ],
+    "properties": {
+     "id": {
+      "type": "string"
+     },
+     "name": {
+      "type": "string"
+     },
+     "url": {
+      "type": "string"
+     },
+     "format": {
+      "type": "string",
+      "enum": [
+       "native",
+       "sendgrid",
+       "ses"
+      ]
+     },
+     "events": {
+      "type": "array",
+      "items": {
+       "type": "string"
+      }
+     },
+     "enabled": {
+      "type": "boolean"
+     },
+     "created_at": {
+      "type": "string"
+     },
+     "position": {
+      "type": "integer",
+      "description": "The last event id sent or passed over"
+     },
+     "failing_since": {
+      "type": [
+       "string",
+       "null"
+      ]
+     },
+     "disabled_reason": {
+      "type": [
+       "string",
+       "null"
+      ]
+     },
+     "secret": {
+      "type": "string",
+      "description": "native: whsec_…, in the creation answer only"
+     },
+     "public_key": {
+      "type": "string",
+      "description": "sendgrid: the verification key"
+     },
+     "topic_arn": {
+      "type": "string",
+      "description": "ses: the SNS topic ARN for configuration-set event destinations"
+     },
+     "confirmed": {
+      "type": "boolean",
+      "description": "ses: the subscription was confirmed"
+     }
+    }
+   },
+   "WebhookAttempt": {
+    "type": "object",
+    "required": [
+     "at",
+     "events",
+     "succeeded"
+    ],
+    "properties": {
+     "at": {
+      "type": "string"
+     },
+     "events": {
+      "type": "integer"
+     },
+     "first_event": {
+      "type": "integer"
+     },
+     "last_event": {
+      "type": "integer"
+     },
+     "status": {
+      "type": [
+       "integer",
+       "null"
+      ]
+     },
+     "error": {
+      "type": [
+       "string",
+       "null"
+      ]
+     },
+     "succeeded": {
+      "type": "boolean"
+     },
+     "duration_ms": {
+      "type": "integer"
+     },
+     "replay": {
+      "type": "boolean"
+     },
+     "test": {
+      "type": "boolean"
      }
     }
    }
@@ -1015,7 +1169,12 @@ enum OpenAPIDocument {
         "bounced",
         "expired",
         "cancelled",
-        "suppressed"
+        "suppressed",
+        "complained",
+        "unsubscribed",
+        "delayed",
+        "opened",
+        "clicked"
        ]
       },
       "description": ""
@@ -1084,7 +1243,7 @@ enum OpenAPIDocument {
       "required": false,
       "schema": {
        "type": "string",
-       "pattern": "^[0-9.]+_[01]_[0-9]+$"
+       "pattern": "^[0-9.]+_[0-9]+$"
       },
       "description": ""
      }
@@ -1217,7 +1376,8 @@ enum OpenAPIDocument {
         "schema": {
          "type": "object",
          "required": [
-          "stats"
+          "stats",
+          "engagement"
          ],
          "properties": {
           "stats": {
@@ -1231,6 +1391,46 @@ enum OpenAPIDocument {
              "counts": {
               "type": "object",
               "additionalProperties": {
+               "type": "integer"
+              }
+             }
+            }
+           }
+          },
+          "engagement": {
+           "type": "object",
+           "description": "Opens and clicks in the window: total and unique (per message and recipient), people and machines apart",
+           "properties": {
+            "opened": {
+             "type": "object",
+             "properties": {
+              "human_total": {
+               "type": "integer"
+              },
+              "human_unique": {
+               "type": "integer"
+              },
+              "machine_total": {
+               "type": "integer"
+              },
+              "machine_unique": {
+               "type": "integer"
+              }
+             }
+            },
+            "clicked": {
+             "type": "object",
+             "properties": {
+              "human_total": {
+               "type": "integer"
+              },
+              "human_unique": {
+               "type": "integer"
+              },
+              "machine_total": {
+               "type": "integer"
+              },
+              "machine_unique": {
                "type": "integer"
               }
              }
@@ -1933,6 +2133,593 @@ enum OpenAPIDocument {
      },
      "429": {
       "$ref": "#/components/responses/TooManyRequests"
+     }
+    }
+   }
+  },
+  "/v1/account/tracking": {
+   "put": {
+    "operationId": "setTrackingDefaults",
+    "summary": "Whether the account's HTML mail tracks opens and clicks unless a send says otherwise",
+    "requestBody": {
+     "required": true,
+     "content": {
+      "application/json": {
+       "schema": {
+        "type": "object",
+        "properties": {
+         "opens": {
+          "type": "boolean"
+         },
+         "clicks": {
+          "type": "boolean"
+         }
+        }
+       }
+      }
+     }
+    },
+    "responses": {
+     "200": {
+      "description": "Set",
+      "content": {
+       "application/json": {
+        "schema": {
+         "type": "object",
+         "properties": {
+          "opens": {
+           "type": "boolean"
+          },
+          "clicks": {
+           "type": "boolean"
+          }
+         }
+        }
+       }
+      }
+     },
+     "400": {
+      "$ref": "#/components/responses/BadRequest"
+     },
+     "401": {
+      "$ref": "#/components/responses/Unauthorized"
+     },
+     "403": {
+      "$ref": "#/components/responses/Forbidden"
+     },
+     "429": {
+      "$ref": "#/components/responses/TooManyRequests"
+     }
+    }
+   }
+  },
+  "/v1/webhooks": {
+   "get": {
+    "operationId": "listWebhooks",
+    "summary": "The account's webhook endpoints",
+    "responses": {
+     "200": {
+      "description": "Endpoints",
+      "content": {
+       "application/json": {
+        "schema": {
+         "type": "object",
+         "required": [
+          "webhooks"
+         ],
+         "properties": {
+          "webhooks": {
+           "type": "array",
+           "items": {
+            "$ref": "#/components/schemas/Webhook"
+           }
+          }
+         }
+        }
+       }
+      }
+     },
+     "400": {
+      "$ref": "#/components/responses/BadRequest"
+     },
+     "401": {
+      "$ref": "#/components/responses/Unauthorized"
+     },
+     "403": {
+      "$ref": "#/components/responses/Forbidden"
+     },
+     "429": {
+      "$ref": "#/components/responses/TooManyRequests"
+     }
+    }
+   },
+   "post": {
+    "operationId": "createWebhook",
+    "summary": "Create an endpoint; the native format's secret is in this answer only",
+    "requestBody": {
+     "required": true,
+     "content": {
+      "application/json": {
+       "schema": {
+        "type": "object",
+        "required": [
+         "url"
+        ],
+        "properties": {
+         "url": {
+          "type": "string",
+          "description": "https (http only with webhooks.allowPlainHttp)"
+         },
+         "name": {
+          "type": "string",
+          "pattern": "^[A-Za-z0-9_-]{1,64}$"
+         },
+         "format": {
+          "type": "string",
+          "enum": [
+           "native",
+           "sendgrid",
+           "ses"
+          ]
+         },
+         "events": {
+          "type": "array",
+          "items": {
+           "type": "string",
+           "enum": [
+            "accepted",
+            "deferred",
+            "delivered",
+            "bounced",
+            "expired",
+            "cancelled",
+            "suppressed",
+            "complained",
+            "unsubscribed",
+            "delayed",
+            "opened",
+            "clicked"
+           ]
+          }
+         },
+         "enabled": {
+          "type": "boolean"
+         }
+        }
+       }
+      }
+     }
+    },
+    "responses": {
+     "201": {
+      "description": "Created",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Webhook"
+        }
+       }
+      }
+     },
+     "400": {
+      "$ref": "#/components/responses/BadRequest"
+     },
+     "401": {
+      "$ref": "#/components/responses/Unauthorized"
+     },
+     "403": {
+      "$ref": "#/components/responses/Forbidden"
+     },
+     "429": {
+      "$ref": "#/components/responses/TooManyRequests"
+     },
+     "409": {
+      "description": "Name taken",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     }
+    }
+   }
+  },
+  "/v1/webhooks/{id}": {
+   "get": {
+    "operationId": "getWebhook",
+    "parameters": [
+     {
+      "name": "id",
+      "in": "path",
+      "required": true,
+      "schema": {
+       "type": "string"
+      }
+     }
+    ],
+    "responses": {
+     "200": {
+      "description": "Endpoint",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Webhook"
+        }
+       }
+      }
+     },
+     "400": {
+      "$ref": "#/components/responses/BadRequest"
+     },
+     "401": {
+      "$ref": "#/components/responses/Unauthorized"
+     },
+     "403": {
+      "$ref": "#/components/responses/Forbidden"
+     },
+     "429": {
+      "$ref": "#/components/responses/TooManyRequests"
+     },
+     "404": {
+      "description": "Not found",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     }
+    }
+   },
+   "patch": {
+    "operationId": "updateWebhook",
+    "parameters": [
+     {
+      "name": "id",
+      "in": "path",
+      "required": true,
+      "schema": {
+       "type": "string"
+      }
+     }
+    ],
+    "requestBody": {
+     "required": true,
+     "content": {
+      "application/json": {
+       "schema": {
+        "type": "object",
+        "properties": {
+         "url": {
+          "type": "string"
+         },
+         "events": {
+          "type": "array",
+          "items": {
+           "type": "string",
+           "enum": [
+            "accepted",
+            "deferred",
+            "delivered",
+            "bounced",
+            "expired",
+            "cancelled",
+            "suppressed",
+            "complained",
+            "unsubscribed",
+            "delayed",
+            "opened",
+            "clicked"
+           ]
+          }
+         },
+         "enabled": {
+          "type": "boolean",
+          "description": "Enabling resumes where it stopped"
+         }
+        }
+       }
+      }
+     }
+    },
+    "responses": {
+     "200": {
+      "description": "Updated",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Webhook"
+        }
+       }
+      }
+     },
+     "400": {
+      "$ref": "#/components/responses/BadRequest"
+     },
+     "401": {
+      "$ref": "#/components/responses/Unauthorized"
+     },
+     "403": {
+      "$ref": "#/components/responses/Forbidden"
+     },
+     "429": {
+      "$ref": "#/components/responses/TooManyRequests"
+     },
+     "404": {
+      "description": "Not found",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     }
+    }
+   },
+   "delete": {
+    "operationId": "deleteWebhook",
+    "parameters": [
+     {
+      "name": "id",
+      "in": "path",
+      "required": true,
+      "schema": {
+       "type": "string"
+      }
+     }
+    ],
+    "responses": {
+     "204": {
+      "description": "Deleted"
+     },
+     "400": {
+      "$ref": "#/components/responses/BadRequest"
+     },
+     "401": {
+      "$ref": "#/components/responses/Unauthorized"
+     },
+     "403": {
+      "$ref": "#/components/responses/Forbidden"
+     },
+     "429": {
+      "$ref": "#/components/responses/TooManyRequests"
+     },
+     "404": {
+      "description": "Not found",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     }
+    }
+   }
+  },
+  "/v1/webhooks/{id}/test": {
+   "post": {
+    "operationId": "testWebhook",
+    "summary": "Send one sample event now",
+    "parameters": [
+     {
+      "name": "id",
+      "in": "path",
+      "required": true,
+      "schema": {
+       "type": "string"
+      }
+     }
+    ],
+    "responses": {
+     "200": {
+      "description": "The request and its outcome",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/WebhookAttempt"
+        }
+       }
+      }
+     },
+     "400": {
+      "$ref": "#/components/responses/BadRequest"
+     },
+     "401": {
+      "$ref": "#/components/responses/Unauthorized"
+     },
+     "403": {
+      "$ref": "#/components/responses/Forbidden"
+     },
+     "429": {
+      "$ref": "#/components/responses/TooManyRequests"
+     },
+     "404": {
+      "description": "Not found",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     }
+    }
+   }
+  },
+  "/v1/webhooks/{id}/deliveries": {
+   "get": {
+    "operationId": "webhookDeliveries",
+    "summary": "Recent requests to the endpoint, newest first",
+    "parameters": [
+     {
+      "name": "id",
+      "in": "path",
+      "required": true,
+      "schema": {
+       "type": "string"
+      }
+     },
+     {
+      "name": "limit",
+      "in": "query",
+      "required": false,
+      "schema": {
+       "type": "integer",
+       "minimum": 1,
+       "maximum": 500
+      },
+      "description": ""
+     }
+    ],
+    "responses": {
+     "200": {
+      "description": "Requests",
+      "content": {
+       "application/json": {
+        "schema": {
+         "type": "object",
+         "required": [
+          "deliveries"
+         ],
+         "properties": {
+          "deliveries": {
+           "type": "array",
+           "items": {
+            "$ref": "#/components/schemas/WebhookAttempt"
+           }
+          }
+         }
+        }
+       }
+      }
+     },
+     "400": {
+      "$ref": "#/components/responses/BadRequest"
+     },
+     "401": {
+      "$ref": "#/components/responses/Unauthorized"
+     },
+     "403": {
+      "$ref": "#/components/responses/Forbidden"
+     },
+     "429": {
+      "$ref": "#/components/responses/TooManyRequests"
+     },
+     "404": {
+      "description": "Not found",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
+     }
+    }
+   }
+  },
+  "/v1/webhooks/{id}/replay": {
+   "post": {
+    "operationId": "replayWebhook",
+    "summary": "Send the events of a time range again (same event ids)",
+    "parameters": [
+     {
+      "name": "id",
+      "in": "path",
+      "required": true,
+      "schema": {
+       "type": "string"
+      }
+     }
+    ],
+    "requestBody": {
+     "required": true,
+     "content": {
+      "application/json": {
+       "schema": {
+        "type": "object",
+        "required": [
+         "since"
+        ],
+        "properties": {
+         "since": {
+          "anyOf": [
+           {
+            "type": "string",
+            "format": "date-time"
+           },
+           {
+            "type": "string",
+            "pattern": "^[0-9]{1,10}$"
+           }
+          ],
+          "description": "ISO 8601 time or Unix seconds"
+         },
+         "until": {
+          "anyOf": [
+           {
+            "type": "string",
+            "format": "date-time"
+           },
+           {
+            "type": "string",
+            "pattern": "^[0-9]{1,10}$"
+           }
+          ],
+          "description": "ISO 8601 time or Unix seconds"
+         }
+        }
+       }
+      }
+     }
+    },
+    "responses": {
+     "200": {
+      "description": "Nothing in the range",
+      "content": {
+       "application/json": {
+        "schema": {
+         "type": "object"
+        }
+       }
+      }
+     },
+     "202": {
+      "description": "Queued",
+      "content": {
+       "application/json": {
+        "schema": {
+         "type": "object"
+        }
+       }
+      }
+     },
+     "400": {
+      "$ref": "#/components/responses/BadRequest"
+     },
+     "401": {
+      "$ref": "#/components/responses/Unauthorized"
+     },
+     "403": {
+      "$ref": "#/components/responses/Forbidden"
+     },
+     "429": {
+      "$ref": "#/components/responses/TooManyRequests"
+     },
+     "404": {
+      "description": "Not found",
+      "content": {
+       "application/json": {
+        "schema": {
+         "$ref": "#/components/schemas/Error"
+        }
+       }
+      }
      }
     }
    }
