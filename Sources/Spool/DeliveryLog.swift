@@ -543,7 +543,7 @@ extension QueueIndex {
             for row in try GRDB.Row.fetchAll(db, sql: """
                 SELECT type, COALESCE(machine, 0) AS machine, COUNT(*) AS total, COUNT(DISTINCT message_id || ' ' || recipient) AS unique_count
                 FROM delivery_event WHERE account_id = ? AND at >= ? AND at < ? AND type IN ('opened', 'clicked')
-                GROUP BY type, machine
+                GROUP BY type, COALESCE(machine, 0)
                 """, arguments: [accountID, since.timeIntervalSince1970, until.timeIntervalSince1970]) {
                 let type: String = row["type"]
                 let who = (row["machine"] as Bool) ? "machine" : "human"

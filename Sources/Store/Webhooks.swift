@@ -253,7 +253,15 @@ extension SQLiteStore {
         try database.write { db in
             guard try Bool.fetchOne(db, sql: "SELECT 1 FROM webhook WHERE id = ? AND (? IS NULL OR account_id = ?)",
                                     arguments: [id, accountID, accountID]) == true else { throw WebhookStoreError.notFound(id) }
-            if let url { try db.execute(sql: "UPDATE webhook SET url = ? WHERE id = ?", arguments: [url, id]) }
+            if let url {
+                // A new URL of an SNS subscription is a new subscriber: it confirms again.
+                try db.execute(sql: """
+                    UPDATE webhook SET url = ?,
+                        confirmed = CASE WHEN format = 'ses' AND url != ? THEN 0 ELSE confirmed END,
+                        confirm_token = CASE WHEN format = 'ses' AND url != ? THEN ? ELSE confirm_token END
+                    WHERE id = ?
+                    """, arguments: [url, url, url, CredentialGenerator.random(32, from: CredentialGenerator.lowerAlphabet), id])
+            }
             if let eventTypes {
                 try db.execute(sql: "UPDATE webhook SET event_types = ? WHERE id = ?",
                                arguments: [String(decoding: try JSONEncoder().encode(eventTypes), as: UTF8.self), id])

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Logging
 import NIOCore
 import NIOPosix
 import Spool
@@ -52,6 +53,40 @@ import Testing
         // Nothing to do without a base URL; an unterminated tag is left as it is.
         #expect(TrackingLinks(key: SymmetricKey(size: .bits256), base: nil).rewrite(html, message: id, position: 0, opens: true, clicks: true) == html)
         #expect(TrackedHTML.rewrite("<a href=\"https://x", pixel: nil, link: { _ in "y" }) == "<a href=\"https://x")
+    }
+
+    @Test func theRedirectGoesWhereTheBrowserWould() {
+        #expect(TrackedHTML.followedURL(" https://a.example/x?a=1&amp;b=2&#38;c=3&#x26;d=&amp;quot; ") == "https://a.example/x?a=1&b=2&c=3&d=&quot;")
+        #expect(TrackedHTML.followedURL("https://a.exa\nmple/\tpath\r") == "https://a.example/path")
+        #expect(TrackedHTML.followedURL("&#104;ttps://a.example/&unknown;&#xZZ;") == "https://a.example/&unknown;&#xZZ;")
+        // A URL with a control character is left as it is, and no token carrying one verifies.
+        #expect(TrackedHTML.rewrite("<a href=\"https://a.example/&#1;y\">x</a>", pixel: nil, link: { _ in "t" })
+                == "<a href=\"https://a.example/&#1;y\">x</a>")
+        let id = MessageID.generate()
+        #expect(links.decode(links.token(.click, message: id, position: 0, url: "https://a.example/\u{1}")) == nil)
+    }
+
+    @Test func strangersCannotMakeTheLogGrowWithoutLimit() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("engagement-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let index = try QueueIndex(path: directory + "/queue.sqlite")
+        func recorder() -> EngagementRecorder {
+            EngagementRecorder(index: index, classifier: EngagementClassifier(), capacity: 1000,
+                               limits: .init(perClientPerMinute: 5, perCopyPerHour: 3, trackedKeys: 10), logger: Logger(label: "test"))
+        }
+        let now = Date(timeIntervalSince1970: 1_800_000_000)
+        func engagement(_ message: MessageID, ip: String) -> Engagement {
+            Engagement(at: now, clicked: false, message: message, position: 0, userAgent: nil, clientIP: ip, url: nil, head: false)
+        }
+        let one = MessageID.generate()
+        let perCopy = recorder()
+        #expect((0..<10).filter { _ in perCopy.record(engagement(one, ip: "192.0.2.1")) }.count == 3, "three per copy and hour")
+        let perClient = recorder()
+        #expect((0..<10).filter { _ in perClient.record(engagement(MessageID.generate(), ip: "192.0.2.2")) }.count == 5,
+                "five per client and minute")
+        // A full table of clients refuses new ones rather than growing.
+        let many = recorder()
+        #expect((0..<20).filter { many.record(engagement(MessageID.generate(), ip: "198.51.100.\($0)")) }.count == 10)
     }
 
     @Test func machinesAreToldApartFromReaders() {

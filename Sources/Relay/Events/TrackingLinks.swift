@@ -70,7 +70,8 @@ public final class TrackingLinks: Sendable {
             guard rest.isEmpty else { return nil }
             return Target(kind: kind, message: message, position: position, url: nil)
         case .click:
-            guard let url = String(validating: rest, as: UTF8.self), TrackedHTML.isTrackable(url) else { return nil }
+            guard let url = String(validating: rest, as: UTF8.self), TrackedHTML.isTrackable(url),
+                  !rest.contains(where: { $0 < 0x20 || $0 == 0x7F }) else { return nil }
             return Target(kind: kind, message: message, position: position, url: url)
         }
     }
@@ -180,8 +181,8 @@ public enum TrackedHTML {
             return nil
         }
         guard let href = attributes.first(where: { $0.name == "href" }) else { return nil }
-        let url = decodeEntities(href.value).trimmingCharacters(in: .whitespaces)
-        guard isTrackable(url), let replacement = link(url) else { return nil }
+        let url = followedURL(href.value)
+        guard isTrackable(url), !url.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }), let replacement = link(url) else { return nil }
         var result = Array(tag[..<href.valueRange.lowerBound])
         let quoted = href.quoted
         if !quoted { result += Array("\"".utf8) }
@@ -235,10 +236,48 @@ public enum TrackedHTML {
         return attributes
     }
 
+    /// The URL a browser follows for an href value: character references
+    /// decoded (once), tab, CR and LF removed, C0 controls and spaces trimmed
+    /// at both ends (WHATWG URL parsing), so the redirect goes where the link did.
+    static func followedURL(_ value: String) -> String {
+        let decoded = decodeEntities(value).unicodeScalars.filter { $0 != "\t" && $0 != "\n" && $0 != "\r" }
+        var scalars = Substring(String(String.UnicodeScalarView(decoded))).unicodeScalars[...]
+        while let first = scalars.first, first.value <= 0x20 { scalars = scalars.dropFirst() }
+        while let last = scalars.last, last.value <= 0x20 { scalars = scalars.dropLast() }
+        return String(String.UnicodeScalarView(scalars))
+    }
+
+    static let namedReferences: [String: Unicode.Scalar] = ["amp": "&", "quot": "\"", "apos": "'", "lt": "<", "gt": ">", "nbsp": "\u{A0}",
+                                                              "sol": "/", "colon": ":", "tab": "\t", "newline": "\n"]
+
+    /// Character references (`&amp;`, `&#38;`, `&#x26;`…) decoded in one pass; an unknown one stays as it is.
     static func decodeEntities(_ text: String) -> String {
         guard text.contains("&") else { return text }
-        return text.replacingOccurrences(of: "&amp;", with: "&").replacingOccurrences(of: "&#38;", with: "&")
-            .replacingOccurrences(of: "&#x26;", with: "&").replacingOccurrences(of: "&quot;", with: "\"")
+        var output = String.UnicodeScalarView()
+        var scalars = text.unicodeScalars[...]
+        while let scalar = scalars.first {
+            scalars = scalars.dropFirst()
+            guard scalar == "&", let end = scalars.prefix(12).firstIndex(of: ";") else {
+                output.append(scalar)
+                continue
+            }
+            let name = String(String.UnicodeScalarView(scalars[..<end]))
+            var decoded: Unicode.Scalar?
+            if name.hasPrefix("#x") || name.hasPrefix("#X") {
+                decoded = UInt32(name.dropFirst(2), radix: 16).flatMap(Unicode.Scalar.init)
+            } else if name.hasPrefix("#") {
+                decoded = UInt32(name.dropFirst(), radix: 10).flatMap(Unicode.Scalar.init)
+            } else {
+                decoded = namedReferences[name.lowercased()]
+            }
+            if let decoded {
+                output.append(decoded)
+                scalars = scalars[scalars.index(after: end)...]
+            } else {
+                output.append(scalar)
+            }
+        }
+        return String(output)
     }
 
     static func isSpace(_ byte: UInt8) -> Bool {

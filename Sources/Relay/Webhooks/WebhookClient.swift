@@ -41,7 +41,10 @@ public struct WebhookURL: Sendable, Equatable, CustomStringConvertible {
 /// Why a webhook request got no HTTP answer.
 public enum WebhookDialError: Error, Equatable, CustomStringConvertible {
     /// The URL names an address the policy forbids (loopback, private, metadata…): SSRF.
-    case forbiddenAddress(String)
+    /// The addresses are not named: a tenant could map the operator's network through its resolver.
+    case forbiddenAddress
+    /// The request may have been sent, but no complete response came.
+    case noResponse(String)
     case plainHTTPNotAllowed
     case resolution(String)
     case connection(String)
@@ -50,7 +53,8 @@ public enum WebhookDialError: Error, Equatable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case .forbiddenAddress(let detail): return "refused: \(detail) is not a public address (webhooks.allowNonPublicAddresses is off)"
+        case .forbiddenAddress: return "refused: the host is not a public address (webhooks.allowNonPublicAddresses is off)"
+        case .noResponse(let detail): return "no response: \(detail)"
         case .plainHTTPNotAllowed: return "refused: plain http is not allowed (webhooks.allowPlainHttp is off)"
         case .resolution(let detail): return "DNS: \(detail)"
         case .connection(let detail): return "connection: \(detail)"
@@ -133,11 +137,11 @@ public final class WebhookClient: Sendable {
             }
             if candidates.isEmpty { throw .resolution(failure ?? "\(url.host) has no address") }
         }
+        // At most four addresses are tried, so one request is bounded by four connect timeouts.
+        candidates = Array(candidates.prefix(4))
         guard !policy.allowNonPublicAddresses else { return candidates }
         let usable = candidates.filter(PublicAddress.isPublic)
-        guard !usable.isEmpty else {
-            throw .forbiddenAddress(candidates.map { $0.ipAddress ?? "?" }.joined(separator: ", "))
-        }
+        guard !usable.isEmpty else { throw .forbiddenAddress }
         return usable
     }
 
@@ -251,7 +255,7 @@ private final class ResponseCollector: ChannelInboundHandler, @unchecked Sendabl
             if let status {
                 promise.succeed(WebhookClient.Response(status: status, body: body))
             } else {
-                promise.fail(WebhookDialError.connection("closed before a response"))
+                promise.fail(WebhookDialError.noResponse("closed before a response"))
             }
         }
         context.fireChannelInactive()
@@ -260,7 +264,7 @@ private final class ResponseCollector: ChannelInboundHandler, @unchecked Sendabl
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if !done {
             done = true
-            promise.fail(error is HTTPParserError ? WebhookDialError.invalidResponse("\(error)") : WebhookDialError.connection("\(error)"))
+            promise.fail(error is HTTPParserError ? WebhookDialError.invalidResponse("\(error)") : WebhookDialError.noResponse("\(error)"))
         }
         context.close(promise: nil)
     }

@@ -72,11 +72,10 @@ public final class WebhookDispatcher: Sendable {
         while !Task.isCancelled {
             do {
                 let live = Dictionary(try store.webhooks().filter(\.enabled).map { ($0.id, $0) }, uniquingKeysWith: { first, _ in first })
+                // A worker leaves the table itself when it ends, so a cancelled one still finishing its
+                // request keeps its place and no second worker starts for the endpoint meanwhile.
                 workers.withLockedValue { workers in
-                    for (id, task) in workers where live[id] == nil {
-                        task.cancel()
-                        workers[id] = nil
-                    }
+                    for (id, task) in workers where live[id] == nil { task.cancel() }
                     for id in live.keys where workers[id] == nil {
                         workers[id] = Task { [self] in await work(id) }
                     }
@@ -144,7 +143,7 @@ public final class WebhookDispatcher: Sendable {
         // A partial batch waits for company until its oldest event is old enough.
         if replay == nil, scanned.count < settings.batchSize, let oldest = wanted.first?.event.at,
            Date().timeIntervalSince(oldest) < settings.batchAge {
-            return max(0.05, settings.batchAge - Date().timeIntervalSince(oldest))
+            return min(settings.batchAge, max(0.05, settings.batchAge - Date().timeIntervalSince(oldest)))
         }
         let (attempt, delivered) = await send(endpoint, wanted, replay: replay != nil)
         try store.recordWebhookAttempt(attempt, webhookID: endpoint.id)
@@ -165,8 +164,9 @@ public final class WebhookDispatcher: Sendable {
             let reason = "disabled after failing since \(WebhookTime.iso(since)); last error: \(attempt.error ?? "HTTP \(attempt.status ?? 0)")"
             try store.disableWebhook(id: endpoint.id, reason: reason)
             disabledEndpoints.increment()
+            // The host only: a URL's path or query may carry the receiver's own token.
             logger.error("webhook endpoint disabled", metadata: ["webhook": "\(endpoint.id)", "account": "\(endpoint.accountID)",
-                                                                 "url": "\(endpoint.url)", "reason": "\(reason)"])
+                                                                 "host": "\(WebhookURL(endpoint.url)?.host ?? "?")", "reason": "\(reason)"])
             return nil
         }
         let delay = min(settings.maximumBackoff, settings.minimumBackoff * pow(2, Double(min(failures - 1, 30))))
@@ -212,6 +212,8 @@ public final class WebhookDispatcher: Sendable {
                                   replay: replay, test: test)
         }
         guard let url = WebhookURL(endpoint.url) else { return (attempt(nil, "the URL is not an http(s) URL"), nil) }
+        // For SNS, one request per event: what was acknowledged before a failure stays acknowledged.
+        var delivered: Int64?
         do {
             guard let key = try store.webhookSigningKey(id: endpoint.id) else { return (attempt(nil, "no signing key"), nil) }
             let now = Date()
@@ -230,8 +232,9 @@ public final class WebhookDispatcher: Sendable {
                 return outcome(response, attempt, last)
             case (.ses, .sns):
                 guard let sns else { return (attempt(nil, "SNS signing is not configured"), nil) }
-                var delivered: Int64?
                 for (count, item) in events.enumerated() {
+                    // A worker told to stop (its endpoint disabled or deleted) sends nothing more.
+                    guard !Task.isCancelled else { return (attempt(nil, "stopped", count: count), delivered) }
                     guard let message = SESWebhookFormat.message(item, accountID: endpoint.accountID) else {
                         delivered = item.id
                         continue
@@ -250,9 +253,9 @@ public final class WebhookDispatcher: Sendable {
                 return (attempt(nil, "the signing key does not match the format"), nil)
             }
         } catch let error as WebhookDialError {
-            return (attempt(nil, error.description), nil)
+            return (attempt(nil, error.description), delivered)
         } catch {
-            return (attempt(nil, "\(error)"), nil)
+            return (attempt(nil, "\(error)"), delivered)
         }
     }
 
