@@ -184,8 +184,10 @@ def tracking(binary, work, seconds):
 
 
 def e2e(binary, work, batches):
-    sink = subprocess.Popen(["smtp-sink", "-c", f"127.0.0.1:{SINK_PORT}", "1000"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sink = subprocess.Popen(["smtp-sink", "-u", "nobody", "-c", f"127.0.0.1:{SINK_PORT}", "1000"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.5)
+    if sink.poll() is not None:
+        raise SystemExit("smtp-sink did not start")
     results = {}
     try:
         for label in ["without", "with", "without", "with"]:

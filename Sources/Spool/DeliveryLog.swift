@@ -148,16 +148,16 @@ enum DeliveryLog {
         site, mx_host, remote_ip, source_ip, tls_version, duration_ms, user_agent, client_ip, url, machine
         """
 
+    /// A row selected with `columns` first, read by position: a lookup by
+    /// name compares lower-cased names and cost the webhook fan-out a tenth of its time.
     static func event(_ row: GRDB.Row) -> DeliveryEvent {
         var event = DeliveryEvent(
-            at: Date(timeIntervalSince1970: row["at"]), messageID: MessageID(unchecked: row["message_id"]),
-            recipient: row["recipient"], type: DeliveryEvent.Kind(rawValue: row["type"]) ?? .deferred,
-            attempt: row["attempt"], replyCode: row["reply_code"], enhancedCode: row["enhanced_code"],
-            replyText: row["reply_text"], category: row["category"], hard: row["hard"], site: row["site"],
-            mxHost: row["mx_host"], remoteIP: row["remote_ip"], sourceIP: row["source_ip"],
-            tlsVersion: row["tls_version"], durationMilliseconds: row["duration_ms"], userAgent: row["user_agent"],
-            clientIP: row["client_ip"], url: row["url"], machine: row["machine"])
-        event.id = row["id"]
+            at: Date(timeIntervalSince1970: row[1]), messageID: MessageID(unchecked: row[2]),
+            recipient: row[3], type: DeliveryEvent.Kind(rawValue: row[4]) ?? .deferred,
+            attempt: row[5], replyCode: row[6], enhancedCode: row[7], replyText: row[8], category: row[9], hard: row[10],
+            site: row[11], mxHost: row[12], remoteIP: row[13], sourceIP: row[14], tlsVersion: row[15], durationMilliseconds: row[16],
+            userAgent: row[17], clientIP: row[18], url: row[19], machine: row[20])
+        event.id = row[0]
         return event
     }
 }
@@ -452,11 +452,11 @@ extension QueueIndex {
                 let event = DeliveryLog.event(row)
                 let message = event.messageID.rawValue
                 if metadata[message] == nil {
-                    metadata[message] = .some((row["m_metadata"] as String?).flatMap {
+                    metadata[message] = .some((row[22] as String?).flatMap {
                         try? JSONDecoder().decode(MessageMetadata.self, from: Data($0.utf8))
                     })
                 }
-                return OutboxEvent(event: event, id: event.id ?? 0, accountID: accountID, sender: row["m_sender"],
+                return OutboxEvent(event: event, id: event.id ?? 0, accountID: accountID, sender: row[21],
                                    metadata: metadata[message] ?? nil)
             }
         }

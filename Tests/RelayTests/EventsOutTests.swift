@@ -106,7 +106,7 @@ import Testing
     @Test func standardWebhooksSignatureMatchesTheSpecificationsExample() throws {
         let key = SymmetricKey(data: Data(base64Encoded: "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")!)
         let headers = NativeWebhookFormat.headers(id: "msg_p5jXN8AQM9LWM0D4loKWxJek", timestamp: 1_614_265_330,
-                                                  body: "{\"test\": 2432232314}", key: key)
+                                                  body: Array("{\"test\": 2432232314}".utf8), key: key)
         #expect(headers.first { $0.0 == "webhook-signature" }?.1 == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=")
     }
 
@@ -116,9 +116,9 @@ import Testing
         let headers = try SendGridWebhookFormat.headers(timestamp: 1_700_000_000, body: body, key: key)
         let signature = try P256.Signing.ECDSASignature(
             derRepresentation: Data(base64Encoded: headers.first { $0.0 == "X-Twilio-Email-Event-Webhook-Signature" }!.1)!)
-        #expect(key.publicKey.isValidSignature(signature, for: Data(("1700000000" + body).utf8)))
-        #expect(!key.publicKey.isValidSignature(signature, for: Data(("1700000001" + body).utf8)))
-        let events = try JSONSerialization.jsonObject(with: Data(body.utf8)) as! [[String: Any]]
+        #expect(key.publicKey.isValidSignature(signature, for: Array("1700000000".utf8) + body))
+        #expect(!key.publicKey.isValidSignature(signature, for: Array("1700000001".utf8) + body))
+        let events = try JSONSerialization.jsonObject(with: Data(body)) as! [[String: Any]]
         #expect(events[0]["event"] as? String == "delivered" && events[0]["order"] as? String == "7")
         // A custom argument never overrides SendGrid's own fields.
         #expect(events[0]["email"] as? String == "r@example.com")
@@ -135,6 +135,13 @@ import Testing
         var item = sample(.accepted)
         item.metadata?.tags = ["", ":", "plain", "k:v:w"]
         #expect(SESWebhookFormat.message(item, accountID: 1)?.text.contains("\"k\":[\"v:w\"]") == true)
+    }
+
+    @Test func stringsAreEscapedAsJSON() throws {
+        let text = "quote \" backslash \\ newline \n tab \t bell \u{7} 日本 😀"
+        let written = JSONOut.array([.string(text), .int(-5), .bool(true), .null]).bytes
+        let parsed = try JSONSerialization.jsonObject(with: Data(written)) as! [Any]
+        #expect(parsed[0] as? String == text && parsed[1] as? Int == -5)
     }
 
     @Test func timesAreISO8601InUTC() {

@@ -223,12 +223,12 @@ public final class WebhookDispatcher: Sendable {
                 let body = NativeWebhookFormat.body(events, at: now)
                 let id = test ? "msg_test_\(timestamp)" : "msg_\(endpoint.id)_\(first)_\(last)"
                 let response = try await client.post(url, headers: NativeWebhookFormat.headers(id: id, timestamp: timestamp, body: body, key: secret),
-                                                     body: Array(body.utf8))
+                                                     body: body)
                 return outcome(response, attempt, last)
             case (.sendgrid, .ecdsa(let privateKey)):
                 let body = SendGridWebhookFormat.body(events)
                 let response = try await client.post(url, headers: try SendGridWebhookFormat.headers(timestamp: timestamp, body: body, key: privateKey),
-                                                     body: Array(body.utf8))
+                                                     body: body)
                 return outcome(response, attempt, last)
             case (.ses, .sns):
                 guard let sns else { return (attempt(nil, "SNS signing is not configured"), nil) }

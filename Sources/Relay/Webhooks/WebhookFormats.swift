@@ -13,35 +13,62 @@ public indirect enum JSONOut: Sendable {
     case array([JSONOut])
     case object([(String, JSONOut)])
 
-    public var text: String {
-        var output = ""
+    public var text: String { String(decoding: bytes, as: UTF8.self) }
+
+    public var bytes: [UInt8] {
+        var output: [UInt8] = []
+        output.reserveCapacity(256)
         write(to: &output)
         return output
     }
 
-    func write(to output: inout String) {
+    /// Written as UTF-8 bytes: `"`, `\` and C0 controls escaped (RFC 8259 §7), everything else copied.
+    func write(to output: inout [UInt8]) {
         switch self {
-        case .string(let value): output += JSONText.quote(value)
-        case .int(let value): output += String(value)
-        case .bool(let value): output += value ? "true" : "false"
-        case .null: output += "null"
+        case .string(let value): JSONOut.quote(value, into: &output)
+        case .int(let value): output.append(contentsOf: String(value).utf8)
+        case .bool(let value): output.append(contentsOf: value ? JSONOut.true : JSONOut.false)
+        case .null: output.append(contentsOf: JSONOut.nullBytes)
         case .array(let items):
-            output += "["
+            output.append(UInt8(ascii: "["))
             for (index, item) in items.enumerated() {
-                if index > 0 { output += "," }
+                if index > 0 { output.append(UInt8(ascii: ",")) }
                 item.write(to: &output)
             }
-            output += "]"
+            output.append(UInt8(ascii: "]"))
         case .object(let fields):
-            output += "{"
+            output.append(UInt8(ascii: "{"))
             for (index, (key, value)) in fields.enumerated() {
-                if index > 0 { output += "," }
-                output += JSONText.quote(key)
-                output += ":"
+                if index > 0 { output.append(UInt8(ascii: ",")) }
+                JSONOut.quote(key, into: &output)
+                output.append(UInt8(ascii: ":"))
                 value.write(to: &output)
             }
-            output += "}"
+            output.append(UInt8(ascii: "}"))
         }
+    }
+
+    static let `true` = Array("true".utf8)
+    static let `false` = Array("false".utf8)
+    static let nullBytes = Array("null".utf8)
+    static let hex = Array("0123456789abcdef".utf8)
+
+    static func quote(_ text: String, into output: inout [UInt8]) {
+        output.append(UInt8(ascii: "\""))
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
+            case UInt8(ascii: "\\"): output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
+            case UInt8(ascii: "\n"): output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
+            case UInt8(ascii: "\r"): output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
+            case UInt8(ascii: "\t"): output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
+            case 0..<0x20:
+                output.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"),
+                                           hex[Int(byte >> 4)], hex[Int(byte & 0x0F)]])
+            default: output.append(byte)
+            }
+        }
+        output.append(UInt8(ascii: "\""))
     }
 
     static func optional(_ value: String?) -> JSONOut { value.map { .string($0) } ?? .null }
@@ -115,15 +142,17 @@ public enum NativeWebhookFormat {
 
     /// The body of one request: `{"type":"events","timestamp":…,"data":{"events":[…]}}`,
     /// the Standard Webhooks payload shape around a batch.
-    public static func body(_ events: [OutboxEvent], at time: Date) -> String {
+    public static func body(_ events: [OutboxEvent], at time: Date) -> [UInt8] {
         JSONOut.object([("type", .string("events")), ("timestamp", .string(WebhookTime.iso(time))),
-                        ("data", .object([("events", .array(events.map(event)))]))]).text
+                        ("data", .object([("events", .array(events.map(event)))]))]).bytes
     }
 
     /// Standard Webhooks headers: `v1,` + base64 HMAC-SHA256 of `id.timestamp.body` under the secret's bytes.
-    public static func headers(id: String, timestamp: Int64, body: String, key: SymmetricKey) -> [(String, String)] {
-        let signed = "\(id).\(timestamp).\(body)"
-        let signature = Data(HMAC<SHA256>.authenticationCode(for: Data(signed.utf8), using: key)).base64EncodedString()
+    public static func headers(id: String, timestamp: Int64, body: [UInt8], key: SymmetricKey) -> [(String, String)] {
+        var mac = HMAC<SHA256>(key: key)
+        mac.update(data: Array("\(id).\(timestamp).".utf8))
+        mac.update(data: body)
+        let signature = Data(mac.finalize()).base64EncodedString()
         return [("Content-Type", "application/json"), ("webhook-id", id), ("webhook-timestamp", String(timestamp)),
                 ("webhook-signature", "v1,\(signature)")]
     }
@@ -205,13 +234,13 @@ public enum SendGridWebhookFormat {
     static let reserved: Set<String> = ["email", "timestamp", "event", "sg_event_id", "sg_message_id", "smtp-id", "category",
                                         "response", "reason", "status", "type", "attempt", "ip", "url", "useragent", "tls"]
 
-    public static func body(_ events: [OutboxEvent]) -> String {
-        JSONOut.array(events.compactMap(event)).text
+    public static func body(_ events: [OutboxEvent]) -> [UInt8] {
+        JSONOut.array(events.compactMap(event)).bytes
     }
 
     /// `X-Twilio-Email-Event-Webhook-Signature`: base64 DER ECDSA-SHA256 over timestamp + payload.
-    public static func headers(timestamp: Int64, body: String, key: P256.Signing.PrivateKey) throws -> [(String, String)] {
-        let signature = try key.signature(for: Data((String(timestamp) + body).utf8))
+    public static func headers(timestamp: Int64, body: [UInt8], key: P256.Signing.PrivateKey) throws -> [(String, String)] {
+        let signature = try key.signature(for: Array(String(timestamp).utf8) + body)
         return [("Content-Type", "application/json"),
                 ("X-Twilio-Email-Event-Webhook-Signature", signature.derRepresentation.base64EncodedString()),
                 ("X-Twilio-Email-Event-Webhook-Timestamp", String(timestamp))]
