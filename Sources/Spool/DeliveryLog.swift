@@ -447,17 +447,22 @@ extension QueueIndex {
                 FROM delivery_event e LEFT JOIN message m ON m.id = e.message_id
                 WHERE e.account_id = ? AND e.id > ? AND e.id <= ? ORDER BY e.id LIMIT ?
                 """)
-            var metadata: [String: MessageMetadata?] = [:]
+            // Decoded once per distinct text: the messages of one send share theirs, and
+            // decoding cost the fan-out more than everything else together.
+            var decoded: [String: MessageMetadata] = [:]
+            let decoder = JSONDecoder()
             return try GRDB.Row.fetchAll(statement, arguments: [accountID, id, last, limit]).map { row in
                 let event = DeliveryLog.event(row)
-                let message = event.messageID.rawValue
-                if metadata[message] == nil {
-                    metadata[message] = .some((row[22] as String?).flatMap {
-                        try? JSONDecoder().decode(MessageMetadata.self, from: Data($0.utf8))
-                    })
+                var metadata: MessageMetadata?
+                if let text = row[22] as String? {
+                    if let known = decoded[text] {
+                        metadata = known
+                    } else if let fresh = try? decoder.decode(MessageMetadata.self, from: Data(text.utf8)) {
+                        if decoded.count < 10_000 { decoded[text] = fresh }
+                        metadata = fresh
+                    }
                 }
-                return OutboxEvent(event: event, id: event.id ?? 0, accountID: accountID, sender: row[21],
-                                   metadata: metadata[message] ?? nil)
+                return OutboxEvent(event: event, id: event.id ?? 0, accountID: accountID, sender: row[21], metadata: metadata)
             }
         }
     }
