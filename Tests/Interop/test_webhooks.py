@@ -203,14 +203,17 @@ def test_native_webhook_signed_batches_in_log_order(api, mx):
 
     send_native(api, ["ok1@webhook.test"])
     send_native(api, ["bad1@webhook.test"])
-    wanted = {("ok1@webhook.test", "delivered"), ("bad1@webhook.test", "bounced")}
+    send_native(api, ["slow1@webhook.test"])
+    wanted = {("ok1@webhook.test", "delivered"), ("bad1@webhook.test", "bounced"), ("slow1@webhook.test", "deferred")}
     events = wait_for(lambda: (lambda e: e if wanted <= {(x["recipient"], x["type"]) for x in e} else None)(
         native_events(receiver, created["secret"])), what="native events")
     ids = [e["id"] for e in events]
     assert len(ids) == len(set(ids)), "each event once, with its own id"
     for recipient, final in wanted:
         types = [e["type"] for e in events if e["recipient"] == recipient]
-        assert types[0] == "accepted" and types[-1] == final, types
+        assert types[0] == "accepted" and final in types[1:], types
+    deferred = next(e for e in events if e["type"] == "deferred")
+    assert deferred["reply"]["code"] == 451 and deferred["hard"] is False and deferred["attempt"] == 1
     bounce = next(e for e in events if e["type"] == "bounced")
     assert bounce["reply"]["code"] == 550 and bounce["reply"]["enhanced_code"] == "5.1.1"
     assert bounce["category"] and bounce["hard"] is True
@@ -501,3 +504,59 @@ def test_sigkill_with_10000_events_pending_loses_none(make_server, dns_port, mx)
     assert len(set(ids)) == 10000
     assert duplicates <= 1000, "at most the batches in flight are sent twice"
     receiver.close()
+
+
+def test_tracking_urls_survive_garbage(api):
+    """Strangers reach /t/: whatever the path, the server answers 404 and stays up."""
+    import socket
+    for path in ["/t/o/" + "A" * 5000, "/t/c/%FF%FE%00", "/t/o/..%2F..%2Fetc%2Fpasswd", "/t/c/" + "日本" * 100,
+                 "/t/o/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "/t/c/-_-_", "/t/o/"]:
+        with socket.create_connection(("127.0.0.1", api.api_port), timeout=10) as s:
+            s.sendall(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            reply = s.recv(200)
+            assert reply.startswith(b"HTTP/1.1 404") or reply.startswith(b"HTTP/1.1 400"), (path, reply)
+    assert fetch(api.api_url + "/t/o/AAAA", BROWSER)[0] == 404
+    assert call(api, "GET", "/v1/account")[0] == 200
+
+
+def self_signed_https_receiver(tmp_path):
+    """An HTTPS receiver on loopback with a certificate nobody trusts."""
+    import datetime
+    import ssl
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+                   .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(hours=1))
+                   .not_valid_after(now + datetime.timedelta(days=1))
+                   .add_extension(x509.SubjectAlternativeName([x509.IPAddress(__import__("ipaddress").ip_address("127.0.0.1"))]), False)
+                   .sign(key, hashes.SHA256()))
+    (tmp_path / "cert.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                         serialization.NoEncryption()))
+    receiver = Receiver()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    receiver.server.socket = context.wrap_socket(receiver.server.socket, server_side=True)
+    return receiver
+
+
+def test_https_certificates_are_verified(make_server, dns_port, mx, tmp_path):
+    server = make_server(start=False)
+    configure(server, dns_port, allowPlainHttp=False)
+    server.create_account("acme", ["acme.example"])
+    server.token = server.api_key("acme", "admin")[0]
+    server.start()
+    status, body = call(server, "POST", "/v1/webhooks", {"url": "http://127.0.0.1:9/x"})
+    assert status == 400 and body["error"]["code"] == "insecure_url"
+    receiver = self_signed_https_receiver(tmp_path)
+    status, created = call(server, "POST", "/v1/webhooks", {"url": f"https://127.0.0.1:{receiver.port}/hook"})
+    assert status == 201, created
+    status, attempt = call(server, "POST", f"/v1/webhooks/{created['id']}/test")
+    assert not attempt["succeeded"] and attempt["status"] is None, attempt
+    assert receiver.requests == [], "nothing is sent to a server whose certificate does not verify"
+    receiver.close()
+
