@@ -66,6 +66,15 @@ import Testing
         #expect(links.decode(links.token(.click, message: id, position: 0, url: "https://a.example/\u{1}")) == nil)
     }
 
+    @Test func aQuoteInsideAnUnquotedValueIsNotTheStartOfAQuotedOne() {
+        // Found by fuzz-tracking: the tag's end and its attributes were found by two different rules.
+        let html = "<a title=x\"y href=\"https://a.example/\">t</a><a href=\"https://b.example/\">u</a>"
+        let rewritten = links.rewrite(html, message: MessageID.generate(), position: 0, opens: false, clicks: true)
+        let tokens = rewritten.components(separatedBy: "https://mail.example/t/c/").dropFirst().map { String($0.prefix { $0 != "\"" }) }
+        #expect(tokens.compactMap { links.decode($0)?.url } == ["https://a.example/", "https://b.example/"])
+        #expect(rewritten.hasPrefix("<a title=x\"y href=\"https://mail.example/t/c/"))
+    }
+
     @Test func strangersCannotMakeTheLogGrowWithoutLimit() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("engagement-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)

@@ -145,95 +145,78 @@ public enum TrackedHTML {
                 index += 1
                 continue
             }
-            guard let end = tagEnd(bytes, from: index + 2) else {
+            guard let tag = scanTag(bytes, from: index + 2) else {
                 output += bytes[index...]
                 break
             }
-            let tag = Array(bytes[index...end])
-            output += rewriteTag(tag, link) ?? tag
-            index = end + 1
+            output += rewriteTag(bytes, start: index, tag: tag, link) ?? Array(bytes[index...tag.end])
+            index = tag.end + 1
         }
         return output
     }
 
-    /// The index of the `>` ending a tag, quotes respected.
-    static func tagEnd(_ bytes: [UInt8], from start: Int) -> Int? {
-        var quote: UInt8?
-        var index = start
-        while index < bytes.count {
-            let byte = bytes[index]
-            if let open = quote {
-                if byte == open { quote = nil }
-            } else if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "'") {
-                quote = byte
-            } else if byte == UInt8(ascii: ">") {
-                return index
-            }
-            index += 1
-        }
-        return nil
+    struct Attribute {
+        var name: String
+        var value: String
+        /// Where the value is in the document (inside the quotes when quoted).
+        var valueRange: Range<Int>
+        var quoted: Bool
     }
 
-    /// One `<a …>` tag with its href replaced, or nil to keep it as it is.
-    static func rewriteTag(_ tag: [UInt8], _ link: (String) -> String?) -> [UInt8]? {
-        let attributes = parseAttributes(tag)
+    /// The attributes of a start tag and the index of its closing `>`,
+    /// tokenized as HTML does: a quote matters only where a value begins;
+    /// an unquoted value ends at whitespace or `>`. Nil: the tag never ends.
+    static func scanTag(_ bytes: [UInt8], from start: Int) -> (attributes: [Attribute], end: Int)? {
+        var attributes: [Attribute] = []
+        var index = start
+        while true {
+            while index < bytes.count, isSpace(bytes[index]) || bytes[index] == UInt8(ascii: "/") { index += 1 }
+            guard index < bytes.count else { return nil }
+            if bytes[index] == UInt8(ascii: ">") { return (attributes, index) }
+            let nameStart = index
+            index += 1
+            while index < bytes.count, !isSpace(bytes[index]), bytes[index] != UInt8(ascii: "="), bytes[index] != UInt8(ascii: ">"),
+                  bytes[index] != UInt8(ascii: "/") { index += 1 }
+            let name = String(decoding: bytes[nameStart..<index], as: UTF8.self).lowercased()
+            while index < bytes.count, isSpace(bytes[index]) { index += 1 }
+            guard index < bytes.count, bytes[index] == UInt8(ascii: "=") else {
+                attributes.append(Attribute(name: name, value: "", valueRange: index..<index, quoted: false))
+                continue
+            }
+            index += 1
+            while index < bytes.count, isSpace(bytes[index]) { index += 1 }
+            guard index < bytes.count else { return nil }
+            if bytes[index] == UInt8(ascii: "\"") || bytes[index] == UInt8(ascii: "'") {
+                let quote = bytes[index]
+                let valueStart = index + 1
+                guard let valueEnd = bytes[valueStart...].firstIndex(of: quote) else { return nil }
+                attributes.append(Attribute(name: name, value: String(decoding: bytes[valueStart..<valueEnd], as: UTF8.self),
+                                            valueRange: valueStart..<valueEnd, quoted: true))
+                index = valueEnd + 1
+            } else {
+                let valueStart = index
+                while index < bytes.count, !isSpace(bytes[index]), bytes[index] != UInt8(ascii: ">") { index += 1 }
+                attributes.append(Attribute(name: name, value: String(decoding: bytes[valueStart..<index], as: UTF8.self),
+                                            valueRange: valueStart..<index, quoted: false))
+            }
+        }
+    }
+
+    /// One `<a …>` tag (from `start` to `tag.end`) with its href replaced, or nil to keep it as it is.
+    static func rewriteTag(_ bytes: [UInt8], start: Int, tag: (attributes: [Attribute], end: Int), _ link: (String) -> String?) -> [UInt8]? {
+        let attributes = tag.attributes
         for name in ["clicktracking", "data-hikyaku-track"] where attributes.contains(where: { $0.name == name && $0.value.lowercased() == "off" }) {
             return nil
         }
         guard let href = attributes.first(where: { $0.name == "href" }) else { return nil }
         let url = followedURL(href.value)
         guard isTrackable(url), !url.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }), let replacement = link(url) else { return nil }
-        var result = Array(tag[..<href.valueRange.lowerBound])
-        let quoted = href.quoted
-        if !quoted { result += Array("\"".utf8) }
+        var result = Array(bytes[start..<href.valueRange.lowerBound])
+        if !href.quoted { result.append(UInt8(ascii: "\"")) }
         result += Array(replacement.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "\"", with: "&quot;").utf8)
-        if !quoted { result += Array("\"".utf8) }
-        result += tag[href.valueRange.upperBound...]
+        if !href.quoted { result.append(UInt8(ascii: "\"")) }
+        result += bytes[href.valueRange.upperBound...tag.end]
         return result
-    }
-
-    struct Attribute {
-        var name: String
-        var value: String
-        /// Where the value is in the tag (inside the quotes when quoted).
-        var valueRange: Range<Int>
-        var quoted: Bool
-    }
-
-    static func parseAttributes(_ tag: [UInt8]) -> [Attribute] {
-        var attributes: [Attribute] = []
-        var index = 2
-        let end = tag.count - 1
-        while index < end {
-            while index < end, isSpace(tag[index]) || tag[index] == UInt8(ascii: "/") { index += 1 }
-            let nameStart = index
-            while index < end, !isSpace(tag[index]), tag[index] != UInt8(ascii: "="), tag[index] != UInt8(ascii: ">") { index += 1 }
-            guard index > nameStart else { break }
-            let name = String(decoding: tag[nameStart..<index], as: UTF8.self).lowercased()
-            while index < end, isSpace(tag[index]) { index += 1 }
-            guard index < end, tag[index] == UInt8(ascii: "=") else {
-                attributes.append(Attribute(name: name, value: "", valueRange: index..<index, quoted: false))
-                continue
-            }
-            index += 1
-            while index < end, isSpace(tag[index]) { index += 1 }
-            guard index < end else { break }
-            if tag[index] == UInt8(ascii: "\"") || tag[index] == UInt8(ascii: "'") {
-                let quote = tag[index]
-                let valueStart = index + 1
-                var valueEnd = valueStart
-                while valueEnd < end, tag[valueEnd] != quote { valueEnd += 1 }
-                attributes.append(Attribute(name: name, value: String(decoding: tag[valueStart..<valueEnd], as: UTF8.self),
-                                            valueRange: valueStart..<valueEnd, quoted: true))
-                index = min(end, valueEnd + 1)
-            } else {
-                let valueStart = index
-                while index < end, !isSpace(tag[index]) { index += 1 }
-                attributes.append(Attribute(name: name, value: String(decoding: tag[valueStart..<index], as: UTF8.self),
-                                            valueRange: valueStart..<index, quoted: false))
-            }
-        }
-        return attributes
     }
 
     /// The URL a browser follows for an href value: character references
