@@ -19,7 +19,7 @@ enum EventsOutComposition {
                           timeout: .seconds(Int64(configuration.webhooksTimeoutSeconds))),
             resolver: try Compliance.resolver(configuration), group: group)
         let sns = try await SNSSigningCertificate.ensure(directory: snsDirectory, hostname: configuration.hostname)
-        let signer = SNSSigner(key: sns.key, baseURL: { tracking.baseURL ?? "http://localhost" })
+        let signer = SNSSigner(key: sns.key, baseURL: { tracking.baseURL })
         let dispatcher = WebhookDispatcher(
             store: store, index: index, client: client, sns: signer,
             settings: .init(batchSize: configuration.webhooksBatchSize,

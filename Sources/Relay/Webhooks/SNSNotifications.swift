@@ -4,24 +4,27 @@ import Foundation
 
 /// SNS HTTP(S) messages as Amazon SNS sends them to a subscribed endpoint,
 /// signed with SignatureVersion 2 (RSA PKCS#1 v1.5, SHA-256) under the
-/// server's own key, whose certificate is served at `certificateURL`.
+/// server's own key, whose certificate is served at `<api>/sns/certificate.pem`.
 /// A receiver's SNS message validator accepts them once told to trust
 /// that certificate URL instead of `sns.<region>.amazonaws.com`.
 public struct SNSSigner: Sendable {
     let key: _RSA.Signing.PrivateKey
-    /// Where the signing certificate (PEM) is served: `<api>/sns/certificate.pem`.
-    public let certificateURL: @Sendable () -> String
-    /// The base URL of the API (for SubscribeURL and UnsubscribeURL).
-    public let baseURL: @Sendable () -> String
+    /// The base URL of the API (for SubscribeURL, SigningCertURL and UnsubscribeURL);
+    /// nil until the API listens (without api.publicUrl): nothing is sent before.
+    public let baseURL: @Sendable () -> String?
 
-    public init(key: _RSA.Signing.PrivateKey, baseURL: @escaping @Sendable () -> String) {
+    public init(key: _RSA.Signing.PrivateKey, baseURL: @escaping @Sendable () -> String?) {
         self.key = key
         self.baseURL = baseURL
-        certificateURL = { baseURL() + "/sns/certificate.pem" }
+    }
+
+    public struct NotReady: Error, CustomStringConvertible {
+        public var description: String { "the API's address is not known yet (it has not started listening)" }
     }
 
     /// A Notification carrying `message` (the SES event JSON as a string).
     public func notification(topicARN: String, messageID: String, message: String, at time: Date) throws -> (headers: [(String, String)], body: String) {
+        guard let base = baseURL() else { throw NotReady() }
         let timestamp = WebhookTime.iso(time)
         // The string to sign: these fields, in this order, each name and value on its own line.
         let signed = "Message\n\(message)\nMessageId\n\(messageID)\nTimestamp\n\(timestamp)\nTopicArn\n\(topicARN)\nType\nNotification\n"
@@ -33,8 +36,8 @@ public struct SNSSigner: Sendable {
             ("Timestamp", .string(timestamp)),
             ("SignatureVersion", .string("2")),
             ("Signature", .string(try sign(signed))),
-            ("SigningCertURL", .string(certificateURL())),
-            ("UnsubscribeURL", .string(baseURL() + "/sns/unsubscribe")),
+            ("SigningCertURL", .string(base + "/sns/certificate.pem")),
+            ("UnsubscribeURL", .string(base + "/sns/unsubscribe")),
         ]).text
         return (headers(type: "Notification", messageID: messageID, topicARN: topicARN), body)
     }
@@ -42,9 +45,10 @@ public struct SNSSigner: Sendable {
     /// The SubscriptionConfirmation sent before any notification: the endpoint visits SubscribeURL.
     public func subscriptionConfirmation(topicARN: String, messageID: String, token: String, at time: Date) throws
         -> (headers: [(String, String)], body: String) {
+        guard let base = baseURL() else { throw NotReady() }
         let timestamp = WebhookTime.iso(time)
         let message = "You have chosen to subscribe to the topic \(topicARN).\nTo confirm the subscription, visit the SubscribeURL included in this message."
-        let subscribeURL = baseURL() + "/sns/confirm?token=\(token)"
+        let subscribeURL = base + "/sns/confirm?token=\(token)"
         let signed = "Message\n\(message)\nMessageId\n\(messageID)\nSubscribeURL\n\(subscribeURL)\nTimestamp\n\(timestamp)\n"
             + "Token\n\(token)\nTopicArn\n\(topicARN)\nType\nSubscriptionConfirmation\n"
         let body = JSONOut.object([
@@ -57,7 +61,7 @@ public struct SNSSigner: Sendable {
             ("Timestamp", .string(timestamp)),
             ("SignatureVersion", .string("2")),
             ("Signature", .string(try sign(signed))),
-            ("SigningCertURL", .string(certificateURL())),
+            ("SigningCertURL", .string(base + "/sns/certificate.pem")),
         ]).text
         return (headers(type: "SubscriptionConfirmation", messageID: messageID, topicARN: topicARN), body)
     }

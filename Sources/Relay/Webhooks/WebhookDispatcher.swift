@@ -104,9 +104,10 @@ public final class WebhookDispatcher: Sendable {
                 guard let endpoint = try store.webhook(id: id, accountID: nil), endpoint.enabled else { break }
                 if endpoint.format == .ses && !endpoint.confirmed {
                     if lastConfirmation.map({ Date().timeIntervalSince($0) >= settings.confirmationInterval }) ?? true {
-                        lastConfirmation = Date()
                         let attempt = await confirm(endpoint)
                         try store.recordWebhookAttempt(attempt, webhookID: id)
+                        // Sent (whatever the answer): again after the interval; not sent: again in a second.
+                        if attempt.status != nil { lastConfirmation = Date() }
                     }
                     pause = 1
                 } else {
