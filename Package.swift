@@ -110,7 +110,9 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            // The OpenAPI document, and the console's page templates, language catalogues and static files.
+            resources: [.copy("Resources")]
         ),
         // Composition root: configuration, certificates, wiring, lifecycle.
         .target(

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes docs/openapi.json (the native API's OpenAPI 3.1 description) and
-embeds the same text in Sources/API/OpenAPIDocument.swift, which serves it
-at /openapi.json. Run after changing the API; a test checks they agree."""
+the same text as the API module's resource Sources/API/Resources/openapi.json,
+which the server serves at /openapi.json. Run after changing the API; a test
+checks they agree."""
 import json
 import pathlib
 
@@ -88,6 +89,31 @@ webhook_attempt = {"type": "object", "required": ["at", "events", "succeeded"], 
 accepted = {"type": "object", "required": ["messages"], "properties": {"id": {"type": "string"}, "messages": {"type": "array", "items": {
     "type": "object", "required": ["id", "recipients"], "properties": {"id": {"type": "string"}, "recipients": {"type": "array", "items": {"type": "string"}}}}}}}
 
+quota = {"type": "object", "properties": {
+    "max_send_rate": {"type": "number", "description": "Recipients per second; -1: unlimited"},
+    "max_24h_send": {"type": "integer", "description": "Recipients per rolling 24 hours; -1: unlimited"},
+    "sandbox": {"type": "boolean", "description": "Only recipients in the account's own domains"}}}
+account = {"type": "object", "required": ["name", "disabled", "domains", "quota"], "properties": {
+    "name": {"type": "string"}, "disabled": {"type": "boolean"}, "created_at": {"type": "string", "format": "date-time"},
+    "domains": {"type": "array", "items": {"type": "string"}}, "verified_domains": {"type": "array", "items": {"type": "string"}},
+    "egress_pool": {"type": "string"}, "quota": quota, "suppressed_reasons": {"type": "array", "items": {"type": "string"}},
+    "smtp_username": {"type": "string", "description": "At creation only"}, "smtp_password": {"type": "string", "description": "At creation only"}}}
+api_key = {"type": "object", "required": ["id", "scope", "created_at", "revoked"], "properties": {
+    "id": {"type": "string", "description": "Also the AWS access key id"}, "scope": {"type": "string", "enum": ["send", "read", "admin", "operator"]},
+    "created_at": {"type": "string", "format": "date-time"}, "revoked": {"type": "boolean"},
+    "token": {"type": "string", "description": "At creation only: the bearer token"}, "secret": {"type": "string", "description": "At creation only: the AWS secret"}}}
+smtp_credential = {"type": "object", "required": ["username", "created_at", "primary"], "properties": {
+    "username": {"type": "string"}, "created_at": {"type": "string", "format": "date-time"}, "primary": {"type": "boolean"},
+    "revoked_at": {"type": ["string", "null"], "format": "date-time"}, "password": {"type": "string", "description": "At creation only"}}}
+console_user = {"type": "object", "required": ["id", "email", "role", "disabled"], "properties": {
+    "id": {"type": "integer"}, "email": {"type": "string"}, "role": {"type": "string", "enum": ["operator", "admin", "member"]},
+    "disabled": {"type": "boolean"}, "account": {"type": ["string", "null"]}, "created_at": {"type": "string", "format": "date-time"},
+    "password": {"type": "string", "description": "At creation only: the first password"}}}
+queued_message = {"type": "object", "required": ["id", "received_at", "from", "held", "recipients", "pending"], "properties": {
+    "id": {"type": "string"}, "received_at": {"type": "string", "format": "date-time"}, "from": {"type": "string"}, "size": {"type": "integer"},
+    "held": {"type": "boolean"}, "recipients": {"type": "integer"}, "pending": {"type": "integer"}}}
+account_name = {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,64}$"}
+
 
 def err(description):
     return {"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
@@ -123,7 +149,9 @@ document = {
     "security": [{"bearer": []}],
     "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}, "responses": shared_responses, "schemas": {
         "Error": error, "Address": address, "AddressList": address_list, "Event": event, "Template": template, "TemplateInput": template_input,
-        "Suppression": suppression, "SendRequest": send, "Accepted": accepted, "Webhook": webhook, "WebhookAttempt": webhook_attempt}},
+        "Suppression": suppression, "SendRequest": send, "Accepted": accepted, "Webhook": webhook, "WebhookAttempt": webhook_attempt,
+        "Account": account, "Quota": quota, "APIKey": api_key, "SMTPCredential": smtp_credential, "ConsoleUser": console_user,
+        "QueuedMessage": queued_message}},
     "paths": {
         "/v1/messages": {"post": {
             "operationId": "sendMessages", "summary": "Send one message, or up to 1,000 personalised ones",
@@ -314,6 +342,71 @@ document = {
             "responses": {**ok("Rendered", {"type": "object", "required": ["subject"], "properties": {
                 "subject": {"type": "string"}, "text": {"type": ["string", "null"]}, "html": {"type": ["string", "null"]}}}), **common,
                           "404": err("Not found"), "422": err("Missing variables")}}},
+        "/v1/accounts": {
+            "get": {"operationId": "listAccounts", "summary": "Every account (operator keys), else the key's own",
+                    "responses": {**ok("Accounts", {"type": "object", "required": ["accounts"], "properties": {
+                        "accounts": {"type": "array", "items": {"$ref": "#/components/schemas/Account"}}}}), **common}},
+            "post": {"operationId": "createAccount", "summary": "Create an account (operator keys); its SMTP password is shown once",
+                     "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object", "required": ["name"], "properties": {
+                         "name": account_name, "domains": {"type": "array", "items": {"type": "string"}},
+                         "quota": {"$ref": "#/components/schemas/Quota"}, "egress_pool": {"type": "string"}}}}}},
+                     "responses": {**ok("Created", {"$ref": "#/components/schemas/Account"}, "201"), **common, "409": err("Name taken")}}},
+        "/v1/accounts/{name}": {
+            "get": {"operationId": "getAccount", "parameters": [path("name", account_name)],
+                    "responses": {**ok("The account", {"$ref": "#/components/schemas/Account"}), **common, "404": err("No such account for this key")}},
+            "patch": {"operationId": "changeAccount", "summary": "Disable or enable, set quotas, egress pool, add domains (operator keys)",
+                      "parameters": [path("name", account_name)],
+                      "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object", "properties": {
+                          "disabled": {"type": "boolean"}, "quota": {"$ref": "#/components/schemas/Quota"}, "egress_pool": {"type": "string"},
+                          "add_domains": {"type": "array", "items": {"type": "string"}}}}}}},
+                      "responses": {**ok("Changed", {"$ref": "#/components/schemas/Account"}), **common, "404": err("No such account")}}},
+        "/v1/api-keys": {
+            "get": {"operationId": "listAPIKeys", "responses": {**ok("Keys (never their secrets)", {"type": "object", "required": ["keys"], "properties": {
+                "keys": {"type": "array", "items": {"$ref": "#/components/schemas/APIKey"}}}}), **common}},
+            "post": {"operationId": "createAPIKey", "summary": "A key of this scope or lower; token and secret shown once",
+                     "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object", "required": ["scope"], "properties": {
+                         "scope": {"type": "string", "enum": ["send", "read", "admin", "operator"]}}}}}},
+                     "responses": {**ok("Created", {"$ref": "#/components/schemas/APIKey"}, "201"), **common}}},
+        "/v1/api-keys/{id}": {"delete": {"operationId": "revokeAPIKey", "parameters": [path("id")],
+                                         "responses": {"204": {"description": "Revoked"}, **common, "404": err("No such key in this account")}}},
+        "/v1/smtp-credentials": {
+            "get": {"operationId": "listSMTPCredentials", "responses": {**ok("Usernames", {"type": "object", "required": ["credentials"], "properties": {
+                "credentials": {"type": "array", "items": {"$ref": "#/components/schemas/SMTPCredential"}}}}), **common}},
+            "post": {"operationId": "createSMTPCredential", "summary": "Another username and password, valid beside the others (rotation)",
+                     "responses": {**ok("Created; the password is shown once", {"$ref": "#/components/schemas/SMTPCredential"}, "201"), **common,
+                                   "409": err("Ten live extra credentials already")}}},
+        "/v1/smtp-credentials/{username}": {"delete": {"operationId": "revokeSMTPCredential", "parameters": [path("username")],
+                                                       "responses": {"204": {"description": "Revoked"}, **common, "404": err("No such username"),
+                                                                     "409": err("The last live credential")}}},
+        "/v1/users": {
+            "get": {"operationId": "listConsoleUsers", "responses": {**ok("Console users", {"type": "object", "required": ["users"], "properties": {
+                "users": {"type": "array", "items": {"$ref": "#/components/schemas/ConsoleUser"}}}}), **common}},
+            "post": {"operationId": "createConsoleUser", "summary": "A console user of this account (operators: any role); first password shown once",
+                     "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object", "required": ["email", "role"], "properties": {
+                         "email": {"type": "string"}, "role": {"type": "string", "enum": ["operator", "admin", "member"]}}}}}},
+                     "responses": {**ok("Created", {"$ref": "#/components/schemas/ConsoleUser"}, "201"), **common, "409": err("Email taken")}}},
+        "/v1/users/{id}": {"delete": {"operationId": "deleteConsoleUser", "parameters": [path("id")],
+                                      "responses": {"204": {"description": "Deleted"}, **common, "404": err("No such user in this account")}}},
+        "/v1/queue": {"get": {"operationId": "listQueue", "summary": "Messages with a recipient still to deliver",
+                              "parameters": [query("recipient_domain", {"type": "string"}), query("sender", {"type": "string"}),
+                                             query("held", {"type": "string", "enum": ["true", "false"]}),
+                                             query("limit", {"type": "integer", "minimum": 1, "maximum": 10000})],
+                              "responses": {**ok("Queued messages", {"type": "object", "required": ["messages"], "properties": {
+                                  "messages": {"type": "array", "items": {"$ref": "#/components/schemas/QueuedMessage"}}}}), **common}}},
+        "/v1/queue/sites": {"get": {"operationId": "listQueueSites", "summary": "Pending recipients per destination domain",
+                                    "responses": {**ok("Sites", {"type": "object", "required": ["sites"], "properties": {"sites": {"type": "array", "items": {
+                                        "type": "object", "required": ["domain", "queued", "deferred", "held"], "properties": {
+                                            "domain": {"type": "string"}, "queued": {"type": "integer"}, "deferred": {"type": "integer"},
+                                            "held": {"type": "integer"}, "oldest": {"type": ["string", "null"], "format": "date-time"}}}}}}), **common}}},
+        **{f"/v1/queue/{action}": {"post": {
+            "operationId": f"{action}Queue", "summary": f"{summary}: by ids, by filter, or all (explicitly)",
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object", "properties": {
+                "ids": {"type": "array", "items": message_id, "maxItems": 1000}, "recipient_domain": {"type": "string"},
+                "sender": {"type": "string"}, "held": {"type": "boolean"}, "all": {"type": "boolean"}}}}}},
+            "responses": {**ok("Done", {"type": "object", "required": ["action", "changed"], "properties": {
+                "action": {"type": "string"}, "changed": {"type": "integer"}}}), **common}}}
+           for action, summary in (("hold", "Hold messages"), ("release", "Release held messages"),
+                                   ("retry", "Make deferred recipients due now"), ("cancel", "Cancel pending recipients"))},
         "/v1/suppressions": {
             "get": {"operationId": "listSuppressions",
                     "parameters": [query("reason", {"type": "string", "enum": ["bounce", "complaint", "unsubscribe", "manual"]}),
@@ -337,9 +430,7 @@ document = {
 }
 
 text = json.dumps(document, ensure_ascii=False, indent=1) + "\n"
+# The same text twice: the published document, and the API module's resource the server serves
+# (an interop test checks that what is served is what is published).
 (ROOT / "docs" / "openapi.json").write_text(text)
-(ROOT / "Sources" / "API" / "OpenAPIDocument.swift").write_text(
-    "/// The OpenAPI 3.1 description of the native API, served at `/openapi.json`.\n"
-    "/// Generated with docs/openapi.json by scripts/openapi.py (the binary needs\n"
-    "/// no resource bundle); an interop test checks that the two agree.\n"
-    "enum OpenAPIDocument {\n    static let json = #\"\"\"\n" + text + "\"\"\"#\n}\n")
+(ROOT / "Sources" / "API" / "Resources" / "openapi.json").write_text(text)

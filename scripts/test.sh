@@ -11,6 +11,10 @@ command -v swaks >/dev/null || need_apt+=(swaks)
 command -v smtp-source >/dev/null || [ -x /usr/sbin/smtp-source ] || need_apt+=(postfix)
 command -v dnsmasq >/dev/null || [ -x /usr/sbin/dnsmasq ] || need_apt+=(dnsmasq-base)
 command -v strace >/dev/null || need_apt+=(strace)
+command -v chromium >/dev/null || need_apt+=(chromium)
+command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
+# A Japanese font, so that the console's screenshots show Japanese text.
+[ -d /usr/share/fonts/opentype/ipafont-gothic ] || need_apt+=(fonts-ipafont-gothic)
 [ -x /usr/sbin/opendkim ] || need_apt+=(opendkim)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "installing: ${need_apt[*]}"
@@ -19,8 +23,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
-python3 -c "import pytest, aiosmtpd, dns, boto3, sendgrid, schemathesis, dkim, nacl, standardwebhooks" 2>/dev/null \
-    || pip install -q pytest aiosmtpd dnspython boto3 sendgrid schemathesis dkimpy pynacl standardwebhooks
+python3 -c "import pytest, xdist, aiosmtpd, dns, boto3, sendgrid, schemathesis, dkim, nacl, standardwebhooks, selenium, requests" 2>/dev/null \
+    || pip install -q pytest pytest-xdist aiosmtpd dnspython boto3 sendgrid schemathesis dkimpy pynacl standardwebhooks selenium requests
 export PATH="$PATH:/usr/sbin"
 
 # No new code that can trap on a value (force unwraps, try!, as!, trapping conversions).
@@ -29,4 +33,6 @@ swift build --build-tests
 swift test --skip-build --parallel
 # Every committed fuzz input through its target (ordinary build): none may trap.
 scripts/fuzz.sh --replay
-HIKYAKU_BIN="$(swift build --show-bin-path)/hikyaku" python3 -m pytest -q Tests/Interop "$@"
+# Three workers, one test file each at a time: most of an interop test is waiting on sockets and timers,
+# and each file owns its fixed loopback MX addresses (127.0.0.x:25), so files never share one.
+HIKYAKU_BIN="$(swift build --show-bin-path)/hikyaku" python3 -m pytest -q -p no:benchmark -n 3 --dist loadfile Tests/Interop "$@"

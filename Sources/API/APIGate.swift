@@ -11,6 +11,8 @@ import Store
 struct Caller: Sendable {
     var key: APIKey
     var account: Account
+    /// An operator asked for every account (`?account=*`): only the routes that can list across accounts read it.
+    var allAccounts = false
 }
 
 /// One authenticated request: who, and the body it carried.
@@ -105,11 +107,31 @@ final class APIGate: Sendable {
                                    ses: "TooManyRequestsException", retryAfter: 1)
                 }
             }
-            return APICall(principal: caller, body: body)
+            return APICall(principal: try actingAs(caller, request), body: body)
         }
         guard let caller = verifyBearer(request.headers[.authorization]) else { throw refuse("bearer") }
         guard caller.key.scope >= scope else { throw APIError.forbidden }
-        return APICall(principal: caller, body: try await readBody(request))
+        return APICall(principal: try actingAs(caller, request), body: try await readBody(request))
+    }
+
+    /// An operator key acts for the account named by `?account=NAME` on the
+    /// native API (`*`: every account, where a route can list across them);
+    /// any other key naming an account other than its own is refused.
+    func actingAs(_ caller: Caller, _ request: Request) throws -> Caller {
+        guard request.uri.path.hasPrefix("/v1/"), let name = request.query("account"), name != caller.account.name else { return caller }
+        guard caller.key.scope == .operator else {
+            throw APIError(.forbidden, "forbidden", "only an operator key may act for another account", ses: "AccessDeniedException")
+        }
+        var acting = caller
+        if name == "*" {
+            acting.allAccounts = true
+            return acting
+        }
+        let account: Account?
+        do { account = try store.account(named: name) } catch { throw APIError.storeFailure(error) }
+        guard let account else { throw APIError.notFound("account \(name)") }
+        acting.account = account
+        return acting
     }
 
     func readBody(_ request: Request, limit: Int? = nil) async throws -> [UInt8] {

@@ -70,11 +70,14 @@ public struct APIServer: Sendable {
     /// Checks a domain's DNS records and records whether it is verified for an account; the result as JSON.
     public typealias DomainVerification = @Sendable (_ domain: String, _ accountID: Int64) async throws -> [UInt8]
     let verification: DomainVerification?
+    /// The web console under /console/; nil: not served.
+    let console: ConsoleOptions?
 
     /// Messages go to `intake`, the one every door shares; `spool` is read for status and resends.
     public init(options: Options, store: SQLiteStore, spool: Spool, intake: Intake, meter: SendingMeter,
                 unsubscribe: UnsubscribeLinks?, compliance: ComplianceReport? = nil, verification: DomainVerification? = nil,
-                eventsOut: EventsOut? = nil, logger: Logger) {
+                eventsOut: EventsOut? = nil, console: ConsoleOptions? = nil, logger: Logger) {
+        self.console = console
         self.unsubscribe = unsubscribe
         self.compliance = compliance
         self.verification = verification
@@ -93,15 +96,15 @@ public struct APIServer: Sendable {
                                eventsOut: eventsOut)
     }
 
-    func router() -> Router<APIRequestContext> {
+    func router() throws -> Router<APIRequestContext> {
         let router = Router(context: APIRequestContext.self)
         let table = RouteTable()
         router.add(middleware: ErrorMiddleware(routes: table, replays: services.gate.replays))
         router.add(middleware: LogRequestsMiddleware(.debug))
         let routes = Routes(router: router, table: table)
+        let openAPI = ByteBuffer(bytes: try APIResources.openAPIDocument())
         routes.get("/openapi.json") { _, _ in
-            Response(status: .ok, headers: [.contentType: "application/json"],
-                     body: .init(byteBuffer: ByteBuffer(string: OpenAPIDocument.json)))
+            Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: openAPI))
         }
         NativeAPI(services: services).register(on: routes)
         SESAPI(services: services).register(on: routes)
@@ -112,6 +115,14 @@ public struct APIServer: Sendable {
             WebhookRoutes(services: services, eventsOut: eventsOut).register(on: routes)
             TrackingRoutes(services: services, eventsOut: eventsOut).register(on: routes)
         }
+        if let console {
+            let views = try ConsoleViews()
+            let secure = console.secureCookie || options.tls != nil
+            var consoleOptions = console
+            consoleOptions.secureCookie = secure
+            ConsoleRoutes(services: services, views: views, auth: ConsoleAuth(store: services.store, options: consoleOptions),
+                          verification: verification).register(on: routes)
+        }
         return router
     }
 
@@ -120,7 +131,7 @@ public struct APIServer: Sendable {
         let http1 = HTTP1Channel.Configuration(
             additionalChannelHandlers: [ConnectionGuard(limiter: connections, requestTimeout: options.requestTimeout)],
             idleTimeout: options.idleTimeout)
-        return Application(router: router(), server: try options.tls.map { try .tls(.http1(configuration: http1), tlsConfiguration: $0) }
+        return Application(router: try router(), server: try options.tls.map { try .tls(.http1(configuration: http1), tlsConfiguration: $0) }
                     ?? .http1(configuration: http1),
                     configuration: .init(address: .hostname(options.host, port: options.port), serverName: "hikyaku"),
                     onServerRunning: { [unsubscribe, tracking = services.tracking, tls = options.tls != nil] channel in

@@ -33,11 +33,11 @@ struct APIServices: Sendable {
 
     /// A message of this account (another account's is "not found" too).
     /// The index row follows the durable write by a few milliseconds, so a
-    /// message accepted a moment ago is waited for rather than reported missing.
+    /// message accepted a moment ago (under 2 s) is waited for rather than reported missing.
     func message(_ text: String, account: Account) async throws(APIError) -> QueuedMessageDetails {
         guard let id = MessageID(text) else { throw APIError.notFound("message \(text)") }
         var details: QueuedMessageDetails?
-        for _ in 0..<20 {
+        for _ in 0..<200 {
             do { details = try index.details(of: id) } catch { throw APIError.storeFailure(error) }
             guard details == nil, Date().timeIntervalSince(id.timestamp) < 2 else { break }
             try? await Task.sleep(for: .milliseconds(10))

@@ -9,3 +9,7 @@ extension HTTPField.Name {
     static let nextCursor = HTTPField.Name("X-Next-Cursor")!
     static let referrerPolicy = HTTPField.Name("Referrer-Policy")!
 }
+
+extension HTTPField.Name {
+    static let xFrameOptions = HTTPField.Name("X-Frame-Options")!
+}

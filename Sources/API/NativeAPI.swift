@@ -48,6 +48,7 @@ struct NativeAPI: Sendable {
         }
         TemplateRoutes(services: services).register(on: routes)
         SuppressionRoutes(services: services).register(on: routes)
+        ManagementRoutes(services: services).register(on: routes)
     }
 
     // MARK: Sending
@@ -353,17 +354,29 @@ struct NativeAPI: Sendable {
     static let resendable: Set<String> = [RecipientState.bounced.rawValue, RecipientState.expired.rawValue,
                                           RecipientState.cancelled.rawValue]
 
+    /// Unnamed: every recipient that bounced, expired or was cancelled. Named
+    /// ones may also have been delivered (a recipient who says the mail never
+    /// came); one still queued is never sent twice.
+    static func resendRecipients(_ details: QueuedMessageDetails, chosen: [String]?) throws(APIError) -> [String] {
+        let named = chosen.map { Set($0.map { $0.lowercased() }) }
+        let recipients = details.recipients.filter { recipient in
+            guard let named else { return resendable.contains(recipient.state) }
+            return named.contains(recipient.address.lowercased())
+                && (resendable.contains(recipient.state) || recipient.state == RecipientState.delivered.rawValue)
+        }.map(\.address)
+        guard !recipients.isEmpty else {
+            throw APIError(.conflict, "nothing_to_resend", named == nil
+                ? "no recipient of this message bounced, expired or was cancelled"
+                : "none of the named recipients is a finished recipient of this message")
+        }
+        return recipients
+    }
+
     func resendMessage(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let call = try await services.gate.open(request, context: context, scope: .send)
         let details = try await services.message(try context.parameters.require("id"), account: call.account)
         let input = call.body.isEmpty ? ResendRequest() : try APIJSON.decode(ResendRequest.self, from: call.body)
-        let chosen = input.recipients.map { Set($0.map { $0.lowercased() }) }
-        let recipients = details.recipients.filter {
-            NativeAPI.resendable.contains($0.state) && (chosen?.contains($0.address.lowercased()) ?? true)
-        }.map(\.address)
-        guard !recipients.isEmpty else {
-            throw APIError(.conflict, "nothing_to_resend", "no recipient of this message bounced, expired or was cancelled")
-        }
+        let recipients = try NativeAPI.resendRecipients(details, chosen: input.recipients)
         let id = try await resend(details, recipients: recipients, account: call.account, client: context.clientAddress)
         return APIJSON.response(object: ["id": id.rawValue, "resend_of": details.id.rawValue, "recipients": recipients],
                                 status: .accepted)

@@ -84,6 +84,11 @@ public struct Configuration: Sendable, Equatable {
     public var webhooksMaximumBackoffSeconds = 600
     public var webhooksDisableAfterSeconds = 86400
     public var trackingMachineWindowSeconds = 10
+    public var consoleEnabled = true
+    public var consoleIdleTimeoutMinutes = 30
+    public var consoleAbsoluteTimeoutHours = 12
+    public var consoleSecureCookie = false
+    public var consoleMaxLoginFailures = 5
     /// Serve the API over HTTPS with the server's certificate (smtp.tlsCertificate or the self-signed one).
     public var apiTLS = false
     /// Largest request body the API reads; 0: twice smtp.maxMessageSize (base64 attachments grow by a third).
@@ -284,6 +289,11 @@ extension Configuration {
         integer("webhooks.maximumBackoffSeconds", "Longest retry delay between webhook requests", \.webhooksMaximumBackoffSeconds),
         integer("webhooks.disableAfterSeconds", "An endpoint failing this long without a success is disabled (its events wait on disk until it is enabled again)", \.webhooksDisableAfterSeconds),
         integer("tracking.machineWindowSeconds", "An open or click this soon after delivery is counted as a machine's (privacy proxies, link scanners)", \.trackingMachineWindowSeconds, minimum: 0),
+        boolean("console.enabled", "Serve the web console under /console/ on the API listener", \.consoleEnabled),
+        integer("console.idleTimeoutMinutes", "A console session unused this long ends", \.consoleIdleTimeoutMinutes),
+        integer("console.absoluteTimeoutHours", "A console session ends this long after login, used or not", \.consoleAbsoluteTimeoutHours),
+        boolean("console.secureCookie", "Mark console cookies Secure even when the API itself is plain HTTP (behind a TLS-terminating proxy); always on with api.tls", \.consoleSecureCookie),
+        integer("console.maxLoginFailures", "Failed console logins per user within 15 minutes before more are refused (per client address: four times this)", \.consoleMaxLoginFailures),
         integer("log.retentionDays", "Days the delivery log and the records of finished messages are kept", \.logRetentionDays, minimum: 1),
         integer("spool.minimumFreeBytes", "Refuse mail with 452 4.3.1 below this much free disk space; 0 means twice smtp.maxMessageSize", \.spoolMinimumFreeBytes, minimum: 0, maximum: 1 << 50),
         integer("spool.commitDelayMicroseconds", "Group-commit window: how long the spool waits for more messages before one sync (0: none)", \.spoolCommitDelayMicroseconds, minimum: 0),

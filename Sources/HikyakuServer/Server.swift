@@ -226,7 +226,9 @@ public enum Server {
                     let encoder = JSONEncoder()
                     encoder.outputFormatting = [.sortedKeys]
                     return Array(try encoder.encode(verification))
-                }, eventsOut: eventsOut, logger: logger)
+                }, eventsOut: eventsOut,
+                console: ConsoleComposition.options(configuration: configuration, layout: layout.spool, index: spool.index),
+                logger: logger)
             services.append(.init(service: try api.application { bound in
                 announce("hikyaku: listening api \(bound?.ipAddress ?? address.host):\(bound?.port ?? address.port)")
             }))

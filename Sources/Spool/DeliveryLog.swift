@@ -268,7 +268,9 @@ extension QueueIndex {
 
     /// Counts of events by type per `interval` seconds, for one account, optionally
     /// per tag or per receiving provider (the delivery site, e.g. `gmail`).
-    public func stats(accountID: Int64, since: Date, until: Date, interval: Int, groupBy: StatsGrouping) throws -> [DeliveryStats] {
+    /// `offset`: seconds east of UTC at which periods start (a day in Tokyo begins at 15:00 UTC); 0: UTC.
+    public func stats(accountID: Int64, since: Date, until: Date, interval: Int, groupBy: StatsGrouping,
+                      offset: Int = 0) throws -> [DeliveryStats] {
         let group: String
         let join: String
         switch groupBy {
@@ -277,13 +279,13 @@ extension QueueIndex {
         case .provider: (group, join) = ("e.site", "")
         }
         let sql = """
-            SELECT CAST(e.at / ? AS INTEGER) * ? AS period, \(group) AS grp, e.type AS type, COUNT(*) AS n FROM delivery_event e \(join)
+            SELECT CAST((e.at + ?) / ? AS INTEGER) * ? - ? AS period, \(group) AS grp, e.type AS type, COUNT(*) AS n FROM delivery_event e \(join)
             WHERE e.at >= ? AND e.at < ? AND e.account_id = ?
             GROUP BY period, grp, type ORDER BY period, grp
             """
         let window: [any DatabaseValueConvertible] = [since.timeIntervalSince1970, until.timeIntervalSince1970, accountID]
         let rows = try database.read { db in
-            try GRDB.Row.fetchAll(db, sql: sql, arguments: StatementArguments([interval, interval] + window))
+            try GRDB.Row.fetchAll(db, sql: sql, arguments: StatementArguments([offset, interval, interval, offset] + window))
         }
         var result: [DeliveryStats] = []
         for row in rows {

@@ -8,8 +8,11 @@ public enum APIKeyScope: String, Sendable, Codable, CaseIterable, Comparable {
     case send
     /// Also read messages, events, statistics, suppressions and usage.
     case read
-    /// Also change templates and suppressions.
+    /// Also change the account: templates, suppressions, keys, credentials, webhooks, its queue.
     case admin
+    /// Also every other account and the server: create, disable and limit
+    /// accounts, act for any of them (`?account=NAME`), the whole queue.
+    case `operator`
 
     /// Each scope allows what the ones before it do.
     var rank: Int {
@@ -17,6 +20,7 @@ public enum APIKeyScope: String, Sendable, Codable, CaseIterable, Comparable {
         case .send: return 0
         case .read: return 1
         case .admin: return 2
+        case .operator: return 3
         }
     }
 

@@ -199,6 +199,7 @@ public final class SQLiteStore: AccountStore {
             try db.execute(sql: "ALTER TABLE account_domain ADD COLUMN return_path_verified_at REAL")
         }
         registerWebhookMigrations(&migrator)
+        registerConsoleMigrations(&migrator)
         return migrator
     }
 
@@ -306,10 +307,16 @@ public final class SQLiteStore: AccountStore {
     }
 
     public func authenticate(username: String, password: String) throws -> Account? {
-        let row = try database.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM account WHERE smtp_username = ?", arguments: [username])
+        // The account's first username, unless revoked, else one added by a rotation (SMTPCredentials.swift).
+        let (row, credentialHash) = try database.read { db -> (Row?, String?) in
+            if let row = try Row.fetchOne(db, sql: "SELECT * FROM account WHERE smtp_username = ? AND smtp_password_revoked_at IS NULL",
+                                          arguments: [username]) {
+                return (row, row["smtp_password_hash"])
+            }
+            guard let extra = try extraCredential(username: username, db: db) else { return (nil, nil) }
+            return (extra.account, extra.hash)
         }
-        let hash: String = row?["smtp_password_hash"] ?? decoyHash
+        let hash: String = credentialHash ?? decoyHash
         let matches = PasswordHash.verify(password, against: hash)
         guard let row, matches else { return nil }
         let account = try database.read { db in try SQLiteStore.account(from: row, db: db) }

@@ -77,10 +77,17 @@ extension SQLiteStore {
     }
 
     /// Newest first; `before` is the address/time cursor of the previous page's last entry.
+    /// `containing`: only addresses with this text in them (a search box's query, bound, never SQL).
     public func suppressions(accountID: Int64, reasons: [Suppression.Reason] = [], since: Date? = nil, until: Date? = nil,
-                             offset: Int = 0, limit: Int = 100) throws -> [Suppression] {
+                             containing: String? = nil, offset: Int = 0, limit: Int = 100) throws -> [Suppression] {
         var sql = "SELECT * FROM suppression WHERE account_id = ?"
         var arguments: [any DatabaseValueConvertible] = [accountID]
+        if let containing, !containing.isEmpty {
+            let escaped = containing.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%")
+                .replacingOccurrences(of: "_", with: "\\_")
+            sql += " AND address LIKE ? ESCAPE '\\'"
+            arguments.append("%" + escaped + "%")
+        }
         if !reasons.isEmpty {
             sql += " AND reason IN (\(reasons.map { _ in "?" }.joined(separator: ", ")))"
             arguments += reasons.map(\.rawValue)

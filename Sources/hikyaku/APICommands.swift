@@ -13,20 +13,23 @@ struct APIKeyCommand: ParsableCommand {
         @OptionGroup var options: CommonOptions
         @Option(name: .long, help: "The account the key acts for.") var account: String
         @Option(name: .long, help: ArgumentHelp(
-            "send, read or admin.",
+            "send, read, admin or operator.",
             discussion: """
                 send: send mail (from the account's verified domains only) and read its own templates and message status.
                 read: also read messages, events, statistics, suppressions and usage.
                 admin: also change templates, suppressions and suppression settings, add sending domains and DKIM keys,
                 and ask for a domain to be verified. A domain an admin key adds counts for nothing (no sending, no
                 sandbox recipients) until its DKIM record is found in DNS, and another account's unverified claim
-                does not stop the real owner from adding and verifying it.
+                does not stop the real owner from adding and verifying it. Also manage the account's keys, SMTP
+                credentials, console users and queue.
+                operator: also every account (`?account=NAME` on the native API acts for another, `*` lists across all),
+                creating, disabling and limiting accounts.
                 """))
         var scope: String = "send"
         @Flag(name: .long, help: "Machine-readable output.") var json = false
 
         func run() throws {
-            guard let scope = APIKeyScope(rawValue: scope) else { throw ValidationError("scope must be send, read or admin") }
+            guard let scope = APIKeyScope(rawValue: scope) else { throw ValidationError("scope must be send, read, admin or operator") }
             let created = try AccountCommand.store(options).createAPIKey(accountNamed: account, scope: scope)
             if json { return try printJSON(created) }
             print("key:                   \(created.token)")

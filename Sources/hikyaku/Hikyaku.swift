@@ -15,8 +15,10 @@ struct Hikyaku: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hikyaku",
         abstract: "A self-hosted mail relay: SMTP intake, durable spool, delivery, logs.",
+        version: HikyakuVersion.string,
         subcommands: [Serve.self, AccountCommand.self, DomainCommand.self, APIKeyCommand.self, SuppressionCommand.self, UsageCommand.self, QueueCommand.self,
-                      LogCommand.self, ReportCommand.self, DNSCommand.self, Classify.self, ShapingCommand.self, WebhookCommand.self])
+                      LogCommand.self, ReportCommand.self, DNSCommand.self, Classify.self, ShapingCommand.self, WebhookCommand.self,
+                      UserCommand.self, CredentialCommand.self])
 }
 
 /// Options every command shares: where the configuration and data live.

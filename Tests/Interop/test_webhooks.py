@@ -25,7 +25,7 @@ from standardwebhooks.webhooks import Webhook
 
 from conftest import dnsmasq
 
-MX_IP = "127.0.0.32"
+MX_IP = "127.0.0.34"
 
 
 class RecordingMX:

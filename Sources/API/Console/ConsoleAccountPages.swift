@@ -1,0 +1,366 @@
+import Foundation
+import Hummingbird
+import NIOCore
+import Spool
+import Store
+
+/// The account's pages: suppressions, keys and credentials, domains, the
+/// queue, usage, the user's settings, and the operator's page.
+struct ConsoleAccountPages: Sendable {
+    let console: ConsoleRoutes
+    var services: APIServices { console.services }
+    var store: SQLiteStore { services.store }
+
+    func register(on routes: Routes) {
+        registerSuppressions(on: routes)
+        registerKeys(on: routes)
+        registerDomains(on: routes)
+        registerQueue(on: routes)
+        registerSettings(on: routes)
+        registerOperator(on: routes)
+    }
+
+    // MARK: Suppressions
+
+    func registerSuppressions(on routes: Routes) {
+        console.page(routes, .get, "/console/suppressions") { request, _, viewer in
+            let account = try ConsoleRoutes.account(viewer)
+            let t = console.views.catalog(viewer.language)
+            let offset = min(max(request.query("offset").flatMap(Int.init) ?? 0, 0), 1_000_000)
+            let list = try store.suppressions(accountID: account.id, containing: request.query("q"), offset: offset, limit: 50)
+            let query = request.query("q").map { "q=" + ConsoleRoutes.percentEncoded($0) + "&" } ?? ""
+            let context: [String: Any] = [
+                "q": request.query("q") ?? "",
+                "suppressions": list.map { item -> [String: Any] in
+                    ["address": item.address, "reason": t["reason_\(item.reason.rawValue)"] ?? item.reason.rawValue,
+                     "scope": t["scope_\(item.scope.rawValue)"] ?? item.scope.rawValue,
+                     "at": ConsoleFormat.time(item.createdAt, viewer.timeZone), "source": item.source ?? ""]
+                },
+                "empty": list.isEmpty,
+                "next": list.count == 50 ? "/console/suppressions?\(query)offset=\(offset + 50)" : false,
+                "can_change": viewer.canChange,
+                "scopes": Suppression.Scope.allCases.map { ["code": $0.rawValue, "label": t["scope_\($0.rawValue)"] ?? $0.rawValue] },
+                "added": request.query("added").map { ConsoleFormat.number(Int($0) ?? 0) } ?? false,
+            ]
+            return console.render("suppressions", context, viewer: viewer, title: "nav_suppressions", current: "nav_suppressions",
+                                  path: request.uri.path)
+        }
+        console.post(routes, "/console/suppressions") { form, _, viewer, _ in
+            try ConsoleRoutes.requireChange(viewer)
+            let account = try ConsoleRoutes.account(viewer)
+            let scope = form["scope"].flatMap(Suppression.Scope.init(rawValue:)) ?? .all
+            // One address per line (a pasted column from a spreadsheet); at most 10,000 at once.
+            var added = 0
+            for line in (form["addresses"] ?? "").split(whereSeparator: \.isNewline).prefix(10_000) {
+                let text = line.split(separator: ",").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+                guard !text.isEmpty, let parsed = try? NativeAPI.address(AddressInput(text: text), field: "address") else { continue }
+                try store.suppress(Suppression(address: parsed.address, reason: .manual, scope: scope,
+                                               source: "console user \(viewer.user.email)"), accountID: account.id)
+                added += 1
+            }
+            return ConsoleHeaders.redirect("/console/suppressions?added=\(added)")
+        }
+        console.post(routes, "/console/suppressions/remove") { form, _, viewer, _ in
+            try ConsoleRoutes.requireChange(viewer)
+            let account = try ConsoleRoutes.account(viewer)
+            guard let address = form["address"] else { throw ConsoleRefusal(status: .badRequest, key: "error_address") }
+            try? store.unsuppress(accountID: account.id, address: address.lowercased())
+            return ConsoleHeaders.redirect("/console/suppressions")
+        }
+        console.page(routes, .get, "/console/suppressions.csv") { _, _, viewer in
+            let account = try ConsoleRoutes.account(viewer)
+            return ConsoleAccountPages.csv(try SuppressionCSV.export(store: store, accountID: account.id), name: "suppressions.csv")
+        }
+    }
+
+    static func csv(_ text: String, name: String) -> Response {
+        var headers: HTTPFields = [.contentType: "text/csv; charset=utf-8", .contentDisposition: "attachment; filename=\"\(name)\""]
+        ConsoleHeaders.apply(&headers)
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+
+    // MARK: Keys and credentials
+
+    func registerKeys(on routes: Routes) {
+        console.page(routes, .get, "/console/keys") { request, _, viewer in try keysPage(request, viewer, created: nil) }
+        console.post(routes, "/console/keys") { form, _, viewer, request in
+            try ConsoleRoutes.requireChange(viewer)
+            let account = try ConsoleRoutes.account(viewer)
+            guard let scope = form["scope"].flatMap(APIKeyScope.init(rawValue:)), scope <= viewer.user.role.scope, scope != .operator else {
+                throw ConsoleRefusal(status: .badRequest, key: "error_scope")
+            }
+            let created = try store.createAPIKey(accountNamed: account.name, scope: scope)
+            // Shown on this response only: never again, not even to this user.
+            return try keysPage(request, viewer, created: [("token", created.token), ("aws_access_key_id", created.key.keyID),
+                                                           ("aws_secret", created.secret)])
+        }
+        console.post(routes, "/console/keys/revoke") { form, _, viewer, _ in
+            try ConsoleRoutes.requireChange(viewer)
+            let account = try ConsoleRoutes.account(viewer)
+            guard let id = form["id"], try store.apiKeys(accountID: account.id).contains(where: { $0.keyID == id }) else {
+                throw APIError.notFound("key")
+            }
+            try store.revokeAPIKey(id)
+            return ConsoleHeaders.redirect("/console/keys")
+        }
+        console.post(routes, "/console/smtp-credentials") { _, _, viewer, request in
+            try ConsoleRoutes.requireChange(viewer)
+            let account = try ConsoleRoutes.account(viewer)
+            do {
+                let created = try store.createSMTPCredential(accountID: account.id)
+                return try keysPage(request, viewer, created: [("smtp_username", created.credential.username),
+                                                               ("smtp_password", created.password)])
+            } catch is SMTPCredentialError {
+                throw ConsoleRefusal(status: .conflict, key: "error_too_many_credentials")
+            }
+        }
+        console.post(routes, "/console/smtp-credentials/revoke") { form, _, viewer, _ in
+            try ConsoleRoutes.requireChange(viewer)
+            let account = try ConsoleRoutes.account(viewer)
+            do {
+                guard let username = form["username"], try store.revokeSMTPCredential(username: username, accountID: account.id) else {
+                    throw APIError.notFound("credential")
+                }
+            } catch is SMTPCredentialError {
+                throw ConsoleRefusal(status: .conflict, key: "error_last_credential")
+            }
+            return ConsoleHeaders.redirect("/console/keys")
+        }
+    }
+
+    func keysPage(_ request: Request, _ viewer: ConsoleViewer, created: [(String, String)]?) throws -> Response {
+        try ConsoleRoutes.requireChange(viewer)
+        let account = try ConsoleRoutes.account(viewer)
+        let t = console.views.catalog(viewer.language)
+        let context: [String: Any] = [
+            "keys": try store.apiKeys(accountID: account.id).map { key -> [String: Any] in
+                ["id": key.keyID, "scope": t["scope_key_\(key.scope.rawValue)"] ?? key.scope.rawValue,
+                 "created": ConsoleFormat.time(key.createdAt, viewer.timeZone), "revoked": key.revoked]
+            },
+            "scopes": APIKeyScope.allCases.filter { $0 <= viewer.user.role.scope && $0 != .operator }.map {
+                ["code": $0.rawValue, "label": t["scope_key_\($0.rawValue)"] ?? $0.rawValue]
+            },
+            "credentials": try store.smtpCredentials(accountID: account.id).map { credential -> [String: Any] in
+                ["username": credential.username, "created": ConsoleFormat.time(credential.createdAt, viewer.timeZone),
+                 "revoked": credential.revokedAt != nil, "primary": credential.primary]
+            },
+            "created": (created ?? []).map { ["label": t["secret_\($0.0)"] ?? $0.0, "value": $0.1] }, "has_created": created != nil,
+        ]
+        return console.render("keys", context, viewer: viewer, title: "nav_keys", current: "nav_keys", path: "/console/keys")
+    }
+
+    // MARK: Domains
+
+    func registerDomains(on routes: Routes) {
+        console.page(routes, .get, "/console/domains") { request, _, viewer in try domainsPage(request, viewer, checked: nil) }
+        console.post(routes, "/console/domains/verify") { form, _, viewer, request in
+            try ConsoleRoutes.requireChange(viewer)
+            let account = try ConsoleRoutes.account(viewer)
+            let domain = (form["domain"] ?? "").lowercased()
+            guard try store.dkimKeys(domain: domain, accountID: account.id).isEmpty == false else { throw APIError.notFound("domain") }
+            guard let verification = console.verification else { throw ConsoleRefusal(status: .serviceUnavailable, key: "error_unavailable") }
+            let result = try await verification(domain, account.id)
+            let object = (try? JSONSerialization.jsonObject(with: Data(result))) as? [String: Any] ?? [:]
+            return try domainsPage(request, viewer, checked: (domain, object))
+        }
+    }
+
+    func domainsPage(_ request: Request, _ viewer: ConsoleViewer, checked: (String, [String: Any])?) throws -> Response {
+        let account = try ConsoleRoutes.account(viewer)
+        let fresh = try store.account(id: account.id) ?? account
+        let keys = try store.dkimKeys(accountID: account.id)
+        let t = console.views.catalog(viewer.language)
+        let context: [String: Any] = [
+            "can_change": viewer.canChange,
+            "domains": fresh.domains.map { domain -> [String: Any] in
+                var entry: [String: Any] = [
+                    "domain": domain, "verified": fresh.verifiedDomains.contains(domain),
+                    "records": keys.filter { $0.domain == domain }.map { key -> [String: Any] in
+                        ["name": "\(key.selector)._domainkey.\(key.domain)", "type": "TXT",
+                         "value": "v=DKIM1; k=\(key.algorithm); p=\(key.publicKey)", "active": key.active]
+                    },
+                    "has_key": keys.contains { $0.domain == domain }, "has_records": keys.contains { $0.domain == domain },
+                ]
+                if let (checkedDomain, result) = checked, checkedDomain == domain {
+                    entry["checked"] = true
+                    entry["check_verified"] = result["verified"] as? Bool ?? false
+                    entry["checks"] = ((result["records"] as? [[String: Any]]) ?? []).map { record -> [String: Any] in
+                        let status = record["status"] as? String ?? "unknown"
+                        return ["name": record["name"] as? String ?? "", "type": record["type"] as? String ?? "",
+                                "purpose": record["purpose"] as? String ?? "", "expected": record["expected"] as? String ?? "",
+                                "status": t["check_\(status)"] ?? status, "ok": status == "ok", "detail": record["detail"] as? String ?? ""]
+                    }
+                }
+                return entry
+            },
+        ]
+        return console.render("domains", context, viewer: viewer, title: "nav_domains", current: "nav_domains", path: request.uri.path)
+    }
+
+    // MARK: Queue
+
+    func registerQueue(on routes: Routes) {
+        console.page(routes, .get, "/console/queue") { request, _, viewer in
+            let account = try ConsoleRoutes.account(viewer)
+            let domain = request.query("domain")
+            let sites = try services.index.sites(accountID: account.id)
+            let messages = try services.index.summaries(QueueSelection(accountID: account.id, recipientDomain: domain), limit: 100)
+            let context: [String: Any] = [
+                "can_change": viewer.canChange, "domain": domain ?? "", "has_sites": !sites.isEmpty,
+                "sites": sites.map { site -> [String: Any] in
+                    ["domain": site.domain, "queued": ConsoleFormat.number(site.queued), "deferred": ConsoleFormat.number(site.deferred),
+                     "held": ConsoleFormat.number(site.held), "oldest": site.oldest.map { ConsoleFormat.time($0, viewer.timeZone) } ?? ""]
+                },
+                "messages": messages.map { message -> [String: Any] in
+                    ["id": message.id.rawValue, "received": ConsoleFormat.time(message.receivedAt, viewer.timeZone), "from": message.sender,
+                     "pending": message.pendingCount, "recipients": message.recipientCount, "held": message.held]
+                },
+                "done": request.query("done").map { ConsoleFormat.number(Int($0) ?? 0) } ?? false,
+            ]
+            return console.render("queue", context, viewer: viewer, title: "nav_queue", current: "nav_queue", path: request.uri.path)
+        }
+        console.post(routes, "/console/queue") { form, _, viewer, _ in
+            try ConsoleRoutes.requireChange(viewer)
+            let account = try ConsoleRoutes.account(viewer)
+            let ids = form.all("id").compactMap(MessageID.init)
+            let domain = form["domain"]
+            guard !ids.isEmpty || domain != nil else { throw ConsoleRefusal(status: .badRequest, key: "error_queue_selection") }
+            let selection = QueueSelection(accountID: account.id, ids: ids.isEmpty ? nil : Array(ids.prefix(1000)), recipientDomain: domain)
+            guard let action = form["action"].flatMap(ManagementRoutes.QueueAction.init(rawValue:)) else {
+                throw ConsoleRefusal(status: .badRequest, key: "error_queue_selection")
+            }
+            let changed = try action.apply(to: selection, index: services.index, by: "console user \(viewer.user.email)")
+            return ConsoleHeaders.redirect("/console/queue?done=\(changed)")
+        }
+        console.page(routes, .get, "/console/usage") { request, _, viewer in
+            let account = try ConsoleRoutes.account(viewer)
+            let t = console.views.catalog(viewer.language)
+            try? services.meter.flush()
+            let until = Date()
+            let days = try store.dailyUsage(accountID: account.id, since: until.addingTimeInterval(-31 * 86400), until: until)
+            let monthPrefix = String(ConsoleFormat.pattern(until, .gmt, "yyyy-MM"))
+            let month = days.filter { $0.day.hasPrefix(monthPrefix) }
+            let chart = SVGChart(title: t["usage_chart"] ?? "", xLabel: t["chart_day"] ?? "", yLabel: t["recipients"] ?? "",
+                                 labels: days.map { String($0.day.suffix(5)) },
+                                 series: [SVGChart.Series(name: t["recipients"] ?? "", colour: SVGChart.palette[0], values: days.map(\.recipients))])
+            let quota = (try store.account(id: account.id) ?? account).quota
+            let context: [String: Any] = [
+                "chart_svg": chart.svg, "chart_table": chart.table,
+                "month_messages": ConsoleFormat.number(month.reduce(0) { $0 + $1.messages }),
+                "month_recipients": ConsoleFormat.number(month.reduce(0) { $0 + $1.recipients }),
+                "month_bytes": ConsoleFormat.number(month.reduce(0) { $0 + $1.bytes }),
+                "sent_24h": ConsoleFormat.number(services.meter.sentLast24Hours(accountID: account.id)),
+                "max_24h": quota.max24HourSend < 0 ? (t["unlimited"] ?? "") : ConsoleFormat.number(quota.max24HourSend),
+                "max_rate": quota.maxSendRate < 0 ? (t["unlimited"] ?? "") : String(quota.maxSendRate),
+                "sandbox": quota.sandbox,
+            ]
+            return console.render("usage", context, viewer: viewer, title: "nav_usage", current: "nav_usage", path: request.uri.path)
+        }
+    }
+
+    // MARK: Settings
+
+    func registerSettings(on routes: Routes) {
+        console.page(routes, .get, "/console/settings") { request, _, viewer in
+            try settingsPage(request, viewer, notice: request.query("changed") != nil ? "password_changed" : nil)
+        }
+        console.post(routes, "/console/settings/password") { form, _, viewer, request in
+            guard try store.authenticateConsoleUser(email: viewer.user.email, password: form["current"] ?? "") != nil else {
+                return try settingsPage(request, viewer, error: "error_current_password", status: .badRequest)
+            }
+            guard let new = form["new"], new == form["confirm"] else {
+                return try settingsPage(request, viewer, error: "error_password_mismatch", status: .badRequest)
+            }
+            do { try store.setConsolePassword(userID: viewer.user.id, password: new) } catch is ConsoleUserError {
+                return try settingsPage(request, viewer, error: "error_weak_password", status: .badRequest)
+            }
+            // Every session ended with the change; this browser logs in anew.
+            let token = try store.openConsoleSession(userID: viewer.user.id)
+            return ConsoleHeaders.redirect("/console/settings?changed=1",
+                                           cookies: [console.auth.cookie(ConsoleAuth.sessionCookie, token)])
+        }
+        console.post(routes, "/console/settings/zone") { form, _, viewer, _ in
+            guard let zone = form["zone"], TimeZone(identifier: zone) != nil else { throw ConsoleRefusal(status: .badRequest, key: "error_zone") }
+            _ = viewer
+            return ConsoleHeaders.redirect("/console/settings", cookies: [
+                console.auth.cookie(ConsoleAuth.zoneCookie, ConsoleRoutes.percentEncoded(zone), maxAge: 365 * 86400)])
+        }
+    }
+
+    func settingsPage(_ request: Request, _ viewer: ConsoleViewer, notice: String? = nil, error: String? = nil,
+                      status: HTTPResponse.Status = .ok) throws -> Response {
+        let t = console.views.catalog(viewer.language)
+        let zones = ["Asia/Tokyo", "UTC", "Asia/Seoul", "Asia/Shanghai", "Asia/Singapore", "Europe/London", "Europe/Berlin",
+                     "America/New_York", "America/Los_Angeles"]
+        let context: [String: Any] = [
+            "notice": notice.map { t[$0] ?? $0 } ?? false, "error": error.map { t[$0] ?? $0 } ?? false,
+            "zones": zones.map { ["zone": $0, "selected": $0 == viewer.timeZone.identifier || ($0 == "UTC" && viewer.timeZone == .gmt)] },
+        ]
+        return console.render("settings", context, viewer: viewer, title: "nav_settings", current: "nav_settings", path: "/console/settings",
+                              status: status)
+    }
+
+    // MARK: Operator
+
+    func registerOperator(on routes: Routes) {
+        console.page(routes, .get, "/console/operator") { request, _, viewer in try operatorPage(request, viewer, created: nil) }
+        console.post(routes, "/console/operator/accounts") { form, _, viewer, _ in
+            guard viewer.isOperator else { throw ConsoleRefusal(status: .forbidden, key: "error_forbidden") }
+            guard let name = form["name"], let account = try store.account(named: name) else { throw APIError.notFound("account") }
+            try store.setDisabled(form["action"] == "disable", name: account.name)
+            return ConsoleHeaders.redirect("/console/operator")
+        }
+        console.post(routes, "/console/operator/users") { form, _, viewer, request in
+            guard viewer.isOperator else { throw ConsoleRefusal(status: .forbidden, key: "error_forbidden") }
+            guard let role = form["role"].flatMap(ConsoleRole.init(rawValue:)) else { throw ConsoleRefusal(status: .badRequest, key: "error_role") }
+            let account = role == .operator ? nil : try form["account"].flatMap { try store.account(named: $0) }
+            do {
+                let created = try store.createConsoleUser(email: form["email"] ?? "", role: role, accountID: account?.id)
+                return try operatorPage(request, viewer, created: (created.user.email, created.password))
+            } catch let error as ConsoleUserError {
+                throw APIError.badRequest(error.description)
+            }
+        }
+    }
+
+    func operatorPage(_ request: Request, _ viewer: ConsoleViewer, created: (String, String)?) throws -> Response {
+        guard viewer.isOperator else { throw ConsoleRefusal(status: .forbidden, key: "error_forbidden") }
+        let t = console.views.catalog(viewer.language)
+        let accounts = try store.accounts()
+        let names = Dictionary(accounts.map { ($0.id, $0.name) }, uniquingKeysWith: { first, _ in first })
+        let context: [String: Any] = [
+            "accounts": accounts.map { account -> [String: Any] in
+                ["name": account.name, "disabled": account.disabled, "domains": account.domains.joined(separator: ", "),
+                 "created": ConsoleFormat.time(account.createdAt, viewer.timeZone),
+                 "sent_24h": ConsoleFormat.number(services.meter.sentLast24Hours(accountID: account.id))]
+            },
+            "users": try store.consoleUsers().map { user -> [String: Any] in
+                ["email": user.email, "role": t["role_\(user.role.rawValue)"] ?? user.role.rawValue,
+                 "account": user.accountID.flatMap { names[$0] } ?? "", "disabled": user.disabled]
+            },
+            "roles": ConsoleRole.allCases.map { ["code": $0.rawValue, "label": t["role_\($0.rawValue)"] ?? $0.rawValue] },
+            "health": (console.auth.options.health?() ?? []).map { ["name": t["health_\($0.0)"] ?? $0.0, "value": $0.1] },
+            "created": created.map { ["email": $0.0, "password": $0.1] } as Any? ?? false,
+        ]
+        return console.render("operator", context, viewer: viewer, title: "nav_operator", current: "nav_operator", path: "/console/operator")
+    }
+}
+
+/// Suppression lists as CSV, in and out: `address,reason,scope,created_at,source`.
+enum SuppressionCSV {
+    static let header = "address,reason,scope,created_at,source\r\n"
+
+    static func export(store: SQLiteStore, accountID: Int64) throws -> String {
+        var text = header
+        var offset = 0
+        while true {
+            let page = try store.suppressions(accountID: accountID, offset: offset, limit: 1000)
+            for item in page {
+                text += [item.address, item.reason.rawValue, item.scope.rawValue, NativeAPI.iso(item.createdAt), item.source ?? ""]
+                    .map(EventCSV.quote).joined(separator: ",") + "\r\n"
+            }
+            guard page.count == 1000 else { return text }
+            offset += 1000
+        }
+    }
+}

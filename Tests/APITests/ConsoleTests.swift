@@ -1,0 +1,50 @@
+import Foundation
+import Testing
+@testable import API
+
+@Suite struct ConsoleTests {
+    @Test func theLanguageFollowsAcceptLanguageWeights() {
+        #expect(ConsoleLanguage.negotiate("en-US,en;q=0.9,ja;q=0.8") == .en)
+        #expect(ConsoleLanguage.negotiate("fr, ja-JP;q=0.5, en;q=0.4") == .ja)
+        #expect(ConsoleLanguage.negotiate("en;q=0, ja;q=0.1") == .ja)
+        #expect(ConsoleLanguage.negotiate("de, fr") == nil)
+        #expect(ConsoleLanguage.negotiate(String(repeating: ";;,,q=", count: 10_000)) == nil)
+        #expect(ConsoleLanguage.negotiate(nil) == nil)
+    }
+
+    @Test func formsDecodeAsBrowsersSendThem() {
+        let form = FormFields("email=a%2Bb%40example.jp&name=%E9%A3%9B+%E8%84%9A&empty=&flag&x=1&x=2&bad=%ZZ")
+        #expect(form["email"] == "a+b@example.jp")
+        #expect(form["name"] == "飛 脚")
+        #expect(form["empty"] == nil && form["flag"] == nil)
+        #expect(form.all("x") == ["1", "2"])
+        #expect(form["bad"] == "%ZZ")
+    }
+
+    @Test func redirectsStayInTheConsole() {
+        #expect(ConsoleRoutes.localPath("/console/log?x=1") == "/console/log?x=1")
+        for hostile in ["https://evil.example/", "//evil.example/console/", "/console//evil", "/console/\\evil", "/other",
+                        "/console/\r\nSet-Cookie: x=1", nil] {
+            #expect(ConsoleRoutes.localPath(hostile) == "/console/")
+        }
+    }
+
+    @Test func chartsEscapeTheirTextAndBoundTheirScale() {
+        let chart = SVGChart(title: "<script>", xLabel: "x&y", yLabel: "\"n\"", labels: ["a<b", "c"],
+                             series: [SVGChart.Series(name: "s'", colour: "#000", values: [3, 0, 99])])
+        let svg = chart.svg
+        #expect(!svg.contains("<script>") && svg.contains("&lt;script&gt;") && svg.contains("a&lt;b") && svg.contains("s&#39;"))
+        #expect(SVGChart.niceCeiling(1) == 1 && SVGChart.niceCeiling(7) == 10 && SVGChart.niceCeiling(11) == 20
+                && SVGChart.niceCeiling(301) == 400 && SVGChart.niceCeiling(Int.max / 100) >= Int.max / 100)
+        #expect(ConsoleFormat.number(1_234_567) == "1,234,567" && ConsoleFormat.number(-1000) == "-1,000" && ConsoleFormat.number(12) == "12")
+    }
+
+    @Test func bothCataloguesHaveEveryKeyAndTemplatesLoad() throws {
+        let views = try ConsoleViews()
+        #expect(views.catalog(.ja).keys.sorted() == views.catalog(.en).keys.sorted())
+        #expect(views.catalog(.ja)["nav_overview"] == "概要" && views.catalog(.en)["nav_overview"] == "Overview")
+        let page = views.page("error", ["message": "<b>x</b>", "status": 404],
+                              layout: ["t": views.catalog(.en), "lang": "en", "title": "Error"])
+        #expect(page.contains("&lt;b&gt;x&lt;/b&gt;") && !page.contains("<b>x</b>"))
+    }
+}

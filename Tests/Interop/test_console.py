@@ -1,0 +1,481 @@
+"""The web console in headless Chromium (selenium), its safety (CSRF, escaping,
+tenant isolation, cookies, login throttle) over plain HTTP, and the management
+API behind it; real mail through an aiosmtpd MX behind dnsmasq."""
+import email
+import email.policy
+import json
+import os
+import pathlib
+import re
+import shutil
+import smtplib
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+import requests
+from aiosmtpd.controller import Controller
+
+from conftest import dnsmasq
+
+MX_IP = "127.0.0.35"
+SCREENSHOTS = pathlib.Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+
+class RecordingMX:
+    def __init__(self):
+        self.messages = []
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.startswith("xss"):
+            return "550 5.1.1 <b onmouseover=alert(1)>gone</b><script>alert(2)</script>"
+        if address.startswith("bad"):
+            return "550 5.1.1 <%s>: Recipient address rejected: User unknown in virtual mailbox table" % address
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        for recipient in envelope.rcpt_tos:
+            self.messages.append((recipient, envelope.original_content))
+        return "250 2.0.0 accepted by the console test MX"
+
+    def count(self, address):
+        return sum(1 for recipient, _ in self.messages if recipient == address)
+
+
+def wait_for(predicate, timeout=30, what="condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def mx():
+    handler = RecordingMX()
+    controller = Controller(handler, hostname=MX_IP, port=25)
+    controller.start()
+    yield handler
+    controller.stop()
+
+
+@pytest.fixture
+def console(make_server, mx):
+    """A delivering server with accounts acme (domain acme.test, DKIM record published) and other,
+    an operator, an acme admin, an acme member and an other member."""
+    server = make_server(start=False)
+    server.create_account("acme", ["acme.test"])
+    server.create_account("other", ["other.test"])
+    server.cli("domain", "add", "acme.test", "--account", "acme")
+    dkim = [r for r in server.cli_json("domain", "records", "acme.test") if "_domainkey" in r["name"]][0]
+    users = {}
+    for email_address, role, account in [("ops@hikyaku.test", "operator", None), ("admin@acme.test", "admin", "acme"),
+                                         ("member@acme.test", "member", "acme"), ("member@other.test", "member", "other")]:
+        args = ["user", "create", email_address, "--role", role] + (["--account", account] if account else [])
+        users[email_address] = server.cli_json(*args)["password"]
+    server.users = users
+    with dnsmasq("--mx-host=console.test,mx.console.test,10", f"--host-record=mx.console.test,{MX_IP}",
+                 f"--txt-record={dkim['name']},{dkim['value']}") as port:
+        server.config["dns"] = {"servers": [f"127.0.0.1:{port}"], "timeoutMilliseconds": 1000}
+        server.config["delivery"] = {"enabled": True, "allowNonPublicAddresses": True, "minimumBackoffSeconds": 1,
+                                     "maximumBackoffSeconds": 1}
+        server.config["console"] = {"maxLoginFailures": 3}
+        server.token = server.api_key("acme", "admin")[0]
+        server.other_token = server.api_key("other", "admin")[0]
+        server.start()
+        yield server
+
+
+def api(server, method, path, body=None, token=None):
+    response = requests.request(method, server.api_url + path, json=body, timeout=30,
+                                headers={"Authorization": "Bearer " + (token or server.token)})
+    try:
+        return response.status_code, response.json() if response.content else None
+    except ValueError:
+        return response.status_code, response.text
+
+
+def send(server, to, subject="hello", token=None):
+    status, body = api(server, "POST", "/v1/messages", {"from": "news@acme.test", "to": to, "subject": subject, "text": "hi"},
+                       token=token)
+    assert status == 202, body
+    return body["id"]
+
+
+def delivered(server, message_id):
+    status, body = api(server, "GET", f"/v1/messages/{message_id}")
+    return status == 200 and all(r["state"] in ("delivered", "bounced") for r in body["recipients"])
+
+
+class Browser:
+    """A requests session that logs in through the form, as a browser would."""
+
+    def __init__(self, server):
+        self.server = server
+        self.session = requests.Session()
+        self.verify = True
+
+    def url(self, path):
+        return self.server.api_url + path
+
+    def login(self, email_address, password, expect=303):
+        page = self.session.get(self.url("/console/login"), timeout=10, verify=self.verify)
+        token = re.search(r'name="login_token" value="([^"]+)"', page.text).group(1)
+        response = self.session.post(self.url("/console/login"), data={"login_token": token, "email": email_address,
+                                                                        "password": password, "next": "/console/"},
+                                     allow_redirects=False, timeout=30, verify=self.verify)
+        assert response.status_code == expect, response.text[:500]
+        return response
+
+    def get(self, path, **kwargs):
+        return self.session.get(self.url(path), allow_redirects=False, timeout=30, verify=self.verify, **kwargs)
+
+    def csrf(self):
+        return re.search(r'name="csrf" value="([^"]+)"', self.get("/console/settings").text).group(1)
+
+    def post(self, path, data, with_csrf=True):
+        if with_csrf:
+            data = dict(data, csrf=self.csrf())
+        return self.session.post(self.url(path), data=data, allow_redirects=False, timeout=30, verify=self.verify)
+
+
+# MARK: Safety over plain HTTP
+
+def test_login_cookies_and_logout(console):
+    browser = Browser(console)
+    assert browser.get("/console/").headers["Location"].startswith("/console/login")
+    response = browser.login("admin@acme.test", console.users["admin@acme.test"])
+    cookie = [c for c in response.raw.headers.getlist("Set-Cookie") if c.startswith("hk_session=")][0]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/console" in cookie
+    assert "Secure" not in cookie, "plain HTTP without console.secureCookie: a Secure cookie would never come back"
+    page = browser.get("/console/")
+    assert page.status_code == 200
+    csp = page.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
+    assert page.headers["X-Frame-Options"] == "DENY" and page.headers["Referrer-Policy"] == "same-origin"
+    assert "<script>" not in page.text.replace('<script src="/console/static/console.js" defer></script>', "")
+    old_session = browser.session.cookies.get("hk_session", path="/console")
+    # A new login rotates the session id; the old one no longer opens anything.
+    browser.login("admin@acme.test", console.users["admin@acme.test"])
+    assert browser.session.cookies.get("hk_session", path="/console") != old_session
+    stale = requests.get(console.api_url + "/console/", cookies={"hk_session": old_session}, allow_redirects=False, timeout=10)
+    assert stale.status_code == 303
+    assert browser.post("/console/logout", {}).status_code == 303
+    assert browser.get("/console/").status_code == 303
+
+
+def test_cookies_are_secure_over_tls(make_server):
+    server = make_server(start=False)
+    server.create_account("acme", ["acme.test"])
+    password = server.cli_json("user", "create", "a@acme.test", "--role", "admin", "--account", "acme")["password"]
+    server.config["api"]["tls"] = True
+    server.start()
+    browser = Browser(server)
+    browser.url = lambda path: f"https://127.0.0.1:{server.api_port}{path}"
+    browser.verify = False  # the server's self-signed certificate
+    import urllib3
+    urllib3.disable_warnings()
+    response = browser.login("a@acme.test", password)
+    cookies = response.raw.headers.getlist("Set-Cookie")
+    assert cookies and all("Secure" in c and "HttpOnly" in c for c in cookies), cookies
+    assert browser.get("/console/").status_code == 200
+
+
+def test_login_is_throttled_per_user_and_wrong_logins_say_nothing_more(console):
+    browser = Browser(console)
+    for _ in range(3):
+        response = browser.login("member@acme.test", "wrong password!", expect=401)
+        assert "メールアドレスまたはパスワードが違います" in response.text or "password is wrong" in response.text
+    unknown = browser.login("nobody@acme.test", "wrong password!", expect=401)
+    assert unknown.text.count("error") == response.text.count("error")
+    # The right password no longer helps for this user within the window…
+    browser.login("member@acme.test", console.users["member@acme.test"], expect=429)
+    # …but another user from elsewhere is not locked out by it.
+    Browser(console).login("admin@acme.test", console.users["admin@acme.test"])
+
+
+def test_forms_need_the_csrf_token(console):
+    browser = Browser(console)
+    browser.login("admin@acme.test", console.users["admin@acme.test"])
+    for data in ({"addresses": "csrf@console.test"}, {"addresses": "csrf@console.test", "csrf": "forged-token-of-32-characters!!"}):
+        response = browser.post("/console/suppressions", data, with_csrf=False)
+        assert response.status_code == 403
+    # A login form posted from elsewhere (no matching login cookie) is refused too.
+    stranger = requests.post(console.api_url + "/console/login", data={"login_token": "x" * 33, "email": "admin@acme.test",
+                                                                       "password": console.users["admin@acme.test"]},
+                             allow_redirects=False, timeout=10)
+    assert stranger.status_code == 403
+    status, body = api(console, "GET", "/v1/suppressions")
+    assert body["suppressions"] == []
+    assert browser.post("/console/suppressions", {"addresses": "csrf@console.test"}).status_code == 303
+    assert [s["address"] for s in api(console, "GET", "/v1/suppressions")[1]["suppressions"]] == ["csrf@console.test"]
+
+
+def test_values_from_mail_are_escaped(console, mx):
+    sent = send(console, ["xss@console.test", "ok@console.test"], subject="<script>alert(1)</script>")
+    wait_for(lambda: delivered(console, sent), what="delivery")
+    browser = Browser(console)
+    browser.login("member@acme.test", console.users["member@acme.test"])
+    for path in ("/console/log?recipient=xss%40console.test", f"/console/messages/{sent}", "/console/bounces", "/console/"):
+        page = browser.get(path).text
+        assert "<script>alert" not in page and "<b onmouseover" not in page, path
+    timeline = browser.get(f"/console/messages/{sent}").text
+    assert '<dd id="subject">&lt;script&gt;alert(1)&lt;/script&gt;</dd>' in timeline, "the subject is shown, as text"
+    assert "&lt;b onmouseover=alert(1)&gt;gone&lt;/b&gt;" in timeline
+    # A search box's value is echoed escaped too.
+    page = browser.get('/console/log?recipient="><script>alert(3)</script>').text
+    assert "<script>alert(3)" not in page and "&quot;&gt;&lt;script&gt;alert(3)" in page
+
+
+def test_an_account_sees_only_its_own(console, mx):
+    sent = send(console, ["iso@console.test"])
+    wait_for(lambda: delivered(console, sent), what="delivery")
+    outsider = Browser(console)
+    outsider.login("member@other.test", console.users["member@other.test"])
+    assert outsider.get(f"/console/messages/{sent}").status_code == 404
+    assert 'id="no-events"' in outsider.get("/console/log?recipient=iso%40console.test").text
+    assert outsider.post(f"/console/messages/{sent}/resend", {}).status_code == 404
+    # A member reads but does not change: no keys page, no suppression changes.
+    member = Browser(console)
+    member.login("member@acme.test", console.users["member@acme.test"])
+    assert member.get(f"/console/messages/{sent}").status_code == 200
+    assert member.get("/console/keys").status_code == 403
+    assert member.post("/console/suppressions", {"addresses": "x@console.test"}).status_code == 403
+    assert member.get("/console/operator").status_code == 403
+    # The management API holds the same line for keys of another account.
+    other = console.other_token
+    assert api(console, "GET", f"/v1/messages/{sent}", token=other)[0] == 404
+    assert api(console, "POST", f"/v1/messages/{sent}/resend", {}, token=other)[0] == 404
+    acme_key = api(console, "GET", "/v1/api-keys")[1]["keys"][0]["id"]
+    assert api(console, "DELETE", f"/v1/api-keys/{acme_key}", token=other)[0] == 404
+    assert api(console, "POST", "/v1/queue/cancel", {"ids": [sent]}, token=other)[1]["changed"] == 0
+    assert api(console, "GET", "/v1/accounts/acme", token=other)[0] == 404
+    assert api(console, "GET", "/v1/queue?account=acme", token=other)[0] == 403
+    assert [u["email"] for u in api(console, "GET", "/v1/users", token=other)[1]["users"]] == ["member@other.test"]
+    assert api(console, "GET", "/v1/users?account=*", token=other)[0] == 403
+    assert api(console, "POST", "/v1/accounts", {"name": "mine"}, token=other)[0] == 403
+
+
+# MARK: Management API
+
+def test_management_api_accounts_keys_credentials_and_queue(console, mx):
+    operator = console.cli_json("apikey", "create", "--account", "acme", "--scope", "operator")["token"]
+    status, created = api(console, "POST", "/v1/accounts", {"name": "shop", "domains": ["shop.test"],
+                                                            "quota": {"max_24h_send": 100, "sandbox": True}}, token=operator)
+    assert status == 201 and created["smtp_password"] and created["quota"]["max_24h_send"] == 100, created
+    assert api(console, "POST", "/v1/accounts", {"name": "shop"}, token=operator)[0] == 409
+    assert {a["name"] for a in api(console, "GET", "/v1/accounts", token=operator)[1]["accounts"]} == {"acme", "other", "shop"}
+    status, changed = api(console, "PATCH", "/v1/accounts/shop", {"disabled": True, "quota": {"max_send_rate": 5}}, token=operator)
+    assert status == 200 and changed["disabled"] is True and changed["quota"]["max_send_rate"] == 5
+    assert api(console, "PATCH", "/v1/accounts/shop", {"quota": {"max_send_rate": -7}}, token=operator)[0] == 400
+    # An operator acts for another account with ?account=; an admin key cannot create an operator key.
+    status, key = api(console, "POST", "/v1/api-keys?account=other", {"scope": "send"}, token=operator)
+    assert status == 201 and key["token"].startswith("hk_")
+    assert key["id"] in [k["id"] for k in api(console, "GET", "/v1/api-keys", token=console.other_token)[1]["keys"]]
+    assert api(console, "POST", "/v1/api-keys", {"scope": "operator"})[0] == 403
+    status, read_key = api(console, "POST", "/v1/api-keys", {"scope": "read"})
+    assert api(console, "GET", "/v1/account", token=read_key["token"])[0] == 200
+    assert api(console, "DELETE", f"/v1/api-keys/{read_key['id']}")[0] == 204
+    wait_for(lambda: api(console, "GET", "/v1/account", token=read_key["token"])[0] == 401, timeout=15, what="revocation")
+
+    # SMTP credential rotation: the new and the old both work until the old is revoked; the last cannot be revoked.
+    first = api(console, "GET", "/v1/smtp-credentials")[1]["credentials"]
+    assert len(first) == 1 and first[0]["primary"]
+    status, second = api(console, "POST", "/v1/smtp-credentials")
+    assert status == 201 and second["password"]
+
+    def smtp_login(username, password):
+        with smtplib.SMTP("127.0.0.1", console.smtp_port, timeout=30) as client:
+            client.starttls()
+            try:
+                client.login(username, password)
+                return True
+            except smtplib.SMTPAuthenticationError:
+                return False
+
+    assert smtp_login(second["username"], second["password"])
+    assert api(console, "DELETE", f"/v1/smtp-credentials/{first[0]['username']}")[0] == 204
+    assert api(console, "DELETE", f"/v1/smtp-credentials/{second['username']}")[0] == 409
+    assert smtp_login(second["username"], second["password"])
+    assert not smtp_login(second["username"], "wrong" + second["password"])
+
+    # Queue operations by filter and by id, scoped to the account.
+    # Scheduled for later, so it waits in the queue while the operations act on it.
+    status, body = api(console, "POST", "/v1/messages", {"from": "news@acme.test", "to": ["later@console.test"], "subject": "later",
+                                                         "text": "hi", "send_at": int(time.time()) + 86400})
+    assert status == 202, body
+    sent = body["id"]
+    wait_for(lambda: any(m["id"] == sent for m in api(console, "GET", "/v1/queue")[1]["messages"]), what="queued")
+    sites = api(console, "GET", "/v1/queue/sites")[1]["sites"]
+    assert any(s["domain"] == "console.test" for s in sites)
+    assert api(console, "POST", "/v1/queue/hold", {})[0] == 400, "no filter is no accident"
+    assert api(console, "POST", "/v1/queue/hold", {"recipient_domain": "console.test"})[1]["changed"] == 1
+    assert [m["held"] for m in api(console, "GET", "/v1/queue?held=true")[1]["messages"]] == [True]
+    assert api(console, "POST", "/v1/queue/release", {"ids": [sent]})[1]["changed"] == 1
+    assert api(console, "POST", "/v1/queue/cancel", {"ids": [sent]})[1]["changed"] == 1
+    assert api(console, "POST", "/v1/queue/bogus", {"all": True})[0] == 404
+    assert api(console, "POST", "/v1/queue/sites", {"all": True})[0] == 405
+    status, body = api(console, "GET", f"/v1/messages/{sent}")
+    assert body["recipients"][0]["state"] == "cancelled"
+
+    # Console users through the API: an admin makes members of its own account, never operators.
+    status, user = api(console, "POST", "/v1/users", {"email": "new@acme.test", "role": "member"})
+    assert status == 201 and user["password"] and user["account"] == "acme"
+    assert api(console, "POST", "/v1/users", {"email": "boss@acme.test", "role": "operator"})[0] == 403
+    Browser(console).login("new@acme.test", user["password"])
+
+
+# MARK: The browser
+
+@pytest.fixture
+def driver():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    options = webdriver.ChromeOptions()
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1000"):
+        options.add_argument(argument)
+    chromium = shutil.which("chromium") or "/usr/bin/chromium"
+    options.binary_location = chromium
+    service = Service(executable_path=shutil.which("chromedriver") or "/usr/bin/chromedriver")
+    browser = webdriver.Chrome(options=options, service=service)
+    browser.set_page_load_timeout(60)
+    yield browser
+    browser.quit()
+
+
+def shoot(driver, name):
+    """A full-page screenshot into docs/screenshots/ (the README links them)."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    height = driver.execute_script("return document.body.scrollHeight")
+    driver.set_window_size(1280, min(max(height + 40, 700), 4000))
+    driver.save_screenshot(str(SCREENSHOTS / f"{name}.png"))
+    driver.set_window_size(1280, 1000)
+
+
+def test_console_in_a_browser(console, mx, driver):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+    base = console.api_url
+    find = driver.find_element
+
+    # Japanese first (no cookie yet, Chromium's default Accept-Language is English: choose ja explicitly).
+    driver.get(base + "/console/language/ja?next=/console/login")
+    assert "ログイン" in driver.title
+    shoot(driver, "ja-login")
+    find(By.ID, "email").send_keys("admin@acme.test")
+    find(By.ID, "password").send_keys("not the password")
+    find(By.ID, "login").click()
+    assert "パスワードが違います" in find(By.ID, "login-error").text
+    find(By.ID, "email").send_keys("admin@acme.test")
+    find(By.ID, "password").send_keys(console.users["admin@acme.test"])
+    find(By.ID, "login").click()
+    assert driver.current_url.endswith("/console/") and "概要" in driver.title
+
+    # Mail through the test MX, then find it in the log.
+    sent = send(console, ["alice@console.test", "bad@console.test"], subject="ご注文ありがとうございます")
+    wait_for(lambda: delivered(console, sent), what="delivery")
+    driver.get(base + "/console/")
+    shoot(driver, "ja-overview")
+    driver.get(base + "/console/log")
+    find(By.ID, "recipient").send_keys("alice@console.test")
+    find(By.ID, "search").click()
+    rows = driver.find_elements(By.CSS_SELECTOR, "#events tbody tr")
+    assert any("配信済み" in row.text and "alice@console.test" in row.text for row in rows), [r.text for r in rows]
+    shoot(driver, "ja-log")
+    driver.find_elements(By.CSS_SELECTOR, "#events a.message-link")[0].click()
+    timeline = find(By.ID, "timeline").text
+    assert "250 2.0.0 accepted by the console test MX" in timeline and "mx.console.test" in timeline
+    assert "User unknown" in timeline
+    assert "Subject:" in find(By.ID, "headers").text
+    assert find(By.ID, "subject").text == "ご注文ありがとうございます"
+    shoot(driver, "ja-message")
+
+    # Resend to the delivered recipient only, and see the new delivery.
+    for box in driver.find_elements(By.CSS_SELECTOR, "input[name=recipient]"):
+        if box.get_attribute("value") != "alice@console.test" and box.is_selected():
+            box.click()
+    find(By.ID, "resend").click()
+    if not driver.find_elements(By.ID, "resent"):
+        raise AssertionError("no resend notice: " + find(By.TAG_NAME, "main").text[:500])
+    new_id = find(By.ID, "message-id").text
+    assert new_id != sent
+    wait_for(lambda: mx.count("alice@console.test") == 2, what="the resent copy")
+    wait_for(lambda: delivered(console, new_id), what="the resend's delivery record")
+    driver.refresh()
+    assert "配信済み" in find(By.ID, "timeline").text
+
+    # Bounce analysis shows the bounce.
+    driver.get(base + "/console/bounces")
+    # bad@console.test, and the DSN about it to news@acme.test (acme.test has no MX here): both the account's.
+    assert find(By.ID, "bounce-total").text == "2"
+    assert "invalid_recipient" in find(By.ID, "by-category").text
+    assert "bad@console.test" in find(By.ID, "affected").text
+    shoot(driver, "ja-bounces")
+
+    # Suppressions: add, see, remove.
+    driver.get(base + "/console/suppressions")
+    find(By.ID, "addresses").send_keys("stop@console.test")
+    find(By.ID, "add-suppression").click()
+    assert "stop@console.test" in find(By.ID, "suppressions").text
+    shoot(driver, "ja-suppressions")
+    # The hard bounce above suppressed bad@console.test by itself, with its evidence.
+    assert "bad@console.test" in find(By.ID, "suppressions").text
+    driver.execute_script("window.confirm = () => true")
+    find(By.CSS_SELECTOR, "#suppressions button[aria-label$='stop@console.test']").click()
+    WebDriverWait(driver, 10).until(lambda d: "stop@console.test" not in d.find_element(By.TAG_NAME, "main").text)
+    assert "bad@console.test" in find(By.ID, "suppressions").text
+
+    # Keys: create (shown once), use, revoke.
+    driver.get(base + "/console/keys")
+    Select(find(By.ID, "scope")).select_by_value("read")
+    find(By.ID, "create-key").click()
+    token = [code.text for code in driver.find_elements(By.CSS_SELECTOR, "#created-secret code") if code.text.startswith("hk_")][0]
+    assert api(console, "GET", "/v1/account", token=token)[0] == 200
+    shoot(driver, "ja-keys")
+    key_id = token.split("_")[1]
+    driver.get(base + "/console/keys")
+    driver.execute_script("window.confirm = () => true")
+    find(By.CSS_SELECTOR, f"button[aria-label$='{key_id}']").click()
+    WebDriverWait(driver, 10).until(lambda d: not d.find_elements(By.CSS_SELECTOR, f"button[aria-label$='{key_id}']"))
+    assert "失効" in [row.text for row in driver.find_elements(By.CSS_SELECTOR, "#keys tbody tr") if key_id in row.text][0]
+    wait_for(lambda: api(console, "GET", "/v1/account", token=token)[0] == 401, timeout=15, what="revocation")
+
+    # Domains: verify against dnsmasq.
+    driver.get(base + "/console/domains")
+    find(By.ID, "verify-acme.test").click()
+    assert find(By.ID, "check-verdict").text == "認証済み"
+    shoot(driver, "ja-domains")
+    for path, name in (("/console/queue", "queue"), ("/console/usage", "usage"), ("/console/settings", "settings")):
+        driver.get(base + path)
+        shoot(driver, f"ja-{name}")
+
+    # English: the switch is remembered across pages.
+    find(By.ID, "lang-en").click()
+    assert driver.title.startswith("Settings")
+    for path, name in (("/console/", "overview"), ("/console/log?recipient=alice%40console.test", "log"),
+                       (f"/console/messages/{sent}", "message"), ("/console/bounces", "bounces"),
+                       ("/console/suppressions", "suppressions"), ("/console/keys", "keys"), ("/console/domains", "domains"),
+                       ("/console/queue", "queue"), ("/console/usage", "usage"), ("/console/settings", "settings")):
+        driver.get(base + path)
+        assert find(By.TAG_NAME, "html").get_attribute("lang") == "en"
+        shoot(driver, f"en-{name}")
+    # Every page stays small (no images, no framework).
+    for path in ("/console/", "/console/log", f"/console/messages/{sent}", "/console/bounces"):
+        assert len(requests.get(base + path, cookies={c["name"]: c["value"] for c in driver.get_cookies()}, timeout=10).content) < 100_000
+
+    # Log out.
+    find(By.ID, "logout").click()
+    assert "/console/login" in driver.current_url
+    shoot(driver, "en-login")
+
+    # The operator's page.
+    find(By.ID, "email").send_keys("ops@hikyaku.test")
+    find(By.ID, "password").send_keys(console.users["ops@hikyaku.test"])
+    find(By.ID, "login").click()
+    driver.get(base + "/console/operator")
+    assert "acme" in find(By.ID, "accounts").text and "0.13.0" in find(By.ID, "health").text
+    shoot(driver, "en-operator")

@@ -1,0 +1,115 @@
+import Foundation
+import Testing
+@testable import Store
+
+struct ConsoleStoreTests {
+    func makeStore() throws -> SQLiteStore {
+        let path = NSTemporaryDirectory() + "hikyaku-console-" + UUID().uuidString + ".sqlite"
+        return try SQLiteStore(path: path, hashParameters: PasswordHash.Parameters(rounds: 1 << 10, blockSize: 8, parallelism: 1))
+    }
+
+    @Test func usersNeedTheRightAccountAndLogInWithTheirPassword() throws {
+        let store = try makeStore()
+        let account = try store.createAccount(name: "acme", domains: ["acme.example"]).account
+        #expect(throws: ConsoleUserError.accountRequired) { try store.createConsoleUser(email: "a@acme.example", role: .admin, accountID: nil) }
+        #expect(throws: ConsoleUserError.operatorHasNoAccount) {
+            try store.createConsoleUser(email: "o@acme.example", role: .operator, accountID: account.id)
+        }
+        #expect(throws: ConsoleUserError.invalidEmail("no-at-sign")) { try store.createConsoleUser(email: "no-at-sign", role: .operator, accountID: nil) }
+        let created = try store.createConsoleUser(email: "Admin@Acme.Example", role: .admin, accountID: account.id)
+        #expect(created.user.email == "admin@acme.example")
+        #expect(throws: ConsoleUserError.duplicateEmail("admin@acme.example")) {
+            try store.createConsoleUser(email: "admin@acme.example", role: .member, accountID: account.id)
+        }
+        #expect(try store.authenticateConsoleUser(email: "ADMIN@acme.example", password: created.password)?.id == created.user.id)
+        #expect(try store.authenticateConsoleUser(email: "admin@acme.example", password: created.password + "x") == nil)
+        #expect(try store.authenticateConsoleUser(email: "nobody@acme.example", password: created.password) == nil)
+        // A disabled account's users cannot log in, and their sessions stop.
+        let token = try store.openConsoleSession(userID: created.user.id)
+        try store.setDisabled(true, name: "acme")
+        #expect(try store.authenticateConsoleUser(email: "admin@acme.example", password: created.password) == nil)
+        #expect(try store.consoleSession(token: token, idle: 3600, absolute: 86400) == nil)
+    }
+
+    @Test func sessionsEndWhenIdleOrOldOrChanged() throws {
+        let store = try makeStore()
+        let user = try store.createConsoleUser(email: "ops@example.jp", role: .operator, accountID: nil).user
+        let start = Date()
+        let token = try store.openConsoleSession(userID: user.id, now: start)
+        let session = try #require(try store.consoleSession(token: token, idle: 600, absolute: 3600, now: start.addingTimeInterval(300)))
+        #expect(session.user == user && session.csrfToken.count == 32)
+        // Used within the idle time again and again: still ends at the absolute limit.
+        var now = start
+        for _ in 0..<5 {
+            now = now.addingTimeInterval(500)
+            #expect(try store.consoleSession(token: token, idle: 600, absolute: 3600, now: now) != nil)
+        }
+        #expect(try store.consoleSession(token: token, idle: 600, absolute: 3600, now: start.addingTimeInterval(3601)) == nil)
+        // Idle too long.
+        let idle = try store.openConsoleSession(userID: user.id, now: start)
+        #expect(try store.consoleSession(token: idle, idle: 600, absolute: 3600, now: start.addingTimeInterval(601)) == nil)
+        #expect(try store.consoleSession(token: idle, idle: 600, absolute: 3600, now: start.addingTimeInterval(10)) == nil, "gone for good")
+        // A new password logs out everywhere; so does "log out everywhere".
+        let a = try store.openConsoleSession(userID: user.id)
+        let b = try store.openConsoleSession(userID: user.id)
+        #expect(throws: ConsoleUserError.weakPassword) { try store.setConsolePassword(userID: user.id, password: "short") }
+        try store.setConsolePassword(userID: user.id, password: "a long enough password")
+        #expect(try store.consoleSession(token: a, idle: 600, absolute: 3600) == nil)
+        #expect(try store.consoleSession(token: b, idle: 600, absolute: 3600) == nil)
+        #expect(try store.authenticateConsoleUser(email: "ops@example.jp", password: "a long enough password") != nil)
+        let c = try store.openConsoleSession(userID: user.id)
+        #expect(try store.closeConsoleSessions(userID: user.id) == 1)
+        #expect(try store.consoleSession(token: c, idle: 600, absolute: 3600) == nil)
+        // Garbage cookies are no session and cost no lookup of note.
+        #expect(try store.consoleSession(token: "", idle: 600, absolute: 3600) == nil)
+        #expect(try store.consoleSession(token: String(repeating: "x", count: 5000), idle: 600, absolute: 3600) == nil)
+    }
+
+    @Test func smtpCredentialsRotate() throws {
+        let store = try makeStore()
+        let created = try store.createAccount(name: "acme", domains: ["acme.example"])
+        let accountID = created.account.id
+        let first = created.account.smtpUsername
+        #expect(throws: SMTPCredentialError.lastCredential) { try store.revokeSMTPCredential(username: first, accountID: accountID) }
+        let second = try store.createSMTPCredential(accountID: accountID)
+        // Both work side by side.
+        #expect(try store.authenticate(username: first, password: created.smtpPassword)?.id == accountID)
+        #expect(try store.authenticate(username: second.credential.username, password: second.password)?.id == accountID)
+        #expect(try store.authenticate(username: second.credential.username, password: created.smtpPassword) == nil)
+        #expect(try store.revokeSMTPCredential(username: first, accountID: accountID))
+        #expect(try store.authenticate(username: first, password: created.smtpPassword) == nil)
+        #expect(try store.authenticate(username: second.credential.username, password: second.password)?.id == accountID)
+        #expect(throws: SMTPCredentialError.lastCredential) {
+            try store.revokeSMTPCredential(username: second.credential.username, accountID: accountID)
+        }
+        // Another account cannot revoke it; an unknown one is reported as such.
+        let other = try store.createAccount(name: "other", domains: []).account
+        #expect(try store.revokeSMTPCredential(username: second.credential.username, accountID: other.id) == false)
+        #expect(try store.revokeSMTPCredential(username: "HKNOSUCHUSER", accountID: accountID) == false)
+        let listed = try store.smtpCredentials(accountID: accountID)
+        #expect(listed.map(\.username) == [first, second.credential.username])
+        #expect(listed[0].revokedAt != nil && listed[0].primary && listed[1].revokedAt == nil)
+        // A disabled account's added credentials stop too.
+        try store.setDisabled(true, name: "acme")
+        #expect(try store.authenticate(username: second.credential.username, password: second.password) == nil)
+        for _ in 0..<9 { _ = try store.createSMTPCredential(accountID: other.id) }
+        _ = try store.createSMTPCredential(accountID: other.id)
+        #expect(throws: SMTPCredentialError.tooMany) { try store.createSMTPCredential(accountID: other.id) }
+    }
+
+    @Test func operatorScopeIsAboveAdmin() {
+        #expect(APIKeyScope.operator > .admin && APIKeyScope.admin > .read && ConsoleRole.member.scope == .read)
+    }
+
+    @Test func suppressionSearchTakesTheQueryAsText() throws {
+        let store = try makeStore()
+        let account = try store.createAccount(name: "acme", domains: []).account
+        for address in ["a_b@example.jp", "axb@example.jp", "100%@example.jp", "other@example.com"] {
+            try store.suppress(Suppression(address: address, reason: .manual), accountID: account.id)
+        }
+        #expect(try store.suppressions(accountID: account.id, containing: "a_b").map(\.address) == ["a_b@example.jp"])
+        #expect(try store.suppressions(accountID: account.id, containing: "%").map(\.address) == ["100%@example.jp"])
+        #expect(try store.suppressions(accountID: account.id, containing: "example.jp").count == 3)
+        #expect(try store.suppressions(accountID: account.id, containing: "' OR 1=1 --").isEmpty)
+    }
+}
