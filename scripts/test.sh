@@ -16,6 +16,8 @@ command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 # A Japanese font, so that the console's screenshots show Japanese text.
 [ -d /usr/share/fonts/opentype/ipafont-gothic ] || need_apt+=(fonts-ipafont-gothic)
 [ -x /usr/sbin/opendkim ] || need_apt+=(opendkim)
+# zlib's header, for the message archive's compression (a build dependency).
+[ -f /usr/include/zlib.h ] || need_apt+=(zlib1g-dev)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "installing: ${need_apt[*]}"
     apt-get update -qq

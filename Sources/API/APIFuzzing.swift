@@ -24,7 +24,7 @@ package enum APIFuzzing {
             store: store, index: spool.index, layout: spool.layout,
             gate: APIGate(store: store, maximumBodySize: 1 << 20, throttle: AuthenticationThrottle(maximumFailures: 10, window: .seconds(60))),
             submitter: Submitter(intake: intake), builder: MessageBuilder(hostname: "fuzz.example"),
-            meter: SendingMeter(store: store), unsubscribe: nil, draftLimits: limits, eventsOut: nil)
+            meter: SendingMeter(store: store), unsubscribe: nil, draftLimits: limits, eventsOut: nil, archive: spool.archive)
         return (services, account)
     }()
 

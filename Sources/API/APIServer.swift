@@ -93,7 +93,7 @@ public struct APIServer: Sendable {
                                builder: MessageBuilder(hostname: options.hostname), meter: meter, unsubscribe: unsubscribe,
                                draftLimits: .init(maximumMessageSize: options.maximumMessageSize,
                                                   maximumExpandedSize: options.maximumExpandedSize),
-                               eventsOut: eventsOut)
+                               eventsOut: eventsOut, archive: spool.archive)
     }
 
     func router() throws -> Router<APIRequestContext> {

@@ -22,6 +22,14 @@ struct APIServices: Sendable {
     let eventsOut: EventsOut?
 
     var tracking: TrackingLinks? { eventsOut?.tracking }
+    /// Finished messages' bytes after their spool segment is gone.
+    let archive: MessageArchive?
+
+    /// A message's bytes: from the spool while its segment lives, then from the archive; nil when neither has them.
+    func contents(of details: QueuedMessageDetails) -> [UInt8]? {
+        if let bytes = try? Spool.contents(of: details, layout: layout) { return bytes }
+        return (try? archive?.contents(of: details.id)) ?? nil
+    }
 
     /// A stored template of the account, compiled; 404 when there is none.
     func renderer(template name: String, account: Account) throws(APIError) -> (TemplateRenderer, Template) {

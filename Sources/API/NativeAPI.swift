@@ -430,10 +430,7 @@ struct NativeAPI: Sendable {
     /// that names the original. A recipient's failed state is left as the
     /// record of what happened; the new message has its own.
     func resend(_ details: QueuedMessageDetails, recipients: [String], account: Account, client: String) async throws -> MessageID {
-        let bytes: [UInt8]
-        do {
-            bytes = try Spool.contents(of: details, layout: services.layout)
-        } catch {
+        guard let bytes = services.contents(of: details) else {
             throw APIError(.gone, "content_expired", "the content of message \(details.id) is no longer stored")
         }
         // Drop our own Received line from the stored copy; the new submission adds its own.

@@ -320,6 +320,7 @@ struct SpoolHousekeepingService: Service {
             do {
                 try spool.collectGarbage()
                 let purged = try spool.index.purge(before: Date().addingTimeInterval(-retention))
+                try spool.archive.purge(before: Date().addingTimeInterval(-retention))
                 if purged.events + purged.messages > 0 {
                     logger.info("retention", metadata: ["events": "\(purged.events)", "messages": "\(purged.messages)"])
                 }

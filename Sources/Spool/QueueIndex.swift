@@ -236,6 +236,14 @@ public struct QueueIndex: Sendable {
         }
     }
 
+    /// The messages on record whose bytes are in `segment`, in order.
+    func messages(inSegment segment: Int64) throws -> [(id: MessageID, offset: Int64, length: Int)] {
+        try database.read { db in
+            try GRDB.Row.fetchAll(db, sql: "SELECT id, offset, length FROM message WHERE segment = ? ORDER BY offset", arguments: [segment])
+                .map { (MessageID(unchecked: $0["id"]), $0["offset"], $0["length"]) }
+        }
+    }
+
     func forgetSegment(_ segment: Int64) throws {
         try database.write { db in
             try db.execute(sql: "DELETE FROM segment_mark WHERE segment = ?", arguments: [segment])

@@ -10,6 +10,7 @@ public struct SpoolLayout: Sendable {
     public init(directory: String) { self.directory = directory }
     public var segmentsDirectory: String { directory + "/segments" }
     public var indexPath: String { directory + "/queue.sqlite" }
+    public var archivePath: String { directory + "/archive.sqlite" }
 }
 
 /// The durable message store.
@@ -31,6 +32,8 @@ public final class Spool: @unchecked Sendable {
 
     public let layout: SpoolLayout
     public let index: QueueIndex
+    /// Finished messages' bytes, kept after their segment is reclaimed (resends during the log's retention).
+    public let archive: MessageArchive
     /// Remote acceptances, written as they arrive (see `AcceptanceLog`).
     public let acceptances: AcceptanceLog
     private let logger: Logger
@@ -86,6 +89,7 @@ public final class Spool: @unchecked Sendable {
         try FileManager.default.createDirectory(atPath: layout.segmentsDirectory, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
         index = try QueueIndex(path: layout.indexPath)
+        archive = try MessageArchive(path: layout.archivePath)
         let existing = try Spool.segmentNumbers(in: layout.segmentsDirectory)
         let marks = try index.segmentMarks()
         for number in existing {
@@ -338,7 +342,9 @@ public final class Spool: @unchecked Sendable {
 
     /// Removes segment files that no longer hold a live message. Only
     /// segments older than the active one and indexed to their end qualify,
-    /// so no acknowledged message can hide in a removed segment.
+    /// so no acknowledged message can hide in a removed segment. The bytes of
+    /// the messages still on record are first copied to the archive; a
+    /// segment whose copy fails stays for the next round.
     public func collectGarbage() throws {
         let live = try index.liveSegments()
         let marks = try index.segmentMarks()
@@ -348,6 +354,11 @@ public final class Spool: @unchecked Sendable {
             guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
                   let size = (attributes[.size] as? NSNumber)?.int64Value,
                   let mark = marks[number], mark >= size else { continue }
+            let onRecord = try index.messages(inSegment: number)
+            for start in stride(from: 0, to: onRecord.count, by: 500) {
+                let slice = onRecord[start..<min(start + 500, onRecord.count)]
+                try archive.store(try slice.map { ($0.id, try SegmentFile.read(path: path, offset: $0.offset, length: $0.length)) })
+            }
             unlink(path)
             try index.forgetSegment(number)
         }

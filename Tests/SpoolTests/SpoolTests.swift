@@ -89,10 +89,31 @@ struct SpoolTests {
         #expect(try spool.index.events(DeliveryLogFilter(messageID: first)).map(\.type) == [.cancelled, .accepted])
         #expect(try spool.index.summaries().map(\.id) == [second], "the queue lists only what is still to deliver")
         let firstSegment = try FileManager.default.contentsOfDirectory(atPath: layout.segmentsDirectory).sorted().first!
+        let firstBytes = try #require(try Spool.contents(of: first, layout: layout, index: spool.index))
         try spool.collectGarbage()
         #expect(!FileManager.default.fileExists(atPath: layout.segmentsDirectory + "/" + firstSegment))
         #expect(try spool.contents(of: second) != nil)
+        // The reclaimed message's bytes live on in the archive, for resends, until the log's retention ends.
+        #expect(try spool.archive.contents(of: first) == firstBytes)
+        #expect(try spool.archive.contents(of: second) == nil, "a live segment's messages are not copied")
+        #expect(try spool.archive.totals().messages == 1)
+        #expect(try spool.archive.purge(before: Date().addingTimeInterval(-60)) == 0)
+        #expect(try spool.archive.purge(before: Date().addingTimeInterval(60)) == 1)
+        #expect(try spool.archive.contents(of: first) == nil)
         spool.close()
+    }
+
+    @Test func theArchiveCompressesAndRefusesDamage() throws {
+        let archive = try MessageArchive(path: try temporaryDirectory() + "/archive.sqlite")
+        let text = Array(String(repeating: "Subject: 飛脚\r\nお知らせ本文です。\r\n", count: 200).utf8)
+        let id = MessageID.generate()
+        try archive.store([(id, text), (MessageID.generate(), [])])
+        #expect(try archive.contents(of: id) == text)
+        let totals = try archive.totals()
+        #expect(totals.messages == 2 && totals.originalBytes == Int64(text.count) && totals.storedBytes < Int64(text.count / 10))
+        #expect(MessageArchive.decompress([1, 2, 3, 4], size: 100) == nil)
+        #expect(MessageArchive.decompress(MessageArchive.compress(text) ?? [], size: text.count - 1) == nil)
+        #expect(MessageArchive.decompress([], size: -1) == nil && MessageArchive.decompress([], size: Int.max) == nil)
     }
 
     @Test func recordsPastTheIndexMarkAreReindexed() async throws {

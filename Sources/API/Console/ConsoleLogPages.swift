@@ -104,7 +104,7 @@ struct ConsoleLogPages: Sendable {
         // The header section as received, when the bytes are still kept.
         var headers: String?
         var subject: String?
-        if let bytes = try? Spool.contents(of: details, layout: services.layout) {
+        if let bytes = services.contents(of: details) {
             let end = ConsoleLogPages.headerEnd(bytes)
             headers = String(decoding: bytes[0..<min(end, 64 << 10)], as: UTF8.self)
             // The subject as a mail reader shows it (RFC 2047 words decoded); bounded by the parser's limits.
