@@ -108,7 +108,9 @@ public struct APIServer: Sendable {
         }
         NativeAPI(services: services).register(on: routes)
         SESAPI(services: services).register(on: routes)
+        SESIdentities(services: services).register(on: routes)
         SendGridAPI(services: services).register(on: routes)
+        SendGridKeys(services: services).register(on: routes)
         if let unsubscribe { UnsubscribeRoutes(services: services, links: unsubscribe).register(on: routes) }
         DomainRoutes(services: services, compliance: compliance, verification: verification).register(on: routes)
         if let eventsOut = services.eventsOut {

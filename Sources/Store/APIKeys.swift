@@ -35,6 +35,8 @@ public struct APIKey: Sendable, Codable, Equatable {
     public var scope: APIKeyScope
     public var createdAt: Date
     public var revoked: Bool
+    /// A label for people (SendGrid's `name`); nil when none was given.
+    public var name: String? = nil
 }
 
 /// Returned once, at creation.
@@ -86,7 +88,7 @@ extension SQLiteStore {
     public func derivedKey(_ label: String) -> SymmetricKey { sealer.derived(label) }
 
     /// Creates a key for an account; the secret is returned here and only here.
-    public func createAPIKey(accountNamed name: String, scope: APIKeyScope) throws -> NewAPIKey {
+    public func createAPIKey(accountNamed name: String, scope: APIKeyScope, label: String? = nil) throws -> NewAPIKey {
         guard let account = try account(named: name) else { throw AccountStoreError.notFound(name) }
         let keyID = "HK" + CredentialGenerator.random(18, from: CredentialGenerator.upperAlphabet)
         let secret = CredentialGenerator.random(40, from: CredentialGenerator.mixedAlphabet)
@@ -95,10 +97,10 @@ extension SQLiteStore {
         let sealed = try sealer.seal(secret)
         try database.write { db in
             try db.execute(sql: """
-                INSERT INTO api_key (key_id, account_id, scope, secret_hash, sealed_secret, created_at) VALUES (?, ?, ?, ?, ?, ?)
-                """, arguments: [keyID, account.id, scope.rawValue, hash, sealed, now.timeIntervalSince1970])
+                INSERT INTO api_key (key_id, account_id, scope, secret_hash, sealed_secret, created_at, name) VALUES (?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [keyID, account.id, scope.rawValue, hash, sealed, now.timeIntervalSince1970, label])
         }
-        let key = APIKey(keyID: keyID, accountID: account.id, scope: scope, createdAt: now, revoked: false)
+        let key = APIKey(keyID: keyID, accountID: account.id, scope: scope, createdAt: now, revoked: false, name: label)
         return NewAPIKey(key: key, token: "hk_\(keyID)_\(secret)", secret: secret)
     }
 
@@ -145,7 +147,7 @@ extension SQLiteStore {
 
     static func apiKey(_ row: Row) throws -> APIKey {
         APIKey(keyID: row["key_id"], accountID: row["account_id"], scope: APIKeyScope(rawValue: row["scope"]) ?? .send,
-               createdAt: Date(timeIntervalSince1970: row["created_at"]), revoked: row["revoked"])
+               createdAt: Date(timeIntervalSince1970: row["created_at"]), revoked: row["revoked"], name: row["name"])
     }
 }
 

@@ -96,6 +96,7 @@ extension SQLiteStore {
                     revoked_at REAL
                 );
                 ALTER TABLE account ADD COLUMN smtp_password_revoked_at REAL;
+                ALTER TABLE api_key ADD COLUMN name TEXT;
                 """)
         }
     }

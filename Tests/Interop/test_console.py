@@ -479,3 +479,47 @@ def test_console_in_a_browser(console, mx, driver):
     driver.get(base + "/console/operator")
     assert "acme" in find(By.ID, "accounts").text and "0.13.0" in find(By.ID, "health").text
     shoot(driver, "en-operator")
+
+
+def test_ses_identities_and_sendgrid_api_keys_through_their_sdks(console):
+    """Scripts written for SES and SendGrid manage domains and keys unchanged."""
+    import boto3
+    import sendgrid
+    _, access_key, secret = console.api_key("acme", "admin")
+    ses = boto3.client("sesv2", endpoint_url=console.api_url, region_name="ap-northeast-1",
+                       aws_access_key_id=access_key, aws_secret_access_key=secret)
+    created = ses.create_email_identity(EmailIdentity="news.acme.test")
+    assert created["IdentityType"] == "DOMAIN" and created["VerifiedForSendingStatus"] is False
+    assert created["DkimAttributes"]["Status"] == "PENDING" and len(created["DkimAttributes"]["Tokens"]) == 1
+    listed = {i["IdentityName"]: i for i in ses.list_email_identities()["EmailIdentities"]}
+    assert listed["acme.test"]["VerificationStatus"] == "PENDING" and "news.acme.test" in listed
+    got = ses.get_email_identity(EmailIdentity="news.acme.test")
+    assert got["DkimAttributes"]["Tokens"] == created["DkimAttributes"]["Tokens"]
+    # The selector's TXT record is what GET /v1/domains publishes.
+    domains = {d["domain"]: d for d in api(console, "GET", "/v1/domains")[1]["domains"]}
+    assert domains["news.acme.test"]["dkim"][0]["selector"] == got["DkimAttributes"]["Tokens"][0]
+    with pytest.raises(ses.exceptions.AlreadyExistsException):
+        ses.create_email_identity(EmailIdentity="news.acme.test")
+    with pytest.raises(ses.exceptions.NotFoundException):
+        ses.get_email_identity(EmailIdentity="other.test")  # another account's domain
+    with pytest.raises(ses.exceptions.BadRequestException):
+        ses.create_email_identity(EmailIdentity="someone@acme.test")
+
+    client = sendgrid.SendGridAPIClient(api_key=console.token, host=console.api_url)
+    response = client.client.api_keys.post(request_body={"name": "mailer", "scopes": ["mail.send"]})
+    assert response.status_code == 201
+    key = json.loads(response.body)
+    assert key["name"] == "mailer" and key["scopes"] == ["mail.send", "templates.read"] and key["api_key"].startswith("hk_")
+    sender = sendgrid.SendGridAPIClient(api_key=key["api_key"], host=console.api_url)
+    mail = {"personalizations": [{"to": [{"email": "someone@console.test"}]}], "from": {"email": "news@acme.test"},
+            "subject": "hi", "content": [{"type": "text/plain", "value": "hi"}]}
+    assert sender.client.mail.send.post(request_body=mail).status_code == 202
+    listed = json.loads(client.client.api_keys.get().body)["result"]
+    assert {"api_key_id": key["api_key_id"], "name": "mailer"} in listed
+    assert client.client.api_keys._(key["api_key_id"]).delete().status_code == 204
+    wait_for(lambda: api(console, "GET", "/v1/account", token=key["api_key"])[0] == 401, timeout=15, what="revocation")
+    # A send-only key cannot make keys.
+    import python_http_client
+    with pytest.raises(python_http_client.exceptions.ForbiddenError):
+        sendgrid.SendGridAPIClient(api_key=api(console, "POST", "/v1/api-keys", {"scope": "send"})[1]["token"],
+                                   host=console.api_url).client.api_keys.post(request_body={"name": "x"})

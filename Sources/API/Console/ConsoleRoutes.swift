@@ -172,7 +172,11 @@ struct ConsoleRoutes: Sendable {
             return loginPage(request, error: "login_throttled", status: .tooManyRequests)
         }
         guard auth.byAddress.begin(client) == .proceed else { return loginPage(request, error: "login_throttled", status: .tooManyRequests) }
-        _ = auth.byUser.begin(email)
+        // Each counter's `end` only after its own `begin` went through: a success takes back only an attempt it counted.
+        guard auth.byUser.begin(email) == .proceed else {
+            auth.byAddress.end(client, succeeded: false)
+            return loginPage(request, error: "login_throttled", status: .tooManyRequests)
+        }
         let user: ConsoleUser?
         do {
             user = email.count <= 254 && password.utf8.count <= 1024
