@@ -97,6 +97,9 @@ extension SQLiteStore {
                 );
                 ALTER TABLE account ADD COLUMN smtp_password_revoked_at REAL;
                 ALTER TABLE api_key ADD COLUMN name TEXT;
+                ALTER TABLE console_user ADD COLUMN totp_secret BLOB;
+                ALTER TABLE console_user ADD COLUMN totp_pending BLOB;
+                ALTER TABLE console_user ADD COLUMN totp_last_step INTEGER;
                 """)
         }
     }

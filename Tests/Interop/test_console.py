@@ -523,3 +523,42 @@ def test_ses_identities_and_sendgrid_api_keys_through_their_sdks(console):
     with pytest.raises(python_http_client.exceptions.ForbiddenError):
         sendgrid.SendGridAPIClient(api_key=api(console, "POST", "/v1/api-keys", {"scope": "send"})[1]["token"],
                                    host=console.api_url).client.api_keys.post(request_body={"name": "x"})
+
+
+def totp(secret, at=None, step=30):
+    """RFC 6238 with the standard library: what an authenticator app shows."""
+    import base64
+    import hashlib
+    import hmac
+    import struct
+    key = base64.b32decode(secret + "=" * (-len(secret) % 8))
+    counter = int((at or time.time()) // step)
+    mac = hmac.new(key, struct.pack(">Q", counter), hashlib.sha1).digest()
+    offset = mac[-1] & 0x0F
+    return "%06d" % ((struct.unpack(">I", mac[offset:offset + 4])[0] & 0x7FFFFFFF) % 1_000_000)
+
+
+def test_two_step_verification(console):
+    browser = Browser(console)
+    browser.login("admin@acme.test", console.users["admin@acme.test"])
+    page = browser.post("/console/settings/totp", {}).text
+    secret = re.search(r'id="totp-secret" class="copyable">([A-Z2-7]+)<', page).group(1)
+    assert "otpauth://totp/" in page
+    assert browser.post("/console/settings/totp/confirm", {"code": "123456" if totp(secret) != "123456" else "654321"}).status_code == 400
+    assert 'id="totp-on"' in browser.post("/console/settings/totp/confirm", {"code": totp(secret)}).text
+    # Now the password alone fails; the current code (once) gets in.
+    fresh = Browser(console)
+    fresh.login("admin@acme.test", console.users["admin@acme.test"], expect=401)
+    code = totp(secret, time.time() + 30)  # the next step's code: the one used to confirm cannot be used again
+
+    def login_with(code):
+        page = fresh.session.get(fresh.url("/console/login"), timeout=10)
+        token = re.search(r'name="login_token" value="([^"]+)"', page.text).group(1)
+        return fresh.session.post(fresh.url("/console/login"), data={"login_token": token, "email": "admin@acme.test",
+                                                                     "password": console.users["admin@acme.test"], "code": code},
+                                  allow_redirects=False, timeout=30).status_code
+
+    assert login_with(code) == 303
+    assert login_with(code) == 401, "a code works once"
+    # Turning it off needs a current code, not just the session.
+    assert browser.post("/console/settings/totp/disable", {"code": "000000"}).status_code == 400

@@ -113,3 +113,43 @@ struct ConsoleStoreTests {
         #expect(try store.suppressions(accountID: account.id, containing: "' OR 1=1 --").isEmpty)
     }
 }
+
+struct TOTPTests {
+    @Test func rfc6238Vectors() {
+        // RFC 6238 Appendix B, SHA-1, the 20-byte ASCII secret "12345678901234567890", 8 digits.
+        let secret = Array("12345678901234567890".utf8)
+        for (time, expected) in [(59.0, "94287082"), (1_111_111_109, "07081804"), (1_111_111_111, "14050471"),
+                                 (1_234_567_890, "89005924"), (2_000_000_000, "69279037"), (20_000_000_000, "65353130")] {
+            #expect(TOTP.code(secret: secret, counter: TOTP.counter(at: Date(timeIntervalSince1970: time)), digits: 8) == expected)
+        }
+        #expect(TOTP.base32(Array("foobar".utf8)) == "MZXW6YTBOI")
+        #expect(SQLiteStore.base32Decode("MZXW6YTBOI") == Array("foobar".utf8))
+        #expect(SQLiteStore.base32Decode("not base32!") == nil)
+    }
+
+    @Test func enrolmentLoginAndReplay() throws {
+        let store = try ConsoleStoreTests().makeStore()
+        let user = try store.createConsoleUser(email: "ops@example.jp", role: .operator, accountID: nil).user
+        let now = Date()
+        #expect(try store.checkTOTP(userID: user.id, code: nil, now: now), "no second factor: the password is enough")
+        let enrollment = try store.beginTOTP(userID: user.id)
+        #expect(enrollment.uri.hasPrefix("otpauth://totp/Hikyaku%3Aops%40example%2Ejp?secret=\(enrollment.secret)") ||
+                enrollment.uri.contains("secret=\(enrollment.secret)"))
+        let secret = try #require(SQLiteStore.base32Decode(enrollment.secret))
+        #expect(try store.checkTOTP(userID: user.id, code: nil, now: now), "pending until confirmed")
+        #expect(try store.confirmTOTP(userID: user.id, code: "000000x", now: now) == false)
+        let first = TOTP.code(secret: secret, counter: TOTP.counter(at: now))
+        #expect(try store.confirmTOTP(userID: user.id, code: first, now: now))
+        #expect(try store.hasTOTP(userID: user.id))
+        #expect(try !store.checkTOTP(userID: user.id, code: nil, now: now))
+        #expect(try !store.checkTOTP(userID: user.id, code: first, now: now), "the confirming code cannot log in again")
+        let later = now.addingTimeInterval(30)
+        let next = TOTP.code(secret: secret, counter: TOTP.counter(at: later))
+        #expect(try store.checkTOTP(userID: user.id, code: next, now: later))
+        #expect(try !store.checkTOTP(userID: user.id, code: next, now: later), "each code once")
+        let muchLater = now.addingTimeInterval(600)
+        #expect(try !store.checkTOTP(userID: user.id, code: TOTP.code(secret: secret, counter: TOTP.counter(at: now) + 5), now: muchLater))
+        try store.disableTOTP(userID: user.id)
+        #expect(try store.checkTOTP(userID: user.id, code: nil, now: muchLater))
+    }
+}

@@ -279,6 +279,24 @@ struct ConsoleAccountPages: Sendable {
             return ConsoleHeaders.redirect("/console/settings?changed=1",
                                            cookies: [console.auth.cookie(ConsoleAuth.sessionCookie, token)])
         }
+        console.post(routes, "/console/settings/totp") { _, _, viewer, request in
+            let enrollment = try store.beginTOTP(userID: viewer.user.id)
+            return try settingsPage(request, viewer, enrollment: enrollment)
+        }
+        console.post(routes, "/console/settings/totp/confirm") { form, _, viewer, request in
+            guard try store.confirmTOTP(userID: viewer.user.id, code: form["code"] ?? "") else {
+                return try settingsPage(request, viewer, error: "error_totp_code", status: .badRequest)
+            }
+            return try settingsPage(request, viewer, notice: "totp_enabled")
+        }
+        console.post(routes, "/console/settings/totp/disable") { form, _, viewer, request in
+            // Turning it off takes a current code: a borrowed session alone cannot remove the second factor.
+            guard try store.checkTOTP(userID: viewer.user.id, code: form["code"]) else {
+                return try settingsPage(request, viewer, error: "error_totp_code", status: .badRequest)
+            }
+            try store.disableTOTP(userID: viewer.user.id)
+            return try settingsPage(request, viewer, notice: "totp_disabled")
+        }
         console.post(routes, "/console/settings/zone") { form, _, viewer, _ in
             guard let zone = form["zone"], TimeZone(identifier: zone) != nil else { throw ConsoleRefusal(status: .badRequest, key: "error_zone") }
             _ = viewer
@@ -288,12 +306,14 @@ struct ConsoleAccountPages: Sendable {
     }
 
     func settingsPage(_ request: Request, _ viewer: ConsoleViewer, notice: String? = nil, error: String? = nil,
-                      status: HTTPResponse.Status = .ok) throws -> Response {
+                      enrollment: TOTPEnrollment? = nil, status: HTTPResponse.Status = .ok) throws -> Response {
         let t = console.views.catalog(viewer.language)
         let zones = ["Asia/Tokyo", "UTC", "Asia/Seoul", "Asia/Shanghai", "Asia/Singapore", "Europe/London", "Europe/Berlin",
                      "America/New_York", "America/Los_Angeles"]
         let context: [String: Any] = [
             "notice": notice.map { t[$0] ?? $0 } ?? false, "error": error.map { t[$0] ?? $0 } ?? false,
+            "totp_enabled": try store.hasTOTP(userID: viewer.user.id),
+            "enrollment": enrollment.map { ["secret": $0.secret, "uri": $0.uri] } as Any? ?? false,
             "zones": zones.map { ["zone": $0, "selected": $0 == viewer.timeZone.identifier || ($0 == "UTC" && viewer.timeZone == .gmt)] },
         ]
         return console.render("settings", context, viewer: viewer, title: "nav_settings", current: "nav_settings", path: "/console/settings",

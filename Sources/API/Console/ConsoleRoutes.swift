@@ -179,8 +179,14 @@ struct ConsoleRoutes: Sendable {
         }
         let user: ConsoleUser?
         do {
-            user = email.count <= 254 && password.utf8.count <= 1024
+            let candidate = email.count <= 254 && password.utf8.count <= 1024
                 ? try services.store.authenticateConsoleUser(email: email, password: password) : nil
+            // With a second factor set up, the password alone is a failed login (RFC 6238 code, each usable once).
+            if let candidate, try services.store.checkTOTP(userID: candidate.id, code: form["code"]) {
+                user = candidate
+            } else {
+                user = nil
+            }
         } catch {
             auth.byAddress.end(client, succeeded: false)
             auth.byUser.end(email, succeeded: false)
