@@ -155,7 +155,17 @@ def main():
                 response = call(sessions[0])
                 assert response.status_code == 200, (name, response.status_code, response.text[:300])
                 sizes[name] = len(response.content)
-            print(f"{'request':40} {'n':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'bytes':>8}")
+            # Server time: one client, one request at a time.
+            print(f"{'alone (one client)':40} {'n':>6} {'p50 ms':>8} {'p95 ms':>8}")
+            for name, call in kinds.items():
+                alone = []
+                for _ in range(40):
+                    t0 = time.perf_counter()
+                    assert call(sessions[0]).status_code == 200
+                    alone.append((time.perf_counter() - t0) * 1000)
+                alone.sort()
+                print(f"{name:40} {len(alone):>6} {statistics.median(alone):>8.1f} {alone[int(len(alone) * 0.95)]:>8.1f}")
+            print(f"{'20 clients at once':40} {'n':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'bytes':>8}")
             for name, call in kinds.items():
                 latencies = []
                 lock = threading.Lock()

@@ -197,7 +197,8 @@ extension QueueIndex {
             arguments.append(until.timeIntervalSince1970)
         }
         if let account = filter.accountID {
-            conditions.append("account_id = ?")
+            // With a recipient or message id, their index is the narrow one: `+` keeps the planner off the account's.
+            conditions.append(filter.recipient != nil || filter.messageID != nil ? "+account_id = ?" : "account_id = ?")
             arguments.append(account)
         }
         if let tag = filter.tag {
@@ -245,6 +246,7 @@ extension QueueIndex {
             let time = cutoff.timeIntervalSince1970
             try db.execute(sql: "DELETE FROM delivery_event WHERE at < ?", arguments: [time])
             let events = db.changesCount
+            try db.execute(sql: "DELETE FROM event_hour WHERE hour < ?", arguments: [Int64(exactly: (time / 3600).rounded(.down)) ?? 0])
             try db.execute(sql: """
                 DELETE FROM message WHERE received_at < ? AND NOT EXISTS (
                     SELECT 1 FROM recipient r WHERE r.message_id = message.id AND r.state IN ('queued', 'deferred'))
@@ -271,6 +273,12 @@ extension QueueIndex {
     /// `offset`: seconds east of UTC at which periods start (a day in Tokyo begins at 15:00 UTC); 0: UTC.
     public func stats(accountID: Int64, since: Date, until: Date, interval: Int, groupBy: StatsGrouping,
                       offset: Int = 0) throws -> [DeliveryStats] {
+        // A window of whole hours in periods of whole hours, not grouped: the hourly counts answer it exactly.
+        let aligned = since.timeIntervalSince1970.truncatingRemainder(dividingBy: 3600) == 0
+            && until.timeIntervalSince1970.truncatingRemainder(dividingBy: 3600) == 0
+        if groupBy == .none, aligned, interval > 0, interval % 3600 == 0, offset % 3600 == 0 {
+            return try hourlyStats(accountID: accountID, since: since, until: until, interval: interval, offset: offset)
+        }
         let group: String
         let join: String
         switch groupBy {
@@ -294,6 +302,27 @@ extension QueueIndex {
             if result.last?.period != period || result.last?.group != group {
                 result.append(DeliveryStats(period: period, group: group, counts: [:]))
             }
+            result[result.count - 1].counts[row["type"]] = row["n"]
+        }
+        return result
+    }
+}
+
+extension QueueIndex {
+    /// `stats` from the per-hour counts (table `event_hour`), for periods of whole hours.
+    func hourlyStats(accountID: Int64, since: Date, until: Date, interval: Int, offset: Int) throws -> [DeliveryStats] {
+        let first = Int64(exactly: (since.timeIntervalSince1970 / 3600).rounded(.down)) ?? 0
+        let last = Int64(exactly: (until.timeIntervalSince1970 / 3600).rounded(.up)) ?? 0
+        let rows = try database.read { db in
+            try GRDB.Row.fetchAll(db, sql: """
+                SELECT ((hour * 3600 + ?) / ?) * ? - ? AS period, type, SUM(n) AS n FROM event_hour
+                WHERE account_id = ? AND hour >= ? AND hour < ? GROUP BY period, type ORDER BY period
+                """, arguments: [offset, interval, interval, offset, accountID, first, last])
+        }
+        var result: [DeliveryStats] = []
+        for row in rows {
+            let period = Date(timeIntervalSince1970: Double(row["period"] as Int64))
+            if result.last?.period != period { result.append(DeliveryStats(period: period, group: nil, counts: [:])) }
             result[result.count - 1].counts[row["type"]] = row["n"]
         }
         return result

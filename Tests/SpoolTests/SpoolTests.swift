@@ -354,3 +354,27 @@ struct AcceptanceLogTests {
         restarted.close()
     }
 }
+
+extension SpoolTests {
+    @Test func hourlyCountsAnswerAlignedStatisticsAsTheLogDoes() async throws {
+        let spool = try Spool(layout: SpoolLayout(directory: try temporaryDirectory()), logger: Logger(label: "test"))
+        defer { spool.close() }
+        let index = spool.index
+        let id = try await spool.append(message("x\r\n"))  // account 3
+        try await eventually { try index.details(of: id) != nil }
+        let base = Date(timeIntervalSince1970: 1_796_000_400)  // a whole hour, days before the acceptance
+        for (offset, type) in [(10.0, DeliveryEvent.Kind.delivered), (3599, .bounced), (3600, .delivered), (86_000, .deferred), (90_000, .delivered)] {
+            try index.append(DeliveryEvent(at: base.addingTimeInterval(offset), messageID: id, recipient: "a@example.jp", type: type))
+        }
+        // Unaligned windows take the exact path, aligned ones the hourly counts: both must agree where both apply.
+        for (interval, offset) in [(3600, 0), (86_400, 0), (86_400, 32_400)] {
+            let until = base.addingTimeInterval(2 * 86_400)
+            let fast = try index.stats(accountID: 3, since: base, until: until, interval: interval, groupBy: .none, offset: offset)
+            let exact = try index.stats(accountID: 3, since: base.addingTimeInterval(0.5), until: until, interval: interval, groupBy: .none,
+                                        offset: offset)
+            #expect(fast == exact, "interval \(interval) offset \(offset)")
+            #expect(fast.reduce(0) { $0 + $1.counts.values.reduce(0, +) } == 5)
+        }
+        #expect(try index.stats(accountID: 8, since: base, until: base.addingTimeInterval(86_400), interval: 3600, groupBy: .none).isEmpty)
+    }
+}
