@@ -358,9 +358,16 @@ def shoot(driver, name):
 
 def test_console_in_a_browser(console, mx, driver):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import Select, WebDriverWait
     base = console.api_url
     find = driver.find_element
+
+    def navigate(element):
+        """Clicks, then waits until the next page has replaced this one."""
+        page = driver.find_element(By.TAG_NAME, "html")
+        element.click()
+        WebDriverWait(driver, 30).until(expected_conditions.staleness_of(page))
 
     # Japanese first (no cookie yet, Chromium's default Accept-Language is English: choose ja explicitly).
     driver.get(base + "/console/language/ja?next=/console/login")
@@ -368,11 +375,11 @@ def test_console_in_a_browser(console, mx, driver):
     shoot(driver, "ja-login")
     find(By.ID, "email").send_keys("admin@acme.test")
     find(By.ID, "password").send_keys("not the password")
-    find(By.ID, "login").click()
+    navigate(find(By.ID, "login"))
     assert "パスワードが違います" in find(By.ID, "login-error").text
     find(By.ID, "email").send_keys("admin@acme.test")
     find(By.ID, "password").send_keys(console.users["admin@acme.test"])
-    find(By.ID, "login").click()
+    navigate(find(By.ID, "login"))
     assert driver.current_url.endswith("/console/") and "概要" in driver.title
 
     # Mail through the test MX, then find it in the log.
@@ -382,11 +389,11 @@ def test_console_in_a_browser(console, mx, driver):
     shoot(driver, "ja-overview")
     driver.get(base + "/console/log")
     find(By.ID, "recipient").send_keys("alice@console.test")
-    find(By.ID, "search").click()
+    navigate(find(By.ID, "search"))
     rows = driver.find_elements(By.CSS_SELECTOR, "#events tbody tr")
     assert any("配信済み" in row.text and "alice@console.test" in row.text for row in rows), [r.text for r in rows]
     shoot(driver, "ja-log")
-    driver.find_elements(By.CSS_SELECTOR, "#events a.message-link")[0].click()
+    navigate(driver.find_elements(By.CSS_SELECTOR, "#events a.message-link")[0])
     timeline = find(By.ID, "timeline").text
     assert "250 2.0.0 accepted by the console test MX" in timeline and "mx.console.test" in timeline
     assert "User unknown" in timeline
@@ -398,7 +405,7 @@ def test_console_in_a_browser(console, mx, driver):
     for box in driver.find_elements(By.CSS_SELECTOR, "input[name=recipient]"):
         if box.get_attribute("value") != "alice@console.test" and box.is_selected():
             box.click()
-    find(By.ID, "resend").click()
+    navigate(find(By.ID, "resend"))
     if not driver.find_elements(By.ID, "resent"):
         raise AssertionError("no resend notice: " + find(By.TAG_NAME, "main").text[:500])
     new_id = find(By.ID, "message-id").text
@@ -419,34 +426,34 @@ def test_console_in_a_browser(console, mx, driver):
     # Suppressions: add, see, remove.
     driver.get(base + "/console/suppressions")
     find(By.ID, "addresses").send_keys("stop@console.test")
-    find(By.ID, "add-suppression").click()
+    navigate(find(By.ID, "add-suppression"))
     assert "stop@console.test" in find(By.ID, "suppressions").text
     shoot(driver, "ja-suppressions")
     # The hard bounce above suppressed bad@console.test by itself, with its evidence.
     assert "bad@console.test" in find(By.ID, "suppressions").text
     driver.execute_script("window.confirm = () => true")
-    find(By.CSS_SELECTOR, "#suppressions button[aria-label$='stop@console.test']").click()
-    WebDriverWait(driver, 10).until(lambda d: "stop@console.test" not in d.find_element(By.TAG_NAME, "main").text)
+    navigate(find(By.CSS_SELECTOR, "#suppressions button[aria-label$='stop@console.test']"))
+    assert "stop@console.test" not in find(By.TAG_NAME, "main").text
     assert "bad@console.test" in find(By.ID, "suppressions").text
 
     # Keys: create (shown once), use, revoke.
     driver.get(base + "/console/keys")
     Select(find(By.ID, "scope")).select_by_value("read")
-    find(By.ID, "create-key").click()
+    navigate(find(By.ID, "create-key"))
     token = [code.text for code in driver.find_elements(By.CSS_SELECTOR, "#created-secret code") if code.text.startswith("hk_")][0]
     assert api(console, "GET", "/v1/account", token=token)[0] == 200
     shoot(driver, "ja-keys")
     key_id = token.split("_")[1]
     driver.get(base + "/console/keys")
     driver.execute_script("window.confirm = () => true")
-    find(By.CSS_SELECTOR, f"button[aria-label$='{key_id}']").click()
-    WebDriverWait(driver, 10).until(lambda d: not d.find_elements(By.CSS_SELECTOR, f"button[aria-label$='{key_id}']"))
+    navigate(find(By.CSS_SELECTOR, f"button[aria-label$='{key_id}']"))
+    assert not driver.find_elements(By.CSS_SELECTOR, f"button[aria-label$='{key_id}']")
     assert "失効" in [row.text for row in driver.find_elements(By.CSS_SELECTOR, "#keys tbody tr") if key_id in row.text][0]
     wait_for(lambda: api(console, "GET", "/v1/account", token=token)[0] == 401, timeout=15, what="revocation")
 
     # Domains: verify against dnsmasq.
     driver.get(base + "/console/domains")
-    find(By.ID, "verify-acme.test").click()
+    navigate(find(By.ID, "verify-acme.test"))
     assert find(By.ID, "check-verdict").text == "認証済み"
     shoot(driver, "ja-domains")
     for path, name in (("/console/queue", "queue"), ("/console/usage", "usage"), ("/console/settings", "settings")):
@@ -454,7 +461,7 @@ def test_console_in_a_browser(console, mx, driver):
         shoot(driver, f"ja-{name}")
 
     # English: the switch is remembered across pages.
-    find(By.ID, "lang-en").click()
+    navigate(find(By.ID, "lang-en"))
     assert driver.title.startswith("Settings")
     for path, name in (("/console/", "overview"), ("/console/log?recipient=alice%40console.test", "log"),
                        (f"/console/messages/{sent}", "message"), ("/console/bounces", "bounces"),
@@ -468,14 +475,14 @@ def test_console_in_a_browser(console, mx, driver):
         assert len(requests.get(base + path, cookies={c["name"]: c["value"] for c in driver.get_cookies()}, timeout=10).content) < 100_000
 
     # Log out.
-    find(By.ID, "logout").click()
+    navigate(find(By.ID, "logout"))
     assert "/console/login" in driver.current_url
     shoot(driver, "en-login")
 
     # The operator's page.
     find(By.ID, "email").send_keys("ops@hikyaku.test")
     find(By.ID, "password").send_keys(console.users["ops@hikyaku.test"])
-    find(By.ID, "login").click()
+    navigate(find(By.ID, "login"))
     driver.get(base + "/console/operator")
     assert "acme" in find(By.ID, "accounts").text and "0.13.0" in find(By.ID, "health").text
     shoot(driver, "en-operator")
