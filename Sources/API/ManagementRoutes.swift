@@ -98,12 +98,12 @@ struct ManagementRoutes: Sendable {
         routes.post("/v1/accounts") { request, context in
             let call = try await services.gate.open(request, context: context, scope: .operator)
             let input = try APIJSON.decode(AccountInput.self, from: call.body)
+            // Checked before anything is created: a refused request leaves no half-made account.
+            let quota = try ManagementRoutes.quota(input.quota, over: SendQuota())
             let created: NewAccountCredentials
             do {
                 created = try services.store.createAccount(name: input.name, domains: input.domains ?? [])
-                if input.quota != nil {
-                    try services.store.setQuota(try ManagementRoutes.quota(input.quota, over: SendQuota()), name: input.name)
-                }
+                if input.quota != nil { try services.store.setQuota(quota, name: input.name) }
                 if let pool = input.egressPool, !pool.isEmpty { try services.store.setEgressPool(pool, name: input.name) }
             } catch let error as AccountStoreError {
                 if case .duplicateName = error { throw APIError(.conflict, "already_exists", error.description) }

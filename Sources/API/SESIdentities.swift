@@ -33,7 +33,7 @@ struct SESIdentities: Sendable {
         routes.post("/v2/email/identities") { request, context in
             let call = try await services.gate.open(request, context: context, scope: .admin)
             let input = try APIJSON.decode(CreateRequest.self, from: call.body, snakeCase: false)
-            let domain = input.EmailIdentity.lowercased()
+            let domain = input.EmailIdentity.lowercased().trimmingCharacters(in: .whitespaces)
             guard !domain.contains("@") else {
                 throw APIError(.badRequest, "bad_request", "only domain identities are supported: verify the address's domain",
                                ses: "BadRequestException")
@@ -54,7 +54,7 @@ struct SESIdentities: Sendable {
         }
         routes.get("/v2/email/identities/:identity") { request, context in
             let call = try await services.gate.open(request, context: context, scope: .read)
-            let domain = (try context.parameters.require("identity")).lowercased()
+            let domain = (try context.parameters.require("identity")).lowercased().trimmingCharacters(in: .whitespaces)
             return APIJSON.response(object: try identity(domain, accountID: call.account.id))
         }
     }

@@ -317,10 +317,15 @@ struct SpoolHousekeepingService: Service {
 
     func run() async throws {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            // Each step on its own: a failure of one (a full disk, say) does not stop the others from freeing space.
+            do { try spool.archive.purge(before: Date().addingTimeInterval(-retention)) } catch {
+                logger.warning("archive purge failed", metadata: ["error": "\(error)"])
+            }
+            do { try spool.collectGarbage() } catch {
+                logger.warning("spool garbage collection failed", metadata: ["error": "\(error)"])
+            }
             do {
-                try spool.collectGarbage()
                 let purged = try spool.index.purge(before: Date().addingTimeInterval(-retention))
-                try spool.archive.purge(before: Date().addingTimeInterval(-retention))
                 if purged.events + purged.messages > 0 {
                     logger.info("retention", metadata: ["events": "\(purged.events)", "messages": "\(purged.messages)"])
                 }

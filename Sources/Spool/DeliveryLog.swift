@@ -246,6 +246,7 @@ extension QueueIndex {
             let time = cutoff.timeIntervalSince1970
             try db.execute(sql: "DELETE FROM delivery_event WHERE at < ?", arguments: [time])
             let events = db.changesCount
+            // Whole hours before the cutoff's; the cutoff's own hour keeps its count a little longer than its oldest events.
             try db.execute(sql: "DELETE FROM event_hour WHERE hour < ?", arguments: [Int64(exactly: (time / 3600).rounded(.down)) ?? 0])
             try db.execute(sql: """
                 DELETE FROM message WHERE received_at < ? AND NOT EXISTS (

@@ -31,9 +31,14 @@ public final class MessageArchive: Sendable {
         }
     }
 
-    /// Keeps these messages' bytes (a message already kept is left as it is).
+    struct CompressionFailed: Error {}
+
+    /// Keeps these messages' bytes (a message already kept is left as it is); throws, storing none, if one cannot be compressed.
     public func store(_ messages: [(MessageID, [UInt8])], at date: Date = Date()) throws {
-        let compressed = messages.compactMap { id, bytes in MessageArchive.compress(bytes).map { (id, bytes.count, $0) } }
+        let compressed = try messages.map { id, bytes in
+            guard let data = MessageArchive.compress(bytes) else { throw CompressionFailed() }
+            return (id, bytes.count, data)
+        }
         try database.write { db in
             let insert = try db.cachedStatement(sql: "INSERT OR IGNORE INTO archived_message (id, archived_at, size, data) VALUES (?, ?, ?, ?)")
             for (id, size, data) in compressed {

@@ -344,7 +344,8 @@ public final class Spool: @unchecked Sendable {
     /// segments older than the active one and indexed to their end qualify,
     /// so no acknowledged message can hide in a removed segment. The bytes of
     /// the messages still on record are first copied to the archive; a
-    /// segment whose copy fails stays for the next round.
+    /// segment whose copy fails stays (and is logged) for the next round,
+    /// without holding back the others.
     public func collectGarbage() throws {
         let live = try index.liveSegments()
         let marks = try index.segmentMarks()
@@ -354,10 +355,15 @@ public final class Spool: @unchecked Sendable {
             guard let attributes = try? FileManager.default.attributesOfItem(atPath: path),
                   let size = (attributes[.size] as? NSNumber)?.int64Value,
                   let mark = marks[number], mark >= size else { continue }
-            let onRecord = try index.messages(inSegment: number)
-            for start in stride(from: 0, to: onRecord.count, by: 500) {
-                let slice = onRecord[start..<min(start + 500, onRecord.count)]
-                try archive.store(try slice.map { ($0.id, try SegmentFile.read(path: path, offset: $0.offset, length: $0.length)) })
+            do {
+                let onRecord = try index.messages(inSegment: number)
+                for start in stride(from: 0, to: onRecord.count, by: 500) {
+                    let slice = onRecord[start..<min(start + 500, onRecord.count)]
+                    try archive.store(try slice.map { ($0.id, try SegmentFile.read(path: path, offset: $0.offset, length: $0.length)) })
+                }
+            } catch {
+                logger.warning("segment kept: its messages could not be archived", metadata: ["segment": "\(number)", "error": "\(error)"])
+                continue
             }
             unlink(path)
             try index.forgetSegment(number)

@@ -85,9 +85,12 @@ extension SQLiteStore {
             guard let sealed: Data = try Data.fetchOne(db, sql: "SELECT totp_pending FROM console_user WHERE id = ?", arguments: [userID]),
                   let secret = SQLiteStore.base32Decode(try sealer.open(sealed)),
                   let step = TOTP.matchingStep(code, secret: secret, at: now) else { return false }
-            try db.execute(sql: "UPDATE console_user SET totp_secret = totp_pending, totp_pending = NULL, totp_last_step = ? WHERE id = ?",
-                           arguments: [Int64(truncatingIfNeeded: step), userID])
-            return true
+            // Never over a factor already on: that one is turned off first, with a code from it.
+            try db.execute(sql: """
+                UPDATE console_user SET totp_secret = totp_pending, totp_pending = NULL, totp_last_step = ?
+                WHERE id = ? AND totp_secret IS NULL
+                """, arguments: [Int64(truncatingIfNeeded: step), userID])
+            return db.changesCount == 1
         }
     }
 

@@ -548,7 +548,8 @@ def totp(secret, at=None, step=30):
 def test_two_step_verification(console):
     browser = Browser(console)
     browser.login("admin@acme.test", console.users["admin@acme.test"])
-    page = browser.post("/console/settings/totp", {}).text
+    assert browser.post("/console/settings/totp", {"current": "not the password"}).status_code == 400
+    page = browser.post("/console/settings/totp", {"current": console.users["admin@acme.test"]}).text
     secret = re.search(r'id="totp-secret" class="copyable">([A-Z2-7]+)<', page).group(1)
     assert "otpauth://totp/" in page
     assert browser.post("/console/settings/totp/confirm", {"code": "123456" if totp(secret) != "123456" else "654321"}).status_code == 400
@@ -567,5 +568,6 @@ def test_two_step_verification(console):
 
     assert login_with(code) == 303
     assert login_with(code) == 401, "a code works once"
-    # Turning it off needs a current code, not just the session.
+    # Turning it off needs a current code, not just the session; nor can the session replace it.
     assert browser.post("/console/settings/totp/disable", {"code": "000000"}).status_code == 400
+    assert browser.post("/console/settings/totp", {"current": console.users["admin@acme.test"]}).status_code == 409

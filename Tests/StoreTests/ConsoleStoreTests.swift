@@ -153,3 +153,17 @@ struct TOTPTests {
         #expect(try store.checkTOTP(userID: user.id, code: nil, now: muchLater))
     }
 }
+
+extension TOTPTests {
+    @Test func aFactorOnIsNeverReplacedByAnotherEnrolment() throws {
+        let store = try ConsoleStoreTests().makeStore()
+        let user = try store.createConsoleUser(email: "a@example.jp", role: .operator, accountID: nil).user
+        let now = Date()
+        let first = try #require(SQLiteStore.base32Decode(try store.beginTOTP(userID: user.id).secret))
+        #expect(try store.confirmTOTP(userID: user.id, code: TOTP.code(secret: first, counter: TOTP.counter(at: now)), now: now))
+        let second = try #require(SQLiteStore.base32Decode(try store.beginTOTP(userID: user.id).secret))
+        #expect(try !store.confirmTOTP(userID: user.id, code: TOTP.code(secret: second, counter: TOTP.counter(at: now)), now: now))
+        let later = now.addingTimeInterval(30)
+        #expect(try store.checkTOTP(userID: user.id, code: TOTP.code(secret: first, counter: TOTP.counter(at: later)), now: later))
+    }
+}

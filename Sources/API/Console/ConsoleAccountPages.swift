@@ -265,7 +265,7 @@ struct ConsoleAccountPages: Sendable {
             try settingsPage(request, viewer, notice: request.query("changed") != nil ? "password_changed" : nil)
         }
         console.post(routes, "/console/settings/password") { form, _, viewer, request in
-            guard try store.authenticateConsoleUser(email: viewer.user.email, password: form["current"] ?? "") != nil else {
+            guard try checked(viewer, { try store.authenticateConsoleUser(email: viewer.user.email, password: form["current"] ?? "") != nil }) else {
                 return try settingsPage(request, viewer, error: "error_current_password", status: .badRequest)
             }
             guard let new = form["new"], new == form["confirm"] else {
@@ -279,19 +279,26 @@ struct ConsoleAccountPages: Sendable {
             return ConsoleHeaders.redirect("/console/settings?changed=1",
                                            cookies: [console.auth.cookie(ConsoleAuth.sessionCookie, token)])
         }
-        console.post(routes, "/console/settings/totp") { _, _, viewer, request in
+        console.post(routes, "/console/settings/totp") { form, _, viewer, request in
+            // Setting up (or replacing) a second factor takes the password: a borrowed session alone cannot lock the owner out.
+            guard try !store.hasTOTP(userID: viewer.user.id) else {
+                return try settingsPage(request, viewer, error: "error_totp_already", status: .conflict)
+            }
+            guard try checked(viewer, { try store.authenticateConsoleUser(email: viewer.user.email, password: form["current"] ?? "") != nil }) else {
+                return try settingsPage(request, viewer, error: "error_current_password", status: .badRequest)
+            }
             let enrollment = try store.beginTOTP(userID: viewer.user.id)
             return try settingsPage(request, viewer, enrollment: enrollment)
         }
         console.post(routes, "/console/settings/totp/confirm") { form, _, viewer, request in
-            guard try store.confirmTOTP(userID: viewer.user.id, code: form["code"] ?? "") else {
+            guard try checked(viewer, { try store.confirmTOTP(userID: viewer.user.id, code: form["code"] ?? "") }) else {
                 return try settingsPage(request, viewer, error: "error_totp_code", status: .badRequest)
             }
             return try settingsPage(request, viewer, notice: "totp_enabled")
         }
         console.post(routes, "/console/settings/totp/disable") { form, _, viewer, request in
             // Turning it off takes a current code: a borrowed session alone cannot remove the second factor.
-            guard try store.checkTOTP(userID: viewer.user.id, code: form["code"]) else {
+            guard try checked(viewer, { try store.checkTOTP(userID: viewer.user.id, code: form["code"]) }) else {
                 return try settingsPage(request, viewer, error: "error_totp_code", status: .badRequest)
             }
             try store.disableTOTP(userID: viewer.user.id)
@@ -303,6 +310,20 @@ struct ConsoleAccountPages: Sendable {
             return ConsoleHeaders.redirect("/console/settings", cookies: [
                 console.auth.cookie(ConsoleAuth.zoneCookie, ConsoleRoutes.percentEncoded(zone), maxAge: 365 * 86400)])
         }
+    }
+
+    /// A password or code check from a logged-in user, counted by the login throttle per user: a session
+    /// cannot be used to guess a password or a six-digit code, or to run scrypt without end.
+    func checked(_ viewer: ConsoleViewer, _ check: () throws -> Bool) throws -> Bool {
+        let key = "user:\(viewer.user.id)"
+        guard console.auth.byUser.begin(key) == .proceed else { throw ConsoleRefusal(status: .tooManyRequests, key: "login_throttled") }
+        let passed: Bool
+        do { passed = try check() } catch {
+            console.auth.byUser.end(key, succeeded: false)
+            throw error
+        }
+        console.auth.byUser.end(key, succeeded: passed)
+        return passed
     }
 
     func settingsPage(_ request: Request, _ viewer: ConsoleViewer, notice: String? = nil, error: String? = nil,

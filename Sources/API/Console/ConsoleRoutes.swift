@@ -166,6 +166,8 @@ struct ConsoleRoutes: Sendable {
         let email = (form["email"] ?? "").lowercased()
         let password = form["password"] ?? ""
         let client = context.clientAddress
+        // Over-long input is no login and costs no hash, and the throttles keep no key for it.
+        guard email.count <= 254, password.utf8.count <= 1024 else { return loginPage(request, error: "login_failed", status: .unauthorized) }
         // Per address and per user: a guesser moving between accounts, or between addresses, is stopped either way.
         if auth.byAddress.isBlocked(client) || auth.byUser.isBlocked(email) {
             context.logger.notice("console login throttled", metadata: ["client": "\(client)"])
@@ -179,8 +181,7 @@ struct ConsoleRoutes: Sendable {
         }
         let user: ConsoleUser?
         do {
-            let candidate = email.count <= 254 && password.utf8.count <= 1024
-                ? try services.store.authenticateConsoleUser(email: email, password: password) : nil
+            let candidate = try services.store.authenticateConsoleUser(email: email, password: password)
             // With a second factor set up, the password alone is a failed login (RFC 6238 code, each usable once).
             if let candidate, try services.store.checkTOTP(userID: candidate.id, code: form["code"]) {
                 user = candidate
