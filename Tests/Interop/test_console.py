@@ -505,6 +505,8 @@ def test_ses_identities_and_sendgrid_api_keys_through_their_sdks(console):
     # The selector's TXT record is what GET /v1/domains publishes.
     domains = {d["domain"]: d for d in api(console, "GET", "/v1/domains")[1]["domains"]}
     assert domains["news.acme.test"]["dkim"][0]["selector"] == got["DkimAttributes"]["Tokens"][0]
+    # The same call again in the same second would carry the same signature (refused as a replay): wait for the next.
+    time.sleep(1.1)
     with pytest.raises(ses.exceptions.AlreadyExistsException):
         ses.create_email_identity(EmailIdentity="news.acme.test")
     with pytest.raises(ses.exceptions.NotFoundException):
