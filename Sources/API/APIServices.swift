@@ -36,6 +36,17 @@ struct APIServices: Sendable {
         let stored: Template?
         do { stored = try store.template(accountID: account.id, name: name) } catch { throw APIError.storeFailure(error) }
         guard let stored else { throw APIError.notFound("template \(name)") }
+        if stored.generation == .dynamic {
+            guard stored.text != nil || stored.html != nil else {
+                throw APIError.badRequest("template \(name) has no active version", field: "template_id")
+            }
+            // Written for SendGrid in Handlebars: its block helpers become Mustache sections.
+            var translated = stored
+            translated.subject = try HandlebarsDialect.mustache(stored.subject)
+            translated.text = try stored.text.map { text throws(APIError) in try HandlebarsDialect.mustache(text) }
+            translated.html = try stored.html.map { html throws(APIError) in try HandlebarsDialect.mustache(html) }
+            return (try TemplateRenderer(translated), stored)
+        }
         return (try TemplateRenderer(stored), stored)
     }
 

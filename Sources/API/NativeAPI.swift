@@ -233,6 +233,9 @@ struct NativeAPI: Sendable {
         }
         filter.tag = request.query("tag")
         filter.category = request.query("category")
+        filter.sender = request.query("sender")
+        filter.subject = request.query("subject").flatMap { $0.isEmpty ? nil : $0 }
+        filter.provider = request.query("provider")
         for status in request.queryAll("status").flatMap({ $0.split(separator: ",") }) {
             guard let kind = DeliveryEvent.Kind(rawValue: String(status)) else {
                 throw APIError.badRequest("status must be one of \(DeliveryEvent.Kind.allCases.map(\.rawValue).joined(separator: ", "))",

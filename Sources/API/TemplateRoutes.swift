@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import NIOCore
 import Store
 
 /// `/v1/templates`: stored Mustache templates, and a preview that renders one.
@@ -70,8 +71,13 @@ struct TemplateRoutes: Sendable {
                                 marketing: input.marketing ?? false, defaults: input.defaults ?? [:], missing: input.missing ?? .error)
         _ = try TemplateRenderer(template) // refuse templates that do not parse
         do {
+            if replace, try services.store.template(accountID: account.id, name: name)?.generation == .dynamic {
+                throw APIError(.conflict, "dynamic_template", "template \(name) is changed through its versions (/v3/templates/\(name)/versions)")
+            }
             try services.store.saveTemplate(template, accountID: account.id, replace: replace)
             return try services.store.template(accountID: account.id, name: name) ?? template
+        } catch let error as APIError {
+            throw error
         } catch {
             throw TemplateRoutes.map(error, name: name)
         }
@@ -131,6 +137,32 @@ struct SuppressionRoutes: Sendable {
                                           source: "api key \(call.principal.key.keyID)")
             try services.store.suppress(suppression, accountID: call.account.id)
             return APIJSON.response(object: SuppressionRoutes.object(suppression), status: .created)
+        }
+        routes.get("/v1/suppressions/export") { request, context in
+            let call = try await services.gate.open(request, context: context, scope: .read)
+            let text = try SuppressionCSV.export(store: services.store, accountID: call.account.id)
+            return Response(status: .ok, headers: [.contentType: "text/csv; charset=utf-8",
+                                                   .contentDisposition: "attachment; filename=\"suppressions.csv\""],
+                            body: .init(byteBuffer: ByteBuffer(string: text)))
+        }
+        routes.post("/v1/suppressions/import") { request, context in
+            // CSV (`text/csv`): a header row naming address, reason, scope; or one address per line.
+            // Good rows are added in one transaction; the others are listed with their line numbers.
+            let call = try await services.gate.open(request, context: context, scope: .admin)
+            guard let text = String(validating: call.body, as: UTF8.self) else {
+                throw APIError.badRequest("the CSV must be UTF-8")
+            }
+            var reason = Suppression.Reason.manual
+            if let name = request.query("reason") {
+                guard let value = Suppression.Reason(rawValue: name) else {
+                    throw APIError.badRequest("reason must be bounce, complaint, unsubscribe or manual", field: "reason")
+                }
+                reason = value
+            }
+            let parsed = SuppressionCSV.parse(text, reason: reason, source: "import by api key \(call.principal.key.keyID)")
+            do { try services.store.suppress(parsed.suppressions, accountID: call.account.id) } catch { throw APIError.storeFailure(error) }
+            return APIJSON.response(object: ["imported": parsed.suppressions.count,
+                                             "errors": parsed.errors.map { ["line": $0.line, "message": $0.message] as [String: Any] }])
         }
         routes.get("/v1/suppressions/:address") { request, context in
             let call = try await services.gate.open(request, context: context, scope: .read)

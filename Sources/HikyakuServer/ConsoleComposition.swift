@@ -1,5 +1,6 @@
 import API
 import Foundation
+import Relay
 import Spool
 
 /// The release this binary is (shown on the console's operator page and by `hikyaku --version`).
@@ -9,7 +10,8 @@ public enum HikyakuVersion {
 
 /// The console's settings from the configuration, and the health figures its operator page shows.
 enum ConsoleComposition {
-    static func options(configuration: Configuration, layout: SpoolLayout, index: QueueIndex, startedAt: Date = Date()) -> ConsoleOptions? {
+    static func options(configuration: Configuration, layout: SpoolLayout, index: QueueIndex, courier: SMTPCourier?,
+                        startedAt: Date = Date()) -> ConsoleOptions? {
         guard configuration.consoleEnabled else { return nil }
         let listeners = (configuration.smtpListen.map { "smtp \($0)" } + configuration.smtpTLSListen.map { "smtps \($0)" }
             + [configuration.apiListen].filter { !$0.isEmpty }.map { "api \($0)" }
@@ -34,6 +36,6 @@ enum ConsoleComposition {
                     ("spool", ByteCountFormatter.string(fromByteCount: spoolBytes, countStyle: .binary) + " (\(segments.count) segments)"),
                     ("disk_free", free.map { ByteCountFormatter.string(fromByteCount: $0.int64Value, countStyle: .binary) } ?? "?"),
                     ("queue", pending)]
-        })
+        }, courier: courier)
     }
 }

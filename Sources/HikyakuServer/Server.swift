@@ -192,6 +192,9 @@ public enum Server {
             // A service that returns ends the group: only added when it has work to do.
             services.append(.init(service: DomainVerificationService(configuration: configuration, store: store, logger: logger)))
         }
+        // Made before the API so that the console can show its sites; started with delivery below.
+        let courier = configuration.deliveryEnabled
+            ? try DeliveryComposition.courier(configuration: configuration, group: group, logger: logger) : nil
         if !configuration.apiListen.isEmpty {
             let address = try ListenAddress(parsing: configuration.apiListen)
             let eventsOut = try await EventsOutComposition.make(configuration: configuration, store: store, index: spool.index,
@@ -227,7 +230,8 @@ public enum Server {
                     encoder.outputFormatting = [.sortedKeys]
                     return Array(try encoder.encode(verification))
                 }, eventsOut: eventsOut,
-                console: ConsoleComposition.options(configuration: configuration, layout: layout.spool, index: spool.index),
+                console: ConsoleComposition.options(configuration: configuration, layout: layout.spool, index: spool.index,
+                                                    courier: courier),
                 logger: logger)
             services.append(.init(service: try api.application { bound in
                 announce("hikyaku: listening api \(bound?.ipAddress ?? address.host):\(bound?.port ?? address.port)")
@@ -241,8 +245,7 @@ public enum Server {
                 announce("hikyaku: listening admin \(bound?.ipAddress ?? address.host):\(bound?.port ?? address.port)")
             }))
         }
-        if configuration.deliveryEnabled {
-            let courier = try DeliveryComposition.courier(configuration: configuration, group: group, logger: logger)
+        if let courier {
             let scheduler = try DeliveryComposition.scheduler(
                 configuration: configuration, index: spool.index, layout: spool.layout, courier: courier,
                 accounts: AccountPools(store: store), logger: logger, enqueue: { dsn in _ = try await intake.submit(dsn).get() },

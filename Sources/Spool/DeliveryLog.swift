@@ -81,6 +81,12 @@ public struct DeliveryLogFilter: Sendable {
     public var messageID: MessageID?
     public var types: [DeliveryEvent.Kind]
     public var category: String?
+    /// The envelope sender, compared without case.
+    public var sender: String?
+    /// Words in the subject (a substring, without case for ASCII).
+    public var subject: String?
+    /// The site (provider or carrier) an attempt went to: `gmail`, `docomo`, or an MX domain.
+    public var provider: String?
     public var since: Date?
     public var until: Date?
     public var limit: Int
@@ -204,6 +210,22 @@ extension QueueIndex {
         if let tag = filter.tag {
             conditions.append("message_id IN (SELECT message_id FROM message_tag WHERE tag = ?)")
             arguments.append(tag)
+        }
+        if let sender = filter.sender {
+            conditions.append("message_id IN (SELECT id FROM message WHERE sender = ? COLLATE NOCASE)")
+            arguments.append(sender)
+        }
+        if let subject = filter.subject {
+            // LIKE with the caller's text escaped: `%` and `_` are letters here, not patterns.
+            let scope = filter.accountID == nil ? "" : " AND account_id = ?"
+            conditions.append("message_id IN (SELECT id FROM message WHERE subject LIKE ? ESCAPE '\\'\(scope))")
+            arguments.append("%" + QueueIndex.likeEscaped(subject) + "%")
+            if let account = filter.accountID { arguments.append(account) }
+        }
+        if let provider = filter.provider {
+            // A site seen from one source address is named `gmail from 192.0.2.1`.
+            conditions.append("(site = ? OR site LIKE ? ESCAPE '\\')")
+            arguments.append(contentsOf: [provider, QueueIndex.likeEscaped(provider) + " from %"])
         }
         if let cursor = filter.before {
             conditions.append("(at, id) < (?, ?)")
@@ -427,8 +449,11 @@ extension QueueIndex {
         }
     }
 
-    static func senderPattern(_ domain: String) -> String {
-        "%@" + domain.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%")
+    static func senderPattern(_ domain: String) -> String { "%@" + likeEscaped(domain) }
+
+    /// `text` as the literal part of a LIKE pattern with `ESCAPE '\'`.
+    static func likeEscaped(_ text: String) -> String {
+        text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%")
             .replacingOccurrences(of: "_", with: "\\_")
     }
 }

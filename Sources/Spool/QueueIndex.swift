@@ -185,6 +185,13 @@ public struct QueueIndex: Sendable {
                 END;
                 """)
         }
+        migrator.registerMigration("v7-sender-subject-search") { db in
+            // Log search by envelope sender and by subject: the message row lives as long as the log keeps its events.
+            try db.execute(sql: """
+                ALTER TABLE message ADD COLUMN subject TEXT;
+                CREATE INDEX message_sender ON message(sender COLLATE NOCASE);
+                """)
+        }
         return migrator
     }
 
@@ -195,12 +202,15 @@ public struct QueueIndex: Sendable {
         /// Offset and length of the message bytes (the record's body).
         var offset: Int64
         var length: Int
+        /// Known when the message comes from the intake; a record recovered from a segment has none.
+        var subject: String?
 
-        init(_ record: SegmentRecord, segment: Int64, offset: Int64, length: Int) {
+        init(_ record: SegmentRecord, segment: Int64, offset: Int64, length: Int, subject: String? = nil) {
             self.record = record
             self.segment = segment
             self.offset = offset
             self.length = length
+            self.subject = subject
         }
     }
 
@@ -211,8 +221,8 @@ public struct QueueIndex: Sendable {
         try database.write { db in
             let insertMessage = try db.cachedStatement(sql: """
                 INSERT OR IGNORE INTO message (id, received_at, account_id, sender, size, segment, offset, length,
-                                     smtputf8, client_address, helo, metadata)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                     smtputf8, client_address, helo, metadata, subject)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """)
             let insertRecipient = try db.cachedStatement(sql:
                 "INSERT OR IGNORE INTO recipient (message_id, position, address, next_attempt_at) VALUES (?, ?, ?, ?)")
@@ -227,7 +237,7 @@ public struct QueueIndex: Sendable {
                 try insertMessage.execute(arguments: [
                     record.id.rawValue, record.receivedAt.timeIntervalSince1970, record.accountID, record.sender,
                     row.length, row.segment, row.offset, row.length, record.smtpUTF8,
-                    record.clientAddress, record.heloName, metadata,
+                    record.clientAddress, record.heloName, metadata, row.subject,
                 ])
                 // Indexed once: a record indexed again (after a crash) is ignored above and logs nothing here.
                 guard db.changesCount > 0 else { continue }

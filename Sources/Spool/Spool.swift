@@ -283,7 +283,7 @@ public final class Spool: @unchecked Sendable {
                                            clientAddress: message.clientAddress, recipients: message.recipients,
                                            metadata: message.metadata)
                 return QueueIndex.Row(record, segment: activeSegment.number, offset: start + Int64(location.bodyStart),
-                                      length: location.length)
+                                      length: location.length, subject: message.subject)
             }
         } catch {
             let spoolError: SpoolError

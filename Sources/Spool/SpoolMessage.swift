@@ -25,10 +25,12 @@ public struct IncomingMessage: Sendable {
     public var content: [UInt8]
     /// What an API caller attached (tags, custom arguments, send time); nil for SMTP mail.
     public var metadata: MessageMetadata?
+    /// The Subject as a reader shows it, for log search (kept in the index, not in the segment record).
+    public var subject: String?
 
     public init(id: MessageID, sender: String, recipients: [String], accountID: Int64?, smtpUTF8: Bool,
                 clientAddress: String, heloName: String, prefix: [UInt8], content: [UInt8],
-                metadata: MessageMetadata? = nil) {
+                metadata: MessageMetadata? = nil, subject: String? = nil) {
         self.id = id
         self.sender = sender
         self.recipients = recipients
@@ -39,6 +41,7 @@ public struct IncomingMessage: Sendable {
         self.prefix = prefix
         self.content = content
         self.metadata = metadata
+        self.subject = subject
     }
 
     public var size: Int { prefix.count + content.count }

@@ -200,6 +200,7 @@ public final class SQLiteStore: AccountStore {
         }
         registerWebhookMigrations(&migrator)
         registerConsoleMigrations(&migrator)
+        registerTemplateVersionMigrations(&migrator)
         return migrator
     }
 

@@ -40,13 +40,21 @@ public struct Suppression: Sendable, Codable, Equatable {
 extension SQLiteStore {
     /// Adds or replaces the suppression of `address` for an account.
     public func suppress(_ suppression: Suppression, accountID: Int64) throws {
+        try suppress([suppression], accountID: accountID)
+    }
+
+    /// Adds or replaces many at once, in one transaction (an import).
+    public func suppress(_ suppressions: [Suppression], accountID: Int64) throws {
         try database.write { db in
-            try db.execute(sql: """
+            let statement = try db.cachedStatement(sql: """
                 INSERT INTO suppression (account_id, address, reason, scope, created_at, source) VALUES (?, ?, ?, ?, ?, ?)
                 ON CONFLICT(account_id, address) DO UPDATE SET reason = excluded.reason, scope = excluded.scope,
                     created_at = excluded.created_at, source = excluded.source
-                """, arguments: [accountID, suppression.address.lowercased(), suppression.reason.rawValue,
-                                 suppression.scope.rawValue, suppression.createdAt.timeIntervalSince1970, suppression.source])
+                """)
+            for suppression in suppressions {
+                try statement.execute(arguments: [accountID, suppression.address.lowercased(), suppression.reason.rawValue,
+                                                  suppression.scope.rawValue, suppression.createdAt.timeIntervalSince1970, suppression.source])
+            }
         }
     }
 

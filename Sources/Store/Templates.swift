@@ -12,7 +12,17 @@ public struct Template: Sendable, Codable, Equatable {
         case `default`
     }
 
+    /// Where it was made: Hikyaku's own API, or SendGrid's dynamic templates (versions; `d-` ids).
+    public enum Generation: String, Sendable, Codable {
+        case native
+        case dynamic
+    }
+
+    /// The key it is used by (`template_id`); a dynamic template's is its `d-…` id.
     public var name: String
+    /// A dynamic template's free-text name (SendGrid's `name`).
+    public var displayName: String? = nil
+    public var generation: Generation = .native
     public var subject: String
     public var text: String?
     public var html: String?
@@ -92,11 +102,14 @@ extension SQLiteStore {
         let defaults = (row["defaults"] as String?).flatMap {
             try? JSONDecoder().decode([String: JSONValue].self, from: Data($0.utf8))
         } ?? [:]
-        return Template(name: row["name"], subject: row["subject"], text: row["text"], html: row["html"],
-                        marketing: row["marketing"], defaults: defaults,
-                        missing: Template.MissingVariables(rawValue: row["missing"]) ?? .error,
-                        createdAt: Date(timeIntervalSince1970: row["created_at"]),
-                        updatedAt: Date(timeIntervalSince1970: row["updated_at"]))
+        var template = Template(name: row["name"], subject: row["subject"], text: row["text"], html: row["html"],
+                                marketing: row["marketing"], defaults: defaults,
+                                missing: Template.MissingVariables(rawValue: row["missing"]) ?? .error,
+                                createdAt: Date(timeIntervalSince1970: row["created_at"]),
+                                updatedAt: Date(timeIntervalSince1970: row["updated_at"]))
+        template.displayName = row["display_name"]
+        template.generation = (row["generation"] as String?).flatMap(Template.Generation.init(rawValue:)) ?? .native
+        return template
     }
 }
 

@@ -41,6 +41,9 @@ struct ConsoleAccountPages: Sendable {
                 "can_change": viewer.canChange,
                 "scopes": Suppression.Scope.allCases.map { ["code": $0.rawValue, "label": t["scope_\($0.rawValue)"] ?? $0.rawValue] },
                 "added": request.query("added").map { ConsoleFormat.number(Int($0) ?? 0) } ?? false,
+                "rejected": request.query("rejected").map { ConsoleFormat.number(Int($0) ?? 0) } ?? false,
+                "rejected_lines": request.query("lines")?.split(separator: ",").compactMap { Int($0) }.map(String.init)
+                    .joined(separator: ", ") ?? "",
             ]
             return console.render("suppressions", context, viewer: viewer, title: "nav_suppressions", current: "nav_suppressions",
                                   path: request.uri.path)
@@ -49,16 +52,12 @@ struct ConsoleAccountPages: Sendable {
             try ConsoleRoutes.requireChange(viewer)
             let account = try ConsoleRoutes.account(viewer)
             let scope = form["scope"].flatMap(Suppression.Scope.init(rawValue:)) ?? .all
-            // One address per line (a pasted column from a spreadsheet); at most 10,000 at once.
-            var added = 0
-            for line in (form["addresses"] ?? "").split(whereSeparator: \.isNewline).prefix(10_000) {
-                let text = line.split(separator: ",").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
-                guard !text.isEmpty, let parsed = try? NativeAPI.address(AddressInput(text: text), field: "address") else { continue }
-                try store.suppress(Suppression(address: parsed.address, reason: .manual, scope: scope,
-                                               source: "console user \(viewer.user.email)"), accountID: account.id)
-                added += 1
-            }
-            return ConsoleHeaders.redirect("/console/suppressions?added=\(added)")
+            // One address per line (a pasted column from a spreadsheet), or a CSV file with a header row (an export).
+            let parsed = SuppressionCSV.parse(form["addresses"] ?? "", scope: scope, source: "console user \(viewer.user.email)")
+            try store.suppress(parsed.suppressions, accountID: account.id)
+            let lines = parsed.errors.prefix(20).map { String($0.line) }.joined(separator: ",")
+            return ConsoleHeaders.redirect("/console/suppressions?added=\(parsed.suppressions.count)"
+                                           + (parsed.errors.isEmpty ? "" : "&rejected=\(parsed.errors.count)&lines=\(lines)"))
         }
         console.post(routes, "/console/suppressions/remove") { form, _, viewer, _ in
             try ConsoleRoutes.requireChange(viewer)
@@ -205,11 +204,26 @@ struct ConsoleAccountPages: Sendable {
             let domain = request.query("domain")
             let sites = try services.index.sites(accountID: account.id)
             let messages = try services.index.summaries(QueueSelection(accountID: account.id, recipientDomain: domain), limit: 100)
+            let courier = console.auth.options.courier
+            // The delivery engine's sites are the server's, shared by every account: their state, not any account's mail.
+            let activity = await courier?.siteActivity(limit: 50) ?? []
             let context: [String: Any] = [
                 "can_change": viewer.canChange, "domain": domain ?? "", "has_sites": !sites.isEmpty,
                 "sites": sites.map { site -> [String: Any] in
-                    ["domain": site.domain, "queued": ConsoleFormat.number(site.queued), "deferred": ConsoleFormat.number(site.deferred),
+                    ["domain": site.domain, "rule": courier?.shapingRule(forDomain: site.domain) ?? "",
+                     "queued": ConsoleFormat.number(site.queued), "deferred": ConsoleFormat.number(site.deferred),
                      "held": ConsoleFormat.number(site.held), "oldest": site.oldest.map { ConsoleFormat.time($0, viewer.timeZone) } ?? ""]
+                },
+                "delivery_on": courier != nil, "has_activity": !activity.isEmpty,
+                "activity": activity.map { site -> [String: Any] in
+                    let limits = site.limits
+                    let rate = [limits.maxMessagesPerMinute > 0 ? "\(ConsoleFormat.number(limits.maxMessagesPerMinute))/min" : nil,
+                                limits.maxMessagesPerHour > 0 ? "\(ConsoleFormat.number(limits.maxMessagesPerHour))/h" : nil]
+                        .compactMap { $0 }.joined(separator: ", ")
+                    return ["name": site.name, "open": ConsoleFormat.number(site.openConnections), "idle": ConsoleFormat.number(site.idleConnections),
+                            "max": limits.maxConnections > 0 ? ConsoleFormat.number(limits.maxConnections) : "∞",
+                            "waiting": ConsoleFormat.number(site.waiting), "rate": rate.isEmpty ? "—" : rate,
+                            "postponements": ConsoleFormat.number(site.postponements)]
                 },
                 "messages": messages.map { message -> [String: Any] in
                     ["id": message.id.rawValue, "received": ConsoleFormat.time(message.receivedAt, viewer.timeZone), "from": message.sender,
@@ -384,24 +398,5 @@ struct ConsoleAccountPages: Sendable {
             "created": created.map { ["email": $0.0, "password": $0.1] } as Any? ?? false,
         ]
         return console.render("operator", context, viewer: viewer, title: "nav_operator", current: "nav_operator", path: "/console/operator")
-    }
-}
-
-/// Suppression lists as CSV, in and out: `address,reason,scope,created_at,source`.
-enum SuppressionCSV {
-    static let header = "address,reason,scope,created_at,source\r\n"
-
-    static func export(store: SQLiteStore, accountID: Int64) throws -> String {
-        var text = header
-        var offset = 0
-        while true {
-            let page = try store.suppressions(accountID: accountID, offset: offset, limit: 1000)
-            for item in page {
-                text += [item.address, item.reason.rawValue, item.scope.rawValue, NativeAPI.iso(item.createdAt), item.source ?? ""]
-                    .map(EventCSV.quote).joined(separator: ",") + "\r\n"
-            }
-            guard page.count == 1000 else { return text }
-            offset += 1000
-        }
     }
 }

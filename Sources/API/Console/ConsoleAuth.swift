@@ -17,15 +17,19 @@ public struct ConsoleOptions: Sendable {
     public var loginWindow: TimeAmount
     /// What the operator's health page shows (listeners, spool, disk, version, uptime); nil: nothing.
     public var health: (@Sendable () -> [(String, String)])?
+    /// The delivery engine, for the queue page's connections, limits and postponements; nil: delivery is off.
+    public var courier: SMTPCourier?
 
     public init(idleTimeout: TimeInterval = 1800, absoluteTimeout: TimeInterval = 12 * 3600, secureCookie: Bool = false,
-                maximumLoginFailures: Int = 5, loginWindow: TimeAmount = .seconds(900), health: (@Sendable () -> [(String, String)])? = nil) {
+                maximumLoginFailures: Int = 5, loginWindow: TimeAmount = .seconds(900), health: (@Sendable () -> [(String, String)])? = nil,
+                courier: SMTPCourier? = nil) {
         self.idleTimeout = idleTimeout
         self.absoluteTimeout = absoluteTimeout
         self.secureCookie = secureCookie
         self.maximumLoginFailures = maximumLoginFailures
         self.loginWindow = loginWindow
         self.health = health
+        self.courier = courier
     }
 }
 

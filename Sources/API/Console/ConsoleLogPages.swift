@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import MIME
 import NIOCore
+import Relay
 import Spool
 import Store
 
@@ -38,6 +39,9 @@ struct ConsoleLogPages: Sendable {
         }
         filter.tag = request.query("tag")
         filter.category = request.query("category")
+        filter.sender = request.query("sender")?.trimmingCharacters(in: .whitespaces)
+        filter.subject = request.query("subject")
+        filter.provider = request.query("provider")?.trimmingCharacters(in: .whitespaces)
         if let status = request.query("status") {
             guard let kind = DeliveryEvent.Kind(rawValue: status) else { throw ConsoleRefusal(status: .badRequest, key: "error_status") }
             filter.types = [kind]
@@ -58,7 +62,7 @@ struct ConsoleLogPages: Sendable {
         filter.limit = 50
         let page = try services.index.eventPage(filter)
         // The same query again, for the next page's link and the CSV export.
-        let keep = ["recipient", "message_id", "tag", "category", "status", "since", "until"]
+        let keep = ["recipient", "sender", "subject", "message_id", "tag", "category", "provider", "status", "since", "until"]
         let query = keep.compactMap { name in request.query(name).map { "\(name)=" + ConsoleRoutes.percentEncoded($0) } }
             .joined(separator: "&")
         let context: [String: Any] = [
@@ -69,6 +73,7 @@ struct ConsoleLogPages: Sendable {
                     ["code": kind.rawValue, "label": t["event_\(kind.rawValue)"] ?? kind.rawValue,
                      "selected": request.query("status") == kind.rawValue]
                 }),
+            "providers": console.auth.options.courier?.shapingRuleNames ?? TrafficShaping.presets.map(\.name),
             "events": page.events.map { console.eventRow($0, viewer) },
             "empty": page.events.isEmpty,
             "next": page.next.map { "/console/log?" + (query.isEmpty ? "" : query + "&") + "before=" + ConsoleRoutes.percentEncoded($0.description) }

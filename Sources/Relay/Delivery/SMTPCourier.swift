@@ -231,4 +231,21 @@ public struct SMTPCourier: Sendable {
     public func closeIdleConnections() async {
         for site in sites.all { await site.closeIdle() }
     }
+
+    /// Every site delivered to since start, busiest first (at most `limit`).
+    public func siteActivity(limit: Int = 200) async -> [SiteActivity] {
+        var activity: [SiteActivity] = []
+        for site in sites.all { activity.append(await site.activity) }
+        return Array(activity.sorted { ($0.openConnections, $0.postponements, $1.name) > ($1.openConnections, $1.postponements, $0.name) }
+            .prefix(limit))
+    }
+
+    /// The named shaping rules (providers and carriers), in their order.
+    public var shapingRuleNames: [String] { options.shaping.rules.map(\.name) }
+
+    /// The shaping rule a recipient domain falls under, by its name alone (nil: none; its site is its MX set).
+    public func shapingRule(forDomain domain: String) -> String? {
+        let site = options.shaping.site(domain: domain, mxHosts: [])
+        return DeliverySite.isAdHoc(site.name) ? nil : site.name
+    }
 }

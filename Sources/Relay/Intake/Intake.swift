@@ -159,7 +159,7 @@ public final class Intake: Sendable {
         let message = IncomingMessage(
             id: submission.id, sender: submission.sender, recipients: submission.recipients, accountID: principal.accountID,
             smtpUTF8: submission.smtpUTF8, clientAddress: submission.origin.clientAddress, heloName: submission.origin.heloName,
-            prefix: prefix, content: content, metadata: metadata)
+            prefix: prefix, content: content, metadata: metadata, subject: Intake.searchableSubject(header, content))
         var prepared = Prepared(submission: submission, message: message, signingDomain: nil)
         prepared.submission.principal = principal
         if submission.door != .dsn, let from = header.first("From"),
@@ -167,6 +167,12 @@ public final class Intake: Sendable {
             prepared.signingDomain = SenderPolicy.domain(first.domain)
         }
         return .success(prepared)
+    }
+
+    /// The subject as a reader shows it (RFC 2047 words decoded), at most 200 characters, for log search.
+    static func searchableSubject(_ header: HeaderSection, _ content: [UInt8]) -> String? {
+        guard let field = header.first("Subject") else { return nil }
+        return String(EncodedWords.decodeText(field.unfoldedValue(in: content)).prefix(200))
     }
 
     static func isBlindCopy(_ field: HeaderSection.Field) -> Bool { field.hasName("Bcc") || field.hasName("Resent-Bcc") }

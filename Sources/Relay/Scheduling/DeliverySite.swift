@@ -51,6 +51,14 @@ actor DeliverySite {
     }
 
     var openConnections: Int { open }
+    /// Times a caller was told to come back later (rate spent, or too many waiting), since start.
+    private var postponements = 0
+
+    /// What the console's queue page shows of this site.
+    var activity: SiteActivity {
+        SiteActivity(name: name, openConnections: open, idleConnections: idle.count, waiting: waiters.count, limits: limits,
+                     postponements: postponements)
+    }
 
     /// A site made for one MX set (no named rule matched): there is one per destination provider.
     nonisolated static func isAdHoc(_ name: String) -> Bool { name.hasPrefix("mx:") }
@@ -64,7 +72,10 @@ actor DeliverySite {
     func acquire() async -> Grant {
         let time = now()
         let readyAt = [minuteBucket?.readyAt(time), hourBucket?.readyAt(time)].compactMap { $0 }.max()
-        if let readyAt, readyAt > time { return .postpone(until: readyAt) }
+        if let readyAt, readyAt > time {
+            postponements += 1
+            return .postpone(until: readyAt)
+        }
         if let connection = idle.popLast() {
             take(at: time)
             return .reuse(connection)
@@ -74,7 +85,10 @@ actor DeliverySite {
             take(at: time)
             return .open
         }
-        guard waiters.count < maximumWaiters else { return .postpone(until: time.addingTimeInterval(1)) }
+        guard waiters.count < maximumWaiters else {
+            postponements += 1
+            return .postpone(until: time.addingTimeInterval(1))
+        }
         let grant = await withCheckedContinuation { waiters.append($0) }
         take(at: now())
         return grant
@@ -152,6 +166,17 @@ struct TokenBucket {
         tokens = available(at: time) - 1
         updated = time
     }
+}
+
+/// A delivery site's state at one moment: its connections, its limits, how often it said "later".
+public struct SiteActivity: Sendable {
+    public var name: String
+    public var openConnections: Int
+    public var idleConnections: Int
+    /// Transactions waiting for a connection.
+    public var waiting: Int
+    public var limits: ShapingLimits
+    public var postponements: Int
 }
 
 /// The sites seen so far, created on first use.

@@ -13,3 +13,9 @@ document.addEventListener("submit", (event) => {
   const button = event.submitter;
   if (button && button.dataset.confirm && !window.confirm(button.dataset.confirm)) event.preventDefault();
 });
+// A chosen CSV file is read into the form's text box, which the server parses (import without a multipart upload).
+document.addEventListener("change", (event) => {
+  const input = event.target;
+  if (!input.dataset || !input.dataset.fills || !input.files || !input.files[0]) return;
+  input.files[0].text().then((text) => { document.getElementById(input.dataset.fills).value = text; });
+});

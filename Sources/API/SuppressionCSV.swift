@@ -1,0 +1,131 @@
+import Foundation
+import Store
+
+/// Suppression lists as CSV, in and out: `address,reason,scope,created_at,source`.
+/// An import reads the same columns (a header row names them; without one,
+/// the first column is the address), so an export imports unchanged, and a
+/// column of addresses pasted from a spreadsheet does too.
+enum SuppressionCSV {
+    static let header = "address,reason,scope,created_at,source\r\n"
+    static let maximumRows = 100_000
+
+    static func export(store: SQLiteStore, accountID: Int64) throws -> String {
+        var text = header
+        var offset = 0
+        while true {
+            let page = try store.suppressions(accountID: accountID, offset: offset, limit: 1000)
+            for item in page {
+                text += [item.address, item.reason.rawValue, item.scope.rawValue, NativeAPI.iso(item.createdAt), item.source ?? ""]
+                    .map(EventCSV.quote).joined(separator: ",") + "\r\n"
+            }
+            guard page.count == 1000 else { return text }
+            offset += 1000
+        }
+    }
+
+    struct Import: Sendable {
+        var suppressions: [Suppression] = []
+        /// Rows that were not imported: their line number (1 is the first line) and why.
+        var errors: [(line: Int, message: String)] = []
+    }
+
+    /// The rows of `text` as suppressions with `source`; `reason` and `scope` where a row names none.
+    static func parse(_ text: String, reason: Suppression.Reason = .manual, scope: Suppression.Scope = .all, source: String) -> Import {
+        var result = Import()
+        var columns: [String: Int]?
+        for (number, fields) in CSVReader.records(text) {
+            guard !fields.allSatisfy({ $0.trimmingCharacters(in: .whitespaces).isEmpty }) else { continue }
+            let cells = fields.map { $0.trimmingCharacters(in: .whitespaces) }
+            if columns == nil {
+                let names = cells.map { $0.lowercased() }
+                if let address = names.firstIndex(where: { $0 == "address" || $0 == "email" }) {
+                    var map = ["address": address]
+                    for name in ["reason", "scope"] { map[name] = names.firstIndex(of: name) }
+                    columns = map
+                    continue
+                }
+                columns = ["address": 0]
+            }
+            guard result.suppressions.count + result.errors.count < maximumRows else {
+                result.errors.append((number, "at most \(maximumRows) rows are imported at once; the rest was not read"))
+                break
+            }
+            let cell = { (name: String) -> String? in columns?[name].flatMap { $0 < cells.count ? cells[$0] : nil } }
+            guard let text = cell("address"), !text.isEmpty,
+                  let parsed = try? NativeAPI.address(AddressInput(text: text), field: "address") else {
+                result.errors.append((number, "not an address: \(String((cell("address") ?? "").prefix(100)))"))
+                continue
+            }
+            var rowReason = reason
+            if let name = cell("reason"), !name.isEmpty {
+                guard let value = Suppression.Reason(rawValue: name.lowercased()) else {
+                    result.errors.append((number, "reason must be bounce, complaint, unsubscribe or manual"))
+                    continue
+                }
+                rowReason = value
+            }
+            var rowScope = scope
+            if let name = cell("scope"), !name.isEmpty {
+                guard let value = Suppression.Scope(rawValue: name.lowercased()) else {
+                    result.errors.append((number, "scope must be all, marketing or transactional"))
+                    continue
+                }
+                rowScope = value
+            }
+            result.suppressions.append(Suppression(address: parsed.address, reason: rowReason, scope: rowScope, source: source))
+        }
+        return result
+    }
+}
+
+/// RFC 4180 records: fields separated by commas, quoted with `"` (a quoted
+/// field may hold commas, quotes doubled, and line breaks), records ended by
+/// CRLF or LF. A UTF-8 byte order mark is skipped. Each record comes with
+/// the line it starts on.
+enum CSVReader {
+    static func records(_ text: String) -> [(line: Int, fields: [String])] {
+        var records: [(line: Int, fields: [String])] = []
+        var fields: [String] = []
+        var field = ""
+        var quoted = false
+        var line = 1
+        var start = 1
+        var scalars = text.unicodeScalars[...]
+        if scalars.first == "\u{FEFF}" { scalars = scalars.dropFirst() }
+        var iterator = scalars.makeIterator()
+        var pending: Unicode.Scalar? = nil
+        while let scalar = pending ?? iterator.next() {
+            pending = nil
+            if quoted {
+                if scalar == "\"" {
+                    let next = iterator.next()
+                    if next == "\"" { field.unicodeScalars.append("\"") } else { quoted = false; pending = next }
+                } else {
+                    if scalar == "\n" { line += 1 }
+                    field.unicodeScalars.append(scalar)
+                }
+                continue
+            }
+            switch scalar {
+            case "\"" where field.isEmpty: quoted = true
+            case ",":
+                fields.append(field)
+                field = ""
+            case "\r": continue
+            case "\n":
+                fields.append(field)
+                records.append((start, fields))
+                fields = []
+                field = ""
+                line += 1
+                start = line
+            default: field.unicodeScalars.append(scalar)
+            }
+        }
+        if !field.isEmpty || !fields.isEmpty {
+            fields.append(field)
+            records.append((start, fields))
+        }
+        return records
+    }
+}
