@@ -171,6 +171,8 @@ let package = Package(
                           swiftSettings: fuzzSettings),
         .executableTarget(name: "fuzz-mustache", dependencies: ["FuzzTargets"], path: "Fuzz/fuzz-mustache",
                           swiftSettings: fuzzSettings),
+        .executableTarget(name: "fuzz-csv", dependencies: ["FuzzTargets"], path: "Fuzz/fuzz-csv",
+                          swiftSettings: fuzzSettings),
         .executableTarget(name: "fuzz-tracking", dependencies: ["FuzzTargets"], path: "Fuzz/fuzz-tracking",
                           swiftSettings: fuzzSettings),
 

@@ -70,6 +70,11 @@ extension FuzzTargets {
     public static func mustache(_ bytes: [UInt8]) {
         APIFuzzing.mustache(bytes)
     }
+
+    /// Suppression imports (CSV from tenants) and SendGrid's Handlebars templates translated to Mustache.
+    public static func csv(_ bytes: [UInt8]) {
+        APIFuzzing.csvAndHandlebars(bytes)
+    }
 }
 
 enum DKIMFuzzKey {

@@ -124,4 +124,18 @@ package enum APIFuzzing {
         let size = rendered.subject.utf8.count + (rendered.text?.utf8.count ?? 0) + (rendered.html?.utf8.count ?? 0)
         precondition(size <= budget, "a render exceeded its budget")
     }
+
+    /// Bytes as a suppression import and as a Handlebars template: the CSV's
+    /// every row is either imported or reported with a line inside the text;
+    /// a translated template compiles or is refused, never traps.
+    package static func csvAndHandlebars(_ bytes: [UInt8]) {
+        let text = String(decoding: bytes, as: UTF8.self)
+        let imported = SuppressionCSV.parse(text, source: "fuzz")
+        let lines = text.reduce(into: 1) { count, character in if character == "\n" || character == "\r\n" { count += 1 } }
+        precondition(imported.errors.allSatisfy { $0.line >= 1 && $0.line <= lines }, "an import reported a line outside the text")
+        precondition(imported.suppressions.allSatisfy { $0.address.contains("@") }, "an import took a row without an address")
+        guard let translated = try? HandlebarsDialect.mustache(text) else { return }
+        guard let renderer = try? TemplateRenderer(subject: "", text: translated, html: nil) else { return }
+        _ = try? renderer.render(["name": .string("x"), "items": .array([.string("a")])], budget: 64 * 1024)
+    }
 }

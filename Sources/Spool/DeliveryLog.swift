@@ -92,7 +92,11 @@ public struct DeliveryLogFilter: Sendable {
     public var limit: Int
 
     public init(accountID: Int64? = nil, tag: String? = nil, recipient: String? = nil, messageID: MessageID? = nil,
-                types: [DeliveryEvent.Kind] = [], category: String? = nil, since: Date? = nil, until: Date? = nil, limit: Int = 1000) {
+                types: [DeliveryEvent.Kind] = [], category: String? = nil, sender: String? = nil, subject: String? = nil,
+                provider: String? = nil, since: Date? = nil, until: Date? = nil, limit: Int = 1000) {
+        self.sender = sender
+        self.subject = subject
+        self.provider = provider
         self.accountID = accountID
         self.tag = tag
         self.recipient = recipient

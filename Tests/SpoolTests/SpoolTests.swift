@@ -264,6 +264,30 @@ extension SpoolTests {
         spool.close()
     }
 
+    @Test func theLogIsSearchedBySenderSubjectAndProvider() async throws {
+        let spool = try Spool(layout: SpoolLayout(directory: try temporaryDirectory()), logger: Logger(label: "test"))
+        var invoice = message("a\r\n")
+        invoice.sender = "Billing@Acme.example"
+        invoice.subject = "請求書 100% off_"
+        var news = message("b\r\n")
+        news.accountID = 4
+        news.subject = "請求書 for another account"
+        let invoiceID = try await spool.append(invoice)
+        let newsID = try await spool.append(news)
+        try await eventually { try spool.index.details(of: newsID) != nil && spool.index.details(of: invoiceID) != nil }
+        try spool.index.append(DeliveryEvent(at: Date(), messageID: invoiceID, recipient: "r@example.org", type: .delivered,
+                                             site: "docomo from 192.0.2.1"))
+        func found(_ filter: DeliveryLogFilter) throws -> Set<MessageID> { Set(try spool.index.events(filter).map(\.messageID)) }
+        #expect(try found(DeliveryLogFilter(accountID: 3, subject: "請求書")) == [invoiceID])
+        #expect(try found(DeliveryLogFilter(subject: "請求書")) == [invoiceID, newsID])
+        #expect(try found(DeliveryLogFilter(accountID: 3, subject: "100% off_")) == [invoiceID])
+        #expect(try found(DeliveryLogFilter(accountID: 3, subject: "1000")).isEmpty, "% is a letter, not a pattern")
+        #expect(try found(DeliveryLogFilter(accountID: 3, sender: "billing@acme.example")) == [invoiceID])
+        #expect(try found(DeliveryLogFilter(accountID: 3, provider: "docomo")) == [invoiceID])
+        #expect(try found(DeliveryLogFilter(accountID: 3, provider: "docom")).isEmpty)
+        spool.close()
+    }
+
     @Test func theFirstDelayNoticeIsAnEvent() async throws {
         let spool = try Spool(layout: SpoolLayout(directory: try temporaryDirectory()), logger: Logger(label: "test"))
         var queued = message("x\r\n")

@@ -48,7 +48,7 @@ struct ConsoleAccountPages: Sendable {
             return console.render("suppressions", context, viewer: viewer, title: "nav_suppressions", current: "nav_suppressions",
                                   path: request.uri.path)
         }
-        console.post(routes, "/console/suppressions") { form, _, viewer, _ in
+        console.post(routes, "/console/suppressions", limit: 8 << 20) { form, _, viewer, _ in
             try ConsoleRoutes.requireChange(viewer)
             let account = try ConsoleRoutes.account(viewer)
             let scope = form["scope"].flatMap(Suppression.Scope.init(rawValue:)) ?? .all

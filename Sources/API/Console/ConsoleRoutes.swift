@@ -51,6 +51,7 @@ struct ConsoleRoutes: Sendable {
         }
         ConsoleLogPages(console: self).register(on: routes)
         ConsoleAccountPages(console: self).register(on: routes)
+        ConsoleTemplatePages(console: self).register(on: routes)
     }
 
     // MARK: Plumbing
@@ -113,7 +114,9 @@ struct ConsoleRoutes: Sendable {
         var nav: [(String, String)] = [("/console/", "nav_overview"), ("/console/log", "nav_log"), ("/console/bounces", "nav_bounces"),
                                        ("/console/suppressions", "nav_suppressions"), ("/console/domains", "nav_domains"),
                                        ("/console/queue", "nav_queue"), ("/console/usage", "nav_usage")]
-        if viewer.canChange { nav.insert(("/console/keys", "nav_keys"), at: 5) }
+        nav.insert(("/console/templates", "nav_templates"), at: 4)
+        if viewer.canChange { nav.insert(("/console/keys", "nav_keys"), at: 6) }
+        if services.eventsOut != nil { nav.insert(("/console/webhooks", "nav_webhooks"), at: nav.count - 1) }
         if viewer.isOperator { nav.append(("/console/operator", "nav_operator")) }
         nav.append(("/console/settings", "nav_settings"))
         context["nav"] = nav.map { href, key in ["href": href, "label": t[key] ?? key, "current": key == current] as [String: Any] }
