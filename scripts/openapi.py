@@ -138,6 +138,9 @@ shared_responses = {"BadRequest": err("Malformed request"), "Unauthorized": err(
 common = {code: {"$ref": f"#/components/responses/{name}"}
           for code, name in (("400", "BadRequest"), ("401", "Unauthorized"), ("403", "Forbidden"), ("429", "TooManyRequests"))}
 filters = [query("recipient", {"type": "string"}), query("message_id", message_id), query("tag", {"type": "string"}),
+           query("sender", {"type": "string", "description": "Envelope sender, without case"}),
+           query("subject", {"type": "string", "description": "Text in the decoded subject (a substring)"}),
+           query("provider", {"type": "string", "description": "Delivery site: a shaping rule such as gmail or docomo, or mx:HOSTS"}),
            query("status", {"type": "string", "enum": EVENT_TYPES}),
            query("category", {"type": "string"}), query("since", time), query("until", time)]
 document = {
@@ -421,6 +424,20 @@ document = {
                          "reason": {"type": "string", "enum": ["bounce", "complaint", "unsubscribe", "manual"]},
                          "scope": {"type": "string", "enum": ["transactional", "marketing", "all"]}}}}}},
                      "responses": {**ok("Added", {"$ref": "#/components/schemas/Suppression"}, "201"), **common, "422": err("Invalid address")}}},
+        "/v1/suppressions/export": {"get": {
+            "operationId": "exportSuppressions", "summary": "The whole list as CSV (address,reason,scope,created_at,source)",
+            "responses": {"200": {"description": "CSV", "content": {"text/csv": {"schema": {"type": "string"}}}}, **common}}},
+        "/v1/suppressions/import": {"post": {
+            "operationId": "importSuppressions",
+            "summary": "Add addresses from CSV: a header row naming address (or email), reason, scope; or one address per line. "
+                       "Good rows are added together; the others are reported by line",
+            "parameters": [query("reason", {"type": "string", "enum": ["bounce", "complaint", "unsubscribe", "manual"],
+                                            "description": "For rows that name none (default manual)"})],
+            "requestBody": {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}},
+            "responses": {**ok("What was imported", {"type": "object", "required": ["imported", "errors"], "properties": {
+                "imported": {"type": "integer"},
+                "errors": {"type": "array", "items": {"type": "object", "properties": {
+                    "line": {"type": "integer"}, "message": {"type": "string"}}}}}}), **common}}},
         "/v1/suppressions/{address}": {
             "get": {"operationId": "getSuppression", "parameters": [path("address")],
                     "responses": {**ok("Suppression", {"$ref": "#/components/schemas/Suppression"}), **common, "404": err("Not suppressed")}},

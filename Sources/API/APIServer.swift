@@ -96,12 +96,29 @@ public struct APIServer: Sendable {
                                eventsOut: eventsOut, archive: spool.archive)
     }
 
-    func router() throws -> Router<APIRequestContext> {
+    /// What a listener serves: the API with the console under /console/, the API alone (the console
+    /// has a listener of its own), or the console alone.
+    public enum Serving: Sendable {
+        case apiAndConsole
+        case api
+        case console
+    }
+
+    func router(_ serving: Serving = .apiAndConsole) throws -> Router<APIRequestContext> {
         let router = Router(context: APIRequestContext.self)
         let table = RouteTable()
         router.add(middleware: ErrorMiddleware(routes: table, replays: services.gate.replays))
         router.add(middleware: LogRequestsMiddleware(.debug))
         let routes = Routes(router: router, table: table)
+        if serving != .api, let console {
+            let views = try ConsoleViews()
+            let secure = console.secureCookie || options.tls != nil
+            var consoleOptions = console
+            consoleOptions.secureCookie = secure
+            ConsoleRoutes(services: services, views: views, auth: ConsoleAuth(store: services.store, options: consoleOptions),
+                          verification: verification).register(on: routes)
+        }
+        guard serving != .console else { return router }
         let openAPI = ByteBuffer(bytes: try APIResources.openAPIDocument())
         routes.get("/openapi.json") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: openAPI))
@@ -118,28 +135,23 @@ public struct APIServer: Sendable {
             WebhookRoutes(services: services, eventsOut: eventsOut).register(on: routes)
             TrackingRoutes(services: services, eventsOut: eventsOut).register(on: routes)
         }
-        if let console {
-            let views = try ConsoleViews()
-            let secure = console.secureCookie || options.tls != nil
-            var consoleOptions = console
-            consoleOptions.secureCookie = secure
-            ConsoleRoutes(services: services, views: views, auth: ConsoleAuth(store: services.store, options: consoleOptions),
-                          verification: verification).register(on: routes)
-        }
         return router
     }
 
     /// The application, ready to run in a ServiceGroup; `onListening` gets the bound address.
-    public func application(onListening: @escaping @Sendable (SocketAddress?) -> Void) throws -> some ApplicationProtocol {
+    /// `serving` `.console` listens on `address` (host, port) instead of the API's, with the same TLS and connection limits.
+    public func application(_ serving: Serving = .apiAndConsole, address: (host: String, port: Int)? = nil,
+                            onListening: @escaping @Sendable (SocketAddress?) -> Void) throws -> some ApplicationProtocol {
         let http1 = HTTP1Channel.Configuration(
             additionalChannelHandlers: [ConnectionGuard(limiter: connections, requestTimeout: options.requestTimeout)],
             idleTimeout: options.idleTimeout)
-        return Application(router: try router(), server: try options.tls.map { try .tls(.http1(configuration: http1), tlsConfiguration: $0) }
-                    ?? .http1(configuration: http1),
-                    configuration: .init(address: .hostname(options.host, port: options.port), serverName: "hikyaku"),
+        let address = address ?? (options.host, options.port)
+        return Application(router: try router(serving),
+                    server: try options.tls.map { try .tls(.http1(configuration: http1), tlsConfiguration: $0) } ?? .http1(configuration: http1),
+                    configuration: .init(address: .hostname(address.host, port: address.port), serverName: "hikyaku"),
                     onServerRunning: { [unsubscribe, tracking = services.tracking, tls = options.tls != nil] channel in
-                        // Without api.publicUrl, links point at this listener.
-                        if let address = channel.localAddress, let ip = address.ipAddress, let port = address.port {
+                        // Without api.publicUrl, links point at the API's listener.
+                        if serving != .console, let address = channel.localAddress, let ip = address.ipAddress, let port = address.port {
                             let host = ip.contains(":") ? "[\(ip)]" : ip
                             unsubscribe?.setBaseIfUnset("\(tls ? "https" : "http")://\(host):\(port)")
                             tracking?.setBaseIfUnset("\(tls ? "https" : "http")://\(host):\(port)")

@@ -85,6 +85,8 @@ public struct Configuration: Sendable, Equatable {
     public var webhooksDisableAfterSeconds = 86400
     public var trackingMachineWindowSeconds = 10
     public var consoleEnabled = true
+    /// The console's own listener; empty: under /console/ on the API listener.
+    public var consoleListen = ""
     public var consoleIdleTimeoutMinutes = 30
     public var consoleAbsoluteTimeoutHours = 12
     public var consoleSecureCookie = false
@@ -290,6 +292,7 @@ extension Configuration {
         integer("webhooks.disableAfterSeconds", "An endpoint failing this long without a success is disabled (its events wait on disk until it is enabled again)", \.webhooksDisableAfterSeconds),
         integer("tracking.machineWindowSeconds", "An open or click this soon after delivery is counted as a machine's (privacy proxies, link scanners)", \.trackingMachineWindowSeconds, minimum: 0),
         boolean("console.enabled", "Serve the web console under /console/ on the API listener", \.consoleEnabled),
+        string("console.listen", "host:port of a listener of the console's own (same TLS setting as the API); the API listener then serves no /console/; empty: on the API listener", \.consoleListen),
         integer("console.idleTimeoutMinutes", "A console session unused this long ends", \.consoleIdleTimeoutMinutes),
         integer("console.absoluteTimeoutHours", "A console session ends this long after login, used or not", \.consoleAbsoluteTimeoutHours),
         boolean("console.secureCookie", "Mark console cookies Secure even when the API itself is plain HTTP (behind a TLS-terminating proxy); always on with api.tls", \.consoleSecureCookie),

@@ -15,6 +15,7 @@ enum ConsoleComposition {
         guard configuration.consoleEnabled else { return nil }
         let listeners = (configuration.smtpListen.map { "smtp \($0)" } + configuration.smtpTLSListen.map { "smtps \($0)" }
             + [configuration.apiListen].filter { !$0.isEmpty }.map { "api \($0)" }
+            + [configuration.consoleListen].filter { !$0.isEmpty }.map { "console \($0)" }
             + [configuration.adminListen].filter { !$0.isEmpty }.map { "admin \($0)" }).joined(separator: ", ")
         return ConsoleOptions(idleTimeout: TimeInterval(configuration.consoleIdleTimeoutMinutes * 60),
                               absoluteTimeout: TimeInterval(configuration.consoleAbsoluteTimeoutHours * 3600),

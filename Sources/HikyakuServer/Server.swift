@@ -233,9 +233,16 @@ public enum Server {
                 console: ConsoleComposition.options(configuration: configuration, layout: layout.spool, index: spool.index,
                                                     courier: courier),
                 logger: logger)
-            services.append(.init(service: try api.application { bound in
+            let consoleAddress = configuration.consoleEnabled && !configuration.consoleListen.isEmpty
+                ? try ListenAddress(parsing: configuration.consoleListen) : nil
+            services.append(.init(service: try api.application(consoleAddress == nil ? .apiAndConsole : .api) { bound in
                 announce("hikyaku: listening api \(bound?.ipAddress ?? address.host):\(bound?.port ?? address.port)")
             }))
+            if let consoleAddress {
+                services.append(.init(service: try api.application(.console, address: (consoleAddress.host, consoleAddress.port)) { bound in
+                    announce("hikyaku: listening console \(bound?.ipAddress ?? consoleAddress.host):\(bound?.port ?? consoleAddress.port)")
+                }))
+            }
         }
         if !configuration.adminListen.isEmpty {
             let address = try ListenAddress(parsing: configuration.adminListen)

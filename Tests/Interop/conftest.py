@@ -49,6 +49,8 @@ class Server:
             wanted += 1
         if self.config.get("api", {}).get("listen", "x"):
             wanted += 1
+        if self.config.get("console", {}).get("listen"):
+            wanted += 1
         found = 0
         while found < wanted:
             if time.time() > deadline:
@@ -58,6 +60,9 @@ class Server:
                 raise RuntimeError("server exited; log: " + self.log())
             if line.startswith("hikyaku: listening api "):
                 self.api_port = int(line.rsplit(":", 1)[1])
+                found += 1
+            elif line.startswith("hikyaku: listening console "):
+                self.console_port = int(line.rsplit(":", 1)[1])
                 found += 1
             elif line.startswith("hikyaku: listening admin "):
                 self.admin_port = int(line.rsplit(":", 1)[1])

@@ -256,3 +256,20 @@ def test_console_webhooks_page_and_replay(console):
     outsider = Browser(console)
     outsider.login("member@other.test", console.users["member@other.test"])
     assert "127.0.0.1:9/hooks" not in outsider.get("/console/webhooks").text
+
+
+def test_the_console_on_a_listener_of_its_own(make_server):
+    server = make_server(start=False)
+    server.create_account("acme", ["acme.test"])
+    password = server.cli_json("user", "create", "a@acme.test", "--role", "admin", "--account", "acme")["password"]
+    server.config["console"] = {"listen": "127.0.0.1:0"}
+    server.start()
+    assert server.console_port and server.console_port != server.api_port
+    # The API listener no longer serves the console; the API stays where it was.
+    assert requests.get(server.api_url + "/console/login", timeout=10).status_code == 404
+    assert requests.get(server.api_url + "/openapi.json", timeout=10).status_code == 200
+    browser = Browser(server)
+    browser.url = lambda path: f"http://127.0.0.1:{server.console_port}{path}"
+    browser.login("a@acme.test", password)
+    assert browser.get("/console/").status_code == 200
+    assert requests.get(f"http://127.0.0.1:{server.console_port}/v1/account", timeout=10).status_code == 404
