@@ -129,6 +129,7 @@ public struct APIServer: Sendable {
         SendGridAPI(services: services).register(on: routes)
         SendGridKeys(services: services).register(on: routes)
         SendGridTemplates(services: services).register(on: routes)
+        SendGridSuppressions(services: services).register(on: routes)
         if let unsubscribe { UnsubscribeRoutes(services: services, links: unsubscribe).register(on: routes) }
         DomainRoutes(services: services, compliance: compliance, verification: verification).register(on: routes)
         if let eventsOut = services.eventsOut {

@@ -43,6 +43,12 @@ struct SendGridAPI: Sendable {
             if let one = try? container.decode(String.self) { values = [one] } else { values = try container.decode([String].self) }
         }
     }
+    /// The unsubscribe group the mail is sent in (`groups_to_display` is for SendGrid's own preference page and is not kept).
+    struct ASM: Decodable, Sendable {
+        var groupId: Int64
+        var groupsToDisplay: [Int64]?
+    }
+
     struct MailSend: Decodable, Sendable {
         var personalizations: [PersonalizationInput]
         var from: Email
@@ -52,6 +58,7 @@ struct SendGridAPI: Sendable {
         var content: [ContentItem]?
         var attachments: [SGAttachment]?
         var templateId: String?
+        var asm: ASM?
         var headers: [String: String]?
         var categories: Categories?
         var customArgs: [String: String]?
@@ -157,6 +164,12 @@ struct SendGridAPI: Sendable {
                                        notBefore: input.sendAt.map { Date(timeIntervalSince1970: Double($0)) }, source: "sendgrid")
         metadata.tracking = try services.trackingSettings(account: account, opens: input.trackingSettings?.openTracking?.enable,
                                                           clicks: input.trackingSettings?.clickTracking?.enable)
+        if let asm = input.asm {
+            let group: UnsubscribeGroup?
+            do { group = try services.store.unsubscribeGroup(accountID: account.id, id: asm.groupId) } catch { throw APIError.storeFailure(error) }
+            guard group != nil else { throw APIError.badRequest("asm.group_id \(asm.groupId) is not a group of this account", field: "asm.group_id") }
+            metadata.unsubscribeGroup = asm.groupId
+        }
         return MessageDraft(base: base, renderer: renderer, personalizations: personalizations, metadata: metadata)
     }
 

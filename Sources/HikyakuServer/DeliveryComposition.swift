@@ -178,19 +178,23 @@ struct DeliveryService: Service {
     }
 }
 
-/// Every account's suppressed addresses, read from the store and refreshed
-/// every 5 s, so that delivery checks each recipient without a query and
-/// an API or CLI change applies within seconds.
+/// Every account's suppressed addresses and every unsubscribe group's,
+/// read from the store and refreshed every 5 s, so that delivery checks each
+/// recipient without a query and an API or CLI change applies within seconds.
 public final class SuppressionCache: Sendable {
     private let entries: RefreshingSnapshot<[Int64: [String: Suppression]]>
+    private let groups: RefreshingSnapshot<[Int64: Set<String>]>
 
     public init(store: SQLiteStore) {
         entries = RefreshingSnapshot(lifetime: .seconds(5), initial: [:]) { try store.suppressionsByAccount() }
+        groups = RefreshingSnapshot(lifetime: .seconds(5), initial: [:]) { try store.groupUnsubscribesByGroup() }
     }
 
-    /// The reason `address` is suppressed for this kind of mail, or nil.
-    func reason(_ account: Int64, _ address: String, marketing: Bool) -> String? {
-        guard let entry = entries.current[account]?[address.lowercased()], entry.scope.covers(marketing: marketing) else { return nil }
-        return entry.reason.rawValue
+    /// The reason `address` is suppressed for this kind of mail (sent in `group`, if any), or nil.
+    func reason(_ account: Int64, _ address: String, marketing: Bool, group: Int64? = nil) -> String? {
+        let address = address.lowercased()
+        if let entry = entries.current[account]?[address], entry.scope.covers(marketing: marketing) { return entry.reason.rawValue }
+        if let group, groups.current[group]?.contains(address) == true { return "unsubscribed from group \(group)" }
+        return nil
     }
 }

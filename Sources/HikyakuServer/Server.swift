@@ -258,7 +258,9 @@ public enum Server {
                 accounts: AccountPools(store: store), logger: logger, enqueue: { dsn in _ = try await intake.submit(dsn).get() },
                 acceptances: spool.acceptances)
             let suppressions = SuppressionCache(store: store)
-            await scheduler.setSuppressed { account, address, marketing in suppressions.reason(account, address, marketing: marketing) }
+            await scheduler.setSuppressed { account, address, marketing, group in
+                suppressions.reason(account, address, marketing: marketing, group: group)
+            }
             await scheduler.setReturnPath(returnPath)
             await scheduler.setSuppress({ account, suppression in _ = try? store.suppressAutomatically(suppression, accountID: account) },
                                         softLimit: softLimit)

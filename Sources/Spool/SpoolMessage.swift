@@ -66,6 +66,8 @@ public struct MessageMetadata: Sendable, Codable, Equatable {
     public var configurationSet: String?
     /// Opens and clicks are tracked (the HTML was rewritten when built).
     public var tracking: TrackingSettings?
+    /// The unsubscribe group (topic) it is sent in: the group's unsubscribed addresses do not get it.
+    public var unsubscribeGroup: Int64?
 
     public init(tags: [String] = [], customArguments: [String: String] = [:], marketing: Bool = false, notBefore: Date? = nil,
                 source: String? = nil, resendOf: MessageID? = nil) {
@@ -206,6 +208,7 @@ extension MessageMetadata {
         if let resendOf { parts.append("\"resendOf\":" + JSONText.quote(resendOf.rawValue)) }
         if let configurationSet { parts.append("\"configurationSet\":" + JSONText.quote(configurationSet)) }
         if let tracking { parts.append("\"tracking\":{\"opens\":\(tracking.opens),\"clicks\":\(tracking.clicks)}") }
+        if let unsubscribeGroup { parts.append("\"unsubscribeGroup\":\(unsubscribeGroup)") }
         return Array(("{" + parts.joined(separator: ",") + "}").utf8)
     }
 }

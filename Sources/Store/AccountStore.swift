@@ -201,6 +201,7 @@ public final class SQLiteStore: AccountStore {
         registerWebhookMigrations(&migrator)
         registerConsoleMigrations(&migrator)
         registerTemplateVersionMigrations(&migrator)
+        registerUnsubscribeGroupMigrations(&migrator)
         return migrator
     }
 

@@ -202,26 +202,28 @@ extension SQLiteStore {
     public func consoleSession(token: String, idle: TimeInterval, absolute: TimeInterval, now: Date = Date()) throws -> ConsoleSession? {
         guard (16...128).contains(token.utf8.count) else { return nil }
         let hash = SQLiteStore.sessionHash(token)
-        return try database.write { db in
-            guard let row = try Row.fetchOne(db, sql: """
+        // A read on every page view; a write only when the session ends or its last use is a minute old,
+        // so that concurrent page views do not queue for the one writer.
+        guard let row = try database.read({ db in
+            try Row.fetchOne(db, sql: """
                 SELECT s.csrf_token, s.created_at AS s_created, s.last_seen_at, u.* FROM console_session s
                 JOIN console_user u ON u.id = s.user_id LEFT JOIN account a ON a.id = u.account_id
                 WHERE s.token_hash = ? AND u.disabled = 0 AND (u.account_id IS NULL OR a.disabled = 0)
-                """, arguments: [hash]) else { return nil }
-            let created = Date(timeIntervalSince1970: row["s_created"])
-            let lastSeen = Date(timeIntervalSince1970: row["last_seen_at"])
-            guard now.timeIntervalSince(lastSeen) <= idle, now.timeIntervalSince(created) <= absolute else {
-                try db.execute(sql: "DELETE FROM console_session WHERE token_hash = ?", arguments: [hash])
-                return nil
-            }
-            // Written at most once a minute: a page's requests do not each cost a write.
-            if now.timeIntervalSince(lastSeen) > 60 {
+                """, arguments: [hash])
+        }) else { return nil }
+        let created = Date(timeIntervalSince1970: row["s_created"])
+        let lastSeen = Date(timeIntervalSince1970: row["last_seen_at"])
+        guard now.timeIntervalSince(lastSeen) <= idle, now.timeIntervalSince(created) <= absolute else {
+            try database.write { db in try db.execute(sql: "DELETE FROM console_session WHERE token_hash = ?", arguments: [hash]) }
+            return nil
+        }
+        if now.timeIntervalSince(lastSeen) > 60 {
+            try database.write { db in
                 try db.execute(sql: "UPDATE console_session SET last_seen_at = ? WHERE token_hash = ?",
                                arguments: [now.timeIntervalSince1970, hash])
             }
-            return ConsoleSession(user: try SQLiteStore.consoleUser(row), csrfToken: row["csrf_token"], createdAt: created,
-                                  lastSeenAt: now)
         }
+        return ConsoleSession(user: try SQLiteStore.consoleUser(row), csrfToken: row["csrf_token"], createdAt: created, lastSeenAt: now)
     }
 
     public func closeConsoleSession(token: String) throws {

@@ -346,7 +346,32 @@ def test_console_in_a_browser(console, mx, driver):
     navigate(find(By.ID, "verify-acme.test"))
     assert find(By.ID, "check-verdict").text == "認証済み"
     shoot(driver, "ja-domains")
-    for path, name in (("/console/queue", "queue"), ("/console/usage", "usage"), ("/console/settings", "settings")):
+    # Templates: create one, preview it with sample data (the HTML in a sandboxed frame), send a test.
+    driver.get(base + "/console/templates")
+    find(By.CSS_SELECTOR, "details summary").click()
+    find(By.ID, "name").send_keys("welcome")
+    find(By.ID, "subject").send_keys("{{name}}様へのお知らせ")
+    find(By.ID, "text").send_keys("{{name}}様、ご利用ありがとうございます。")
+    find(By.ID, "html").send_keys("<p>{{name}}様、<b>ご利用ありがとうございます</b>。</p>")
+    navigate(find(By.ID, "create-template"))
+    data = find(By.ID, "data")
+    data.clear()
+    data.send_keys('{"name": "山田"}')
+    navigate(find(By.ID, "preview-button"))
+    assert find(By.ID, "preview-subject").text == "山田様へのお知らせ"
+    driver.switch_to.frame(find(By.ID, "preview-frame"))
+    assert "山田様、ご利用ありがとうございます。" in driver.find_element(By.TAG_NAME, "body").text
+    driver.switch_to.default_content()
+    shoot(driver, "ja-template")
+    to = find(By.ID, "to")
+    to.clear()
+    to.send_keys("template@console.test")
+    navigate(find(By.ID, "test-send"))
+    wait_for(lambda: mx.count("template@console.test") == 1, what="the test send")
+    driver.get(base + "/console/templates")
+    shoot(driver, "ja-templates")
+    for path, name in (("/console/queue", "queue"), ("/console/usage", "usage"), ("/console/webhooks", "webhooks"),
+                       ("/console/settings", "settings")):
         driver.get(base + path)
         shoot(driver, f"ja-{name}")
 
@@ -356,7 +381,9 @@ def test_console_in_a_browser(console, mx, driver):
     for path, name in (("/console/", "overview"), ("/console/log?recipient=alice%40console.test", "log"),
                        (f"/console/messages/{sent}", "message"), ("/console/bounces", "bounces"),
                        ("/console/suppressions", "suppressions"), ("/console/keys", "keys"), ("/console/domains", "domains"),
-                       ("/console/queue", "queue"), ("/console/usage", "usage"), ("/console/settings", "settings")):
+                       ("/console/templates", "templates"), ("/console/templates/welcome", "template"),
+                       ("/console/queue", "queue"), ("/console/usage", "usage"), ("/console/webhooks", "webhooks"),
+                       ("/console/settings", "settings")):
         driver.get(base + path)
         assert find(By.TAG_NAME, "html").get_attribute("lang") == "en"
         shoot(driver, f"en-{name}")

@@ -7,6 +7,7 @@ import email.policy
 import html
 import json
 import re
+import time
 
 import pytest
 import requests
@@ -273,3 +274,69 @@ def test_the_console_on_a_listener_of_its_own(make_server):
     browser.login("a@acme.test", password)
     assert browser.get("/console/").status_code == 200
     assert requests.get(f"http://127.0.0.1:{server.console_port}/v1/account", timeout=10).status_code == 404
+
+
+def test_sendgrid_unsubscribe_groups_and_suppression_writes(console, mx):
+    import python_http_client
+    import sendgrid
+    client = sendgrid.SendGridAPIClient(api_key=console.token, host=console.api_url)
+    news = json.loads(client.client.asm.groups.post(request_body={"name": "News", "description": "Weekly news",
+                                                                  "is_default": True}).body)
+    offers = json.loads(client.client.asm.groups.post(request_body={"name": "Offers", "description": "Sales"}).body)
+    assert news["is_default"] is True and isinstance(news["id"], int)
+    listed = json.loads(client.client.asm.groups.get().body)
+    assert [g["name"] for g in listed] == ["News", "Offers"] and listed[0]["unsubscribes"] == 0
+    added = client.client.asm.groups._(news["id"]).suppressions.post(request_body={"recipient_emails": ["Left@console.test"]})
+    assert added.status_code == 201 and json.loads(added.body) == {"recipient_emails": ["left@console.test"]}
+    assert json.loads(client.client.asm.groups._(news["id"]).suppressions.get().body) == ["left@console.test"]
+    per_address = json.loads(client.client.asm.suppressions._("left@console.test").get().body)["suppressions"]
+    assert {g["name"]: g["suppressed"] for g in per_address} == {"News": True, "Offers": False}
+
+    # Mail in the group the address left is not delivered to it; mail in another group is.
+    def mail(to, group):
+        return {"personalizations": [{"to": [{"email": to}]}], "from": {"email": "news@acme.test"}, "subject": f"group {group}",
+                "content": [{"type": "text/plain", "value": "hi"}], "asm": {"group_id": group}}
+    time.sleep(5.5)  # suppression changes reach delivery within 5 s (docs/api.md)
+    response = client.client.mail.send.post(request_body=mail("left@console.test", news["id"]))
+    left_id = response.headers["X-Message-Id"]
+    wait_for(lambda: delivered(console, left_id) or api(console, "GET", f"/v1/messages/{left_id}")[1]["recipients"][0]["state"] == "suppressed",
+             what="the group's decision")
+    assert api(console, "GET", f"/v1/messages/{left_id}")[1]["recipients"][0]["state"] == "suppressed"
+    client.client.mail.send.post(request_body=mail("left@console.test", offers["id"]))
+    received(mx, "left@console.test")
+    with pytest.raises(python_http_client.exceptions.BadRequestsError):
+        client.client.mail.send.post(request_body=mail("left@console.test", 999999))
+    # Another account can neither see nor use these groups.
+    other = sendgrid.SendGridAPIClient(api_key=console.other_token, host=console.api_url)
+    with pytest.raises(python_http_client.exceptions.NotFoundError):
+        other.client.asm.groups._(news["id"]).get()
+    with pytest.raises(python_http_client.exceptions.NotFoundError):
+        other.client.asm.groups._(news["id"]).suppressions.post(request_body={"recipient_emails": ["x@console.test"]})
+    other_mail = dict(mail("x@console.test", news["id"]), **{"from": {"email": "news@other.test"}})
+    with pytest.raises(python_http_client.exceptions.BadRequestsError):
+        other.client.mail.send.post(request_body=other_mail)
+    # Back in the group.
+    assert client.client.asm.groups._(news["id"]).suppressions._("left@console.test").delete().status_code == 204
+    assert json.loads(client.client.asm.groups._(news["id"]).suppressions.get().body) == []
+
+    # Global unsubscribes are the account's suppression list (reason unsubscribe).
+    assert client.client.asm.suppressions._("global").post(
+        request_body={"recipient_emails": ["gone@console.test"]}).status_code == 201
+    assert api(console, "GET", "/v1/suppressions/gone@console.test")[1]["reason"] == "unsubscribe"
+    assert json.loads(client.client.asm.suppressions._("global")._("gone@console.test").get().body) == {
+        "recipient_email": "gone@console.test"}
+    assert "gone@console.test" in [s["email"] for s in json.loads(client.client.suppression.unsubscribes.get().body)]
+    assert client.client.asm.suppressions._("global")._("gone@console.test").delete().status_code == 204
+    assert api(console, "GET", "/v1/suppressions/gone@console.test")[0] == 404
+    # Bounces are deleted one by one or all at once; another reason's entry is not touched.
+    api(console, "POST", "/v1/suppressions", {"address": "b1@console.test", "reason": "bounce"})
+    api(console, "POST", "/v1/suppressions", {"address": "b2@console.test", "reason": "bounce"})
+    api(console, "POST", "/v1/suppressions", {"address": "kept@console.test", "reason": "manual"})
+    assert client.client.suppression.bounces._("b1@console.test").delete().status_code == 204
+    with pytest.raises(python_http_client.exceptions.NotFoundError):
+        client.client.suppression.bounces._("kept@console.test").delete()
+    assert client.client.suppression.bounces.delete(request_body={"delete_all": True}).status_code == 204
+    assert api(console, "GET", "/v1/suppressions/b2@console.test")[0] == 404
+    assert api(console, "GET", "/v1/suppressions/kept@console.test")[0] == 200
+    assert client.client.asm.groups._(offers["id"]).delete().status_code == 204
+    assert [g["name"] for g in json.loads(client.client.asm.groups.get().body)] == ["News"]

@@ -311,6 +311,7 @@ extension SpoolTests {
                                        resendOf: MessageID.generate())
         metadata.configurationSet = "set-\"1\""
         metadata.tracking = TrackingSettings(opens: true, clicks: false)
+        metadata.unsubscribeGroup = 42
         #expect(try JSONDecoder().decode(MessageMetadata.self, from: Data(metadata.json)) == metadata)
         #expect(try JSONDecoder().decode(MessageMetadata.self, from: Data(MessageMetadata().json)) == MessageMetadata())
     }

@@ -55,7 +55,8 @@ public actor DeliveryScheduler {
     public typealias Enqueue = @Sendable (Submission) async throws -> Void
     /// Why an account does not send to an address (its suppression reason),
     /// or nil: the account, the address, and whether the mail is marketing.
-    public typealias Suppressed = @Sendable (Int64, String, Bool) -> String?
+    /// (account, address, marketing, unsubscribe group): the reason the address does not get the message, or nil.
+    public typealias Suppressed = @Sendable (Int64, String, Bool, Int64?) -> String?
 
     let index: QueueIndex
     let layout: SpoolLayout
@@ -233,9 +234,10 @@ public actor DeliveryScheduler {
             guard !due.isEmpty else { return [] }
             if let suppressed, let account = details.accountID {
                 let marketing = details.metadata?.marketing ?? false
+                let group = details.metadata?.unsubscribeGroup
                 var dropped: [AttemptRecord] = []
                 due.removeAll { recipient in
-                    guard let reason = suppressed(account, recipient.address, marketing) else { return false }
+                    guard let reason = suppressed(account, recipient.address, marketing, group) else { return false }
                     let text = "not sent: the address is on the account's suppression list (\(reason))"
                     var record = AttemptRecord(message: id, recipient: recipient.address, state: .suppressed, reply: text,
                                                event: DeliveryEvent(at: time, messageID: id, recipient: recipient.address,
