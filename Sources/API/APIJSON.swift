@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import NIOCore
+import Spool
 import Store
 
 /// JSON in and out, with errors that name the field at fault.
@@ -60,8 +61,7 @@ enum APIJSON {
 
     /// A body built from plain dictionaries (for shapes with optional nulls).
     static func response(object: Any, status: HTTPResponse.Status = .ok) -> Response {
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
-        return Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        Response(status: status, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: JSONBody.text(object))))
     }
 
     static func empty(_ status: HTTPResponse.Status) -> Response {
@@ -173,5 +173,55 @@ extension Request {
             throw APIError.badRequest("\(name) must be an integer in \(range.lowerBound)...\(range.upperBound)", field: name)
         }
         return number
+    }
+}
+
+/// JSON text of the plain values responses are built from: dictionaries
+/// (keys sorted by their UTF-8 bytes), arrays, strings, integers, doubles,
+/// booleans, `NSNull` and optionals. Written here because Foundation's
+/// `JSONSerialization` sorts keys with a locale-aware comparison that made a
+/// page of 50 events take 20 ms on Linux, three quarters of it in sorting.
+enum JSONBody {
+    static func text(_ value: Any) -> String {
+        var output = ""
+        write(value, to: &output)
+        return output
+    }
+
+    static func write(_ value: Any, to output: inout String) {
+        switch value {
+        case let text as String: output += JSONText.quote(text)
+        case let flag as Bool: output += flag ? "true" : "false"
+        case let number as Int: output += String(number)
+        case let number as Int64: output += String(number)
+        case let number as Int32: output += String(number)
+        case let number as UInt16: output += String(number)
+        case let number as Double: output += number.isFinite ? (number == number.rounded() && abs(number) < 1e15
+            ? String(Int64(number)) : String(number)) : "null"
+        case is NSNull: output += "null"
+        case let object as [String: Any]:
+            output += "{"
+            for (index, key) in object.keys.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }).enumerated() {
+                if index > 0 { output += "," }
+                output += JSONText.quote(key) + ":"
+                write(object[key] ?? NSNull(), to: &output)
+            }
+            output += "}"
+        case let array as [Any]:
+            output += "["
+            for (index, item) in array.enumerated() {
+                if index > 0 { output += "," }
+                write(item, to: &output)
+            }
+            output += "]"
+        default:
+            // An optional inside `Any`: its value, or null.
+            let mirror = Mirror(reflecting: value)
+            if mirror.displayStyle == .optional {
+                if let wrapped = mirror.children.first { write(wrapped.value, to: &output) } else { output += "null" }
+            } else {
+                output += JSONText.quote(String(describing: value))
+            }
+        }
     }
 }

@@ -95,8 +95,7 @@ struct TemplateRoutes: Sendable {
 
     static func object(_ template: Template) -> [String: Any] {
         ["name": template.name, "subject": template.subject, "text": template.text as Any? ?? NSNull(), "html": template.html as Any? ?? NSNull(),
-         "marketing": template.marketing, "defaults": (try? JSONSerialization.jsonObject(
-            with: JSONEncoder().encode(template.defaults))) ?? [:],
+         "marketing": template.marketing, "defaults": template.defaults.mapValues(\.plain),
          "missing": template.missing.rawValue, "created_at": NativeAPI.iso(template.createdAt),
          "updated_at": NativeAPI.iso(template.updatedAt)]
     }

@@ -30,6 +30,22 @@ public enum MailDate {
             + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)).\(three(milliseconds))Z"
     }
 
+    /// A local time as people read it, `2026-11-29 15:25:59` (or fewer fields by `style`), at `offset` seconds from UTC.
+    public enum LocalStyle: Sendable {
+        case seconds, hour, day
+    }
+
+    public static func local(_ date: Date, offset: Int, style: LocalStyle = .seconds) -> String {
+        let parts = broken(date.addingTimeInterval(TimeInterval(offset)))
+        let year = String(Int(parts.tm_year) + 1900)
+        switch style {
+        case .seconds:
+            return "\(year)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday)) \(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec))"
+        case .hour: return "\(two(parts.tm_hour)):00"
+        case .day: return "\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))"
+        }
+    }
+
     /// Seconds since 1970 within years 1 to 9999, the dates these formats
     /// can write: a stored or requested time outside them (a `send_at` of
     /// 10^16) is written as the nearest end, never converted with a trap.

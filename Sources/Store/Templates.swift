@@ -133,6 +133,18 @@ public enum JSONValue: Sendable, Codable, Equatable {
         else { self = .object(try container.decode([String: JSONValue].self)) }
     }
 
+    /// The value as plain Swift values (String, Double, Bool, arrays, dictionaries; NSNull for null), for JSON responses.
+    public var plain: Any {
+        switch self {
+        case .null: return NSNull()
+        case .bool(let value): return value
+        case .number(let value): return value
+        case .string(let value): return value
+        case .array(let value): return value.map(\.plain)
+        case .object(let value): return value.mapValues(\.plain)
+        }
+    }
+
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         switch self {

@@ -43,3 +43,18 @@ struct TemplateDialectTests {
         #expect(bare.suppressions.map(\.address) == ["a@example.jp", "b@example.jp"] && bare.suppressions.allSatisfy { $0.reason == .bounce })
     }
 }
+
+struct JSONBodyTests {
+    @Test func plainValuesBecomeTheJSONThatFoundationWouldWrite() throws {
+        let optional: Int? = nil
+        let object: [String: Any] = ["b": 1, "a": "x\"\n/é", "c": [true, 2.5, 3.0, NSNull()] as [Any], "d": ["z": optional as Any, "y": Int64(7)],
+                                     "e": Double.infinity, "f": [String](), "g": Optional<String>.some("s") as Any]
+        let text = JSONBody.text(object)
+        #expect(text == #"{"a":"x\"\n/é","b":1,"c":[true,2.5,3,null],"d":{"y":7,"z":null},"e":null,"f":[],"g":"s"}"#)
+        // Foundation reads it back as the same values.
+        let parsed = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+        #expect(parsed["a"] as? String == "x\"\n/é" && (parsed["c"] as? [Any])?.count == 4)
+        // Keys sort by their bytes, not by a locale.
+        #expect(JSONBody.text(["é": 1, "Z": 2, "a": 3]) == #"{"Z":2,"a":3,"é":1}"#)
+    }
+}

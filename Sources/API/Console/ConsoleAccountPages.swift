@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import MIME
 import NIOCore
 import Spool
 import Store
@@ -252,7 +253,7 @@ struct ConsoleAccountPages: Sendable {
             try? services.meter.flush()
             let until = Date()
             let days = try store.dailyUsage(accountID: account.id, since: until.addingTimeInterval(-31 * 86400), until: until)
-            let monthPrefix = String(ConsoleFormat.pattern(until, .gmt, "yyyy-MM"))
+            let monthPrefix = String(MailDate.local(until, offset: 0, style: .seconds).prefix(7))
             let month = days.filter { $0.day.hasPrefix(monthPrefix) }
             let chart = SVGChart(title: t["usage_chart"] ?? "", xLabel: t["chart_day"] ?? "", yLabel: t["recipients"] ?? "",
                                  labels: days.map { String($0.day.suffix(5)) },
