@@ -10,13 +10,18 @@ final class RouteTable: Sendable {
         entries.withLockedValue { $0.append((method, path.split(separator: "/"))) }
     }
 
-    /// The methods allowed on `path` (empty: no such path).
+    /// The methods allowed on `path` (empty: no such path). As the router does, a literal segment wins
+    /// over a parameter: `/v1/suppressions/export` is that route's, not `/v1/suppressions/{address}`'s.
     func methods(for path: String) -> [HTTPRequest.Method] {
         let segments = path.split(separator: "/")
         return entries.withLockedValue { entries in
-            entries.filter { entry in
+            let matching = entries.filter { entry in
                 entry.path.count == segments.count && zip(entry.path, segments).allSatisfy { $0.hasPrefix(":") || $0 == $1 }
-            }.map(\.method)
+            }
+            // Literal segments first, left to right: the most specific pattern among those that match.
+            let rank = { (pattern: [Substring]) in pattern.map { $0.hasPrefix(":") ? 1 : 0 } }
+            guard let best = matching.map({ rank($0.path) }).min(by: { $0.lexicographicallyPrecedes($1) }) else { return [] }
+            return matching.filter { rank($0.path) == best }.map(\.method)
         }
     }
 }
