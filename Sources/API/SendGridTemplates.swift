@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import MIME
 import Store
 
 /// SendGrid's dynamic templates (`/v3/templates` with `generation: dynamic`
@@ -192,13 +193,7 @@ struct SendGridTemplates: Sendable {
     }
 
     /// SendGrid's `2021-04-28 13:12:46` (UTC).
-    static func time(_ date: Date) -> String {
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC") ?? .current
-        let parts = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
-        return String(format: "%04d-%02d-%02d %02d:%02d:%02d", parts.year ?? 0, parts.month ?? 0, parts.day ?? 0,
-                      parts.hour ?? 0, parts.minute ?? 0, parts.second ?? 0)
-    }
+    static func time(_ date: Date) -> String { MailDate.local(date, offset: 0) }
 
     func store<T>(_ work: () throws -> T) throws(APIError) -> T {
         do { return try work() } catch let error as TemplateStoreError {

@@ -48,3 +48,16 @@ import Testing
         #expect(page.contains("&lt;b&gt;x&lt;/b&gt;") && !page.contains("<b>x</b>"))
     }
 }
+
+struct ConsoleRenderingTests {
+    @Test func catalogueTextsAreInlinedEscaped() {
+        let catalog = ["a": "<b>&", "b": "plain"]
+        #expect(ConsoleViews.inline(catalog, into: "x{{t.a}}y{{{t.a}}}z{{ t.b }}{{name}}{{t.missing}}{{#s}}{{/s}}{{ open")
+                == "x&lt;b&gt;&amp;y<b>&zplain{{name}}{{t.missing}}{{#s}}{{/s}}{{ open")
+    }
+
+    @Test func decimalsAreWrittenWithoutFormatStrings() {
+        #expect(SVGChart.round(0) == "0.0" && SVGChart.round(12.34) == "12.3" && SVGChart.round(-1.26) == "-1.3")
+        #expect(SVGChart.round(99.96) == "100.0" && SVGChart.round(.nan) == "0" && SVGChart.round(1e300) == "0")
+    }
+}

@@ -248,7 +248,7 @@ struct ConsoleRoutes: Sendable {
             total.merge(row.counts, uniquingKeysWith: +)
         }
         let attempts = (lastHour["delivered"] ?? 0) + (lastHour["bounced"] ?? 0) + (lastHour["deferred"] ?? 0)
-        let rate = attempts == 0 ? "–" : String(format: "%.1f%%", Double(lastHour["delivered"] ?? 0) * 100 / Double(attempts))
+        let rate = attempts == 0 ? "–" : SVGChart.round(Double(lastHour["delivered"] ?? 0) * 100 / Double(attempts)) + "%"
         let sites = try services.index.sites(accountID: account.id)
         var failures = DeliveryLogFilter(accountID: account.id, types: [.bounced, .deferred, .expired], limit: 10)
         failures.since = now.addingTimeInterval(-7 * 86400)

@@ -42,7 +42,7 @@ enum ConsoleLanguage: String, Sendable, CaseIterable {
 /// so a subject of `<script>` is shown as text; only `{{{body}}}` in the
 /// layout (itself rendered with escaping) is inserted as is.
 final class ConsoleViews: Sendable {
-    let library: MustacheLibrary
+    let libraries: [ConsoleLanguage: MustacheLibrary]
     let catalogs: [ConsoleLanguage: [String: String]]
     let staticFiles: [String: (type: String, bytes: ByteBuffer)]
 
@@ -60,13 +60,12 @@ final class ConsoleViews: Sendable {
     init() throws {
         let manager = FileManager.default
         let root = try APIResources.directory().appendingPathComponent("console")
-        var library = MustacheLibrary()
         let templates = root.appendingPathComponent("templates")
+        var sources: [(name: String, text: String)] = []
         for name in try manager.contentsOfDirectory(atPath: templates.path) where name.hasSuffix(".mustache") {
-            let text = try String(contentsOf: templates.appendingPathComponent(name), encoding: .utf8)
-            try library.register(text, named: String(name.dropLast(".mustache".count)))
+            sources.append((String(name.dropLast(".mustache".count)),
+                            try String(contentsOf: templates.appendingPathComponent(name), encoding: .utf8)))
         }
-        self.library = library
         var catalogs: [ConsoleLanguage: [String: String]] = [:]
         for language in ConsoleLanguage.allCases {
             let data = try Data(contentsOf: root.appendingPathComponent("i18n/\(language.rawValue).json"))
@@ -81,6 +80,16 @@ final class ConsoleViews: Sendable {
             throw LoadError.incompleteCatalog(language, keys.subtracting(catalog.keys).sorted())
         }
         self.catalogs = catalogs
+        // One library per language with the catalogue's texts already in place of `{{t.key}}`: a page
+        // then looks up only its own values (each lookup walks the context stack with dynamic casts, and
+        // the catalogue's were most of them).
+        var libraries: [ConsoleLanguage: MustacheLibrary] = [:]
+        for (language, catalog) in catalogs {
+            var library = MustacheLibrary()
+            for source in sources { try library.register(ConsoleViews.inline(catalog, into: source.text), named: source.name) }
+            libraries[language] = library
+        }
+        self.libraries = libraries
         var files: [String: (String, ByteBuffer)] = [:]
         for (name, type) in [("console.css", "text/css; charset=utf-8"), ("console.js", "text/javascript; charset=utf-8")] {
             let data = try Data(contentsOf: root.appendingPathComponent("static/\(name)"))
@@ -91,11 +100,37 @@ final class ConsoleViews: Sendable {
 
     func catalog(_ language: ConsoleLanguage) -> [String: String] { catalogs[language] ?? [:] }
 
-    /// `template` rendered with `context`, inside the layout.
+    /// `template` rendered with `context`, inside the layout, in the layout's language (`lang`).
     func page(_ template: String, _ context: [String: Any], layout: [String: Any]) -> String {
+        let language = (layout["lang"] as? String).flatMap(ConsoleLanguage.init(rawValue:)) ?? .ja
+        guard let library = libraries[language] else { return "" }
         var outer = layout
         outer["body"] = library.render(context.merging(layout) { own, _ in own }, withTemplate: template) ?? ""
         return library.render(outer, withTemplate: "layout") ?? ""
+    }
+
+    /// `text` with each `{{t.key}}` replaced by the catalogue's text, HTML-escaped as Mustache would
+    /// (`{{{t.key}}}`: as is). A key the catalogue lacks is left for Mustache (it renders empty).
+    static func inline(_ catalog: [String: String], into text: String) -> String {
+        var output = ""
+        output.reserveCapacity(text.utf8.count)
+        var rest = Substring(text)
+        while let open = rest.range(of: "{{") {
+            output += rest[..<open.lowerBound]
+            let triple = rest[open.upperBound...].hasPrefix("{")
+            let closing = triple ? "}}}" : "}}"
+            let nameStart = triple ? rest.index(after: open.upperBound) : open.upperBound
+            guard let close = rest[nameStart...].range(of: closing) else { break }
+            let name = rest[nameStart..<close.lowerBound].trimmingCharacters(in: .whitespaces)
+            if name.hasPrefix("t."), let value = catalog[String(name.dropFirst(2))] {
+                output += triple ? value : SVGChart.escape(value)
+            } else {
+                output += rest[open.lowerBound..<close.upperBound]
+            }
+            rest = rest[close.upperBound...]
+        }
+        output += rest
+        return output
     }
 }
 
