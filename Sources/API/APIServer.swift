@@ -116,7 +116,7 @@ public struct APIServer: Sendable {
             var consoleOptions = console
             consoleOptions.secureCookie = secure
             ConsoleRoutes(services: services, views: views, auth: ConsoleAuth(store: services.store, options: consoleOptions),
-                          verification: verification).register(on: routes)
+                          verification: verification, compliance: compliance).register(on: routes)
         }
         guard serving != .console else { return router }
         let openAPI = ByteBuffer(bytes: try APIResources.openAPIDocument())

@@ -34,6 +34,9 @@ import Testing
                              series: [SVGChart.Series(name: "s'", colour: "#000", values: [3, 0, 99])])
         let svg = chart.svg
         #expect(!svg.contains("<script>") && svg.contains("&lt;script&gt;") && svg.contains("a&lt;b") && svg.contains("s&#39;"))
+        let table = chart.table(period: "<p>")
+        #expect(!table.contains("<script>") && table.contains("<caption>&lt;script&gt;</caption>") && table.contains("&lt;p&gt;")
+                && table.contains("<th scope=\"row\">a&lt;b</th><td class=\"num\">3</td>") && table.contains("<td class=\"num\">0</td></tr></tbody>"))
         #expect(SVGChart.niceCeiling(1) == 1 && SVGChart.niceCeiling(7) == 10 && SVGChart.niceCeiling(11) == 20
                 && SVGChart.niceCeiling(301) == 400 && SVGChart.niceCeiling(Int.max / 100) >= Int.max / 100)
         #expect(ConsoleFormat.number(1_234_567) == "1,234,567" && ConsoleFormat.number(-1000) == "-1,000" && ConsoleFormat.number(12) == "12")

@@ -153,6 +153,15 @@ struct ConsoleAccountPages: Sendable {
 
     func registerDomains(on routes: Routes) {
         console.page(routes, .get, "/console/domains") { request, _, viewer in try domainsPage(request, viewer, checked: nil) }
+        // The compliance report (SPF, DKIM, DMARC, reverse DNS, TLS, unsubscribe, complaints): a read, open to every role.
+        console.page(routes, .get, "/console/domains/compliance") { request, _, viewer in
+            let account = try ConsoleRoutes.account(viewer)
+            let domain = (request.query("domain") ?? "").lowercased()
+            guard let fresh = try store.account(id: account.id), fresh.domains.contains(domain) else { throw APIError.notFound("domain") }
+            guard let compliance = console.compliance else { throw ConsoleRefusal(status: .serviceUnavailable, key: "error_unavailable") }
+            let object = (try? JSONSerialization.jsonObject(with: Data(try await compliance(domain, account.id)))) as? [String: Any] ?? [:]
+            return try domainsPage(request, viewer, checked: nil, compliance: (domain, object))
+        }
         console.post(routes, "/console/domains/verify") { form, _, viewer, request in
             try ConsoleRoutes.requireChange(viewer)
             let account = try ConsoleRoutes.account(viewer)
@@ -165,7 +174,8 @@ struct ConsoleAccountPages: Sendable {
         }
     }
 
-    func domainsPage(_ request: Request, _ viewer: ConsoleViewer, checked: (String, [String: Any])?) throws -> Response {
+    func domainsPage(_ request: Request, _ viewer: ConsoleViewer, checked: (String, [String: Any])?,
+                     compliance: (String, [String: Any])? = nil) throws -> Response {
         let account = try ConsoleRoutes.account(viewer)
         let fresh = try store.account(id: account.id) ?? account
         let keys = try store.dkimKeys(accountID: account.id)
@@ -181,6 +191,16 @@ struct ConsoleAccountPages: Sendable {
                     },
                     "has_key": keys.contains { $0.domain == domain }, "has_records": keys.contains { $0.domain == domain },
                 ]
+                if let (reportDomain, report) = compliance, reportDomain == domain {
+                    entry["has_compliance"] = true
+                    entry["compliance"] = ((report["checks"] as? [[String: Any]]) ?? []).map { check -> [String: Any] in
+                        let status = check["status"] as? String ?? "fail"
+                        var row: [String: Any] = ["name": check["name"] as? String ?? "", "status": t["compliance_\(status)"] ?? status,
+                                                  "ok": status == "pass", "detail": check["detail"] as? String ?? ""]
+                        row["fix"] = check["fix"] as? String
+                        return row
+                    }
+                }
                 if let (checkedDomain, result) = checked, checkedDomain == domain {
                     entry["checked"] = true
                     entry["check_verified"] = result["verified"] as? Bool ?? false
@@ -208,8 +228,8 @@ struct ConsoleAccountPages: Sendable {
             let courier = console.auth.options.courier
             // The delivery engine's sites are the server's, shared by every account: their state, not any account's mail.
             let activity = await courier?.siteActivity(limit: 50) ?? []
-            let context: [String: Any] = [
-                "can_change": viewer.canChange, "domain": domain ?? "", "has_sites": !sites.isEmpty,
+            var context: [String: Any] = [
+                "can_change": viewer.canChange, "has_sites": !sites.isEmpty,
                 "sites": sites.map { site -> [String: Any] in
                     ["domain": site.domain, "rule": courier?.shapingRule(forDomain: site.domain) ?? "",
                      "queued": ConsoleFormat.number(site.queued), "deferred": ConsoleFormat.number(site.deferred),
@@ -232,6 +252,7 @@ struct ConsoleAccountPages: Sendable {
                 },
                 "done": request.query("done").map { ConsoleFormat.number(Int($0) ?? 0) } ?? false,
             ]
+            context["domain"] = domain  // absent, not empty: Mustache takes "" as true
             return console.render("queue", context, viewer: viewer, title: "nav_queue", current: "nav_queue", path: request.uri.path)
         }
         console.post(routes, "/console/queue") { form, _, viewer, _ in
@@ -260,7 +281,7 @@ struct ConsoleAccountPages: Sendable {
                                  series: [SVGChart.Series(name: t["recipients"] ?? "", colour: SVGChart.palette[0], values: days.map(\.recipients))])
             let quota = (try store.account(id: account.id) ?? account).quota
             let context: [String: Any] = [
-                "chart_svg": chart.svg, "chart_table": chart.table,
+                "chart_svg": chart.svg, "chart_table": chart.table(period: t["period"] ?? ""),
                 "month_messages": ConsoleFormat.number(month.reduce(0) { $0 + $1.messages }),
                 "month_recipients": ConsoleFormat.number(month.reduce(0) { $0 + $1.recipients }),
                 "month_bytes": ConsoleFormat.number(month.reduce(0) { $0 + $1.bytes }),

@@ -169,7 +169,7 @@ struct ConsoleLogPages: Sendable {
             "days": days, "total": ConsoleFormat.number(analysis.total),
             "ranges": [1, 7, 30, 90].map { ["days": $0, "current": $0 == days] as [String: Any] },
             "by_category": counts(analysis.byCategory), "by_provider": counts(analysis.byProvider),
-            "chart_svg": chart.svg, "chart_table": chart.table,
+            "chart_svg": chart.svg, "chart_table": chart.table(period: t["period"] ?? ""),
             "replies": analysis.topReplies.map { ["category": $0.category, "text": $0.text, "count": ConsoleFormat.number($0.count)] },
             "recipients": analysis.recipients.prefix(100).map { recipient -> [String: Any] in
                 ["recipient": recipient.recipient, "category": recipient.category, "message": recipient.messageID.rawValue,

@@ -16,6 +16,7 @@ struct ConsoleRoutes: Sendable {
     let views: ConsoleViews
     let auth: ConsoleAuth
     let verification: APIServer.DomainVerification?
+    let compliance: APIServer.ComplianceReport?
 
     typealias PageHandler = @Sendable (Request, APIRequestContext, ConsoleViewer) async throws -> Response
 
@@ -257,8 +258,8 @@ struct ConsoleRoutes: Sendable {
             "queued": ConsoleFormat.number(sites.reduce(0) { $0 + $1.queued + $1.held }),
             "deferred": ConsoleFormat.number(sites.reduce(0) { $0 + $1.deferred }),
             "delivery_rate": rate,
-            "hourly_svg": hourly.svg, "hourly_table": hourly.table,
-            "daily_svg": daily.svg, "daily_table": daily.table,
+            "hourly_svg": hourly.svg, "hourly_table": hourly.table(period: t["period"] ?? ""),
+            "daily_svg": daily.svg, "daily_table": daily.table(period: t["period"] ?? ""),
             "failures": latest.map { eventRow($0, viewer) }, "has_failures": !latest.isEmpty,
         ]
         return render("overview", context, viewer: viewer, title: "nav_overview", current: "nav_overview", path: request.uri.path)

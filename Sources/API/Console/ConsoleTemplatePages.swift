@@ -21,9 +21,12 @@ struct ConsoleTemplatePages: Sendable {
             let context: [String: Any] = [
                 "can_change": viewer.canChange, "empty": templates.isEmpty,
                 "templates": templates.map { template -> [String: Any] in
-                    ["name": template.name, "display_name": template.displayName ?? "", "subject": template.subject,
-                     "kind": t["template_\(template.generation.rawValue)"] ?? template.generation.rawValue,
-                     "updated": ConsoleFormat.time(template.updatedAt, viewer.timeZone)]
+                    var row: [String: Any] = ["name": template.name, "subject": template.subject,
+                                              "kind": t["template_\(template.generation.rawValue)"] ?? template.generation.rawValue,
+                                              "updated": ConsoleFormat.time(template.updatedAt, viewer.timeZone)]
+                    // Mustache takes an empty string as true: a missing name is a missing key.
+                    row["display_name"] = template.displayName
+                    return row
                 },
                 "next": templates.count == 100 ? "/console/templates?after=" + ConsoleRoutes.percentEncoded(templates.last?.name ?? "") : false,
             ]
@@ -162,11 +165,12 @@ struct ConsoleTemplatePages: Sendable {
                 notice: String? = nil) -> Response {
         let t = console.views.catalog(viewer.language)
         var context: [String: Any] = [
-            "name": template.name, "display_name": template.displayName ?? "", "dynamic": template.generation == .dynamic,
+            "name": template.name, "dynamic": template.generation == .dynamic,
             "subject": draft.subject, "text": draft.text, "html": draft.html, "data": draft.data,
             "can_change": viewer.canChange, "test_from": "test@" + (viewer.account?.domains.first ?? "example.com"),
             "test_to": viewer.user.email,
         ]
+        context["display_name"] = template.displayName
         if let notice { context["notice"] = t[notice] ?? notice }
         if preview {
             do {

@@ -76,12 +76,20 @@ struct SVGChart: Sendable {
         return out
     }
 
-    /// The table of the same numbers, for the page to show beside the chart.
-    var table: [String: Any] {
-        ["caption": title, "columns": series.map(\.name),
-         "rows": labels.enumerated().map { index, label in
-             ["label": label, "cells": series.map { ConsoleFormat.number($0.values.indices.contains(index) ? $0.values[index] : 0) }]
-         }]
+    /// The table of the same numbers, for the page to show beside the chart: HTML written here, escaped,
+    /// as the chart is (through Mustache its 38 rows of 7 cells were most of the overview's rendering).
+    func table(period: String) -> String {
+        var out = "<table>\n  <caption>\(SVGChart.escape(title))</caption>\n  <thead><tr><th scope=\"col\">\(SVGChart.escape(period))</th>"
+        for item in series { out += "<th scope=\"col\">\(SVGChart.escape(item.name))</th>" }
+        out += "</tr></thead>\n  <tbody>"
+        for (index, label) in labels.enumerated() {
+            out += "<tr><th scope=\"row\">\(SVGChart.escape(label))</th>"
+            for item in series {
+                out += "<td class=\"num\">\(ConsoleFormat.number(item.values.indices.contains(index) ? item.values[index] : 0))</td>"
+            }
+            out += "</tr>"
+        }
+        return out + "</tbody>\n</table>"
     }
 
     static func niceCeiling(_ value: Int) -> Int {
