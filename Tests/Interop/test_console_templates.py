@@ -340,3 +340,13 @@ def test_sendgrid_unsubscribe_groups_and_suppression_writes(console, mx):
     assert api(console, "GET", "/v1/suppressions/kept@console.test")[0] == 200
     assert client.client.asm.groups._(offers["id"]).delete().status_code == 204
     assert [g["name"] for g in json.loads(client.client.asm.groups.get().body)] == ["News"]
+
+
+def test_console_compliance_report(console):
+    member = Browser(console)
+    member.login("member@acme.test", console.users["member@acme.test"])
+    page = member.get("/console/domains/compliance", params={"domain": "acme.test"})
+    assert page.status_code == 200 and 'id="compliance-report"' in page.text
+    assert "DKIM" in page.text and "DMARC" in page.text
+    assert member.get("/console/domains/compliance", params={"domain": "other.test"}).status_code == 404
+    assert 'id="compliance-acme.test"' in member.get("/console/domains").text
