@@ -196,8 +196,10 @@ enum JSONBody {
         case let number as Int64: output += String(number)
         case let number as Int32: output += String(number)
         case let number as UInt16: output += String(number)
-        case let number as Double: output += number.isFinite ? (number == number.rounded() && abs(number) < 1e15
-            ? String(Int64(number)) : String(number)) : "null"
+        case let number as Double:
+            if !number.isFinite { output += "null" } else if abs(number) < 1e15, let whole = Int64(exactly: number) { output += String(whole) } else {
+                output += String(number)
+            }
         case is NSNull: output += "null"
         case let object as [String: Any]:
             output += "{"

@@ -102,9 +102,7 @@ struct SVGChart: Sendable {
     /// One decimal, written by hand (`String(format:)` was two thirds of the chart's cost on Linux).
     static func round(_ value: Double) -> String {
         guard value.isFinite else { return "0" }
-        let tenths = (value * 10).rounded()
-        guard abs(tenths) < 1e15 else { return "0" }
-        let whole = Int64(tenths)
+        guard let whole = Int64(exactly: (value * 10).rounded()), whole.magnitude < 1_000_000_000_000_000 else { return "0" }
         let sign = whole < 0 ? "-" : ""
         return "\(sign)\(whole.magnitude / 10).\(whole.magnitude % 10)"
     }
