@@ -54,7 +54,8 @@ final class APIGate: Sendable {
                                              journal: replayJournal.map { ReplayJournal(path: $0, window: window, logger: logger) })
     }
 
-    func open(_ request: Request, context: APIRequestContext, scope: APIKeyScope) async throws -> APICall {
+    /// `bodyLimit`: a smaller limit than the API's for this route's body (nil: the API's).
+    func open(_ request: Request, context: APIRequestContext, scope: APIKeyScope, bodyLimit: Int? = nil) async throws -> APICall {
         let client = context.clientAddress
         if throttle.isBlocked(client) {
             throw APIError(.tooManyRequests, "too_many_failures", "too many failed authentications; try again later",
@@ -81,7 +82,7 @@ final class APIGate: Sendable {
             }
             let body: [UInt8]
             do {
-                body = try await readBody(request)
+                body = try await readBody(request, limit: bodyLimit.map { min($0, maximumBodySize) })
                 unverifiedBodies.withLockedValue { $0 -= 1 }
             } catch {
                 unverifiedBodies.withLockedValue { $0 -= 1 }

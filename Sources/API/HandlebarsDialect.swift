@@ -1,17 +1,22 @@
 /// SendGrid's dynamic templates are written in Handlebars; Hikyaku renders
-/// Mustache. The block helpers SendGrid's own examples use are rewritten to
-/// their Mustache sections: `{{#if x}}…{{else}}…{{/if}}`, `{{#unless x}}`,
-/// `{{#each list}}…{{this}}…{{/each}}`, `{{#with x}}`. Other helpers (`eq`,
-/// `formatDate`, subexpressions) have no Mustache form and are refused at
-/// send time with their name, instead of rendering something else.
-///
-/// Differences that remain: Mustache treats an empty string as true, where
-/// Handlebars' `#if` treats it as false.
+/// Mustache. The block helpers SendGrid's own examples use are rewritten:
+/// `{{#if x}}…{{else}}…{{/if}}` and `{{#unless x}}` test `truthy(x)`, a
+/// transform every template value has (false, 0, "", null, [] are false, as
+/// in Handlebars), so that the block neither repeats for a list nor enters
+/// an object; `{{#each list}}…{{this}}…{{/each}}` and `{{#with x}}` become
+/// sections, which is what they are. Other helpers (`eq`, `formatDate`,
+/// subexpressions) have no Mustache form and are refused with their name,
+/// instead of rendering something else.
 enum HandlebarsDialect {
+    private struct Block {
+        var name: String
+        var negated: Bool
+    }
+
     static func mustache(_ text: String) throws(APIError) -> String {
         var output = ""
         output.reserveCapacity(text.utf8.count)
-        var stack: [(name: String, negated: Bool)] = []
+        var stack: [Block] = []
         var rest = Substring(text)
         while let open = rest.range(of: "{{") {
             output += rest[..<open.lowerBound]
@@ -25,19 +30,22 @@ enum HandlebarsDialect {
             let inner = rest[open.upperBound..<close.lowerBound]
             rest = rest[close.upperBound...]
             if triple {
-                output += "{{" + inner + "}}}"
+                let name = inner.dropFirst().trimmingCharacters(in: .whitespaces)
+                output += name == "this" ? "{{{.}}}" : name.hasPrefix("this.") ? "{{{" + name.dropFirst(5) + "}}}" : "{{" + inner + "}}}"
                 continue
             }
             let tag = inner.trimmingCharacters(in: .whitespaces)
             let words = tag.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
             switch words.first {
-            case "#if", "#each", "#with", "#unless":
-                guard words.count == 2, let name = words.last, isPath(name) else {
+            case "#if", "#unless", "#each", "#with":
+                guard words.count == 2, let path = words.last, isPath(path) else {
                     throw unsupported(tag)
                 }
-                let negated = words[0] == "#unless"
-                stack.append((name, negated))
-                output += "{{\(negated ? "^" : "#")\(name)}}"
+                let name = path == "this" ? "." : path.hasPrefix("this.") ? String(path.dropFirst(5)) : path
+                let test = words[0] == "#if" || words[0] == "#unless"
+                let block = Block(name: test ? "truthy(\(name))" : name, negated: words[0] == "#unless")
+                stack.append(block)
+                output += "{{\(block.negated ? "^" : "#")\(block.name)}}"
             case "else":
                 guard words.count == 1, let top = stack.last else { throw unbalanced(tag) }
                 output += "{{/\(top.name)}}{{\(top.negated ? "#" : "^")\(top.name)}}"

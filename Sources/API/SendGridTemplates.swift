@@ -132,7 +132,9 @@ struct SendGridTemplates: Sendable {
         }
         if let html = input.htmlContent { version.html = html.isEmpty ? nil : html }
         if let text = input.plainContent { version.text = text.isEmpty ? nil : text }
-        if let active = input.active { version.active = active.value }
+        // As in SendGrid, a template changes versions by activating another: `active: 0` on the active one is ignored,
+        // so that a template is never left without a version to send.
+        if let active = input.active, creating || !version.active { version.active = active.value }
         if let generate = input.generatePlainContent { version.generatePlainContent = generate }
         if let editor = input.editor {
             guard editor == "code" || editor == "design" else { throw APIError.badRequest("editor is code or design", field: "editor") }

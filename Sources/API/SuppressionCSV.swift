@@ -8,6 +8,8 @@ import Store
 enum SuppressionCSV {
     static let header = "address,reason,scope,created_at,source\r\n"
     static let maximumRows = 100_000
+    /// The largest import body read (about 100,000 rows of long addresses).
+    static let maximumBytes = 8 << 20
 
     static func export(store: SQLiteStore, accountID: Int64) throws -> String {
         var text = header
@@ -33,8 +35,8 @@ enum SuppressionCSV {
     static func parse(_ text: String, reason: Suppression.Reason = .manual, scope: Suppression.Scope = .all, source: String) -> Import {
         var result = Import()
         var columns: [String: Int]?
-        for (number, fields) in CSVReader.records(text) {
-            guard !fields.allSatisfy({ $0.trimmingCharacters(in: .whitespaces).isEmpty }) else { continue }
+        CSVReader.forEachRecord(text) { number, fields in
+            guard !fields.allSatisfy({ $0.trimmingCharacters(in: .whitespaces).isEmpty }) else { return true }
             let cells = fields.map { $0.trimmingCharacters(in: .whitespaces) }
             if columns == nil {
                 let names = cells.map { $0.lowercased() }
@@ -42,25 +44,25 @@ enum SuppressionCSV {
                     var map = ["address": address]
                     for name in ["reason", "scope"] { map[name] = names.firstIndex(of: name) }
                     columns = map
-                    continue
+                    return true
                 }
                 columns = ["address": 0]
             }
             guard result.suppressions.count + result.errors.count < maximumRows else {
                 result.errors.append((number, "at most \(maximumRows) rows are imported at once; the rest was not read"))
-                break
+                return false
             }
             let cell = { (name: String) -> String? in columns?[name].flatMap { $0 < cells.count ? cells[$0] : nil } }
             guard let text = cell("address"), !text.isEmpty,
                   let parsed = try? NativeAPI.address(AddressInput(text: text), field: "address") else {
                 result.errors.append((number, "not an address: \(String((cell("address") ?? "").prefix(100)))"))
-                continue
+                return true
             }
             var rowReason = reason
             if let name = cell("reason"), !name.isEmpty {
                 guard let value = Suppression.Reason(rawValue: name.lowercased()) else {
                     result.errors.append((number, "reason must be bounce, complaint, unsubscribe or manual"))
-                    continue
+                    return true
                 }
                 rowReason = value
             }
@@ -68,11 +70,12 @@ enum SuppressionCSV {
             if let name = cell("scope"), !name.isEmpty {
                 guard let value = Suppression.Scope(rawValue: name.lowercased()) else {
                     result.errors.append((number, "scope must be all, marketing or transactional"))
-                    continue
+                    return true
                 }
                 rowScope = value
             }
             result.suppressions.append(Suppression(address: parsed.address, reason: rowReason, scope: rowScope, source: source))
+            return true
         }
         return result
     }
@@ -83,8 +86,19 @@ enum SuppressionCSV {
 /// CRLF or LF. A UTF-8 byte order mark is skipped. Each record comes with
 /// the line it starts on.
 enum CSVReader {
+    /// Every record, each with the line it starts on (for tests and small texts).
     static func records(_ text: String) -> [(line: Int, fields: [String])] {
         var records: [(line: Int, fields: [String])] = []
+        forEachRecord(text) { line, fields in
+            records.append((line, fields))
+            return true
+        }
+        return records
+    }
+
+    /// Calls `body` with each record as it is read, until it returns false: a caller that stops
+    /// early (an import at its row limit) never holds more than one record.
+    static func forEachRecord(_ text: String, _ body: (Int, [String]) -> Bool) {
         var fields: [String] = []
         var field = ""
         var quoted = false
@@ -114,7 +128,7 @@ enum CSVReader {
             case "\r": continue
             case "\n":
                 fields.append(field)
-                records.append((start, fields))
+                guard body(start, fields) else { return }
                 fields = []
                 field = ""
                 line += 1
@@ -124,8 +138,7 @@ enum CSVReader {
         }
         if !field.isEmpty || !fields.isEmpty {
             fields.append(field)
-            records.append((start, fields))
+            _ = body(start, fields)
         }
-        return records
     }
 }

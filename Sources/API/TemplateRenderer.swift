@@ -82,11 +82,11 @@ struct TemplateRenderer: Sendable {
     static func mustacheValue(_ value: JSONValue, _ budget: RenderBudget) -> Any {
         switch value {
         case .null: return ""
-        case .bool(let bool): return bool
+        case .bool(let bool): return TemplateScalar.bool(bool)
         // 120 renders as "120", not "120.0".
         case .number(let number):
-            if abs(number) < 1e15, let integer = Int(exactly: number) { return integer }
-            return number
+            if abs(number) < 1e15, let integer = Int(exactly: number) { return TemplateScalar.integer(integer) }
+            return TemplateScalar.double(number)
         case .string(let string): return BudgetedText(text: string, budget: budget)
         case .array(let array): return BudgetedSequence(items: array.map { mustacheValue($0, budget) }, budget: budget)
         case .object(let object): return BudgetedObject(values: object.mapValues { mustacheValue($0, budget) }, budget: budget)
@@ -205,6 +205,7 @@ struct BudgetedText: MustacheCustomRenderable, MustacheTransformable, MustachePa
     var description: String { renderText }
 
     func transform(_ name: String) -> Any? {
+        if name == "truthy" { return !text.isEmpty }
         switch text.transform(name) {
         case let string as String: return BudgetedText(text: string, budget: budget)
         case let substring as Substring: return BudgetedText(text: String(substring), budget: budget)
@@ -239,6 +240,7 @@ struct BudgetedSequence: MustacheSequence, MustacheTransformable, MustacheParent
         case "last": return items.last
         case "count": return items.count
         case "empty": return items.isEmpty
+        case "truthy": return !items.isEmpty
         case "reversed": return BudgetedSequence(items: items.reversed(), budget: budget)
         default: return nil
         }
@@ -258,11 +260,48 @@ struct BudgetedObject: MustacheParent, MustacheTransformable {
         switch name {
         case "count": return values.count
         case "empty": return values.isEmpty
+        case "truthy": return true
         case "enumerated", "sorted":
             let pairs = values.sorted { $0.key < $1.key }.map { pair -> Any in
                 BudgetedObject(values: ["key": BudgetedText(text: pair.key, budget: budget), "value": pair.value], budget: budget)
             }
             return BudgetedSequence(items: pairs, budget: budget)
+        default: return nil
+        }
+    }
+}
+
+/// A boolean or a number of template data. It renders as its text; `false`
+/// counts as missing in a section (as a Bool would), and looking a name up
+/// in it finds nothing (the lookup goes on outward). `truthy` is Handlebars'
+/// `#if` (false and 0 are false), which SendGrid templates use
+/// (`HandlebarsDialect`); integers keep swift-mustache's own transforms.
+enum TemplateScalar: MustacheCustomRenderable, MustacheTransformable, MustacheParent {
+    case bool(Bool)
+    case integer(Int)
+    case double(Double)
+
+    func child(named: String) -> Any? { nil }
+
+    var renderText: String {
+        switch self {
+        case .bool(let value): return value ? "true" : "false"
+        case .integer(let value): return String(value)
+        case .double(let value): return String(value)
+        }
+    }
+
+    var isNull: Bool {
+        if case .bool(false) = self { return true }
+        return false
+    }
+
+    func transform(_ name: String) -> Any? {
+        switch (self, name) {
+        case (.bool(let value), "truthy"): return value
+        case (.integer(let value), "truthy"): return value != 0
+        case (.double(let value), "truthy"): return value != 0
+        case (.integer(let value), _): return value.transform(name)
         default: return nil
         }
     }

@@ -147,7 +147,7 @@ struct SuppressionRoutes: Sendable {
         routes.post("/v1/suppressions/import") { request, context in
             // CSV (`text/csv`): a header row naming address, reason, scope; or one address per line.
             // Good rows are added in one transaction; the others are listed with their line numbers.
-            let call = try await services.gate.open(request, context: context, scope: .admin)
+            let call = try await services.gate.open(request, context: context, scope: .admin, bodyLimit: SuppressionCSV.maximumBytes)
             guard let text = String(validating: call.body, as: UTF8.self) else {
                 throw APIError.badRequest("the CSV must be UTF-8")
             }

@@ -5,10 +5,12 @@ import Store
 
 struct TemplateDialectTests {
     @Test func handlebarsBlocksBecomeMustacheSections() throws {
-        #expect(try HandlebarsDialect.mustache("{{#if vip}}VIP{{else}}member{{/if}}") == "{{#vip}}VIP{{/vip}}{{^vip}}member{{/vip}}")
-        #expect(try HandlebarsDialect.mustache("{{#unless a}}x{{else}}y{{/unless}}") == "{{^a}}x{{/a}}{{#a}}y{{/a}}")
+        #expect(try HandlebarsDialect.mustache("{{#if vip}}VIP{{else}}member{{/if}}")
+                == "{{#truthy(vip)}}VIP{{/truthy(vip)}}{{^truthy(vip)}}member{{/truthy(vip)}}")
+        #expect(try HandlebarsDialect.mustache("{{#unless a}}x{{else}}y{{/unless}}") == "{{^truthy(a)}}x{{/truthy(a)}}{{#truthy(a)}}y{{/truthy(a)}}")
         #expect(try HandlebarsDialect.mustache("{{#each items}}{{this}}, {{this.name}}{{/each}}") == "{{#items}}{{.}}, {{name}}{{/items}}")
-        #expect(try HandlebarsDialect.mustache("{{{ raw }}} {{ name }} {{! note }}") == "{{{ raw }}} {{ name }} {{! note }}")
+        #expect(try HandlebarsDialect.mustache("{{{ raw }}} {{ name }} {{! note }} {{{this}}} {{{this.x}}}")
+                == "{{{ raw }}} {{ name }} {{! note }} {{{.}}} {{{x}}}")
         #expect(try HandlebarsDialect.mustache("no tags, {{ unclosed") == "no tags, {{ unclosed")
         #expect(throws: APIError.self) { try HandlebarsDialect.mustache("{{#if (eq a b)}}x{{/if}}") }
         #expect(throws: APIError.self) { try HandlebarsDialect.mustache("{{formatDate when \"YYYY\"}}") }
@@ -17,12 +19,32 @@ struct TemplateDialectTests {
         #expect(throws: APIError.self) { try HandlebarsDialect.mustache("{{else}}") }
     }
 
+    func render(_ handlebars: String, _ data: [String: JSONValue]) throws -> String? {
+        try TemplateRenderer(subject: "", text: try HandlebarsDialect.mustache(handlebars), html: nil).render(data).text
+    }
+
     @Test func translatedTemplatesRenderAsSendGridDoes() throws {
         let renderer = try TemplateRenderer(subject: try HandlebarsDialect.mustache("Hi {{name}}"),
                                             text: try HandlebarsDialect.mustache("{{#if vip}}VIP{{else}}-{{/if}} {{#each items}}[{{this}}]{{/each}}"),
                                             html: nil)
         let rendered = try renderer.render(["name": .string("山田"), "vip": .bool(false), "items": .array([.string("a"), .string("b")])])
         #expect(rendered.subject == "Hi 山田" && rendered.text == "- [a][b]")
+        // #if neither repeats for a list nor enters an object.
+        let list = "{{#if items}}<{{#each items}}{{this}}{{/each}}>{{/if}}"
+        #expect(try render(list, ["items": .array([.string("a"), .string("b")])]) == "<ab>")
+        #expect(try render(list, ["items": .array([])]) == "")
+        #expect(try render("{{#if user}}{{name}}{{/if}}", ["user": .object(["name": .string("inner")]), "name": .string("top")]) == "top")
+        // Handlebars' falsy values: false, 0, "", null, [], a missing name.
+        for value: JSONValue in [.bool(false), .number(0), .string(""), .null, .array([])] {
+            #expect(try render("{{#if x}}yes{{else}}no{{/if}}", ["x": value]) == "no")
+        }
+        #expect(try render("{{#if x}}yes{{else}}no{{/if}}", [:]) == "no")
+        for value: JSONValue in [.bool(true), .number(2), .number(0.5), .string("s"), .object([:]), .array([.null])] {
+            #expect(try render("{{#if x}}yes{{else}}no{{/if}}", ["x": value]) == "yes")
+        }
+        #expect(try render("{{#each people}}{{#if this.vip}}*{{/if}}{{name}} {{/each}}",
+                           ["people": .array([.object(["name": .string("a"), "vip": .bool(true)]),
+                                              .object(["name": .string("b"), "vip": .bool(false)])])]) == "*a b ")
     }
 
     @Test func csvRecordsFollowRFC4180() {
@@ -56,5 +78,19 @@ struct JSONBodyTests {
         #expect(parsed["a"] as? String == "x\"\n/é" && (parsed["c"] as? [Any])?.count == 4)
         // Keys sort by their bytes, not by a locale.
         #expect(JSONBody.text(["é": 1, "Z": 2, "a": 3]) == #"{"Z":2,"a":3,"é":1}"#)
+    }
+}
+
+struct ImportBoundsTests {
+    @Test func anImportStopsReadingAtItsRowLimit() {
+        var seen = 0
+        CSVReader.forEachRecord("a\nb\nc\nd\n") { _, _ in
+            seen += 1
+            return seen < 2
+        }
+        #expect(seen == 2)
+        let many = String(repeating: "x@example.jp\n", count: SuppressionCSV.maximumRows + 5)
+        let imported = SuppressionCSV.parse(many, source: "test")
+        #expect(imported.suppressions.count == SuppressionCSV.maximumRows && imported.errors.count == 1)
     }
 }

@@ -187,8 +187,12 @@ def test_log_search_by_sender_subject_and_provider(console, mx):
     csv_text = browser.get("/console/log.csv", params={"subject": "請求書"}).text
     assert ids[0] in csv_text and ids[1] not in csv_text
 
-    # The queue page shows the delivery site this mail went through, with its connections and limits.
-    queue = browser.get("/console/queue").text
+    # The queue page shows the delivery site this mail went through, with its connections and limits, to the operator;
+    # an account sees only named providers' sites (an MX set would tell it where other tenants send).
+    assert "mx:mx.console.test" not in browser.get("/console/queue").text
+    operator = Browser(console)
+    operator.login("ops@hikyaku.test", console.users["ops@hikyaku.test"])
+    queue = operator.get("/console/queue").text
     assert 'id="delivery-sites"' in queue and "mx:mx.console.test" in queue
 
 
@@ -224,14 +228,16 @@ def test_console_template_editor_preview_and_test_send(console, mx):
     member.login("member@acme.test", console.users["member@acme.test"])
     assert member.post("/console/templates/welcome", dict(form, action="save")).status_code == 403
     assert member.post("/console/templates", {"name": "x", "subject": "x", "text": "y"}).status_code == 403
-    sent = member.post("/console/templates/welcome", dict(form, data=json.dumps({"name": "Tanaka"}), action="test",
-                                                            to="tester@console.test", **{"from": "qa@acme.test"}))
+    # A member sends tests to their own address or within the account's domains; an admin anywhere.
+    test = dict(form, data=json.dumps({"name": "Tanaka"}), action="test", **{"from": "qa@acme.test"})
+    assert member.post("/console/templates/welcome", dict(test, to="tester@console.test")).status_code == 403
+    assert member.post("/console/templates/welcome", dict(test, to="member@acme.test")).status_code == 303
+    sent = admin.post("/console/templates/welcome", dict(test, to="tester@console.test"))
     assert sent.status_code == 303 and sent.headers["Location"].startswith("/console/messages/")
     message = received(mx, "tester@console.test")
     assert str(message["Subject"]) == "Welcome Tanaka" and str(message["From"]) == "qa@acme.test"
     # A test send follows the sender policy like every door: a foreign domain is refused.
-    foreign = member.post("/console/templates/welcome", dict(form, action="test", to="tester@console.test",
-                                                             **{"from": "someone@gmail.com"}))
+    foreign = admin.post("/console/templates/welcome", dict(test, to="tester@console.test", **{"from": "someone@gmail.com"}))
     assert foreign.status_code in (400, 403) and "gmail.com" in foreign.text
 
     outsider = Browser(console)

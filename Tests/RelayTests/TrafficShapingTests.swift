@@ -51,6 +51,18 @@ struct TrafficShapingTests {
     }
 
     // Guards against memory and metrics growing with every destination domain a tenant mails.
+    @Test func anAccountSeesProvidersNotMXSetsOrSourceAddresses() {
+        let limits = ShapingLimits(maxConnections: 3)
+        let sites = [SiteActivity(name: "gmail from 192.0.2.1", openConnections: 2, idleConnections: 1, waiting: 0, limits: limits, postponements: 4),
+                     SiteActivity(name: "gmail from 192.0.2.2", openConnections: 1, idleConnections: 0, waiting: 2, limits: limits, postponements: 1),
+                     SiteActivity(name: "mx:mx.secret-customer.example", openConnections: 5, idleConnections: 0, waiting: 0, limits: limits,
+                                  postponements: 0),
+                     SiteActivity(name: "docomo", openConnections: 0, idleConnections: 0, waiting: 0, limits: limits, postponements: 7)]
+        let shown = SiteActivity.byProvider(sites)
+        #expect(shown.map(\.name) == ["gmail", "docomo"])
+        #expect(shown[0].openConnections == 3 && shown[0].idleConnections == 1 && shown[0].waiting == 2 && shown[0].postponements == 5)
+    }
+
     @Test func adHocSitesAreBounded() {
         let directory = SiteDirectory(shaping: TrafficShaping())
         let gmail = directory.site(domain: "gmail.com", mxHosts: ["gmail-smtp-in.l.google.com"])

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import MIME
 import NIOCore
+import Relay
 import Spool
 import Store
 
@@ -49,7 +50,7 @@ struct ConsoleAccountPages: Sendable {
             return console.render("suppressions", context, viewer: viewer, title: "nav_suppressions", current: "nav_suppressions",
                                   path: request.uri.path)
         }
-        console.post(routes, "/console/suppressions", limit: 8 << 20) { form, _, viewer, _ in
+        console.post(routes, "/console/suppressions", limit: SuppressionCSV.maximumBytes) { form, _, viewer, _ in
             try ConsoleRoutes.requireChange(viewer)
             let account = try ConsoleRoutes.account(viewer)
             let scope = form["scope"].flatMap(Suppression.Scope.init(rawValue:)) ?? .all
@@ -226,8 +227,11 @@ struct ConsoleAccountPages: Sendable {
             let sites = try services.index.sites(accountID: account.id)
             let messages = try services.index.summaries(QueueSelection(accountID: account.id, recipientDomain: domain), limit: 100)
             let courier = console.auth.options.courier
-            // The delivery engine's sites are the server's, shared by every account: their state, not any account's mail.
-            let activity = await courier?.siteActivity(limit: 50) ?? []
+            // The delivery engine's sites are the server's, shared by every account. An operator sees them all; an
+            // account sees only the named providers' (gmail, docomo…), summed over source addresses: a site made for
+            // one MX set, or named after a source address, would tell one tenant where others send and from where.
+            let all = await courier?.siteActivity(limit: viewer.isOperator ? 50 : 10_000) ?? []
+            let activity = viewer.isOperator ? all : SiteActivity.byProvider(all)
             var context: [String: Any] = [
                 "can_change": viewer.canChange, "has_sites": !sites.isEmpty,
                 "sites": sites.map { site -> [String: Any] in

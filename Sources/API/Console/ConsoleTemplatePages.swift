@@ -175,9 +175,8 @@ struct ConsoleTemplatePages: Sendable {
         if preview {
             do {
                 let rendered = try renderer(template, draft).render(try ConsoleTemplatePages.data(draft.data), budget: 2 << 20)
-                var shown: [String: Any] = ["subject": rendered.subject]
-                if let text = rendered.text { shown["text"] = text }
-                if let html = rendered.html { shown["html"] = html }
+                // false, not absent: inside the section an absent name would find the editor's own text.
+                let shown: [String: Any] = ["subject": rendered.subject, "text": rendered.text ?? false, "html": rendered.html ?? false]
                 context["preview"] = shown
             } catch {
                 context["preview_error"] = error.message
@@ -214,6 +213,13 @@ struct ConsoleTemplatePages: Sendable {
         let account = try ConsoleRoutes.account(viewer)
         let from = try NativeAPI.address(AddressInput(text: form["from"] ?? ""), field: "from")
         let to = try NativeAPI.address(AddressInput(text: form["to"] ?? ""), field: "to")
+        // A member may send tests, to themselves or inside the account's own domains; any address is an admin's call.
+        if !viewer.canChange {
+            let domain = to.address.split(separator: "@").last.map { String($0).lowercased() } ?? ""
+            guard to.address.lowercased() == viewer.user.email || account.domains.contains(domain) else {
+                throw ConsoleRefusal(status: .forbidden, key: "error_test_recipient")
+            }
+        }
         var personalization = Personalization(to: [to])
         personalization.data = try ConsoleTemplatePages.data(draft.data)
         let message = MessageDraft(base: Composition(from: from, subject: ""), renderer: try renderer(template, draft),

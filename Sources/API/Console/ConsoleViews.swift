@@ -49,10 +49,12 @@ final class ConsoleViews: Sendable {
     enum LoadError: Error, CustomStringConvertible {
         case missing(String)
         case incompleteCatalog(ConsoleLanguage, [String])
+        case taggedText(ConsoleLanguage, [String])
         var description: String {
             switch self {
             case .missing(let what): return "console resource missing: \(what)"
             case .incompleteCatalog(let language, let keys): return "catalogue \(language) lacks \(keys.joined(separator: ", "))"
+            case .taggedText(let language, let keys): return "catalogue \(language) has {{ in \(keys.joined(separator: ", "))"
             }
         }
     }
@@ -78,6 +80,11 @@ final class ConsoleViews: Sendable {
         let keys = Set(catalogs.values.flatMap(\.keys))
         for (language, catalog) in catalogs where catalog.count != keys.count {
             throw LoadError.incompleteCatalog(language, keys.subtracting(catalog.keys).sorted())
+        }
+        // A catalogue text is inlined into templates: a `{{` in it would become a tag.
+        for (language, catalog) in catalogs {
+            let tagged = catalog.filter { $0.value.contains("{{") }.keys.sorted()
+            if !tagged.isEmpty { throw LoadError.taggedText(language, tagged) }
         }
         self.catalogs = catalogs
         // One library per language with the catalogue's texts already in place of `{{t.key}}`: a page
@@ -120,7 +127,11 @@ final class ConsoleViews: Sendable {
             let triple = rest[open.upperBound...].hasPrefix("{")
             let closing = triple ? "}}}" : "}}"
             let nameStart = triple ? rest.index(after: open.upperBound) : open.upperBound
-            guard let close = rest[nameStart...].range(of: closing) else { break }
+            guard let close = rest[nameStart...].range(of: closing) else {
+                output += rest[open.lowerBound...]
+                rest = ""
+                break
+            }
             let name = rest[nameStart..<close.lowerBound].trimmingCharacters(in: .whitespaces)
             if name.hasPrefix("t."), let value = catalog[String(name.dropFirst(2))] {
                 output += triple ? value : SVGChart.escape(value)

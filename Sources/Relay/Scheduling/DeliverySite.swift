@@ -179,6 +179,29 @@ public struct SiteActivity: Sendable {
     public var postponements: Int
 }
 
+extension SiteActivity {
+    /// The sites of named shaping rules only, one per rule: the same rule from several source
+    /// addresses (`gmail from 192.0.2.1`) summed, its limits (per source address) kept.
+    public static func byProvider(_ sites: [SiteActivity]) -> [SiteActivity] {
+        var merged: [String: SiteActivity] = [:]
+        for site in sites where !DeliverySite.isAdHoc(site.name) {
+            let rule = site.name.components(separatedBy: " from ").first ?? site.name
+            if var existing = merged[rule] {
+                existing.openConnections += site.openConnections
+                existing.idleConnections += site.idleConnections
+                existing.waiting += site.waiting
+                existing.postponements += site.postponements
+                merged[rule] = existing
+            } else {
+                var named = site
+                named.name = rule
+                merged[rule] = named
+            }
+        }
+        return merged.values.sorted { ($0.openConnections, $1.name) > ($1.openConnections, $0.name) }
+    }
+}
+
 /// The sites seen so far, created on first use.
 final class SiteDirectory: Sendable {
     private struct Destination: Hashable {
