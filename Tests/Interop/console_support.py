@@ -5,6 +5,7 @@ import re
 import time
 
 import requests
+from aiosmtpd.controller import Controller
 
 from conftest import dnsmasq
 
@@ -38,6 +39,18 @@ def wait_for(predicate, timeout=30, what="condition"):
             return value
         time.sleep(0.1)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+@contextlib.contextmanager
+def recording_mx(ip):
+    """A RecordingMX listening on ip:25 (each test file has an address of its own)."""
+    handler = RecordingMX()
+    controller = Controller(handler, hostname=ip, port=25)
+    controller.start()
+    try:
+        yield handler
+    finally:
+        controller.stop()
 
 
 @contextlib.contextmanager

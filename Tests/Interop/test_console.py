@@ -10,9 +10,8 @@ import time
 
 import pytest
 import requests
-from aiosmtpd.controller import Controller
 
-from console_support import Browser, RecordingMX, api, console_server, delivered, send, wait_for
+from console_support import Browser, api, console_server, delivered, recording_mx, send, wait_for
 
 MX_IP = "127.0.0.35"
 SCREENSHOTS = pathlib.Path(__file__).resolve().parents[2] / "docs" / "screenshots"
@@ -20,11 +19,8 @@ SCREENSHOTS = pathlib.Path(__file__).resolve().parents[2] / "docs" / "screenshot
 
 @pytest.fixture(scope="module")
 def mx():
-    handler = RecordingMX()
-    controller = Controller(handler, hostname=MX_IP, port=25)
-    controller.start()
-    yield handler
-    controller.stop()
+    with recording_mx(MX_IP) as handler:
+        yield handler
 
 
 @pytest.fixture

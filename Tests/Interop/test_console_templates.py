@@ -11,20 +11,16 @@ import time
 
 import pytest
 import requests
-from aiosmtpd.controller import Controller
 
-from console_support import Browser, RecordingMX, api, console_server, delivered, wait_for
+from console_support import Browser, api, console_server, delivered, recording_mx, wait_for
 
 MX_IP = "127.0.0.36"
 
 
 @pytest.fixture(scope="module")
 def mx():
-    handler = RecordingMX()
-    controller = Controller(handler, hostname=MX_IP, port=25)
-    controller.start()
-    yield handler
-    controller.stop()
+    with recording_mx(MX_IP) as handler:
+        yield handler
 
 
 @pytest.fixture
