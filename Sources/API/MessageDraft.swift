@@ -53,8 +53,11 @@ struct MessageDraft: Sendable {
     /// Each recipient gets a copy of its own when its copy names it: the
     /// one-click unsubscribe link of marketing mail, tracked links and image.
     func copiesPerRecipient(unsubscribe: UnsubscribeLinks?, tracking: TrackingLinks?) -> Bool {
-        (metadata.marketing && unsubscribe != nil) || (tracked(tracking) && (base.html != nil || renderer != nil))
+        (carriesUnsubscribe && unsubscribe != nil) || (tracked(tracking) && (base.html != nil || renderer != nil))
     }
+
+    /// Marketing mail, and mail sent in an unsubscribe group (whose link leaves that group), carry one-click unsubscribe.
+    var carriesUnsubscribe: Bool { metadata.marketing || metadata.unsubscribeGroup != nil }
 
     func tracked(_ tracking: TrackingLinks?) -> Bool { tracking != nil && metadata.tracking?.any == true }
 
@@ -147,7 +150,7 @@ struct MessageDraft: Sendable {
             metadata.tags += personalization.tags
             metadata.customArguments.merge(personalization.customArguments) { _, new in new }
             if let notBefore = personalization.notBefore { metadata.notBefore = notBefore }
-            let marketingCopies = metadata.marketing && unsubscribe != nil
+            let marketingCopies = carriesUnsubscribe && unsubscribe != nil
                 && !composition.headers.contains(where: { $0.name.lowercased() == "list-unsubscribe" })
             let trackedCopies = tracked(tracking) && composition.html != nil
             // Recorded as tracked only when its HTML really was rewritten.

@@ -317,6 +317,15 @@ def test_sendgrid_unsubscribe_groups_and_suppression_writes(console, mx):
     other_mail = dict(mail("x@console.test", news["id"]), **{"from": {"email": "news@other.test"}})
     with pytest.raises(python_http_client.exceptions.BadRequestsError):
         other.client.mail.send.post(request_body=other_mail)
+    # Mail in a group carries one-click unsubscribe (RFC 8058), and its link leaves that group only.
+    client.client.mail.send.post(request_body=mail("oneclick@console.test", offers["id"]))
+    message = received(mx, "oneclick@console.test")
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    link = re.search(r"<(https?://[^>]+)>", message["List-Unsubscribe"]).group(1)
+    assert requests.post(link, data="List-Unsubscribe=One-Click", timeout=10,
+                         headers={"Content-Type": "application/x-www-form-urlencoded"}).status_code == 200
+    assert json.loads(client.client.asm.groups._(offers["id"]).suppressions.get().body) == ["oneclick@console.test"]
+    assert api(console, "GET", "/v1/suppressions/oneclick@console.test")[0] == 404, "the account's own list is untouched"
     # Back in the group.
     assert client.client.asm.groups._(news["id"]).suppressions._("left@console.test").delete().status_code == 204
     assert json.loads(client.client.asm.groups._(news["id"]).suppressions.get().body) == []

@@ -68,23 +68,30 @@ public final class UnsubscribeLinks: Sendable {
 }
 
 /// Records that a recipient asked to stop marketing mail: an `unsubscribed`
-/// event on the message, and a marketing-scope suppression for its account.
+/// event on the message, and a marketing-scope suppression for its account;
+/// for mail sent in an unsubscribe group (a topic) that still exists, the
+/// recipient leaves that group only and keeps receiving the others.
 /// Idempotent: asking again changes nothing but the event log.
 public enum Unsubscription {
     /// The address unsubscribed, or nil when the message is not on record.
     public static func record(index: QueueIndex, store: SQLiteStore, message: MessageID, position: Int, via channel: String,
                               at time: Date = Date()) throws -> String? {
-        guard let details = try index.details(of: message), position < details.recipients.count else { return nil }
+        guard let details = try index.details(of: message), details.recipients.indices.contains(position) else { return nil }
         let recipient = details.recipients[position].address
-        if let account = details.accountID {
+        if let account = details.accountID, let group = details.metadata?.unsubscribeGroup,
+           try store.unsubscribeGroup(accountID: account, id: group) != nil {
+            try store.unsubscribe([recipient], fromGroup: group, accountID: account,
+                                  source: "\(channel) unsubscribe from message \(message)")
+        } else if let account = details.accountID {
             // An existing suppression of wider scope (a bounce, a complaint) is kept as it is.
             if try store.suppression(accountID: account, address: recipient) == nil {
                 try store.suppress(Suppression(address: recipient, reason: .unsubscribe, scope: .marketing,
                                                source: "\(channel) unsubscribe from message \(message)"), accountID: account)
             }
         }
+        let scope = details.metadata?.unsubscribeGroup.map { " from group \($0)" } ?? ""
         try index.recordFeedback(DeliveryEvent(at: time, messageID: message, recipient: recipient, type: .unsubscribed,
-                                               replyText: "unsubscribed (\(channel))", site: "feedback"), failed: false)
+                                               replyText: "unsubscribed\(scope) (\(channel))", site: "feedback"), failed: false)
         return recipient
     }
 }
