@@ -110,9 +110,25 @@ final class APIGate: Sendable {
             }
             return APICall(principal: try actingAs(caller, request), body: body)
         }
-        guard let caller = verifyBearer(request.headers[.authorization]) else { throw refuse("bearer") }
+        return APICall(principal: try authenticate(request, context: context, scope: scope, throttled: true),
+                       body: try await readBody(request))
+    }
+
+    /// A bearer-token request's caller, without reading its body (an upload the route streams itself).
+    /// `throttled`: the client's failures were already looked at.
+    func authenticate(_ request: Request, context: APIRequestContext, scope: APIKeyScope, throttled: Bool = false) throws -> Caller {
+        let client = context.clientAddress
+        if !throttled, throttle.isBlocked(client) {
+            throw APIError(.tooManyRequests, "too_many_failures", "too many failed authentications; try again later",
+                           ses: "TooManyRequestsException", retryAfter: max(1, Int(throttle.window.nanoseconds / 1_000_000_000)))
+        }
+        guard let caller = verifyBearer(request.headers[.authorization]) else {
+            throttle.recordFailure(client)
+            context.logger.notice("authentication failed", metadata: ["client": "\(client)", "reason": "bearer"])
+            throw APIError.unauthorized
+        }
         guard caller.key.scope >= scope else { throw APIError.forbidden }
-        return APICall(principal: try actingAs(caller, request), body: try await readBody(request))
+        return try actingAs(caller, request)
     }
 
     /// An operator key acts for the account named by `?account=NAME` on the

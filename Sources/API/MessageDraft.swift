@@ -19,6 +19,9 @@ struct Personalization: Sendable {
     var tags: [String] = []
     var customArguments: [String: String] = [:]
     var notBefore: Date?
+    /// The id of the one message this personalization becomes, chosen by the caller (a campaign
+    /// writes it down before submitting, so a restart can tell whether it was stored).
+    var messageID: MessageID?
 }
 
 /// A send as every API describes it, before building messages: common
@@ -158,7 +161,7 @@ struct MessageDraft: Sendable {
             // Each marketing or tracked copy carries its own recipient's links; other mail is one message for all.
             let copies: [[String]] = marketingCopies || trackedCopies ? composition.recipients.map { [$0] } : [composition.recipients]
             for recipients in copies {
-                let id = Intake.newMessageID()
+                let id = (copies.count == 1 ? personalization.messageID : nil) ?? Intake.newMessageID()
                 var copy = composition
                 if marketingCopies, let unsubscribe { copy.headers += unsubscribe.headers(message: id, position: 0) }
                 // Rewritten before building, so DKIM (at the intake) signs what the recipient gets.

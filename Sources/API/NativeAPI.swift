@@ -49,6 +49,8 @@ struct NativeAPI: Sendable {
         TemplateRoutes(services: services).register(on: routes)
         SuppressionRoutes(services: services).register(on: routes)
         ManagementRoutes(services: services).register(on: routes)
+        ContactRoutes(services: services).register(on: routes)
+        CampaignRoutes(services: services).register(on: routes)
     }
 
     // MARK: Sending

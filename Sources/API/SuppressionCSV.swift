@@ -81,10 +81,7 @@ enum SuppressionCSV {
     }
 }
 
-/// RFC 4180 records: fields separated by commas, quoted with `"` (a quoted
-/// field may hold commas, quotes doubled, and line breaks), records ended by
-/// CRLF or LF. A UTF-8 byte order mark is skipped. Each record comes with
-/// the line it starts on.
+/// RFC 4180 records of a text (`CSVTokenizer` over its UTF-8), each with the line it starts on.
 enum CSVReader {
     /// Every record, each with the line it starts on (for tests and small texts).
     static func records(_ text: String) -> [(line: Int, fields: [String])] {
@@ -99,46 +96,11 @@ enum CSVReader {
     /// Calls `body` with each record as it is read, until it returns false: a caller that stops
     /// early (an import at its row limit) never holds more than one record.
     static func forEachRecord(_ text: String, _ body: (Int, [String]) -> Bool) {
-        var fields: [String] = []
-        var field = ""
-        var quoted = false
-        var line = 1
-        var start = 1
-        var scalars = text.unicodeScalars[...]
-        if scalars.first == "\u{FEFF}" { scalars = scalars.dropFirst() }
-        var iterator = scalars.makeIterator()
-        var pending: Unicode.Scalar? = nil
-        while let scalar = pending ?? iterator.next() {
-            pending = nil
-            if quoted {
-                if scalar == "\"" {
-                    let next = iterator.next()
-                    if next == "\"" { field.unicodeScalars.append("\"") } else { quoted = false; pending = next }
-                } else {
-                    if scalar == "\n" { line += 1 }
-                    field.unicodeScalars.append(scalar)
-                }
-                continue
-            }
-            switch scalar {
-            case "\"" where field.isEmpty: quoted = true
-            case ",":
-                fields.append(field)
-                field = ""
-            case "\r": continue
-            case "\n":
-                fields.append(field)
-                guard body(start, fields) else { return }
-                fields = []
-                field = ""
-                line += 1
-                start = line
-            default: field.unicodeScalars.append(scalar)
-            }
+        var tokenizer = CSVTokenizer()
+        let emit = { (record: CSVTokenizer.Record) -> Bool in
+            body(record.line, record.fields.map { String(decoding: $0, as: UTF8.self) })
         }
-        if !field.isEmpty || !fields.isEmpty {
-            fields.append(field)
-            _ = body(start, fields)
-        }
+        guard tokenizer.feed(text.utf8, emit) else { return }
+        tokenizer.finish(emit)
     }
 }

@@ -39,9 +39,9 @@ struct TemplateRenderer: Sendable {
         var shapes: [Shape] = []
         for part in [subject, text ?? "", html ?? ""] { shapes.append(try TemplateRenderer.shape(of: part)) }
         do {
-            self.subject = try MustacheTemplate(string: "{{% CONTENT_TYPE: TEXT}}" + subject)
-            self.text = try text.map { try MustacheTemplate(string: "{{% CONTENT_TYPE: TEXT}}" + $0) }
-            self.html = try html.map { try MustacheTemplate(string: $0) }
+            self.subject = try MustacheTemplate(string: "{{% CONTENT_TYPE: TEXT}}" + MustacheNames.rewrite(subject))
+            self.text = try text.map { try MustacheTemplate(string: "{{% CONTENT_TYPE: TEXT}}" + MustacheNames.rewrite($0)) }
+            self.html = try html.map { try MustacheTemplate(string: MustacheNames.rewrite($0)) }
         } catch {
             throw APIError(.unprocessableContent, "invalid_template", "template does not parse: \(error)",
                            ses: "BadRequestException")
@@ -69,7 +69,8 @@ struct TemplateRenderer: Sendable {
             }
         }
         let meter = RenderBudget(bytes: budget, sectionCost: sectionCost)
-        let object = merged.mapValues { TemplateRenderer.mustacheValue($0, meter) }
+        var object: [String: Any] = [:]
+        for (key, value) in merged { object[MustacheNames.alias(key)] = TemplateRenderer.mustacheValue(value, meter) }
         let rendered = Rendered(subject: subject.render(object), text: text?.render(object), html: html?.render(object))
         let size = rendered.subject.utf8.count + (rendered.text?.utf8.count ?? 0) + (rendered.html?.utf8.count ?? 0)
         guard !meter.exhausted, size <= budget else {
@@ -89,7 +90,10 @@ struct TemplateRenderer: Sendable {
             return TemplateScalar.double(number)
         case .string(let string): return BudgetedText(text: string, budget: budget)
         case .array(let array): return BudgetedSequence(items: array.map { mustacheValue($0, budget) }, budget: budget)
-        case .object(let object): return BudgetedObject(values: object.mapValues { mustacheValue($0, budget) }, budget: budget)
+        case .object(let object):
+            var values: [String: Any] = [:]
+            for (key, value) in object { values[MustacheNames.alias(key)] = mustacheValue(value, budget) }
+            return BudgetedObject(values: values, budget: budget)
         }
     }
 
@@ -304,5 +308,68 @@ enum TemplateScalar: MustacheCustomRenderable, MustacheTransformable, MustachePa
         case (.integer(let value), _): return value.transform(name)
         default: return nil
         }
+    }
+}
+
+/// Names Mustache can read for names it cannot: swift-mustache reads tag
+/// names of ASCII letters, digits, `_` and `-` only, while a marketer's
+/// fields are called 氏名 or ポイント. Such a name becomes `u_` and the hex of
+/// its UTF-8 in the template and in the data alike, so `{{氏名}}` renders the
+/// contact's 氏名.
+enum MustacheNames {
+    static func alias(_ name: String) -> String {
+        if !name.isEmpty, name.unicodeScalars.allSatisfy({ $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "_" || $0 == "-") }) {
+            return name
+        }
+        let digits = Array("0123456789abcdef".unicodeScalars)
+        var alias = "u_"
+        for byte in name.utf8 {
+            alias.unicodeScalars.append(digits[Int(byte >> 4)])
+            alias.unicodeScalars.append(digits[Int(byte & 0x0F)])
+        }
+        return alias
+    }
+
+    /// A dotted name with each part aliased; `.` and helper calls (`truthy(x)`) stay as they are.
+    static func aliasPath(_ path: String) -> String {
+        guard path != ".", !path.contains("(") else { return path }
+        return path.split(separator: ".", omittingEmptySubsequences: false).map { alias(String($0)) }.joined(separator: ".")
+    }
+
+    /// The template with every variable and section name aliased (comments, pragmas, partials and
+    /// delimiter changes untouched). ASCII templates come back unchanged.
+    static func rewrite(_ template: String) -> String {
+        guard template.unicodeScalars.contains(where: { !$0.isASCII }) else { return template }
+        var output = ""
+        var rest = template[...]
+        while let open = rest.range(of: "{{") {
+            output += rest[..<open.lowerBound]
+            var after = rest[open.upperBound...]
+            guard let close = after.range(of: "}}") else {
+                output += rest[open.lowerBound...]
+                return output
+            }
+            var inner = String(after[..<close.lowerBound])
+            after = after[close.upperBound...]
+            var (prefix, suffix) = ("{{", "}}")
+            if inner.hasPrefix("{"), after.hasPrefix("}") {
+                inner.removeFirst()
+                after = after.dropFirst()
+                (prefix, suffix) = ("{{{", "}}}")
+            }
+            var sigil = ""
+            if let first = inner.first, "#^/&".contains(first) {
+                sigil = String(first)
+                inner.removeFirst()
+            }
+            if let first = inner.first, sigil.isEmpty, "!%=>".contains(first) {
+                output += prefix + inner + suffix
+            } else {
+                output += prefix + sigil + aliasPath(inner.trimmingCharacters(in: .whitespaces)) + suffix
+            }
+            rest = after
+        }
+        output += rest
+        return output
     }
 }

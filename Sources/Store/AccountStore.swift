@@ -202,6 +202,8 @@ public final class SQLiteStore: AccountStore {
         registerConsoleMigrations(&migrator)
         registerTemplateVersionMigrations(&migrator)
         registerUnsubscribeGroupMigrations(&migrator)
+        registerContactMigrations(&migrator)
+        registerCampaignMigrations(&migrator)
         return migrator
     }
 

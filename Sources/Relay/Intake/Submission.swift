@@ -38,6 +38,8 @@ public enum Door: String, Sendable, Equatable {
     case dsn
     /// Stored content sent again to some recipients (`/v1/messages/{id}/resend`).
     case resend
+    /// A campaign's run, one message per contact (`CampaignRunner`).
+    case campaign
 }
 
 /// Where the bytes came from, for the `Received:` field (RFC 5321 §4.4).

@@ -1,0 +1,292 @@
+import Foundation
+import Logging
+import MIME
+import NIOConcurrencyHelpers
+import Relay
+import Spool
+import Store
+
+/// Sends campaigns: starts each run when it is due (writing its recipients
+/// down), then hands the intake one batch at a time, each contact's message
+/// rendered from its fields, and decides A/B tests when their wait is over.
+///
+/// No contact gets a run twice: a message's id is written on its recipient
+/// row before the message goes to the intake, and a row is done once the
+/// intake has stored it. After a crash, a row with an id is looked up in the
+/// spool's index: found, it is done; not found, it is sent with that same id.
+public final class CampaignRunner: Sendable {
+    let services: APIServices
+    let clock: @Sendable () -> Date
+    let logger: Logger
+    /// Contacts handed to the intake at once (one intake batch: one quota check, one group commit).
+    let batchSize: Int
+    /// Campaigns waiting out a refusal (the rate, the daily quota, a full disk) until then.
+    private let waiting = NIOLockedValueBox<[Int64: Date]>([:])
+
+    init(services: APIServices, clock: @escaping @Sendable () -> Date, batchSize: Int = 500, logger: Logger) {
+        self.services = services
+        self.clock = clock
+        self.batchSize = batchSize
+        self.logger = logger
+    }
+
+    /// Works until cancelled: at once while there is work, else once a second.
+    public func run() async {
+        while !Task.isCancelled {
+            let busy = await tick()
+            try? await Task.sleep(for: busy ? .milliseconds(1) : .seconds(1))
+        }
+    }
+
+    /// One pass over the campaigns with work; true when there may be more at once.
+    @discardableResult
+    public func tick() async -> Bool {
+        let now = clock()
+        let campaigns: [Campaign]
+        do { campaigns = try services.store.activeCampaigns(now: now) } catch {
+            logger.error("campaigns not read", metadata: ["error": "\(error)"])
+            return false
+        }
+        var busy = false
+        for campaign in campaigns {
+            if let until = waiting.withLockedValue({ $0[campaign.id] }), until > now { continue }
+            do {
+                switch campaign.state {
+                case .scheduled:
+                    try start(campaign, now: now)
+                    busy = true
+                case .sending:
+                    busy = try await send(campaign, now: now) || busy
+                case .testing:
+                    try decide(campaign)
+                default:
+                    break
+                }
+            } catch {
+                logger.error("campaign step failed", metadata: ["campaign": "\(campaign.id)", "error": "\(error)"])
+                try? services.store.noteCampaign(campaign.id, "\(error)")
+                wait(campaign.id, until: now.addingTimeInterval(10))
+            }
+        }
+        return busy
+    }
+
+    private func wait(_ id: Int64, until date: Date) {
+        waiting.withLockedValue { $0[id] = date }
+    }
+
+    // MARK: Starting a run
+
+    /// Writes down the run's recipients: the audience now, without suppressed or unsubscribed contacts.
+    func start(_ campaign: Campaign, now: Date) throws {
+        let definition = campaign.definition
+        let occurrence: String
+        if definition.dailyAt != nil {
+            occurrence = CalendarDate(now, in: try services.store.timeZone(accountID: campaign.accountID)).text
+        } else {
+            occurrence = "once"
+        }
+        var expression = definition.segment
+        if let id = definition.segmentID {
+            guard let saved = try services.store.segment(id: id, accountID: campaign.accountID) else {
+                return try pause(campaign, "segment \(id) no longer exists")
+            }
+            expression = saved.expression
+        }
+        var audience: SegmentQuery?
+        if let expression {
+            do {
+                audience = try services.store.segmentQuery(try SegmentExpression(json: expression), accountID: campaign.accountID, now: now)
+            } catch let error as SegmentError {
+                return try pause(campaign, "the segment is no longer valid: \(error)")
+            }
+        }
+        let progress = try services.store.startCampaignRun(campaign, occurrence: occurrence, audience: audience, now: now)
+        logger.info("campaign run started", metadata: ["campaign": "\(campaign.id)", "occurrence": "\(occurrence)",
+                                                       "recipients": "\(progress.recipients)"])
+    }
+
+    private func pause(_ campaign: Campaign, _ reason: String) throws {
+        _ = try services.store.changeCampaign(id: campaign.id, accountID: campaign.accountID, action: .pause)
+        try services.store.noteCampaign(campaign.id, reason)
+        logger.notice("campaign paused", metadata: ["campaign": "\(campaign.id)", "reason": "\(reason)"])
+    }
+
+    // MARK: Sending
+
+    /// One batch; false when the run had nothing left to send (and was finished).
+    func send(_ campaign: Campaign, now: Date) async throws -> Bool {
+        guard let account = try services.store.account(id: campaign.accountID), !account.disabled else {
+            try pause(campaign, "the account is disabled")
+            return false
+        }
+        // A batch is admitted whole by the account's sending rate: never more than a second of it.
+        var limit = batchSize
+        if account.quota.maxSendRate > 0 {
+            limit = min(batchSize, max(1, Int(exactly: account.quota.maxSendRate.rounded(.down)) ?? batchSize))
+        }
+        let rows = try services.store.campaignBatch(campaign, limit: limit)
+        guard !rows.isEmpty else {
+            try services.store.finishCampaignRun(campaign, now: now)
+            return false
+        }
+        // Rows given an id before a restart: stored already (done), or not (sent again with the same id).
+        var stored: [Int64] = []
+        var batch: [(row: CampaignRecipient, id: MessageID)] = []
+        var chosen: [(contactID: Int64, messageID: String)] = []
+        for row in rows {
+            if let text = row.messageID, let id = MessageID(text) {
+                if try services.index.details(of: id) != nil {
+                    stored.append(row.contactID)
+                } else {
+                    batch.append((row, id))
+                }
+            } else {
+                let id = Intake.newMessageID()
+                batch.append((row, id))
+                chosen.append((row.contactID, id.rawValue))
+            }
+        }
+        try services.store.markCampaignRows(campaign, contacts: stored, state: "queued")
+        try services.store.markCampaignSubmitting(campaign, chosen)
+        var messages: [(contact: Int64, message: OutgoingMessage)] = []
+        var unbuildable: [Int64] = []
+        var renderers = RendererCache()
+        for (row, id) in batch {
+            do {
+                messages.append((row.contactID, try build(row, id: id, campaign: campaign, account: account, renderers: &renderers)))
+            } catch {
+                unbuildable.append(row.contactID)
+                try? services.store.noteCampaign(campaign.id, "not sent to \(row.address): \(error.message)")
+            }
+        }
+        try services.store.markCampaignRows(campaign, contacts: unbuildable, state: "skipped")
+        guard !messages.isEmpty else { return true }
+        let submitter = services.submitter
+        let submissions = messages.map {
+            submitter.submission($0.message, door: .campaign, account: account, client: "campaign \(campaign.id)")
+        }
+        switch await submitter.intake.submit(submissions) {
+        case .success:
+            try services.store.markCampaignRows(campaign, contacts: messages.map(\.contact), state: "queued")
+            if campaign.note != nil { try services.store.noteCampaign(campaign.id, nil) }
+            return true
+        case .failure(let refusal):
+            return try await refused(refusal, campaign: campaign, messages: messages, submissions: submissions, now: now)
+        }
+    }
+
+    /// A refused batch: waits out a rate or quota, keeps what a failing spool stored, and sends
+    /// the rest one by one when one message was at fault (each refused one is skipped and noted).
+    private func refused(_ refusal: IntakeRefusal, campaign: Campaign, messages: [(contact: Int64, message: OutgoingMessage)],
+                         submissions: [Submission], now: Date) async throws -> Bool {
+        switch refusal {
+        case .rateExceeded(let retryAfter):
+            wait(campaign.id, until: now.addingTimeInterval(max(0.05, min(retryAfter, 60))))
+            return false
+        case .dailyQuotaExceeded:
+            try services.store.noteCampaign(campaign.id, "the account's 24-hour quota is reached; sending waits for it")
+            wait(campaign.id, until: now.addingTimeInterval(60))
+            return false
+        case .insufficientStorage(let accepted), .spoolUnavailable(let accepted):
+            let ids = Set(accepted)
+            try services.store.markCampaignRows(campaign, contacts: messages.filter { ids.contains($0.message.id) }.map(\.contact), state: "queued")
+            try services.store.noteCampaign(campaign.id, "the spool is unavailable; sending waits")
+            wait(campaign.id, until: now.addingTimeInterval(10))
+            return false
+        case .unknownAccount:
+            try pause(campaign, "the account is disabled")
+            return false
+        case .sender(let reason):
+            try pause(campaign, "the sender is not allowed: \(reason.message)")
+            return false
+        case .malformedHeader, .messageTooLarge, .mailLoop, .sandboxRecipient:
+            for (item, submission) in zip(messages, submissions) {
+                switch await services.submitter.intake.submit(submission) {
+                case .success:
+                    try services.store.markCampaignRows(campaign, contacts: [item.contact], state: "queued")
+                case .failure(let single):
+                    if case .rateExceeded = single { return false }
+                    if case .dailyQuotaExceeded = single { return false }
+                    try services.store.markCampaignRows(campaign, contacts: [item.contact], state: "skipped")
+                    try services.store.noteCampaign(campaign.id, "not sent to \(item.message.recipients.first ?? "?"): \(single)")
+                }
+            }
+            return true
+        }
+    }
+
+    /// Compiled content per variant, for one batch.
+    struct RendererCache {
+        var renderers: [Int: TemplateRenderer] = [:]
+    }
+
+    /// One contact's message: the variant's content rendered from the contact's fields (and `email`).
+    func build(_ row: CampaignRecipient, id: MessageID, campaign: Campaign, account: Account,
+               renderers: inout RendererCache) throws(APIError) -> OutgoingMessage {
+        let definition = campaign.definition
+        let variants = definition.variants
+        guard row.variant >= 0, row.variant < variants.count else { throw APIError.badRequest("no variant \(row.variant)") }
+        let content = variants[row.variant]
+        let renderer: TemplateRenderer
+        if let cached = renderers.renderers[row.variant] {
+            renderer = cached
+        } else if let template = content.template {
+            renderer = try services.renderer(template: template, account: account).0
+        } else {
+            renderer = try TemplateRenderer(subject: content.subject ?? "", text: content.text, html: content.html)
+        }
+        renderers.renderers[row.variant] = renderer
+        var base = Composition(from: NameAddress(name: content.fromName, address: definition.from), subject: content.subject ?? "")
+        if let replyTo = definition.replyTo { base.replyTo = [try NameAddress.parse(replyTo, field: "reply_to")] }
+        var data: [String: JSONValue] = ["email": .string(row.address)]
+        for (name, value) in row.fields {
+            switch value {
+            case .text(let text), .date(let text): data[name] = .string(text)
+            case .number(let number): data[name] = .number(number)
+            case .boolean(let flag): data[name] = .bool(flag)
+            }
+        }
+        var personalization = Personalization(to: [NameAddress(name: nil, address: row.address)])
+        personalization.messageID = id
+        // The test's mail carries its variant's tag, so that the comparison stays between test mail; once the
+        // winner is chosen (every test row was queued before), the rest carries the rest's tag.
+        let phase = campaign.winner == nil ? campaign.tag(variant: row.variant) : campaign.tag + ":rest"
+        var metadata = MessageMetadata(tags: definition.tags + [campaign.tag, phase],
+                                       marketing: definition.marketing, source: "campaign")
+        metadata.unsubscribeGroup = definition.unsubscribeGroup
+        if services.eventsOut != nil, definition.trackOpens || definition.trackClicks {
+            metadata.tracking = TrackingSettings(opens: definition.trackOpens, clicks: definition.trackClicks)
+        }
+        if let delay = content.delayMinutes, delay > 0 { metadata.notBefore = clock().addingTimeInterval(Double(delay) * 60) }
+        let draft = MessageDraft(base: base, renderer: renderer, data: data, personalizations: [personalization], metadata: metadata)
+        let built = try draft.messages(builder: services.builder, unsubscribe: services.unsubscribe, tracking: services.tracking,
+                                       limits: services.draftLimits)
+        guard built.count == 1, let message = built.first else { throw APIError.badRequest("the campaign message could not be built") }
+        return message
+    }
+
+    // MARK: A/B tests
+
+    /// The test's wait is over: its winner (by unique human opens or clicks) goes to the rest.
+    func decide(_ campaign: Campaign) throws {
+        guard let test = campaign.definition.abTest, campaign.winner == nil, test.criterion != .manual else { return }
+        let arms = try test.variants.indices.map { index in
+            let report = try services.index.tagReport(accountID: campaign.accountID, tag: campaign.tag(variant: index))
+            return ABTestDecision.Arm(delivered: report.delivered,
+                                      successes: test.criterion == .opens ? report.opens.humanUnique : report.clicks.humanUnique,
+                                      machineOpens: report.opens.machineUnique)
+        }
+        let decision = ABTestDecision(arms: arms, criterion: test.criterion == .opens ? "opens" : "clicks")
+        try services.store.chooseCampaignWinner(campaign, winner: decision.winner, decision: decision.explanation)
+        logger.info("A/B test decided", metadata: ["campaign": "\(campaign.id)", "winner": "\(Campaign.variantName(decision.winner))",
+                                                   "outcome": "\(decision.outcome)"])
+    }
+}
+
+extension APIServer {
+    /// The campaign runner over this server's intake and store; `clock` is injectable for tests.
+    public func campaignRunner(clock: @escaping @Sendable () -> Date = { Date() }) -> CampaignRunner {
+        CampaignRunner(services: services, clock: clock, logger: logger)
+    }
+}

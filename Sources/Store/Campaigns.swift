@@ -1,0 +1,521 @@
+import Foundation
+import GRDB
+
+/// A marketing send to an audience of contacts: content, sender, audience,
+/// schedule, and optionally an A/B test. Its recipients are written down
+/// when a run starts (`campaign_recipient`), one row per contact and run, so
+/// that no contact gets a run twice, whatever restarts in between.
+public struct Campaign: Sendable, Equatable {
+    public enum State: String, Sendable, CaseIterable {
+        /// Saved, not to be sent until scheduled.
+        case draft
+        /// Waits for `nextRunAt` (recurring campaigns wait here between runs).
+        case scheduled
+        case sending
+        case paused
+        /// The A/B test's variants went out; the winner is chosen at `testEndsAt`.
+        case testing
+        case sent
+        case cancelled
+    }
+
+    /// What a variant (or the campaign itself) sends. Fields left nil take the campaign's.
+    public struct Content: Sendable, Equatable, Codable {
+        public var fromName: String?
+        public var subject: String?
+        public var text: String?
+        public var html: String?
+        /// A stored template instead of subject, text and HTML.
+        public var template: String?
+        /// Minutes after the run starts that this variant's mail may be delivered (a send-time test).
+        public var delayMinutes: Int?
+
+        public init(fromName: String? = nil, subject: String? = nil, text: String? = nil, html: String? = nil, template: String? = nil,
+                    delayMinutes: Int? = nil) {
+            self.fromName = fromName
+            self.subject = subject
+            self.text = text
+            self.html = html
+            self.template = template
+            self.delayMinutes = delayMinutes
+        }
+
+        /// `self` with the variant's fields over it.
+        public func overridden(by variant: Content) -> Content {
+            Content(fromName: variant.fromName ?? fromName, subject: variant.subject ?? subject,
+                    text: variant.template == nil ? (variant.text ?? text) : nil,
+                    html: variant.template == nil ? (variant.html ?? html) : nil,
+                    template: variant.template ?? (variant.text != nil || variant.html != nil ? nil : template),
+                    delayMinutes: variant.delayMinutes ?? delayMinutes)
+        }
+    }
+
+    public enum WinnerCriterion: String, Sendable, Codable, CaseIterable {
+        case opens, clicks, manual
+    }
+
+    public struct ABTest: Sendable, Equatable, Codable {
+        public var variants: [Content]
+        /// The share of the audience the variants go to, split evenly; the winner goes to the rest.
+        public var testPercent: Int
+        public var criterion: WinnerCriterion
+        /// How long after the test mail was queued the winner is chosen, in seconds.
+        public var waitSeconds: Int
+
+        public init(variants: [Content], testPercent: Int, criterion: WinnerCriterion, waitSeconds: Int) {
+            self.variants = variants
+            self.testPercent = testPercent
+            self.criterion = criterion
+            self.waitSeconds = waitSeconds
+        }
+    }
+
+    public struct Definition: Sendable, Equatable, Codable {
+        /// The envelope sender and From address.
+        public var from: String
+        public var replyTo: String?
+        public var content: Content
+        /// A saved segment, an inline expression, lists: a contact in any list and in the segment (when given).
+        public var segmentID: Int64?
+        public var segment: JSONValue?
+        public var lists: [Int64]
+        public var marketing: Bool
+        public var unsubscribeGroup: Int64?
+        public var trackOpens: Bool
+        public var trackClicks: Bool
+        public var tags: [String]
+        /// When the first run starts (nil: now, once scheduled).
+        public var sendAt: Date?
+        /// A daily run at this time of day (`HH:MM`) in the account's time zone.
+        public var dailyAt: String?
+        public var abTest: ABTest?
+
+        public init(from: String, replyTo: String? = nil, content: Content, segmentID: Int64? = nil, segment: JSONValue? = nil,
+                    lists: [Int64] = [], marketing: Bool = true, unsubscribeGroup: Int64? = nil, trackOpens: Bool = false,
+                    trackClicks: Bool = false, tags: [String] = [], sendAt: Date? = nil, dailyAt: String? = nil, abTest: ABTest? = nil) {
+            self.from = from
+            self.replyTo = replyTo
+            self.content = content
+            self.segmentID = segmentID
+            self.segment = segment
+            self.lists = lists
+            self.marketing = marketing
+            self.unsubscribeGroup = unsubscribeGroup
+            self.trackOpens = trackOpens
+            self.trackClicks = trackClicks
+            self.tags = tags
+            self.sendAt = sendAt
+            self.dailyAt = dailyAt
+            self.abTest = abTest
+        }
+
+        /// The variants sent: the A/B test's, or the campaign's content alone.
+        public var variants: [Content] { abTest.map { $0.variants.map(content.overridden(by:)) } ?? [content] }
+    }
+
+    public var id: Int64
+    public var accountID: Int64
+    public var name: String
+    public var state: State
+    public var definition: Definition
+    public var nextRunAt: Date?
+    /// The run in progress or last run: `once`, or the day (`YYYY-MM-DD`) of a daily run.
+    public var occurrence: String?
+    public var testEndsAt: Date?
+    /// The variant chosen for the rest of the audience, and how it was chosen.
+    public var winner: Int?
+    public var decision: String?
+    /// Why sending waits, when it does (the quota, a template error).
+    public var note: String?
+    /// Contacts the audience held that were not sent to because they are suppressed or unsubscribed.
+    public var excluded: Int
+    public var createdAt: Date
+
+    /// The tag every message of the campaign carries, and a variant's in an A/B test (the rest's: `campaign:ID:rest`).
+    public var tag: String { "campaign:\(id)" }
+    public func tag(variant: Int) -> String { "campaign:\(id):" + Campaign.variantName(variant) }
+    public static func variantName(_ index: Int) -> String {
+        index >= 0 && index < 26 ? String(UnicodeScalar(UInt8(truncatingIfNeeded: 65 + index))) : String(index)
+    }
+}
+
+/// One recipient row of a campaign run, with the contact's current fields for rendering.
+public struct CampaignRecipient: Sendable, Equatable {
+    public var contactID: Int64
+    public var address: String
+    public var variant: Int
+    /// Set once chosen, before the message is handed to the intake: a restart finds it and checks the spool.
+    public var messageID: String?
+    public var fields: [String: ContactValue]
+}
+
+/// How far a campaign is: rows by state.
+public struct CampaignProgress: Sendable, Equatable {
+    public var recipients = 0
+    public var pending = 0
+    /// Waiting for the A/B test's winner.
+    public var waitingForWinner = 0
+    public var queued = 0
+    public var skipped = 0
+}
+
+public enum CampaignError: Error, Equatable, CustomStringConvertible {
+    case notFound(Int64)
+    case invalidState(from: Campaign.State, action: String)
+
+    public var description: String {
+        switch self {
+        case .notFound(let id): return "no campaign \(id)"
+        case .invalidState(let state, let action): return "a campaign that is \(state.rawValue) cannot be \(action)"
+        }
+    }
+}
+
+extension SQLiteStore {
+    static func registerCampaignMigrations(_ migrator: inout DatabaseMigrator) {
+        migrator.registerMigration("v13-campaigns") { db in
+            try db.execute(sql: """
+                CREATE TABLE segment (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    account_id INTEGER NOT NULL REFERENCES account(id) ON DELETE CASCADE,
+                    name TEXT NOT NULL,
+                    expression TEXT NOT NULL,
+                    created_at REAL NOT NULL
+                );
+                CREATE INDEX segment_account ON segment(account_id);
+                CREATE TABLE campaign (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    account_id INTEGER NOT NULL REFERENCES account(id) ON DELETE CASCADE,
+                    name TEXT NOT NULL,
+                    state TEXT NOT NULL,
+                    definition TEXT NOT NULL,
+                    next_run_at REAL,
+                    occurrence TEXT,
+                    test_ends_at REAL,
+                    winner INTEGER,
+                    decision TEXT,
+                    note TEXT,
+                    excluded INTEGER NOT NULL DEFAULT 0,
+                    created_at REAL NOT NULL
+                );
+                CREATE INDEX campaign_account ON campaign(account_id);
+                CREATE INDEX campaign_due ON campaign(state, next_run_at);
+                -- Recipients of each run; variant NULL: waiting for the A/B test's winner.
+                -- state: pending, submitting (a message id is chosen), queued (in the spool), skipped.
+                CREATE TABLE campaign_recipient (
+                    campaign_id INTEGER NOT NULL REFERENCES campaign(id) ON DELETE CASCADE,
+                    occurrence TEXT NOT NULL,
+                    contact_id INTEGER NOT NULL,
+                    address TEXT NOT NULL,
+                    variant INTEGER,
+                    state TEXT NOT NULL DEFAULT 'pending',
+                    message_id TEXT,
+                    PRIMARY KEY (campaign_id, occurrence, contact_id)
+                );
+                CREATE INDEX campaign_recipient_state ON campaign_recipient(campaign_id, occurrence, state);
+                """)
+        }
+    }
+
+    static let maximumCampaigns = 10_000
+
+    public func createCampaign(name: String, definition: Campaign.Definition, accountID: Int64, schedule: Bool, now: Date = Date()) throws -> Campaign {
+        let text = String(decoding: try JSONEncoder().encode(definition), as: UTF8.self)
+        let id: Int64 = try database.write { db in
+            let count = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM campaign WHERE account_id = ?", arguments: [accountID]) ?? 0
+            guard count < SQLiteStore.maximumCampaigns else { throw ContactError.notFound("room for another campaign") }
+            try db.execute(sql: "INSERT INTO campaign (account_id, name, state, definition, created_at) VALUES (?, ?, 'draft', ?, ?)",
+                           arguments: [accountID, name, text, now.timeIntervalSince1970])
+            return db.lastInsertedRowID
+        }
+        if schedule { try scheduleCampaign(id: id, accountID: accountID, now: now) }
+        guard let campaign = try campaign(id: id, accountID: accountID) else { throw CampaignError.notFound(id) }
+        return campaign
+    }
+
+    public func campaign(id: Int64, accountID: Int64?) throws -> Campaign? {
+        try database.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM campaign WHERE id = ? AND (? IS NULL OR account_id = ?)",
+                             arguments: [id, accountID, accountID]).flatMap(SQLiteStore.campaign)
+        }
+    }
+
+    public func campaigns(accountID: Int64, limit: Int = 200) throws -> [Campaign] {
+        try database.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM campaign WHERE account_id = ? ORDER BY id DESC LIMIT ?",
+                             arguments: [accountID, limit]).compactMap(SQLiteStore.campaign)
+        }
+    }
+
+    /// Campaigns the runner has work for at `now`: due to start, sending, or testing past their wait.
+    public func activeCampaigns(now: Date) throws -> [Campaign] {
+        try database.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT * FROM campaign WHERE state = 'sending'
+                    OR (state = 'scheduled' AND next_run_at <= ?) OR (state = 'testing' AND test_ends_at <= ?)
+                ORDER BY id
+                """, arguments: [now.timeIntervalSince1970, now.timeIntervalSince1970]).compactMap(SQLiteStore.campaign)
+        }
+    }
+
+    /// Draft (or paused before its first run) → scheduled, for `sendAt` or its next daily time, else now.
+    public func scheduleCampaign(id: Int64, accountID: Int64, now: Date = Date()) throws {
+        guard let campaign = try campaign(id: id, accountID: accountID) else { throw CampaignError.notFound(id) }
+        guard campaign.state == .draft else { throw CampaignError.invalidState(from: campaign.state, action: "scheduled") }
+        let zone = try timeZone(accountID: accountID)
+        let first = campaign.definition.sendAt ?? campaign.definition.dailyAt.flatMap {
+            SQLiteStore.nextDailyRun(at: $0, after: now.addingTimeInterval(-1), in: zone)
+        } ?? now
+        try setCampaign(id: id, state: .scheduled, nextRunAt: first)
+    }
+
+    /// The next moment after `date` whose time of day in `zone` is `time` (`HH:MM`).
+    public static func nextDailyRun(at time: String, after date: Date, in zone: TimeZone) -> Date? {
+        let parts = time.split(separator: ":")
+        guard parts.count == 2, let hour = Int(parts[0]), let minute = Int(parts[1]), (0..<24).contains(hour), (0..<60).contains(minute) else {
+            return nil
+        }
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = zone
+        return calendar.nextDate(after: date, matching: DateComponents(hour: hour, minute: minute, second: 0), matchingPolicy: .nextTime)
+    }
+
+    func setCampaign(id: Int64, state: Campaign.State, nextRunAt: Date?? = nil, note: String?? = nil) throws {
+        try database.write { db in
+            try db.execute(sql: "UPDATE campaign SET state = ? WHERE id = ?", arguments: [state.rawValue, id])
+            if let nextRunAt { try db.execute(sql: "UPDATE campaign SET next_run_at = ? WHERE id = ?", arguments: [nextRunAt?.timeIntervalSince1970, id]) }
+            if let note { try db.execute(sql: "UPDATE campaign SET note = ? WHERE id = ?", arguments: [note, id]) }
+        }
+    }
+
+    /// Pause, resume or cancel; refused from states where the action means nothing.
+    public func changeCampaign(id: Int64, accountID: Int64, action: CampaignAction) throws -> Campaign {
+        try database.write { db in
+            guard let campaign = try Row.fetchOne(db, sql: "SELECT * FROM campaign WHERE id = ? AND account_id = ?",
+                                                  arguments: [id, accountID]).flatMap(SQLiteStore.campaign) else {
+                throw CampaignError.notFound(id)
+            }
+            let next: Campaign.State
+            switch (action, campaign.state) {
+            case (.pause, .sending), (.pause, .scheduled), (.pause, .testing): next = .paused
+            case (.resume, .paused):
+                // Back to where it was: a run in progress continues, a test waits on, else the schedule.
+                let pending = try Int.fetchOne(db, sql: """
+                    SELECT COUNT(*) FROM campaign_recipient WHERE campaign_id = ? AND occurrence = ? AND state IN ('pending', 'submitting')
+                        AND variant IS NOT NULL
+                    """, arguments: [id, campaign.occurrence ?? ""]) ?? 0
+                if pending > 0 { next = .sending }
+                else if campaign.testEndsAt != nil && campaign.winner == nil { next = .testing }
+                else if campaign.occurrence == nil || campaign.definition.dailyAt != nil { next = .scheduled }
+                else { next = .sending }
+            case (.cancel, .draft), (.cancel, .scheduled), (.cancel, .sending), (.cancel, .paused), (.cancel, .testing): next = .cancelled
+            default: throw CampaignError.invalidState(from: campaign.state, action: action.past)
+            }
+            try db.execute(sql: "UPDATE campaign SET state = ? WHERE id = ?", arguments: [next.rawValue, id])
+            var changed = campaign
+            changed.state = next
+            return changed
+        }
+    }
+
+    public func deleteCampaign(id: Int64, accountID: Int64) throws {
+        try database.write { db in
+            try db.execute(sql: "DELETE FROM campaign WHERE id = ? AND account_id = ?", arguments: [id, accountID])
+            guard db.changesCount > 0 else { throw CampaignError.notFound(id) }
+        }
+    }
+
+    // MARK: Runs
+
+    /// Starts a run: writes down its recipients (the audience now, less suppressed and unsubscribed
+    /// contacts, less those the run already has) and assigns variants. A run started before a restart keeps its rows.
+    public func startCampaignRun(_ campaign: Campaign, occurrence: String, audience: SegmentQuery?, now: Date) throws -> CampaignProgress {
+        let definition = campaign.definition
+        return try database.write { db in
+            var conditions = ["c.account_id = ?"]
+            var arguments: [DatabaseValue] = [campaign.id.databaseValue, occurrence.databaseValue, campaign.accountID.databaseValue]
+            if let audience {
+                conditions.append(audience.condition)
+                arguments += audience.arguments
+            }
+            if !definition.lists.isEmpty {
+                conditions.append("EXISTS (SELECT 1 FROM contact_list_member m JOIN contact_list l ON l.id = m.list_id WHERE m.contact_id = c.id "
+                                  + "AND l.account_id = c.account_id AND l.id IN (" + definition.lists.map { _ in "?" }.joined(separator: ",") + "))")
+                arguments += definition.lists.map(\.databaseValue)
+            }
+            let audienceSQL = "FROM contact c WHERE " + conditions.joined(separator: " AND ")
+            let scope = definition.marketing ? "('all', 'marketing')" : "('all', 'transactional')"
+            var excluded = "EXISTS (SELECT 1 FROM suppression s WHERE s.account_id = c.account_id AND s.address = c.address AND s.scope IN \(scope))"
+            var exclusionArguments: [DatabaseValue] = []
+            if let group = definition.unsubscribeGroup {
+                excluded += " OR EXISTS (SELECT 1 FROM group_unsubscribe u WHERE u.group_id = ? AND u.address = c.address)"
+                exclusionArguments.append(group.databaseValue)
+            }
+            let total = try Int.fetchOne(db, sql: "SELECT COUNT(*) " + audienceSQL,
+                                         arguments: StatementArguments(Array(arguments.dropFirst(2)))) ?? 0
+            try db.execute(sql: """
+                INSERT OR IGNORE INTO campaign_recipient (campaign_id, occurrence, contact_id, address)
+                SELECT ?, ?, c.id, c.address \(audienceSQL) AND NOT (\(excluded))
+                """, arguments: StatementArguments(arguments + exclusionArguments))
+            let rows = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM campaign_recipient WHERE campaign_id = ? AND occurrence = ?",
+                                        arguments: [campaign.id, occurrence]) ?? 0
+            let unassigned = try Int64.fetchAll(db, sql: """
+                SELECT contact_id FROM campaign_recipient WHERE campaign_id = ? AND occurrence = ? AND variant IS NULL ORDER BY random()
+                """, arguments: [campaign.id, occurrence])
+            if let test = definition.abTest {
+                // The test share, split evenly at random; the rest waits for the winner (variant NULL).
+                let testCount = min(unassigned.count, (rows * max(0, min(100, test.testPercent)) + 50) / 100)
+                let update = try db.cachedStatement(sql: "UPDATE campaign_recipient SET variant = ? WHERE campaign_id = ? AND occurrence = ? AND contact_id = ?")
+                for (index, contact) in unassigned.prefix(testCount).enumerated() {
+                    try update.execute(arguments: [index % max(1, test.variants.count), campaign.id, occurrence, contact])
+                }
+            } else {
+                try db.execute(sql: "UPDATE campaign_recipient SET variant = 0 WHERE campaign_id = ? AND occurrence = ? AND variant IS NULL",
+                               arguments: [campaign.id, occurrence])
+            }
+            try db.execute(sql: """
+                UPDATE campaign SET state = 'sending', occurrence = ?, excluded = excluded + ?, test_ends_at = NULL, winner = NULL,
+                    decision = NULL, note = NULL WHERE id = ?
+                """, arguments: [occurrence, max(0, total - unassigned.count), campaign.id])
+            return try SQLiteStore.campaignProgress(campaign.id, occurrence: occurrence, db)
+        }
+    }
+
+    /// The next rows to send (variant chosen), with their contacts' fields; rows whose contact is gone are skipped.
+    public func campaignBatch(_ campaign: Campaign, limit: Int) throws -> [CampaignRecipient] {
+        try database.write { db in
+            let occurrence = campaign.occurrence ?? ""
+            try db.execute(sql: """
+                UPDATE campaign_recipient SET state = 'skipped' WHERE campaign_id = ? AND occurrence = ? AND state = 'pending'
+                    AND NOT EXISTS (SELECT 1 FROM contact c WHERE c.id = contact_id)
+                """, arguments: [campaign.id, occurrence])
+            let fields = try SQLiteStore.contactFields(accountID: campaign.accountID, db)
+            return try Row.fetchAll(db, sql: """
+                SELECT r.contact_id, r.address, r.variant, r.message_id, c.* FROM campaign_recipient r JOIN contact c ON c.id = r.contact_id
+                WHERE r.campaign_id = ? AND r.occurrence = ? AND r.state IN ('pending', 'submitting') AND r.variant IS NOT NULL
+                ORDER BY r.state DESC, r.contact_id LIMIT ?
+                """, arguments: [campaign.id, occurrence, limit]).map { row in
+                CampaignRecipient(contactID: row["contact_id"], address: row["address"], variant: row["variant"],
+                                  messageID: row["message_id"], fields: SQLiteStore.contact(row, fields: fields).fields)
+            }
+        }
+    }
+
+    /// Records the message ids chosen for rows before they go to the intake.
+    public func markCampaignSubmitting(_ campaign: Campaign, _ rows: [(contactID: Int64, messageID: String)]) throws {
+        try database.write { db in
+            let statement = try db.cachedStatement(sql: """
+                UPDATE campaign_recipient SET state = 'submitting', message_id = ? WHERE campaign_id = ? AND occurrence = ? AND contact_id = ?
+                """)
+            for row in rows { try statement.execute(arguments: [row.messageID, campaign.id, campaign.occurrence ?? "", row.contactID]) }
+        }
+    }
+
+    /// Rows whose message is in the spool; `skipped` ones could not be built (a template error for that contact).
+    public func markCampaignRows(_ campaign: Campaign, contacts: [Int64], state: String) throws {
+        try database.write { db in
+            let statement = try db.cachedStatement(sql: """
+                UPDATE campaign_recipient SET state = ? WHERE campaign_id = ? AND occurrence = ? AND contact_id = ?
+                """)
+            for contact in contacts { try statement.execute(arguments: [state, campaign.id, campaign.occurrence ?? "", contact]) }
+        }
+    }
+
+    public func campaignProgress(_ campaign: Campaign) throws -> CampaignProgress {
+        try database.read { db in try SQLiteStore.campaignProgress(campaign.id, occurrence: campaign.occurrence ?? "", db) }
+    }
+
+    /// Every run's rows together (a recurring campaign's report covers all its runs).
+    public func campaignTotals(_ campaignID: Int64) throws -> CampaignProgress {
+        try database.read { db in try SQLiteStore.campaignProgress(campaignID, occurrence: nil, db) }
+    }
+
+    static func campaignProgress(_ id: Int64, occurrence: String?, _ db: Database) throws -> CampaignProgress {
+        var progress = CampaignProgress()
+        for row in try Row.fetchAll(db, sql: """
+            SELECT state, variant IS NULL AS waiting, COUNT(*) AS n FROM campaign_recipient
+            WHERE campaign_id = ? AND (? IS NULL OR occurrence = ?) GROUP BY state, variant IS NULL
+            """, arguments: [id, occurrence, occurrence]) {
+            let count: Int = row["n"]
+            progress.recipients += count
+            switch (row["state"] as String, row["waiting"] as Bool) {
+            case ("queued", _): progress.queued += count
+            case ("skipped", _): progress.skipped += count
+            case (_, true): progress.waitingForWinner += count
+            default: progress.pending += count
+            }
+        }
+        return progress
+    }
+
+    /// The run's rows have all been sent: an A/B test waits for its winner, a daily campaign for its next day, others are done.
+    public func finishCampaignRun(_ campaign: Campaign, now: Date) throws {
+        let progress = try campaignProgress(campaign)
+        if progress.waitingForWinner > 0 && campaign.winner == nil {
+            let wait = Double(campaign.definition.abTest?.waitSeconds ?? 0)
+            try database.write { db in
+                try db.execute(sql: "UPDATE campaign SET state = 'testing', test_ends_at = COALESCE(test_ends_at, ?) WHERE id = ? AND state = 'sending'",
+                               arguments: [now.timeIntervalSince1970 + wait, campaign.id])
+            }
+            return
+        }
+        if let daily = campaign.definition.dailyAt {
+            let zone = try timeZone(accountID: campaign.accountID)
+            let next = SQLiteStore.nextDailyRun(at: daily, after: now, in: zone)
+            try database.write { db in
+                try db.execute(sql: "UPDATE campaign SET state = 'scheduled', next_run_at = ? WHERE id = ? AND state = 'sending'",
+                               arguments: [next?.timeIntervalSince1970, campaign.id])
+            }
+            return
+        }
+        try database.write { db in
+            try db.execute(sql: "UPDATE campaign SET state = 'sent' WHERE id = ? AND state = 'sending'", arguments: [campaign.id])
+        }
+    }
+
+    /// The A/B test is decided: the rest of the audience gets `winner`, and sending resumes.
+    public func chooseCampaignWinner(_ campaign: Campaign, winner: Int, decision: String) throws {
+        try database.write { db in
+            try db.execute(sql: "UPDATE campaign_recipient SET variant = ? WHERE campaign_id = ? AND occurrence = ? AND variant IS NULL",
+                           arguments: [winner, campaign.id, campaign.occurrence ?? ""])
+            try db.execute(sql: "UPDATE campaign SET winner = ?, decision = ?, state = CASE WHEN state = 'paused' THEN state ELSE 'sending' END WHERE id = ?",
+                           arguments: [winner, decision, campaign.id])
+        }
+    }
+
+    public func noteCampaign(_ id: Int64, _ note: String?) throws {
+        try database.write { db in try db.execute(sql: "UPDATE campaign SET note = ? WHERE id = ?", arguments: [note, id]) }
+    }
+
+    /// The message ids of a campaign's rows in `state` (the cancelled campaign's mail still queued).
+    public func campaignMessageIDs(_ id: Int64, state: String = "queued") throws -> [String] {
+        try database.read { db in
+            try String.fetchAll(db, sql: "SELECT message_id FROM campaign_recipient WHERE campaign_id = ? AND state = ? AND message_id IS NOT NULL",
+                                arguments: [id, state])
+        }
+    }
+
+    static func campaign(_ row: Row) -> Campaign? {
+        guard let state = Campaign.State(rawValue: row["state"]),
+              let definition = try? JSONDecoder().decode(Campaign.Definition.self, from: Data((row["definition"] as String).utf8)) else {
+            return nil
+        }
+        let date = { (name: String) -> Date? in (row[name] as Double?).map(Date.init(timeIntervalSince1970:)) }
+        return Campaign(id: row["id"], accountID: row["account_id"], name: row["name"], state: state, definition: definition,
+                        nextRunAt: date("next_run_at"), occurrence: row["occurrence"], testEndsAt: date("test_ends_at"), winner: row["winner"],
+                        decision: row["decision"], note: row["note"], excluded: row["excluded"],
+                        createdAt: date("created_at") ?? Date(timeIntervalSince1970: 0))
+    }
+}
+
+public enum CampaignAction: String, Sendable {
+    case pause, resume, cancel
+
+    var past: String {
+        switch self {
+        case .pause: return "paused"
+        case .resume: return "resumed"
+        case .cancel: return "cancelled"
+        }
+    }
+}

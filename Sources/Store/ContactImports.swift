@@ -1,0 +1,153 @@
+import Foundation
+import GRDB
+
+/// A CSV import of contacts as it runs and once it ended.
+///
+/// Rows are staged as they are read (in short transactions, so a large file
+/// never sits in memory and never holds the writer for long), then applied
+/// in one transaction at the end. An import that fails or is interrupted
+/// part-way (a bad upload, a restart) applies nothing: its staged rows are
+/// dropped and it is reported `failed`; run it again.
+public struct ContactImport: Sendable, Equatable {
+    public enum State: String, Sendable {
+        case running, applying, done, failed
+    }
+
+    public struct RowError: Sendable, Equatable, Codable {
+        /// The line the record starts on (1 is the header row).
+        public var line: Int
+        public var message: String
+
+        public init(line: Int, message: String) {
+            self.line = line
+            self.message = message
+        }
+    }
+
+    public var id: Int64
+    public var state: State
+    public var rowsRead: Int
+    public var rowsValid: Int
+    public var rowsInvalid: Int
+    /// Contacts created or changed, once applied.
+    public var applied: Int
+    public var errors: [RowError]
+    public var startedAt: Date
+    public var finishedAt: Date?
+}
+
+extension SQLiteStore {
+    /// Errors kept with an import; more are counted, not listed.
+    public static let maximumImportErrors = 1000
+
+    public func beginContactImport(accountID: Int64, listID: Int64?) throws -> Int64 {
+        try database.write { db in
+            if let listID, try Bool.fetchOne(db, sql: "SELECT 1 FROM contact_list WHERE id = ? AND account_id = ?",
+                                             arguments: [listID, accountID]) == nil {
+                throw ContactError.notFound("list \(listID)")
+            }
+            try db.execute(sql: "INSERT INTO contact_import (account_id, state, list_id, started_at) VALUES (?, 'running', ?, ?)",
+                           arguments: [accountID, listID, Date().timeIntervalSince1970])
+            return db.lastInsertedRowID
+        }
+    }
+
+    /// Stages a chunk of good rows (address and `data` JSON) and the errors found since the last chunk,
+    /// `invalid` of them rows left out (others are about the header).
+    public func stageContactRows(importID: Int64, rows: [(address: String, data: String)], errors: [ContactImport.RowError],
+                                 invalid: Int, rowsRead: Int) throws {
+        try database.write { db in
+            let insert = try db.cachedStatement(sql: "INSERT INTO contact_import_row (import_id, address, data) VALUES (?, ?, ?)")
+            for row in rows { try insert.execute(arguments: [importID, row.address, row.data]) }
+            if !errors.isEmpty {
+                let stored = try String.fetchOne(db, sql: "SELECT errors FROM contact_import WHERE id = ?", arguments: [importID]) ?? "[]"
+                var list = (try? JSONDecoder().decode([ContactImport.RowError].self, from: Data(stored.utf8))) ?? []
+                list += errors.prefix(max(0, SQLiteStore.maximumImportErrors - list.count))
+                let encoded = String(decoding: try JSONEncoder().encode(list), as: UTF8.self)
+                try db.execute(sql: "UPDATE contact_import SET errors = ? WHERE id = ?", arguments: [encoded, importID])
+            }
+            try db.execute(sql: """
+                UPDATE contact_import SET rows_read = ?, rows_valid = rows_valid + ?, rows_invalid = rows_invalid + ? WHERE id = ?
+                """, arguments: [rowsRead, rows.count, invalid, importID])
+        }
+    }
+
+    /// Applies every staged row in one transaction (a later row of the same address wins), adds them
+    /// to the import's list if it has one, and drops the staging. Returns the import as it ended.
+    public func finishContactImport(importID: Int64, accountID: Int64) throws -> ContactImport {
+        try database.write { db in
+            try db.execute(sql: "UPDATE contact_import SET state = 'applying' WHERE id = ?", arguments: [importID])
+            let now = Date().timeIntervalSince1970
+            try db.execute(sql: """
+                INSERT INTO contact (account_id, address, data, created_at, updated_at)
+                SELECT ?, address, data, ?, ? FROM contact_import_row WHERE import_id = ? ORDER BY rowid
+                ON CONFLICT(account_id, address) DO UPDATE SET data = json_patch(contact.data, excluded.data), updated_at = excluded.updated_at
+                """, arguments: [accountID, now, now, importID])
+            let applied = try Int.fetchOne(db, sql: "SELECT COUNT(DISTINCT address) FROM contact_import_row WHERE import_id = ?",
+                                           arguments: [importID]) ?? 0
+            if let listID = try Int64.fetchOne(db, sql: "SELECT list_id FROM contact_import WHERE id = ?", arguments: [importID]) {
+                try db.execute(sql: """
+                    INSERT OR IGNORE INTO contact_list_member (list_id, contact_id)
+                    SELECT ?, c.id FROM contact_import_row r JOIN contact c ON c.account_id = ? AND c.address = r.address
+                    WHERE r.import_id = ?
+                    """, arguments: [listID, accountID, importID])
+            }
+            try db.execute(sql: "DELETE FROM contact_import_row WHERE import_id = ?", arguments: [importID])
+            try db.execute(sql: "UPDATE contact_import SET state = 'done', applied = ?, finished_at = ? WHERE id = ?",
+                           arguments: [applied, now, importID])
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM contact_import WHERE id = ?", arguments: [importID]) else {
+                throw ContactError.notFound("import \(importID)")
+            }
+            return SQLiteStore.contactImport(row)
+        }
+    }
+
+    /// Ends an import without applying anything; `reason` is added to its errors.
+    public func failContactImport(importID: Int64, reason: String, line: Int) throws {
+        try stageContactRows(importID: importID, rows: [], errors: [ContactImport.RowError(line: line, message: reason)], invalid: 0,
+                             rowsRead: try contactImport(id: importID)?.rowsRead ?? 0)
+        try database.write { db in
+            try db.execute(sql: "DELETE FROM contact_import_row WHERE import_id = ?", arguments: [importID])
+            try db.execute(sql: "UPDATE contact_import SET state = 'failed', finished_at = ? WHERE id = ?",
+                           arguments: [Date().timeIntervalSince1970, importID])
+        }
+    }
+
+    /// Imports left running by a process that stopped: failed, nothing applied. Run once at start.
+    public func abandonUnfinishedContactImports() throws -> Int {
+        try database.write { db in
+            let ids = try Int64.fetchAll(db, sql: "SELECT id FROM contact_import WHERE state IN ('running', 'applying')")
+            for id in ids {
+                try db.execute(sql: "DELETE FROM contact_import_row WHERE import_id = ?", arguments: [id])
+                try db.execute(sql: """
+                    UPDATE contact_import SET state = 'failed', finished_at = ?,
+                        errors = json_insert(errors, '$[#]', json_object('line', 0, 'message', 'interrupted by a restart; nothing was applied'))
+                    WHERE id = ?
+                    """, arguments: [Date().timeIntervalSince1970, id])
+            }
+            return ids.count
+        }
+    }
+
+    public func contactImport(id: Int64, accountID: Int64? = nil) throws -> ContactImport? {
+        try database.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM contact_import WHERE id = ? AND (? IS NULL OR account_id = ?)",
+                             arguments: [id, accountID, accountID]).map(SQLiteStore.contactImport)
+        }
+    }
+
+    public func contactImports(accountID: Int64, limit: Int = 50) throws -> [ContactImport] {
+        try database.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM contact_import WHERE account_id = ? ORDER BY id DESC LIMIT ?",
+                             arguments: [accountID, limit]).map(SQLiteStore.contactImport)
+        }
+    }
+
+    static func contactImport(_ row: Row) -> ContactImport {
+        let errors = (try? JSONDecoder().decode([ContactImport.RowError].self, from: Data((row["errors"] as String).utf8))) ?? []
+        return ContactImport(id: row["id"], state: ContactImport.State(rawValue: row["state"]) ?? .failed, rowsRead: row["rows_read"],
+                             rowsValid: row["rows_valid"], rowsInvalid: row["rows_invalid"], applied: row["applied"], errors: errors,
+                             startedAt: Date(timeIntervalSince1970: row["started_at"]),
+                             finishedAt: (row["finished_at"] as Double?).map(Date.init(timeIntervalSince1970:)))
+    }
+}
