@@ -1,0 +1,143 @@
+import Foundation
+import GRDB
+import Testing
+@testable import Store
+
+struct ContactTests {
+    func makeStore() throws -> (SQLiteStore, Int64, Int64) {
+        let path = NSTemporaryDirectory() + "hikyaku-contacts-" + UUID().uuidString + ".sqlite"
+        let store = try SQLiteStore(path: path, hashParameters: PasswordHash.Parameters(rounds: 1 << 10, blockSize: 8, parallelism: 1))
+        let acme = try store.createAccount(name: "acme", domains: ["acme.example"]).account.id
+        let other = try store.createAccount(name: "other", domains: ["other.example"]).account.id
+        for (name, kind) in [("氏名", ContactField.Kind.text), ("誕生日", .date), ("ポイント", .number), ("会員", .boolean)] {
+            try store.addContactField(ContactField(name: name, kind: kind), accountID: acme)
+        }
+        return (store, acme, other)
+    }
+
+    func count(_ store: SQLiteStore, _ account: Int64, _ json: String, now: Date = Date()) throws -> Int {
+        let value = try JSONDecoder().decode(JSONValue.self, from: Data(json.utf8))
+        return try store.segmentCount(try store.segmentQuery(try SegmentExpression(json: value), accountID: account, now: now), accountID: account)
+    }
+
+    @Test func fieldsAreTypedAndNamedSafely() throws {
+        let (store, acme, other) = try makeStore()
+        #expect(throws: ContactError.invalidFieldName("email")) { try store.addContactField(ContactField(name: "email", kind: .text), accountID: acme) }
+        #expect(throws: ContactError.invalidFieldName("a\"b")) { try store.addContactField(ContactField(name: "a\"b", kind: .text), accountID: acme) }
+        #expect(throws: ContactError.fieldExists("氏名")) { try store.addContactField(ContactField(name: "氏名", kind: .text), accountID: acme) }
+        #expect(throws: ContactError.unknownField("氏名")) {
+            try store.upsertContact(address: "a@x.jp", fields: ["氏名": .text("x")], accountID: other)
+        }
+        #expect(throws: ContactError.invalidValue(field: "ポイント", kind: .number)) {
+            try store.upsertContact(address: "a@x.jp", fields: ["ポイント": .text("x")], accountID: acme)
+        }
+        try store.upsertContact(address: "Taro@X.jp", fields: ["氏名": .text("山田"), "ポイント": .number(10)], accountID: acme)
+        let changed = try store.upsertContact(address: "taro@x.jp", fields: ["ポイント": .number(20.5), "会員": .boolean(true)], accountID: acme)
+        #expect(changed.fields == ["氏名": .text("山田"), "ポイント": .number(20.5), "会員": .boolean(true)], "new values merge over the old")
+        #expect(try store.contactCount(accountID: acme) == 1)
+        #expect(try store.contact(address: "taro@x.jp", accountID: other) == nil)
+        try store.deleteContactField(named: "ポイント", accountID: acme)
+        #expect(try store.contact(address: "taro@x.jp", accountID: acme)?.fields["ポイント"] == nil)
+        #expect(try store.deleteContact(address: "TARO@x.jp", accountID: acme))
+        #expect(try store.contact(address: "taro@x.jp", accountID: acme) == nil)
+    }
+
+    @Test func valuesAreReadAsSpreadsheetsWriteThem() {
+        #expect(ContactValue.parse("1990/4/1", as: .date) == .date("1990-04-01"))
+        #expect(ContactValue.parse("19900401", as: .date) == .date("1990-04-01"))
+        #expect(ContactValue.parse("1990-02-30", as: .date) == nil)
+        #expect(ContactValue.parse("2024-02-29", as: .date) == .date("2024-02-29"))
+        #expect(ContactValue.parse("1,200", as: .number) == .number(1200))
+        #expect(ContactValue.parse("1e400", as: .number) == nil)
+        #expect(ContactValue.parse("はい", as: .boolean) == .boolean(true))
+        #expect(ContactValue.parse("maybe", as: .boolean) == nil)
+    }
+
+    @Test func segmentsCompareByTypeAndNeverSplice() throws {
+        let (store, acme, other) = try makeStore()
+        let now = try #require(ISO8601DateFormatter().date(from: "2026-04-10T03:00:00Z"))
+        for (index, (birthday, points)) in [("1990-04-10", 1500.0), ("1985-04-01", 900.0), ("1970-05-10", 3000.0), ("2000-04-30", 1000.0)].enumerated() {
+            try store.upsertContact(address: "c\(index)@x.jp", fields: ["誕生日": .date(birthday), "ポイント": .number(points),
+                                                                       "氏名": .text("名前\(index)")], accountID: acme)
+        }
+        try store.upsertContact(address: "nofields@x.jp", fields: [:], accountID: acme)
+        try store.upsertContact(address: "c0@x.jp", fields: [:], accountID: other)
+        #expect(try count(store, acme, #"{"all":[{"field":"誕生日","part":"month","op":"eq","value":"this_month"},{"field":"ポイント","op":"gte","value":1000}]}"#, now: now) == 2)
+        #expect(try count(store, acme, #"{"field":"誕生日","part":"month_day","op":"eq","value":"today"}"#, now: now) == 1)
+        #expect(try count(store, acme, #"{"field":"ポイント","op":"in","value":[900,3000]}"#) == 2)
+        #expect(try count(store, acme, #"{"field":"氏名","op":"contains","value":"%"}"#) == 0, "% is a letter, not a wildcard")
+        #expect(try count(store, acme, #"{"field":"氏名","op":"starts_with","value":"名前"}"#) == 4)
+        #expect(try count(store, acme, #"{"not":{"field":"ポイント","op":"gte","value":1000}}"#) == 2, "a missing value is not ≥ 1000")
+        #expect(try count(store, acme, #"{"field":"ポイント","op":"missing"}"#) == 1)
+        #expect(try count(store, acme, #"{"field":"email","op":"eq","value":"x' OR 1=1 --"}"#) == 0)
+        #expect(try count(store, acme, #"{"field":"created_at","op":"within_last_days","value":1}"#) == 5)
+        #expect(try count(store, acme, #"{"activity":"opened","within_days":30}"#) == 0)
+        try store.recordContactActivity([ContactActivity(accountID: acme, address: "c1@x.jp", kind: .opened, at: Date())], through: 7)
+        #expect(try count(store, acme, #"{"activity":"opened","within_days":30}"#) == 1)
+        #expect(try store.contactActivityCursor() == 7)
+        for bad in [#"{"field":"誕生月","op":"eq","value":1}"#, #"{"field":"ポイント","op":"eq","value":"many"}"#,
+                    #"{"field":"氏名","part":"month","op":"eq","value":1}"#, #"{"all":[]}"#, #"{"field":"氏名","op":"like","value":"x"}"#,
+                    String(repeating: #"{"not":"#, count: 20) + #"{"list":1}"# + String(repeating: "}", count: 20)] {
+            let value = try JSONDecoder().decode(JSONValue.self, from: Data(bad.utf8))
+            #expect(throws: SegmentError.self) {
+                _ = try store.segmentQuery(try SegmentExpression(json: value), accountID: acme, now: now)
+            }
+        }
+    }
+
+    /// A daily birthday campaign over two years of days, with the clock given: each contact gets one run a year,
+    /// and running a day again (a restart) adds nobody.
+    @Test func aDailyBirthdayRunReachesEachContactOnceAYear() throws {
+        let (store, acme, _) = try makeStore()
+        for (index, birthday) in ["1990-04-10", "1985-12-31", "2000-01-01", "1996-02-29"].enumerated() {
+            try store.upsertContact(address: "b\(index)@x.jp", fields: ["誕生日": .date(birthday)], accountID: acme)
+        }
+        try store.setTimeZone(try #require(TimeZone(identifier: "Asia/Tokyo")), accountID: acme)
+        let segment = JSONValue.object(["field": .string("誕生日"), "part": .string("month_day"), "op": .string("eq"), "value": .string("today")])
+        let start = try #require(ISO8601DateFormatter().date(from: "2026-01-01T00:00:00Z"))
+        let definition = Campaign.Definition(from: "news@acme.example", content: Campaign.Content(subject: "おめでとう", text: "x"),
+                                             segment: segment, dailyAt: "09:00")
+        var campaign = try store.createCampaign(name: "birthday", definition: definition, accountID: acme, schedule: true, now: start)
+        let firstRun = try #require(campaign.nextRunAt)
+        #expect(firstRun == start, "09:00 JST is 00:00 UTC: the first run is at the start")
+        var runs = 0
+        for day in 0..<(365 * 2 + 1) {
+            let now = start.addingTimeInterval(Double(day) * 86_400 + 60)
+            campaign = try #require(try store.campaign(id: campaign.id, accountID: acme))
+            guard campaign.state == .scheduled, let due = campaign.nextRunAt, due <= now else { continue }
+            let query = try store.segmentQuery(try SegmentExpression(json: segment), accountID: acme, now: now)
+            let occurrence = CalendarDate(now, in: try store.timeZone(accountID: acme)).text
+            _ = try store.startCampaignRun(campaign, occurrence: occurrence, audience: query, now: now)
+            // A restart that starts the same day's run again adds nobody.
+            campaign = try #require(try store.campaign(id: campaign.id, accountID: acme))
+            _ = try store.startCampaignRun(campaign, occurrence: occurrence, audience: query, now: now)
+            campaign = try #require(try store.campaign(id: campaign.id, accountID: acme))
+            let rows = try store.campaignBatch(campaign, limit: 100)
+            try store.markCampaignRows(campaign, contacts: rows.map(\.contactID), state: "queued")
+            try store.finishCampaignRun(campaign, now: now)
+            runs += 1
+        }
+        #expect(runs == 731)
+        let perContact = try store.database.read { db in
+            try Row.fetchAll(db, sql: "SELECT address, COUNT(*) AS n FROM campaign_recipient GROUP BY address ORDER BY address")
+                .map { ($0["address"] as String, $0["n"] as Int) }
+        }
+        #expect(perContact.map(\.0) == ["b0@x.jp", "b1@x.jp", "b2@x.jp"], "29 February comes in neither 2026 nor 2027")
+        #expect(perContact.allSatisfy { $0.1 == 2 }, "\(perContact)")
+    }
+
+    @Test func anImportAppliesAllOrNothing() throws {
+        let (store, acme, _) = try makeStore()
+        let first = try store.beginContactImport(accountID: acme, listID: nil)
+        try store.stageContactRows(importID: first, rows: [("a@x.jp", #"{"ポイント":1}"#), ("a@x.jp", #"{"ポイント":2}"#)],
+                                   errors: [ContactImport.RowError(line: 3, message: "bad")], invalid: 1, rowsRead: 3)
+        let done = try store.finishContactImport(importID: first, accountID: acme)
+        #expect(done.state == .done && done.applied == 1 && done.rowsInvalid == 1 && done.errors.map(\.line) == [3])
+        #expect(try store.contact(address: "a@x.jp", accountID: acme)?.fields["ポイント"] == .number(2), "a later row wins")
+        let second = try store.beginContactImport(accountID: acme, listID: nil)
+        try store.stageContactRows(importID: second, rows: [("b@x.jp", "{}")], errors: [], invalid: 0, rowsRead: 1)
+        #expect(try store.abandonUnfinishedContactImports() == 1)
+        #expect(try store.contactImport(id: second)?.state == .failed)
+        #expect(try store.contact(address: "b@x.jp", accountID: acme) == nil, "an interrupted import applies nothing")
+    }
+}
