@@ -134,8 +134,40 @@ package enum APIFuzzing {
         let lines = text.reduce(into: 1) { count, character in if character == "\n" || character == "\r\n" { count += 1 } }
         precondition(imported.errors.allSatisfy { $0.line >= 1 && $0.line <= lines }, "an import reported a line outside the text")
         precondition(imported.suppressions.allSatisfy { $0.address.contains("@") }, "an import took a row without an address")
+        contactRows(bytes)
+        segment(bytes)
+        // Japanese names aliased for Mustache, then the template compiled and rendered.
+        _ = try? TemplateRenderer(subject: "", text: text, html: nil).render(["氏名": .string("x")], budget: 64 * 1024)
         guard let translated = try? HandlebarsDialect.mustache(text) else { return }
         guard let renderer = try? TemplateRenderer(subject: "", text: translated, html: nil) else { return }
         _ = try? renderer.render(["name": .string("x"), "items": .array([.string("a")])], budget: 64 * 1024)
     }
+
+    /// Contact CSV in every charset: rows staged or reported, never a trap.
+    static func contactRows(_ bytes: [UInt8]) {
+        for charset in [ContactCSV.Charset.auto, .utf8, .shiftJIS] {
+            var reader = ContactCSV.Reader(fields: [ContactField(name: "氏名", kind: .text), ContactField(name: "n", kind: .number),
+                                                    ContactField(name: "d", kind: .date), ContactField(name: "b", kind: .boolean)],
+                                           charset: charset)
+            var tokenizer = CSVTokenizer()
+            _ = tokenizer.feed(bytes) { reader.read($0); return true }
+            tokenizer.finish { reader.read($0); return true }
+            precondition(reader.staged.allSatisfy { $0.address.contains("@") }, "an import staged a row without an address")
+        }
+    }
+
+    /// A segment from JSON compiled and run against an empty contact table: a typed refusal or valid SQL.
+    static func segment(_ bytes: [UInt8]) {
+        guard let json = try? JSONDecoder().decode(JSONValue.self, from: Data(bytes)),
+              let expression = try? SegmentExpression(json: json),
+              let query = try? SegmentQuery(expression, fields: [ContactField(name: "n", kind: .number), ContactField(name: "d", kind: .date),
+                                                                 ContactField(name: "t", kind: .text), ContactField(name: "b", kind: .boolean)],
+                                            accountID: 1, now: Date(), timeZone: TimeZone(identifier: "Asia/Tokyo") ?? .current) else { return }
+        precondition(segmentDatabase.map { (try? $0.segmentCount(query, accountID: 1)) != nil } ?? true, "a compiled segment is not valid SQL")
+    }
+
+    nonisolated(unsafe) static let segmentDatabase: SQLiteStore? = {
+        try? SQLiteStore(path: NSTemporaryDirectory() + "hikyaku-fuzz-segment-\(getpid()).sqlite",
+                         hashParameters: .init(rounds: 2, blockSize: 1, parallelism: 1))
+    }()
 }

@@ -324,21 +324,19 @@ public struct SegmentQuery: Sendable {
             }
         }
 
-        /// A part of a date as a number: `YYYY-MM-DD` text cut, a timestamp formatted in the account's zone.
+        /// A part of a date as a number: `YYYY-MM-DD` text, or a timestamp in the account's zone. The column
+        /// (which may hold a placeholder) is written once, so its arguments stay in order.
         mutating func datePart(_ column: String, _ part: SegmentCondition.DatePart, timestamp: Bool) -> String {
-            let day: String
+            let format = switch part {
+            case .year: "%Y"
+            case .month: "%m"
+            case .day: "%d"
+            case .monthDay: "%m%d"
+            }
             if timestamp {
-                let offset = timeZone.secondsFromGMT(for: now)
-                day = "date(\(column) + \(bind(offset)), 'unixepoch')"
-            } else {
-                day = column
+                return "CAST(strftime('\(format)', \(column) + \(bind(timeZone.secondsFromGMT(for: now))), 'unixepoch') AS INTEGER)"
             }
-            switch part {
-            case .year: return "CAST(substr(\(day), 1, 4) AS INTEGER)"
-            case .month: return "CAST(substr(\(day), 6, 2) AS INTEGER)"
-            case .day: return "CAST(substr(\(day), 9, 2) AS INTEGER)"
-            case .monthDay: return "CAST(substr(\(day), 6, 2) || substr(\(day), 9, 2) AS INTEGER)"
-            }
+            return "CAST(strftime('\(format)', \(column)) AS INTEGER)"
         }
     }
 

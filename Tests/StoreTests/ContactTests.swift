@@ -101,7 +101,7 @@ struct ContactTests {
         let firstRun = try #require(campaign.nextRunAt)
         #expect(firstRun == start, "09:00 JST is 00:00 UTC: the first run is at the start")
         var runs = 0
-        for day in 0..<(365 * 2 + 1) {
+        for day in 0..<(365 * 2) {
             let now = start.addingTimeInterval(Double(day) * 86_400 + 60)
             campaign = try #require(try store.campaign(id: campaign.id, accountID: acme))
             guard campaign.state == .scheduled, let due = campaign.nextRunAt, due <= now else { continue }
@@ -117,7 +117,7 @@ struct ContactTests {
             try store.finishCampaignRun(campaign, now: now)
             runs += 1
         }
-        #expect(runs == 731)
+        #expect(runs == 730)
         let perContact = try store.database.read { db in
             try Row.fetchAll(db, sql: "SELECT address, COUNT(*) AS n FROM campaign_recipient GROUP BY address ORDER BY address")
                 .map { ($0["address"] as String, $0["n"] as Int) }
