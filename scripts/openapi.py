@@ -446,6 +446,139 @@ document = {
     },
 }
 
+
+# Contacts, lists, segments and campaigns (docs/campaigns.md).
+obj = {"type": "object"}
+field_value = {"type": ["string", "number", "boolean"]}
+contact = {"type": "object", "required": ["id", "email", "fields"], "properties": {
+    "id": {"type": "integer"}, "email": {"type": "string"}, "fields": {"type": "object", "additionalProperties": field_value},
+    "lists": {"type": "array", "items": {"type": "integer"}}, "created_at": {"type": "string", "format": "date-time"},
+    "updated_at": {"type": "string", "format": "date-time"}}}
+contact_import = {"type": "object", "required": ["id", "state"], "properties": {
+    "id": {"type": "integer"}, "state": {"type": "string", "enum": ["running", "applying", "done", "failed"]},
+    "rows_read": {"type": "integer"}, "rows_valid": {"type": "integer"}, "rows_invalid": {"type": "integer"}, "applied": {"type": "integer"},
+    "errors": {"type": "array", "items": {"type": "object", "properties": {"line": {"type": "integer"}, "message": {"type": "string"}}}}}}
+segment_body = {"type": "object", "description": "A segment expression (docs/campaigns.md)",
+                "examples": [{"all": [{"field": "誕生日", "part": "month", "op": "eq", "value": "this_month"},
+                                      {"field": "ポイント", "op": "gte", "value": 1000}]}]}
+saved_segment = {"type": "object", "required": ["id", "name", "segment"], "properties": {
+    "id": {"type": "integer"}, "name": {"type": "string"}, "segment": obj}}
+campaign = {"type": "object", "required": ["id", "name", "state"], "properties": {
+    "id": {"type": "integer"}, "name": {"type": "string"},
+    "state": {"type": "string", "enum": ["draft", "scheduled", "sending", "paused", "testing", "sent", "cancelled"]},
+    "progress": obj, "note": {"type": "string"}, "winner": {"type": "string"}, "decision": {"type": "string"}}}
+id_path = path("id", {"type": "integer", "minimum": 1})
+content_input = {"type": "object", "properties": {
+    "from_name": {"type": "string"}, "subject": {"type": "string"}, "text": {"type": "string"}, "html": {"type": "string"},
+    "template": {"type": "string"}, "delay_minutes": {"type": "integer", "minimum": 0, "maximum": 4320}}}
+campaign_input = {"type": "object", "required": ["name", "from"], "properties": {
+    "name": {"type": "string", "minLength": 1, "maxLength": 200}, "from": {"$ref": "#/components/schemas/Address"},
+    "from_name": {"type": "string"}, "reply_to": {"type": "string"}, "subject": {"type": "string"}, "text": {"type": "string"},
+    "html": {"type": "string"}, "template": {"type": "string"}, "segment_id": {"type": "integer"}, "segment": segment_body,
+    "lists": {"type": "array", "items": {"type": "integer"}}, "marketing": {"type": "boolean"}, "unsubscribe_group": {"type": "integer"},
+    "track_opens": {"type": "boolean"}, "track_clicks": {"type": "boolean"}, "tags": {"type": "array", "items": {"type": "string"}},
+    "send_at": time, "daily_at": {"type": "string", "pattern": "^[0-2][0-9]:[0-5][0-9]$"}, "schedule": {"type": "boolean"},
+    "ab_test": {"type": "object", "required": ["variants"], "properties": {
+        "variants": {"type": "array", "items": content_input, "minItems": 2, "maxItems": 4},
+        "test_percent": {"type": "integer", "minimum": 1, "maximum": 100},
+        "criterion": {"type": "string", "enum": ["opens", "clicks", "manual"]},
+        "wait_minutes": {"type": "integer", "minimum": 0, "maximum": 10080}, "wait_seconds": {"type": "integer", "minimum": 0}}}}}
+not_found = {"404": err("Not found")}
+conflict = {"409": err("Not in a state that allows it")}
+csv_body = {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}
+document["paths"].update({
+    "/v1/contacts/fields": {
+        "get": {"operationId": "listContactFields", "responses": {**ok("Fields", obj), **common}},
+        "post": {"operationId": "addContactField", "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["name", "type"], "properties": {
+                "name": {"type": "string"}, "type": {"type": "string", "enum": ["text", "number", "date", "boolean"]}}}}}},
+                 "responses": {**ok("Added", obj, "201"), **common, "409": err("Exists")}}},
+    "/v1/contacts/fields/{name}": {"delete": {"operationId": "deleteContactField", "parameters": [path("name")],
+                                              "responses": {"204": {"description": "Deleted with its values"}, **common, **not_found}}},
+    "/v1/contacts": {
+        "get": {"operationId": "listContacts", "parameters": [query("after", {"type": "integer", "minimum": 0}),
+                                                              query("limit", {"type": "integer", "minimum": 1, "maximum": 1000})],
+                "responses": {**ok("Contacts in id order", {"type": "object", "required": ["contacts", "total"], "properties": {
+                    "contacts": {"type": "array", "items": contact}, "total": {"type": "integer"}, "next": {"type": "string"}}}), **common}},
+        "post": {"operationId": "upsertContact", "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["email"], "properties": {"email": {"type": "string"}, "fields": {
+                "type": "object", "additionalProperties": field_value}}}}}},
+                 "responses": {**ok("The contact", contact), **common, **not_found, "422": err("Invalid address")}}},
+    "/v1/contacts/{email}": {
+        "get": {"operationId": "getContact", "parameters": [path("email")], "responses": {**ok("The contact", contact), **common, **not_found}},
+        "put": {"operationId": "putContact", "parameters": [path("email")], "requestBody": {"required": True, "content": {
+            "application/json": {"schema": {"type": "object", "properties": {"fields": {"type": "object", "additionalProperties": field_value}}}}}},
+                "responses": {**ok("The contact", contact), **common, **not_found, "422": err("Invalid address")}},
+        "delete": {"operationId": "deleteContact", "parameters": [path("email")],
+                   "responses": {"204": {"description": "Deleted with its data"}, **common, **not_found}}},
+    "/v1/contacts/export": {"get": {"operationId": "exportContacts", "summary": "Every contact as UTF-8 CSV (email, then the fields)",
+                                    "responses": {"200": {"description": "CSV", "content": {"text/csv": {"schema": {"type": "string"}}}}, **common}}},
+    "/v1/contacts/imports": {
+        "get": {"operationId": "listContactImports", "responses": {**ok("Recent imports", obj), **common}},
+        "post": {"operationId": "importContacts",
+                 "summary": "Upsert contacts from CSV (UTF-8 or Shift_JIS), read in the background and applied all or nothing",
+                 "parameters": [query("charset", {"type": "string", "enum": ["auto", "utf-8", "shift_jis"]}),
+                                query("list", {"type": "integer", "minimum": 1})],
+                 "requestBody": csv_body, "responses": {**ok("Started", contact_import, "202"), **common, **not_found, "413": err("Too large")}}},
+    "/v1/contacts/imports/{id}": {"get": {"operationId": "getContactImport", "parameters": [id_path],
+                                          "responses": {**ok("The import and its report", contact_import), **common, **not_found}}},
+    "/v1/account/time-zone": {"put": {"operationId": "setTimeZone", "requestBody": {"required": True, "content": {"application/json": {"schema": {
+        "type": "object", "required": ["time_zone"], "properties": {"time_zone": {"type": "string", "examples": ["Asia/Tokyo"]}}}}}},
+                                      "responses": {**ok("Set", obj), **common}}},
+    "/v1/lists": {
+        "get": {"operationId": "listLists", "responses": {**ok("Lists", obj), **common}},
+        "post": {"operationId": "createList", "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}}}}},
+                 "responses": {**ok("Created", obj, "201"), **common}}},
+    "/v1/lists/{id}": {"delete": {"operationId": "deleteList", "parameters": [id_path],
+                                  "responses": {"204": {"description": "Deleted"}, **common, **not_found}}},
+    "/v1/lists/{id}/members": {"post": {"operationId": "addListMembers", "parameters": [id_path], "requestBody": {"required": True, "content": {
+        "application/json": {"schema": {"type": "object", "required": ["emails"], "properties": {
+            "emails": {"type": "array", "items": {"type": "string"}, "maxItems": 10000}}}}}},
+                                        "responses": {**ok("Added", obj), **common, **not_found}}},
+    "/v1/lists/{id}/members/remove": {"post": {"operationId": "removeListMembers", "parameters": [id_path], "requestBody": {"required": True, "content": {
+        "application/json": {"schema": {"type": "object", "required": ["emails"], "properties": {
+            "emails": {"type": "array", "items": {"type": "string"}, "maxItems": 10000}}}}}},
+                                               "responses": {**ok("Removed", obj), **common, **not_found}}},
+    "/v1/segments": {
+        "get": {"operationId": "listSegments", "responses": {**ok("Segments", obj), **common}},
+        "post": {"operationId": "createSegment", "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["name", "segment"], "properties": {"name": {"type": "string"}, "segment": segment_body}}}}},
+                 "responses": {**ok("Created", saved_segment, "201"), **common}}},
+    "/v1/segments/count": {"post": {"operationId": "countSegment", "summary": "The live preview: how many contacts a segment holds now",
+                                    "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object", "properties": {
+                                        "segment": segment_body, "segment_id": {"type": "integer"}}}}}},
+                                    "responses": {**ok("Counts", {"type": "object", "required": ["count", "sendable"], "properties": {
+                                        "count": {"type": "integer"}, "sendable": {"type": "integer"},
+                                        "sample": {"type": "array", "items": {"type": "string"}}}}), **common, **not_found}}},
+    "/v1/segments/{id}": {
+        "get": {"operationId": "getSegment", "parameters": [id_path], "responses": {**ok("Segment", saved_segment), **common, **not_found}},
+        "put": {"operationId": "updateSegment", "parameters": [id_path], "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["name", "segment"], "properties": {"name": {"type": "string"}, "segment": segment_body}}}}},
+                "responses": {**ok("Updated", saved_segment), **common, **not_found}},
+        "delete": {"operationId": "deleteSegment", "parameters": [id_path], "responses": {"204": {"description": "Deleted"}, **common, **not_found}}},
+    "/v1/campaigns": {
+        "get": {"operationId": "listCampaigns", "responses": {**ok("Campaigns, newest first", obj), **common}},
+        "post": {"operationId": "createCampaign", "requestBody": {"required": True, "content": {"application/json": {"schema": campaign_input}}},
+                 "responses": {**ok("Created", campaign, "201"), **common, **not_found, "422": err("Content does not parse")}}},
+    "/v1/campaigns/{id}": {
+        "get": {"operationId": "getCampaign", "parameters": [id_path], "responses": {**ok("Campaign and progress", campaign), **common, **not_found}},
+        "delete": {"operationId": "deleteCampaign", "parameters": [id_path],
+                   "responses": {"204": {"description": "Deleted"}, **common, **not_found, **conflict}}},
+    **{f"/v1/campaigns/{{id}}/{action}": {"post": {"operationId": f"{action}Campaign", "parameters": [id_path],
+                                                   "responses": {**ok("The campaign", campaign), **common, **not_found, **conflict}}}
+       for action in ["schedule", "pause", "resume", "cancel"]},
+    "/v1/campaigns/{id}/winner": {"post": {"operationId": "chooseCampaignWinner", "parameters": [id_path],
+                                           "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                                               "type": "object", "required": ["variant"], "properties": {"variant": {"type": "string"}}}}}},
+                                           "responses": {**ok("The campaign", campaign), **common, **not_found, **conflict}}},
+    "/v1/campaigns/{id}/report": {"get": {"operationId": "campaignReport", "parameters": [id_path],
+                                          "responses": {**ok("Counts, rates, per variant and the A/B comparison", obj), **common, **not_found}}},
+    "/v1/campaigns/{id}/report.csv": {"get": {"operationId": "campaignReportCSV", "parameters": [id_path],
+                                              "responses": {"200": {"description": "CSV", "content": {"text/csv": {"schema": {"type": "string"}}}},
+                                                            **common, **not_found}}},
+})
+
 text = json.dumps(document, ensure_ascii=False, indent=1) + "\n"
 # The same text twice: the published document, and the API module's resource the server serves
 # (an interop test checks that what is served is what is published).

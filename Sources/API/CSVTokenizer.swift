@@ -35,6 +35,8 @@ struct CSVTokenizer {
 
     /// True while the last record read ended inside an open quote (at the end: an unterminated quote).
     var insideQuote: Bool { quoted && !quotePending }
+    /// The line the record being read starts on.
+    var recordStartLine: Int { start }
 
     /// Reads `bytes`, calling `emit` with every record completed; stops and returns false when `emit` does.
     mutating func feed(_ bytes: some Sequence<UInt8>, _ emit: (Record) -> Bool) -> Bool {

@@ -162,14 +162,18 @@ struct CampaignRoutes: Sendable {
         let content = Campaign.Content(fromName: input.fromName ?? from.name, subject: input.subject, text: input.text, html: input.html,
                                        template: input.template)
         var definition = Campaign.Definition(from: from.address, replyTo: input.replyTo, content: content, segmentID: input.segmentId,
-                                             segment: input.segment, lists: input.lists ?? [], marketing: input.marketing ?? true,
+                                             segment: input.segment, lists: Array(Set(input.lists ?? [])).sorted(), marketing: input.marketing ?? true,
                                              unsubscribeGroup: input.unsubscribeGroup, trackOpens: input.trackOpens ?? false,
                                              trackClicks: input.trackClicks ?? false, tags: input.tags ?? [], sendAt: input.sendAt?.date,
                                              dailyAt: input.dailyAt)
         if let daily = input.dailyAt, SQLiteStore.nextDailyRun(at: daily, after: Date(), in: TimeZone(identifier: "UTC") ?? .current) == nil {
             throw APIError.badRequest("daily_at must be a time of day HH:MM", field: "daily_at")
         }
+        guard (input.lists ?? []).count <= 100 else { throw APIError.badRequest("at most 100 lists", field: "lists") }
         if let test = input.abTest {
+            guard input.dailyAt == nil else {
+                throw APIError.badRequest("an A/B test is decided once: not with daily_at", field: "ab_test")
+            }
             guard (2...4).contains(test.variants.count) else {
                 throw APIError.badRequest("an A/B test has 2 to 4 variants", field: "ab_test.variants")
             }

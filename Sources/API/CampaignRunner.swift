@@ -132,12 +132,16 @@ public final class CampaignRunner: Sendable {
         }
         // Rows given an id before a restart: stored already (done), or not (sent again with the same id).
         var stored: [Int64] = []
+        var gone: [Int64] = []
         var batch: [(row: CampaignRecipient, id: MessageID)] = []
         var chosen: [(contactID: Int64, messageID: String)] = []
         for row in rows {
             if let text = row.messageID, let id = MessageID(text) {
                 if try services.index.details(of: id) != nil {
                     stored.append(row.contactID)
+                } else if row.contactGone {
+                    // Never stored, and the contact was deleted since: nothing is sent.
+                    gone.append(row.contactID)
                 } else {
                     batch.append((row, id))
                 }
@@ -148,6 +152,7 @@ public final class CampaignRunner: Sendable {
             }
         }
         try services.store.markCampaignRows(campaign, contacts: stored, state: "queued")
+        try services.store.markCampaignRows(campaign, contacts: gone, state: "skipped")
         try services.store.markCampaignSubmitting(campaign, chosen)
         var messages: [(contact: Int64, message: OutgoingMessage)] = []
         var unbuildable: [Int64] = []
@@ -170,6 +175,10 @@ public final class CampaignRunner: Sendable {
         case .success:
             try services.store.markCampaignRows(campaign, contacts: messages.map(\.contact), state: "queued")
             if campaign.note != nil { try services.store.noteCampaign(campaign.id, nil) }
+            // Cancelled while this batch was with the intake: its mail is withdrawn from the queue too.
+            if try services.store.campaignState(campaign.id) == .cancelled {
+                for item in messages { _ = try? services.index.cancel(item.message.id, reason: "campaign cancelled") }
+            }
             return true
         case .failure(let refusal):
             return try await refused(refusal, campaign: campaign, messages: messages, submissions: submissions, now: now)
@@ -206,10 +215,15 @@ public final class CampaignRunner: Sendable {
                 case .success:
                     try services.store.markCampaignRows(campaign, contacts: [item.contact], state: "queued")
                 case .failure(let single):
-                    if case .rateExceeded = single { return false }
-                    if case .dailyQuotaExceeded = single { return false }
-                    try services.store.markCampaignRows(campaign, contacts: [item.contact], state: "skipped")
-                    try services.store.noteCampaign(campaign.id, "not sent to \(item.message.recipients.first ?? "?"): \(single)")
+                    switch single {
+                    case .malformedHeader, .messageTooLarge, .mailLoop, .sandboxRecipient:
+                        // This message's own fault: skipped, and said.
+                        try services.store.markCampaignRows(campaign, contacts: [item.contact], state: "skipped")
+                        try services.store.noteCampaign(campaign.id, "not sent to \(item.message.recipients.first ?? "?"): \(single)")
+                    default:
+                        // Not the message's fault: the rest keep their ids and wait, as for a refused batch.
+                        return try await refused(single, campaign: campaign, messages: [], submissions: [], now: now)
+                    }
                 }
             }
             return true

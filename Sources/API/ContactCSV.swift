@@ -28,7 +28,10 @@ enum ContactCSV {
     static let chunkRows = 5000
     /// The largest file accepted (about ten million short rows).
     static let maximumBytes = 1 << 30
-    static let maximumRows = 10_000_000
+    /// Rows applied in one transaction at most: the store's writer is held while they are (about 6 s per million here).
+    static let maximumRows = 2_000_000
+    /// Staged rows are written at least this often, by bytes (a row may carry a hundred long fields).
+    static let chunkBytes = 8 << 20
 
     /// Reads the file at `path` into the import `importID`, staging good rows and reporting bad ones
     /// by line, then applies it in one transaction; on any failure nothing is applied.
@@ -45,6 +48,7 @@ enum ContactCSV {
             try store.stageContactRows(importID: importID, rows: reader.staged, errors: reader.errors, invalid: reader.invalid,
                                        rowsRead: reader.rowsRead)
             reader.invalid = 0
+            reader.stagedBytes = 0
             reader.staged.removeAll(keepingCapacity: true)
             reader.errors.removeAll(keepingCapacity: true)
         }
@@ -54,7 +58,7 @@ enum ContactCSV {
                 failure = ("more than \(maximumRows) rows", record.line)
                 return false
             }
-            if reader.staged.count >= chunkRows || reader.errors.count >= chunkRows {
+            if reader.staged.count >= chunkRows || reader.errors.count >= chunkRows || reader.stagedBytes >= chunkBytes {
                 do { try flush() } catch {
                     failure = ("the store could not be written: \(error)", record.line)
                     return false
@@ -62,6 +66,7 @@ enum ContactCSV {
             }
             return failure == nil
         }
+        var first = true
         while failure == nil {
             let chunk: Data
             do { chunk = try handle.read(upToCount: 256 * 1024) ?? Data() } catch {
@@ -69,11 +74,17 @@ enum ContactCSV {
                 break
             }
             if chunk.isEmpty { break }
+            if first, reader.charset == .auto { reader.charset = ContactCSV.detect(chunk) }
+            first = false
             if !tokenizer.feed(chunk, emit) { break }
         }
         if failure == nil {
-            if tokenizer.insideQuote { reader.errors.append(.init(line: reader.lastLine, message: "a quoted field is not closed before the end")) }
-            tokenizer.finish(emit)
+            // A quote left open swallowed the rest of the file into one field: nothing of it is applied.
+            if tokenizer.insideQuote {
+                failure = ("a quoted field opened here is not closed before the end of the file", tokenizer.recordStartLine)
+            } else {
+                tokenizer.finish(emit)
+            }
         }
         if failure == nil, let missing = reader.fatal { failure = (missing, 1) }
         if let (reason, line) = failure {
@@ -99,6 +110,7 @@ enum ContactCSV {
         var rowsRead = 0
         var lastLine = 1
         var staged: [(address: String, data: String)] = []
+        var stagedBytes = 0
         var errors: [ContactImport.RowError] = []
         /// Rows left out since the last chunk (errors about the header are not rows).
         var invalid = 0
@@ -125,7 +137,7 @@ enum ContactCSV {
                 reject(.init(line: record.line, message: "no address"))
                 return
             }
-            let trimmed = addressText.trimmingCharacters(in: .whitespaces)
+            let trimmed = ContactCSV.unneutralised(addressText.trimmingCharacters(in: .whitespaces))
             guard !trimmed.isEmpty, let parsed = try? NativeAPI.address(AddressInput(text: trimmed), field: "email") else {
                 reject(.init(line: record.line, message: "not an address: \(String(trimmed.prefix(100)))"))
                 return
@@ -145,7 +157,9 @@ enum ContactCSV {
                 }
                 values[name] = value
             }
-            staged.append((parsed.address.lowercased(), SQLiteStore.dataJSON(values)))
+            let data = SQLiteStore.dataJSON(values)
+            stagedBytes += data.utf8.count + parsed.address.utf8.count
+            staged.append((parsed.address.lowercased(), data))
         }
 
         mutating func reject(_ error: ContactImport.RowError) {
@@ -156,7 +170,7 @@ enum ContactCSV {
         mutating func header(_ record: CSVTokenizer.Record) {
             headerRead = true
             for (index, bytes) in record.fields.enumerated() {
-                let name = (decode(bytes) ?? "").trimmingCharacters(in: .whitespaces)
+                let name = ContactCSV.unneutralised((decode(bytes) ?? "").trimmingCharacters(in: .whitespaces))
                 if addressColumn == nil, ContactCSV.addressHeaders.contains(name.lowercased()) {
                     addressColumn = index
                 } else if let kind = fields[name] {
@@ -187,6 +201,24 @@ enum ContactCSV {
         }
     }
 
+    /// The charset of a file from its first chunk: UTF-8 with a byte order mark, or when the chunk is valid
+    /// UTF-8 (up to a character cut at its end); otherwise Shift_JIS. One field alone could mislead:
+    /// two half-width katakana in Shift_JIS can be valid UTF-8.
+    static func detect(_ chunk: Data) -> Charset {
+        let bytes = Array(chunk)
+        if bytes.starts(with: [0xEF, 0xBB, 0xBF]) { return .utf8 }
+        guard bytes.contains(where: { $0 >= 0x80 }) else { return .auto }
+        // A multi-byte character cut by the chunk's end is not evidence either way.
+        var end = bytes.count
+        var back = 0
+        while end > 0, back < 3, bytes[end - 1] & 0xC0 == 0x80 {
+            end -= 1
+            back += 1
+        }
+        if end > 0, bytes[end - 1] >= 0xC0 { end -= 1 }
+        return String(validating: bytes[..<end], as: UTF8.self) != nil ? .utf8 : .shiftJIS
+    }
+
     /// The export's guard against spreadsheet formulas taken off again (`'=x` → `=x`), so an export imports unchanged.
     static func unneutralised(_ text: String) -> String {
         guard text.hasPrefix("'"), let second = text.unicodeScalars.dropFirst().first, "=+-@\t\r".unicodeScalars.contains(second) else {
@@ -195,31 +227,28 @@ enum ContactCSV {
         return String(text.dropFirst())
     }
 
-    /// The header and one line per contact, in id order, written page by page.
-    static func export(store: SQLiteStore, accountID: Int64, write: (String) -> Void) throws {
-        let fields = try store.contactFields(accountID: accountID)
-        write((["email"] + fields.map(\.name)).map(EventCSV.quote).joined(separator: ",") + "\r\n")
-        var after: Int64 = 0
-        while true {
-            let page = try store.contacts(accountID: accountID, after: after, limit: 2000)
-            var text = ""
-            for contact in page {
-                var cells = [EventCSV.quote(contact.address)]
-                for field in fields {
-                    switch contact.fields[field.name] {
-                    case .text(let value)?: cells.append(EventCSV.quote(value))
-                    case .date(let value)?: cells.append(value)
-                    case .number(let value)?: cells.append(ContactValue.number(value).csv)
-                    case .boolean(let value)?: cells.append(value ? "true" : "false")
-                    case nil: cells.append("")
-                    }
+    static func exportHeader(_ fields: [ContactField]) -> String {
+        (["email"] + fields.map(\.name)).map(EventCSV.quote).joined(separator: ",") + "\r\n"
+    }
+
+    /// The lines of the contacts after `after` (a page of 2,000), and where the next page starts (nil: the last).
+    static func exportPage(store: SQLiteStore, accountID: Int64, fields: [ContactField], after: Int64) throws -> (text: String, next: Int64?) {
+        let page = try store.contacts(accountID: accountID, after: after, limit: 2000)
+        var text = ""
+        for contact in page {
+            var cells = [EventCSV.quote(contact.address)]
+            for field in fields {
+                switch contact.fields[field.name] {
+                case .text(let value)?: cells.append(EventCSV.quote(value))
+                case .date(let value)?: cells.append(value)
+                case .number(let value)?: cells.append(ContactValue.number(value).csv)
+                case .boolean(let value)?: cells.append(value ? "true" : "false")
+                case nil: cells.append("")
                 }
-                text += cells.joined(separator: ",") + "\r\n"
             }
-            write(text)
-            guard page.count == 2000, let last = page.last else { return }
-            after = last.id
+            text += cells.joined(separator: ",") + "\r\n"
         }
+        return (text, page.count == 2000 ? page.last?.id : nil)
     }
 }
 

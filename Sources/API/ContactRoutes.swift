@@ -75,11 +75,22 @@ struct ContactRoutes: Sendable {
         }
         routes.get("/v1/contacts/export") { request, context in
             let call = try await services.gate.open(request, context: context, scope: .read)
-            var text = ""
-            try store { try ContactCSV.export(store: services.store, accountID: call.account.id) { text += $0 } }
+            let account = call.account.id
+            let fields = try store { try services.store.contactFields(accountID: account) }
+            let store = services.store
+            // Written page by page as it is read: an export of millions never sits in memory.
             return Response(status: .ok, headers: [.contentType: "text/csv; charset=utf-8",
                                                    .contentDisposition: "attachment; filename=\"contacts.csv\""],
-                            body: .init(byteBuffer: ByteBuffer(string: text)))
+                            body: ResponseBody { writer in
+                                try await writer.write(ByteBuffer(string: ContactCSV.exportHeader(fields)))
+                                var after: Int64? = 0
+                                while let start = after {
+                                    let (text, next) = try ContactCSV.exportPage(store: store, accountID: account, fields: fields, after: start)
+                                    try await writer.write(ByteBuffer(string: text))
+                                    after = next
+                                }
+                                try await writer.finish(nil)
+                            })
         }
         routes.post("/v1/contacts/imports") { request, context in try await startImport(request, context) }
         routes.get("/v1/contacts/imports") { request, context in
@@ -266,7 +277,17 @@ struct ContactRoutes: Sendable {
             guard let id = ContactRoutes.id(text) else { throw APIError.badRequest("list must be a list id", field: "list") }
             return id
         }
+        // One import per account and a few in all at a time; uploads go to the spool's disk, so room is checked first.
+        let running = try store { try services.store.runningContactImports(accountID: caller.account.id) }
+        guard running.account == 0, running.all < ContactRoutes.maximumRunningImports else {
+            throw APIError(.tooManyRequests, "import_running", running.account > 0 ? "an import of this account is still running"
+                           : "too many imports are running; try again shortly", ses: "TooManyRequestsException", retryAfter: 10)
+        }
         let directory = services.layout.directory + "/imports"
+        guard ContactRoutes.freeBytes(directory: services.layout.directory) >= ContactRoutes.minimumFreeForImport else {
+            throw APIError(HTTPResponse.Status(code: 507), "insufficient_storage", "not enough free disk space for an import",
+                           ses: "InternalFailure", retryAfter: 60)
+        }
         try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let path = directory + "/" + UUID().uuidString + ".csv"
         guard FileManager.default.createFile(atPath: path, contents: nil), let handle = FileHandle(forWritingAtPath: path) else {
@@ -276,10 +297,15 @@ struct ContactRoutes: Sendable {
         do {
             defer { try? handle.close() }
             for try await buffer in request.body {
+                let before = size
                 size += buffer.readableBytes
                 guard size <= ContactCSV.maximumBytes else {
                     throw APIError(.contentTooLarge, "payload_too_large", "an import is at most \(ContactCSV.maximumBytes) bytes",
                                    ses: "MessageRejected")
+                }
+                if before >> 24 != size >> 24, ContactRoutes.freeBytes(directory: directory) < ContactRoutes.minimumFreeForImport / 2 {
+                    throw APIError(HTTPResponse.Status(code: 507), "insufficient_storage", "the disk filled up while the import was uploaded",
+                                   ses: "InternalFailure", retryAfter: 60)
                 }
                 try handle.write(contentsOf: buffer.readableBytesView)
             }
@@ -296,7 +322,8 @@ struct ContactRoutes: Sendable {
         }
         let store = services.store
         let logger = context.logger
-        Task.detached(priority: .utility) {
+        // Minutes of blocking reads and writes: on a dispatch thread, not the concurrency pool's few.
+        DispatchQueue.global(qos: .utility).async {
             let result = ContactCSV.run(importID: id, path: path, charset: charset, accountID: account, store: store)
             try? FileManager.default.removeItem(atPath: path)
             logger.info("contact import ended", metadata: ["import": "\(id)", "state": "\(result?.state.rawValue ?? "?")",
@@ -323,6 +350,14 @@ struct ContactRoutes: Sendable {
         } catch {
             throw APIError.storeFailure(error)
         }
+    }
+
+    static let maximumRunningImports = 2
+    /// Free space an import needs to start (the file, its staging, the write-ahead log), above what mail needs.
+    static let minimumFreeForImport: Int64 = 1 << 30
+
+    static func freeBytes(directory: String) -> Int64 {
+        ((try? FileManager.default.attributesOfFileSystem(forPath: directory))?[.systemFreeSize] as? NSNumber)?.int64Value ?? 0
     }
 
     /// A numeric path or query id; nil when the text is not one.

@@ -317,10 +317,11 @@ enum TemplateScalar: MustacheCustomRenderable, MustacheTransformable, MustachePa
 /// its UTF-8 in the template and in the data alike, so `{{氏名}}` renders the
 /// contact's 氏名.
 enum MustacheNames {
+    /// What swift-mustache's parser reads as a name (its `sectionNameCharsWithoutBrackets`, less the `.` of paths).
+    static let nameScalars = Set("0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_?*".unicodeScalars)
+
     static func alias(_ name: String) -> String {
-        if !name.isEmpty, name.unicodeScalars.allSatisfy({ $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "_" || $0 == "-") }) {
-            return name
-        }
+        if !name.isEmpty, name.unicodeScalars.allSatisfy(nameScalars.contains) { return name }
         let digits = Array("0123456789abcdef".unicodeScalars)
         var alias = "u_"
         for byte in name.utf8 {

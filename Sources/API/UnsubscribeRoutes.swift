@@ -14,9 +14,11 @@ struct UnsubscribeRoutes: Sendable {
     let links: UnsubscribeLinks
 
     func register(on routes: Routes) {
+        registerPreferences(on: routes)
         routes.get("/u/:token") { _, context in
-            guard links.decode(try context.parameters.require("token")) != nil else { return UnsubscribeRoutes.page(.notFound) }
-            return UnsubscribeRoutes.page(.confirm)
+            let token = try context.parameters.require("token")
+            guard links.decode(token) != nil else { return UnsubscribeRoutes.page(.notFound) }
+            return UnsubscribeRoutes.page(.confirm, token: token)
         }
         routes.post("/u/:token") { request, context in
             guard let target = links.decode(try context.parameters.require("token")) else { return UnsubscribeRoutes.page(.notFound) }
@@ -35,8 +37,92 @@ struct UnsubscribeRoutes: Sendable {
                 return UnsubscribeRoutes.page(.failed)
             }
             context.logger.info("unsubscribed", metadata: ["message": "\(target.message)"])
-            return UnsubscribeRoutes.page(recipient == nil ? .notFound : .done)
+            return recipient == nil ? UnsubscribeRoutes.page(.notFound)
+                : UnsubscribeRoutes.page(.done, token: try context.parameters.require("token"))
         }
+    }
+
+    /// `/u/{token}/preferences`: the recipient's topics (the account's unsubscribe groups), each with a
+    /// box to stay in or leave, and "no marketing mail at all". Public; the token is the proof, as for
+    /// one-click. GET shows, POST saves what the form says.
+    func registerPreferences(on routes: Routes) {
+        routes.get("/u/:token/preferences") { _, context in
+            guard let target = links.decode(try context.parameters.require("token")),
+                  let recipient = try? recipient(target) else { return UnsubscribeRoutes.page(.notFound) }
+            return try preferences(recipient, saved: false)
+        }
+        routes.post("/u/:token/preferences") { request, context in
+            guard let target = links.decode(try context.parameters.require("token")),
+                  let recipient = try? recipient(target) else { return UnsubscribeRoutes.page(.notFound) }
+            // A form of a few hundred checkboxes at most; strangers reach this, so nothing more is read.
+            let body = try await services.gate.readBody(request, limit: 16 * 1024)
+            let fields = String(decoding: body, as: UTF8.self).split(separator: "&").compactMap { pair -> (String, String)? in
+                let parts = pair.split(separator: "=", maxSplits: 1).map { String($0).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? "" }
+                return parts.count == 2 ? (parts[0], parts[1]) : nil
+            }
+            let staying = Set(fields.filter { $0.0 == "group" }.compactMap { ContactRoutes.id($0.1) })
+            let leaveAll = fields.contains { $0 == ("all", "leave") }
+            do {
+                let source = "preference page of message \(target.message)"
+                for group in try services.store.unsubscribeGroups(accountID: recipient.account) {
+                    if staying.contains(group.id) && !leaveAll {
+                        try? services.store.resubscribe(recipient.address, toGroup: group.id, accountID: recipient.account)
+                    } else {
+                        try services.store.unsubscribe([recipient.address], fromGroup: group.id, accountID: recipient.account, source: source)
+                    }
+                }
+                let current = try services.store.suppression(accountID: recipient.account, address: recipient.address)
+                if leaveAll, current == nil {
+                    try services.store.suppress(Suppression(address: recipient.address, reason: .unsubscribe, scope: .marketing, source: source),
+                                                accountID: recipient.account)
+                } else if !leaveAll, let current, current.reason == .unsubscribe {
+                    // Only an unsubscribe is undone here; a bounce or a complaint stays.
+                    try services.store.unsuppress(accountID: recipient.account, address: recipient.address)
+                }
+                try services.index.recordFeedback(DeliveryEvent(at: Date(), messageID: target.message, recipient: recipient.address,
+                                                                type: .unsubscribed, replyText: leaveAll ? "left all marketing (preference page)"
+                                                                    : "preferences saved: staying in \(staying.sorted())", site: "feedback"),
+                                                  failed: false)
+            } catch {
+                context.logger.error("preferences not saved", metadata: ["error": "\(error)"])
+                return UnsubscribeRoutes.page(.failed)
+            }
+            return try preferences(recipient, saved: true)
+        }
+    }
+
+    /// Whose token it is: the account and the address of the message's recipient at that position.
+    func recipient(_ target: (message: MessageID, position: Int)) throws -> (account: Int64, address: String)? {
+        guard let details = try services.index.details(of: target.message), let account = details.accountID,
+              details.recipients.indices.contains(target.position) else { return nil }
+        return (account, details.recipients[target.position].address)
+    }
+
+    func preferences(_ recipient: (account: Int64, address: String), saved: Bool) throws -> Response {
+        let groups = try services.store.unsubscribeGroups(accountID: recipient.account)
+        let left = try services.store.groupsUnsubscribed(accountID: recipient.account, address: recipient.address)
+        let suppressed = try services.store.suppression(accountID: recipient.account, address: recipient.address)
+        let noMarketing = suppressed.map { $0.scope.covers(marketing: true) } ?? false
+        var rows = ""
+        for group in groups {
+            let checked = !left.contains(group.id) && !noMarketing ? " checked" : ""
+            rows += "<p><label><input type=\"checkbox\" name=\"group\" value=\"\(group.id)\"\(checked)> <b>\(SVGChart.escape(group.name))</b>"
+                + (group.description.isEmpty ? "" : " — " + SVGChart.escape(group.description)) + "</label></p>"
+        }
+        let html = """
+            <!doctype html><html lang="ja"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+            <meta name="robots" content="noindex"><title>配信設定 / Email preferences</title></head>
+            <body><h1>配信設定 <span lang="en">/ Email preferences</span></h1>
+            <p>\(SVGChart.escape(recipient.address))</p>
+            \(saved ? "<p role=\"status\">保存しました。 <span lang=\"en\">Your preferences were saved.</span></p>" : "")
+            <form method="post">
+            <p>受け取るお知らせ <span lang="en">/ Topics you receive</span></p>
+            \(rows)
+            <p><label><input type="checkbox" name="all" value="leave"\(noMarketing ? " checked" : "")> すべてのお知らせを停止 <span lang="en">/ Unsubscribe from all marketing email</span></label></p>
+            <button type="submit">保存 / Save</button></form></body></html>
+            """
+        return Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"],
+                        body: .init(byteBuffer: ByteBuffer(string: html)))
     }
 
     enum Page {
@@ -62,8 +148,12 @@ struct UnsubscribeRoutes: Sendable {
         }
     }
 
-    static func page(_ page: Page) -> Response {
+    /// `token`: a link to the preference page goes with the page (the token is the link's own, already checked).
+    static func page(_ page: Page, token: String? = nil) -> Response {
         let (ja, en) = page.text
+        let manage = token.map { token in
+            "<p><a href=\"/u/\(SVGChart.escape(token))/preferences\">配信するお知らせを選ぶ / Choose the topics you receive</a></p>"
+        } ?? ""
         let form = page == .confirm ? """
             <form method="post"><input type="hidden" name="List-Unsubscribe" value="One-Click">
             <button type="submit">配信停止 / Unsubscribe</button></form>
@@ -71,7 +161,7 @@ struct UnsubscribeRoutes: Sendable {
         let html = """
             <!doctype html><html lang="ja"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
             <meta name="robots" content="noindex"><title>配信停止 / Unsubscribe</title></head>
-            <body><p>\(ja)</p><p lang="en">\(en)</p>\(form)</body></html>
+            <body><p>\(ja)</p><p lang="en">\(en)</p>\(form)\(manage)</body></html>
             """
         return Response(status: page.status, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"],
                         body: .init(byteBuffer: ByteBuffer(string: html)))

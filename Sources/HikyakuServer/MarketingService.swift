@@ -6,23 +6,24 @@ import ServiceLifecycle
 import Store
 
 /// Campaigns and the contacts' activity: runs the campaign runner and the
-/// follower of the delivery log until graceful shutdown. At start, imports
-/// left running by a stopped process are failed (nothing of them was
-/// applied) and their uploads removed.
+/// follower of the delivery log until graceful shutdown.
 struct MarketingService: Service {
     let runner: CampaignRunner
     let follower: ContactActivityFollower
-    let store: SQLiteStore
-    let importsDirectory: String
     let logger: Logger
 
-    func run() async throws {
+    /// Imports left running by a stopped process are failed (nothing of them was applied) and their
+    /// uploads removed: at start, before the API can begin new ones.
+    static func abandonImports(store: SQLiteStore, directory: String, logger: Logger) {
         if let abandoned = try? store.abandonUnfinishedContactImports(), abandoned > 0 {
             logger.notice("contact imports interrupted by the restart were not applied", metadata: ["imports": "\(abandoned)"])
         }
-        for name in (try? FileManager.default.contentsOfDirectory(atPath: importsDirectory)) ?? [] {
-            try? FileManager.default.removeItem(atPath: importsDirectory + "/" + name)
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [] {
+            try? FileManager.default.removeItem(atPath: directory + "/" + name)
         }
+    }
+
+    func run() async throws {
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 try? await cancelWhenGracefulShutdown { await runner.run() }

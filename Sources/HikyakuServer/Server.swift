@@ -233,9 +233,9 @@ public enum Server {
                 console: ConsoleComposition.options(configuration: configuration, layout: layout.spool, index: spool.index,
                                                     courier: courier),
                 logger: logger)
+            MarketingService.abandonImports(store: store, directory: layout.spool.directory + "/imports", logger: logger)
             services.append(.init(service: MarketingService(runner: api.campaignRunner(),
                                                             follower: ContactActivityFollower(index: spool.index, store: store),
-                                                            store: store, importsDirectory: layout.spool.directory + "/imports",
                                                             logger: logger)))
             let consoleAddress = configuration.consoleEnabled && !configuration.consoleListen.isEmpty
                 ? try ListenAddress(parsing: configuration.consoleListen) : nil

@@ -147,6 +147,8 @@ public struct CampaignRecipient: Sendable, Equatable {
     /// Set once chosen, before the message is handed to the intake: a restart finds it and checks the spool.
     public var messageID: String?
     public var fields: [String: ContactValue]
+    /// The contact was deleted after the run started.
+    public var contactGone = false
 }
 
 /// How far a campaign is: rows by state.
@@ -196,6 +198,8 @@ extension SQLiteStore {
                     decision TEXT,
                     note TEXT,
                     excluded INTEGER NOT NULL DEFAULT 0,
+                    -- The state a pause interrupted, which resume returns to.
+                    paused_from TEXT,
                     created_at REAL NOT NULL
                 );
                 CREATE INDEX campaign_account ON campaign(account_id);
@@ -212,7 +216,9 @@ extension SQLiteStore {
                     message_id TEXT,
                     PRIMARY KEY (campaign_id, occurrence, contact_id)
                 );
-                CREATE INDEX campaign_recipient_state ON campaign_recipient(campaign_id, occurrence, state);
+                CREATE INDEX campaign_recipient_state ON campaign_recipient(campaign_id, occurrence, state, contact_id);
+                -- One row per address and run, even for a contact deleted and made again.
+                CREATE UNIQUE INDEX campaign_recipient_address ON campaign_recipient(campaign_id, occurrence, address);
                 """)
         }
     }
@@ -297,17 +303,14 @@ extension SQLiteStore {
             }
             let next: Campaign.State
             switch (action, campaign.state) {
-            case (.pause, .sending), (.pause, .scheduled), (.pause, .testing): next = .paused
+            case (.pause, .sending), (.pause, .scheduled), (.pause, .testing):
+                next = .paused
+                try db.execute(sql: "UPDATE campaign SET paused_from = ? WHERE id = ?", arguments: [campaign.state.rawValue, id])
             case (.resume, .paused):
-                // Back to where it was: a run in progress continues, a test waits on, else the schedule.
-                let pending = try Int.fetchOne(db, sql: """
-                    SELECT COUNT(*) FROM campaign_recipient WHERE campaign_id = ? AND occurrence = ? AND state IN ('pending', 'submitting')
-                        AND variant IS NOT NULL
-                    """, arguments: [id, campaign.occurrence ?? ""]) ?? 0
-                if pending > 0 { next = .sending }
-                else if campaign.testEndsAt != nil && campaign.winner == nil { next = .testing }
-                else if campaign.occurrence == nil || campaign.definition.dailyAt != nil { next = .scheduled }
-                else { next = .sending }
+                // Back to what the pause interrupted: a run goes on (and is finished by the runner when
+                // nothing is left), a test waits on, a schedule waits for its time.
+                let from = try String.fetchOne(db, sql: "SELECT paused_from FROM campaign WHERE id = ?", arguments: [id])
+                next = from.flatMap(Campaign.State.init(rawValue:)) ?? .sending
             case (.cancel, .draft), (.cancel, .scheduled), (.cancel, .sending), (.cancel, .paused), (.cancel, .testing): next = .cancelled
             default: throw CampaignError.invalidState(from: campaign.state, action: action.past)
             }
@@ -348,11 +351,18 @@ extension SQLiteStore {
             var excluded = "EXISTS (SELECT 1 FROM suppression s WHERE s.account_id = c.account_id AND s.address = c.address AND s.scope IN \(scope))"
             var exclusionArguments: [DatabaseValue] = []
             if let group = definition.unsubscribeGroup {
-                excluded += " OR EXISTS (SELECT 1 FROM group_unsubscribe u WHERE u.group_id = ? AND u.address = c.address)"
+                excluded += " OR EXISTS (SELECT 1 FROM group_unsubscribe u JOIN unsubscribe_group g ON g.id = u.group_id "
+                    + "WHERE u.group_id = ? AND g.account_id = c.account_id AND u.address = c.address)"
                 exclusionArguments.append(group.databaseValue)
+            }
+            // Started only from `scheduled`: a pause or a cancel that came first stands.
+            guard try String.fetchOne(db, sql: "SELECT state FROM campaign WHERE id = ?", arguments: [campaign.id]) == Campaign.State.scheduled.rawValue else {
+                return try SQLiteStore.campaignProgress(campaign.id, occurrence: occurrence, db)
             }
             let total = try Int.fetchOne(db, sql: "SELECT COUNT(*) " + audienceSQL,
                                          arguments: StatementArguments(Array(arguments.dropFirst(2)))) ?? 0
+            let existing = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM campaign_recipient WHERE campaign_id = ? AND occurrence = ?",
+                                            arguments: [campaign.id, occurrence]) ?? 0
             try db.execute(sql: """
                 INSERT OR IGNORE INTO campaign_recipient (campaign_id, occurrence, contact_id, address)
                 SELECT ?, ?, c.id, c.address \(audienceSQL) AND NOT (\(excluded))
@@ -376,28 +386,50 @@ extension SQLiteStore {
             try db.execute(sql: """
                 UPDATE campaign SET state = 'sending', occurrence = ?, excluded = excluded + ?, test_ends_at = NULL, winner = NULL,
                     decision = NULL, note = NULL WHERE id = ?
-                """, arguments: [occurrence, max(0, total - unassigned.count), campaign.id])
+                """, arguments: [occurrence, existing == 0 ? max(0, total - rows) : 0, campaign.id])
             return try SQLiteStore.campaignProgress(campaign.id, occurrence: occurrence, db)
         }
     }
 
-    /// The next rows to send (variant chosen), with their contacts' fields; rows whose contact is gone are skipped.
+    /// The next rows to send (variant chosen), with their contacts' fields: rows given an id before a
+    /// restart first, then pending ones, each read through the (campaign, run, state, contact) index.
+    /// A pending row whose contact is gone is skipped; a `submitting` one comes back with `contactGone`,
+    /// for the runner to settle with the spool.
     public func campaignBatch(_ campaign: Campaign, limit: Int) throws -> [CampaignRecipient] {
         try database.write { db in
             let occurrence = campaign.occurrence ?? ""
-            try db.execute(sql: """
-                UPDATE campaign_recipient SET state = 'skipped' WHERE campaign_id = ? AND occurrence = ? AND state = 'pending'
-                    AND NOT EXISTS (SELECT 1 FROM contact c WHERE c.id = contact_id)
-                """, arguments: [campaign.id, occurrence])
             let fields = try SQLiteStore.contactFields(accountID: campaign.accountID, db)
-            return try Row.fetchAll(db, sql: """
-                SELECT r.contact_id, r.address, r.variant, r.message_id, c.* FROM campaign_recipient r JOIN contact c ON c.id = r.contact_id
-                WHERE r.campaign_id = ? AND r.occurrence = ? AND r.state IN ('pending', 'submitting') AND r.variant IS NOT NULL
-                ORDER BY r.state DESC, r.contact_id LIMIT ?
-                """, arguments: [campaign.id, occurrence, limit]).map { row in
-                CampaignRecipient(contactID: row["contact_id"], address: row["address"], variant: row["variant"],
-                                  messageID: row["message_id"], fields: SQLiteStore.contact(row, fields: fields).fields)
+            let skip = try db.cachedStatement(sql: """
+                UPDATE campaign_recipient SET state = 'skipped' WHERE campaign_id = ? AND occurrence = ? AND contact_id = ?
+                """)
+            var batch: [CampaignRecipient] = []
+            var skipped = true
+            // Rows skipped make room: read on, so that an empty batch always means the run has nothing left.
+            while batch.isEmpty && skipped {
+                skipped = false
+                for state in ["submitting", "pending"] where batch.count < limit {
+                    let rows = try Row.fetchAll(db, sql: """
+                        SELECT r.contact_id AS recipient_contact, r.address AS recipient_address, r.variant, r.message_id, c.*
+                        FROM (SELECT * FROM campaign_recipient WHERE campaign_id = ? AND occurrence = ? AND state = ? AND variant IS NOT NULL
+                              ORDER BY contact_id LIMIT ?) r
+                        LEFT JOIN contact c ON c.id = r.contact_id
+                        """, arguments: [campaign.id, occurrence, state, limit - batch.count])
+                    for row in rows {
+                        let contactID: Int64 = row["recipient_contact"]
+                        let present = (row["id"] as Int64?) != nil
+                        if !present && state == "pending" {
+                            try skip.execute(arguments: [campaign.id, occurrence, contactID])
+                            skipped = true
+                            continue
+                        }
+                        batch.append(CampaignRecipient(contactID: contactID, address: row["recipient_address"], variant: row["variant"],
+                                                       messageID: row["message_id"],
+                                                       fields: present ? SQLiteStore.contact(row, fields: fields).fields : [:],
+                                                       contactGone: !present))
+                    }
+                }
             }
+            return batch
         }
     }
 
@@ -450,36 +482,51 @@ extension SQLiteStore {
 
     /// The run's rows have all been sent: an A/B test waits for its winner, a daily campaign for its next day, others are done.
     public func finishCampaignRun(_ campaign: Campaign, now: Date) throws {
-        let progress = try campaignProgress(campaign)
-        if progress.waitingForWinner > 0 && campaign.winner == nil {
-            let wait = Double(campaign.definition.abTest?.waitSeconds ?? 0)
-            try database.write { db in
+        let zone = try timeZone(accountID: campaign.accountID)
+        try database.write { db in
+            // Read in the same transaction as the change: a winner chosen a moment ago adds pending rows.
+            let progress = try SQLiteStore.campaignProgress(campaign.id, occurrence: campaign.occurrence ?? "", db)
+            guard progress.pending == 0 else { return }
+            let winner = try Int.fetchOne(db, sql: "SELECT winner FROM campaign WHERE id = ?", arguments: [campaign.id])
+            if progress.waitingForWinner > 0 && winner == nil {
+                // The wait counts from now, plus the longest send-time delay of a variant (its mail is not out before).
+                let delay = (campaign.definition.abTest?.variants.compactMap(\.delayMinutes).max() ?? 0) * 60
+                let wait = Double(campaign.definition.abTest?.waitSeconds ?? 0) + Double(delay)
                 try db.execute(sql: "UPDATE campaign SET state = 'testing', test_ends_at = COALESCE(test_ends_at, ?) WHERE id = ? AND state = 'sending'",
                                arguments: [now.timeIntervalSince1970 + wait, campaign.id])
+                return
             }
-            return
-        }
-        if let daily = campaign.definition.dailyAt {
-            let zone = try timeZone(accountID: campaign.accountID)
-            let next = SQLiteStore.nextDailyRun(at: daily, after: now, in: zone)
-            try database.write { db in
+            if let daily = campaign.definition.dailyAt {
+                let next = SQLiteStore.nextDailyRun(at: daily, after: now, in: zone)
                 try db.execute(sql: "UPDATE campaign SET state = 'scheduled', next_run_at = ? WHERE id = ? AND state = 'sending'",
                                arguments: [next?.timeIntervalSince1970, campaign.id])
+                return
             }
-            return
-        }
-        try database.write { db in
             try db.execute(sql: "UPDATE campaign SET state = 'sent' WHERE id = ? AND state = 'sending'", arguments: [campaign.id])
         }
     }
 
     /// The A/B test is decided: the rest of the audience gets `winner`, and sending resumes.
-    public func chooseCampaignWinner(_ campaign: Campaign, winner: Int, decision: String) throws {
+    /// False when the campaign was cancelled or decided meanwhile (nothing changes then).
+    @discardableResult
+    public func chooseCampaignWinner(_ campaign: Campaign, winner: Int, decision: String) throws -> Bool {
         try database.write { db in
+            try db.execute(sql: """
+                UPDATE campaign SET winner = ?, decision = ?, state = CASE WHEN state = 'paused' THEN state ELSE 'sending' END,
+                    paused_from = CASE WHEN state = 'paused' THEN 'sending' ELSE paused_from END
+                WHERE id = ? AND winner IS NULL AND state IN ('testing', 'sending', 'paused')
+                """, arguments: [winner, decision, campaign.id])
+            guard db.changesCount > 0 else { return false }
             try db.execute(sql: "UPDATE campaign_recipient SET variant = ? WHERE campaign_id = ? AND occurrence = ? AND variant IS NULL",
                            arguments: [winner, campaign.id, campaign.occurrence ?? ""])
-            try db.execute(sql: "UPDATE campaign SET winner = ?, decision = ?, state = CASE WHEN state = 'paused' THEN state ELSE 'sending' END WHERE id = ?",
-                           arguments: [winner, decision, campaign.id])
+            return true
+        }
+    }
+
+    /// The campaign's state now (the runner checks it after a batch went to the intake).
+    public func campaignState(_ id: Int64) throws -> Campaign.State? {
+        try database.read { db in
+            try String.fetchOne(db, sql: "SELECT state FROM campaign WHERE id = ?", arguments: [id]).flatMap(Campaign.State.init(rawValue:))
         }
     }
 
@@ -487,11 +534,12 @@ extension SQLiteStore {
         try database.write { db in try db.execute(sql: "UPDATE campaign SET note = ? WHERE id = ?", arguments: [note, id]) }
     }
 
-    /// The message ids of a campaign's rows in `state` (the cancelled campaign's mail still queued).
-    public func campaignMessageIDs(_ id: Int64, state: String = "queued") throws -> [String] {
+    /// The message ids handed to the intake (a cancelled campaign's mail that may still be queued).
+    public func campaignMessageIDs(_ id: Int64) throws -> [String] {
         try database.read { db in
-            try String.fetchAll(db, sql: "SELECT message_id FROM campaign_recipient WHERE campaign_id = ? AND state = ? AND message_id IS NOT NULL",
-                                arguments: [id, state])
+            try String.fetchAll(db, sql: """
+                SELECT message_id FROM campaign_recipient WHERE campaign_id = ? AND state IN ('queued', 'submitting') AND message_id IS NOT NULL
+                """, arguments: [id])
         }
     }
 

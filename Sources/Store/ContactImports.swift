@@ -57,6 +57,10 @@ extension SQLiteStore {
     public func stageContactRows(importID: Int64, rows: [(address: String, data: String)], errors: [ContactImport.RowError],
                                  invalid: Int, rowsRead: Int) throws {
         try database.write { db in
+            // An import failed meanwhile (a restart's clean-up) takes nothing more.
+            guard try String.fetchOne(db, sql: "SELECT state FROM contact_import WHERE id = ?", arguments: [importID]) == "running" else {
+                throw ContactError.notFound("running import \(importID)")
+            }
             let insert = try db.cachedStatement(sql: "INSERT INTO contact_import_row (import_id, address, data) VALUES (?, ?, ?)")
             for row in rows { try insert.execute(arguments: [importID, row.address, row.data]) }
             if !errors.isEmpty {
@@ -76,7 +80,8 @@ extension SQLiteStore {
     /// to the import's list if it has one, and drops the staging. Returns the import as it ended.
     public func finishContactImport(importID: Int64, accountID: Int64) throws -> ContactImport {
         try database.write { db in
-            try db.execute(sql: "UPDATE contact_import SET state = 'applying' WHERE id = ?", arguments: [importID])
+            try db.execute(sql: "UPDATE contact_import SET state = 'applying' WHERE id = ? AND state = 'running'", arguments: [importID])
+            guard db.changesCount > 0 else { throw ContactError.notFound("running import \(importID)") }
             let now = Date().timeIntervalSince1970
             try db.execute(sql: """
                 INSERT INTO contact (account_id, address, data, created_at, updated_at)
@@ -104,8 +109,8 @@ extension SQLiteStore {
 
     /// Ends an import without applying anything; `reason` is added to its errors.
     public func failContactImport(importID: Int64, reason: String, line: Int) throws {
-        try stageContactRows(importID: importID, rows: [], errors: [ContactImport.RowError(line: line, message: reason)], invalid: 0,
-                             rowsRead: try contactImport(id: importID)?.rowsRead ?? 0)
+        try? stageContactRows(importID: importID, rows: [], errors: [ContactImport.RowError(line: line, message: reason)], invalid: 0,
+                              rowsRead: try contactImport(id: importID)?.rowsRead ?? 0)
         try database.write { db in
             try db.execute(sql: "DELETE FROM contact_import_row WHERE import_id = ?", arguments: [importID])
             try db.execute(sql: "UPDATE contact_import SET state = 'failed', finished_at = ? WHERE id = ?",
@@ -133,6 +138,16 @@ extension SQLiteStore {
         try database.read { db in
             try Row.fetchOne(db, sql: "SELECT * FROM contact_import WHERE id = ? AND (? IS NULL OR account_id = ?)",
                              arguments: [id, accountID, accountID]).map(SQLiteStore.contactImport)
+        }
+    }
+
+    /// Imports running now: of this account, and of all.
+    public func runningContactImports(accountID: Int64) throws -> (account: Int, all: Int) {
+        try database.read { db in
+            let row = try Row.fetchOne(db, sql: """
+                SELECT COUNT(*) AS total, SUM(account_id = ?) AS mine FROM contact_import WHERE state IN ('running', 'applying')
+                """, arguments: [accountID])
+            return ((row?["mine"] as Int?) ?? 0, (row?["total"] as Int?) ?? 0)
         }
     }
 

@@ -286,9 +286,15 @@ extension SQLiteStore: ContactBook {
         }
     }
 
-    public func setTimeZone(_ zone: TimeZone, accountID: Int64) throws {
+    /// Sets the zone; daily campaigns waiting for their next run are rescheduled in it.
+    public func setTimeZone(_ zone: TimeZone, accountID: Int64, now: Date = Date()) throws {
         try database.write { db in
             try db.execute(sql: "UPDATE account SET time_zone = ? WHERE id = ?", arguments: [zone.identifier, accountID])
+            for row in try Row.fetchAll(db, sql: "SELECT * FROM campaign WHERE account_id = ? AND state = 'scheduled'", arguments: [accountID]) {
+                guard let campaign = SQLiteStore.campaign(row), let daily = campaign.definition.dailyAt, campaign.definition.sendAt == nil,
+                      let next = SQLiteStore.nextDailyRun(at: daily, after: now, in: zone) else { continue }
+                try db.execute(sql: "UPDATE campaign SET next_run_at = ? WHERE id = ?", arguments: [next.timeIntervalSince1970, campaign.id])
+            }
         }
     }
 
@@ -362,7 +368,7 @@ extension SQLiteStore: ContactBook {
 
     static func contact(address: String, accountID: Int64, _ db: Database) throws -> Contact? {
         guard let row = try Row.fetchOne(db, sql: "SELECT * FROM contact WHERE account_id = ? AND address = ?",
-                                         arguments: [accountID, address]) else { return nil }
+                                         arguments: [accountID, address.lowercased()]) else { return nil }
         let fields = try contactFields(accountID: accountID, db)
         var contact = SQLiteStore.contact(row, fields: fields)
         contact.lists = try Int64.fetchAll(db, sql: "SELECT list_id FROM contact_list_member WHERE contact_id = ? ORDER BY list_id",
@@ -372,7 +378,7 @@ extension SQLiteStore: ContactBook {
 
     public func deleteContact(address: String, accountID: Int64) throws -> Bool {
         try database.write { db in
-            try db.execute(sql: "DELETE FROM contact WHERE account_id = ? AND address = ?", arguments: [accountID, address])
+            try db.execute(sql: "DELETE FROM contact WHERE account_id = ? AND address = ?", arguments: [accountID, address.lowercased()])
             return db.changesCount > 0
         }
     }
@@ -452,7 +458,7 @@ extension SQLiteStore: ContactBook {
                 SELECT ?, id FROM contact WHERE account_id = ? AND address = ?
                 """)
             var found = 0
-            for address in addresses {
+            for address in addresses.map({ $0.lowercased() }) {
                 guard try Bool.fetchOne(db, sql: "SELECT 1 FROM contact WHERE account_id = ? AND address = ?",
                                         arguments: [accountID, address]) != nil else { continue }
                 try statement.execute(arguments: [listID, accountID, address])

@@ -24,11 +24,16 @@ public indirect enum SegmentExpression: Sendable, Equatable {
     public static let maximumDepth = 12
     public static let maximumNodes = 200
     public static let maximumValues = 1000
+    /// Values of all `in` conditions together: every one is a bound argument, and SQLite takes at most 32,766.
+    public static let maximumTotalValues = 5000
 
     /// Reads the JSON form; the error names the part at fault (`all[1].value`).
     public init(json: JSONValue) throws(SegmentError) {
         var nodes = 0
         self = try SegmentExpression.parse(json, path: "segment", depth: 0, nodes: &nodes)
+        guard valueCount <= SegmentExpression.maximumTotalValues else {
+            throw SegmentError(path: "segment", message: "at most \(SegmentExpression.maximumTotalValues) values in all in conditions together")
+        }
     }
 
     static func parse(_ json: JSONValue, path: String, depth: Int, nodes: inout Int) throws(SegmentError) -> SegmentExpression {
@@ -85,6 +90,20 @@ public indirect enum SegmentExpression: Sendable, Equatable {
         }
         let operand = try SegmentOperand.parse(object["value"], op: op, path: path + ".value")
         return .condition(SegmentCondition(field: field, part: part, op: op, value: operand))
+    }
+}
+
+extension SegmentExpression {
+    /// The values of its `in` conditions, all together.
+    var valueCount: Int {
+        switch self {
+        case .all(let items), .any(let items): return items.reduce(0) { $0 + $1.valueCount }
+        case .not(let inner): return inner.valueCount
+        case .condition(let condition):
+            if case .values(let values) = condition.value { return values.count }
+            return 1
+        case .activity, .list: return 1
+        }
     }
 }
 

@@ -161,6 +161,31 @@ def test_campaign_to_a_thousand_contacts_survives_sigkill(make_server, mx):
         csv_text = requests.get(server.api_url + f"/v1/campaigns/{campaign['id']}/report.csv", timeout=30,
                                 headers={"Authorization": "Bearer " + server.token}).text
         assert csv_text.startswith("variant,subject,accepted,delivered") and "\r\nall," in csv_text
+        # The preference page behind the unsubscribe link: public, bilingual, token-protected; one topic left, then rejoined.
+        auth = {"Authorization": "Bearer " + server.token}
+        first = email.message_from_bytes([c for r, c in mx.messages if r == "c10@console.test"][0], policy=email.policy.default)
+        link = re.search(r"<(https?://[^>]+/u/[^>]+)>", str(first["List-Unsubscribe"])).group(1)
+        page = requests.get(link, timeout=30)
+        assert page.status_code == 200 and "/preferences" in page.text
+        page = requests.get(link + "/preferences", timeout=30)
+        assert page.status_code == 200 and "配信設定" in page.text and "Email preferences" in page.text and "c10@console.test" in page.text
+        assert f'name="group" value="{group["id"]}" checked' in page.text and "ニュース" in page.text
+        saved = requests.post(link + "/preferences", data={}, timeout=30)
+        assert saved.status_code == 200 and "保存しました" in saved.text and f'value="{group["id"]}" checked' not in saved.text
+        left = requests.get(server.api_url + f"/v3/asm/groups/{group['id']}/suppressions", headers=auth, timeout=30).json()
+        assert "c10@console.test" in left
+        saved = requests.post(link + "/preferences", data={"group": str(group["id"])}, timeout=30)
+        assert f'value="{group["id"]}" checked' in saved.text
+        left = requests.get(server.api_url + f"/v3/asm/groups/{group['id']}/suppressions", headers=auth, timeout=30).json()
+        assert "c10@console.test" not in left
+        assert api(server, "GET", "/v1/suppressions/c10@console.test")[0] == 404
+        saved = requests.post(link + "/preferences", data={"group": str(group["id"]), "all": "leave"}, timeout=30)
+        assert 'name="all" value="leave" checked' in saved.text
+        assert api(server, "GET", "/v1/suppressions/c10@console.test")[1]["scope"] == "marketing"
+        token = link.rsplit("/", 1)[1]
+        forged = link[: -len(token)] + token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+        assert requests.get(forged + "/preferences", timeout=30).status_code == 404
+        assert requests.post(forged + "/preferences", data={}, timeout=30).status_code == 404
         # Cancelling a sent campaign is refused; another account cannot see it.
         assert api(server, "POST", f"/v1/campaigns/{campaign['id']}/cancel")[0] == 409
         assert api(server, "GET", f"/v1/campaigns/{campaign['id']}", token=server.other_token)[0] == 404
