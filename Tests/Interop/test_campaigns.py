@@ -165,6 +165,7 @@ def test_campaign_to_a_thousand_contacts_survives_sigkill(make_server, mx):
         auth = {"Authorization": "Bearer " + server.token}
         first = email.message_from_bytes([c for r, c in mx.messages if r == "c10@console.test"][0], policy=email.policy.default)
         link = re.search(r"<(https?://[^>]+/u/[^>]+)>", str(first["List-Unsubscribe"])).group(1)
+        link = server.api_url + link[link.index("/u/"):]  # the API listens on a new port since the restart
         page = requests.get(link, timeout=30)
         assert page.status_code == 200 and "/preferences" in page.text
         page = requests.get(link + "/preferences", timeout=30)
