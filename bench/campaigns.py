@@ -89,12 +89,18 @@ def main():
             response = requests.post(base + "/v1/contacts/imports", data=body, headers={**headers, "Content-Type": "text/csv"})
             assert response.status_code == 202, response.text
             import_id = response.json()["id"]
+            uploaded = time.time() - began
+            applying = None
             while True:
                 item = requests.get(base + f"/v1/contacts/imports/{import_id}", headers=headers).json()
+                if item["state"] == "applying" and applying is None:
+                    applying = time.time()
                 if item["state"] in ("done", "failed"):
                     break
-                time.sleep(0.2)
+                time.sleep(0.1)
             seconds = time.time() - began
+            if applying is not None:
+                print(f"  upload {uploaded:.1f} s; the final transaction (store writer held) about {time.time() - applying:.1f} s")
             assert item["state"] == "done" and item["applied"] == args.contacts, item
             rss = peak_rss_mb(proc.pid)
             print(f"import: {seconds:.1f} s ({args.contacts / seconds:,.0f} rows/s), server peak RSS {rss:.0f} MB"

@@ -102,14 +102,7 @@ struct CampaignRoutes: Sendable {
                 let call = try await services.gate.open(request, context: context, scope: .admin)
                 let campaign = try campaign(context, account: call.account.id)
                 let changed = try store { try services.store.changeCampaign(id: campaign.id, accountID: call.account.id, action: action) }
-                var cancelledMessages = 0
-                if action == .cancel {
-                    // What is still queued of it is not delivered either.
-                    for text in try store({ try services.store.campaignMessageIDs(campaign.id) }) {
-                        guard let id = MessageID(text) else { continue }
-                        if let count = try? services.index.cancel(id, reason: "campaign cancelled"), count > 0 { cancelledMessages += 1 }
-                    }
-                }
+                let cancelledMessages = action == .cancel ? withdraw(campaign) : 0
                 var object = CampaignRoutes.object(changed, progress: nil)
                 if action == .cancel { object["messages_cancelled"] = cancelledMessages }
                 return APIJSON.response(object: object)
@@ -142,6 +135,17 @@ struct CampaignRoutes: Sendable {
                                                    .contentDisposition: "attachment; filename=\"campaign-\(campaign.id).csv\""],
                             body: .init(byteBuffer: ByteBuffer(string: try csv(campaign))))
         }
+    }
+
+    /// A cancelled campaign's mail still in the queue is cancelled too; how many messages were.
+    @discardableResult
+    func withdraw(_ campaign: Campaign) -> Int {
+        var cancelled = 0
+        for text in (try? services.store.campaignMessageIDs(campaign.id)) ?? [] {
+            guard let id = MessageID(text) else { continue }
+            if let count = try? services.index.cancel(id, reason: "campaign cancelled"), count > 0 { cancelled += 1 }
+        }
+        return cancelled
     }
 
     func campaign(_ context: APIRequestContext, account: Int64) throws -> Campaign {

@@ -1,4 +1,6 @@
 import Foundation
+import Hummingbird
+import NIOCore
 import Store
 
 /// Contacts as CSV, in and out. The header row names the columns: an
@@ -225,6 +227,20 @@ enum ContactCSV {
             return text
         }
         return String(text.dropFirst())
+    }
+
+    /// The whole export as a response body written page by page as it is read: millions of contacts never sit in memory.
+    static func exportBody(store: SQLiteStore, accountID: Int64, fields: [ContactField]) -> ResponseBody {
+        ResponseBody { writer in
+            try await writer.write(ByteBuffer(string: exportHeader(fields)))
+            var after: Int64? = 0
+            while let start = after {
+                let (text, next) = try exportPage(store: store, accountID: accountID, fields: fields, after: start)
+                try await writer.write(ByteBuffer(string: text))
+                after = next
+            }
+            try await writer.finish(nil)
+        }
     }
 
     static func exportHeader(_ fields: [ContactField]) -> String {

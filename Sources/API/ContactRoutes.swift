@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import Logging
 import NIOCore
 import Store
 
@@ -81,16 +82,7 @@ struct ContactRoutes: Sendable {
             // Written page by page as it is read: an export of millions never sits in memory.
             return Response(status: .ok, headers: [.contentType: "text/csv; charset=utf-8",
                                                    .contentDisposition: "attachment; filename=\"contacts.csv\""],
-                            body: ResponseBody { writer in
-                                try await writer.write(ByteBuffer(string: ContactCSV.exportHeader(fields)))
-                                var after: Int64? = 0
-                                while let start = after {
-                                    let (text, next) = try ContactCSV.exportPage(store: store, accountID: account, fields: fields, after: start)
-                                    try await writer.write(ByteBuffer(string: text))
-                                    after = next
-                                }
-                                try await writer.finish(nil)
-                            })
+                            body: ContactCSV.exportBody(store: store, accountID: account, fields: fields))
         }
         routes.post("/v1/contacts/imports") { request, context in try await startImport(request, context) }
         routes.get("/v1/contacts/imports") { request, context in
@@ -278,16 +270,8 @@ struct ContactRoutes: Sendable {
             return id
         }
         // One import per account and a few in all at a time; uploads go to the spool's disk, so room is checked first.
-        let running = try store { try services.store.runningContactImports(accountID: caller.account.id) }
-        guard running.account == 0, running.all < ContactRoutes.maximumRunningImports else {
-            throw APIError(.tooManyRequests, "import_running", running.account > 0 ? "an import of this account is still running"
-                           : "too many imports are running; try again shortly", ses: "TooManyRequestsException", retryAfter: 10)
-        }
+        try ContactRoutes.checkImportAllowed(services: services, account: caller.account.id)
         let directory = services.layout.directory + "/imports"
-        guard ContactRoutes.freeBytes(directory: services.layout.directory) >= ContactRoutes.minimumFreeForImport else {
-            throw APIError(HTTPResponse.Status(code: 507), "insufficient_storage", "not enough free disk space for an import",
-                           ses: "InternalFailure", retryAfter: 60)
-        }
         try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let path = directory + "/" + UUID().uuidString + ".csv"
         guard FileManager.default.createFile(atPath: path, contents: nil), let handle = FileHandle(forWritingAtPath: path) else {
@@ -314,21 +298,8 @@ struct ContactRoutes: Sendable {
             throw error
         }
         let account = caller.account.id
-        let id: Int64
-        do { id = try services.store.beginContactImport(accountID: account, listID: list) } catch {
-            try? FileManager.default.removeItem(atPath: path)
-            if let contactError = error as? ContactError { throw APIError.notFound(contactError.description.replacingOccurrences(of: "no ", with: "")) }
-            throw APIError.storeFailure(error)
-        }
-        let store = services.store
-        let logger = context.logger
-        // Minutes of blocking reads and writes: on a dispatch thread, not the concurrency pool's few.
-        DispatchQueue.global(qos: .utility).async {
-            let result = ContactCSV.run(importID: id, path: path, charset: charset, accountID: account, store: store)
-            try? FileManager.default.removeItem(atPath: path)
-            logger.info("contact import ended", metadata: ["import": "\(id)", "state": "\(result?.state.rawValue ?? "?")",
-                                                            "applied": "\(result?.applied ?? 0)", "invalid": "\(result?.rowsInvalid ?? 0)"])
-        }
+        let id = try ContactRoutes.startImportJob(services: services, account: account, path: path, charset: charset, list: list,
+                                                  logger: context.logger)
         let started = try self.store({ try services.store.contactImport(id: id, accountID: account) })
         return APIJSON.response(object: started.map(ContactRoutes.object) ?? ["id": id], status: .accepted)
     }
@@ -349,6 +320,40 @@ struct ContactRoutes: Sendable {
             }
         } catch {
             throw APIError.storeFailure(error)
+        }
+    }
+
+    /// Starts reading an uploaded file (at `path`, removed when done) as an import; its id.
+    static func startImportJob(services: APIServices, account: Int64, path: String, charset: ContactCSV.Charset, list: Int64?,
+                               logger: Logger) throws(APIError) -> Int64 {
+        let id: Int64
+        do { id = try services.store.beginContactImport(accountID: account, listID: list) } catch {
+            try? FileManager.default.removeItem(atPath: path)
+            if case ContactError.notFound(let what) = error { throw APIError.notFound(what) }
+            throw APIError.storeFailure(error)
+        }
+        let store = services.store
+        // Minutes of blocking reads and writes: on a dispatch thread, not the concurrency pool's few.
+        DispatchQueue.global(qos: .utility).async {
+            let result = ContactCSV.run(importID: id, path: path, charset: charset, accountID: account, store: store)
+            try? FileManager.default.removeItem(atPath: path)
+            logger.info("contact import ended", metadata: ["import": "\(id)", "state": "\(result?.state.rawValue ?? "?")",
+                                                            "applied": "\(result?.applied ?? 0)", "invalid": "\(result?.rowsInvalid ?? 0)"])
+        }
+        return id
+    }
+
+    /// Refuses a new import while one of the account's runs, or too many run, or the disk is short.
+    static func checkImportAllowed(services: APIServices, account: Int64) throws(APIError) {
+        let running: (account: Int, all: Int)
+        do { running = try services.store.runningContactImports(accountID: account) } catch { throw APIError.storeFailure(error) }
+        guard running.account == 0, running.all < ContactRoutes.maximumRunningImports else {
+            throw APIError(.tooManyRequests, "import_running", running.account > 0 ? "an import of this account is still running"
+                           : "too many imports are running; try again shortly", ses: "TooManyRequestsException", retryAfter: 10)
+        }
+        guard ContactRoutes.freeBytes(directory: services.layout.directory) >= ContactRoutes.minimumFreeForImport else {
+            throw APIError(HTTPResponse.Status(code: 507), "insufficient_storage", "not enough free disk space for an import",
+                           ses: "InternalFailure", retryAfter: 60)
         }
     }
 

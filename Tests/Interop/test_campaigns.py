@@ -229,3 +229,48 @@ def test_ab_test_sends_the_variant_with_more_clicks_to_the_rest(make_server, mx)
         assert variants["A"]["clicks"]["unique"] == 10 and variants["B"]["clicks"]["unique"] >= 40
         assert report["ab_test"]["leader"] == "B" and report["ab_test"]["confidence"] > 0.99
         assert "confidence" in final["decision"]
+
+
+def test_console_contacts_and_campaigns(make_server, mx):
+    from console_support import Browser
+    with console_server(make_server, MX_IP) as server:
+        admin = Browser(server)
+        admin.login("admin@acme.test", server.users["admin@acme.test"])
+        for name, kind in [("氏名", "text"), ("ポイント", "number")]:
+            assert admin.post("/console/contacts/fields", {"name": name, "type": kind}).status_code == 303
+        assert admin.post("/console/contacts/fields", {"name": "氏名", "type": "text"}).status_code == 409
+        csv_text = "email,氏名,ポイント\r\n" + "".join(f"w{i}@console.test,顧客{i},{i * 100}\r\n" for i in range(30)) + "broken,x,1\r\n"
+        assert admin.post("/console/contacts/import", {"csv": csv_text}).headers["Location"] == "/console/contacts?imported=1"
+        page = wait_for(lambda: (lambda text: text if ">done<" in text or ">完了<" in text else None)(admin.get("/console/contacts").text),
+                        what="the console import")
+        assert "broken" in page and ("行 32" in page or "line 32" in page), "the bad row is named by its line"
+        page = admin.get("/console/contacts", params={"q": "w3@console.test"}).text
+        assert 'id="contact"' in page and "顧客3" in page and "300" in page
+        page = admin.get("/console/contacts", params={"segment": '{"field":"ポイント","op":"gte","value":2000}'}).text
+        assert re.search(r'id="segment-count"[^>]*>[^<]*<strong>10</strong>', page), page[page.find("segment-count") - 100:][:400]
+        page = admin.get("/console/contacts", params={"segment": '{"field":"誕生月","op":"eq","value":1}'}).text
+        assert 'id="segment-error"' in page and "誕生月" in page
+        exported = admin.get("/console/contacts.csv").text
+        assert exported.startswith("email,氏名,ポイント\r\n") and "w29@console.test,顧客29,2900" in exported
+        created = admin.post("/console/campaigns", {"name": "コンソールから", "from": "news@acme.test", "subject": "{{氏名}}様",
+                                                    "text": "{{氏名}}様 {{ポイント}}点", "segment": '{"field":"ポイント","op":"lt","value":500}',
+                                                    "draft": "on"})
+        assert created.status_code == 303, created.text[:500]
+        location = created.headers["Location"]
+        page = admin.get(location).text
+        assert 'id="schedule"' in page and ("下書き" in page or "draft" in page)
+        assert admin.post(location + "/action", {"action": "schedule"}).status_code == 303
+        wait_for(lambda: len({r for r, _ in mx.messages if r in {f"w{i}@console.test" for i in range(5)}}) == 5, what="the console campaign")
+        page = wait_for(lambda: (lambda text: text if ("送信済み" in text or ">sent<" in text) else None)(admin.get(location).text),
+                        what="the campaign page says sent")
+        assert 'id="campaign-chart"' in page and "<svg" in page
+        report = admin.get(location + "/report.csv").text
+        assert report.startswith("variant,subject,accepted") and "\r\nall," in report
+        member = Browser(server)
+        member.login("member@acme.test", server.users["member@acme.test"])
+        assert member.get(location).status_code == 200
+        assert member.post(location + "/action", {"action": "cancel"}).status_code == 403
+        assert member.post("/console/contacts/import", {"csv": "email\r\nx@console.test\r\n"}).status_code == 403
+        other = Browser(server)
+        other.login("member@other.test", server.users["member@other.test"])
+        assert other.get(location).status_code == 404

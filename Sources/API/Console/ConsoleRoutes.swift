@@ -53,6 +53,7 @@ struct ConsoleRoutes: Sendable {
         ConsoleLogPages(console: self).register(on: routes)
         ConsoleAccountPages(console: self).register(on: routes)
         ConsoleTemplatePages(console: self).register(on: routes)
+        ConsoleCampaignPages(console: self).register(on: routes)
     }
 
     // MARK: Plumbing
@@ -116,7 +117,9 @@ struct ConsoleRoutes: Sendable {
                                        ("/console/suppressions", "nav_suppressions"), ("/console/domains", "nav_domains"),
                                        ("/console/queue", "nav_queue"), ("/console/usage", "nav_usage")]
         nav.insert(("/console/templates", "nav_templates"), at: 4)
-        if viewer.canChange { nav.insert(("/console/keys", "nav_keys"), at: 6) }
+        nav.insert(("/console/contacts", "nav_contacts"), at: 5)
+        nav.insert(("/console/campaigns", "nav_campaigns"), at: 6)
+        if viewer.canChange { nav.insert(("/console/keys", "nav_keys"), at: 8) }
         if services.eventsOut != nil { nav.insert(("/console/webhooks", "nav_webhooks"), at: nav.count - 1) }
         if viewer.isOperator { nav.append(("/console/operator", "nav_operator")) }
         nav.append(("/console/settings", "nav_settings"))
