@@ -146,8 +146,8 @@ package enum APIFuzzing {
     /// Contact CSV in every charset: rows staged or reported, never a trap.
     static func contactRows(_ bytes: [UInt8]) {
         for charset in [ContactCSV.Charset.auto, .utf8, .shiftJIS] {
-            var reader = ContactCSV.Reader(fields: [ContactField(name: "氏名", kind: .text), ContactField(name: "n", kind: .number),
-                                                    ContactField(name: "d", kind: .date), ContactField(name: "b", kind: .boolean)],
+            var reader = ContactCSV.Reader(fields: [ContactField(name: "氏名", kind: .text, slot: 1), ContactField(name: "n", kind: .number, slot: 2),
+                                                    ContactField(name: "d", kind: .date, slot: 3), ContactField(name: "b", kind: .boolean, slot: 4)],
                                            charset: charset)
             var tokenizer = CSVTokenizer()
             _ = tokenizer.feed(bytes) { reader.read($0); return true }
@@ -160,8 +160,8 @@ package enum APIFuzzing {
     static func segment(_ bytes: [UInt8]) {
         guard let json = try? JSONDecoder().decode(JSONValue.self, from: Data(bytes)),
               let expression = try? SegmentExpression(json: json),
-              let query = try? SegmentQuery(expression, fields: [ContactField(name: "n", kind: .number), ContactField(name: "d", kind: .date),
-                                                                 ContactField(name: "t", kind: .text), ContactField(name: "b", kind: .boolean)],
+              let query = try? SegmentQuery(expression, fields: [ContactField(name: "n", kind: .number, slot: 1), ContactField(name: "d", kind: .date, slot: 2),
+                                                                 ContactField(name: "t", kind: .text, slot: 3), ContactField(name: "b", kind: .boolean, slot: 4)],
                                             accountID: 1, now: Date(), timeZone: TimeZone(identifier: "Asia/Tokyo") ?? .current) else { return }
         precondition(segmentDatabase.map { (try? $0.segmentCount(query, accountID: 1)) != nil } ?? true, "a compiled segment is not valid SQL")
     }

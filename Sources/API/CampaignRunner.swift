@@ -154,15 +154,43 @@ public final class CampaignRunner: Sendable {
         try services.store.markCampaignRows(campaign, contacts: stored, state: "queued")
         try services.store.markCampaignRows(campaign, contacts: gone, state: "skipped")
         try services.store.markCampaignSubmitting(campaign, chosen)
+        // Each variant's content compiled once; then the messages rendered and built on every core.
+        var renderers: [Int: TemplateRenderer] = [:]
+        for variant in Set(batch.map(\.row.variant)) {
+            do { renderers[variant] = try renderer(variant, campaign: campaign, account: account) } catch {
+                try pause(campaign, "variant \(Campaign.variantName(variant)) cannot be sent: \(error.message)")
+                return false
+            }
+        }
+        let compiled = renderers
+        let chunkSize = max(64, batch.count / max(1, ProcessInfo.processInfo.activeProcessorCount) + 1)
+        let built = await withTaskGroup(of: [(contact: Int64, address: String, result: Result<OutgoingMessage, APIError>)].self) { group in
+            for start in stride(from: 0, to: batch.count, by: chunkSize) {
+                let chunk = Array(batch[start..<min(batch.count, start + chunkSize)])
+                group.addTask {
+                    chunk.map { row, id in
+                        let result: Result<OutgoingMessage, APIError>
+                        do throws(APIError) {
+                            result = .success(try self.build(row, id: id, campaign: campaign, renderer: compiled[row.variant]))
+                        } catch {
+                            result = .failure(error)
+                        }
+                        return (row.contactID, row.address, result)
+                    }
+                }
+            }
+            var all: [(contact: Int64, address: String, result: Result<OutgoingMessage, APIError>)] = []
+            for await part in group { all += part }
+            return all
+        }
         var messages: [(contact: Int64, message: OutgoingMessage)] = []
         var unbuildable: [Int64] = []
-        var renderers = RendererCache()
-        for (row, id) in batch {
-            do {
-                messages.append((row.contactID, try build(row, id: id, campaign: campaign, account: account, renderers: &renderers)))
-            } catch {
-                unbuildable.append(row.contactID)
-                try? services.store.noteCampaign(campaign.id, "not sent to \(row.address): \(error.message)")
+        for item in built {
+            switch item.result {
+            case .success(let message): messages.append((item.contact, message))
+            case .failure(let error):
+                unbuildable.append(item.contact)
+                try? services.store.noteCampaign(campaign.id, "not sent to \(item.address): \(error.message)")
             }
         }
         try services.store.markCampaignRows(campaign, contacts: unbuildable, state: "skipped")
@@ -230,27 +258,21 @@ public final class CampaignRunner: Sendable {
         }
     }
 
-    /// Compiled content per variant, for one batch.
-    struct RendererCache {
-        var renderers: [Int: TemplateRenderer] = [:]
+    /// A variant's content, compiled: a stored template or the campaign's own subject, text and HTML.
+    func renderer(_ variant: Int, campaign: Campaign, account: Account) throws(APIError) -> TemplateRenderer {
+        let variants = campaign.definition.variants
+        guard variant >= 0, variant < variants.count else { throw APIError.badRequest("no variant \(variant)") }
+        let content = variants[variant]
+        if let template = content.template { return try services.renderer(template: template, account: account).0 }
+        return try TemplateRenderer(subject: content.subject ?? "", text: content.text, html: content.html)
     }
 
     /// One contact's message: the variant's content rendered from the contact's fields (and `email`).
-    func build(_ row: CampaignRecipient, id: MessageID, campaign: Campaign, account: Account,
-               renderers: inout RendererCache) throws(APIError) -> OutgoingMessage {
+    func build(_ row: CampaignRecipient, id: MessageID, campaign: Campaign, renderer: TemplateRenderer?) throws(APIError) -> OutgoingMessage {
         let definition = campaign.definition
         let variants = definition.variants
-        guard row.variant >= 0, row.variant < variants.count else { throw APIError.badRequest("no variant \(row.variant)") }
+        guard let renderer, row.variant >= 0, row.variant < variants.count else { throw APIError.badRequest("no variant \(row.variant)") }
         let content = variants[row.variant]
-        let renderer: TemplateRenderer
-        if let cached = renderers.renderers[row.variant] {
-            renderer = cached
-        } else if let template = content.template {
-            renderer = try services.renderer(template: template, account: account).0
-        } else {
-            renderer = try TemplateRenderer(subject: content.subject ?? "", text: content.text, html: content.html)
-        }
-        renderers.renderers[row.variant] = renderer
         var base = Composition(from: NameAddress(name: content.fromName, address: definition.from), subject: content.subject ?? "")
         if let replyTo = definition.replyTo { base.replyTo = [try NameAddress.parse(replyTo, field: "reply_to")] }
         var data: [String: JSONValue] = ["email": .string(row.address)]

@@ -47,8 +47,8 @@ enum ContactCSV {
         var tokenizer = CSVTokenizer()
         var failure: (String, Int)?
         func flush() throws {
-            try store.stageContactRows(importID: importID, rows: reader.staged, errors: reader.errors, invalid: reader.invalid,
-                                       rowsRead: reader.rowsRead)
+            try store.stageContactRows(importID: importID, slots: reader.slots, rows: reader.staged, errors: reader.errors,
+                                       invalid: reader.invalid, rowsRead: reader.rowsRead)
             reader.invalid = 0
             reader.stagedBytes = 0
             reader.staged.removeAll(keepingCapacity: true)
@@ -104,14 +104,16 @@ enum ContactCSV {
 
     /// Turns records into staged rows and errors: the header first, then one contact per record.
     struct Reader {
-        let fields: [String: ContactField.Kind]
+        let fields: [String: ContactField]
         var charset: Charset
-        var columns: [(index: Int, field: String?, kind: ContactField.Kind?)] = []
+        /// The CSV columns that are fields, in the order their values are staged.
+        var columns: [(index: Int, field: ContactField)] = []
+        var slots: [Int] { columns.map(\.field.slot) }
         var addressColumn: Int?
         var headerRead = false
         var rowsRead = 0
         var lastLine = 1
-        var staged: [(address: String, data: String)] = []
+        var staged: [(address: String, values: [ContactValue?])] = []
         var stagedBytes = 0
         var errors: [ContactImport.RowError] = []
         /// Rows left out since the last chunk (errors about the header are not rows).
@@ -120,7 +122,7 @@ enum ContactCSV {
         var fatal: String?
 
         init(fields: [ContactField], charset: Charset) {
-            self.fields = Dictionary(fields.map { ($0.name, $0.kind) }) { first, _ in first }
+            self.fields = Dictionary(fields.map { ($0.name, $0) }) { first, _ in first }
             self.charset = charset
         }
 
@@ -139,29 +141,38 @@ enum ContactCSV {
                 reject(.init(line: record.line, message: "no address"))
                 return
             }
-            let trimmed = ContactCSV.unneutralised(addressText.trimmingCharacters(in: .whitespaces))
+            let trimmed = ContactCSV.unneutralised(ContactValue.trimmed(addressText))
             guard !trimmed.isEmpty, let parsed = try? NativeAPI.address(AddressInput(text: trimmed), field: "email") else {
                 reject(.init(line: record.line, message: "not an address: \(String(trimmed.prefix(100)))"))
                 return
             }
-            var values: [String: ContactValue] = [:]
+            var values: [ContactValue?] = []
+            values.reserveCapacity(columns.count)
             for column in columns {
-                guard let name = column.field, let kind = column.kind, column.index < record.fields.count else { continue }
+                let name = column.field.name
+                let kind = column.field.kind
+                guard column.index < record.fields.count else {
+                    values.append(nil)
+                    continue
+                }
                 guard let text = decode(record.fields[column.index]) else {
                     reject(.init(line: record.line, message: "\(name): not valid \(charset == .shiftJIS ? "Shift_JIS" : "UTF-8") text"))
                     return
                 }
                 let cell = ContactCSV.unneutralised(text)
-                if cell.trimmingCharacters(in: .whitespaces).isEmpty { continue }
+                if ContactValue.trimmed(cell).isEmpty {
+                    values.append(nil)
+                    continue
+                }
                 guard let value = ContactValue.parse(cell, as: kind) else {
                     reject(.init(line: record.line, message: "\(name): not a \(kind.rawValue): \(String(cell.prefix(100)))"))
                     return
                 }
-                values[name] = value
+                values.append(value)
+                stagedBytes += cell.utf8.count + 16
             }
-            let data = SQLiteStore.dataJSON(values)
-            stagedBytes += data.utf8.count + parsed.address.utf8.count
-            staged.append((parsed.address.lowercased(), data))
+            stagedBytes += parsed.address.utf8.count
+            staged.append((parsed.address.lowercased(), values))
         }
 
         mutating func reject(_ error: ContactImport.RowError) {
@@ -172,11 +183,11 @@ enum ContactCSV {
         mutating func header(_ record: CSVTokenizer.Record) {
             headerRead = true
             for (index, bytes) in record.fields.enumerated() {
-                let name = ContactCSV.unneutralised((decode(bytes) ?? "").trimmingCharacters(in: .whitespaces))
+                let name = ContactCSV.unneutralised(ContactValue.trimmed(decode(bytes) ?? ""))
                 if addressColumn == nil, ContactCSV.addressHeaders.contains(name.lowercased()) {
                     addressColumn = index
-                } else if let kind = fields[name] {
-                    columns.append((index, name, kind))
+                } else if let field = fields[name], !columns.contains(where: { $0.field.name == name }) {
+                    columns.append((index, field))
                 } else if !name.isEmpty {
                     errors.append(.init(line: record.line, message: "unknown field \(String(name.prefix(100))): the column is ignored"))
                 }

@@ -210,8 +210,7 @@ struct ContactRoutes: Sendable {
             }
             guard let json else { throw APIError.badRequest("segment or segment_id is required", field: "segment") }
             let query = try query(json, account: call.account.id)
-            let count = try store { try services.store.segmentCount(query, accountID: call.account.id) }
-            let sendable = try store { try services.store.segmentCount(query, accountID: call.account.id, sendable: true) }
+            let (count, sendable) = try store { try services.store.segmentCounts(query, accountID: call.account.id) }
             let sample = try store { try services.store.segmentContacts(query, accountID: call.account.id, after: 0, limit: 10) }
             return APIJSON.response(object: ["count": count, "sendable": sendable, "sample": sample.map(\.address)])
         }

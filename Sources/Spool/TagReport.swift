@@ -92,20 +92,20 @@ extension QueueIndex {
         }
     }
 
-    /// Deliveries, opens, clicks and bounces after event `id`, with their account and recipient, for
-    /// the contacts' activity; and the last event id looked at.
-    public func contactActivity(after id: Int64, limit: Int) throws -> (events: [(accountID: Int64, address: String, type: String, at: Date)], last: Int64) {
+    /// Deliveries, opens, clicks and bounces after event `id` (at most `span` ids on), with their account and
+    /// recipient, for the contacts' activity; and the last event id looked at. Other events (acceptances,
+    /// most of the log) are skipped in SQL, by the primary key's range.
+    public func contactActivity(after id: Int64, span: Int64) throws -> (events: [(accountID: Int64, address: String, type: String, at: Date)], last: Int64) {
         try database.read { db in
+            let newest = try Int64.fetchOne(db, sql: "SELECT MAX(id) FROM delivery_event") ?? id
+            let last = min(newest, id + span)
+            guard last > id else { return ([], id) }
             let rows = try GRDB.Row.fetchAll(db, sql: """
-                SELECT id, account_id, recipient, type, at FROM delivery_event WHERE id > ? ORDER BY id LIMIT ?
-                """, arguments: [id, limit])
-            let events = rows.compactMap { row -> (Int64, String, String, Date)? in
-                guard let account = row["account_id"] as Int64?, ["delivered", "opened", "clicked", "bounced"].contains(row["type"] as String) else {
-                    return nil
-                }
-                return (account, row["recipient"], row["type"], Date(timeIntervalSince1970: row["at"]))
-            }
-            return (events.map { (accountID: $0.0, address: $0.1, type: $0.2, at: $0.3) }, rows.last?["id"] ?? id)
+                SELECT account_id, recipient, type, at FROM delivery_event
+                WHERE id > ? AND id <= ? AND type IN ('delivered', 'opened', 'clicked', 'bounced') AND account_id IS NOT NULL
+                """, arguments: [id, last])
+            return (rows.map { (accountID: $0["account_id"], address: $0["recipient"], type: $0["type"], at: Date(timeIntervalSince1970: $0["at"])) },
+                    last)
         }
     }
 }

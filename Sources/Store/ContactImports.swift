@@ -52,17 +52,22 @@ extension SQLiteStore {
         }
     }
 
-    /// Stages a chunk of good rows (address and `data` JSON) and the errors found since the last chunk,
-    /// `invalid` of them rows left out (others are about the header).
-    public func stageContactRows(importID: Int64, rows: [(address: String, data: String)], errors: [ContactImport.RowError],
-                                 invalid: Int, rowsRead: Int) throws {
+    /// Stages a chunk of good rows (address, and a value or NULL for each of `slots`) and the errors found
+    /// since the last chunk, `invalid` of them rows left out (others are about the header).
+    public func stageContactRows(importID: Int64, slots: [Int] = [], rows: [(address: String, values: [ContactValue?])],
+                                 errors: [ContactImport.RowError], invalid: Int, rowsRead: Int) throws {
         try database.write { db in
             // An import failed meanwhile (a restart's clean-up) takes nothing more.
             guard try String.fetchOne(db, sql: "SELECT state FROM contact_import WHERE id = ?", arguments: [importID]) == "running" else {
                 throw ContactError.notFound("running import \(importID)")
             }
-            let insert = try db.cachedStatement(sql: "INSERT INTO contact_import_row (import_id, address, data) VALUES (?, ?, ?)")
-            for row in rows { try insert.execute(arguments: [importID, row.address, row.data]) }
+            let columns = (["import_id", "address"] + slots.map { "s\($0)" }).joined(separator: ", ")
+            let insert = try db.cachedStatement(sql: "INSERT INTO contact_import_row (\(columns)) VALUES ("
+                                                + Array(repeating: "?", count: 2 + slots.count).joined(separator: ", ") + ")")
+            for row in rows where row.values.count == slots.count {
+                try insert.execute(arguments: StatementArguments([importID.databaseValue, row.address.databaseValue]
+                                                                 + row.values.map { $0?.databaseValue ?? .null }))
+            }
             if !errors.isEmpty {
                 let stored = try String.fetchOne(db, sql: "SELECT errors FROM contact_import WHERE id = ?", arguments: [importID]) ?? "[]"
                 var list = (try? JSONDecoder().decode([ContactImport.RowError].self, from: Data(stored.utf8))) ?? []
@@ -83,10 +88,15 @@ extension SQLiteStore {
             try db.execute(sql: "UPDATE contact_import SET state = 'applying' WHERE id = ? AND state = 'running'", arguments: [importID])
             guard db.changesCount > 0 else { throw ContactError.notFound("running import \(importID)") }
             let now = Date().timeIntervalSince1970
+            // An empty cell (NULL) keeps the value the contact had.
+            let slots = try SQLiteStore.contactFields(accountID: accountID, db).map { "s\($0.slot)" }
+            let updates = (["updated_at = excluded.updated_at"] + slots.map { "\($0) = COALESCE(excluded.\($0), contact.\($0))" })
+                .joined(separator: ", ")
+            let extra = slots.map { ", " + $0 }.joined()
             try db.execute(sql: """
-                INSERT INTO contact (account_id, address, data, created_at, updated_at)
-                SELECT ?, address, data, ?, ? FROM contact_import_row WHERE import_id = ? ORDER BY rowid
-                ON CONFLICT(account_id, address) DO UPDATE SET data = json_patch(contact.data, excluded.data), updated_at = excluded.updated_at
+                INSERT INTO contact (account_id, address, created_at, updated_at\(extra))
+                SELECT ?, address, ?, ?\(extra) FROM contact_import_row WHERE import_id = ? ORDER BY rowid
+                ON CONFLICT(account_id, address) DO UPDATE SET \(updates)
                 """, arguments: [accountID, now, now, importID])
             let applied = try Int.fetchOne(db, sql: "SELECT COUNT(DISTINCT address) FROM contact_import_row WHERE import_id = ?",
                                            arguments: [importID]) ?? 0

@@ -188,14 +188,14 @@ public struct SegmentQuery: Sendable {
     public var arguments: [DatabaseValue]
 
     public init(_ expression: SegmentExpression, fields: [ContactField], accountID: Int64, now: Date, timeZone: TimeZone) throws(SegmentError) {
-        var compiler = Compiler(fields: Dictionary(fields.map { ($0.name, $0.kind) }) { first, _ in first }, accountID: accountID,
+        var compiler = Compiler(fields: Dictionary(fields.map { ($0.name, $0) }) { first, _ in first }, accountID: accountID,
                                 now: now, timeZone: timeZone)
         condition = try compiler.compile(expression, path: "segment")
         arguments = compiler.arguments
     }
 
     struct Compiler {
-        let fields: [String: ContactField.Kind]
+        let fields: [String: ContactField]
         let accountID: Int64
         let now: Date
         let timeZone: TimeZone
@@ -247,9 +247,10 @@ public struct SegmentQuery: Sendable {
                 column = builtIn.sql
                 kind = builtIn.kind
                 timestamp = builtIn.kind == .date
-            } else if let fieldKind = fields[condition.field] {
-                column = "json_extract(c.data, \(bind(SQLiteStore.jsonPath(condition.field))))"
-                kind = fieldKind
+            } else if let field = fields[condition.field], (1...SQLiteStore.maximumContactFields).contains(field.slot) {
+                // The slot is the store's number, never text from the request.
+                column = "c.s\(field.slot)"
+                kind = field.kind
                 timestamp = false
             } else {
                 throw SegmentError(path: path + ".field", message: "\(condition.field) is not a contact field")
@@ -269,7 +270,7 @@ public struct SegmentQuery: Sendable {
                     throw SegmentError(path: path + ".op", message: "applies to date fields only")
                 }
                 let start = now.addingTimeInterval(-days * 86_400)
-                let bound = timestamp ? bind(start.timeIntervalSince1970) : bind(CalendarDate(start, in: timeZone).text)
+                let bound = timestamp ? bind(start.timeIntervalSince1970) : bind(CalendarDate(start, in: timeZone).number)
                 return condition.op == .withinLastDays ? "(\(column) >= \(bound))" : "(\(column) < \(bound))"
             default:
                 return try comparison(column, condition, as: kind, path: path, timestamp: timestamp)
@@ -300,14 +301,14 @@ public struct SegmentQuery: Sendable {
                         let start = calendar.date(from: DateComponents(year: date.year, month: date.month, day: date.day))
                         return (start?.timeIntervalSince1970 ?? 0).databaseValue
                     }
-                    return date.text.databaseValue
+                    return date.number.databaseValue
                 case (.date, .today):
                     if timestamp {
                         var calendar = Calendar(identifier: .gregorian)
                         calendar.timeZone = timeZone
                         return calendar.startOfDay(for: now).timeIntervalSince1970.databaseValue
                     }
-                    return CalendarDate(now, in: timeZone).text.databaseValue
+                    return CalendarDate(now, in: timeZone).number.databaseValue
                 default:
                     throw SegmentError(path: path, message: "must be a \(kind.rawValue) for \(condition.field)")
                 }
@@ -343,19 +344,24 @@ public struct SegmentQuery: Sendable {
             }
         }
 
-        /// A part of a date as a number: `YYYY-MM-DD` text, or a timestamp in the account's zone. The column
-        /// (which may hold a placeholder) is written once, so its arguments stay in order.
+        /// A part of a date as a number: a date field's YYYYMMDD by arithmetic, a timestamp in the account's
+        /// zone. The column is written once, so its arguments stay in order.
         mutating func datePart(_ column: String, _ part: SegmentCondition.DatePart, timestamp: Bool) -> String {
+            guard timestamp else {
+                switch part {
+                case .year: return "(\(column) / 10000)"
+                case .month: return "(\(column) / 100 % 100)"
+                case .day: return "(\(column) % 100)"
+                case .monthDay: return "(\(column) % 10000)"
+                }
+            }
             let format = switch part {
             case .year: "%Y"
             case .month: "%m"
             case .day: "%d"
             case .monthDay: "%m%d"
             }
-            if timestamp {
-                return "CAST(strftime('\(format)', \(column) + \(bind(timeZone.secondsFromGMT(for: now))), 'unixepoch') AS INTEGER)"
-            }
-            return "CAST(strftime('\(format)', \(column)) AS INTEGER)"
+            return "CAST(strftime('\(format)', \(column) + \(bind(timeZone.secondsFromGMT(for: now))), 'unixepoch') AS INTEGER)"
         }
     }
 
@@ -388,6 +394,18 @@ extension SQLiteStore {
                 + "AND s.scope IN ('all', 'marketing'))" : ""
             return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM contact c WHERE c.account_id = ? AND \(query.condition)\(suppressed)",
                                     arguments: StatementArguments([accountID.databaseValue] + query.arguments)) ?? 0
+        }
+    }
+
+    /// Every contact the segment holds, and those of them marketing may reach, in one pass.
+    public func segmentCounts(_ query: SegmentQuery, accountID: Int64) throws -> (all: Int, sendable: Int) {
+        try database.read { db in
+            let row = try Row.fetchOne(db, sql: """
+                SELECT COUNT(*) AS all_count, COALESCE(SUM(NOT EXISTS (SELECT 1 FROM suppression s WHERE s.account_id = c.account_id
+                    AND s.address = c.address AND s.scope IN ('all', 'marketing'))), 0) AS sendable
+                FROM contact c WHERE c.account_id = ? AND \(query.condition)
+                """, arguments: StatementArguments([accountID.databaseValue] + query.arguments))
+            return ((row?["all_count"] as Int?) ?? 0, (row?["sendable"] as Int?) ?? 0)
         }
     }
 

@@ -129,13 +129,14 @@ struct ContactTests {
     @Test func anImportAppliesAllOrNothing() throws {
         let (store, acme, _) = try makeStore()
         let first = try store.beginContactImport(accountID: acme, listID: nil)
-        try store.stageContactRows(importID: first, rows: [("a@x.jp", #"{"ポイント":1}"#), ("a@x.jp", #"{"ポイント":2}"#)],
+        let slot = try #require(try store.contactFields(accountID: acme).first { $0.name == "ポイント" }?.slot)
+        try store.stageContactRows(importID: first, slots: [slot], rows: [("a@x.jp", [.number(1)]), ("a@x.jp", [.number(2)])],
                                    errors: [ContactImport.RowError(line: 3, message: "bad")], invalid: 1, rowsRead: 3)
         let done = try store.finishContactImport(importID: first, accountID: acme)
         #expect(done.state == .done && done.applied == 1 && done.rowsInvalid == 1 && done.errors.map(\.line) == [3])
         #expect(try store.contact(address: "a@x.jp", accountID: acme)?.fields["ポイント"] == .number(2), "a later row wins")
         let second = try store.beginContactImport(accountID: acme, listID: nil)
-        try store.stageContactRows(importID: second, rows: [("b@x.jp", "{}")], errors: [], invalid: 0, rowsRead: 1)
+        try store.stageContactRows(importID: second, rows: [("b@x.jp", [])], errors: [], invalid: 0, rowsRead: 1)
         #expect(try store.abandonUnfinishedContactImports() == 1)
         #expect(try store.contactImport(id: second)?.state == .failed)
         #expect(try store.contact(address: "b@x.jp", accountID: acme) == nil, "an interrupted import applies nothing")

@@ -51,8 +51,9 @@ struct ConsoleCampaignPages: Sendable {
                 do {
                     let json = try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
                     let query = try ContactRoutes(services: services).query(json, account: account.id)
-                    context["count"] = ConsoleFormat.number(try store.segmentCount(query, accountID: account.id))
-                    context["sendable"] = ConsoleFormat.number(try store.segmentCount(query, accountID: account.id, sendable: true))
+                    let counts = try store.segmentCounts(query, accountID: account.id)
+                    context["count"] = ConsoleFormat.number(counts.all)
+                    context["sendable"] = ConsoleFormat.number(counts.sendable)
                     context["sample"] = try store.segmentContacts(query, accountID: account.id, after: 0, limit: 10).map(\.address)
                 } catch let error as APIError {
                     context["segment_error"] = error.message

@@ -12,7 +12,7 @@ public struct ContactActivityFollower: Sendable {
     let store: SQLiteStore
     let batchSize: Int
 
-    public init(index: QueueIndex, store: SQLiteStore, batchSize: Int = 5000) {
+    public init(index: QueueIndex, store: SQLiteStore, batchSize: Int = 50_000) {
         self.index = index
         self.store = store
         self.batchSize = batchSize
@@ -26,7 +26,7 @@ public struct ContactActivityFollower: Sendable {
             try store.recordContactActivity([], through: try index.lastEventID())
             return 0
         }
-        let (events, last) = try index.contactActivity(after: cursor, limit: batchSize)
+        let (events, last) = try index.contactActivity(after: cursor, span: Int64(clamping: batchSize))
         guard last > cursor else { return 0 }
         let activity = events.compactMap { event in
             ContactActivity.Kind(rawValue: event.type).map {
