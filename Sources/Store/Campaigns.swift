@@ -346,7 +346,7 @@ extension SQLiteStore {
                                   + "AND l.account_id = c.account_id AND l.id IN (" + definition.lists.map { _ in "?" }.joined(separator: ",") + "))")
                 arguments += definition.lists.map(\.databaseValue)
             }
-            let audienceSQL = "FROM contact c WHERE " + conditions.joined(separator: " AND ")
+            let audienceSQL = "FROM contact c INDEXED BY contact_account WHERE " + conditions.joined(separator: " AND ")
             let scope = definition.marketing ? "('all', 'marketing')" : "('all', 'transactional')"
             var excluded = "EXISTS (SELECT 1 FROM suppression s WHERE s.account_id = c.account_id AND s.address = c.address AND s.scope IN \(scope))"
             var exclusionArguments: [DatabaseValue] = []

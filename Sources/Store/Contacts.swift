@@ -276,6 +276,8 @@ extension SQLiteStore: ContactBook {
                     last_bounced_at REAL
                 );
                 CREATE UNIQUE INDEX contact_address ON contact(account_id, address);
+                -- Segments scan an account's contacts in row order: sequential reads, not one seek per contact.
+                CREATE INDEX contact_account ON contact(account_id, id);
                 CREATE TABLE contact_list (
                     id INTEGER PRIMARY KEY AUTOINCREMENT,
                     account_id INTEGER NOT NULL REFERENCES account(id) ON DELETE CASCADE,

@@ -392,7 +392,7 @@ extension SQLiteStore {
         try database.read { db in
             let suppressed = sendable ? " AND NOT EXISTS (SELECT 1 FROM suppression s WHERE s.account_id = c.account_id AND s.address = c.address "
                 + "AND s.scope IN ('all', 'marketing'))" : ""
-            return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM contact c WHERE c.account_id = ? AND \(query.condition)\(suppressed)",
+            return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM contact c INDEXED BY contact_account WHERE c.account_id = ? AND \(query.condition)\(suppressed)",
                                     arguments: StatementArguments([accountID.databaseValue] + query.arguments)) ?? 0
         }
     }
@@ -403,7 +403,7 @@ extension SQLiteStore {
             let row = try Row.fetchOne(db, sql: """
                 SELECT COUNT(*) AS all_count, COALESCE(SUM(NOT EXISTS (SELECT 1 FROM suppression s WHERE s.account_id = c.account_id
                     AND s.address = c.address AND s.scope IN ('all', 'marketing'))), 0) AS sendable
-                FROM contact c WHERE c.account_id = ? AND \(query.condition)
+                FROM contact c INDEXED BY contact_account WHERE c.account_id = ? AND \(query.condition)
                 """, arguments: StatementArguments([accountID.databaseValue] + query.arguments))
             return ((row?["all_count"] as Int?) ?? 0, (row?["sendable"] as Int?) ?? 0)
         }
@@ -413,7 +413,7 @@ extension SQLiteStore {
     public func segmentContacts(_ query: SegmentQuery, accountID: Int64, after afterID: Int64, limit: Int) throws -> [Contact] {
         try database.read { db in
             let fields = try SQLiteStore.contactFields(accountID: accountID, db)
-            return try Row.fetchAll(db, sql: "SELECT c.* FROM contact c WHERE c.account_id = ? AND c.id > ? AND \(query.condition) ORDER BY c.id LIMIT ?",
+            return try Row.fetchAll(db, sql: "SELECT c.* FROM contact c INDEXED BY contact_account WHERE c.account_id = ? AND c.id > ? AND \(query.condition) ORDER BY c.id LIMIT ?",
                                     arguments: StatementArguments([accountID.databaseValue, afterID.databaseValue] + query.arguments
                                                                   + [limit.databaseValue])).map { SQLiteStore.contact($0, fields: fields) }
         }
