@@ -30,7 +30,7 @@ enum ContactCSV {
     static let chunkRows = 5000
     /// The largest file accepted (about ten million short rows).
     static let maximumBytes = 1 << 30
-    /// Rows applied in one transaction at most: the store's writer is held while they are (about 6 s per million here).
+    /// Rows applied in one transaction at most: the store's writer is held while they are.
     static let maximumRows = 2_000_000
     /// Staged rows are written at least this often, by bytes (a row may carry a hundred long fields).
     static let chunkBytes = 8 << 20
