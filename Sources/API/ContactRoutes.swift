@@ -268,12 +268,15 @@ struct ContactRoutes: Sendable {
             guard let id = ContactRoutes.id(text) else { throw APIError.badRequest("list must be a list id", field: "list") }
             return id
         }
-        // One import per account and a few in all at a time; uploads go to the spool's disk, so room is checked first.
-        try ContactRoutes.checkImportAllowed(services: services, account: caller.account.id)
+        // One import per account and a few in all at a time, counted and begun at once before a byte is read;
+        // uploads go to the spool's disk, so room is checked first.
+        let account = caller.account.id
+        let id = try ContactRoutes.beginImport(services: services, account: account, list: list)
         let directory = services.layout.directory + "/imports"
         try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let path = directory + "/" + UUID().uuidString + ".csv"
         guard FileManager.default.createFile(atPath: path, contents: nil), let handle = FileHandle(forWritingAtPath: path) else {
+            try? services.store.failContactImport(importID: id, reason: "the upload could not be stored", line: 0)
             throw APIError(.serviceUnavailable, "import_unavailable", "the upload could not be stored", ses: "InternalFailure")
         }
         var size = 0
@@ -294,11 +297,10 @@ struct ContactRoutes: Sendable {
             }
         } catch {
             try? FileManager.default.removeItem(atPath: path)
+            try? services.store.failContactImport(importID: id, reason: "the upload did not arrive whole", line: 0)
             throw error
         }
-        let account = caller.account.id
-        let id = try ContactRoutes.startImportJob(services: services, account: account, path: path, charset: charset, list: list,
-                                                  logger: context.logger)
+        ContactRoutes.runImportJob(services: services, id: id, account: account, path: path, charset: charset, logger: context.logger)
         let started = try self.store({ try services.store.contactImport(id: id, accountID: account) })
         return APIJSON.response(object: started.map(ContactRoutes.object) ?? ["id": id], status: .accepted)
     }
@@ -322,37 +324,33 @@ struct ContactRoutes: Sendable {
         }
     }
 
-    /// Starts reading an uploaded file (at `path`, removed when done) as an import; its id.
-    static func startImportJob(services: APIServices, account: Int64, path: String, charset: ContactCSV.Charset, list: Int64?,
-                               logger: Logger) throws(APIError) -> Int64 {
-        let id: Int64
-        do { id = try services.store.beginContactImport(accountID: account, listID: list) } catch {
-            try? FileManager.default.removeItem(atPath: path)
-            if case ContactError.notFound(let what) = error { throw APIError.notFound(what) }
+    /// Begins an import: refused while one of the account's runs, when too many run, or when the disk is short.
+    static func beginImport(services: APIServices, account: Int64, list: Int64?) throws(APIError) -> Int64 {
+        guard ContactRoutes.freeBytes(directory: services.layout.directory) >= ContactRoutes.minimumFreeForImport else {
+            throw APIError(HTTPResponse.Status(code: 507), "insufficient_storage", "not enough free disk space for an import",
+                           ses: "InternalFailure", retryAfter: 60)
+        }
+        do {
+            return try services.store.beginContactImport(accountID: account, listID: list, maximumRunning: maximumRunningImports)
+        } catch ContactError.importRunning(let mine) {
+            throw APIError(.tooManyRequests, "import_running", ContactError.importRunning(thisAccount: mine).description,
+                           ses: "TooManyRequestsException", retryAfter: 10)
+        } catch ContactError.notFound(let what) {
+            throw APIError.notFound(what)
+        } catch {
             throw APIError.storeFailure(error)
         }
+    }
+
+    /// Reads the uploaded file (at `path`, removed when done) into the import `id`, on a dispatch thread:
+    /// minutes of blocking reads and writes stay off the concurrency pool's few threads.
+    static func runImportJob(services: APIServices, id: Int64, account: Int64, path: String, charset: ContactCSV.Charset, logger: Logger) {
         let store = services.store
-        // Minutes of blocking reads and writes: on a dispatch thread, not the concurrency pool's few.
         DispatchQueue.global(qos: .utility).async {
             let result = ContactCSV.run(importID: id, path: path, charset: charset, accountID: account, store: store)
             try? FileManager.default.removeItem(atPath: path)
             logger.info("contact import ended", metadata: ["import": "\(id)", "state": "\(result?.state.rawValue ?? "?")",
                                                             "applied": "\(result?.applied ?? 0)", "invalid": "\(result?.rowsInvalid ?? 0)"])
-        }
-        return id
-    }
-
-    /// Refuses a new import while one of the account's runs, or too many run, or the disk is short.
-    static func checkImportAllowed(services: APIServices, account: Int64) throws(APIError) {
-        let running: (account: Int, all: Int)
-        do { running = try services.store.runningContactImports(accountID: account) } catch { throw APIError.storeFailure(error) }
-        guard running.account == 0, running.all < ContactRoutes.maximumRunningImports else {
-            throw APIError(.tooManyRequests, "import_running", running.account > 0 ? "an import of this account is still running"
-                           : "too many imports are running; try again shortly", ses: "TooManyRequestsException", retryAfter: 10)
-        }
-        guard ContactRoutes.freeBytes(directory: services.layout.directory) >= ContactRoutes.minimumFreeForImport else {
-            throw APIError(HTTPResponse.Status(code: 507), "insufficient_storage", "not enough free disk space for an import",
-                           ses: "InternalFailure", retryAfter: 60)
         }
     }
 

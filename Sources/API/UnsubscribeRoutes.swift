@@ -60,29 +60,19 @@ struct UnsubscribeRoutes: Sendable {
                 let parts = pair.split(separator: "=", maxSplits: 1).map { String($0).replacingOccurrences(of: "+", with: " ").removingPercentEncoding ?? "" }
                 return parts.count == 2 ? (parts[0], parts[1]) : nil
             }
-            let staying = Set(fields.filter { $0.0 == "group" }.compactMap { ContactRoutes.id($0.1) })
+            // The page's own form says `save`; a bare POST (a scanner, a stray request) changes nothing.
+            guard fields.contains(where: { $0 == ("save", "1") }) else { return UnsubscribeRoutes.page(.badRequest) }
+            let staying = Set(fields.filter { $0.0 == "group" }.prefix(1000).compactMap { ContactRoutes.id($0.1) })
             let leaveAll = fields.contains { $0 == ("all", "leave") }
             do {
-                let source = "preference page of message \(target.message)"
-                for group in try services.store.unsubscribeGroups(accountID: recipient.account) {
-                    if staying.contains(group.id) && !leaveAll {
-                        try? services.store.resubscribe(recipient.address, toGroup: group.id, accountID: recipient.account)
-                    } else {
-                        try services.store.unsubscribe([recipient.address], fromGroup: group.id, accountID: recipient.account, source: source)
-                    }
+                let saved = try services.store.saveTopicPreferences(accountID: recipient.account, address: recipient.address, staying: staying,
+                                                                    leaveAll: leaveAll, source: "preference page of message \(target.message)")
+                // Only a recipient who left something is an unsubscribe (in the log, the reports and webhooks).
+                if saved.left {
+                    try services.index.recordFeedback(DeliveryEvent(at: Date(), messageID: target.message, recipient: recipient.address,
+                                                                    type: .unsubscribed, replyText: "preferences saved on the preference page",
+                                                                    site: "feedback"), failed: false)
                 }
-                let current = try services.store.suppression(accountID: recipient.account, address: recipient.address)
-                if leaveAll, current == nil {
-                    try services.store.suppress(Suppression(address: recipient.address, reason: .unsubscribe, scope: .marketing, source: source),
-                                                accountID: recipient.account)
-                } else if !leaveAll, let current, current.reason == .unsubscribe {
-                    // Only an unsubscribe is undone here; a bounce or a complaint stays.
-                    try services.store.unsuppress(accountID: recipient.account, address: recipient.address)
-                }
-                try services.index.recordFeedback(DeliveryEvent(at: Date(), messageID: target.message, recipient: recipient.address,
-                                                                type: .unsubscribed, replyText: leaveAll ? "left all marketing (preference page)"
-                                                                    : "preferences saved: staying in \(staying.sorted())", site: "feedback"),
-                                                  failed: false)
             } catch {
                 context.logger.error("preferences not saved", metadata: ["error": "\(error)"])
                 return UnsubscribeRoutes.page(.failed)
@@ -119,7 +109,7 @@ struct UnsubscribeRoutes: Sendable {
             <p>受け取るお知らせ <span lang="en">/ Topics you receive</span></p>
             \(rows)
             <p><label><input type="checkbox" name="all" value="leave"\(noMarketing ? " checked" : "")> すべてのお知らせを停止 <span lang="en">/ Unsubscribe from all marketing email</span></label></p>
-            <button type="submit">保存 / Save</button></form></body></html>
+            <input type="hidden" name="save" value="1"><button type="submit">保存 / Save</button></form></body></html>
             """
         return Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8", .cacheControl: "no-store"],
                         body: .init(byteBuffer: ByteBuffer(string: html)))

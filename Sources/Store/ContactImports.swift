@@ -40,8 +40,17 @@ extension SQLiteStore {
     /// Errors kept with an import; more are counted, not listed.
     public static let maximumImportErrors = 1000
 
-    public func beginContactImport(accountID: Int64, listID: Int64?) throws -> Int64 {
+    /// Starts an import, unless one of the account's is running or `maximumRunning` are in all: the count
+    /// and the new row in one transaction, so that uploads made at once cannot all pass.
+    public func beginContactImport(accountID: Int64, listID: Int64?, maximumRunning: Int = .max) throws -> Int64 {
         try database.write { db in
+            let row = try Row.fetchOne(db, sql: """
+                SELECT COUNT(*) AS total, COALESCE(SUM(account_id = ?), 0) AS mine FROM contact_import WHERE state IN ('running', 'applying')
+                """, arguments: [accountID])
+            let mine: Int = row?["mine"] ?? 0
+            let total: Int = row?["total"] ?? 0
+            guard mine == 0 else { throw ContactError.importRunning(thisAccount: true) }
+            guard total < maximumRunning else { throw ContactError.importRunning(thisAccount: false) }
             if let listID, try Bool.fetchOne(db, sql: "SELECT 1 FROM contact_list WHERE id = ? AND account_id = ?",
                                              arguments: [listID, accountID]) == nil {
                 throw ContactError.notFound("list \(listID)")
@@ -62,7 +71,8 @@ extension SQLiteStore {
                 throw ContactError.notFound("running import \(importID)")
             }
             let columns = (["import_id", "address"] + slots.map { "s\($0)" }).joined(separator: ", ")
-            let insert = try db.cachedStatement(sql: "INSERT INTO contact_import_row (\(columns)) VALUES ("
+            // Made per chunk, not cached: its text follows the file's header, and the cache would keep every one.
+            let insert = try db.makeStatement(sql: "INSERT INTO contact_import_row (\(columns)) VALUES ("
                                                 + Array(repeating: "?", count: 2 + slots.count).joined(separator: ", ") + ")")
             for row in rows where row.values.count == slots.count {
                 try insert.execute(arguments: StatementArguments([importID.databaseValue, row.address.databaseValue]
@@ -148,16 +158,6 @@ extension SQLiteStore {
         try database.read { db in
             try Row.fetchOne(db, sql: "SELECT * FROM contact_import WHERE id = ? AND (? IS NULL OR account_id = ?)",
                              arguments: [id, accountID, accountID]).map(SQLiteStore.contactImport)
-        }
-    }
-
-    /// Imports running now: of this account, and of all.
-    public func runningContactImports(accountID: Int64) throws -> (account: Int, all: Int) {
-        try database.read { db in
-            let row = try Row.fetchOne(db, sql: """
-                SELECT COUNT(*) AS total, SUM(account_id = ?) AS mine FROM contact_import WHERE state IN ('running', 'applying')
-                """, arguments: [accountID])
-            return ((row?["mine"] as Int?) ?? 0, (row?["total"] as Int?) ?? 0)
         }
     }
 

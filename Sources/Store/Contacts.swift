@@ -214,6 +214,8 @@ public enum ContactError: Error, Equatable, CustomStringConvertible {
     case invalidValue(field: String, kind: ContactField.Kind)
     case tooManyFields
     case notFound(String)
+    /// An import of this account (or too many in all) is running.
+    case importRunning(thisAccount: Bool)
 
     public var description: String {
         switch self {
@@ -223,6 +225,8 @@ public enum ContactError: Error, Equatable, CustomStringConvertible {
         case .invalidValue(let field, let kind): return "\(field) must be a \(kind.rawValue)"
         case .tooManyFields: return "at most \(SQLiteStore.maximumContactFields) contact fields per account"
         case .notFound(let what): return "no \(what)"
+        case .importRunning(let mine):
+            return mine ? "an import of this account is still running" : "too many imports are running; try again shortly"
         }
     }
 }
@@ -375,6 +379,16 @@ extension SQLiteStore: ContactBook {
             guard let slot = try Int.fetchOne(db, sql: "SELECT slot FROM contact_field WHERE account_id = ? AND name = ?",
                                               arguments: [accountID, name]) else { throw ContactError.unknownField(name) }
             try db.execute(sql: "DELETE FROM contact_field WHERE account_id = ? AND name = ?", arguments: [accountID, name])
+            // An import running now staged this field's values in its slot, which another field may take next:
+            // it ends, applying nothing, rather than give them to that field.
+            for id in try Int64.fetchAll(db, sql: "SELECT id FROM contact_import WHERE account_id = ? AND state = 'running'", arguments: [accountID]) {
+                try db.execute(sql: "DELETE FROM contact_import_row WHERE import_id = ?", arguments: [id])
+                try db.execute(sql: """
+                    UPDATE contact_import SET state = 'failed', finished_at = ?,
+                        errors = json_insert(errors, '$[#]', json_object('line', 0, 'message', 'a field was deleted while the import ran; nothing was applied'))
+                    WHERE id = ?
+                    """, arguments: [Date().timeIntervalSince1970, id])
+            }
             // The slot is free for another field: its values go with this one.
             try db.execute(sql: "UPDATE contact SET s\(slot) = NULL WHERE account_id = ? AND s\(slot) IS NOT NULL", arguments: [accountID])
         }

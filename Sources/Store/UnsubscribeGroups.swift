@@ -157,6 +157,49 @@ extension SQLiteStore {
         }
     }
 
+    /// What a recipient chose on the preference page, saved in one transaction: the groups of the account
+    /// in `staying` are rejoined, the others left; `leaveAll` (or no group ticked) also stops all marketing
+    /// mail. Only a suppression the recipient made (one-click or this page, scope marketing) is ever lifted,
+    /// never a bounce, a complaint, or one the sender added. Returns whether anything was left, and whether
+    /// anything changed at all.
+    public func saveTopicPreferences(accountID: Int64, address: String, staying: Set<Int64>, leaveAll requested: Bool,
+                                     source: String, now: Date = Date()) throws -> (left: Bool, changed: Bool) {
+        try database.write { db in
+            let address = address.lowercased()
+            let groups = try Int64.fetchAll(db, sql: "SELECT id FROM unsubscribe_group WHERE account_id = ?", arguments: [accountID])
+            let leaveAll = requested || (!groups.isEmpty && staying.isDisjoint(with: groups))
+            var left = false
+            var changed = false
+            for group in groups {
+                if staying.contains(group) && !leaveAll {
+                    try db.execute(sql: "DELETE FROM group_unsubscribe WHERE group_id = ? AND address = ?", arguments: [group, address])
+                    changed = changed || db.changesCount > 0
+                } else {
+                    try db.execute(sql: """
+                        INSERT INTO group_unsubscribe (group_id, address, created_at, source) VALUES (?, ?, ?, ?)
+                        ON CONFLICT(group_id, address) DO NOTHING
+                        """, arguments: [group, address, now.timeIntervalSince1970, source])
+                    left = left || db.changesCount > 0
+                }
+            }
+            if leaveAll {
+                // A suppression already there stays as it is, widened to everything if it covered transactional mail only.
+                try db.execute(sql: """
+                    INSERT INTO suppression (account_id, address, reason, scope, created_at, source) VALUES (?, ?, 'unsubscribe', 'marketing', ?, ?)
+                    ON CONFLICT(account_id, address) DO UPDATE SET scope = 'all' WHERE suppression.scope = 'transactional'
+                    """, arguments: [accountID, address, now.timeIntervalSince1970, source])
+                left = left || db.changesCount > 0
+            } else {
+                try db.execute(sql: """
+                    DELETE FROM suppression WHERE account_id = ? AND address = ? AND reason = 'unsubscribe' AND scope = 'marketing'
+                        AND (source LIKE 'preference page%' OR source LIKE '% unsubscribe from message %')
+                    """, arguments: [accountID, address])
+                changed = changed || db.changesCount > 0
+            }
+            return (left, changed || left)
+        }
+    }
+
     static func group(_ row: Row) -> UnsubscribeGroup {
         UnsubscribeGroup(id: row["id"], name: row["name"], description: row["description"], isDefault: row["is_default"],
                          unsubscribes: row["unsubscribes"] ?? 0)

@@ -176,18 +176,25 @@ def test_campaign_to_a_thousand_contacts_survives_sigkill(make_server, mx):
         page = requests.get(link + "/preferences", timeout=30)
         assert page.status_code == 200 and "配信設定" in page.text and "Email preferences" in page.text and "c10@console.test" in page.text
         assert f'name="group" value="{group["id"]}" checked' in page.text and "ニュース" in page.text
-        saved = requests.post(link + "/preferences", data={}, timeout=30)
+        assert requests.post(link + "/preferences", data={}, timeout=30).status_code == 400, "a bare POST changes nothing"
+        saved = requests.post(link + "/preferences", data={"save": "1"}, timeout=30)
         assert saved.status_code == 200 and "保存しました" in saved.text and f'value="{group["id"]}" checked' not in saved.text
         left = requests.get(server.api_url + f"/v3/asm/groups/{group['id']}/suppressions", headers=auth, timeout=30).json()
         assert "c10@console.test" in left
-        saved = requests.post(link + "/preferences", data={"group": str(group["id"])}, timeout=30)
+        saved = requests.post(link + "/preferences", data={"group": str(group["id"]), "save": "1"}, timeout=30)
         assert f'value="{group["id"]}" checked' in saved.text
         left = requests.get(server.api_url + f"/v3/asm/groups/{group['id']}/suppressions", headers=auth, timeout=30).json()
         assert "c10@console.test" not in left
         assert api(server, "GET", "/v1/suppressions/c10@console.test")[0] == 404
-        saved = requests.post(link + "/preferences", data={"group": str(group["id"]), "all": "leave"}, timeout=30)
+        saved = requests.post(link + "/preferences", data={"group": str(group["id"]), "all": "leave", "save": "1"}, timeout=30)
         assert 'name="all" value="leave" checked' in saved.text
         assert api(server, "GET", "/v1/suppressions/c10@console.test")[1]["scope"] == "marketing"
+        # A suppression the sender made is never lifted from the page.
+        assert requests.post(link + "/preferences", data={"group": str(group["id"]), "save": "1"}, timeout=30).status_code == 200
+        assert api(server, "GET", "/v1/suppressions/c10@console.test")[0] == 404, "the page's own suppression is lifted"
+        assert api(server, "POST", "/v1/suppressions", {"address": "c10@console.test", "reason": "bounce"})[0] in (200, 201)
+        requests.post(link + "/preferences", data={"group": str(group["id"]), "save": "1"}, timeout=30)
+        assert api(server, "GET", "/v1/suppressions/c10@console.test")[1]["reason"] == "bounce", "a bounce is never lifted"
         token = link.rsplit("/", 1)[1]
         forged = link[: -len(token)] + token[:-2] + ("AA" if not token.endswith("AA") else "BB")
         assert requests.get(forged + "/preferences", timeout=30).status_code == 404

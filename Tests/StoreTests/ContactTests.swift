@@ -127,7 +127,7 @@ struct ContactTests {
     }
 
     @Test func anImportAppliesAllOrNothing() throws {
-        let (store, acme, _) = try makeStore()
+        let (store, acme, other) = try makeStore()
         let first = try store.beginContactImport(accountID: acme, listID: nil)
         let slot = try #require(try store.contactFields(accountID: acme).first { $0.name == "ポイント" }?.slot)
         try store.stageContactRows(importID: first, slots: [slot], rows: [("a@x.jp", [.number(1)]), ("a@x.jp", [.number(2)])],
@@ -137,7 +137,21 @@ struct ContactTests {
         #expect(try store.contact(address: "a@x.jp", accountID: acme)?.fields["ポイント"] == .number(2), "a later row wins")
         let second = try store.beginContactImport(accountID: acme, listID: nil)
         try store.stageContactRows(importID: second, rows: [("b@x.jp", [])], errors: [], invalid: 0, rowsRead: 1)
+        #expect(throws: ContactError.importRunning(thisAccount: true)) { _ = try store.beginContactImport(accountID: acme, listID: nil) }
+        #expect(throws: ContactError.importRunning(thisAccount: false)) {
+            _ = try store.beginContactImport(accountID: other, listID: nil, maximumRunning: 1)
+        }
         #expect(try store.abandonUnfinishedContactImports() == 1)
+        // A field deleted while an import runs ends it: its staged values would reach the field made next in its slot.
+        let third = try store.beginContactImport(accountID: acme, listID: nil)
+        try store.stageContactRows(importID: third, slots: [slot], rows: [("c@x.jp", [.number(9)])], errors: [], invalid: 0, rowsRead: 1)
+        try store.deleteContactField(named: "ポイント", accountID: acme)
+        try store.addContactField(ContactField(name: "会員番号", kind: .number), accountID: acme)
+        #expect(try store.contactFields(accountID: acme).first { $0.name == "会員番号" }?.slot == slot, "the slot is reused")
+        #expect(throws: ContactError.self) { _ = try store.finishContactImport(importID: third, accountID: acme) }
+        #expect(try store.contactImport(id: third)?.state == .failed)
+        #expect(try store.contact(address: "c@x.jp", accountID: acme) == nil)
+        #expect(try store.contact(address: "a@x.jp", accountID: acme)?.fields["会員番号"] == nil, "the old field's values are gone")
         #expect(try store.contactImport(id: second)?.state == .failed)
         #expect(try store.contact(address: "b@x.jp", accountID: acme) == nil, "an interrupted import applies nothing")
     }

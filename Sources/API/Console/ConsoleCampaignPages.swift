@@ -76,16 +76,16 @@ struct ConsoleCampaignPages: Sendable {
             try ConsoleRoutes.requireChange(viewer)
             let account = try ConsoleRoutes.account(viewer)
             guard let csv = form["csv"], !csv.isEmpty else { throw APIError.badRequest("the CSV is empty", field: "csv") }
-            try ContactRoutes.checkImportAllowed(services: services, account: account.id)
+            let id = try ContactRoutes.beginImport(services: services, account: account.id, list: nil)
             // The browser decoded the file (UTF-8 or Shift_JIS); the form carries it as UTF-8.
             let directory = services.layout.directory + "/imports"
             try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
             let path = directory + "/" + UUID().uuidString + ".csv"
             guard FileManager.default.createFile(atPath: path, contents: Data(csv.utf8)) else {
+                try? store.failContactImport(importID: id, reason: "the upload could not be stored", line: 0)
                 throw APIError(.serviceUnavailable, "import_unavailable", "the upload could not be stored", ses: "InternalFailure")
             }
-            _ = try ContactRoutes.startImportJob(services: services, account: account.id, path: path, charset: .utf8, list: nil,
-                                                 logger: context.logger)
+            ContactRoutes.runImportJob(services: services, id: id, account: account.id, path: path, charset: .utf8, logger: context.logger)
             return ConsoleHeaders.redirect("/console/contacts?imported=1")
         }
         console.page(routes, .get, "/console/campaigns") { request, _, viewer in
@@ -95,7 +95,8 @@ struct ConsoleCampaignPages: Sendable {
             let context: [String: Any] = [
                 "can_change": viewer.canChange, "empty": campaigns.isEmpty,
                 "campaigns": try campaigns.map { campaign -> [String: Any] in
-                    let progress = try store.campaignTotals(campaign.id)
+                    // The current run's rows only: a daily campaign's every run would be read on each page.
+                    let progress = try store.campaignProgress(campaign)
                     return ["id": campaign.id, "name": campaign.name, "state": t["campaign_\(campaign.state.rawValue)"] ?? campaign.state.rawValue,
                             "recipients": ConsoleFormat.number(progress.recipients), "queued": ConsoleFormat.number(progress.queued),
                             "created": ConsoleFormat.time(campaign.createdAt, viewer.timeZone)]

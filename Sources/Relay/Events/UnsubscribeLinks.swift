@@ -83,8 +83,15 @@ public enum Unsubscription {
             try store.unsubscribe([recipient], fromGroup: group, accountID: account,
                                   source: "\(channel) unsubscribe from message \(message)")
         } else if let account = details.accountID {
-            // An existing suppression of wider scope (a bounce, a complaint) is kept as it is.
-            if try store.suppression(accountID: account, address: recipient) == nil {
+            // An existing suppression (a bounce, a complaint) is kept as it is; one of transactional mail only is
+            // widened to all mail, so that marketing stops too.
+            if let existing = try store.suppression(accountID: account, address: recipient) {
+                if existing.scope == .transactional {
+                    var widened = existing
+                    widened.scope = .all
+                    try store.suppress(widened, accountID: account)
+                }
+            } else {
                 try store.suppress(Suppression(address: recipient, reason: .unsubscribe, scope: .marketing,
                                                source: "\(channel) unsubscribe from message \(message)"), accountID: account)
             }

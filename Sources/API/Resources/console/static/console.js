@@ -17,5 +17,10 @@ document.addEventListener("submit", (event) => {
 document.addEventListener("change", (event) => {
   const input = event.target;
   if (!input.dataset || !input.dataset.fills || !input.files || !input.files[0]) return;
-  input.files[0].text().then((text) => { document.getElementById(input.dataset.fills).value = text; });
+  // Japanese Excel saves CSV in Shift_JIS: a file that is not valid UTF-8 is read as Shift_JIS.
+  input.files[0].arrayBuffer().then((bytes) => {
+    let text;
+    try { text = new TextDecoder("utf-8", { fatal: true }).decode(bytes); } catch (e) { text = new TextDecoder("shift_jis").decode(bytes); }
+    document.getElementById(input.dataset.fills).value = text;
+  });
 });
