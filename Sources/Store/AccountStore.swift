@@ -97,7 +97,13 @@ public final class SQLiteStore: AccountStore {
         decoyHash = try PasswordHash.make(CredentialGenerator.password(), parameters: hashParameters)
         sealer = try SecretSealer(keyPath: secretsKeyPath
             ?? URL(fileURLWithPath: path).deletingLastPathComponent().appendingPathComponent("secrets.key").path)
+        let upToDate = try database.read { try SQLiteStore.migrator.hasCompletedMigrations($0) }
         try SQLiteStore.migrator.migrate(database)
+        if !upToDate {
+            // Migrations write every page several times over into the write-ahead log: fold it into the
+            // database once, so that a new data directory starts small (the spool needs its free space).
+            try? database.writeWithoutTransaction { try $0.checkpoint(.truncate) }
+        }
     }
 
     static var migrator: DatabaseMigrator {
