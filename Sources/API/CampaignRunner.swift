@@ -20,8 +20,14 @@ public final class CampaignRunner: Sendable {
     let logger: Logger
     /// Contacts handed to the intake at once (one intake batch: one quota check, one group commit).
     let batchSize: Int
+    /// Batches of one campaign with the intake at once.
+    let window = 3
+    /// Batches per turn of a campaign, so that a pause, a cancel or another campaign is seen between turns.
+    let batchesPerTurn = 16
     /// Campaigns waiting out a refusal (the rate, the daily quota, a full disk) until then.
     private let waiting = NIOLockedValueBox<[Int64: Date]>([:])
+    /// Where the runner's store work waits for the database's one writer (see `blocking`).
+    private let storeQueue = DispatchQueue(label: "hikyaku.campaign-store")
 
     init(services: APIServices, clock: @escaping @Sendable () -> Date, batchSize: Int = 500, logger: Logger) {
         self.services = services
@@ -53,7 +59,7 @@ public final class CampaignRunner: Sendable {
             do {
                 switch campaign.state {
                 case .scheduled:
-                    try start(campaign, now: now)
+                    try await start(campaign, now: now)
                     busy = true
                 case .sending:
                     busy = try await send(campaign, now: now) || busy
@@ -78,7 +84,7 @@ public final class CampaignRunner: Sendable {
     // MARK: Starting a run
 
     /// Writes down the run's recipients: the audience now, without suppressed or unsubscribed contacts.
-    func start(_ campaign: Campaign, now: Date) throws {
+    func start(_ campaign: Campaign, now: Date) async throws {
         let definition = campaign.definition
         let occurrence: String
         if definition.dailyAt != nil {
@@ -101,7 +107,10 @@ public final class CampaignRunner: Sendable {
                 return try pause(campaign, "the segment is no longer valid: \(error)")
             }
         }
-        let progress = try services.store.startCampaignRun(campaign, occurrence: occurrence, audience: audience, now: now)
+        let query = audience
+        let progress = try await blocking {
+            try self.services.store.startCampaignRun(campaign, occurrence: occurrence, audience: query, now: now)
+        }
         logger.info("campaign run started", metadata: ["campaign": "\(campaign.id)", "occurrence": "\(occurrence)",
                                                        "recipients": "\(progress.recipients)"])
     }
@@ -114,30 +123,65 @@ public final class CampaignRunner: Sendable {
 
     // MARK: Sending
 
-    /// One batch; false when the run had nothing left to send (and was finished).
+    /// A turn of sending: up to `batchesPerTurn` batches, `window` of them in flight at once (the next
+    /// claimed and built while those before it are with the intake and its spool). False when the run
+    /// had nothing left to send (and was finished) or must wait.
     func send(_ campaign: Campaign, now: Date) async throws -> Bool {
         guard let account = try services.store.account(id: campaign.accountID), !account.disabled else {
             try pause(campaign, "the account is disabled")
             return false
         }
-        // A batch is admitted whole by the account's sending rate: never more than a second of it.
+        // A batch is admitted whole by the account's sending rate: never more than a second of it, one at a time.
         var limit = batchSize
+        var window = self.window
         if account.quota.maxSendRate > 0 {
             limit = min(batchSize, max(1, Int(exactly: account.quota.maxSendRate.rounded(.down)) ?? batchSize))
+            window = 1
         }
-        let rows = try services.store.campaignBatch(campaign, limit: limit)
-        guard !rows.isEmpty else {
-            try services.store.finishCampaignRun(campaign, now: now)
-            return false
+        return try await withThrowingTaskGroup(of: Bool.self) { group in
+            var inFlight = 0
+            var more = true
+            for turn in 0..<batchesPerTurn {
+                // Rows claimed earlier are settled only while no batch of this run is with the intake.
+                let recovering = inFlight == 0, size = limit
+                let rows = try await blocking {
+                    try self.services.store.claimCampaignBatch(campaign, limit: size, recovering: recovering) { Intake.newMessageID().rawValue }
+                }
+                if rows.isEmpty {
+                    if turn == 0 {
+                        try services.store.finishCampaignRun(campaign, now: now)
+                        more = false
+                    }
+                    break
+                }
+                group.addTask { try await self.send(rows, campaign: campaign, account: account, now: now) }
+                inFlight += 1
+                if inFlight >= window, let sent = try await group.next() {
+                    inFlight -= 1
+                    if !sent {
+                        more = false
+                        break
+                    }
+                }
+            }
+            for try await sent in group where !sent { more = false }
+            return more
         }
-        // Rows given an id before a restart: stored already (done), or not (sent again with the same id).
-        var stored: [Int64] = []
-        var gone: [Int64] = []
-        var batch: [(row: CampaignRecipient, id: MessageID)] = []
-        var chosen: [(contactID: Int64, messageID: String)] = []
-        for row in rows {
-            if let text = row.messageID, let id = MessageID(text) {
-                if try services.index.details(of: id) != nil {
+    }
+
+    /// One claimed batch to the intake; false when the campaign must wait (or was paused).
+    private func send(_ rows: [CampaignRecipient], campaign: Campaign, account: Account, now: Date) async throws -> Bool {
+        // Rows claimed before (a restart, a refused batch): stored already (done), or not (sent again with the same id).
+        let batch: [(row: CampaignRecipient, id: MessageID)] = try await blocking {
+            var stored: [Int64] = []
+            var gone: [Int64] = []
+            var batch: [(row: CampaignRecipient, id: MessageID)] = []
+            for row in rows {
+                guard let text = row.messageID, let id = MessageID(text) else {
+                    gone.append(row.contactID)
+                    continue
+                }
+                if row.claimedEarlier, try self.services.index.details(of: id) != nil {
                     stored.append(row.contactID)
                 } else if row.contactGone {
                     // Never stored, and the contact was deleted since: nothing is sent.
@@ -145,15 +189,11 @@ public final class CampaignRunner: Sendable {
                 } else {
                     batch.append((row, id))
                 }
-            } else {
-                let id = Intake.newMessageID()
-                batch.append((row, id))
-                chosen.append((row.contactID, id.rawValue))
             }
+            try self.services.store.markCampaignRows(campaign, contacts: stored, state: "queued")
+            try self.services.store.markCampaignRows(campaign, contacts: gone, state: "skipped")
+            return batch
         }
-        try services.store.markCampaignRows(campaign, contacts: stored, state: "queued")
-        try services.store.markCampaignRows(campaign, contacts: gone, state: "skipped")
-        try services.store.markCampaignSubmitting(campaign, chosen)
         // Each variant's content compiled once; then the messages rendered and built on every core.
         var renderers: [Int: TemplateRenderer] = [:]
         for variant in Set(batch.map(\.row.variant)) {
@@ -201,10 +241,14 @@ public final class CampaignRunner: Sendable {
         }
         switch await submitter.intake.submit(submissions) {
         case .success:
-            try services.store.markCampaignRows(campaign, contacts: messages.map(\.contact), state: "queued")
+            let contacts = messages.map(\.contact)
+            let cancelled = try await blocking {
+                try self.services.store.markCampaignRows(campaign, contacts: contacts, state: "queued")
+                return try self.services.store.campaignState(campaign.id) == .cancelled
+            }
             if campaign.note != nil { try services.store.noteCampaign(campaign.id, nil) }
             // Cancelled while this batch was with the intake: its mail is withdrawn from the queue too.
-            if try services.store.campaignState(campaign.id) == .cancelled {
+            if cancelled {
                 for item in messages { _ = try? services.index.cancel(item.message.id, reason: "campaign cancelled") }
             }
             return true
@@ -300,6 +344,14 @@ public final class CampaignRunner: Sendable {
                                        limits: services.draftLimits)
         guard built.count == 1, let message = built.first else { throw APIError.badRequest("the campaign message could not be built") }
         return message
+    }
+
+    /// Store work, which blocks while the database's one writer is busy, off the concurrency pool's few
+    /// threads (two on two cores: one of them waiting would halve the building of messages).
+    private func blocking<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            storeQueue.async { continuation.resume(with: Result { try work() }) }
+        }
     }
 
     // MARK: A/B tests

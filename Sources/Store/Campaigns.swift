@@ -149,6 +149,8 @@ public struct CampaignRecipient: Sendable, Equatable {
     public var fields: [String: ContactValue]
     /// The contact was deleted after the run started.
     public var contactGone = false
+    /// The id was given in an earlier claim: the message may be in the spool already.
+    public var claimedEarlier = false
 }
 
 /// How far a campaign is: rows by state.
@@ -219,6 +221,39 @@ extension SQLiteStore {
                 CREATE INDEX campaign_recipient_state ON campaign_recipient(campaign_id, occurrence, state, contact_id);
                 -- One row per address and run, even for a contact deleted and made again.
                 CREATE UNIQUE INDEX campaign_recipient_address ON campaign_recipient(campaign_id, occurrence, address);
+                """)
+        }
+        migrator.registerMigration("v14-campaign-counts") { db in
+            // How many of a run's rows are in each state, kept by triggers in the same transaction as the rows,
+            // so that progress (polled by the console while a million rows change) reads a handful of rows.
+            try db.execute(sql: """
+                CREATE TABLE campaign_count (
+                    campaign_id INTEGER NOT NULL REFERENCES campaign(id) ON DELETE CASCADE,
+                    occurrence TEXT NOT NULL,
+                    state TEXT NOT NULL,
+                    waiting INTEGER NOT NULL,
+                    n INTEGER NOT NULL,
+                    PRIMARY KEY (campaign_id, occurrence, state, waiting)
+                ) WITHOUT ROWID;
+                INSERT INTO campaign_count (campaign_id, occurrence, state, waiting, n)
+                    SELECT campaign_id, occurrence, state, variant IS NULL, COUNT(*) FROM campaign_recipient GROUP BY 1, 2, 3, 4;
+                CREATE TRIGGER campaign_recipient_added AFTER INSERT ON campaign_recipient BEGIN
+                    INSERT INTO campaign_count (campaign_id, occurrence, state, waiting, n)
+                    VALUES (NEW.campaign_id, NEW.occurrence, NEW.state, NEW.variant IS NULL, 1)
+                    ON CONFLICT DO UPDATE SET n = n + 1;
+                END;
+                CREATE TRIGGER campaign_recipient_changed AFTER UPDATE OF state, variant ON campaign_recipient
+                WHEN OLD.state IS NOT NEW.state OR (OLD.variant IS NULL) IS NOT (NEW.variant IS NULL) BEGIN
+                    UPDATE campaign_count SET n = n - 1 WHERE campaign_id = OLD.campaign_id AND occurrence = OLD.occurrence
+                        AND state = OLD.state AND waiting = (OLD.variant IS NULL);
+                    INSERT INTO campaign_count (campaign_id, occurrence, state, waiting, n)
+                    VALUES (NEW.campaign_id, NEW.occurrence, NEW.state, NEW.variant IS NULL, 1)
+                    ON CONFLICT DO UPDATE SET n = n + 1;
+                END;
+                CREATE TRIGGER campaign_recipient_removed AFTER DELETE ON campaign_recipient BEGIN
+                    UPDATE campaign_count SET n = n - 1 WHERE campaign_id = OLD.campaign_id AND occurrence = OLD.occurrence
+                        AND state = OLD.state AND waiting = (OLD.variant IS NULL);
+                END;
                 """)
         }
     }
@@ -369,11 +404,11 @@ extension SQLiteStore {
                 """, arguments: StatementArguments(arguments + exclusionArguments))
             let rows = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM campaign_recipient WHERE campaign_id = ? AND occurrence = ?",
                                         arguments: [campaign.id, occurrence]) ?? 0
-            let unassigned = try Int64.fetchAll(db, sql: """
-                SELECT contact_id FROM campaign_recipient WHERE campaign_id = ? AND occurrence = ? AND variant IS NULL ORDER BY random()
-                """, arguments: [campaign.id, occurrence])
             if let test = definition.abTest {
                 // The test share, split evenly at random; the rest waits for the winner (variant NULL).
+                let unassigned = try Int64.fetchAll(db, sql: """
+                    SELECT contact_id FROM campaign_recipient WHERE campaign_id = ? AND occurrence = ? AND variant IS NULL ORDER BY random()
+                    """, arguments: [campaign.id, occurrence])
                 let testCount = min(unassigned.count, (rows * max(0, min(100, test.testPercent)) + 50) / 100)
                 let update = try db.cachedStatement(sql: "UPDATE campaign_recipient SET variant = ? WHERE campaign_id = ? AND occurrence = ? AND contact_id = ?")
                 for (index, contact) in unassigned.prefix(testCount).enumerated() {
@@ -391,38 +426,53 @@ extension SQLiteStore {
         }
     }
 
-    /// The next rows to send (variant chosen), with their contacts' fields: rows given an id before a
-    /// restart first, then pending ones, each read through the (campaign, run, state, contact) index.
-    /// A pending row whose contact is gone is skipped; a `submitting` one comes back with `contactGone`,
-    /// for the runner to settle with the spool.
-    public func campaignBatch(_ campaign: Campaign, limit: Int) throws -> [CampaignRecipient] {
+    /// Claims the next rows to send (variant chosen), with their contacts' fields, read through the
+    /// (campaign, run, state, contact) index. In the same transaction each pending row gets a message id
+    /// from `newID` and becomes `submitting`, so that batches claimed one after another never share a row.
+    ///
+    /// With `recovering`, rows given an id earlier (before a restart, or in a batch the intake refused)
+    /// come first, still `submitting`, with `claimedEarlier` set, for the runner to settle with the spool;
+    /// only while no other batch of the run is with the intake, whose rows look just the same.
+    /// A pending row whose contact is gone is skipped.
+    public func claimCampaignBatch(_ campaign: Campaign, limit: Int, recovering: Bool,
+                                   newID: () -> String) throws -> [CampaignRecipient] {
         try database.write { db in
             let occurrence = campaign.occurrence ?? ""
             let fields = try SQLiteStore.contactFields(accountID: campaign.accountID, db)
             let skip = try db.cachedStatement(sql: """
                 UPDATE campaign_recipient SET state = 'skipped' WHERE campaign_id = ? AND occurrence = ? AND contact_id = ?
                 """)
+            let claim = try db.cachedStatement(sql: """
+                UPDATE campaign_recipient SET state = 'submitting', message_id = ? WHERE campaign_id = ? AND occurrence = ? AND contact_id = ?
+                """)
+            // Only the columns needed, read by position: a row of a hundred slots looked up by name is slow.
+            let slots = fields.map { ", c.s\($0.slot)" }.joined()
+            let read = try db.makeStatement(sql: """
+                SELECT r.contact_id, r.address, r.variant, r.message_id, c.id\(slots)
+                FROM (SELECT * FROM campaign_recipient WHERE campaign_id = ? AND occurrence = ? AND state = ? AND variant IS NOT NULL
+                      ORDER BY contact_id LIMIT ?) r
+                LEFT JOIN contact c ON c.id = r.contact_id
+                """)
             var batch: [CampaignRecipient] = []
             var skipped = true
             // Rows skipped make room: read on, so that an empty batch always means the run has nothing left.
             while batch.isEmpty && skipped {
                 skipped = false
-                for state in ["submitting", "pending"] where batch.count < limit {
-                    // Only the columns needed, read by position: a row of a hundred slots looked up by name is slow.
-                    let slots = fields.map { ", c.s\($0.slot)" }.joined()
-                    let rows = try Row.fetchAll(db, sql: """
-                        SELECT r.contact_id, r.address, r.variant, r.message_id, c.id\(slots)
-                        FROM (SELECT * FROM campaign_recipient WHERE campaign_id = ? AND occurrence = ? AND state = ? AND variant IS NOT NULL
-                              ORDER BY contact_id LIMIT ?) r
-                        LEFT JOIN contact c ON c.id = r.contact_id
-                        """, arguments: [campaign.id, occurrence, state, limit - batch.count])
+                for state in recovering ? ["submitting", "pending"] : ["pending"] where batch.count < limit {
+                    let rows = try Row.fetchAll(read, arguments: [campaign.id, occurrence, state, limit - batch.count])
                     for row in rows {
                         let contactID: Int64 = row[0]
                         let present = !row.hasNull(atIndex: 4)
-                        if !present && state == "pending" {
-                            try skip.execute(arguments: [campaign.id, occurrence, contactID])
-                            skipped = true
-                            continue
+                        var messageID: String? = row[3]
+                        if state == "pending" {
+                            guard present else {
+                                try skip.execute(arguments: [campaign.id, occurrence, contactID])
+                                skipped = true
+                                continue
+                            }
+                            let id = newID()
+                            try claim.execute(arguments: [id, campaign.id, occurrence, contactID])
+                            messageID = id
                         }
                         var values: [String: ContactValue] = [:]
                         if present {
@@ -430,22 +480,12 @@ extension SQLiteStore {
                                 if let value = ContactValue.stored(row[5 + index], as: field.kind) { values[field.name] = value }
                             }
                         }
-                        batch.append(CampaignRecipient(contactID: contactID, address: row[1], variant: row[2], messageID: row[3],
-                                                       fields: values, contactGone: !present))
+                        batch.append(CampaignRecipient(contactID: contactID, address: row[1], variant: row[2], messageID: messageID,
+                                                       fields: values, contactGone: !present, claimedEarlier: state == "submitting"))
                     }
                 }
             }
             return batch
-        }
-    }
-
-    /// Records the message ids chosen for rows before they go to the intake.
-    public func markCampaignSubmitting(_ campaign: Campaign, _ rows: [(contactID: Int64, messageID: String)]) throws {
-        try database.write { db in
-            let statement = try db.cachedStatement(sql: """
-                UPDATE campaign_recipient SET state = 'submitting', message_id = ? WHERE campaign_id = ? AND occurrence = ? AND contact_id = ?
-                """)
-            for row in rows { try statement.execute(arguments: [row.messageID, campaign.id, campaign.occurrence ?? "", row.contactID]) }
         }
     }
 
@@ -471,8 +511,8 @@ extension SQLiteStore {
     static func campaignProgress(_ id: Int64, occurrence: String?, _ db: Database) throws -> CampaignProgress {
         var progress = CampaignProgress()
         for row in try Row.fetchAll(db, sql: """
-            SELECT state, variant IS NULL AS waiting, COUNT(*) AS n FROM campaign_recipient
-            WHERE campaign_id = ? AND (? IS NULL OR occurrence = ?) GROUP BY state, variant IS NULL
+            SELECT state, waiting, SUM(n) AS n FROM campaign_count
+            WHERE campaign_id = ? AND (? IS NULL OR occurrence = ?) GROUP BY state, waiting
             """, arguments: [id, occurrence, occurrence]) {
             let count: Int = row["n"]
             progress.recipients += count

@@ -85,6 +85,42 @@ struct ContactTests {
         }
     }
 
+    /// Batches claimed one after another never share a row; a refused batch's rows come back, with their
+    /// ids, only to a recovering claim; progress is counted by triggers and agrees with the rows.
+    @Test func claimsNeverShareARowAndProgressIsCounted() throws {
+        let (store, acme, _) = try makeStore()
+        for index in 0..<25 {
+            try store.upsertContact(address: "c\(index)@x.jp", fields: ["ポイント": .number(Double(index))], accountID: acme)
+        }
+        let definition = Campaign.Definition(from: "news@acme.example", content: Campaign.Content(subject: "s", text: "x"))
+        var campaign = try store.createCampaign(name: "c", definition: definition, accountID: acme, schedule: true, now: Date())
+        _ = try store.startCampaignRun(campaign, occurrence: "once", audience: nil, now: Date())
+        campaign = try #require(try store.campaign(id: campaign.id, accountID: acme))
+        var made = 0
+        let newID = { () -> String in
+            made += 1
+            return "id\(made)"
+        }
+        let first = try store.claimCampaignBatch(campaign, limit: 10, recovering: true, newID: newID)
+        let second = try store.claimCampaignBatch(campaign, limit: 10, recovering: false, newID: newID)
+        #expect(first.count == 10 && second.count == 10)
+        #expect(Set(first.map(\.contactID)).isDisjoint(with: second.map(\.contactID)))
+        #expect(first.allSatisfy { !$0.claimedEarlier && $0.messageID != nil } && first[0].fields["ポイント"] == .number(0))
+        try store.markCampaignRows(campaign, contacts: first.map(\.contactID), state: "queued")
+        #expect(try store.claimCampaignBatch(campaign, limit: 10, recovering: false, newID: newID).count == 5,
+                "without recovering, the second batch's rows (still with the intake) are left alone")
+        let again = try store.claimCampaignBatch(campaign, limit: 20, recovering: true, newID: newID)
+        #expect(again.prefix(10).map(\.contactID) == second.map(\.contactID) && again.prefix(10).map(\.messageID) == second.map(\.messageID))
+        #expect(again.prefix(10).allSatisfy(\.claimedEarlier) && again.count == 15)
+        #expect(try store.campaignProgress(campaign) == CampaignProgress(recipients: 25, pending: 15, queued: 10))
+        let rows = try store.database.read { db in
+            try Row.fetchAll(db, sql: "SELECT state, COUNT(*) AS n FROM campaign_recipient GROUP BY state").map { ($0["state"] as String, $0["n"] as Int) }
+        }
+        #expect(rows.map(\.0) == ["queued", "submitting"] && rows.map(\.1) == [10, 15])
+        try store.deleteCampaign(id: campaign.id, accountID: acme)
+        #expect(try store.database.read { try Int.fetchOne($0, sql: "SELECT COALESCE(SUM(n), 0) FROM campaign_count") } == 0)
+    }
+
     /// A daily birthday campaign over two years of days, with the clock given: each contact gets one run a year,
     /// and running a day again (a restart) adds nobody.
     @Test func aDailyBirthdayRunReachesEachContactOnceAYear() throws {
@@ -112,7 +148,7 @@ struct ContactTests {
             campaign = try #require(try store.campaign(id: campaign.id, accountID: acme))
             _ = try store.startCampaignRun(campaign, occurrence: occurrence, audience: query, now: now)
             campaign = try #require(try store.campaign(id: campaign.id, accountID: acme))
-            let rows = try store.campaignBatch(campaign, limit: 100)
+            let rows = try store.claimCampaignBatch(campaign, limit: 100, recovering: true) { UUID().uuidString }
             try store.markCampaignRows(campaign, contacts: rows.map(\.contactID), state: "queued")
             try store.finishCampaignRun(campaign, now: now)
             runs += 1
