@@ -96,7 +96,9 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
-            ]
+            ],
+            // The shipped classification rules (docs/classification.md).
+            resources: [.copy("Resources")]
         ),
         // HTTP: the admin port (metrics, health); the API routes come here too.
         .target(

@@ -415,25 +415,69 @@ struct Classify: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Classify a remote server's reply with the shipped rules and classification.rulesFile.")
     @OptionGroup var options: CommonOptions
-    @Option(name: .long, help: "Reply code, e.g. 550.") var code: Int
+    @Option(name: .long, help: "Reply code, e.g. 550.") var code: Int?
     @Option(name: .long, help: "Enhanced status code, e.g. 5.1.1.") var enhanced: String?
     @Option(name: .long, help: "Reply text.") var text: String = ""
-    @Option(name: .long, help: "MX host or recipient domain, for provider rules.") var host: String?
-    @Option(name: .long, help: "The command replied to (RCPT, DATA).") var command: String?
+    @Option(name: .long, help: "The MX host that replied, e.g. mfsmax.docomo.ne.jp.") var mx: String?
+    @Option(name: .long, help: "The recipient's domain, e.g. docomo.ne.jp.") var domain: String?
+    @Option(name: .long, help: "Same as --mx (kept for scripts written before --mx and --domain).") var host: String?
+    @Option(name: .long, help: "The command replied to: CONNECT (the greeting), EHLO, MAIL, RCPT or DATA.") var command: String?
+    @Flag(name: .long, help: "Say which rule matched, and why each rule before it did not.") var explain = false
+    @Option(name: .long, help: "Instead: classify each reply of a labelled corpus (JSON lines: text, code, enhanced, command, mx, domain, category) and print the score and the time per reply.")
+    var corpus: String?
+    @Flag(name: .long, help: "With --corpus: list the replies classified otherwise than labelled.") var misses = false
     @Flag(name: .long, help: "Machine-readable output.") var json = false
 
     func run() throws {
         let configuration = try options.load()
         let extra = try configuration.classificationRulesFile.map(BounceClassifier.rules(fromFile:)) ?? []
         let classifier = try BounceClassifier.standard(extraRules: extra)
-        guard (200...599).contains(code) else { throw ValidationError("--code must be a reply code 200-599") }
-        let result = classifier.classify(FailureObservation(
-            kind: .reply(code: code, enhanced: enhanced.flatMap { EnhancedStatusCode(parsing: Substring($0)) }, text: text),
-            remoteHost: host, command: command))
+        if let corpus { return try ClassificationScore(classifier: classifier, path: corpus).report(misses: misses, json: json) }
+        guard let code, (200...599).contains(code) else { throw ValidationError("--code must be a reply code 200-599 (or give --corpus)") }
+        var enhancedCode: EnhancedStatusCode?
+        if let enhanced {
+            guard let parsed = EnhancedStatusCode(parsing: Substring(enhanced)) else { throw ValidationError("--enhanced must look like 5.1.1") }
+            enhancedCode = parsed
+        }
+        let observation = FailureObservation(kind: .reply(code: code, enhanced: enhancedCode, text: text), remoteHost: mx ?? host,
+                                             recipientDomain: domain, command: command?.uppercased())
+        let (result, tried) = classifier.explain(observation)
         if json {
-            try printJSON(["category": result.category.rawValue, "hard": result.isHard ? "true" : "false", "rule": result.rule])
-        } else {
-            print("\(result.category.rawValue)\t\(result.isHard ? "hard" : "soft")\t\(result.rule)")
+            struct Output: Encodable {
+                var category: String
+                var hard: Bool
+                var rule: String
+                var stage: String?
+                var suppresses: Bool
+                var tried: [[String: String]]?
+            }
+            try printJSON(Output(category: result.category.rawValue, hard: result.isHard, rule: result.rule, stage: result.stage?.rawValue,
+                                 suppresses: result.isHard && result.isEvidenceAgainstTheAddress,
+                                 tried: explain ? tried.map { ["rule": $0.rule, "stage": $0.stage.rawValue, "mismatch": $0.mismatch?.rawValue ?? "matched"] } : nil))
+            return
+        }
+        print("\(result.category.rawValue)\t\(result.isHard ? "hard" : "soft")\t\(result.rule)")
+        guard explain else { return }
+        for item in tried {
+            print("  \(item.stage.rawValue)\t\(item.rule)\t\(item.mismatch.map { "no: " + Classify.reason($0) } ?? "matched")")
+        }
+        if result.stage == nil { print("  no rule matched: \(result.category.rawValue) by the reply's class") }
+        let suppresses = result.isHard && result.isEvidenceAgainstTheAddress
+        print(suppresses ? "suppresses the recipient (with automatic suppression on)"
+              : "does not suppress the recipient" + (AutomaticSuppression.hardCategories.contains(result.category.rawValue) && result.isHard
+                ? " (a code alone, or a command that names no recipient, is not evidence enough)" : ""))
+    }
+
+    static func reason(_ mismatch: BounceClassifier.Mismatch) -> String {
+        switch mismatch {
+        case .kind: return "not a rule for replies"
+        case .code: return "the reply code differs"
+        case .enhanced: return "the enhanced code differs"
+        case .command: return "a reply to another command"
+        case .host: return "neither the MX host nor the domain is the rule's"
+        case .text: return "the text does not match"
+        case .addressAtCommand: return "a refusal of the greeting, EHLO or MAIL FROM names no recipient"
+        case .contentBeforeData: return "content is judged only after DATA; an earlier refusal is about the sender"
         }
     }
 }

@@ -140,10 +140,11 @@ struct BounceClassifierTests {
     @Test func failuresWithoutReplies() {
         #expect(classifier.classify(FailureObservation(kind: .dns(transient: true, text: "SERVFAIL"))).category == .dnsFailure)
         #expect(classifier.classify(FailureObservation(kind: .dns(transient: false, text: "x.example: NXDOMAIN"))) ==
-                Classification(category: .badDomain, isHard: true, rule: "dns-permanent"))
+                Classification(category: .badDomain, isHard: true, rule: "dns-permanent", stage: .failure, isEvidenceAgainstTheAddress: true))
         #expect(classifier.classify(FailureObservation(kind: .connection("connection refused"))).category == .connectionFailure)
         #expect(classifier.classify(FailureObservation(kind: .tls("certificate verify failed"))).category == .tlsFailure)
-        #expect(classifier.classify(FailureObservation(kind: .expired)) == Classification(category: .expired, isHard: true, rule: "expired"))
+        #expect(classifier.classify(FailureObservation(kind: .expired)) ==
+                Classification(category: .expired, isHard: true, rule: "expired", stage: .failure))
         #expect(classifier.classify(FailureObservation(kind: .reply(code: 599, enhanced: nil, text: "???"))).rule == "fallback")
     }
 
@@ -152,7 +153,7 @@ struct BounceClassifierTests {
             ClassificationRule(id: "ours", category: .inactiveMailbox, hard: true, codes: [550], text: ["user unknown"], hosts: ["example.net"]),
         ])
         let result = custom.classify(FailureObservation(kind: .reply(code: 550, enhanced: nil, text: "User unknown"), remoteHost: "mx.example.net"))
-        #expect(result == Classification(category: .inactiveMailbox, isHard: true, rule: "ours"))
+        #expect(result == Classification(category: .inactiveMailbox, isHard: true, rule: "ours", stage: .provider, isEvidenceAgainstTheAddress: true))
         #expect(throws: (any Error).self) { try BounceClassifier(rules: [ClassificationRule(id: "bad", category: .other, text: ["("])]) }
     }
 }

@@ -95,7 +95,7 @@ struct RegexShapeTests {
 
     // The shipped rules cannot backtrack catastrophically (and the classifier refuses rules that could).
     @Test func shippedRulesHaveNoNestedQuantifier() throws {
-        for rule in try ShippedClassificationRules.rules() {
+        for rule in try ClassificationRuleSet.shipped().rules {
             for pattern in rule.text ?? [] { #expect(!RegexShape.hasNestedQuantifier(pattern), "\(rule.id): \(pattern)") }
         }
         #expect(throws: RegexShape.NestedQuantifier.self) {

@@ -59,6 +59,43 @@ public struct Classification: Sendable, Equatable {
     public var isHard: Bool
     /// Which rule decided, for the log and for debugging rules.
     public var rule: String
+    /// The stage of that rule (nil: nothing matched).
+    public var stage: ClassificationStage?
+    /// The failure itself says the address is bad — a provider's or a text rule (or DNS) said so, in
+    /// reply to RCPT or DATA (or to no known command) — so that it may suppress the recipient.
+    /// An enhanced or basic code alone never does: `550 5.1.1` is sent for other reasons too.
+    public var isEvidenceAgainstTheAddress: Bool
+
+    public init(category: BounceCategory, isHard: Bool, rule: String, stage: ClassificationStage? = nil,
+                isEvidenceAgainstTheAddress: Bool = false) {
+        self.category = category
+        self.isHard = isHard
+        self.rule = rule
+        self.stage = stage
+        self.isEvidenceAgainstTheAddress = isEvidenceAgainstTheAddress
+    }
+}
+
+/// Where a rule is read in the order of precedence (docs/classification.md):
+/// what a provider is known to mean, then wording specific enough to
+/// outrank any code, then common words (with generic prefixes such as
+/// Postfix's `Recipient address rejected:` taken off), then the enhanced
+/// code, then the basic code. Failures without a reply come last.
+public enum ClassificationStage: String, Codable, Sendable, CaseIterable, Comparable {
+    case provider, text, generic, enhanced, code, failure
+
+    var rank: Int {
+        switch self {
+        case .provider: return 0
+        case .text: return 1
+        case .generic: return 2
+        case .enhanced: return 3
+        case .code: return 4
+        case .failure: return 5
+        }
+    }
+
+    public static func < (lhs: ClassificationStage, rhs: ClassificationStage) -> Bool { lhs.rank < rhs.rank }
 }
 
 /// One rule of the classification data (docs/classification.md). Every
@@ -74,15 +111,19 @@ public struct ClassificationRule: Codable, Sendable {
     /// Enhanced codes, exact ("5.1.1") or prefixes ("5.7.").
     public var enhanced: [String]?
     public var text: [String]?
-    /// Suffixes of the MX host or recipient domain ("docomo.ne.jp").
+    /// Suffixes of the MX host or the recipient's domain ("docomo.ne.jp").
     public var hosts: [String]?
     /// "reply", "dns", "connection", "tls", "expired"; default "reply".
     public var kind: String?
-    /// Only for replies to these commands ("RCPT", "DATA").
+    /// Only for replies to these commands ("CONNECT" for the greeting, "EHLO", "MAIL", "RCPT", "DATA").
     public var commands: [String]?
+    /// Where the rule is read; when absent, from its conditions: hosts make a provider rule, text a
+    /// text rule, an enhanced code an enhanced rule, else a code rule (a failure rule without a reply).
+    public var stage: ClassificationStage?
 
     public init(id: String, category: BounceCategory, hard: Bool? = nil, codes: [Int]? = nil, enhanced: [String]? = nil,
-                text: [String]? = nil, hosts: [String]? = nil, kind: String? = nil, commands: [String]? = nil) {
+                text: [String]? = nil, hosts: [String]? = nil, kind: String? = nil, commands: [String]? = nil,
+                stage: ClassificationStage? = nil) {
         self.id = id
         self.category = category
         self.hard = hard
@@ -92,38 +133,141 @@ public struct ClassificationRule: Codable, Sendable {
         self.hosts = hosts
         self.kind = kind
         self.commands = commands
+        self.stage = stage
+    }
+
+    public var effectiveStage: ClassificationStage {
+        if let stage { return stage }
+        if (kind ?? "reply") != "reply" { return .failure }
+        if hosts != nil { return .provider }
+        if text != nil { return .text }
+        if enhanced != nil { return .enhanced }
+        return .code
+    }
+}
+
+/// The shipped rules and the generic prefixes, as one JSON document (`Resources/classification-rules.json`).
+public struct ClassificationRuleSet: Decodable, Sendable {
+    /// Phrases that say nothing by themselves (`Recipient address rejected`), taken off the text
+    /// (with a colon after them) before the generic, enhanced and code rules read it; addresses in
+    /// angle brackets, a leading `address:` and leading reply and enhanced codes are always taken off.
+    public var prefixes: [String]
+    public var rules: [ClassificationRule]
+
+    public init(prefixes: [String] = [], rules: [ClassificationRule]) {
+        self.prefixes = prefixes
+        self.rules = rules
+    }
+
+    public static func shipped() throws -> ClassificationRuleSet {
+        guard let url = Bundle.module.url(forResource: "classification-rules", withExtension: "json", subdirectory: "Resources")
+                ?? Bundle.module.url(forResource: "classification-rules", withExtension: "json") else {
+            throw CocoaError(.fileNoSuchFile, userInfo: [NSFilePathErrorKey: "Hikyaku_Relay.resources/Resources/classification-rules.json"])
+        }
+        return try JSONDecoder().decode(ClassificationRuleSet.self, from: Data(contentsOf: url))
     }
 }
 
 /// Classifies failures with rules kept as data: the operator's rules first,
-/// then the shipped ones (provider rules, then generic text, then RFC 3463
-/// codes). Unmatched failures are `other`, hard only for 5xx.
+/// then the shipped ones by stage (provider, text, generic, enhanced code,
+/// basic code). Unmatched failures are `other`, hard only for 5xx.
 public struct BounceClassifier: Sendable {
-    struct CompiledRule: @unchecked Sendable {
-        var rule: ClassificationRule
-        var patterns: [NSRegularExpression]
+    /// A rule with its conditions in the form they are checked in (a class: the rules are read, never copied).
+    final class CompiledRule: @unchecked Sendable {
+        let rule: ClassificationRule
+        let stage: ClassificationStage
+        /// Patterns beyond phrases (`PatternExpansion`), each run only when its gate phrase is in the text.
+        let expressions: [(expression: NSRegularExpression, gated: Bool)]
+        let kind: String
+        let commands: Set<String>?
+        /// Indices of the rule's host suffixes in `BounceClassifier.hostSuffixes`.
+        var hosts: [Int]?
+        let isAddressCategory: Bool
+        let hasText: Bool
+
+        init(rule: ClassificationRule, stage: ClassificationStage, expressions: [(expression: NSRegularExpression, gated: Bool)]) {
+            self.rule = rule
+            self.stage = stage
+            self.expressions = expressions
+            kind = rule.kind ?? "reply"
+            commands = rule.commands.map { Set($0.map { $0.uppercased() }) }
+            hosts = nil
+            isAddressCategory = BounceClassifier.addressCategories.contains(rule.category)
+            hasText = rule.text?.isEmpty == false
+        }
+    }
+
+    /// Why a rule did not match (for `--explain`).
+    public enum Mismatch: String, Sendable {
+        case kind, code, enhanced, command, host, text
+        /// An address category decided at a command that names no recipient (the greeting, EHLO, MAIL).
+        case addressAtCommand = "address-at-command"
+        /// Content judged before the content was sent (a refusal before DATA is about the sender).
+        case contentBeforeData = "content-before-data"
     }
 
     let rules: [CompiledRule]
+    let prefixes: GenericPrefixes
+    /// Every rule's host suffixes once (lowercased), each compared with the observation's hosts once.
+    let hostSuffixes: [String]
+    /// Every rule's phrases and gates in one automaton (owners: `phraseOwner`, `gateOwner`).
+    let phrases: PhraseMatcher
 
     /// Texts are read this far and no further: the work per failure is
     /// bounded whatever a remote server or a report sends.
     public static let maximumTextLength = 2048
+    static let addressCategories: Set<BounceCategory> = [.invalidRecipient, .inactiveMailbox]
+    /// Commands whose refusal can be about the recipient's address (none: a report, the command unknown).
+    static let recipientCommands: Set<String> = ["RCPT", "DATA", "BDAT"]
+    /// Commands answered after the content was sent.
+    static let contentCommands: Set<String> = ["DATA", "BDAT"]
 
+    /// `rules` in the order given, except that rules without an explicit order of their own keep
+    /// theirs: the operator's come first, the shipped ones are read stage by stage.
     /// Refuses a pattern with a nested unbounded quantifier (`(a+)+`), whose
     /// matching time can grow exponentially with the text.
-    public init(rules: [ClassificationRule]) throws {
-        self.rules = try rules.map { rule in
-            CompiledRule(rule: rule, patterns: try (rule.text ?? []).map { pattern in
+    public init(rules: [ClassificationRule], prefixes: [String] = []) throws {
+        var matcher = PhraseMatcher()
+        self.rules = try rules.enumerated().map { number, rule in
+            var expressions: [(expression: NSRegularExpression, gated: Bool)] = []
+            for pattern in rule.text ?? [] {
                 if RegexShape.hasNestedQuantifier(pattern) { throw RegexShape.NestedQuantifier(rule: rule.id, pattern: pattern) }
-                return try NSRegularExpression(pattern: pattern, options: [.caseInsensitive])
-            })
+                // Compiled in any case, so that a bad pattern is refused even when it expands.
+                let expression = try NSRegularExpression(pattern: pattern, options: [.caseInsensitive])
+                if let phrases = PatternExpansion.phrases(pattern) {
+                    for phrase in phrases { matcher.add(phrase, owner: BounceClassifier.phraseOwner(number)) }
+                } else {
+                    let gate = PatternExpansion.requiredPhrase(pattern)
+                    if let gate { matcher.add(gate, owner: BounceClassifier.gateOwner(number, expressions.count)) }
+                    expressions.append((expression, gate != nil))
+                }
+            }
+            return CompiledRule(rule: rule, stage: rule.effectiveStage, expressions: expressions)
         }
+        self.prefixes = GenericPrefixes(prefixes)
+        var suffixes: [String: Int] = [:]
+        for compiled in self.rules {
+            compiled.hosts = compiled.rule.hosts?.map { host in
+                let key = host.lowercased()
+                if let index = suffixes[key] { return index }
+                suffixes[key] = suffixes.count
+                return suffixes.count - 1
+            }
+        }
+        hostSuffixes = suffixes.sorted { $0.value < $1.value }.map(\.key)
+        matcher.finish()
+        self.phrases = matcher
     }
 
-    /// The shipped rules, preceded by the operator's.
+    static func phraseOwner(_ rule: Int) -> Int { rule * 64 }
+    /// A rule has at most 63 patterns that need a regular expression; more share the last gate.
+    static func gateOwner(_ rule: Int, _ expression: Int) -> Int { rule * 64 + 1 + min(expression, 62) }
+
+    /// The shipped rules stage by stage, preceded by the operator's.
     public static func standard(extraRules: [ClassificationRule] = []) throws -> BounceClassifier {
-        try BounceClassifier(rules: extraRules + ShippedClassificationRules.rules())
+        let shipped = try ClassificationRuleSet.shipped()
+        let ordered = shipped.rules.enumerated().sorted { ($0.element.effectiveStage.rank, $0.offset) < ($1.element.effectiveStage.rank, $1.offset) }
+        return try BounceClassifier(rules: extraRules + ordered.map(\.element), prefixes: shipped.prefixes)
     }
 
     /// Loads operator rules from a JSON file: `{"rules": [ … ]}`.
@@ -133,15 +277,113 @@ public struct BounceClassifier: Sendable {
     }
 
     public func classify(_ observation: FailureObservation) -> Classification {
-        for compiled in rules where matches(compiled, observation) {
-            return Classification(category: compiled.rule.category, isHard: compiled.rule.hard ?? defaultHardness(observation),
-                                  rule: compiled.rule.id)
+        var texts = Texts(observation, prefixes: prefixes, phrases: phrases, hostSuffixes: hostSuffixes)
+        for (number, compiled) in rules.enumerated() where mismatch(number, compiled, observation, &texts) == nil {
+            return classification(compiled, observation)
         }
+        return fallback(observation)
+    }
+
+    /// Each rule tried, in order, up to the one that decided: why it did not match, or nil for the one that did.
+    public func explain(_ observation: FailureObservation) -> (result: Classification, tried: [(rule: String, stage: ClassificationStage, mismatch: Mismatch?)]) {
+        var texts = Texts(observation, prefixes: prefixes, phrases: phrases, hostSuffixes: hostSuffixes)
+        var tried: [(rule: String, stage: ClassificationStage, mismatch: Mismatch?)] = []
+        for (number, compiled) in rules.enumerated() {
+            let mismatch = mismatch(number, compiled, observation, &texts)
+            tried.append((compiled.rule.id, compiled.stage, mismatch))
+            if mismatch == nil { return (classification(compiled, observation), tried) }
+        }
+        return (fallback(observation), tried)
+    }
+
+    /// The text as received (bounded), and without its generic prefixes.
+    struct Texts {
+        /// The text (bounded), folded (`PhraseMatcher.fold`), and the spans of it that are generic prefixes.
+        let full: [UInt8]
+        let removed: [Range<Int>]
+        /// An enhanced code written in the text (`#5.7.1`), for replies that do not lead with one.
+        let embeddedCode: EnhancedStatusCode?
+        let phrases: PhraseMatcher
+        /// The observation's command (uppercased), hosts (lowercased) and enhanced code, as the rules compare them.
+        let command: String?
+        /// Which of the classifier's host suffixes the MX host or the recipient's domain ends with.
+        let hostMatches: [Bool]
+        let enhanced: String?
+        let embedded: String?
+        /// The owners of the phrases found in each text, found once when first needed.
+        private var owners: (all: PhraseMatcher.Owners, outside: PhraseMatcher.Owners)?
+
+        /// The owners of the phrases in the text, or in the text without its generic prefixes.
+        mutating func found(stripped: Bool) -> PhraseMatcher.Owners {
+            let found = owners ?? phrases.owners(in: full, outside: removed)
+            owners = found
+            return stripped ? found.outside : found.all
+        }
+
+        /// The text as the regular expressions read it: each generic prefix a space.
+        func text(stripped: Bool) -> String {
+            guard stripped, !removed.isEmpty else { return String(decoding: full, as: UTF8.self) }
+            var bytes: [UInt8] = []
+            var position = 0
+            for span in removed {
+                bytes += full[position..<span.lowerBound]
+                bytes.append(0x20)
+                position = span.upperBound
+            }
+            bytes += full[position...]
+            return String(decoding: bytes, as: UTF8.self)
+        }
+
+        init(_ observation: FailureObservation, prefixes: GenericPrefixes, phrases: PhraseMatcher, hostSuffixes: [String]) {
+            self.phrases = phrases
+            let text: String
+            switch observation.kind {
+            case .reply(_, _, let reply): text = reply
+            case .dns(_, let detail): text = detail
+            case .connection(let detail), .tls(let detail): text = detail
+            case .expired: text = ""
+            }
+            var bytes = PhraseMatcher.fold(text)
+            if bytes.count > BounceClassifier.maximumTextLength { bytes.removeLast(bytes.count - BounceClassifier.maximumTextLength) }
+            full = bytes
+            removed = prefixes.spans(in: bytes)
+            if case .reply(_, nil, _) = observation.kind {
+                embeddedCode = GenericPrefixes.embeddedCode(in: bytes)
+            } else {
+                embeddedCode = nil
+            }
+            command = observation.command?.uppercased()
+            let hosts = [observation.remoteHost, observation.recipientDomain].compactMap { $0?.lowercased() }
+            hostMatches = hosts.isEmpty ? [] : hostSuffixes.map { suffix in
+                hosts.contains { $0 == suffix || ($0.hasSuffix(suffix) && $0.utf8.dropLast(suffix.utf8.count).last == UInt8(ascii: ".")) }
+            }
+            if case .reply(_, let code, _) = observation.kind { enhanced = code?.description } else { enhanced = nil }
+            embedded = embeddedCode?.description
+        }
+    }
+
+    func classification(_ compiled: CompiledRule, _ observation: FailureObservation) -> Classification {
+        let category = compiled.rule.category
+        var evidence = false
+        switch compiled.stage {
+        case .provider, .text, .generic, .failure:
+            if BounceClassifier.addressCategories.contains(category) || category == .badDomain {
+                evidence = observation.command.map { BounceClassifier.recipientCommands.contains($0.uppercased()) } ?? true
+            }
+        case .enhanced, .code:
+            break
+        }
+        return Classification(category: category, isHard: compiled.rule.hard ?? defaultHardness(observation), rule: compiled.rule.id,
+                              stage: compiled.stage, isEvidenceAgainstTheAddress: evidence)
+    }
+
+    func fallback(_ observation: FailureObservation) -> Classification {
         switch observation.kind {
         case .reply(let code, _, _):
             return Classification(category: .other, isHard: code >= 500, rule: "fallback")
         case .dns(let transient, _):
-            return Classification(category: transient ? .dnsFailure : .badDomain, isHard: !transient, rule: "fallback-dns")
+            return Classification(category: transient ? .dnsFailure : .badDomain, isHard: !transient, rule: "fallback-dns",
+                                  isEvidenceAgainstTheAddress: !transient)
         case .connection:
             return Classification(category: .connectionFailure, isHard: false, rule: "fallback-connection")
         case .tls:
@@ -160,47 +402,52 @@ public struct BounceClassifier: Sendable {
         }
     }
 
-    func matches(_ compiled: CompiledRule, _ observation: FailureObservation) -> Bool {
-        let rule = compiled.rule
-        let text: String
+    /// Nil when `compiled` matches; the cheap conditions are checked before the text.
+    func mismatch(_ number: Int, _ compiled: CompiledRule, _ observation: FailureObservation, _ texts: inout Texts) -> Mismatch? {
         switch observation.kind {
-        case .reply(let code, let enhanced, let replyText):
-            guard (rule.kind ?? "reply") == "reply" else { return false }
-            if let codes = rule.codes, !codes.contains(where: { $0 == code || $0 == code / 100 }) { return false }
-            if let prefixes = rule.enhanced {
-                guard let enhanced else { return false }
-                let value = enhanced.description
-                guard prefixes.contains(where: { $0.hasSuffix(".") ? value.hasPrefix($0) : value == $0 }) else { return false }
+        case .reply(let code, _, _):
+            guard compiled.kind == "reply" else { return .kind }
+            if let codes = compiled.rule.codes, !codes.contains(where: { $0 == code || $0 == code / 100 }) { return .code }
+            if let prefixes = compiled.rule.enhanced {
+                // A code written only in the text (qmail's `(#5.1.1)`) counts from the enhanced stage on.
+                guard let value = texts.enhanced ?? (compiled.stage >= .enhanced ? texts.embedded : nil) else { return .enhanced }
+                guard prefixes.contains(where: { $0.hasSuffix(".") ? value.hasPrefix($0) : value == $0 }) else { return .enhanced }
             }
-            if let commands = rule.commands {
-                guard let command = observation.command?.uppercased(), commands.contains(command) else { return false }
+            if let commands = compiled.commands {
+                guard let command = texts.command, commands.contains(command) else { return .command }
             }
-            text = replyText
-        case .dns(_, let detail):
-            guard rule.kind == "dns" else { return false }
-            text = detail
-        case .connection(let detail):
-            guard rule.kind == "connection" else { return false }
-            text = detail
-        case .tls(let detail):
-            guard rule.kind == "tls" else { return false }
-            text = detail
+            if let command = texts.command {
+                // A refusal of the greeting, EHLO or MAIL FROM names no recipient: whatever its words, it is not about one.
+                if compiled.isAddressCategory, !BounceClassifier.recipientCommands.contains(command) { return .addressAtCommand }
+                if compiled.rule.category == .spamBlock, !BounceClassifier.contentCommands.contains(command) { return .contentBeforeData }
+            }
+        case .dns:
+            guard compiled.kind == "dns" else { return .kind }
+        case .connection:
+            guard compiled.kind == "connection" else { return .kind }
+        case .tls:
+            guard compiled.kind == "tls" else { return .kind }
         case .expired:
-            guard rule.kind == "expired" else { return false }
-            text = ""
+            guard compiled.kind == "expired" else { return .kind }
         }
-        if let hosts = rule.hosts {
-            let candidates = [observation.remoteHost, observation.recipientDomain].compactMap { $0?.lowercased() }
-            guard candidates.contains(where: { candidate in hosts.contains { candidate == $0 || candidate.hasSuffix("." + $0) } })
-            else { return false }
+        if let hosts = compiled.hosts {
+            guard hosts.contains(where: { $0 < texts.hostMatches.count && texts.hostMatches[$0] }) else { return .host }
         }
-        if !compiled.patterns.isEmpty {
-            let text = text.utf8.count > BounceClassifier.maximumTextLength
-                ? String(decoding: text.utf8.prefix(BounceClassifier.maximumTextLength), as: UTF8.self) : text
-            let range = NSRange(text.startIndex..., in: text)
-            guard compiled.patterns.contains(where: { $0.firstMatch(in: text, range: range) != nil }) else { return false }
+        if compiled.hasText {
+            // Provider and text rules read the whole reply; the later stages read it without its generic prefixes.
+            let stripped = compiled.stage > .text
+            let found = texts.found(stripped: stripped)
+            if found.contains(BounceClassifier.phraseOwner(number)) { return nil }
+            var text: String?
+            for (index, item) in compiled.expressions.enumerated()
+            where !item.gated || found.contains(BounceClassifier.gateOwner(number, index)) {
+                let subject = text ?? texts.text(stripped: stripped)
+                text = subject
+                if item.expression.firstMatch(in: subject, range: NSRange(subject.startIndex..., in: subject)) != nil { return nil }
+            }
+            return .text
         }
-        return true
+        return nil
     }
 }
 
@@ -301,5 +548,108 @@ public enum RegexShape {
             index += 1
         }
         return false
+    }
+}
+
+/// What `BounceClassifier` takes off a reply before reading its generic words: what any server
+/// writes whatever the reason (`Recipient address rejected:`, `<user@example.com>:`, codes).
+struct GenericPrefixes: Sendable {
+    let phrases: [[UInt8]]
+    /// Whether some phrase begins with this byte: most positions are passed over at once.
+    let starters: [Bool]
+
+    init(_ phrases: [String]) {
+        self.phrases = phrases.map(PhraseMatcher.fold).filter { !$0.isEmpty }
+        var starters = [Bool](repeating: false, count: 256)
+        for phrase in self.phrases { starters[Int(phrase[0])] = true }
+        self.starters = starters
+    }
+
+    /// The spans of `text` (folded) that say nothing by themselves, in order: leading codes, a leading
+    /// `address:`, addresses in angle brackets and the phrases (each with a colon after it).
+    func spans(in bytes: [UInt8]) -> [Range<Int>] {
+        var spans: [Range<Int>] = []
+        var start = 0
+        // Leading reply code ("550 ", "550-") and enhanced code ("5.1.1", "#5.1.1").
+        while start < bytes.count, bytes[start] == 0x20 { start += 1 }
+        if start + 3 < bytes.count, bytes[start..<(start + 3)].allSatisfy(GenericPrefixes.isDigit), bytes[start + 3] == 0x20 || bytes[start + 3] == 0x2D {
+            start += 4
+        }
+        while start < bytes.count, bytes[start] == 0x20 { start += 1 }
+        if let end = GenericPrefixes.enhancedCode(in: bytes, at: start + (start < bytes.count && bytes[start] == 0x23 ? 1 : 0)) {
+            start = end
+        }
+        // A leading bare address followed by a colon ("user@example.jp: ...").
+        var index = start
+        while index < bytes.count, bytes[index] != 0x20, bytes[index] != 0x3A, bytes[index] != 0x3C { index += 1 }
+        if index < bytes.count, bytes[index] == 0x3A, bytes[start..<index].contains(0x40) { start = index + 1 }
+        if start > 0 { spans.append(0..<start) }
+        index = start
+        bytes.withUnsafeBufferPointer { text in
+            starters.withUnsafeBufferPointer { starters in
+                while index < text.count {
+                    let byte = text[index]
+                    // <address> (no spaces inside), and a colon after it.
+                    if byte == 0x3C {
+                        var close = index + 1
+                        while close < text.count, close - index < 322, text[close] != 0x3E, text[close] != 0x20 { close += 1 }
+                        if close < text.count, text[close] == 0x3E {
+                            let end = GenericPrefixes.skipColon(bytes, close + 1)
+                            spans.append(index..<end)
+                            index = end
+                            continue
+                        }
+                    } else if starters[Int(byte)], index == 0 || !PhraseMatcher.isWordByte(text[index - 1]),
+                              let phrase = phrases.first(where: { GenericPrefixes.starts(bytes, at: index, with: $0) }) {
+                        let end = GenericPrefixes.skipColon(bytes, index + phrase.count)
+                        spans.append(index..<end)
+                        index = end
+                        continue
+                    }
+                    index += 1
+                }
+            }
+        }
+        return spans
+    }
+
+    static func starts(_ bytes: [UInt8], at index: Int, with phrase: [UInt8]) -> Bool {
+        guard index + phrase.count <= bytes.count else { return false }
+        for offset in phrase.indices where bytes[index + offset] != phrase[offset] { return false }
+        return true
+    }
+
+    static func skipColon(_ bytes: [UInt8], _ start: Int) -> Int {
+        var index = start
+        while index < bytes.count, bytes[index] == 0x20 { index += 1 }
+        return index < bytes.count && bytes[index] == 0x3A ? index + 1 : start
+    }
+
+    static func isDigit(_ byte: UInt8) -> Bool { byte >= 0x30 && byte <= 0x39 }
+
+    /// The end of an enhanced code (`5.1.1`: class 2, 4 or 5, then one to three digits twice) starting at `start`.
+    static func enhancedCode(in bytes: [UInt8], at start: Int) -> Int? {
+        guard start < bytes.count, bytes[start] == 0x32 || bytes[start] == 0x34 || bytes[start] == 0x35 else { return nil }
+        var index = start + 1
+        for _ in 0..<2 {
+            guard index < bytes.count, bytes[index] == 0x2E else { return nil }
+            index += 1
+            let digits = index
+            while index < bytes.count, index - digits < 3, isDigit(bytes[index]) { index += 1 }
+            guard index > digits else { return nil }
+        }
+        if index < bytes.count, isDigit(bytes[index]) || bytes[index] == 0x2E { return nil }
+        return index
+    }
+
+    /// An enhanced code written in the text after a space, `(` or `#` (qmail's `(#5.1.1)`).
+    static func embeddedCode(in bytes: [UInt8]) -> EnhancedStatusCode? {
+        for index in bytes.indices where bytes[index] == 0x32 || bytes[index] == 0x34 || bytes[index] == 0x35 {
+            guard index == 0 || bytes[index - 1] == 0x20 || bytes[index - 1] == 0x28 || bytes[index - 1] == 0x23 else { continue }
+            if let end = enhancedCode(in: bytes, at: index) {
+                return EnhancedStatusCode(parsing: Substring(decoding: bytes[index..<end], as: UTF8.self))
+            }
+        }
+        return nil
     }
 }

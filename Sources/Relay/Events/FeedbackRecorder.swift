@@ -10,8 +10,11 @@ public enum AutomaticSuppression {
         BounceCategory.invalidRecipient.rawValue, BounceCategory.inactiveMailbox.rawValue, BounceCategory.badDomain.rawValue,
     ]
 
-    public static func suppression(category: String?, hard: Bool?, recipient: String, evidence: String) -> Suppression? {
-        guard hard == true, let category, hardCategories.contains(category) else { return nil }
+    /// `saysTheAddressIsBad`: the failure itself says so (`Classification.isEvidenceAgainstTheAddress`);
+    /// a code alone, or a refusal of a command that names no recipient, never suppresses.
+    public static func suppression(category: String?, hard: Bool?, saysTheAddressIsBad: Bool, recipient: String,
+                                   evidence: String) -> Suppression? {
+        guard hard == true, saysTheAddressIsBad, let category, hardCategories.contains(category) else { return nil }
         return Suppression(address: recipient, reason: .bounce, scope: .all, source: evidence)
     }
 
@@ -125,9 +128,10 @@ public struct FeedbackRecorder: Sendable {
                                           category: classification.category.rawValue, hard: hard, site: "feedback")
                 try index.recordFeedback(event, failed: !delayed)
                 if !delayed, let account = details.accountID {
-                    let evidence = "bounce of message \(message): \(report.text)"
-                    if let suppression = AutomaticSuppression.suppression(category: event.category, hard: hard, recipient: recipient,
-                                                                          evidence: evidence)
+                    let evidence = "bounce of message \(message): \(report.text) (rule \(classification.rule))"
+                    if let suppression = AutomaticSuppression.suppression(category: event.category, hard: hard,
+                                                                          saysTheAddressIsBad: classification.isEvidenceAgainstTheAddress,
+                                                                          recipient: recipient, evidence: evidence)
                         ?? AutomaticSuppression.suppression(afterFailureOf: recipient, category: event.category, account: account,
                                                              limit: softLimit, index: index, now: time, evidence: evidence) {
                         try store.suppressAutomatically(suppression, accountID: account)

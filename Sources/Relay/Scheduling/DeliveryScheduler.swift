@@ -260,7 +260,7 @@ public actor DeliveryScheduler {
             }
             let attempts = Dictionary(uniqueKeysWithValues: due.map { ($0.address, $0.attempts) })
             let alreadyWarned = Set(due.filter(\.delayNotified).map(\.address))
-            var records: [(AttemptRecord, () -> Logger.Metadata)] = []
+            var records: [(AttemptRecord, () -> Logger.Metadata, Classification?)] = []
             // Written by the courier the moment a remote server accepts, settled once recorded below.
             let accepted = NIOLockedValueBox<[AcceptanceLog.Token]>([])
             let eightBit = bytes.contains { $0 >= 0x80 }
@@ -292,14 +292,14 @@ public actor DeliveryScheduler {
                 DeliveryMetrics.attemptDuration.recordNanoseconds(
                     report.duration.components.seconds * 1_000_000_000 + report.duration.components.attoseconds / 1_000_000_000)
                 for outcome in report.outcomes {
-                    var (record, metadata) = record(outcome, report: report, domain: domain, message: id,
+                    var (record, metadata, classification) = record(outcome, report: report, domain: domain, message: id,
                                                     receivedAt: details.receivedAt,
                                                     attempt: (attempts[outcome.recipient] ?? 0) + 1, at: time)
                     if record.state == .deferred, let warning = schedule.delayWarning, enqueue != nil, !details.sender.isEmpty,
                        time.timeIntervalSince(details.receivedAt) >= warning, !alreadyWarned.contains(outcome.recipient) {
                         record.delayNotified = true
                     }
-                    records.append((record, metadata))
+                    records.append((record, metadata, classification))
                     results.append((outcome, record.state))
                 }
             }
@@ -308,10 +308,14 @@ public actor DeliveryScheduler {
             acceptances?.settle(accepted.withLockedValue { $0 })
             DeliveryMetrics.recorded(records.map(\.0), receivedAt: details.receivedAt)
             if let suppress, let account = details.accountID {
-                for (record, _) in records where record.state == .bounced || record.state == .expired {
-                    let evidence = "\(record.state.rawValue) message \(id): \(record.reply)"
-                    if let suppression = AutomaticSuppression.suppression(category: record.event?.category, hard: record.event?.hard,
-                                                                          recipient: record.recipient, evidence: evidence)
+                for (record, _, classification) in records where record.state == .bounced || record.state == .expired {
+                    let evidence = "\(record.state.rawValue) message \(id): \(record.reply)" + (classification.map {
+                        " (rule \($0.rule)" + (record.event?.mxHost.map { ", \($0)" } ?? "") + ")"
+                    } ?? "")
+                    if let suppression = AutomaticSuppression.suppression(
+                        category: record.event?.category, hard: record.event?.hard,
+                        saysTheAddressIsBad: classification?.isEvidenceAgainstTheAddress ?? false,
+                        recipient: record.recipient, evidence: evidence)
                         ?? AutomaticSuppression.suppression(afterFailureOf: record.recipient, category: record.event?.category,
                                                              account: account, limit: softLimit, index: index, now: time,
                                                              evidence: evidence) {
@@ -320,7 +324,7 @@ public actor DeliveryScheduler {
                 }
             }
             if logger.logLevel <= .info {
-                for (record, metadata) in records { logger.info("\(record.state.rawValue)", metadata: metadata()) }
+                for (record, metadata, _) in records { logger.info("\(record.state.rawValue)", metadata: metadata()) }
             }
             let warned = Set(records.filter { $0.0.delayNotified }.map(\.0.recipient))
             try await notifySender(of: results, delayed: warned, details: details, original: bytes, at: time)
@@ -373,7 +377,7 @@ public actor DeliveryScheduler {
     /// What to record for one outcome: the new state, and the event with
     /// the connection and the classification of a failure.
     func record(_ outcome: RecipientOutcome, report: DeliveryReport, domain: String, message id: MessageID, receivedAt: Date,
-                attempt: Int, at time: Date) -> (AttemptRecord, () -> Logger.Metadata) {
+                attempt: Int, at time: Date) -> (AttemptRecord, () -> Logger.Metadata, Classification?) {
         let reply = outcome.reply
         var event = DeliveryEvent(
             at: Date(), messageID: id, recipient: outcome.recipient, type: .delivered, attempt: attempt, replyCode: reply.code,
@@ -381,9 +385,11 @@ public actor DeliveryScheduler {
             mxHost: report.session?.mxHost, remoteIP: report.session?.remoteIP, sourceIP: report.session?.sourceIP,
             tlsVersion: report.session?.tlsVersion,
             durationMilliseconds: Int(report.duration.components.seconds * 1000 + report.duration.components.attoseconds / 1_000_000_000_000_000))
+        var classification: Classification?
         if !outcome.delivered {
-            let classification = classifier.classify(observation(outcome, domain: domain, mxHost: report.session?.mxHost))
-            event.category = classification.category.rawValue
+            let classified = classifier.classify(observation(outcome, domain: domain, mxHost: report.session?.mxHost))
+            classification = classified
+            event.category = classified.category.rawValue
             event.hard = reply.isPermanentFailure
         }
         let state: RecipientState
@@ -412,7 +418,7 @@ public actor DeliveryScheduler {
             if let next = record.nextAttempt { metadata["next"] = "\(next)" }
             return metadata
         }
-        return (record, metadata)
+        return (record, metadata, classification)
     }
 
     func observation(_ outcome: RecipientOutcome, domain: String, mxHost: String?) -> FailureObservation {

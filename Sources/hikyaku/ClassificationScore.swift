@@ -1,0 +1,99 @@
+import Foundation
+import Relay
+import SMTPCore
+
+/// `hikyaku classify --corpus FILE`: how the rules in effect (shipped and the
+/// operator's) do on a labelled corpus of replies, and what a reply costs.
+struct ClassificationScore {
+    /// One labelled reply (the format of Tests/ClassificationCorpus).
+    struct Reply: Decodable {
+        var text: String
+        var code: Int?
+        var enhanced: String?
+        var command: String?
+        var mx: String?
+        var domain: String?
+        var category: BounceCategory
+    }
+
+    /// Categories that put an address on the suppression list.
+    static let addressCategories: Set<BounceCategory> = [.invalidRecipient, .inactiveMailbox]
+    /// Each reply is classified this many times for the timing.
+    static let repetitions = 200
+
+    let classifier: BounceClassifier
+    let replies: [Reply]
+
+    init(classifier: BounceClassifier, path: String) throws {
+        self.classifier = classifier
+        let decoder = JSONDecoder()
+        replies = try String(contentsOfFile: path, encoding: .utf8).split(whereSeparator: \.isNewline).map {
+            try decoder.decode(Reply.self, from: Data($0.utf8))
+        }
+    }
+
+    static func observation(_ reply: Reply) -> FailureObservation {
+        let enhanced = reply.enhanced.flatMap { EnhancedStatusCode(parsing: Substring($0)) }
+        // A source that gives only the enhanced code: its class stands for the reply's.
+        let code = reply.code ?? ((enhanced?.statusClass ?? 5) * 100 + 50)
+        return FailureObservation(kind: .reply(code: code, enhanced: enhanced, text: reply.text), remoteHost: reply.mx,
+                                  recipientDomain: reply.domain, command: reply.command?.uppercased())
+    }
+
+    func report(misses: Bool, json: Bool) throws {
+        var right = 0
+        var wrongAddress: [(Reply, Classification)] = []
+        var wrong: [(Reply, Classification)] = []
+        var nanoseconds: [UInt64] = []
+        var slowest: (nanoseconds: UInt64, text: String, rule: String) = (0, "", "")
+        nanoseconds.reserveCapacity(replies.count * ClassificationScore.repetitions)
+        for reply in replies {
+            let observation = ClassificationScore.observation(reply)
+            let result = classifier.classify(observation)
+            if result.category == reply.category {
+                right += 1
+            } else {
+                wrong.append((reply, result))
+                // A reply that says nothing against the address, read as a bad address: the error that suppresses a good recipient.
+                if ClassificationScore.addressCategories.contains(result.category),
+                   !ClassificationScore.addressCategories.contains(reply.category), reply.category != .badDomain, reply.category != .other {
+                    wrongAddress.append((reply, result))
+                }
+            }
+            var own: [UInt64] = []
+            for _ in 0..<ClassificationScore.repetitions {
+                let start = DispatchTime.now().uptimeNanoseconds
+                _ = classifier.classify(observation)
+                own.append(DispatchTime.now().uptimeNanoseconds - start)
+            }
+            nanoseconds += own
+            let median = own.sorted()[own.count / 2]
+            if median > slowest.nanoseconds { slowest = (median, reply.text, result.rule) }
+        }
+        nanoseconds.sort()
+        let percentile = { (p: Double) -> Double in
+            nanoseconds.isEmpty ? 0 : Double(nanoseconds[min(nanoseconds.count - 1, Int((Double(nanoseconds.count) * p).rounded(.down)))]) / 1000
+        }
+        let longest = replies.map(\.text.utf8.count).max() ?? 0
+        if json {
+            struct Output: Encodable {
+                var replies, right, wrongAddress, longestReplyBytes: Int
+                var p50Microseconds, p99Microseconds, maxMicroseconds: Double
+            }
+            try printJSON(Output(replies: replies.count, right: right, wrongAddress: wrongAddress.count, longestReplyBytes: longest,
+                                 p50Microseconds: percentile(0.5), p99Microseconds: percentile(0.99), maxMicroseconds: percentile(1)))
+        } else {
+            print(String(format: "%d/%d right (%.1f %%), %d read as a bad address that say nothing against it",
+                         right, replies.count, replies.isEmpty ? 0 : 100 * Double(right) / Double(replies.count), wrongAddress.count))
+            print(String(format: "time per reply (longest %d bytes, %d runs each): p50 %.1f µs, p99 %.1f µs, max %.1f µs",
+                         longest, ClassificationScore.repetitions, percentile(0.5), percentile(0.99), percentile(1)))
+            print(String(format: "slowest reply (median %.1f µs, rule %@): %@", Double(slowest.nanoseconds) / 1000, slowest.rule,
+                         String(slowest.text.prefix(100))))
+        }
+        guard misses, !json else { return }
+        for (reply, result) in wrong {
+            print("  \(reply.category.rawValue) <- \(result.category.rawValue) (\(result.rule)) \(reply.code.map(String.init) ?? "-") "
+                  + "\(reply.enhanced ?? "") [\(reply.command ?? "-")] \(reply.mx ?? reply.domain ?? ""): \(reply.text.prefix(160))")
+        }
+    }
+}
