@@ -72,19 +72,22 @@ struct ClassificationScore {
         }
         nanoseconds.sort()
         let percentile = { (p: Double) -> Double in
-            nanoseconds.isEmpty ? 0 : Double(nanoseconds[min(nanoseconds.count - 1, Int((Double(nanoseconds.count) * p).rounded(.down)))]) / 1000
+            nanoseconds.isEmpty ? 0 : Double(nanoseconds[min(nanoseconds.count - 1, Int(exactly: (Double(nanoseconds.count) * p).rounded(.down)) ?? 0)]) / 1000
         }
         let longest = replies.map(\.text.utf8.count).max() ?? 0
         if json {
             struct Output: Encodable {
-                var replies, right, wrongAddress, longestReplyBytes: Int
+                var replies, right, wrongAddress, wrongAddressSuppressing, longestReplyBytes: Int
                 var p50Microseconds, p99Microseconds, maxMicroseconds: Double
             }
-            try printJSON(Output(replies: replies.count, right: right, wrongAddress: wrongAddress.count, longestReplyBytes: longest,
+            try printJSON(Output(replies: replies.count, right: right, wrongAddress: wrongAddress.count,
+                                 wrongAddressSuppressing: wrongAddress.filter { $0.1.isHard && $0.1.isEvidenceAgainstTheAddress }.count,
+                                 longestReplyBytes: longest,
                                  p50Microseconds: percentile(0.5), p99Microseconds: percentile(0.99), maxMicroseconds: percentile(1)))
         } else {
-            print(String(format: "%d/%d right (%.1f %%), %d read as a bad address that say nothing against it",
-                         right, replies.count, replies.isEmpty ? 0 : 100 * Double(right) / Double(replies.count), wrongAddress.count))
+            let suppressing = wrongAddress.filter { $0.1.isHard && $0.1.isEvidenceAgainstTheAddress }.count
+            print(String(format: "%d/%d right (%.1f %%), %d read as a bad address that say nothing against it (%d of them would suppress)",
+                         right, replies.count, replies.isEmpty ? 0 : 100 * Double(right) / Double(replies.count), wrongAddress.count, suppressing))
             print(String(format: "time per reply (longest %d bytes, %d runs each): p50 %.1f µs, p99 %.1f µs, max %.1f µs",
                          longest, ClassificationScore.repetitions, percentile(0.5), percentile(0.99), percentile(1)))
             print(String(format: "slowest reply (median %.1f µs, rule %@): %@", Double(slowest.nanoseconds) / 1000, slowest.rule,

@@ -76,7 +76,29 @@ def test_classify_with_operator_rules(tmp_path):
     result = subprocess.run([BINARY, "classify", "--code", "550", "--enhanced", "5.2.0", "--text", "Message rejected",
                              "--host", "mfsmax.docomo.ne.jp", "--json", "--data-dir", str(tmp_path)],
                             capture_output=True, text=True, timeout=60)
-    assert json.loads(result.stdout) == {"category": "filtered", "hard": "true", "rule": "docomo-filtered"}
+    assert json.loads(result.stdout) == {"category": "filtered", "hard": True, "rule": "docomo-filtered", "stage": "provider",
+                                         "suppresses": False}
+    # Both hosts and the command: docomo's "Unknown user" after DATA is the recipient's filter, at RCPT a missing address.
+    for command, category, suppresses in [("DATA", "filtered", False), ("RCPT", "invalid_recipient", True)]:
+        result = subprocess.run([BINARY, "classify", "--code", "550", "--text", "Unknown user a@docomo.ne.jp", "--mx", "mx.example.net",
+                                 "--domain", "docomo.ne.jp", "--command", command, "--json", "--data-dir", str(tmp_path)],
+                                capture_output=True, text=True, timeout=60)
+        output = json.loads(result.stdout)
+        assert (output["category"], output["suppresses"]) == (category, suppresses), output
+    # --explain names each rule tried before the one that matched, and why it did not.
+    result = subprocess.run([BINARY, "classify", "--code", "550", "--enhanced", "5.1.1", "--text", "Recipient address rejected: Greylisted",
+                             "--command", "RCPT", "--explain", "--data-dir", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    lines = result.stdout.splitlines()
+    assert lines[0] == "rate_limited\tsoft\tgreylisted", lines[0]
+    assert any("docomo-user-unknown\tno: neither the MX host nor the domain" in line for line in lines), lines
+    assert lines[-1] == "does not suppress the recipient"
+    # A labelled corpus: the score and the time per reply.
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text(json.dumps({"text": "User unknown", "code": 550, "enhanced": "5.1.1", "command": "RCPT", "mx": None,
+                                  "domain": None, "category": "invalid_recipient"}) + "\n")
+    result = subprocess.run([BINARY, "classify", "--corpus", str(corpus), "--json", "--data-dir", str(tmp_path)],
+                            capture_output=True, text=True, timeout=60)
+    assert json.loads(result.stdout)["right"] == 1, result.stdout + result.stderr
     rules = tmp_path / "rules.json"
     rules.write_text(json.dumps({"rules": [{"id": "ours", "category": "inactive_mailbox", "hosts": ["docomo.ne.jp"]}]}))
     result = subprocess.run([BINARY, "classify", "--code", "550", "--enhanced", "5.2.0", "--host", "mfsmax.docomo.ne.jp",

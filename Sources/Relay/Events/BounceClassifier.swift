@@ -561,7 +561,7 @@ struct GenericPrefixes: Sendable {
     init(_ phrases: [String]) {
         self.phrases = phrases.map(PhraseMatcher.fold).filter { !$0.isEmpty }
         var starters = [Bool](repeating: false, count: 256)
-        for phrase in self.phrases { starters[Int(phrase[0])] = true }
+        for phrase in self.phrases { starters[Int(truncatingIfNeeded: phrase[0])] = true }
         self.starters = starters
     }
 
@@ -599,7 +599,7 @@ struct GenericPrefixes: Sendable {
                             index = end
                             continue
                         }
-                    } else if starters[Int(byte)], index == 0 || !PhraseMatcher.isWordByte(text[index - 1]),
+                    } else if starters[Int(truncatingIfNeeded: byte)], index == 0 || !PhraseMatcher.isWordByte(text[index - 1]),
                               let phrase = phrases.first(where: { GenericPrefixes.starts(bytes, at: index, with: $0) }) {
                         let end = GenericPrefixes.skipColon(bytes, index + phrase.count)
                         spans.append(index..<end)

@@ -33,7 +33,7 @@ struct PhraseMatcher: Sendable {
     private var ownerLimit = 0
     /// The automaton as a table, built by `finish`: the next node for each node and byte class, every
     /// failure link followed in advance, so that each byte of a text costs one lookup.
-    private var classes = [UInt8](repeating: 0, count: 256)
+    private var classes = [UInt16](repeating: 0, count: 256)
     private var classCount = 1
     private var table: [Int32] = []
     /// The same table in half the memory, when the nodes allow (most rule sets): fewer cache misses per byte.
@@ -48,17 +48,19 @@ struct PhraseMatcher: Sendable {
 
         func contains(_ owner: Int) -> Bool {
             let word = owner >> 6
-            return word < words.count && words[word] & (1 << UInt64(owner & 63)) != 0
+            return word < words.count && words[word] & (1 << UInt64(truncatingIfNeeded: owner & 63)) != 0
         }
 
         mutating func insert(_ owner: Int) {
             let word = owner >> 6
-            if word < words.count { words[word] |= 1 << UInt64(owner & 63) }
+            if word < words.count { words[word] |= 1 << UInt64(truncatingIfNeeded: owner & 63) }
         }
     }
 
     /// Adds `phrase` as a witness of pattern `owner`.
     mutating func add(_ phrase: Phrase, owner: Int) {
+        // Node ids are kept in 31 bits (and doubled in the table): a rule set that large is refused phrase by phrase.
+        guard transitions.count + phrase.bytes.count < Int(truncatingIfNeeded: Int32.max / 2) else { return }
         ownerLimit = max(ownerLimit, owner + 1)
         if let existing = index[phrase] {
             owners[existing].append(owner)
@@ -77,16 +79,16 @@ struct PhraseMatcher: Sendable {
                 failure.append(0)
                 outputs.append([])
                 let next = transitions.count - 1
-                transitions[node].append((byte, Int32(next)))
+                transitions[node].append((byte, Int32(truncatingIfNeeded: next)))
                 transitions[node].sort { $0.byte < $1.byte }
                 node = next
             }
         }
-        outputs[node].append(Int32(id))
+        outputs[node].append(Int32(truncatingIfNeeded: id))
     }
 
     private func step(_ node: Int, _ byte: UInt8) -> Int? {
-        for transition in transitions[node] where transition.byte == byte { return Int(transition.next) }
+        for transition in transitions[node] where transition.byte == byte { return Int(truncatingIfNeeded: transition.next) }
         return nil
     }
 
@@ -95,21 +97,21 @@ struct PhraseMatcher: Sendable {
         defer { buildTable() }
         var queue: [Int] = []
         for transition in transitions[0] {
-            failure[Int(transition.next)] = 0
-            queue.append(Int(transition.next))
+            failure[Int(truncatingIfNeeded: transition.next)] = 0
+            queue.append(Int(truncatingIfNeeded: transition.next))
         }
         var head = 0
         while head < queue.count {
             let node = queue[head]
             head += 1
             for transition in transitions[node] {
-                let child = Int(transition.next)
+                let child = Int(truncatingIfNeeded: transition.next)
                 queue.append(child)
-                var fallback = Int(failure[node])
-                while fallback != 0, step(fallback, transition.byte) == nil { fallback = Int(failure[fallback]) }
+                var fallback = Int(truncatingIfNeeded: failure[node])
+                while fallback != 0, step(fallback, transition.byte) == nil { fallback = Int(truncatingIfNeeded: failure[fallback]) }
                 let target = step(fallback, transition.byte) ?? 0
-                failure[child] = Int32(target == child ? 0 : target)
-                outputs[child] += outputs[Int(failure[child])]
+                failure[child] = Int32(truncatingIfNeeded: target == child ? 0 : target)
+                outputs[child] += outputs[Int(truncatingIfNeeded: failure[child])]
             }
         }
     }
@@ -118,10 +120,10 @@ struct PhraseMatcher: Sendable {
     private mutating func buildTable() {
         var used = Set<UInt8>()
         for node in transitions { for transition in node { used.insert(transition.byte) } }
-        classes = [UInt8](repeating: 0, count: 256)
+        classes = [UInt16](repeating: 0, count: 256)
         classCount = 1
-        for byte in used.sorted() where classCount < 255 {
-            classes[Int(byte)] = UInt8(classCount)
+        for byte in used.sorted() {
+            classes[Int(truncatingIfNeeded: byte)] = UInt16(truncatingIfNeeded: classCount)
             classCount += 1
         }
         let nodes = transitions.count
@@ -132,25 +134,25 @@ struct PhraseMatcher: Sendable {
         while head < order.count {
             let node = order[head]
             head += 1
-            for transition in transitions[node] { order.append(Int(transition.next)) }
+            for transition in transitions[node] { order.append(Int(truncatingIfNeeded: transition.next)) }
         }
         // An entry is the next node times two, plus one when phrases end there.
         let ends = outputs.map { !$0.isEmpty }
-        let entry = { (node: Int32) -> Int32 in node << 1 | (ends[Int(node)] ? 1 : 0) }
+        let entry = { (node: Int32) -> Int32 in node << 1 | (ends[Int(truncatingIfNeeded: node)] ? 1 : 0) }
         for node in order {
             for byteClass in 1..<classCount {
-                table[node * classCount + byteClass] = node == 0 ? 0 : table[Int(failure[node]) * classCount + byteClass]
+                table[node * classCount + byteClass] = node == 0 ? 0 : table[Int(truncatingIfNeeded: failure[node]) * classCount + byteClass]
             }
             for transition in transitions[node] {
-                table[node * classCount + Int(classes[Int(transition.byte)])] = entry(transition.next)
+                table[node * classCount + Int(truncatingIfNeeded: classes[Int(truncatingIfNeeded: transition.byte)])] = entry(transition.next)
             }
         }
-        compact = nodes * 2 < Int(UInt16.max) ? table.map { UInt16(truncatingIfNeeded: $0) } : []
+        compact = nodes * 2 < Int(truncatingIfNeeded: UInt16.max) ? table.map { UInt16(truncatingIfNeeded: $0) } : []
         outputStart = [0]
         outputList = []
         for node in 0..<nodes {
             outputList += outputs[node]
-            outputStart.append(Int32(outputList.count))
+            outputStart.append(Int32(truncatingIfNeeded: outputList.count))
         }
     }
 
@@ -169,19 +171,19 @@ struct PhraseMatcher: Sendable {
                 text.withUnsafeBufferPointer { text in
                     var node = 0
                     for position in 0..<text.count {
-                        let slot = node &* width &+ Int(classes[Int(text[position])])
-                        let entry = useCompact ? Int(compact[slot]) : Int(table[slot])
+                        let slot = node &* width &+ Int(truncatingIfNeeded: classes[Int(truncatingIfNeeded: text[position])])
+                        let entry = useCompact ? Int(truncatingIfNeeded: compact[slot]) : Int(truncatingIfNeeded: table[slot])
                         node = entry >> 1
                         guard entry & 1 != 0 else { continue }
-                        for id in outputList[Int(outputStart[node])..<Int(outputStart[node + 1])] {
-                            let phrase = phrases[Int(id)]
+                        for id in outputList[Int(truncatingIfNeeded: outputStart[node])..<Int(truncatingIfNeeded: outputStart[node + 1])] {
+                            let phrase = phrases[Int(truncatingIfNeeded: id)]
                             let start = position + 1 - phrase.bytes.count
                             if phrase.boundaryBefore, start > 0, PhraseMatcher.isWordByte(text[start - 1]) { continue }
                             if phrase.boundaryAfter, position + 1 < text.count, PhraseMatcher.isWordByte(text[position + 1]) { continue }
                             if phrase.atStart, start != 0 { continue }
                             if phrase.atEnd, position + 1 != text.count { continue }
                             let clear = !removed.contains { $0.lowerBound <= position && start < $0.upperBound }
-                            for owner in owners[Int(id)] {
+                            for owner in owners[Int(truncatingIfNeeded: id)] {
                                 all.insert(owner)
                                 if clear { outside.insert(owner) }
                             }

@@ -1,0 +1,171 @@
+import Foundation
+import SMTPCore
+import Testing
+@testable import Relay
+
+/// The labelled corpus of real replies (Tests/ClassificationCorpus, sources in
+/// its SOURCES.md): the tuning part the rules were written against, and the
+/// held-out part they never were. docs/classification.md has the scores.
+struct ClassificationCorpusTests {
+    struct Reply: Decodable {
+        var text: String
+        var code: Int?
+        var enhanced: String?
+        var command: String?
+        var mx: String?
+        var domain: String?
+        var category: BounceCategory
+    }
+
+    static func load(_ name: String) throws -> [Reply] {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("ClassificationCorpus").appendingPathComponent(name + ".jsonl")
+        return try String(contentsOf: url, encoding: .utf8).split(whereSeparator: \.isNewline).map {
+            try JSONDecoder().decode(Reply.self, from: Data($0.utf8))
+        }
+    }
+
+    let classifier = try! BounceClassifier.standard() // trap-ok: tests
+
+    func classify(_ reply: Reply) -> Classification {
+        let enhanced = reply.enhanced.flatMap { EnhancedStatusCode(parsing: Substring($0)) }
+        return classifier.classify(FailureObservation(
+            kind: .reply(code: reply.code ?? ((enhanced?.statusClass ?? 5) * 100 + 50), enhanced: enhanced, text: reply.text),
+            remoteHost: reply.mx, recipientDomain: reply.domain, command: reply.command))
+    }
+
+    /// (right, replies read as a bad address that say nothing against it and would suppress it).
+    func score(_ replies: [Reply]) -> (right: Int, suppressedWrongly: [String]) {
+        var right = 0
+        var wrong: [String] = []
+        for reply in replies {
+            let result = classify(reply)
+            if result.category == reply.category { right += 1; continue }
+            let address: Set<BounceCategory> = [.invalidRecipient, .inactiveMailbox]
+            if address.contains(result.category), !address.contains(reply.category), reply.category != .badDomain, reply.category != .other,
+               result.isHard, result.isEvidenceAgainstTheAddress {
+                wrong.append("\(reply.text.prefix(80)) → \(result.rule)")
+            }
+        }
+        return (right, wrong)
+    }
+
+    @Test func theCorpusIsLargeAndLabelled() throws {
+        let tuning = try ClassificationCorpusTests.load("tuning"), heldOut = try ClassificationCorpusTests.load("held-out")
+        #expect(tuning.count + heldOut.count >= 300)
+        #expect(heldOut.count >= 150)
+    }
+
+    @Test func tuningRepliesScoreAtLeast95Percent() throws {
+        let replies = try ClassificationCorpusTests.load("tuning")
+        let (right, suppressed) = score(replies)
+        #expect(Double(right) / Double(replies.count) >= 0.95)
+        // One: au's "<user@ezweb.ne.jp>: User unknown" with neither host nor command, which a source calls a filter refusal.
+        #expect(suppressed.count <= 1, "\(suppressed)")
+    }
+
+    /// The held-out replies guard against a regression: 70.0 % before the staged rules, 76.5 % with them.
+    /// The aim (95 %, and no wrong suppression) is not reached; docs/classification.md says so.
+    @Test func heldOutRepliesDoNotRegress() throws {
+        let replies = try ClassificationCorpusTests.load("held-out")
+        let (right, suppressed) = score(replies)
+        #expect(Double(right) / Double(replies.count) >= 0.76)
+        #expect(suppressed.count <= 3, "\(suppressed)")
+    }
+
+    func observe(_ code: Int, _ enhanced: String?, _ text: String, mx: String? = nil, domain: String? = nil,
+                 command: String? = nil) -> Classification {
+        classifier.classify(FailureObservation(kind: .reply(code: code, enhanced: enhanced.flatMap { EnhancedStatusCode(parsing: Substring($0)) },
+                                                            text: text), remoteHost: mx, recipientDomain: domain, command: command))
+    }
+
+    /// The words, read as a whole, outrank the enhanced code; a generic prefix says nothing.
+    @Test func textOutranksTheCode() {
+        #expect(observe(550, "5.1.1", "<a@example.com>: Refused due to recipient preferences", command: "RCPT").category == .filtered)
+        #expect(observe(550, "5.1.1", "<a@example.com> has sent to too many recipients this hour", command: "RCPT").category == .rateLimited)
+        #expect(observe(550, "5.2.1", "The user you are trying to contact is receiving mail at a rate that prevents additional messages from being delivered.",
+                        mx: "gmail-smtp-in.l.google.com").category == .rateLimited)
+        #expect(observe(525, "5.7.13", "Disabled recipient address").category == .inactiveMailbox)
+        for reason in ["Spam detected", "Greylisted, see http://postgrey.schweikert.ch/", "temporary locked. Please try again later"] {
+            let result = observe(550, "5.1.1", "<a@example.com>: Recipient address rejected: " + reason, command: "RCPT")
+            #expect(result.category != .invalidRecipient && !result.isEvidenceAgainstTheAddress, "\(reason): \(result)")
+        }
+        #expect(observe(550, "5.1.1", "<a@example.com>: Recipient address rejected: User unknown in virtual mailbox table", command: "RCPT")
+                    .isEvidenceAgainstTheAddress)
+        #expect(observe(550, nil, "The recipient account is blocked").category == .inactiveMailbox)
+        #expect(observe(421, nil, "Connection frequency limited. Blocked IP 192.0.2.1").category == .rateLimited)
+    }
+
+    /// Only the reply's words (or a provider rule) say an address is bad, and only for RCPT or DATA.
+    @Test func suppressionNeedsEvidence() {
+        let bare = observe(550, "5.1.1", "Message rejected", command: "RCPT")
+        #expect(bare.category == .invalidRecipient && !bare.isEvidenceAgainstTheAddress, "a bare 5.1.1 is a code, not evidence")
+        #expect(observe(550, nil, "Denied by policy", command: "DATA").category == .policyBlock)
+        #expect(observe(550, "5.2.0", "Message Filtered", command: "DATA").category == .other)
+        let atMail = observe(550, "5.1.1", "<a@example.jp>: unknown user", command: "MAIL")
+        #expect(atMail.category == .policyBlock && !atMail.isEvidenceAgainstTheAddress)
+        #expect(observe(554, nil, "spam detected", command: "CONNECT").category == .policyBlock, "content is judged after DATA")
+        #expect(observe(550, nil, "helo denied", command: "EHLO").category == .policyBlock)
+        #expect(AutomaticSuppression.suppression(category: "invalid_recipient", hard: true, saysTheAddressIsBad: false,
+                                                 recipient: "a@example.jp", evidence: "x") == nil)
+        #expect(AutomaticSuppression.suppression(category: "invalid_recipient", hard: true, saysTheAddressIsBad: true,
+                                                 recipient: "a@example.jp", evidence: "x") != nil)
+    }
+
+    /// The Japanese carriers: the same words mean another thing after DATA; both hosts count.
+    @Test func carriers() {
+        #expect(observe(550, nil, "Unknown user a@docomo.ne.jp", mx: "mfsmax.docomo.ne.jp", command: "RCPT").category == .invalidRecipient)
+        #expect(observe(550, nil, "Unknown user a@docomo.ne.jp", mx: "mfsmax.docomo.ne.jp", command: "DATA").category == .filtered)
+        #expect(observe(550, nil, "Unknown user a@docomo.ne.jp", domain: "docomo.ne.jp", command: "DATA").category == .filtered,
+                "the recipient's domain is enough")
+        #expect(observe(550, nil, "Invalid recipient: <a@i.softbank.jp>", mx: "mx.mailsv.softbank.jp", domain: "i.softbank.jp", command: "RCPT")
+                    .rule == "softbank-invalid-recipient")
+        #expect(observe(553, nil, "bounce.example.jp does not exist", domain: "i.softbank.jp", command: "MAIL").category == .policyBlock)
+        #expect(observe(550, nil, ": User unknown", mx: "lsean.ezweb.ne.jp", command: "DATA").category == .filtered)
+        #expect(observe(550, nil, "<a@uqmobile.jp>: User unknown", mx: "lsean.ezweb.ne.jp", domain: "uqmobile.jp", command: "RCPT").rule
+                    == "kddi-user-unknown")
+    }
+
+    @Test func explainSaysWhyEarlierRulesDidNot() throws {
+        let (result, tried) = classifier.explain(FailureObservation(kind: .reply(code: 550, enhanced: nil, text: "Unknown user a@docomo.ne.jp"),
+                                                                    remoteHost: "mfsmax.docomo.ne.jp", command: "DATA"))
+        #expect(result.rule == "docomo-filtered-after-data" && tried.last?.mismatch == nil)
+        let atRCPT = classifier.explain(FailureObservation(kind: .reply(code: 550, enhanced: nil, text: "Unknown user a@docomo.ne.jp"),
+                                                           remoteHost: "mfsmax.docomo.ne.jp", command: "RCPT"))
+        #expect(atRCPT.tried.first { $0.rule == "docomo-filtered-after-data" }?.mismatch == .command)
+    }
+
+    @Test(arguments: ["over ?quota", "\\bspf\\b", "(user|mailbox) (not found|unknown)", "not authori[sz]ed", "^invalid recipient", "doesn'?t"])
+    func simplePatternsBecomePhrases(_ pattern: String) throws {
+        let phrases = try #require(PatternExpansion.phrases(pattern))
+        let expression = try NSRegularExpression(pattern: pattern, options: [.caseInsensitive])
+        // Every phrase matches the pattern itself.
+        for phrase in phrases {
+            let text = String(decoding: phrase.bytes, as: UTF8.self)
+            #expect(expression.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)) != nil, "\(pattern): \(text)")
+        }
+    }
+
+    @Test(arguments: ["a.*b", "\\d+ messages", "x{2,}", "[a-z]+"])
+    func otherPatternsStayExpressions(_ pattern: String) {
+        #expect(PatternExpansion.phrases(pattern) == nil)
+    }
+
+    /// The phrase matcher and the regular expressions agree on every shipped pattern, over the whole corpus.
+    @Test func phrasesAgreeWithTheExpressions() throws {
+        let texts = try (ClassificationCorpusTests.load("tuning") + ClassificationCorpusTests.load("held-out")).map(\.text)
+        let rules = try ClassificationRuleSet.shipped().rules
+        for rule in rules {
+            for pattern in rule.text ?? [] {
+                guard PatternExpansion.phrases(pattern) != nil else { continue }
+                let alone = try BounceClassifier(rules: [ClassificationRule(id: "p", category: .other, text: [pattern], stage: .text)])
+                let expression = try NSRegularExpression(pattern: pattern, options: [.caseInsensitive])
+                for text in texts {
+                    let expected = expression.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)) != nil
+                    let got = alone.classify(FailureObservation(kind: .reply(code: 550, enhanced: nil, text: text))).rule == "p"
+                    #expect(expected == got, "\(rule.id) \(pattern): \(text.prefix(80))")
+                }
+            }
+        }
+    }
+}
