@@ -5,50 +5,28 @@ import SMTPCore
 /// `hikyaku classify --corpus FILE`: how the rules in effect (shipped and the
 /// operator's) do on a labelled corpus of replies, and what a reply costs.
 struct ClassificationScore {
-    /// One labelled reply (the format of Tests/ClassificationCorpus).
-    struct Reply: Decodable {
-        var text: String
-        var code: Int?
-        var enhanced: String?
-        var command: String?
-        var mx: String?
-        var domain: String?
-        var category: BounceCategory
-    }
-
     /// Categories that put an address on the suppression list.
     static let addressCategories: Set<BounceCategory> = [.invalidRecipient, .inactiveMailbox]
     /// Each reply is classified this many times for the timing.
     static let repetitions = 200
 
     let classifier: BounceClassifier
-    let replies: [Reply]
+    let replies: [LabelledReply]
 
     init(classifier: BounceClassifier, path: String) throws {
         self.classifier = classifier
-        let decoder = JSONDecoder()
-        replies = try String(contentsOfFile: path, encoding: .utf8).split(whereSeparator: \.isNewline).map {
-            try decoder.decode(Reply.self, from: Data($0.utf8))
-        }
-    }
-
-    static func observation(_ reply: Reply) -> FailureObservation {
-        let enhanced = reply.enhanced.flatMap { EnhancedStatusCode(parsing: Substring($0)) }
-        // A source that gives only the enhanced code: its class stands for the reply's.
-        let code = reply.code ?? ((enhanced?.statusClass ?? 5) * 100 + 50)
-        return FailureObservation(kind: .reply(code: code, enhanced: enhanced, text: reply.text), remoteHost: reply.mx,
-                                  recipientDomain: reply.domain, command: reply.command?.uppercased())
+        replies = try LabelledReply.corpus(String(contentsOfFile: path, encoding: .utf8))
     }
 
     func report(misses: Bool, json: Bool) throws {
         var right = 0
-        var wrongAddress: [(Reply, Classification)] = []
-        var wrong: [(Reply, Classification)] = []
+        var wrongAddress: [(LabelledReply, Classification)] = []
+        var wrong: [(LabelledReply, Classification)] = []
         var nanoseconds: [UInt64] = []
         var slowest: (nanoseconds: UInt64, text: String, rule: String) = (0, "", "")
         nanoseconds.reserveCapacity(replies.count * ClassificationScore.repetitions)
         for reply in replies {
-            let observation = ClassificationScore.observation(reply)
+            let observation = reply.observation
             let result = classifier.classify(observation)
             if result.category == reply.category {
                 right += 1

@@ -7,35 +7,18 @@ import Testing
 /// its SOURCES.md): the tuning part the rules were written against, and the
 /// held-out part they never were. docs/classification.md has the scores.
 struct ClassificationCorpusTests {
-    struct Reply: Decodable {
-        var text: String
-        var code: Int?
-        var enhanced: String?
-        var command: String?
-        var mx: String?
-        var domain: String?
-        var category: BounceCategory
-    }
-
-    static func load(_ name: String) throws -> [Reply] {
+    static func load(_ name: String) throws -> [LabelledReply] {
         let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .appendingPathComponent("ClassificationCorpus").appendingPathComponent(name + ".jsonl")
-        return try String(contentsOf: url, encoding: .utf8).split(whereSeparator: \.isNewline).map {
-            try JSONDecoder().decode(Reply.self, from: Data($0.utf8))
-        }
+        return try LabelledReply.corpus(String(contentsOf: url, encoding: .utf8))
     }
 
     let classifier = try! BounceClassifier.standard() // trap-ok: tests
 
-    func classify(_ reply: Reply) -> Classification {
-        let enhanced = reply.enhanced.flatMap { EnhancedStatusCode(parsing: Substring($0)) }
-        return classifier.classify(FailureObservation(
-            kind: .reply(code: reply.code ?? ((enhanced?.statusClass ?? 5) * 100 + 50), enhanced: enhanced, text: reply.text),
-            remoteHost: reply.mx, recipientDomain: reply.domain, command: reply.command))
-    }
+    func classify(_ reply: LabelledReply) -> Classification { classifier.classify(reply.observation) }
 
     /// (right, replies read as a bad address that say nothing against it and would suppress it).
-    func score(_ replies: [Reply]) -> (right: Int, suppressedWrongly: [String]) {
+    func score(_ replies: [LabelledReply]) -> (right: Int, suppressedWrongly: [String]) {
         var right = 0
         var wrong: [String] = []
         for reply in replies {
