@@ -147,6 +147,11 @@ public final class CampaignRunner: Sendable {
                 let rows = try await blocking {
                     try self.services.store.claimCampaignBatch(campaign, limit: size, recovering: recovering) { Intake.newMessageID().rawValue }
                 }
+                // No longer sending (paused, cancelled): the batches in flight finish, no more are claimed.
+                guard let rows else {
+                    more = false
+                    break
+                }
                 if rows.isEmpty {
                     if turn == 0 {
                         try services.store.finishCampaignRun(campaign, now: now)

@@ -433,11 +433,16 @@ extension SQLiteStore {
     /// With `recovering`, rows given an id earlier (before a restart, or in a batch the intake refused)
     /// come first, still `submitting`, with `claimedEarlier` set, for the runner to settle with the spool;
     /// only while no other batch of the run is with the intake, whose rows look just the same.
-    /// A pending row whose contact is gone is skipped.
+    /// A pending row whose contact is gone is skipped. Nil when the campaign is no longer sending (paused,
+    /// cancelled, being tested) or is on another run: a pause stops the claims at once, not at the end of a turn.
     public func claimCampaignBatch(_ campaign: Campaign, limit: Int, recovering: Bool,
-                                   newID: () -> String) throws -> [CampaignRecipient] {
+                                   newID: () -> String) throws -> [CampaignRecipient]? {
         try database.write { db in
             let occurrence = campaign.occurrence ?? ""
+            let now = try Row.fetchOne(db, sql: "SELECT state, occurrence FROM campaign WHERE id = ?", arguments: [campaign.id])
+            guard let now, now["state"] as String? == Campaign.State.sending.rawValue, (now["occurrence"] as String?) ?? "" == occurrence else {
+                return nil
+            }
             let fields = try SQLiteStore.contactFields(accountID: campaign.accountID, db)
             let skip = try db.cachedStatement(sql: """
                 UPDATE campaign_recipient SET state = 'skipped' WHERE campaign_id = ? AND occurrence = ? AND contact_id = ?

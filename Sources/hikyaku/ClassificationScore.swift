@@ -13,6 +13,12 @@ struct ClassificationScore {
     let classifier: BounceClassifier
     let replies: [LabelledReply]
 
+    /// As delivery decides: a 5yz reply whose classification is evidence against the address.
+    static func suppresses(_ reply: LabelledReply, _ result: Classification) -> Bool {
+        guard case .reply(let code, _, _) = reply.observation.kind else { return false }
+        return code >= 500 && result.isEvidenceAgainstTheAddress
+    }
+
     init(classifier: BounceClassifier, path: String) throws {
         self.classifier = classifier
         replies = try LabelledReply.corpus(String(contentsOfFile: path, encoding: .utf8))
@@ -59,17 +65,17 @@ struct ClassificationScore {
                 var p50Microseconds, p99Microseconds, maxMicroseconds: Double
             }
             try printJSON(Output(replies: replies.count, right: right, wrongAddress: wrongAddress.count,
-                                 wrongAddressSuppressing: wrongAddress.filter { $0.1.isHard && $0.1.isEvidenceAgainstTheAddress }.count,
+                                 wrongAddressSuppressing: wrongAddress.filter { ClassificationScore.suppresses($0.0, $0.1) }.count,
                                  longestReplyBytes: longest,
                                  p50Microseconds: percentile(0.5), p99Microseconds: percentile(0.99), maxMicroseconds: percentile(1)))
         } else {
-            let suppressing = wrongAddress.filter { $0.1.isHard && $0.1.isEvidenceAgainstTheAddress }.count
+            let suppressing = wrongAddress.filter { ClassificationScore.suppresses($0.0, $0.1) }.count
             print(String(format: "%d/%d right (%.1f %%), %d read as a bad address that say nothing against it (%d of them would suppress)",
                          right, replies.count, replies.isEmpty ? 0 : 100 * Double(right) / Double(replies.count), wrongAddress.count, suppressing))
             print(String(format: "time per reply (longest %d bytes, %d runs each): p50 %.1f µs, p99 %.1f µs, max %.1f µs",
                          longest, ClassificationScore.repetitions, percentile(0.5), percentile(0.99), percentile(1)))
-            print(String(format: "slowest reply (median %.1f µs, rule %@): %@", Double(slowest.nanoseconds) / 1000, slowest.rule,
-                         String(slowest.text.prefix(100))))
+            print(String(format: "slowest reply (median %.1f µs, ", Double(slowest.nanoseconds) / 1000)
+                  + "rule \(slowest.rule)): \(slowest.text.prefix(100))")
         }
         guard misses, !json else { return }
         for (reply, result) in wrong {

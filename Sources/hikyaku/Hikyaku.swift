@@ -421,6 +421,14 @@ struct Classify: ParsableCommand {
     @Option(name: .long, help: "The MX host that replied, e.g. mfsmax.docomo.ne.jp.") var mx: String?
     @Option(name: .long, help: "The recipient's domain, e.g. docomo.ne.jp.") var domain: String?
     @Option(name: .long, help: "Same as --mx (kept for scripts written before --mx and --domain).") var host: String?
+
+    func validate() throws {
+        if corpus != nil, code != nil || explain || mx != nil || domain != nil || host != nil || command != nil || enhanced != nil || !text.isEmpty {
+            throw ValidationError("--corpus classifies the corpus's replies: give no reply of your own with it")
+        }
+        if misses, corpus == nil { throw ValidationError("--misses goes with --corpus") }
+        if mx != nil, host != nil { throw ValidationError("--host is the same as --mx: give one") }
+    }
     @Option(name: .long, help: "The command replied to: CONNECT (the greeting), EHLO, MAIL, RCPT or DATA.") var command: String?
     @Flag(name: .long, help: "Say which rule matched, and why each rule before it did not.") var explain = false
     @Option(name: .long, help: "Instead: classify each reply of a labelled corpus (JSON lines: text, code, enhanced, command, mx, domain, category) and print the score and the time per reply.")
@@ -452,7 +460,7 @@ struct Classify: ParsableCommand {
                 var tried: [[String: String]]?
             }
             try printJSON(Output(category: result.category.rawValue, hard: result.isHard, rule: result.rule, stage: result.stage?.rawValue,
-                                 suppresses: result.isHard && result.isEvidenceAgainstTheAddress,
+                                 suppresses: code >= 500 && result.isEvidenceAgainstTheAddress,
                                  tried: explain ? tried.map { ["rule": $0.rule, "stage": $0.stage.rawValue, "mismatch": $0.mismatch?.rawValue ?? "matched"] } : nil))
             return
         }
@@ -462,7 +470,8 @@ struct Classify: ParsableCommand {
             print("  \(item.stage.rawValue)\t\(item.rule)\t\(item.mismatch.map { "no: " + Classify.reason($0) } ?? "matched")")
         }
         if result.stage == nil { print("  no rule matched: \(result.category.rawValue) by the reply's class") }
-        let suppresses = result.isHard && result.isEvidenceAgainstTheAddress
+        // Delivery bounces (and may suppress) only on a 5yz reply; a 4yz is retried whatever the rule says.
+        let suppresses = code >= 500 && result.isEvidenceAgainstTheAddress
         print(suppresses ? "suppresses the recipient (with automatic suppression on)"
               : "does not suppress the recipient" + (AutomaticSuppression.hardCategories.contains(result.category.rawValue) && result.isHard
                 ? " (a code alone, or a command that names no recipient, is not evidence enough)" : ""))
@@ -478,6 +487,7 @@ struct Classify: ParsableCommand {
         case .text: return "the text does not match"
         case .addressAtCommand: return "a refusal of the greeting, EHLO or MAIL FROM names no recipient"
         case .contentBeforeData: return "content is judged only after DATA; an earlier refusal is about the sender"
+        case .senderCode: return "the enhanced code says the sender's address is at fault"
         }
     }
 }

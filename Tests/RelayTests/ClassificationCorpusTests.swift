@@ -26,7 +26,7 @@ struct ClassificationCorpusTests {
             if result.category == reply.category { right += 1; continue }
             let address: Set<BounceCategory> = [.invalidRecipient, .inactiveMailbox]
             if address.contains(result.category), !address.contains(reply.category), reply.category != .badDomain, reply.category != .other,
-               result.isHard, result.isEvidenceAgainstTheAddress {
+               case .reply(let code, _, _) = reply.observation.kind, code >= 500, result.isEvidenceAgainstTheAddress {
                 wrong.append("\(reply.text.prefix(80)) → \(result.rule)")
             }
         }
@@ -93,6 +93,34 @@ struct ClassificationCorpusTests {
                                                  recipient: "a@example.jp", evidence: "x") == nil)
         #expect(AutomaticSuppression.suppression(category: "invalid_recipient", hard: true, saysTheAddressIsBad: true,
                                                  recipient: "a@example.jp", evidence: "x") != nil)
+    }
+
+    /// The sender's address at fault, in the code or the words: never the recipient's.
+    @Test func senderFaultsAreNotTheRecipients() {
+        let domain = observe(553, "5.1.8", "<bounce@mail.example>... Domain of sender address bounce@mail.example does not exist")
+        #expect(domain.category == .policyBlock && !domain.isEvidenceAgainstTheAddress)
+        #expect(observe(550, "5.1.8", "送信者ドメインが存在しません", command: "RCPT").category == .policyBlock)
+        #expect(observe(550, "5.1.7", "Invalid address").category == .policyBlock)
+        #expect(observe(550, "5.7.1", "User unknown", command: "RCPT").isEvidenceAgainstTheAddress == false, "a policy code weakens the words")
+        // A leading address after the codes is a prefix, whatever its local part says.
+        let dmarc = observe(550, "5.1.1", "dmarc@example.jp: User unknown")
+        #expect(dmarc.category == .invalidRecipient && dmarc.isEvidenceAgainstTheAddress)
+        #expect(observe(550, "5.1.1", "RESOLVER.ADR.ExRecipNotFound; not found", command: "RCPT").isEvidenceAgainstTheAddress)
+    }
+
+    @Test(arguments: ["^invalid recipient|user unknown", "\\bspf|dkim\\b", "(x)?", "a|", "\\b\\.com", "BOÎTE PLEINE"])
+    func ambiguousPatternsStayExpressions(_ pattern: String) {
+        #expect(PatternExpansion.phrases(pattern) == nil, "\(pattern)")
+    }
+
+    @Test(arguments: ["[[:space:]]user unknown", "\\x41ccount disabled", "(?x) no such user"])
+    func patternsBeyondTheReadingAreNotGated(_ pattern: String) {
+        #expect(PatternExpansion.requiredPhrase(pattern) == nil, "\(pattern)")
+    }
+
+    @Test func aGateIsRequiredByEveryMatch() {
+        #expect(PatternExpansion.requiredPhrase("[\\]xyz]+end of it").map { String(decoding: $0.bytes, as: UTF8.self) } == "end of it")
+        #expect(PatternExpansion.requiredPhrase("exceeded .* limit").map { String(decoding: $0.bytes, as: UTF8.self) } == "exceeded ")
     }
 
     /// The Japanese carriers: the same words mean another thing after DATA; both hosts count.

@@ -101,15 +101,15 @@ struct ContactTests {
             made += 1
             return "id\(made)"
         }
-        let first = try store.claimCampaignBatch(campaign, limit: 10, recovering: true, newID: newID)
-        let second = try store.claimCampaignBatch(campaign, limit: 10, recovering: false, newID: newID)
+        let first = try #require(try store.claimCampaignBatch(campaign, limit: 10, recovering: true, newID: newID))
+        let second = try #require(try store.claimCampaignBatch(campaign, limit: 10, recovering: false, newID: newID))
         #expect(first.count == 10 && second.count == 10)
         #expect(Set(first.map(\.contactID)).isDisjoint(with: second.map(\.contactID)))
         #expect(first.allSatisfy { !$0.claimedEarlier && $0.messageID != nil } && first[0].fields["ポイント"] == .number(0))
         try store.markCampaignRows(campaign, contacts: first.map(\.contactID), state: "queued")
-        #expect(try store.claimCampaignBatch(campaign, limit: 10, recovering: false, newID: newID).count == 5,
+        #expect(try store.claimCampaignBatch(campaign, limit: 10, recovering: false, newID: newID)?.count == 5,
                 "without recovering, the second batch's rows (still with the intake) are left alone")
-        let again = try store.claimCampaignBatch(campaign, limit: 20, recovering: true, newID: newID)
+        let again = try #require(try store.claimCampaignBatch(campaign, limit: 20, recovering: true, newID: newID))
         #expect(again.prefix(10).map(\.contactID) == second.map(\.contactID) && again.prefix(10).map(\.messageID) == second.map(\.messageID))
         #expect(again.prefix(10).allSatisfy(\.claimedEarlier) && again.count == 15)
         #expect(try store.campaignProgress(campaign) == CampaignProgress(recipients: 25, pending: 15, queued: 10))
@@ -117,6 +117,9 @@ struct ContactTests {
             try Row.fetchAll(db, sql: "SELECT state, COUNT(*) AS n FROM campaign_recipient GROUP BY state").map { ($0["state"] as String, $0["n"] as Int) }
         }
         #expect(rows.map(\.0) == ["queued", "submitting"] && rows.map(\.1) == [10, 15])
+        // Paused: nothing more is claimed (nil, not an empty batch, which would end the run).
+        campaign = try store.changeCampaign(id: campaign.id, accountID: acme, action: .pause)
+        #expect(try store.claimCampaignBatch(campaign, limit: 10, recovering: true, newID: newID) == nil)
         try store.deleteCampaign(id: campaign.id, accountID: acme)
         #expect(try store.database.read { try Int.fetchOne($0, sql: "SELECT COALESCE(SUM(n), 0) FROM campaign_count") } == 0)
     }
@@ -148,7 +151,7 @@ struct ContactTests {
             campaign = try #require(try store.campaign(id: campaign.id, accountID: acme))
             _ = try store.startCampaignRun(campaign, occurrence: occurrence, audience: query, now: now)
             campaign = try #require(try store.campaign(id: campaign.id, accountID: acme))
-            let rows = try store.claimCampaignBatch(campaign, limit: 100, recovering: true) { UUID().uuidString }
+            let rows = try #require(try store.claimCampaignBatch(campaign, limit: 100, recovering: true) { UUID().uuidString })
             try store.markCampaignRows(campaign, contacts: rows.map(\.contactID), state: "queued")
             try store.finishCampaignRun(campaign, now: now)
             runs += 1

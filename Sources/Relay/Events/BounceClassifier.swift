@@ -204,6 +204,8 @@ public struct BounceClassifier: Sendable {
         case addressAtCommand = "address-at-command"
         /// Content judged before the content was sent (a refusal before DATA is about the sender).
         case contentBeforeData = "content-before-data"
+        /// An address category for a reply whose enhanced code says the sender's address is at fault (X.1.7, X.1.8).
+        case senderCode = "sender-code"
     }
 
     let rules: [CompiledRule]
@@ -369,6 +371,11 @@ public struct BounceClassifier: Sendable {
         case .provider, .text, .generic, .failure:
             if BounceClassifier.addressCategories.contains(category) || category == .badDomain {
                 evidence = observation.command.map { BounceClassifier.recipientCommands.contains($0.uppercased()) } ?? true
+                // An enhanced code about the sender (X.1.7, X.1.8) or policy (X.7.x) says the words are not about this address.
+                if case .reply(_, let enhanced?, _) = observation.kind,
+                   enhanced.subject == 7 || (enhanced.subject == 1 && (enhanced.detail == 7 || enhanced.detail == 8)) {
+                    evidence = false
+                }
             }
         case .enhanced, .code:
             break
@@ -415,6 +422,10 @@ public struct BounceClassifier: Sendable {
             }
             if let commands = compiled.commands {
                 guard let command = texts.command, commands.contains(command) else { return .command }
+            }
+            if compiled.isAddressCategory, let code = texts.enhanced ?? texts.embedded, code.hasPrefix("5.1.7") || code.hasPrefix("5.1.8")
+                || code.hasPrefix("4.1.7") || code.hasPrefix("4.1.8") {
+                return .senderCode
             }
             if let command = texts.command {
                 // A refusal of the greeting, EHLO or MAIL FROM names no recipient: whatever its words, it is not about one.
@@ -579,6 +590,7 @@ struct GenericPrefixes: Sendable {
         if let end = GenericPrefixes.enhancedCode(in: bytes, at: start + (start < bytes.count && bytes[start] == 0x23 ? 1 : 0)) {
             start = end
         }
+        while start < bytes.count, bytes[start] == 0x20 { start += 1 }
         // A leading bare address followed by a colon ("user@example.jp: ...").
         var index = start
         while index < bytes.count, bytes[index] != 0x20, bytes[index] != 0x3A, bytes[index] != 0x3C { index += 1 }

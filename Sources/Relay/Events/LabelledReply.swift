@@ -22,6 +22,8 @@ public struct LabelledReply: Decodable, Sendable {
     /// JSON lines, one reply each.
     public static func corpus(_ text: String) throws -> [LabelledReply] {
         let decoder = JSONDecoder()
-        return try text.split(whereSeparator: \.isNewline).map { try decoder.decode(LabelledReply.self, from: Data($0.utf8)) }
+        // Lines end at LF only: JSON may hold U+2028 raw inside a string.
+        return try text.split(separator: "\n").filter { !$0.allSatisfy(\.isWhitespace) }
+            .map { try decoder.decode(LabelledReply.self, from: Data($0.utf8)) }
     }
 }

@@ -247,14 +247,52 @@ enum PatternExpansion {
             boundaryAfter = true
             characters.removeLast(2)
         }
+        // An anchor or a boundary lifted off the ends belongs to the whole pattern only when it has no `|` at its top.
+        if atStart || atEnd || boundaryBefore || boundaryAfter, hasTopLevelAlternative(characters) { return nil }
+        // Letters with case beyond ASCII: the phrases are folded for ASCII only.
+        if characters.contains(where: { !$0.isASCII && $0.properties.changesWhenCaseMapped }) { return nil }
         var position = 0
         guard let alternatives = sequence(characters, &position, depth: 0), position == characters.count else { return nil }
+        var phrases: [PhraseMatcher.Phrase] = []
         var seen = Set<[UInt8]>()
-        return alternatives.compactMap { text in
+        for text in alternatives {
             let bytes = PhraseMatcher.fold(text)
-            guard !bytes.isEmpty, seen.insert(bytes).inserted else { return nil }
-            return PhraseMatcher.Phrase(bytes: bytes, boundaryBefore: boundaryBefore, boundaryAfter: boundaryAfter, atStart: atStart, atEnd: atEnd)
+            // An empty alternative matches everywhere: not a phrase.
+            guard let first = bytes.first, let last = bytes.last else { return nil }
+            // `\b` beside punctuation means a word character on the other side: not this simple kind.
+            if boundaryBefore && !PhraseMatcher.isWordByte(first) || boundaryAfter && !PhraseMatcher.isWordByte(last) { return nil }
+            if seen.insert(bytes).inserted {
+                phrases.append(PhraseMatcher.Phrase(bytes: bytes, boundaryBefore: boundaryBefore, boundaryAfter: boundaryAfter,
+                                                    atStart: atStart, atEnd: atEnd))
+            }
         }
+        return phrases.isEmpty ? nil : phrases
+    }
+
+    static func hasTopLevelAlternative(_ characters: [Unicode.Scalar]) -> Bool {
+        var depth = 0
+        var index = 0
+        var inClass = false
+        while index < characters.count {
+            let character = characters[index]
+            if character == "\\" {
+                index += 2
+                continue
+            }
+            if inClass {
+                if character == "]" { inClass = false }
+            } else if character == "[" {
+                inClass = true
+            } else if character == "(" {
+                depth += 1
+            } else if character == ")" {
+                depth -= 1
+            } else if character == "|", depth == 0 {
+                return true
+            }
+            index += 1
+        }
+        return false
     }
 
     /// Alternatives separated by `|`, up to a `)` (left unread) or the end.
@@ -326,6 +364,15 @@ enum PatternExpansion {
     /// optional), lowercased; nil when shorter than three bytes.
     static func requiredPhrase(_ pattern: String) -> PhraseMatcher.Phrase? {
         let characters = Array(pattern.unicodeScalars)
+        // What this reading does not follow — escapes that stand for other characters (\x41, \u00fc, \0, \cX, \Q…\E),
+        // flags (`(?x)`, `(?i)`), nested classes, letters with case beyond ASCII — leaves the pattern ungated.
+        for (index, character) in characters.enumerated() {
+            let next = index + 1 < characters.count ? characters[index + 1] : nil
+            if character == "\\", let next, "xuUcQEpPN0123456789".unicodeScalars.contains(next) { return nil }
+            if character == "(", next == "?", index + 2 < characters.count, characters[index + 2] != ":" { return nil }
+            if character == "[", next == "[" || next == ":" { return nil }
+            if !character.isASCII && character.properties.changesWhenCaseMapped { return nil }
+        }
         var best = ""
         var run = ""
         var depth = 0
@@ -339,7 +386,7 @@ enum PatternExpansion {
             let character = characters[index]
             let next = index + 1 < characters.count ? characters[index + 1] : nil
             if inClass {
-                if character == "]" { inClass = false }
+                if character == "\\" { index += 1 } else if character == "]" { inClass = false }
                 index += 1
                 continue
             }

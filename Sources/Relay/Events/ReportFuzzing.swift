@@ -9,6 +9,24 @@ package enum RelayFuzzing {
         if let report = FeedbackReport.parse(bytes), let code = report.replyCode {
             precondition((400...599).contains(code), "a report's reply code is 4yz or 5yz")
         }
+        classify(bytes)
+    }
+
+    static let classifier = try? BounceClassifier.standard()
+
+    /// The bytes as a remote server's reply text, read by the shipped rules at every command and with
+    /// hosts taken from the bytes: the phrase automaton, the prefix scan and the embedded-code scan.
+    package static func classify(_ bytes: [UInt8]) {
+        guard let classifier else { return }
+        let text = String(decoding: bytes.prefix(4096), as: UTF8.self)
+        let host = String(decoding: bytes.prefix(64), as: UTF8.self)
+        for command in [nil, "CONNECT", "MAIL", "RCPT", "DATA"] {
+            let observation = FailureObservation(kind: .reply(code: 550, enhanced: nil, text: text), remoteHost: host,
+                                                 recipientDomain: "docomo.ne.jp", command: command)
+            let (result, tried) = classifier.explain(observation)
+            precondition(result == classifier.classify(observation), "explain and classify agree")
+            precondition(!tried.isEmpty)
+        }
     }
 
     static func walk(_ entity: MIMEEntity, depth: Int) {
