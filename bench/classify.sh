@@ -9,7 +9,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 binary=${HIKYAKU_BIN:-$root/.build/release/hikyaku}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-cat "$root/Tests/ClassificationCorpus/tuning.jsonl" "$root/Tests/ClassificationCorpus/held-out.jsonl" > "$work/all.jsonl"
+cat "$root"/Tests/ClassificationCorpus/*.jsonl > "$work/all.jsonl"
 python3 - "$work/all.jsonl" "$work/padded.jsonl" <<'PY'
 import json, sys
 filler = " For more information see https://postmaster.example.net/smtp-errors?host=mx1.example.net&id=0123456789abcdef"

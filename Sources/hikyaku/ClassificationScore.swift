@@ -80,7 +80,7 @@ struct ClassificationScore {
         guard misses, !json else { return }
         for (reply, result) in wrong {
             print("  \(reply.category.rawValue) <- \(result.category.rawValue) (\(result.rule)) \(reply.code.map(String.init) ?? "-") "
-                  + "\(reply.enhanced ?? "") [\(reply.command ?? "-")] \(reply.mx ?? reply.domain ?? ""): \(reply.text.prefix(160))")
+                  + "\(reply.enhanced ?? "") [\(reply.command ?? "-")] \(reply.mx ?? reply.domain ?? ""): \(reply.text.prefix(400))")
         }
     }
 }

@@ -92,6 +92,12 @@ def test_classify_with_operator_rules(tmp_path):
     assert lines[0] == "rate_limited\tsoft\tgreylisted", lines[0]
     assert any("docomo-user-unknown\tno: neither the MX host nor the domain" in line for line in lines), lines
     assert lines[-1] == "does not suppress the recipient"
+    # After DATA the recipient had been accepted: a generic "No such user" there is its filter, and --explain says why.
+    result = subprocess.run([BINARY, "classify", "--code", "550", "--text", "kijitora@example.net... No such user", "--command", "DATA",
+                             "--explain", "--data-dir", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    lines = result.stdout.splitlines()
+    assert lines[0] == "filtered\thard\tunknown-after-data", lines
+    assert any(line.startswith("  generic\tuser-unknown\tno: after DATA the recipient had been accepted") for line in lines), lines
     # A labelled corpus: the score and the time per reply.
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text(json.dumps({"text": "User unknown", "code": 550, "enhanced": "5.1.1", "command": "RCPT", "mx": None,

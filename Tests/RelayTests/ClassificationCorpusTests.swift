@@ -37,6 +37,11 @@ struct ClassificationCorpusTests {
         let tuning = try ClassificationCorpusTests.load("tuning"), heldOut = try ClassificationCorpusTests.load("held-out")
         #expect(tuning.count + heldOut.count >= 300)
         #expect(heldOut.count >= 150)
+        let sisimai = try ClassificationCorpusTests.load("sisimai-tuning") + ClassificationCorpusTests.load("sisimai-held-out")
+        #expect(sisimai.count >= 350)
+        // The sisimai parts share no text with the first corpus (scripts/sisimai-corpus.py leaves such replies out).
+        let first = Set((tuning + heldOut).map { $0.text.lowercased() })
+        #expect(sisimai.allSatisfy { !first.contains($0.text.lowercased()) })
     }
 
     @Test func tuningRepliesScoreAtLeast95Percent() throws {
@@ -47,13 +52,29 @@ struct ClassificationCorpusTests {
         #expect(suppressed.count <= 1, "\(suppressed)")
     }
 
-    /// The held-out replies guard against a regression: 70.0 % before the staged rules, 76.5 % with them.
-    /// The aim (95 %, and no wrong suppression) is not reached; docs/classification.md says so.
+    /// The held-out replies guard against a regression: 70.0 % before the staged rules, 76.5 % with them,
+    /// 77.6 % now. The aim (95 %, and no wrong suppression) is not reached; docs/classification.md says so.
     @Test func heldOutRepliesDoNotRegress() throws {
         let replies = try ClassificationCorpusTests.load("held-out")
         let (right, suppressed) = score(replies)
-        #expect(Double(right) / Double(replies.count) >= 0.76)
+        #expect(Double(right) / Double(replies.count) >= 0.77)
         #expect(suppressed.count <= 3, "\(suppressed)")
+    }
+
+    /// sisimai's labels: 75.9 % before the rules read them, 88.7 % after.
+    @Test func sisimaiTuningReplies() throws {
+        let replies = try ClassificationCorpusTests.load("sisimai-tuning")
+        let (right, suppressed) = score(replies)
+        #expect(Double(right) / Double(replies.count) >= 0.88)
+        #expect(suppressed.count <= 4, "\(suppressed)")
+    }
+
+    /// Held out from the rules: 73.7 % before and after (wrong suppressions 14 → 12). A regression guard only.
+    @Test func sisimaiHeldOutRepliesDoNotRegress() throws {
+        let replies = try ClassificationCorpusTests.load("sisimai-held-out")
+        let (right, suppressed) = score(replies)
+        #expect(Double(right) / Double(replies.count) >= 0.73)
+        #expect(suppressed.count <= 12, "\(suppressed)")
     }
 
     func observe(_ code: Int, _ enhanced: String?, _ text: String, mx: String? = nil, domain: String? = nil,
@@ -88,6 +109,13 @@ struct ClassificationCorpusTests {
         let atMail = observe(550, "5.1.1", "<a@example.jp>: unknown user", command: "MAIL")
         #expect(atMail.category == .policyBlock && !atMail.isEvidenceAgainstTheAddress)
         #expect(observe(554, nil, "spam detected", command: "CONNECT").category == .policyBlock, "content is judged after DATA")
+        #expect(observe(550, "5.7.0", "<a@example.com>: Recipient address rejected: Spam detected", command: "RCPT").category == .spamBlock,
+                "a scanner's named verdict is about the content even before DATA")
+        // After DATA the recipient had been accepted: "unknown" is its filter, unless the code says the mailbox.
+        let afterData = observe(550, nil, "kijitora@example.net... No such user", command: "DATA")
+        #expect(afterData.category == .filtered && !afterData.isEvidenceAgainstTheAddress)
+        #expect(observe(550, "5.1.1", "<a@example.net>: User unknown in virtual mailbox table", command: "DATA").category == .invalidRecipient)
+        #expect(observe(550, "5.1.7", "No such domain example.net", command: "MAIL").category == .policyBlock, "a domain refused at MAIL is the sender's")
         #expect(observe(550, nil, "helo denied", command: "EHLO").category == .policyBlock)
         #expect(AutomaticSuppression.suppression(category: "invalid_recipient", hard: true, saysTheAddressIsBad: false,
                                                  recipient: "a@example.jp", evidence: "x") == nil)

@@ -179,10 +179,17 @@ public struct BounceClassifier: Sendable {
         /// Patterns beyond phrases (`PatternExpansion`), each run only when its gate phrase is in the text.
         let expressions: [(expression: NSRegularExpression, gated: Bool)]
         let kind: String
-        let commands: Set<String>?
+        /// The rule's conditions, held here: read for every rule on every failure, they are not copied out of `rule`.
+        let category: BounceCategory
+        let codes: [Int]?
+        let enhanced: [String]?
+        /// Few (an array compares them faster than a set hashes one).
+        let commands: [String]?
         /// Indices of the rule's host suffixes in `BounceClassifier.hostSuffixes`.
         var hosts: [Int]?
         let isAddressCategory: Bool
+        /// An address category or `bad_domain`: a verdict on the recipient's address or its domain.
+        let isAboutTheAddress: Bool
         let hasText: Bool
 
         init(rule: ClassificationRule, stage: ClassificationStage, expressions: [(expression: NSRegularExpression, gated: Bool)]) {
@@ -190,9 +197,13 @@ public struct BounceClassifier: Sendable {
             self.stage = stage
             self.expressions = expressions
             kind = rule.kind ?? "reply"
-            commands = rule.commands.map { Set($0.map { $0.uppercased() }) }
+            category = rule.category
+            codes = rule.codes
+            enhanced = rule.enhanced
+            commands = rule.commands.map { $0.map { $0.uppercased() } }
             hosts = nil
             isAddressCategory = BounceClassifier.addressCategories.contains(rule.category)
+            isAboutTheAddress = isAddressCategory || rule.category == .badDomain
             hasText = rule.text?.isEmpty == false
         }
     }
@@ -200,11 +211,15 @@ public struct BounceClassifier: Sendable {
     /// Why a rule did not match (for `--explain`).
     public enum Mismatch: String, Sendable {
         case kind, code, enhanced, command, host, text
-        /// An address category decided at a command that names no recipient (the greeting, EHLO, MAIL).
+        /// An address or domain category decided at a command that names no recipient (the greeting, EHLO,
+        /// MAIL): a domain refused there is the sender's.
         case addressAtCommand = "address-at-command"
+        /// An unknown address after DATA, where the recipient had been accepted at RCPT: without an
+        /// enhanced code about the mailbox (X.1.y) it is the recipient's filter speaking, not a lookup.
+        case acceptedRecipient = "accepted-recipient"
         /// Content judged before the content was sent (a refusal before DATA is about the sender).
         case contentBeforeData = "content-before-data"
-        /// An address category for a reply whose enhanced code says the sender's address is at fault (X.1.7, X.1.8).
+        /// An address or domain category for a reply whose enhanced code says the sender's address is at fault (X.1.7, X.1.8).
         case senderCode = "sender-code"
     }
 
@@ -312,6 +327,13 @@ public struct BounceClassifier: Sendable {
         let hostMatches: [Bool]
         let enhanced: String?
         let embedded: String?
+        /// What the enhanced code (given, or written in the text) says: the sender's address is at fault
+        /// (X.1.7, X.1.8); the recipient's mailbox is (any other X.1.y).
+        let senderCode: Bool
+        let mailboxCode: Bool
+        /// The command names a recipient (RCPT, DATA, BDAT; or is unknown), and was answered after the content.
+        let namesRecipient: Bool
+        let afterContent: Bool
         /// The owners of the phrases found in each text, found once when first needed.
         private var owners: (all: PhraseMatcher.Owners, outside: PhraseMatcher.Owners)?
 
@@ -361,6 +383,11 @@ public struct BounceClassifier: Sendable {
             }
             if case .reply(_, let code, _) = observation.kind { enhanced = code?.description } else { enhanced = nil }
             embedded = embeddedCode?.description
+            let code = enhanced ?? embedded
+            senderCode = code.map { $0.hasPrefix("5.1.7") || $0.hasPrefix("5.1.8") || $0.hasPrefix("4.1.7") || $0.hasPrefix("4.1.8") } ?? false
+            mailboxCode = !senderCode && (code.map { $0.hasPrefix("5.1.") || $0.hasPrefix("4.1.") } ?? false)
+            namesRecipient = command.map { BounceClassifier.recipientCommands.contains($0) } ?? true
+            afterContent = command.map { BounceClassifier.contentCommands.contains($0) } ?? false
         }
     }
 
@@ -414,8 +441,8 @@ public struct BounceClassifier: Sendable {
         switch observation.kind {
         case .reply(let code, _, _):
             guard compiled.kind == "reply" else { return .kind }
-            if let codes = compiled.rule.codes, !codes.contains(where: { $0 == code || $0 == code / 100 }) { return .code }
-            if let prefixes = compiled.rule.enhanced {
+            if let codes = compiled.codes, !codes.contains(where: { $0 == code || $0 == code / 100 }) { return .code }
+            if let prefixes = compiled.enhanced {
                 // A code written only in the text (qmail's `(#5.1.1)`) counts from the enhanced stage on.
                 guard let value = texts.enhanced ?? (compiled.stage >= .enhanced ? texts.embedded : nil) else { return .enhanced }
                 guard prefixes.contains(where: { $0.hasSuffix(".") ? value.hasPrefix($0) : value == $0 }) else { return .enhanced }
@@ -423,14 +450,17 @@ public struct BounceClassifier: Sendable {
             if let commands = compiled.commands {
                 guard let command = texts.command, commands.contains(command) else { return .command }
             }
-            if compiled.isAddressCategory, let code = texts.enhanced ?? texts.embedded, code.hasPrefix("5.1.7") || code.hasPrefix("5.1.8")
-                || code.hasPrefix("4.1.7") || code.hasPrefix("4.1.8") {
-                return .senderCode
-            }
-            if let command = texts.command {
+            if compiled.isAboutTheAddress, texts.senderCode { return .senderCode }
+            if texts.command != nil {
                 // A refusal of the greeting, EHLO or MAIL FROM names no recipient: whatever its words, it is not about one.
-                if compiled.isAddressCategory, !BounceClassifier.recipientCommands.contains(command) { return .addressAtCommand }
-                if compiled.rule.category == .spamBlock, !BounceClassifier.contentCommands.contains(command) { return .contentBeforeData }
+                if compiled.isAboutTheAddress, !texts.namesRecipient { return .addressAtCommand }
+                if texts.afterContent {
+                    if compiled.category == .invalidRecipient, compiled.stage != .provider, !texts.mailboxCode { return .acceptedRecipient }
+                } else if compiled.category == .spamBlock, compiled.stage > .text || texts.command != "RCPT" {
+                    // Before the content was sent, words judge the sender: bare words ("spam") always, and at the
+                    // greeting, EHLO or MAIL anything; a verdict a policy service names at RCPT ("Spam detected") stands.
+                    return .contentBeforeData
+                }
             }
         case .dns:
             guard compiled.kind == "dns" else { return .kind }
@@ -612,8 +642,8 @@ struct GenericPrefixes: Sendable {
                             continue
                         }
                     } else if starters[Int(truncatingIfNeeded: byte)], index == 0 || !PhraseMatcher.isWordByte(text[index - 1]),
-                              let phrase = phrases.first(where: { GenericPrefixes.starts(bytes, at: index, with: $0) }) {
-                        let end = GenericPrefixes.skipColon(bytes, index + phrase.count)
+                              let length = GenericPrefixes.prefix(of: text, at: index, among: phrases) {
+                        let end = GenericPrefixes.skipColon(bytes, index + length)
                         spans.append(index..<end)
                         index = end
                         continue
@@ -625,10 +655,16 @@ struct GenericPrefixes: Sendable {
         return spans
     }
 
-    static func starts(_ bytes: [UInt8], at index: Int, with phrase: [UInt8]) -> Bool {
-        guard index + phrase.count <= bytes.count else { return false }
-        for offset in phrase.indices where bytes[index + offset] != phrase[offset] { return false }
-        return true
+    /// The length of the first of `phrases` that `text` has at `index`.
+    static func prefix(of text: UnsafeBufferPointer<UInt8>, at index: Int, among phrases: [[UInt8]]) -> Int? {
+        for phrase in phrases where index + phrase.count <= text.count {
+            let found = phrase.withUnsafeBufferPointer { phrase in
+                for offset in 0..<phrase.count where text[index + offset] != phrase[offset] { return false }
+                return true
+            }
+            if found { return phrase.count }
+        }
+        return nil
     }
 
     static func skipColon(_ bytes: [UInt8], _ start: Int) -> Int {
