@@ -44,37 +44,20 @@ struct ClassificationCorpusTests {
         #expect(sisimai.allSatisfy { !first.contains($0.text.lowercased()) })
     }
 
-    @Test func tuningRepliesScoreAtLeast95Percent() throws {
-        let replies = try ClassificationCorpusTests.load("tuning")
+    /// Each part's floor: (part, least share right, most wrong suppressions). The tuning parts were read
+    /// while the rules were written; the held-out parts only guard against a regression — the aim (95 %
+    /// and no wrong suppression) is not reached there, as docs/classification.md says.
+    /// - tuning: 97.5 %; its one wrong suppression is au's "<user@ezweb.ne.jp>: User unknown" with neither
+    ///   host nor command, which a source calls a filter refusal.
+    /// - held-out: 70.0 % before the staged rules, 76.5 % with them, 77.6 % now.
+    /// - sisimai-tuning: 75.9 % before the rules read it, 88.7 % after.
+    /// - sisimai-held-out: 73.7 % before and after (wrong suppressions 14 → 12).
+    @Test(arguments: [("tuning", 0.95, 1), ("held-out", 0.77, 3), ("sisimai-tuning", 0.88, 4), ("sisimai-held-out", 0.73, 12)])
+    func corpusPartHoldsItsScore(_ part: String, _ least: Double, _ wrongSuppressions: Int) throws {
+        let replies = try ClassificationCorpusTests.load(part)
         let (right, suppressed) = score(replies)
-        #expect(Double(right) / Double(replies.count) >= 0.95)
-        // One: au's "<user@ezweb.ne.jp>: User unknown" with neither host nor command, which a source calls a filter refusal.
-        #expect(suppressed.count <= 1, "\(suppressed)")
-    }
-
-    /// The held-out replies guard against a regression: 70.0 % before the staged rules, 76.5 % with them,
-    /// 77.6 % now. The aim (95 %, and no wrong suppression) is not reached; docs/classification.md says so.
-    @Test func heldOutRepliesDoNotRegress() throws {
-        let replies = try ClassificationCorpusTests.load("held-out")
-        let (right, suppressed) = score(replies)
-        #expect(Double(right) / Double(replies.count) >= 0.77)
-        #expect(suppressed.count <= 3, "\(suppressed)")
-    }
-
-    /// sisimai's labels: 75.9 % before the rules read them, 88.7 % after.
-    @Test func sisimaiTuningReplies() throws {
-        let replies = try ClassificationCorpusTests.load("sisimai-tuning")
-        let (right, suppressed) = score(replies)
-        #expect(Double(right) / Double(replies.count) >= 0.88)
-        #expect(suppressed.count <= 4, "\(suppressed)")
-    }
-
-    /// Held out from the rules: 73.7 % before and after (wrong suppressions 14 → 12). A regression guard only.
-    @Test func sisimaiHeldOutRepliesDoNotRegress() throws {
-        let replies = try ClassificationCorpusTests.load("sisimai-held-out")
-        let (right, suppressed) = score(replies)
-        #expect(Double(right) / Double(replies.count) >= 0.73)
-        #expect(suppressed.count <= 12, "\(suppressed)")
+        #expect(Double(right) / Double(replies.count) >= least)
+        #expect(suppressed.count <= wrongSuppressions, "\(suppressed)")
     }
 
     func observe(_ code: Int, _ enhanced: String?, _ text: String, mx: String? = nil, domain: String? = nil,
