@@ -159,6 +159,8 @@ let package = Package(
                           swiftSettings: fuzzSettings),
         .executableTarget(name: "fuzz-smtp-data", dependencies: ["FuzzTargets"], path: "Fuzz/fuzz-smtp-data",
                           swiftSettings: fuzzSettings),
+        .executableTarget(name: "fuzz-proxy-header", dependencies: ["FuzzTargets"], path: "Fuzz/fuzz-proxy-header",
+                          swiftSettings: fuzzSettings),
         .executableTarget(name: "fuzz-header", dependencies: ["FuzzTargets"], path: "Fuzz/fuzz-header",
                           swiftSettings: fuzzSettings),
         .executableTarget(name: "fuzz-feedback", dependencies: ["FuzzTargets"], path: "Fuzz/fuzz-feedback",

@@ -2,7 +2,7 @@
 # Builds one fuzz executable as a libFuzzer target and runs it on its corpus.
 #   scripts/fuzz.sh TARGET [seconds] [--merge]
 #   scripts/fuzz.sh --replay            # every committed corpus through the normal build (no libFuzzer)
-# TARGET: command reply data dns header feedback mime dkim api sigv4 mustache tracking csv
+# TARGET: command reply data proxy dns header feedback mime dkim api sigv4 mustache tracking csv
 # Every module is compiled with libFuzzer's coverage instrumentation and
 # AddressSanitizer; libFuzzer's driver is linked without its own main (the
 # executable calls LLVMFuzzerRunDriver), in a separate build folder. New
@@ -16,6 +16,7 @@ cd "$(dirname "$0")/.."
 product_of() {
     case "$1" in
         command|reply|data) echo "fuzz-smtp-$1" ;;
+        proxy) echo "fuzz-proxy-header" ;;
         dns) echo "fuzz-dns-message" ;;
         header|feedback|mime|dkim|sigv4|mustache|tracking|csv) echo "fuzz-$1" ;;
         api) echo "fuzz-api-json" ;;
@@ -26,7 +27,7 @@ product_of() {
 if [ "${1:-}" = "--replay" ]; then
     # The corpora through the ordinary debug build: each input must run without a trap.
     bin=$(swift build --show-bin-path)
-    for target in command reply data dns header feedback mime dkim api sigv4 mustache tracking csv; do
+    for target in command reply data proxy dns header feedback mime dkim api sigv4 mustache tracking csv; do
         product=$(product_of "$target")
         files=(Fuzz/corpus/"$target"/*)
         printf 'replaying %4d inputs through %s\n' "${#files[@]}" "$product"

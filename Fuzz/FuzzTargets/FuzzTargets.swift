@@ -27,6 +27,23 @@ public enum FuzzTargets {
         while let result = try? parser.parse(&buffer), case .reply = result {}
     }
 
+    /// The PROXY protocol header a load balancer sends first: whatever the bytes, a header is read
+    /// whole or refused, never longer than the input or than the longest header allowed, and every
+    /// prefix of a header found is incomplete, never a different verdict.
+    public static func proxyHeader(_ bytes: [UInt8]) {
+        switch ProxyHeader.parse(bytes) {
+        case .header(_, let length):
+            precondition(length <= bytes.count && length <= 16 + ProxyHeader.maximumV2Payload, "a header longer than its input")
+            for end in 0..<length {
+                precondition(ProxyHeader.parse(bytes[..<end]) == .incomplete, "a prefix of a header is not incomplete")
+            }
+        case .incomplete:
+            precondition(bytes.count < 16 + ProxyHeader.maximumV2Payload, "more than the longest header still incomplete")
+        case .invalid:
+            break
+        }
+    }
+
     /// The DATA reader, fed in two pieces to exercise split states.
     public static func dataReader(_ bytes: [UInt8]) {
         let split = bytes.isEmpty ? 0 : Int(bytes[0]) % (bytes.count + 1)

@@ -21,6 +21,12 @@ public struct Configuration: Sendable, Equatable {
     public var tlsPrivateKey: String?
     /// CIDR blocks whose clients may relay without AUTH.
     public var trustedNetworks: [String] = []
+    /// Listeners behind a load balancer: each connection starts with a PROXY protocol header (v1 or v2).
+    public var smtpProxyListen: [String] = []
+    public var smtpTLSProxyListen: [String] = []
+    /// The load balancers' addresses (CIDR); required when a PROXY listener is configured.
+    public var smtpProxyFrom: [String] = []
+    public var smtpProxyTimeoutSeconds = 10
 
     /// Recursive DNS servers as host:port; empty: the nameservers of /etc/resolv.conf.
     public var dnsServers: [String] = []
@@ -234,6 +240,10 @@ extension Configuration {
         optionalString("smtp.tlsCertificate", "PEM certificate chain; unset: self-signed, generated in the data directory", \.tlsCertificate),
         optionalString("smtp.tlsPrivateKey", "PEM private key for smtp.tlsCertificate", \.tlsPrivateKey),
         list("smtp.trustedNetworks", "CIDR blocks that may relay without AUTH (e.g. 10.0.0.0/8); empty by default", \.trustedNetworks),
+        list("smtp.proxyListen", "host:port list of SMTP listeners (STARTTLS offered) behind a load balancer: each connection starts with a PROXY protocol v1 or v2 header naming the client", \.smtpProxyListen),
+        list("smtp.tlsProxyListen", "host:port list of implicit-TLS SMTP listeners behind a load balancer (the PROXY header comes before TLS)", \.smtpTLSProxyListen),
+        list("smtp.proxyFrom", "CIDR blocks of the load balancers allowed on the PROXY listeners; connections from elsewhere are closed unanswered", \.smtpProxyFrom),
+        integer("smtp.proxyTimeoutSeconds", "Time for a load balancer to send its PROXY header before the connection is closed", \.smtpProxyTimeoutSeconds, minimum: 1),
         integer("smtp.maxMessageSize", "Largest message in octets (SIZE); larger ones get 552 5.3.4", \.maxMessageSize),
         integer("smtp.maxRecipients", "Recipients per message; the next gets 452 4.5.3", \.maxRecipients),
         integer("smtp.maxCommandLineLength", "Command line length including CRLF (RFC 5321: 512)", \.maxCommandLineLength, minimum: 64),

@@ -85,6 +85,13 @@ public enum Server {
         let trustedNetworks = try TrustedNetworks(configuration.trustedNetworks)
         let plainAddresses = try configuration.smtpListen.map(ListenAddress.init(parsing:))
         let tlsAddresses = try configuration.smtpTLSListen.map(ListenAddress.init(parsing:))
+        let proxyAddresses = try configuration.smtpProxyListen.map(ListenAddress.init(parsing:))
+        let proxyTLSAddresses = try configuration.smtpTLSProxyListen.map(ListenAddress.init(parsing:))
+        let proxy = SMTPListener.ProxySettings(from: try TrustedNetworks(configuration.smtpProxyFrom),
+                                               timeout: .seconds(Int64(configuration.smtpProxyTimeoutSeconds)))
+        if !(proxyAddresses + proxyTLSAddresses).isEmpty && configuration.smtpProxyFrom.isEmpty {
+            throw ConfigurationError("smtp.proxyListen and smtp.tlsProxyListen need smtp.proxyFrom: the load balancers' addresses")
+        }
 
         var certificatePath = configuration.tlsCertificate
         var keyPath = configuration.tlsPrivateKey
@@ -173,6 +180,12 @@ public enum Server {
                          environment: environment, limiter: limiter, trustedNetworks: trustedNetworks, group: group)
         } + tlsAddresses.map { address in
             SMTPListener(options: .init(host: address.host, port: address.port, implicitTLS: true),
+                         environment: environment, limiter: limiter, trustedNetworks: trustedNetworks, group: group)
+        } + proxyAddresses.map { address in
+            SMTPListener(options: .init(host: address.host, port: address.port, implicitTLS: false, proxy: proxy),
+                         environment: environment, limiter: limiter, trustedNetworks: trustedNetworks, group: group)
+        } + proxyTLSAddresses.map { address in
+            SMTPListener(options: .init(host: address.host, port: address.port, implicitTLS: true, proxy: proxy),
                          environment: environment, limiter: limiter, trustedNetworks: trustedNetworks, group: group)
         }
 
@@ -309,7 +322,7 @@ struct SMTPListenerService: Service {
     func run() async throws {
         for listener in listeners {
             let bound = try await listener.start()
-            let kind = listener.options.implicitTLS ? "smtp-tls" : "smtp"
+            let kind = (listener.options.implicitTLS ? "smtp-tls" : "smtp") + (listener.options.proxy == nil ? "" : "-proxy")
             // One line per listener on stdout: scripts read the bound port from it.
             announce("hikyaku: listening \(kind) \(bound.ipAddress ?? listener.options.host):\(bound.port ?? 0)")
         }

@@ -28,6 +28,8 @@ class Server:
         self.proc = None
         self.smtp_port = None
         self.tls_port = None
+        self.proxy_port = None
+        self.proxy_tls_port = None
         self.admin_port = None
         self.api_port = None
         self.stderr_path = os.path.join(self.data_dir, "server.log")
@@ -51,6 +53,7 @@ class Server:
             wanted += 1
         if self.config.get("console", {}).get("listen"):
             wanted += 1
+        wanted += len(self.config.get("smtp", {}).get("proxyListen", [])) + len(self.config.get("smtp", {}).get("tlsProxyListen", []))
         found = 0
         while found < wanted:
             if time.time() > deadline:
@@ -66,6 +69,12 @@ class Server:
                 found += 1
             elif line.startswith("hikyaku: listening admin "):
                 self.admin_port = int(line.rsplit(":", 1)[1])
+                found += 1
+            elif line.startswith("hikyaku: listening smtp-proxy "):
+                self.proxy_port = int(line.rsplit(":", 1)[1])
+                found += 1
+            elif line.startswith("hikyaku: listening smtp-tls-proxy "):
+                self.proxy_tls_port = int(line.rsplit(":", 1)[1])
                 found += 1
             elif line.startswith("hikyaku: listening smtp-tls "):
                 self.tls_port = int(line.rsplit(":", 1)[1])
@@ -244,8 +253,8 @@ def trusted_server(make_server):
 class RawClient:
     """A socket client that sends exact bytes (swaks would fix line endings)."""
 
-    def __init__(self, port, host="127.0.0.1", timeout=10):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+    def __init__(self, port, host="127.0.0.1", timeout=10, source=None):
+        self.sock = socket.create_connection((host, port), timeout=timeout, source_address=source)
         self.buffer = b""
 
     def send(self, data):

@@ -15,10 +15,25 @@ public final class SMTPListener: Sendable {
         public var host: String
         public var port: Int
         public var implicitTLS: Bool
-        public init(host: String, port: Int, implicitTLS: Bool) {
+        /// Non-nil: every connection is a load balancer's, and starts with a PROXY protocol header
+        /// naming the client (`ProxyHeader`).
+        public var proxy: ProxySettings?
+        public init(host: String, port: Int, implicitTLS: Bool, proxy: ProxySettings? = nil) {
             self.host = host
             self.port = port
             self.implicitTLS = implicitTLS
+            self.proxy = proxy
+        }
+    }
+
+    /// Who may send a PROXY header, and how long it may take.
+    public struct ProxySettings: Sendable {
+        /// The load balancers' addresses; a connection from anywhere else is closed unanswered.
+        public var from: TrustedNetworks
+        public var timeout: TimeAmount
+        public init(from: TrustedNetworks, timeout: TimeAmount) {
+            self.from = from
+            self.timeout = timeout
         }
     }
 
@@ -56,27 +71,47 @@ public final class SMTPListener: Sendable {
     }
 
     private func initialise(_ channel: any Channel) throws {
-        let address = channel.remoteAddress?.ipAddress ?? "unknown"
         let sessionID = state.withLockedValue { state -> UInt64 in
             state.nextID += 1
             return state.nextID
         }
+        let key = ObjectIdentifier(channel)
+        state.withLockedValue { $0.sessions[key] = channel }
+        channel.closeFuture.whenComplete { [state] _ in
+            state.withLockedValue { _ = $0.sessions.removeValue(forKey: key) }
+        }
+        guard let proxy = options.proxy else {
+            return try startSession(channel, client: channel.remoteAddress, sessionID: sessionID)
+        }
+        // Behind a load balancer the session starts once its header names the client.
+        guard proxy.from.contains(channel.remoteAddress) else {
+            environment.logger.warning("PROXY listener: connection from an address not in smtp.proxyFrom closed",
+                                       metadata: ["peer": "\(channel.remoteAddress?.ipAddress ?? "unknown")"])
+            channel.close(promise: nil)
+            return
+        }
+        let handler = ProxyHeaderHandler(timeout: proxy.timeout, logger: environment.logger) { [self] channel, header in
+            // LOCAL or UNKNOWN: the balancer's own connection (a health check) is served as itself.
+            try self.startSession(channel, client: header.source ?? channel.remoteAddress, sessionID: sessionID)
+        }
+        try channel.pipeline.syncOperations.addHandler(handler)
+    }
+
+    /// Adds the session's handlers for `client`: the refusal when it has too many connections, else TLS
+    /// (for implicit TLS) and the SMTP session.
+    func startSession(_ channel: any Channel, client: SocketAddress?, sessionID: UInt64) throws {
+        let address = client?.ipAddress ?? "unknown"
         guard limiter.acquire(address) else {
             try channel.pipeline.syncOperations.addHandler(RefuseConnectionHandler())
             return
         }
-        let key = ObjectIdentifier(channel)
-        state.withLockedValue { $0.sessions[key] = channel }
-        channel.closeFuture.whenComplete { [limiter, state] _ in
-            limiter.release(address)
-            state.withLockedValue { _ = $0.sessions.removeValue(forKey: key) }
-        }
+        channel.closeFuture.whenComplete { [limiter] _ in limiter.release(address) }
         if options.implicitTLS {
             guard let tlsContext = environment.tlsContext else { throw ChannelError.inappropriateOperationForState }
             try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tlsContext))
         }
         let handler = InboundSessionHandler(
-            environment: environment, clientAddress: address, trusted: trustedNetworks.contains(channel.remoteAddress),
+            environment: environment, clientAddress: address, trusted: trustedNetworks.contains(client),
             implicitTLS: options.implicitTLS, sessionID: "\(options.port)-\(sessionID)")
         try channel.pipeline.syncOperations.addHandler(handler)
     }
