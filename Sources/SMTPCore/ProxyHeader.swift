@@ -98,7 +98,7 @@ public struct ProxyHeader: Sendable, Equatable {
         guard bytes.count >= 16 else { return .incomplete }
         let versionAndCommand = bytes[12], family = bytes[13]
         guard versionAndCommand >> 4 == 2 else { return .invalid("version 2 header of another version (\(versionAndCommand >> 4))") }
-        let payload = Int(bytes[14]) << 8 | Int(bytes[15])
+        let payload = Int(truncatingIfNeeded: bytes[14]) << 8 | Int(truncatingIfNeeded: bytes[15])
         guard payload <= maximumV2Payload else { return .invalid("version 2 header of \(payload) bytes, more than \(maximumV2Payload)") }
         guard bytes.count >= 16 + payload else { return .incomplete }
         let length = 16 + payload
@@ -116,7 +116,7 @@ public struct ProxyHeader: Sendable, Equatable {
         case 0x11: // TCP over IPv4: source, destination, source port, destination port.
             guard block.count >= 12 else { return .invalid("version 2 header too short for IPv4 addresses") }
             let start = block.startIndex
-            let port = Int(block[start + 8]) << 8 | Int(block[start + 9])
+            let port = Int(truncatingIfNeeded: block[start + 8]) << 8 | Int(truncatingIfNeeded: block[start + 9])
             guard let source = try? SocketAddress(packedIPAddress: ByteBuffer(bytes: block[start..<(start + 4)]), port: port) else {
                 return .invalid("version 2 header with an unreadable IPv4 address")
             }
@@ -124,7 +124,7 @@ public struct ProxyHeader: Sendable, Equatable {
         case 0x21: // TCP over IPv6.
             guard block.count >= 36 else { return .invalid("version 2 header too short for IPv6 addresses") }
             let start = block.startIndex
-            let port = Int(block[start + 32]) << 8 | Int(block[start + 33])
+            let port = Int(truncatingIfNeeded: block[start + 32]) << 8 | Int(truncatingIfNeeded: block[start + 33])
             guard let source = try? SocketAddress(packedIPAddress: ByteBuffer(bytes: block[start..<(start + 16)]), port: port) else {
                 return .invalid("version 2 header with an unreadable IPv6 address")
             }
