@@ -76,8 +76,10 @@ public struct ProxyHeader: Sendable, Equatable {
     /// A decimal port, 0–65535, without a sign or a leading zero.
     static func port(_ text: String) -> Int? {
         guard (1...5).contains(text.utf8.count), text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }),
-              text == "0" || text.utf8.first != 0x30, let value = Int(text), value <= 65535 else { return nil }
-        return value
+              text == "0" || text.utf8.first != 0x30 else { return nil }
+        // At most five digits: the value fits whatever they are.
+        let value = text.utf8.reduce(0) { $0 * 10 + Int(truncatingIfNeeded: $1 &- 0x30) }
+        return value <= 65535 ? value : nil
     }
 
     static func address(_ text: String, port: Int, ipv6: Bool) -> SocketAddress? {
