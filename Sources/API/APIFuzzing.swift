@@ -21,7 +21,7 @@ package enum APIFuzzing {
         let intake = Intake(settings: .init(hostname: "fuzz.example", maximumMessageSize: 1 << 20, requireVerifiedDomains: true),
                             spool: spool, meter: nil, signing: nil, signingPool: nil)
         let services = APIServices(
-            store: store, index: spool.index, layout: spool.layout,
+            store: store, spool: spool, index: spool.index, layout: spool.layout,
             gate: APIGate(store: store, maximumBodySize: 1 << 20, throttle: AuthenticationThrottle(maximumFailures: 10, window: .seconds(60))),
             submitter: Submitter(intake: intake), builder: MessageBuilder(hostname: "fuzz.example"),
             meter: SendingMeter(store: store), unsubscribe: nil, draftLimits: limits, eventsOut: nil, archive: spool.archive)

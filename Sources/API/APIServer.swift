@@ -88,7 +88,7 @@ public struct APIServer: Sendable {
                            throttle: AuthenticationThrottle(maximumFailures: options.maximumAuthFailures,
                                                             window: options.authFailureWindow),
                            replayJournal: options.replayJournal, logger: logger)
-        services = APIServices(store: store, index: spool.index, layout: spool.layout, gate: gate,
+        services = APIServices(store: store, spool: spool, index: spool.index, layout: spool.layout, gate: gate,
                                submitter: Submitter(intake: intake),
                                builder: MessageBuilder(hostname: options.hostname), meter: meter, unsubscribe: unsubscribe,
                                draftLimits: .init(maximumMessageSize: options.maximumMessageSize,

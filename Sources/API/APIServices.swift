@@ -8,6 +8,7 @@ import Store
 /// What the API routes work with.
 struct APIServices: Sendable {
     let store: SQLiteStore
+    let spool: Spool
     let index: QueueIndex
     let layout: SpoolLayout
     let gate: APIGate

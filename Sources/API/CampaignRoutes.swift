@@ -102,7 +102,7 @@ struct CampaignRoutes: Sendable {
                 let call = try await services.gate.open(request, context: context, scope: .admin)
                 let campaign = try campaign(context, account: call.account.id)
                 let changed = try store { try services.store.changeCampaign(id: campaign.id, accountID: call.account.id, action: action) }
-                let cancelledMessages = action == .cancel ? withdraw(campaign) : 0
+                let cancelledMessages = action == .cancel ? await withdraw(campaign) : 0
                 var object = CampaignRoutes.object(changed, progress: nil)
                 if action == .cancel { object["messages_cancelled"] = cancelledMessages }
                 return APIJSON.response(object: object)
@@ -138,8 +138,11 @@ struct CampaignRoutes: Sendable {
     }
 
     /// A cancelled campaign's mail still in the queue is cancelled too; how many messages were.
+    /// The runner stops at the state change; a batch the spool acknowledged before it may not be
+    /// indexed yet, and is waited for: a message the index does not have yet cannot be withdrawn.
     @discardableResult
-    func withdraw(_ campaign: Campaign) -> Int {
+    func withdraw(_ campaign: Campaign) async -> Int {
+        _ = await services.spool.indexedBarrier(timeout: .seconds(5))
         var cancelled = 0
         for text in (try? services.store.campaignMessageIDs(campaign.id)) ?? [] {
             guard let id = MessageID(text) else { continue }

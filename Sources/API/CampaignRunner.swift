@@ -252,8 +252,10 @@ public final class CampaignRunner: Sendable {
                 return try self.services.store.campaignState(campaign.id) == .cancelled
             }
             if campaign.note != nil { try services.store.noteCampaign(campaign.id, nil) }
-            // Cancelled while this batch was with the intake: its mail is withdrawn from the queue too.
+            // Cancelled while this batch was with the intake: its mail is withdrawn from the queue too, once
+            // the index has it (the spool acknowledges first).
             if cancelled {
+                _ = await services.spool.indexedBarrier(timeout: .seconds(5))
                 for item in messages { _ = try? services.index.cancel(item.message.id, reason: "campaign cancelled") }
             }
             return true

@@ -57,6 +57,10 @@ public final class Spool: @unchecked Sendable {
     /// Acknowledged rows not yet in the index (waiting for the next index
     /// transaction, or for a retry after a failed one).
     private var unindexed: [QueueIndex.Row] = []
+    /// Messages acknowledged and messages indexed since start (counted before their completions run),
+    /// and who waits for the index to reach a count (`indexedBarrier`).
+    private let progress = NIOLockedValueBox<(acknowledged: UInt64, indexed: UInt64,
+                                              waiters: [(target: UInt64, resume: @Sendable () -> Void)])>((0, 0, []))
     private var lastIndexed: UInt64 = 0
     /// Set after a failed sync: the kernel may have dropped dirty pages, so
     /// nothing more is accepted until a restart re-validates the spool.
@@ -296,7 +300,9 @@ public final class Spool: @unchecked Sendable {
             for (_, completion) in batch { completion(.failure(spoolError)) }
             return
         }
-        // Durable: answer first; the index follows within `indexDelay`.
+        // Durable: answer first; the index follows within `indexDelay`. Counted first, so that whoever
+        // has an answer and then asks `indexedBarrier` waits for these rows too.
+        progress.withLockedValue { $0.acknowledged += UInt64(rows.count) }
         for (row, (_, completion)) in zip(rows, batch) { completion(.success(row.record.id)) }
         unindexed.append(contentsOf: rows)
     }
@@ -312,12 +318,46 @@ public final class Spool: @unchecked Sendable {
         do {
             try index.insert(all, marks: marks)
             unindexed = []
+            let ready = progress.withLockedValue { progress -> [@Sendable () -> Void] in
+                progress.indexed += UInt64(all.count)
+                let indexed = progress.indexed
+                let ready = progress.waiters.filter { $0.target <= indexed }.map(\.resume)
+                progress.waiters.removeAll { $0.target <= indexed }
+                return ready
+            }
+            for resume in ready { resume() }
             onIndexed?()
         } catch {
             // The records are durable; the index catches up with the next
             // batch, or at the latest on the next start.
             logger.error("queue index update failed; will retry", metadata: ["error": "\(error)", "messages": "\(all.count)"])
             unindexed = all
+        }
+    }
+
+    /// Returns once every message acknowledged before the call is in the index — what a
+    /// withdrawal by index (a cancelled campaign) must wait for, as acknowledgement comes first —
+    /// or after `timeout` (false), so that a failing index cannot hold a caller forever.
+    public func indexedBarrier(timeout: Duration) async -> Bool {
+        let resumed = NIOLockedValueBox(false)
+        return await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+            let once: @Sendable (Bool) -> Void = { value in
+                let first = resumed.withLockedValue { done in
+                    defer { done = true }
+                    return !done
+                }
+                if first { continuation.resume(returning: value) }
+            }
+            let waiting = progress.withLockedValue { progress -> Bool in
+                guard progress.indexed < progress.acknowledged else { return false }
+                progress.waiters.append((progress.acknowledged, { once(true) }))
+                return true
+            }
+            guard waiting else { return once(true) }
+            Task {
+                try? await Task.sleep(for: timeout)
+                once(false)
+            }
         }
     }
 

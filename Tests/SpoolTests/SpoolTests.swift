@@ -46,6 +46,23 @@ struct SpoolTests {
         #expect(String(decoding: bytes, as: UTF8.self).hasPrefix("Received: x\r\nbody "))
     }
 
+    /// A withdrawal by index (a campaign cancelled) waits at the barrier for messages acknowledged
+    /// before it: every one is then in the index, though acknowledgement came first.
+    @Test func theIndexBarrierWaitsForEveryAcknowledgedMessage() async throws {
+        let directory = try temporaryDirectory()
+        let spool = try Spool(layout: SpoolLayout(directory: directory), logger: Logger(label: "test"))
+        defer { spool.close() }
+        #expect(await spool.indexedBarrier(timeout: .seconds(10)), "nothing acknowledged: nothing to wait for")
+        for round in 0..<20 {
+            let ids = try await withThrowingTaskGroup(of: MessageID.self) { group in
+                for index in 0..<10 { group.addTask { try await spool.append(message("round \(round) body \(index)\r\n")) } }
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(await spool.indexedBarrier(timeout: .seconds(10)))
+            for id in ids { #expect(try spool.index.details(of: id) != nil, "round \(round): \(id) acknowledged but not indexed") }
+        }
+    }
+
     @Test func recoverySweepsUnacknowledgedBytesAndKeepsEverythingElse() async throws {
         let directory = try temporaryDirectory()
         let layout = SpoolLayout(directory: directory)

@@ -209,7 +209,7 @@ struct ConsoleCampaignPages: Sendable {
             case let name?:
                 guard let action = CampaignAction(rawValue: name) else { throw APIError.badRequest("unknown action", field: "action") }
                 _ = try routes.store { try store.changeCampaign(id: campaign.id, accountID: account.id, action: action) }
-                if action == .cancel { routes.withdraw(campaign) }
+                if action == .cancel { await routes.withdraw(campaign) }
             case nil:
                 throw APIError.badRequest("unknown action", field: "action")
             }
