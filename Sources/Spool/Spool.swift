@@ -302,7 +302,7 @@ public final class Spool: @unchecked Sendable {
         }
         // Durable: answer first; the index follows within `indexDelay`. Counted first, so that whoever
         // has an answer and then asks `indexedBarrier` waits for these rows too.
-        progress.withLockedValue { $0.acknowledged += UInt64(rows.count) }
+        progress.withLockedValue { $0.acknowledged &+= UInt64(truncatingIfNeeded: rows.count) }
         for (row, (_, completion)) in zip(rows, batch) { completion(.success(row.record.id)) }
         unindexed.append(contentsOf: rows)
     }
@@ -319,7 +319,7 @@ public final class Spool: @unchecked Sendable {
             try index.insert(all, marks: marks)
             unindexed = []
             let ready = progress.withLockedValue { progress -> [@Sendable () -> Void] in
-                progress.indexed += UInt64(all.count)
+                progress.indexed &+= UInt64(truncatingIfNeeded: all.count)
                 let indexed = progress.indexed
                 let ready = progress.waiters.filter { $0.target <= indexed }.map(\.resume)
                 progress.waiters.removeAll { $0.target <= indexed }
