@@ -63,6 +63,41 @@ import Spool
         #expect(report.replyCode == 552 && report.enhancedCode == EnhancedStatusCode(5, 2, 2) && report.text == "552 5.2.2 Mailbox full")
     }
 
+    /// The command a reply answered, from the report's words: after DATA, docomo's "Unknown user" is the
+    /// recipient's filter, never a reason to suppress the address.
+    @Test func theCommandIsReadFromTheReport() throws {
+        let report = try #require(FeedbackReport.parse(crlf("""
+            Content-Type: multipart/report; report-type=delivery-status; boundary=B
+
+            --B
+            Content-Type: text/plain
+
+            <a@docomo.ne.jp>: host mfsmax.docomo.ne.jp[203.138.181.112] said: 550 Unknown user
+                a@docomo.ne.jp (in reply to end of DATA command)
+            --B
+            Content-Type: message/delivery-status
+
+            Reporting-MTA: dns; mx.example
+
+            Final-Recipient: rfc822; a@docomo.ne.jp
+            Action: failed
+            Status: 5.0.0
+            Diagnostic-Code: smtp; 550 Unknown user a@docomo.ne.jp
+            --B--
+            """)))
+        #expect(report.command == "DATA")
+        let classifier = try BounceClassifier.standard()
+        let result = classifier.classify(FailureObservation(kind: .reply(code: 550, enhanced: report.enhancedCode, text: report.text),
+                                                            recipientDomain: "docomo.ne.jp", command: report.command))
+        #expect(result.category == .filtered && !result.isEvidenceAgainstTheAddress)
+        #expect(FeedbackReport.command(in: "SMTP error from remote mail server after RCPT TO:<a@example.jp>: 550 5.1.1 no such user") == "RCPT")
+        #expect(FeedbackReport.command(in: "(in reply to MAIL FROM command)") == "MAIL")
+        #expect(FeedbackReport.command(in: "retry after database maintenance") == nil, "whole words only")
+        #expect(FeedbackReport.command(in: "a: (in reply to RCPT TO command) b: (in reply to end of DATA command)") == nil, "two commands: unknown")
+        let plain = try #require(FeedbackReport.parse(crlf("Subject: failure notice\n\nSMTP error from remote mail server after end of data: 550 Unknown user\n")))
+        #expect(plain.command == "DATA")
+    }
+
     @Test func plainBouncesAndNonReports() throws {
         let plain = try #require(FeedbackReport.parse(crlf("Subject: failure notice\n\nRemote host said: 550-5.1.1 The email account does not exist\n")))
         #expect(plain.replyCode == 550 && plain.enhancedCode == EnhancedStatusCode(5, 1, 1))

@@ -121,7 +121,7 @@ public struct FeedbackRecorder: Sendable {
                 let code = report.replyCode ?? report.enhancedCode.map { $0.statusClass * 100 + 50 } ?? 550
                 let domain = recipient.split(separator: "@").last.map(String.init)
                 let classification = classifier.classify(FailureObservation(
-                    kind: .reply(code: code, enhanced: report.enhancedCode, text: report.text), recipientDomain: domain))
+                    kind: .reply(code: code, enhanced: report.enhancedCode, text: report.text), recipientDomain: domain, command: report.command))
                 let hard = !delayed && (classification.isHard || code >= 500)
                 let event = DeliveryEvent(at: time, messageID: message, recipient: recipient, type: delayed ? .deferred : .bounced,
                                           replyCode: code, enhancedCode: report.enhancedCode?.description, replyText: report.text,

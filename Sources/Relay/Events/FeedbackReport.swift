@@ -18,6 +18,10 @@ public struct FeedbackReport: Sendable, Equatable {
     public var enhancedCode: EnhancedStatusCode?
     /// The remote reply or diagnostic, as reported.
     public var text: String
+    /// The command the reply answered, when the report says so ("in reply to end of DATA command",
+    /// Exim's "after RCPT TO:"): `CONNECT`, `EHLO`, `MAIL`, `RCPT` or `DATA`. Nil when it does not, or
+    /// names more than one (a report for several recipients refused at different commands).
+    public var command: String? = nil
     /// Return-path addresses found in the report's copy of the original
     /// message (for reports not sent to the return path itself, e.g. ARF).
     public var returnPaths: [String]
@@ -50,9 +54,44 @@ public struct FeedbackReport: Sendable, Equatable {
         if let semicolon = diagnostic.firstIndex(of: ";") { diagnostic = String(diagnostic[diagnostic.index(after: semicolon)...]) }
         diagnostic = diagnostic.trimmingCharacters(in: .whitespaces)
         let quoted = replyLine(in: diagnostic)
-        return FeedbackReport(kind: .bounce, action: recipient["action"]?.lowercased(), replyCode: quoted?.code,
-                              enhancedCode: statusCode ?? quoted?.enhanced, text: diagnostic.isEmpty ? (recipient["status"] ?? "") : diagnostic,
-                              returnPaths: returnPaths(in: parts.dropFirst(2)))
+        var report = FeedbackReport(kind: .bounce, action: recipient["action"]?.lowercased(), replyCode: quoted?.code,
+                                    enhancedCode: statusCode ?? quoted?.enhanced, text: diagnostic.isEmpty ? (recipient["status"] ?? "") : diagnostic,
+                                    returnPaths: returnPaths(in: parts.dropFirst(2)))
+        // The recipient's own diagnostic first, then the human-readable part (Postfix writes the command there).
+        let prose = parts.first.flatMap { $0.contentType.type.hasPrefix("text/") ? String(decoding: $0.decodedBody, as: UTF8.self) : nil }
+        report.command = command(in: diagnostic) ?? prose.flatMap(command(in:))
+        return report
+    }
+
+    /// What reports write for the command a reply answered, and the command (Postfix: "(in reply to
+    /// RCPT TO command)"; Exim: "SMTP error from remote mail server after RCPT TO:<…>").
+    static let commandPhrases: [(phrase: String, command: String)] = [
+        ("in reply to rcpt to", "RCPT"), ("after rcpt to", "RCPT"), ("after pipelined rcpt to", "RCPT"),
+        ("in reply to mail from", "MAIL"), ("after mail from", "MAIL"), ("after pipelined mail from", "MAIL"),
+        ("in reply to end of data", "DATA"), ("after end of data", "DATA"), ("in reply to data", "DATA"), ("after data", "DATA"),
+        ("in reply to ehlo", "EHLO"), ("in reply to helo", "EHLO"), ("after ehlo", "EHLO"), ("after helo", "EHLO"),
+        ("after initial connection", "CONNECT"), ("in reply to the greeting", "CONNECT"),
+    ]
+
+    /// The one command `text` says a reply answered; nil for none, or for several. Read up to 64 KiB;
+    /// a phrase counts only as whole words ("after data", not "after database").
+    static func command(in text: String) -> String? {
+        let lower = Array(text.utf8.prefix(64 * 1024)).map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }
+        var named = Set<String>()
+        for (phrase, command) in commandPhrases where !named.contains(command) {
+            let bytes = Array(phrase.utf8)
+            var start = 0
+            while start + bytes.count <= lower.count {
+                guard let found = lower[start...].firstRange(of: bytes) else { break }
+                let end = found.upperBound
+                if end == lower.count || !(lower[end] >= 0x61 && lower[end] <= 0x7A) {
+                    named.insert(command)
+                    break
+                }
+                start = found.lowerBound + 1
+            }
+        }
+        return named.count == 1 ? named.first : nil
     }
 
     static func arf(_ parts: [MIMEEntity]) -> FeedbackReport {
@@ -71,8 +110,10 @@ public struct FeedbackReport: Sendable, Equatable {
             let text = String(decoding: body.decodedBody, as: UTF8.self)
             for line in text.components(separatedBy: .newlines) {
                 if let reply = replyLine(in: line) {
-                    return FeedbackReport(kind: .bounce, action: "failed", replyCode: reply.code, enhancedCode: reply.enhanced,
-                                          text: line.trimmingCharacters(in: .whitespaces), returnPaths: returnPaths(in: entity.parts))
+                    var report = FeedbackReport(kind: .bounce, action: "failed", replyCode: reply.code, enhancedCode: reply.enhanced,
+                                                text: line.trimmingCharacters(in: .whitespaces), returnPaths: returnPaths(in: entity.parts))
+                    report.command = command(in: line) ?? command(in: text)
+                    return report
                 }
             }
         }
