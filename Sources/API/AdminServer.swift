@@ -1,11 +1,13 @@
 import Hummingbird
 import Logging
 import NIOCore
+import Foundation
 import Prometheus
 import Spool
+import Store
 
-/// The admin HTTP port: Prometheus metrics and a health check, for the
-/// operator's monitoring. Bound to loopback by default; it has no
+/// The admin HTTP port: Prometheus metrics, a health check and the nodes
+/// serving from the store (`/cluster`), for the operator's monitoring. Bound to loopback by default; it has no
 /// authentication, so it must not face the Internet.
 public struct AdminServer: Sendable {
     public struct Options: Sendable {
@@ -21,15 +23,31 @@ public struct AdminServer: Sendable {
     let registry: PrometheusCollectorRegistry
     let index: QueueIndex
     let healthy: @Sendable () -> Bool
+    let nodes: any NodeRegistry
+    /// A node is alive while its last heartbeat is at most three of these old.
+    let heartbeatSeconds: Int
     let logger: Logger
 
     public init(options: Options, registry: PrometheusCollectorRegistry, index: QueueIndex,
-                healthy: @escaping @Sendable () -> Bool, logger: Logger) {
+                healthy: @escaping @Sendable () -> Bool, nodes: any NodeRegistry, heartbeatSeconds: Int, logger: Logger) {
         self.options = options
         self.registry = registry
         self.index = index
         self.healthy = healthy
+        self.nodes = nodes
+        self.heartbeatSeconds = heartbeatSeconds
         self.logger = logger
+    }
+
+    /// One node as `/cluster` lists it.
+    struct ListedNode: Encodable {
+        var name: String
+        var version: String
+        var startedAt: Date
+        var heartbeatAt: Date
+        var alive: Bool
+        var pendingRecipients: Int
+        var pendingMessages: Int
     }
 
     /// The application, ready to run in a ServiceGroup; `onListening` gets the bound address.
@@ -41,6 +59,20 @@ public struct AdminServer: Sendable {
             if let counts = try? index.pendingCounts() { queue.update(counts) }
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                             body: .init(byteBuffer: ByteBuffer(bytes: registry.emitToBuffer())))
+        }
+        router.get("/cluster") { [nodes, heartbeatSeconds] _, _ -> Response in
+            let now = Date()
+            let listed = try nodes.nodes().map { node in
+                ListedNode(name: node.name, version: node.version, startedAt: node.startedAt, heartbeatAt: node.heartbeatAt,
+                           alive: node.isAlive(now: now, window: Double(heartbeatSeconds) * 3),
+                           pendingRecipients: node.pendingRecipients, pendingMessages: node.pendingMessages)
+            }
+            let encoder = JSONEncoder()
+            encoder.keyEncodingStrategy = .convertToSnakeCase
+            encoder.dateEncodingStrategy = .iso8601
+            encoder.outputFormatting = [.sortedKeys]
+            return Response(status: .ok, headers: [.contentType: "application/json"],
+                            body: .init(byteBuffer: ByteBuffer(bytes: try encoder.encode(["nodes": listed]))))
         }
         router.get("/healthz") { _, _ -> Response in
             let ok = healthy()

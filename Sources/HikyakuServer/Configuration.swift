@@ -21,6 +21,9 @@ public struct Configuration: Sendable, Equatable {
     public var tlsPrivateKey: String?
     /// CIDR blocks whose clients may relay without AUTH.
     public var trustedNetworks: [String] = []
+    /// This node's name in the store's node registry; empty: `hostname`.
+    public var nodeName = ""
+    public var heartbeatSeconds = 10
     /// Listeners behind a load balancer: each connection starts with a PROXY protocol header (v1 or v2).
     public var smtpProxyListen: [String] = []
     public var smtpTLSProxyListen: [String] = []
@@ -233,6 +236,8 @@ extension Configuration {
     public static let keys: [ConfigurationKey] = [
         string("dataDirectory", "Directory for the SQLite databases, the spool and generated TLS files", \.dataDirectory),
         string("hostname", "Name in the SMTP greeting, EHLO reply, Received headers and Message-IDs", \.hostname),
+        string("cluster.nodeName", "This node's name in the node registry (hikyaku cluster status); empty: hostname", \.nodeName),
+        integer("cluster.heartbeatSeconds", "How often the node writes its status (version, queue) to the node registry", \.heartbeatSeconds, minimum: 1),
         string("logLevel", "trace, debug, info, notice, warning, error or critical", \.logLevel),
         integer("eventLoopThreads", "Network I/O threads; 0 means one per CPU core minus one (at least one), leaving a core to the spool", \.eventLoopThreads, minimum: 0),
         list("smtp.listen", "host:port list of SMTP listeners (STARTTLS offered); port 0 picks a free port", \.smtpListen),

@@ -200,6 +200,9 @@ public enum Server {
                                                     logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: housekeeping), .init(service: UsageFlushService(meter: meter, logger: logger)),
+            .init(service: NodeHeartbeatService(registry: store, index: spool.index,
+                                                name: configuration.nodeName.isEmpty ? configuration.hostname : configuration.nodeName,
+                                                interval: .seconds(configuration.heartbeatSeconds), logger: logger)),
         ]
         if configuration.domainsReverifySeconds > 0 {
             // A service that returns ends the group: only added when it has work to do.
@@ -264,7 +267,8 @@ public enum Server {
         if !configuration.adminListen.isEmpty {
             let address = try ListenAddress(parsing: configuration.adminListen)
             let admin = AdminServer(options: .init(host: address.host, port: address.port), registry: metricsRegistry,
-                                    index: spool.index, healthy: { spool.isHealthy }, logger: logger)
+                                    index: spool.index, healthy: { spool.isHealthy }, nodes: store,
+                                    heartbeatSeconds: configuration.heartbeatSeconds, logger: logger)
             services.append(.init(service: admin.application { bound in
                 announce("hikyaku: listening admin \(bound?.ipAddress ?? address.host):\(bound?.port ?? address.port)")
             }))
@@ -362,6 +366,31 @@ struct SpoolHousekeepingService: Service {
                 logger.warning("spool housekeeping failed", metadata: ["error": "\(error)"])
             }
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(60)) }
+        }
+    }
+}
+
+/// Writes this node's status to the store's node registry at start and then
+/// every `cluster.heartbeatSeconds`: what `hikyaku cluster status` and the
+/// admin port's `/cluster` list.
+struct NodeHeartbeatService: Service {
+    let registry: any NodeRegistry
+    let index: QueueIndex
+    let name: String
+    let interval: Duration
+    let logger: Logger
+
+    func run() async throws {
+        let started = Date()
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            do {
+                let pending = try index.pendingCounts()
+                try registry.recordHeartbeat(NodeStatus(name: name, version: HikyakuVersion.string, startedAt: started, heartbeatAt: Date(),
+                                                        pendingRecipients: pending.queued + pending.deferred, pendingMessages: pending.messages))
+            } catch {
+                logger.warning("node heartbeat failed", metadata: ["error": "\(error)"])
+            }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
         }
     }
 }

@@ -210,6 +210,7 @@ public final class SQLiteStore: AccountStore {
         registerUnsubscribeGroupMigrations(&migrator)
         registerContactMigrations(&migrator)
         registerCampaignMigrations(&migrator)
+        registerNodeMigrations(&migrator)
         return migrator
     }
 

@@ -18,7 +18,7 @@ struct Hikyaku: AsyncParsableCommand {
         version: HikyakuVersion.string,
         subcommands: [Serve.self, AccountCommand.self, DomainCommand.self, APIKeyCommand.self, SuppressionCommand.self, UsageCommand.self, QueueCommand.self,
                       LogCommand.self, ReportCommand.self, DNSCommand.self, Classify.self, ShapingCommand.self, WebhookCommand.self,
-                      UserCommand.self, CredentialCommand.self])
+                      UserCommand.self, CredentialCommand.self, ClusterCommand.self])
 }
 
 /// Options every command shares: where the configuration and data live.

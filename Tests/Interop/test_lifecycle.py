@@ -1,5 +1,7 @@
 """Zero-config start, SIGTERM drain, storage-full back-pressure."""
+import json
 import os
+import smtplib
 import signal
 import subprocess
 import tempfile
@@ -108,3 +110,34 @@ def test_port_in_use_is_a_clear_start_up_error(make_server):
         second.start()
     assert second.proc.wait(timeout=30) == 1
     assert "cannot start" in second.log() and "Address already in use" in second.log()
+
+
+def test_the_node_registry_lists_this_node(make_server):
+    """Each node writes its status (version, pending mail) to the store; `cluster status` and the admin
+    port's /cluster list it, alive while it writes and silent once it stops."""
+    import urllib.request
+    server = make_server(start=False, trustedNetworks=["127.0.0.0/8"])
+    server.config["cluster"] = {"nodeName": "node-a", "heartbeatSeconds": 1}
+    server.start()
+    with smtplib.SMTP("127.0.0.1", server.smtp_port, timeout=10) as client:
+        client.sendmail("a@example.com", ["b@example.org"], b"Subject: queued\r\n\r\nbody\r\n")
+    deadline = time.time() + 30
+    while True:
+        listed = server.cli_json("cluster", "status")
+        if listed and listed[0]["node"]["pendingMessages"] == 1:
+            break
+        assert time.time() < deadline, listed
+        time.sleep(0.2)
+    (item,) = listed
+    assert item["node"]["name"] == "node-a" and item["alive"] is True and item["node"]["pendingRecipients"] == 1
+    assert item["node"]["version"]
+    with urllib.request.urlopen(f"http://127.0.0.1:{server.admin_port}/cluster", timeout=10) as response:
+        nodes = json.loads(response.read())["nodes"]
+    assert [(n["name"], n["alive"], n["pending_messages"]) for n in nodes] == [("node-a", True, 1)]
+    server.stop()
+    time.sleep(3.5)
+    # With the node's configuration (its heartbeat interval), as an operator runs it.
+    (item,) = server.cli_json("cluster", "status", "--config", server.config_path)
+    assert item["alive"] is False, "silent for more than three heartbeats"
+    server.cli("cluster", "forget", "node-a")
+    assert server.cli_json("cluster", "status") == []
