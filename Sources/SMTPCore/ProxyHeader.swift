@@ -49,9 +49,10 @@ public struct ProxyHeader: Sendable, Equatable {
     static func parseV1(_ bytes: [UInt8]) -> Parse {
         let prefix = min(bytes.count, v1Signature.count)
         guard bytes[..<prefix].elementsEqual(v1Signature[..<prefix]) else { return .invalid("not a PROXY protocol header") }
-        let window = bytes.prefix(maximumV1Length)
+        // The CR must leave room for its LF within the 107 bytes.
+        let window = bytes.prefix(maximumV1Length - 1)
         guard let cr = window.firstIndex(where: { $0 == 0x0D || $0 == 0x0A }) else {
-            return window.count < maximumV1Length ? .incomplete : .invalid("version 1 header longer than \(maximumV1Length) bytes")
+            return window.count < maximumV1Length - 1 ? .incomplete : .invalid("version 1 header longer than \(maximumV1Length) bytes")
         }
         guard bytes[cr] == 0x0D else { return .invalid("version 1 header ended by a bare LF") }
         guard cr + 1 < bytes.count else { return .incomplete }

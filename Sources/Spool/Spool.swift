@@ -59,8 +59,8 @@ public final class Spool: @unchecked Sendable {
     private var unindexed: [QueueIndex.Row] = []
     /// Messages acknowledged and messages indexed since start (counted before their completions run),
     /// and who waits for the index to reach a count (`indexedBarrier`).
-    private let progress = NIOLockedValueBox<(acknowledged: UInt64, indexed: UInt64,
-                                              waiters: [(target: UInt64, resume: @Sendable () -> Void)])>((0, 0, []))
+    private let progress = NIOLockedValueBox<(acknowledged: UInt64, indexed: UInt64, nextWaiter: UInt64,
+                                              waiters: [(id: UInt64, target: UInt64, resume: @Sendable () -> Void)])>((0, 0, 0, []))
     private var lastIndexed: UInt64 = 0
     /// Set after a failed sync: the kernel may have dropped dirty pages, so
     /// nothing more is accepted until a restart re-validates the spool.
@@ -339,25 +339,42 @@ public final class Spool: @unchecked Sendable {
     /// withdrawal by index (a cancelled campaign) must wait for, as acknowledgement comes first —
     /// or after `timeout` (false), so that a failing index cannot hold a caller forever.
     public func indexedBarrier(timeout: Duration) async -> Bool {
-        let resumed = NIOLockedValueBox(false)
+        // Resumed once: by the index reaching the target, or by the timer, which the other cancels.
+        let state = NIOLockedValueBox<(resumed: Bool, timer: Task<Void, Never>?)>((false, nil))
+        let waiter = progress.withLockedValue { progress -> UInt64? in
+            guard progress.indexed < progress.acknowledged else { return nil }
+            progress.nextWaiter &+= 1
+            return progress.nextWaiter
+        }
+        guard let waiter else { return true }
         return await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
             let once: @Sendable (Bool) -> Void = { value in
-                let first = resumed.withLockedValue { done in
-                    defer { done = true }
-                    return !done
+                let (first, timer) = state.withLockedValue { state -> (Bool, Task<Void, Never>?) in
+                    defer { state.resumed = true }
+                    return (!state.resumed, state.timer)
                 }
-                if first { continuation.resume(returning: value) }
+                guard first else { return }
+                timer?.cancel()
+                continuation.resume(returning: value)
             }
-            let waiting = progress.withLockedValue { progress -> Bool in
+            let queued = progress.withLockedValue { progress -> Bool in
+                // Indexed meanwhile: nothing to wait for.
                 guard progress.indexed < progress.acknowledged else { return false }
-                progress.waiters.append((progress.acknowledged, { once(true) }))
+                progress.waiters.append((waiter, progress.acknowledged, { once(true) }))
                 return true
             }
-            guard waiting else { return once(true) }
-            Task {
+            guard queued else { return once(true) }
+            let timer = Task { [progress] in
                 try? await Task.sleep(for: timeout)
+                guard !Task.isCancelled else { return }
+                progress.withLockedValue { $0.waiters.removeAll { $0.id == waiter } }
                 once(false)
             }
+            let resumedAlready = state.withLockedValue { state -> Bool in
+                state.timer = timer
+                return state.resumed
+            }
+            if resumedAlready { timer.cancel() }
         }
     }
 

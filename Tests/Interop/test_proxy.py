@@ -89,6 +89,19 @@ def test_local_and_unknown_serve_the_balancer_as_itself(proxied):
         client.close()
 
 
+def test_a_health_check_is_never_trusted(make_server):
+    # Even with the balancer's own address among the trusted networks, a connection that names no client is not.
+    server = make_server(trustedNetworks=["127.0.0.0/8"], proxyListen=["127.0.0.1:0"], proxyFrom=["127.0.0.1/32"])
+    client = RawClient(server.proxy_port)
+    client.send(v2(0x00, b"", command=0x20))
+    code, text = send_one(client)
+    assert code == 554 and "5.7.1" in text, text
+    client = RawClient(server.proxy_port)
+    client.send(b"PROXY TCP4 127.0.0.9 127.0.0.1 40010 25\r\n")
+    code, text = send_one(client)
+    assert code == 250, "a named client in the trusted networks relays"
+
+
 def test_only_the_balancer_may_send_a_header(proxied):
     client = RawClient(proxied.proxy_port, source=("127.0.0.2", 0))
     client.send(b"PROXY TCP4 203.0.113.7 127.0.0.1 40003 25\r\n")

@@ -99,6 +99,11 @@ struct ClassificationCorpusTests {
         #expect(afterData.category == .filtered && !afterData.isEvidenceAgainstTheAddress)
         #expect(observe(550, "5.1.1", "<a@example.net>: User unknown in virtual mailbox table", command: "DATA").category == .invalidRecipient)
         #expect(observe(550, "5.1.7", "No such domain example.net", command: "MAIL").category == .policyBlock, "a domain refused at MAIL is the sender's")
+        // An operator's rule for DATA knows its server: the guard does not overrule it.
+        let operatorRule = ClassificationRule(id: "ours", category: .invalidRecipient, text: ["no such user"], commands: ["DATA"])
+        let withRule = try! BounceClassifier.standard(extraRules: [operatorRule]) // trap-ok: tests
+        #expect(withRule.classify(FailureObservation(kind: .reply(code: 550, enhanced: nil, text: "x@example.net... No such user"),
+                                                     command: "DATA")).rule == "ours")
         #expect(observe(550, nil, "helo denied", command: "EHLO").category == .policyBlock)
         #expect(AutomaticSuppression.suppression(category: "invalid_recipient", hard: true, saysTheAddressIsBad: false,
                                                  recipient: "a@example.jp", evidence: "x") == nil)

@@ -96,6 +96,21 @@ import Spool
         #expect(FeedbackReport.command(in: "a: (in reply to RCPT TO command) b: (in reply to end of DATA command)") == nil, "two commands: unknown")
         let plain = try #require(FeedbackReport.parse(crlf("Subject: failure notice\n\nSMTP error from remote mail server after end of data: 550 Unknown user\n")))
         #expect(plain.command == "DATA")
+        #expect(FeedbackReport.command(in: "thereafter data was lost") == nil, "whole words on both sides")
+        // Only the reply's own paragraph: a copy of the original message further on has words of its own.
+        let copy = try #require(FeedbackReport.parse(crlf("""
+            Subject: failure notice
+
+            <a@example.jp>:
+            550 5.1.1 Unknown user
+
+            --- Below this line is a copy of the message.
+
+            Subject: news
+
+            We will write again after data migration.
+            """)))
+        #expect(copy.replyCode == 550 && copy.command == nil)
     }
 
     @Test func plainBouncesAndNonReports() throws {

@@ -64,6 +64,15 @@ struct ProxyHeaderTests {
         guard case .invalid = ProxyHeader.parse(Array(text.utf8)) else { Issue.record("accepted: \(text)"); return }
     }
 
+    /// 107 bytes at most, CRLF included.
+    @Test func versionOneIsAtMost107Bytes() {
+        let longest = "PROXY UNKNOWN " + String(repeating: "x", count: 107 - 16) + "\r\n"
+        #expect(longest.utf8.count == 107)
+        #expect(ProxyHeader.parse(Array(longest.utf8)) == .header(ProxyHeader(version: .v1, source: nil), length: 107))
+        let over = "PROXY UNKNOWN " + String(repeating: "x", count: 108 - 16) + "\r\n"
+        guard case .invalid = ProxyHeader.parse(Array(over.utf8)) else { Issue.record("a 108-byte header was accepted"); return }
+    }
+
     @Test func limitsAreEnforced() {
         // Version 1: 107 bytes at most, so an endless line is refused, not buffered.
         guard case .invalid = ProxyHeader.parse(Array(("PROXY TCP4 " + String(repeating: "1", count: 200)).utf8)) else {

@@ -455,7 +455,11 @@ public struct BounceClassifier: Sendable {
                 // A refusal of the greeting, EHLO or MAIL FROM names no recipient: whatever its words, it is not about one.
                 if compiled.isAboutTheAddress, !texts.namesRecipient { return .addressAtCommand }
                 if texts.afterContent {
-                    if compiled.category == .invalidRecipient, compiled.stage != .provider, !texts.mailboxCode { return .acceptedRecipient }
+                    // (Unless the rule itself is one for DATA: a provider's, or an operator's, knows its server.)
+                    if compiled.category == .invalidRecipient, compiled.stage != .provider, !texts.mailboxCode,
+                       !(compiled.commands?.contains(where: BounceClassifier.contentCommands.contains) ?? false) {
+                        return .acceptedRecipient
+                    }
                 } else if compiled.category == .spamBlock, compiled.stage > .text || texts.command != "RCPT" {
                     // Before the content was sent, words judge the sender: bare words ("spam") always, and at the
                     // greeting, EHLO or MAIL anything; a verdict a policy service names at RCPT ("Spam detected") stands.

@@ -74,7 +74,7 @@ public struct FeedbackReport: Sendable, Equatable {
     ]
 
     /// The one command `text` says a reply answered; nil for none, or for several. Read up to 64 KiB;
-    /// a phrase counts only as whole words ("after data", not "after database").
+    /// a phrase counts only as whole words ("after data", not "after database" or "thereafter data").
     static func command(in text: String) -> String? {
         let lower = Array(text.utf8.prefix(64 * 1024)).map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }
         var named = Set<String>()
@@ -83,8 +83,9 @@ public struct FeedbackReport: Sendable, Equatable {
             var start = 0
             while start + bytes.count <= lower.count {
                 guard let found = lower[start...].firstRange(of: bytes) else { break }
-                let end = found.upperBound
-                if end == lower.count || !(lower[end] >= 0x61 && lower[end] <= 0x7A) {
+                let end = found.upperBound, before = found.lowerBound - 1
+                let isLetter = { (byte: UInt8) in byte >= 0x61 && byte <= 0x7A }
+                if (end == lower.count || !isLetter(lower[end])) && (before < 0 || !isLetter(lower[before])) {
                     named.insert(command)
                     break
                 }
@@ -108,11 +109,15 @@ public struct FeedbackReport: Sendable, Equatable {
         let bodies = entity.parts.isEmpty ? [entity] : entity.parts.filter { $0.contentType.type.hasPrefix("text/") }
         for body in bodies {
             let text = String(decoding: body.decodedBody, as: UTF8.self)
-            for line in text.components(separatedBy: .newlines) {
+            let lines = text.components(separatedBy: .newlines)
+            for (number, line) in lines.enumerated() {
                 if let reply = replyLine(in: line) {
                     var report = FeedbackReport(kind: .bounce, action: "failed", replyCode: reply.code, enhancedCode: reply.enhanced,
                                                 text: line.trimmingCharacters(in: .whitespaces), returnPaths: returnPaths(in: entity.parts))
-                    report.command = command(in: line) ?? command(in: text)
+                    // The command is read in the reply's own paragraph only: further on, a copy of the original
+                    // message may say "after data migration" in words of its own.
+                    let paragraph = lines[..<number].reversed().prefix { !$0.trimmingCharacters(in: .whitespaces).isEmpty }.reversed()
+                    report.command = command(in: line) ?? command(in: (paragraph + [line]).joined(separator: "\n"))
                     return report
                 }
             }

@@ -76,6 +76,17 @@ final class ProxyHeaderHandler: ChannelInboundHandler, RemovableChannelHandler {
         }
     }
 
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        // Draining before the header came: no session was started, so there is none to finish.
+        if state == .reading, event is DrainRequest {
+            state = .refused
+            deadline?.cancel()
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
     private func refuse(_ context: ChannelHandlerContext, _ reason: String) {
         state = .refused
         deadline?.cancel()

@@ -81,7 +81,7 @@ public final class SMTPListener: Sendable {
             state.withLockedValue { _ = $0.sessions.removeValue(forKey: key) }
         }
         guard let proxy = options.proxy else {
-            return try startSession(channel, client: channel.remoteAddress, sessionID: sessionID)
+            return try startSession(channel, client: channel.remoteAddress, mayBeTrusted: true, sessionID: sessionID)
         }
         // Behind a load balancer the session starts once its header names the client.
         guard proxy.from.contains(channel.remoteAddress) else {
@@ -91,15 +91,17 @@ public final class SMTPListener: Sendable {
             return
         }
         let handler = ProxyHeaderHandler(timeout: proxy.timeout, logger: environment.logger) { [self] channel, header in
-            // LOCAL or UNKNOWN: the balancer's own connection (a health check) is served as itself.
-            try self.startSession(channel, client: header.source ?? channel.remoteAddress, sessionID: sessionID)
+            // LOCAL or UNKNOWN: the balancer's own connection (a health check) is served as itself — never trusted
+            // to relay, whatever smtp.trustedNetworks says of the balancer's address.
+            try self.startSession(channel, client: header.source ?? channel.remoteAddress, mayBeTrusted: header.source != nil,
+                                  sessionID: sessionID)
         }
         try channel.pipeline.syncOperations.addHandler(handler)
     }
 
     /// Adds the session's handlers for `client`: the refusal when it has too many connections, else TLS
-    /// (for implicit TLS) and the SMTP session.
-    func startSession(_ channel: any Channel, client: SocketAddress?, sessionID: UInt64) throws {
+    /// (for implicit TLS) and the SMTP session, trusted to relay when `mayBeTrusted` and in `trustedNetworks`.
+    func startSession(_ channel: any Channel, client: SocketAddress?, mayBeTrusted: Bool, sessionID: UInt64) throws {
         let address = client?.ipAddress ?? "unknown"
         guard limiter.acquire(address) else {
             try channel.pipeline.syncOperations.addHandler(RefuseConnectionHandler())
@@ -111,7 +113,7 @@ public final class SMTPListener: Sendable {
             try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tlsContext))
         }
         let handler = InboundSessionHandler(
-            environment: environment, clientAddress: address, trusted: trustedNetworks.contains(client),
+            environment: environment, clientAddress: address, trusted: mayBeTrusted && trustedNetworks.contains(client),
             implicitTLS: options.implicitTLS, sessionID: "\(options.port)-\(sessionID)")
         try channel.pipeline.syncOperations.addHandler(handler)
     }
