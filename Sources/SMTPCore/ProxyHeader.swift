@@ -116,20 +116,14 @@ public struct ProxyHeader: Sendable, Equatable {
         }
         let block = bytes[16..<length]
         switch family {
-        case 0x11: // TCP over IPv4: source, destination, source port, destination port.
-            guard block.count >= 12 else { return .invalid("version 2 header too short for IPv4 addresses") }
+        case 0x11, 0x21:
+            // TCP over IPv4 or IPv6: source, destination, source port, destination port.
+            let width = family == 0x11 ? 4 : 16
+            guard block.count >= 2 * width + 4 else { return .invalid("version 2 header too short for its addresses") }
             let start = block.startIndex
-            let port = Int(truncatingIfNeeded: block[start + 8]) << 8 | Int(truncatingIfNeeded: block[start + 9])
-            guard let source = try? SocketAddress(packedIPAddress: ByteBuffer(bytes: block[start..<(start + 4)]), port: port) else {
-                return .invalid("version 2 header with an unreadable IPv4 address")
-            }
-            return .header(ProxyHeader(version: .v2, source: source), length: length)
-        case 0x21: // TCP over IPv6.
-            guard block.count >= 36 else { return .invalid("version 2 header too short for IPv6 addresses") }
-            let start = block.startIndex
-            let port = Int(truncatingIfNeeded: block[start + 32]) << 8 | Int(truncatingIfNeeded: block[start + 33])
-            guard let source = try? SocketAddress(packedIPAddress: ByteBuffer(bytes: block[start..<(start + 16)]), port: port) else {
-                return .invalid("version 2 header with an unreadable IPv6 address")
+            let port = Int(truncatingIfNeeded: block[start + 2 * width]) << 8 | Int(truncatingIfNeeded: block[start + 2 * width + 1])
+            guard let source = try? SocketAddress(packedIPAddress: ByteBuffer(bytes: block[start..<(start + width)]), port: port) else {
+                return .invalid("version 2 header with an unreadable address")
             }
             return .header(ProxyHeader(version: .v2, source: source), length: length)
         default:
