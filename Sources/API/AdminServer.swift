@@ -64,7 +64,7 @@ public struct AdminServer: Sendable {
             let now = Date()
             let listed = try nodes.nodes().map { node in
                 ListedNode(name: node.name, version: node.version, startedAt: node.startedAt, heartbeatAt: node.heartbeatAt,
-                           alive: node.isAlive(now: now, window: Double(heartbeatSeconds) * 3),
+                           alive: node.isAlive(now: now, heartbeatSeconds: heartbeatSeconds),
                            pendingRecipients: node.pendingRecipients, pendingMessages: node.pendingMessages)
             }
             let encoder = JSONEncoder()

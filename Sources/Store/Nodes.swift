@@ -22,9 +22,9 @@ public struct NodeStatus: Sendable, Codable, Equatable {
         self.pendingMessages = pendingMessages
     }
 
-    /// Heard from within `window` of `now`; a node silent longer is stopped or cut off.
-    public func isAlive(now: Date, window: TimeInterval) -> Bool {
-        now.timeIntervalSince(heartbeatAt) <= window
+    /// Heard from within three heartbeat intervals of `now`; a node silent longer is stopped or cut off.
+    public func isAlive(now: Date, heartbeatSeconds: Int) -> Bool {
+        now.timeIntervalSince(heartbeatAt) <= Double(heartbeatSeconds) * 3
     }
 }
 

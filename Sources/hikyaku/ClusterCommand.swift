@@ -18,7 +18,7 @@ struct ClusterCommand: ParsableCommand {
     static func listed(_ nodes: [NodeStatus], heartbeatSeconds: Int, now: Date = Date()) -> [Listed] {
         nodes.map { node in
             let age = max(0, now.timeIntervalSince(node.heartbeatAt))
-            return Listed(node: node, alive: node.isAlive(now: now, window: Double(heartbeatSeconds) * 3),
+            return Listed(node: node, alive: node.isAlive(now: now, heartbeatSeconds: heartbeatSeconds),
                           secondsSinceHeartbeat: Int(exactly: age.rounded(.down)) ?? Int.max)
         }
     }
