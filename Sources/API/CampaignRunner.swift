@@ -22,8 +22,10 @@ public final class CampaignRunner: Sendable {
     let batchSize: Int
     /// Batches of one campaign with the intake at once.
     let window = 3
-    /// Batches per turn of a campaign, so that a pause, a cancel or another campaign is seen between turns.
-    let batchesPerTurn = 16
+    /// Batches per turn of a campaign (about two seconds of sending), so that another campaign gets its turn.
+    /// A pause or a cancel is seen at the next claim; each turn ends with the batches in flight, so it is
+    /// long enough that the pipeline's filling and draining stay a small part of it.
+    let batchesPerTurn = 64
     /// Campaigns waiting out a refusal (the rate, the daily quota, a full disk) until then.
     private let waiting = NIOLockedValueBox<[Int64: Date]>([:])
     /// Where the runner's store work waits for the database's one writer (see `blocking`).
@@ -138,14 +140,23 @@ public final class CampaignRunner: Sendable {
             limit = min(batchSize, max(1, Int(exactly: account.quota.maxSendRate.rounded(.down)) ?? batchSize))
             window = 1
         }
-        return try await withThrowingTaskGroup(of: Bool.self) { group in
+        return try await withThrowingTaskGroup(of: BatchOutcome.self) { group in
             var inFlight = 0
             var more = true
+            // Rows whose messages the spool holds, marked `queued` with the next claim (one transaction, not two).
+            var queued: [Int64] = []
+            func record(_ outcome: BatchOutcome) {
+                queued += outcome.queued
+                if !outcome.proceed { more = false }
+            }
             for turn in 0..<batchesPerTurn {
                 // Rows claimed earlier are settled only while no batch of this run is with the intake.
-                let recovering = inFlight == 0, size = limit
+                let recovering = inFlight == 0, size = limit, marking = queued
+                queued = []
                 let rows = try await blocking {
-                    try self.services.store.claimCampaignBatch(campaign, limit: size, recovering: recovering) { Intake.newMessageID().rawValue }
+                    try self.services.store.claimCampaignBatch(campaign, limit: size, recovering: recovering, queued: marking) {
+                        Intake.newMessageID().rawValue
+                    }
                 }
                 // No longer sending (paused, cancelled): the batches in flight finish, no more are claimed.
                 guard let rows else {
@@ -161,50 +172,35 @@ public final class CampaignRunner: Sendable {
                 }
                 group.addTask { try await self.send(rows, campaign: campaign, account: account, now: now) }
                 inFlight += 1
-                if inFlight >= window, let sent = try await group.next() {
+                if inFlight >= window, let outcome = try await group.next() {
                     inFlight -= 1
-                    if !sent {
-                        more = false
-                        break
-                    }
+                    record(outcome)
+                    if !more { break }
                 }
             }
-            for try await sent in group where !sent { more = false }
+            for try await outcome in group { record(outcome) }
+            let marking = queued
+            try await blocking { try self.services.store.markCampaignRows(campaign, contacts: marking, state: "queued") }
             return more
         }
     }
 
-    /// One claimed batch to the intake; false when the campaign must wait (or was paused).
-    private func send(_ rows: [CampaignRecipient], campaign: Campaign, account: Account, now: Date) async throws -> Bool {
-        // Rows claimed before (a restart, a refused batch): stored already (done), or not (sent again with the same id).
-        let batch: [(row: CampaignRecipient, id: MessageID)] = try await blocking {
-            var stored: [Int64] = []
-            var gone: [Int64] = []
-            var batch: [(row: CampaignRecipient, id: MessageID)] = []
-            for row in rows {
-                guard let text = row.messageID, let id = MessageID(text) else {
-                    gone.append(row.contactID)
-                    continue
-                }
-                if row.claimedEarlier, try self.services.index.details(of: id) != nil {
-                    stored.append(row.contactID)
-                } else if row.contactGone {
-                    // Never stored, and the contact was deleted since: nothing is sent.
-                    gone.append(row.contactID)
-                } else {
-                    batch.append((row, id))
-                }
-            }
-            try self.services.store.markCampaignRows(campaign, contacts: stored, state: "queued")
-            try self.services.store.markCampaignRows(campaign, contacts: gone, state: "skipped")
-            return batch
-        }
+    /// What became of a batch: the rows the spool now holds, and whether the run may go on (false: it must
+    /// wait, or was paused).
+    struct BatchOutcome: Sendable {
+        var queued: [Int64] = []
+        var proceed = true
+    }
+
+    /// One claimed batch to the intake.
+    private func send(_ rows: [CampaignRecipient], campaign: Campaign, account: Account, now: Date) async throws -> BatchOutcome {
+        let batch = try await settle(rows, campaign: campaign)
         // Each variant's content compiled once; then the messages rendered and built on every core.
         var renderers: [Int: TemplateRenderer] = [:]
         for variant in Set(batch.map(\.row.variant)) {
             do { renderers[variant] = try renderer(variant, campaign: campaign, account: account) } catch {
                 try pause(campaign, "variant \(Campaign.variantName(variant)) cannot be sent: \(error.message)")
-                return false
+                return BatchOutcome(proceed: false)
             }
         }
         let compiled = renderers
@@ -238,29 +234,25 @@ public final class CampaignRunner: Sendable {
                 try? services.store.noteCampaign(campaign.id, "not sent to \(item.address): \(error.message)")
             }
         }
-        try services.store.markCampaignRows(campaign, contacts: unbuildable, state: "skipped")
-        guard !messages.isEmpty else { return true }
+        let skipped = unbuildable
+        try await blocking { try self.services.store.markCampaignRows(campaign, contacts: skipped, state: "skipped") }
+        guard !messages.isEmpty else { return BatchOutcome() }
         let submitter = services.submitter
         let submissions = messages.map {
             submitter.submission($0.message, door: .campaign, account: account, client: "campaign \(campaign.id)")
         }
         switch await submitter.intake.submit(submissions) {
         case .success:
-            let contacts = messages.map(\.contact)
-            let cancelled = try await blocking {
-                try self.services.store.markCampaignRows(campaign, contacts: contacts, state: "queued")
-                return try self.services.store.campaignState(campaign.id) == .cancelled
-            }
             if campaign.note != nil { try services.store.noteCampaign(campaign.id, nil) }
             // Cancelled while this batch was with the intake: its mail is withdrawn from the queue too, once
             // the index has it (the spool acknowledges first).
-            if cancelled {
+            if try services.store.campaignState(campaign.id) == .cancelled {
                 _ = await services.spool.indexedBarrier(timeout: .seconds(5))
                 for item in messages { _ = try? services.index.cancel(item.message.id, reason: "campaign cancelled") }
             }
-            return true
+            return BatchOutcome(queued: messages.map(\.contact))
         case .failure(let refusal):
-            return try await refused(refusal, campaign: campaign, messages: messages, submissions: submissions, now: now)
+            return BatchOutcome(proceed: try await refused(refusal, campaign: campaign, messages: messages, submissions: submissions, now: now))
         }
     }
 
@@ -306,6 +298,38 @@ public final class CampaignRunner: Sendable {
                 }
             }
             return true
+        }
+    }
+
+    /// A batch's rows ready to send, with their ids. Rows claimed before (a restart, a refused batch) are
+    /// settled with the spool first: stored already (done), or not (sent again with the same id); a row
+    /// whose contact was deleted since is skipped. A batch of freshly claimed rows needs no store work.
+    private func settle(_ rows: [CampaignRecipient], campaign: Campaign) async throws -> [(row: CampaignRecipient, id: MessageID)] {
+        if !rows.contains(where: { $0.claimedEarlier || $0.contactGone }) {
+            let ready = rows.compactMap { row in row.messageID.flatMap(MessageID.init).map { (row, $0) } }
+            if ready.count == rows.count { return ready }
+        }
+        return try await blocking {
+            var stored: [Int64] = []
+            var gone: [Int64] = []
+            var batch: [(row: CampaignRecipient, id: MessageID)] = []
+            for row in rows {
+                guard let text = row.messageID, let id = MessageID(text) else {
+                    gone.append(row.contactID)
+                    continue
+                }
+                if row.claimedEarlier, try self.services.index.details(of: id) != nil {
+                    stored.append(row.contactID)
+                } else if row.contactGone {
+                    // Never stored, and the contact was deleted since: nothing is sent.
+                    gone.append(row.contactID)
+                } else {
+                    batch.append((row, id))
+                }
+            }
+            try self.services.store.markCampaignRows(campaign, contacts: stored, state: "queued")
+            try self.services.store.markCampaignRows(campaign, contacts: gone, state: "skipped")
+            return batch
         }
     }
 

@@ -33,6 +33,8 @@ struct TemplateRenderer: Sendable {
     let required: Set<String>
     /// The largest section body of any part: what one pass through a section may write.
     let sectionCost: Int
+    /// The Mustache names of the names the template uses, made once rather than per render.
+    let aliases: [String: String]
 
     init(subject: String, text: String?, html: String?, defaults: [String: JSONValue] = [:],
          missing: Template.MissingVariables = .default) throws(APIError) {
@@ -51,6 +53,7 @@ struct TemplateRenderer: Sendable {
         required = shapes.reduce(into: Set<String>()) { $0.formUnion($1.topLevelNames) }
         // Each pass costs at least a little, so the number of passes is bounded too.
         sectionCost = max(64, shapes.map(\.largestSection).max() ?? 0)
+        aliases = Dictionary(uniqueKeysWithValues: required.union(defaults.keys).map { ($0, MustacheNames.alias($0)) })
     }
 
     init(_ template: Template) throws(APIError) {
@@ -70,7 +73,7 @@ struct TemplateRenderer: Sendable {
         }
         let meter = RenderBudget(bytes: budget, sectionCost: sectionCost)
         var object: [String: Any] = [:]
-        for (key, value) in merged { object[MustacheNames.alias(key)] = TemplateRenderer.mustacheValue(value, meter) }
+        for (key, value) in merged { object[aliases[key] ?? MustacheNames.alias(key)] = TemplateRenderer.mustacheValue(value, meter) }
         let rendered = Rendered(subject: subject.render(object), text: text?.render(object), html: html?.render(object))
         let size = rendered.subject.utf8.count + (rendered.text?.utf8.count ?? 0) + (rendered.html?.utf8.count ?? 0)
         guard !meter.exhausted, size <= budget else {

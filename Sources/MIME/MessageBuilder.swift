@@ -81,13 +81,23 @@ public struct MessageBuilder: Sendable {
         self.hostname = hostname
     }
 
+    /// 128 random bits as 32 lower-case hex digits, for Message-IDs and boundaries, from the system's
+    /// generator (Foundation's `UUID()` opens, reads and closes /dev/urandom each time: three system
+    /// calls per message).
+    static func randomToken() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let high: UInt64 = generator.next(), low: UInt64 = generator.next()
+        let hex = String(high, radix: 16), rest = String(low, radix: 16)
+        return String(repeating: "0", count: 16 - hex.count) + hex + String(repeating: "0", count: 16 - rest.count) + rest
+    }
+
     /// The message, CRLF line endings, and its Message-ID (without brackets).
     public func build(_ composition: Composition, date: Date = Date(), messageID: String? = nil) throws(MIMEError)
         -> (bytes: [UInt8], messageID: String) {
         guard !composition.recipients.isEmpty else { throw .noRecipients }
         let charset = composition.charset
         try MIMEError.checkNoLineBreak(composition.subject, field: "subject")
-        let id = messageID ?? "\(UUID().uuidString.lowercased())@\(hostname)"
+        let id = messageID ?? "\(MessageBuilder.randomToken())@\(hostname)"
         try MIMEError.checkNoLineBreak(id, field: "message id")
 
         var header = HeaderWriter()
@@ -177,7 +187,7 @@ public struct MessageBuilder: Sendable {
     }
 
     func multipart(_ subtype: String, _ parts: [Part]) -> Part {
-        let boundary = "=_hikyaku_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
+        let boundary = "=_hikyaku_" + MessageBuilder.randomToken()
         var headers = HeaderWriter()
         headers.add("Content-Type", "multipart/\(subtype); boundary=\"\(boundary)\"")
         var content: [UInt8] = []

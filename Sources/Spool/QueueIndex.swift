@@ -204,13 +204,16 @@ public struct QueueIndex: Sendable {
         var length: Int
         /// Known when the message comes from the intake; a record recovered from a segment has none.
         var subject: String?
+        /// The metadata as JSON when already made (for the segment record); else made from `record`.
+        var metadataJSON: [UInt8]?
 
-        init(_ record: SegmentRecord, segment: Int64, offset: Int64, length: Int, subject: String? = nil) {
+        init(_ record: SegmentRecord, segment: Int64, offset: Int64, length: Int, subject: String? = nil, metadataJSON: [UInt8]? = nil) {
             self.record = record
             self.segment = segment
             self.offset = offset
             self.length = length
             self.subject = subject
+            self.metadataJSON = metadataJSON
         }
     }
 
@@ -233,7 +236,7 @@ public struct QueueIndex: Sendable {
                 """)
             for row in rows {
                 let record = row.record
-                let metadata = record.metadata.map { String(decoding: $0.json, as: UTF8.self) }
+                let metadata = (row.metadataJSON ?? record.metadata?.json).map { String(decoding: $0, as: UTF8.self) }
                 try insertMessage.execute(arguments: [
                     record.id.rawValue, record.receivedAt.timeIntervalSince1970, record.accountID, record.sender,
                     row.length, row.segment, row.offset, row.length, record.smtpUTF8,

@@ -31,6 +31,11 @@ struct SegmentRecord: Equatable {
     /// Appends the record for `message` to `output`; returns the offset of
     /// the body (message bytes) relative to the record start.
     static func encode(_ message: IncomingMessage, receivedAt: Date, into output: inout [UInt8]) -> Int {
+        encode(message, metadataJSON: message.metadata?.json, receivedAt: receivedAt, into: &output)
+    }
+
+    /// The same, with the metadata's JSON made by the caller (who keeps it for the index).
+    static func encode(_ message: IncomingMessage, metadataJSON: [UInt8]?, receivedAt: Date, into output: inout [UInt8]) -> Int {
         var header: [UInt8] = []
         header.reserveCapacity(96 + message.recipients.reduce(0) { $0 + $1.utf8.count + 2 })
         header.append(contentsOf: message.id.rawValue.utf8)
@@ -42,7 +47,7 @@ struct SegmentRecord: Equatable {
         append(string: message.clientAddress, to: &header)
         append(UInt32(message.recipients.count), to: &header)
         for recipient in message.recipients { append(string: recipient, to: &header) }
-        if let json = message.metadata?.json {
+        if let json = metadataJSON {
             append(UInt32(json.count), to: &header)
             header.append(contentsOf: json)
         }

@@ -23,10 +23,10 @@ public struct SpoolLayout: Sendable {
 /// commit). On any write or sync failure the whole batch fails and nothing
 /// of it is reported as stored.
 ///
-/// The SQLite queue index is updated right after the batch is acknowledged;
-/// it is derived data: on start-up every record past its segment's mark is
-/// (re-)indexed, so a crash between the sync and the index commit loses
-/// nothing.
+/// The SQLite queue index is updated right after the batch is acknowledged,
+/// on a thread of its own (`SpoolIndexer`); it is derived data: on start-up
+/// every record past its segment's mark is (re-)indexed, so a crash between
+/// the sync and the index commit loses nothing.
 public final class Spool: @unchecked Sendable {
     public typealias Completion = @Sendable (Result<MessageID, SpoolError>) -> Void
 
@@ -54,14 +54,8 @@ public final class Spool: @unchecked Sendable {
 
     // Touched only by the committer thread (and by `init` before it starts).
     private var activeSegment: SegmentFile
-    /// Acknowledged rows not yet in the index (waiting for the next index
-    /// transaction, or for a retry after a failed one).
-    private var unindexed: [QueueIndex.Row] = []
-    /// Messages acknowledged and messages indexed since start (counted before their completions run),
-    /// and who waits for the index to reach a count (`indexedBarrier`).
-    private let progress = NIOLockedValueBox<(acknowledged: UInt64, indexed: UInt64, nextWaiter: UInt64,
-                                              waiters: [(id: UInt64, target: UInt64, resume: @Sendable () -> Void)])>((0, 0, 0, []))
-    private var lastIndexed: UInt64 = 0
+    /// Takes acknowledged rows to the index.
+    private let indexer: SpoolIndexer
     /// Set after a failed sync: the kernel may have dropped dirty pages, so
     /// nothing more is accepted until a restart re-validates the spool.
     private let failure = NIOLockedValueBox<SpoolError?>(nil)
@@ -73,11 +67,6 @@ public final class Spool: @unchecked Sendable {
     private static let finished = 2
     /// No commit delay once this many messages are already waiting.
     private static let commitDelayBatchLimit = 64
-    /// Acknowledged messages reach the index (and the scheduler) within
-    /// this many seconds… (the 250 → remote 250 latency starts with it)
-    private static let indexDelay = 0.005
-    /// …or as soon as this many are waiting.
-    private static let indexBatchLimit = 1024
 
     /// Opens (creating if needed) the spool and recovers it: every intact
     /// record past its segment's index mark is indexed; bytes after the last
@@ -110,6 +99,7 @@ public final class Spool: @unchecked Sendable {
         try SegmentFile.syncDirectory(layout.segmentsDirectory)
         activeSegment = try SegmentFile(directory: layout.segmentsDirectory, number: next, create: true)
         activeSegmentNumber.withLockedValue { $0 = next }
+        indexer = SpoolIndexer(index: index, logger: logger)
         let thread = Thread { [self] in runCommitter() }
         thread.name = "spool-commit"
         thread.start()
@@ -195,32 +185,24 @@ public final class Spool: @unchecked Sendable {
         guard !alreadyStopped else { return }
         lock.lock(whenValue: Spool.finished)
         lock.unlock(withValue: Spool.finished)
+        indexer.close()
     }
 
     public var isHealthy: Bool { failure.withLockedValue { $0 == nil } }
 
-    /// Called on the committer thread after new messages reach the index
+    /// Called on the index thread after new messages reach the index
     /// (the scheduler wakes up instead of waiting for its next look).
     public var onIndexed: (@Sendable () -> Void)? {
-        get { indexedHandler.withLockedValue { $0 } }
-        set { indexedHandler.withLockedValue { $0 = newValue } }
+        get { indexer.onIndexed }
+        set { indexer.onIndexed = newValue }
     }
-    private let indexedHandler = NIOLockedValueBox<(@Sendable () -> Void)?>(nil)
 
     // MARK: Committer
 
     private func runCommitter() {
         while true {
-            // With rows still to index, wait at most until they are due.
-            let gotWork: Bool
-            if unindexed.isEmpty {
-                lock.lock(whenValue: Spool.work)
-                gotWork = true
-            } else {
-                gotWork = lock.lock(whenValue: Spool.work, timeoutSeconds: Spool.indexDelay)
-                if !gotWork { lock.lock() }
-            }
-            if commitDelayMicroseconds > 0 && gotWork && !stopping && pending.count < Spool.commitDelayBatchLimit {
+            lock.lock(whenValue: Spool.work)
+            if commitDelayMicroseconds > 0 && !stopping && pending.count < Spool.commitDelayBatchLimit {
                 // Group-commit window (PostgreSQL's commit_delay): sessions
                 // finishing DATA right now share this sync instead of paying
                 // for the next one.
@@ -233,11 +215,6 @@ public final class Spool: @unchecked Sendable {
             let shouldStop = stopping && batch.isEmpty
             lock.unlock(withValue: Spool.idle)
             commit(batch)
-            let due = DispatchTime.now().uptimeNanoseconds - lastIndexed >= UInt64(Spool.indexDelay * 1e9)
-            if !unindexed.isEmpty && (shouldStop || due || batch.isEmpty || unindexed.count >= Spool.indexBatchLimit) {
-                indexAcknowledged()
-                lastIndexed = DispatchTime.now().uptimeNanoseconds
-            }
             lock.lock()
             if shouldStop && pending.isEmpty {
                 lock.unlock(withValue: Spool.finished)
@@ -263,13 +240,14 @@ public final class Spool: @unchecked Sendable {
             }
             var bytes: [UInt8] = []
             bytes.reserveCapacity(batch.reduce(0) { $0 + $1.0.size + 256 })
-            var located: [(bodyStart: Int, length: Int)] = []
+            var located: [(bodyStart: Int, length: Int, metadataJSON: [UInt8]?)] = []
             located.reserveCapacity(batch.count)
             let now = Date()
             for (message, _) in batch {
                 let recordStart = bytes.count
-                let bodyOffset = SegmentRecord.encode(message, receivedAt: now, into: &bytes)
-                located.append((recordStart + bodyOffset, message.size))
+                let json = message.metadata?.json
+                let bodyOffset = SegmentRecord.encode(message, metadataJSON: json, receivedAt: now, into: &bytes)
+                located.append((recordStart + bodyOffset, message.size, json))
             }
             let start = try activeSegment.append(bytes)
             do {
@@ -287,7 +265,7 @@ public final class Spool: @unchecked Sendable {
                                            clientAddress: message.clientAddress, recipients: message.recipients,
                                            metadata: message.metadata)
                 return QueueIndex.Row(record, segment: activeSegment.number, offset: start + Int64(location.bodyStart),
-                                      length: location.length, subject: message.subject)
+                                      length: location.length, subject: message.subject, metadataJSON: location.metadataJSON)
             }
         } catch {
             let spoolError: SpoolError
@@ -300,82 +278,17 @@ public final class Spool: @unchecked Sendable {
             for (_, completion) in batch { completion(.failure(spoolError)) }
             return
         }
-        // Durable: answer first; the index follows within `indexDelay`. Counted first, so that whoever
-        // has an answer and then asks `indexedBarrier` waits for these rows too.
-        progress.withLockedValue { $0.acknowledged &+= UInt64(truncatingIfNeeded: rows.count) }
+        // Durable: answer first; the index follows. Counted first, so that whoever has an answer and
+        // then asks `indexedBarrier` waits for these rows too.
+        indexer.acknowledged(rows.count)
         for (row, (_, completion)) in zip(rows, batch) { completion(.success(row.record.id)) }
-        unindexed.append(contentsOf: rows)
+        indexer.add(rows, segment: activeSegment.number, end: activeSegment.size)
     }
 
-    /// Writes the acknowledged rows to the index in one transaction; many
-    /// batches share it, so SQLite's per-transaction cost is not paid per sync.
-    private func indexAcknowledged() {
-        let all = unindexed
-        var marks = [activeSegment.number: activeSegment.size]
-        for row in all where row.segment != activeSegment.number {
-            marks[row.segment] = max(marks[row.segment] ?? 0, row.offset + Int64(row.length))
-        }
-        do {
-            try index.insert(all, marks: marks)
-            unindexed = []
-            let ready = progress.withLockedValue { progress -> [@Sendable () -> Void] in
-                progress.indexed &+= UInt64(truncatingIfNeeded: all.count)
-                let indexed = progress.indexed
-                let ready = progress.waiters.filter { $0.target <= indexed }.map(\.resume)
-                progress.waiters.removeAll { $0.target <= indexed }
-                return ready
-            }
-            for resume in ready { resume() }
-            onIndexed?()
-        } catch {
-            // The records are durable; the index catches up with the next
-            // batch, or at the latest on the next start.
-            logger.error("queue index update failed; will retry", metadata: ["error": "\(error)", "messages": "\(all.count)"])
-            unindexed = all
-        }
-    }
-
-    /// Returns once every message acknowledged before the call is in the index — what a
-    /// withdrawal by index (a cancelled campaign) must wait for, as acknowledgement comes first —
-    /// or after `timeout` (false), so that a failing index cannot hold a caller forever.
+    /// Returns once every message acknowledged before the call is in the index, or after `timeout`
+    /// (false); see `SpoolIndexer.barrier`.
     public func indexedBarrier(timeout: Duration) async -> Bool {
-        // Resumed once: by the index reaching the target, or by the timer, which the other cancels.
-        let state = NIOLockedValueBox<(resumed: Bool, timer: Task<Void, Never>?)>((false, nil))
-        let waiter = progress.withLockedValue { progress -> UInt64? in
-            guard progress.indexed < progress.acknowledged else { return nil }
-            progress.nextWaiter &+= 1
-            return progress.nextWaiter
-        }
-        guard let waiter else { return true }
-        return await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
-            let once: @Sendable (Bool) -> Void = { value in
-                let (first, timer) = state.withLockedValue { state -> (Bool, Task<Void, Never>?) in
-                    defer { state.resumed = true }
-                    return (!state.resumed, state.timer)
-                }
-                guard first else { return }
-                timer?.cancel()
-                continuation.resume(returning: value)
-            }
-            let queued = progress.withLockedValue { progress -> Bool in
-                // Indexed meanwhile: nothing to wait for.
-                guard progress.indexed < progress.acknowledged else { return false }
-                progress.waiters.append((waiter, progress.acknowledged, { once(true) }))
-                return true
-            }
-            guard queued else { return once(true) }
-            let timer = Task { [progress] in
-                try? await Task.sleep(for: timeout)
-                guard !Task.isCancelled else { return }
-                progress.withLockedValue { $0.waiters.removeAll { $0.id == waiter } }
-                once(false)
-            }
-            let resumedAlready = state.withLockedValue { state -> Bool in
-                state.timer = timer
-                return state.resumed
-            }
-            if resumedAlready { timer.cancel() }
-        }
+        await indexer.barrier(timeout: timeout)
     }
 
     // MARK: Reading and housekeeping

@@ -435,10 +435,14 @@ extension SQLiteStore {
     /// only while no other batch of the run is with the intake, whose rows look just the same.
     /// A pending row whose contact is gone is skipped. Nil when the campaign is no longer sending (paused,
     /// cancelled, being tested) or is on another run: a pause stops the claims at once, not at the end of a turn.
-    public func claimCampaignBatch(_ campaign: Campaign, limit: Int, recovering: Bool,
+    ///
+    /// `queued` are rows of earlier batches whose messages the spool now holds: marked first, whatever the
+    /// campaign's state, in the same transaction (one commit per batch rather than two).
+    public func claimCampaignBatch(_ campaign: Campaign, limit: Int, recovering: Bool, queued: [Int64] = [],
                                    newID: () -> String) throws -> [CampaignRecipient]? {
         try database.write { db in
             let occurrence = campaign.occurrence ?? ""
+            try SQLiteStore.markCampaignRows(campaign, contacts: queued, state: "queued", db)
             let now = try Row.fetchOne(db, sql: "SELECT state, occurrence FROM campaign WHERE id = ?", arguments: [campaign.id])
             guard let now, now["state"] as String? == Campaign.State.sending.rawValue, (now["occurrence"] as String?) ?? "" == occurrence else {
                 return nil
@@ -496,12 +500,16 @@ extension SQLiteStore {
 
     /// Rows whose message is in the spool; `skipped` ones could not be built (a template error for that contact).
     public func markCampaignRows(_ campaign: Campaign, contacts: [Int64], state: String) throws {
-        try database.write { db in
-            let statement = try db.cachedStatement(sql: """
-                UPDATE campaign_recipient SET state = ? WHERE campaign_id = ? AND occurrence = ? AND contact_id = ?
-                """)
-            for contact in contacts { try statement.execute(arguments: [state, campaign.id, campaign.occurrence ?? "", contact]) }
-        }
+        guard !contacts.isEmpty else { return }
+        try database.write { db in try SQLiteStore.markCampaignRows(campaign, contacts: contacts, state: state, db) }
+    }
+
+    static func markCampaignRows(_ campaign: Campaign, contacts: [Int64], state: String, _ db: Database) throws {
+        guard !contacts.isEmpty else { return }
+        let statement = try db.cachedStatement(sql: """
+            UPDATE campaign_recipient SET state = ? WHERE campaign_id = ? AND occurrence = ? AND contact_id = ?
+            """)
+        for contact in contacts { try statement.execute(arguments: [state, campaign.id, campaign.occurrence ?? "", contact]) }
     }
 
     public func campaignProgress(_ campaign: Campaign) throws -> CampaignProgress {

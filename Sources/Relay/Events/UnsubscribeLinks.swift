@@ -8,14 +8,15 @@ import Store
 /// marketing mail: each recipient's copy carries a token naming the message
 /// and the recipient, with a MAC so that nobody can unsubscribe someone else.
 public final class UnsubscribeLinks: Sendable {
-    private let key: SymmetricKey
+    /// The MAC with its key already mixed in, copied for each token (the key's two blocks are hashed once).
+    private let keyed: HMAC<SHA256>
     /// `https://host` the HTTP endpoint is reached at; nil until known (see `setBase`).
     private let base = NIOLockedValueBox<String?>(nil)
     /// Where the mailto form goes (the bounce domain), if any.
     public let mailDomain: String?
 
     public init(key: SymmetricKey, base: String?, mailDomain: String?) {
-        self.key = key
+        self.keyed = HMAC<SHA256>(key: key)
         self.base.withLockedValue { $0 = base.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 } }
         self.mailDomain = mailDomain?.lowercased()
     }
@@ -62,8 +63,9 @@ public final class UnsubscribeLinks: Sendable {
     }
 
     private func mac(_ message: MessageID, _ position: Int) -> String {
-        let code = HMAC<SHA256>.authenticationCode(for: Data("unsubscribe:\(message.rawValue):\(position)".utf8), using: key)
-        return ReturnPath.base32(Array(code.prefix(10)))
+        var hmac = keyed
+        hmac.update(data: Array("unsubscribe:\(message.rawValue):\(position)".utf8))
+        return ReturnPath.base32(Array(hmac.finalize().prefix(10)))
     }
 }
 
