@@ -21,6 +21,10 @@ public struct QueueIndex: Sendable {
         }
         database = try DatabasePool(path: path, configuration: configuration)
         try QueueIndex.migrator.migrate(database)
+        // The writer's statement journals in memory: inserting a message with its counting trigger opens
+        // one, and on a file it cost a write system call per page (15 % of the CPU while a million-recipient
+        // campaign was enqueued). Readers keep temporary files for their sorts, which may be large.
+        try database.writeWithoutTransaction { try $0.execute(sql: "PRAGMA temp_store = MEMORY") }
     }
 
     static var migrator: DatabaseMigrator {
