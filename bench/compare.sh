@@ -16,7 +16,7 @@ SHARED=${SHARED_BENCH:-$ROOT/../shared/bench}
 [ -x "$SHARED/compare.sh" ] || [ -f "$SHARED/compare.sh" ] || { echo "no $SHARED/compare.sh" >&2; exit 1; }
 
 (cd "$ROOT" && swift build -c release --product hikyaku >/dev/null)
-BIN="$ROOT/.build/release/hikyaku"
+BIN="${HIKYAKU_BIN:-$ROOT/.build/release/hikyaku}"
 WORK=$(mktemp -d /var/tmp/hikyaku-bench.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 cat > "$WORK/config.json" <<JSON
