@@ -46,6 +46,29 @@ struct SpoolTests {
         #expect(String(decoding: bytes, as: UTF8.self).hasPrefix("Received: x\r\nbody "))
     }
 
+    /// With a backlog smaller than what is handed over (so that `add` waits for the index thread),
+    /// nothing handed over is lost, whether indexed while running or by `close`, and the mark follows.
+    @Test func theIndexerLosesNothingPastASmallBacklog() throws {
+        let directory = try temporaryDirectory()
+        let index = try QueueIndex(path: directory + "/queue.sqlite")
+        let indexer = SpoolIndexer(index: index, backlogLimit: 8, logger: Logger(label: "test"))
+        var offset: Int64 = 0
+        for batch in 0..<20 {
+            let rows = (0..<5).map { item in
+                let record = SegmentRecord(id: MessageID.generate(), receivedAt: Date(), accountID: 1, smtpUTF8: false,
+                                           sender: "s@example.com", heloName: "h", clientAddress: "127.0.0.1",
+                                           recipients: ["r\(batch)-\(item)@example.org"], metadata: nil)
+                defer { offset += 100 }
+                return QueueIndex.Row(record, segment: 1, offset: offset, length: 90)
+            }
+            indexer.acknowledged(rows.count)
+            indexer.add(rows, segment: 1, end: offset)
+        }
+        indexer.close()
+        #expect(try index.count() == 100)
+        #expect(try index.segmentMarks()[1] == 10_000)
+    }
+
     /// A withdrawal by index (a campaign cancelled) waits at the barrier for messages acknowledged
     /// before it: every one is then in the index, though acknowledgement came first.
     @Test func theIndexBarrierWaitsForEveryAcknowledgedMessage() async throws {
