@@ -149,38 +149,52 @@ public final class CampaignRunner: Sendable {
                 queued += outcome.queued
                 if !outcome.proceed { more = false }
             }
-            for turn in 0..<batchesPerTurn {
-                // Rows claimed earlier are settled only while no batch of this run is with the intake.
-                let recovering = inFlight == 0, size = limit, marking = queued
-                queued = []
-                let rows = try await blocking {
-                    try self.services.store.claimCampaignBatch(campaign, limit: size, recovering: recovering, queued: marking) {
-                        Intake.newMessageID().rawValue
+            var failure: (any Error)?
+            do {
+                for turn in 0..<batchesPerTurn {
+                    // Rows claimed earlier are settled only while no batch of this run is with the intake.
+                    let recovering = inFlight == 0, size = limit, marking = queued
+                    let rows = try await blocking {
+                        try self.services.store.claimCampaignBatch(campaign, limit: size, recovering: recovering, queued: marking) {
+                            Intake.newMessageID().rawValue
+                        }
                     }
-                }
-                // No longer sending (paused, cancelled): the batches in flight finish, no more are claimed.
-                guard let rows else {
-                    more = false
-                    break
-                }
-                if rows.isEmpty {
-                    if turn == 0 {
-                        try services.store.finishCampaignRun(campaign, now: now)
+                    // Marked by the claim (a claim that failed marked nothing: they stay for the end of the turn).
+                    queued = Array(queued.dropFirst(marking.count))
+                    // No longer sending (paused, cancelled): the batches in flight finish, no more are claimed.
+                    guard let rows else {
                         more = false
+                        break
                     }
-                    break
+                    if rows.isEmpty {
+                        if turn == 0 {
+                            try services.store.finishCampaignRun(campaign, now: now)
+                            more = false
+                        }
+                        break
+                    }
+                    group.addTask { try await self.send(rows, campaign: campaign, account: account, now: now) }
+                    inFlight += 1
+                    if inFlight >= window, let outcome = try await group.next() {
+                        inFlight -= 1
+                        record(outcome)
+                        if !more { break }
+                    }
                 }
-                group.addTask { try await self.send(rows, campaign: campaign, account: account, now: now) }
-                inFlight += 1
-                if inFlight >= window, let outcome = try await group.next() {
-                    inFlight -= 1
-                    record(outcome)
-                    if !more { break }
+            } catch {
+                failure = error
+            }
+            // Every batch in flight finishes, and what the spool holds is marked even when something failed
+            // (else those rows would wait, `submitting`, for the next turn to settle them).
+            while let result = await group.nextResult() {
+                switch result {
+                case .success(let outcome): record(outcome)
+                case .failure(let error): failure = failure ?? error
                 }
             }
-            for try await outcome in group { record(outcome) }
             let marking = queued
             try await blocking { try self.services.store.markCampaignRows(campaign, contacts: marking, state: "queued") }
+            if let failure { throw failure }
             return more
         }
     }
@@ -243,10 +257,16 @@ public final class CampaignRunner: Sendable {
         }
         switch await submitter.intake.submit(submissions) {
         case .success:
-            if campaign.note != nil { try services.store.noteCampaign(campaign.id, nil) }
+            // From here on the batch is stored: nothing may throw its rows away before they are marked.
+            if campaign.note != nil { try? services.store.noteCampaign(campaign.id, nil) }
             // Cancelled while this batch was with the intake: its mail is withdrawn from the queue too, once
             // the index has it (the spool acknowledges first).
-            if try services.store.campaignState(campaign.id) == .cancelled {
+            let state: Campaign.State?
+            do { state = try services.store.campaignState(campaign.id) } catch {
+                logger.error("campaign state not read after a batch", metadata: ["campaign": "\(campaign.id)", "error": "\(error)"])
+                state = nil
+            }
+            if state == .cancelled {
                 _ = await services.spool.indexedBarrier(timeout: .seconds(5))
                 for item in messages { _ = try? services.index.cancel(item.message.id, reason: "campaign cancelled") }
             }

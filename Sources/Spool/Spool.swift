@@ -183,6 +183,8 @@ public final class Spool: @unchecked Sendable {
         stopping = true
         lock.unlock(withValue: Spool.work)
         guard !alreadyStopped else { return }
+        // A committer waiting for room in the index's backlog goes on, or it would never finish.
+        indexer.stopWaiting()
         lock.lock(whenValue: Spool.finished)
         lock.unlock(withValue: Spool.finished)
         indexer.close()
@@ -317,8 +319,10 @@ public final class Spool: @unchecked Sendable {
     /// segment whose copy fails stays (and is logged) for the next round,
     /// without holding back the others.
     public func collectGarbage() throws {
-        let live = try index.liveSegments()
+        // Marks first: a segment indexed to its end by then has all its rows in the index when the live
+        // segments are read (the other order could see its last rows arrive in between, and remove it).
         let marks = try index.segmentMarks()
+        let live = try index.liveSegments()
         let active = activeSegmentNumber.withLockedValue { $0 }
         for number in try Spool.segmentNumbers(in: layout.segmentsDirectory) where number < active && !live.contains(number) {
             let path = SegmentFile.path(directory: layout.segmentsDirectory, number: number)

@@ -10,9 +10,11 @@ import NIOConcurrencyHelpers
 /// then a WAL checkpoint — takes tens of milliseconds; on the committer's
 /// thread it held up every sync behind it, here it runs beside the next one.
 /// Rows that arrive while a transaction runs go into the next, so batches
-/// grow with the load. The backlog is bounded: past `backlogLimit` rows the
-/// committer waits (and with it the answers), so a failing or slow index
-/// cannot grow memory without end.
+/// grow with the load. The backlog is bounded while the index works: past
+/// `backlogLimit` rows the committer waits (and with it the answers), so a
+/// slow index cannot grow memory without end. While the index fails, or once
+/// the spool is closing, nobody waits: the spool keeps answering (the records
+/// are durable, and indexed again on the next start) as it did before.
 final class SpoolIndexer: @unchecked Sendable {
     private let index: QueueIndex
     private let logger: Logger
@@ -27,6 +29,10 @@ final class SpoolIndexer: @unchecked Sendable {
     private var marks: [Int64: Int64] = [:]
     private var stopping = false
     private var finished = false
+    /// The last transaction failed: `add` does not wait for room that may never come.
+    private var failing = false
+    /// The spool is closing: `add` does not wait either.
+    private var draining = false
 
     /// Messages acknowledged and messages indexed since start (counted before their completions run),
     /// and who waits for the index to reach a count (`barrier`).
@@ -58,9 +64,17 @@ final class SpoolIndexer: @unchecked Sendable {
     /// Rows of one synced batch, which ends at `end` in `segment`. Waits while the backlog is full.
     func add(_ rows: [QueueIndex.Row], segment: Int64, end: Int64) {
         condition.lock()
-        while waiting.count >= backlogLimit && !finished { condition.wait() }
+        while waiting.count >= backlogLimit && !finished && !failing && !draining { condition.wait() }
         waiting.append(contentsOf: rows)
         marks[segment] = max(marks[segment] ?? 0, end)
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// From now on `add` never waits (the spool is closing; its committer must finish).
+    func stopWaiting() {
+        condition.lock()
+        draining = true
         condition.broadcast()
         condition.unlock()
     }
@@ -87,6 +101,7 @@ final class SpoolIndexer: @unchecked Sendable {
                     try index.insert(rows, marks: marks)
                     condition.lock()
                     waiting.removeFirst(rows.count)
+                    failing = false
                     // A mark handed over meanwhile is further on and stays for the next transaction.
                     for (segment, end) in marks where self.marks[segment] == end { self.marks[segment] = nil }
                     condition.broadcast()
@@ -95,6 +110,10 @@ final class SpoolIndexer: @unchecked Sendable {
                 } catch {
                     // The records are durable; the index catches up on the next try, or at the latest on the next start.
                     logger.error("queue index update failed; will retry", metadata: ["error": "\(error)", "messages": "\(rows.count)"])
+                    condition.lock()
+                    failing = true
+                    condition.broadcast()
+                    condition.unlock()
                     if !last { usleep(SpoolIndexer.retryDelay) }
                 }
             }

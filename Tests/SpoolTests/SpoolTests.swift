@@ -69,6 +69,25 @@ struct SpoolTests {
         #expect(try index.segmentMarks()[1] == 10_000)
     }
 
+    /// While the index fails, handing rows over never waits for room (the spool keeps answering, as the
+    /// records are durable), and closing returns: nothing hangs on a broken index.
+    @Test(.timeLimit(.minutes(1))) func aFailingIndexHoldsUpNeitherTheCommitterNorTheClose() throws {
+        let directory = try temporaryDirectory()
+        let index = try QueueIndex(path: directory + "/queue.sqlite")
+        try index.database.write { try $0.execute(sql: "DROP TABLE message_tag") }
+        let indexer = SpoolIndexer(index: index, backlogLimit: 2, logger: Logger(label: "test"))
+        for batch in 0..<10 {
+            let record = SegmentRecord(id: MessageID.generate(), receivedAt: Date(), accountID: 1, smtpUTF8: false,
+                                       sender: "s@example.com", heloName: "h", clientAddress: "127.0.0.1",
+                                       recipients: ["r@example.org"], metadata: MessageMetadata(tags: ["t"]))
+            indexer.add([QueueIndex.Row(record, segment: 1, offset: Int64(batch) * 100, length: 90)], segment: 1,
+                        end: Int64(batch + 1) * 100)
+        }
+        indexer.close()
+        // Nothing was written: no mark covers rows that are not in the index.
+        #expect(try index.segmentMarks()[1] == nil)
+    }
+
     /// A withdrawal by index (a campaign cancelled) waits at the barrier for messages acknowledged
     /// before it: every one is then in the index, though acknowledgement came first.
     @Test func theIndexBarrierWaitsForEveryAcknowledgedMessage() async throws {
