@@ -37,6 +37,21 @@ public enum EncodedWord {
         // 75 - "=?" - charset - "?B?" - "?=", in base64 characters, then in bytes.
         let budget = ((75 - prefix.count - 2) / 4) * 3
         var words: [String] = []
+        if charset == .utf8 {
+            // UTF-8 lengths add up, so each character is encoded once (ISO-2022-JP's escapes do not).
+            var chunk: [UInt8] = []
+            for character in text {
+                let bytes = Array(character.utf8)
+                if chunk.count + bytes.count > budget, !chunk.isEmpty {
+                    words.append(prefix + Data(chunk).base64EncodedString() + "?=")
+                    chunk = bytes
+                } else {
+                    chunk += bytes
+                }
+            }
+            if !chunk.isEmpty { words.append(prefix + Data(chunk).base64EncodedString() + "?=") }
+            return words.joined(separator: "\r\n ")
+        }
         var chunk = ""
         // Whole characters per word (RFC 2047 §5: a character is never split),
         // and for ISO-2022-JP each word returns to ASCII on its own.

@@ -51,6 +51,20 @@ import Testing
             }
         }
         #expect(try EncodedWord.encode("Plain ASCII", charset: .utf8) == "Plain ASCII")
+        // Whole characters per word, each word as full as it may be: read back, the text is the same.
+        let mixed = String(repeating: "Café 👩‍👩‍👧 ｶﾀｶﾅ e\u{301} 漢字", count: 8)
+        for (text, charset) in [(subject, Charset.utf8), (subject, .iso2022JP), (mixed, .utf8)] {
+            let encoded = try EncodedWord.encode(text, charset: charset)
+            // Unfolded, as a reader sees the field.
+            #expect(EncodedWords.decodeText(encoded.replacingOccurrences(of: "\r\n", with: "")) == text)
+        }
+        let words = try EncodedWord.encode(mixed, charset: .utf8).components(separatedBy: "\r\n ")
+        for (word, next) in zip(words, words.dropFirst()) {
+            // The next word's first character would not have fitted.
+            let bytes = Data(base64Encoded: String(word.dropFirst(10).dropLast(2)))?.count ?? 0
+            let first = EncodedWords.decodeText(next).first.map { String($0).utf8.count } ?? 0
+            #expect(bytes + first > 45)
+        }
     }
 
     @Test func iso2022JPIsSevenBitJISX0208() throws {
