@@ -144,7 +144,8 @@ struct CampaignRoutes: Sendable {
     func withdraw(_ campaign: Campaign) async -> Int {
         _ = await services.spool.indexedBarrier(timeout: .seconds(5))
         var cancelled = 0
-        for text in (try? services.store.campaignMessageIDs(campaign.id)) ?? [] {
+        let ids = try? services.store.campaignMessageIDs(campaign.id) { MessageID(claim: $0, contact: $1).rawValue }
+        for text in ids ?? [] {
             guard let id = MessageID(text) else { continue }
             if let count = try? services.index.cancel(id, reason: "campaign cancelled"), count > 0 { cancelled += 1 }
         }

@@ -10,10 +10,11 @@ import Store
 /// down), then hands the intake one batch at a time, each contact's message
 /// rendered from its fields, and decides A/B tests when their wait is over.
 ///
-/// No contact gets a run twice: a message's id is written on its recipient
-/// row before the message goes to the intake, and a row is done once the
-/// intake has stored it. After a crash, a row with an id is looked up in the
-/// spool's index: found, it is done; not found, it is sent with that same id.
+/// No contact gets a run twice: a batch's claim (a seed and a time, which
+/// each row's message id is made from) is written down before its messages
+/// go to the intake, and a row is done once the intake has stored it. After a
+/// crash, a claimed row's id is made again and looked up in the spool's index:
+/// found, it is done; not found, it is sent with that same id.
 public final class CampaignRunner: Sendable {
     let services: APIServices
     let clock: @Sendable () -> Date
@@ -144,7 +145,7 @@ public final class CampaignRunner: Sendable {
             var inFlight = 0
             var more = true
             // Rows whose messages the spool holds, marked `queued` with the next claim (one transaction, not two).
-            var queued: [Int64] = []
+            var queued: [CampaignRowMark] = []
             func record(_ outcome: BatchOutcome) {
                 queued += outcome.queued
                 if !outcome.proceed { more = false }
@@ -154,10 +155,9 @@ public final class CampaignRunner: Sendable {
                 for turn in 0..<batchesPerTurn {
                     // Rows claimed earlier are settled only while no batch of this run is with the intake.
                     let recovering = inFlight == 0, size = limit, marking = queued
+                    let claim = CampaignRunner.newClaim()
                     let rows = try await blocking {
-                        try self.services.store.claimCampaignBatch(campaign, limit: size, recovering: recovering, queued: marking) {
-                            Intake.newMessageID().rawValue
-                        }
+                        try self.services.store.claimCampaignBatch(campaign, limit: size, recovering: recovering, queued: marking, claim: claim)
                     }
                     // Marked by the claim (a claim that failed marked nothing: they stay for the end of the turn).
                     queued = Array(queued.dropFirst(marking.count))
@@ -193,7 +193,7 @@ public final class CampaignRunner: Sendable {
                 }
             }
             let marking = queued
-            try await blocking { try self.services.store.markCampaignRows(campaign, contacts: marking, state: "queued") }
+            try await blocking { try self.services.store.markCampaignRows(campaign, marking, state: .queued) }
             if let failure { throw failure }
             return more
         }
@@ -202,7 +202,7 @@ public final class CampaignRunner: Sendable {
     /// What became of a batch: the rows the spool now holds, and whether the run may go on (false: it must
     /// wait, or was paused).
     struct BatchOutcome: Sendable {
-        var queued: [Int64] = []
+        var queued: [CampaignRowMark] = []
         var proceed = true
     }
 
@@ -249,7 +249,7 @@ public final class CampaignRunner: Sendable {
             }
         }
         let skipped = unbuildable
-        try await blocking { try self.services.store.markCampaignRows(campaign, contacts: skipped, state: "skipped") }
+        try await blocking { try self.services.store.markCampaignRows(campaign, skipped.map { CampaignRowMark($0) }, state: .skipped) }
         guard !messages.isEmpty else { return BatchOutcome() }
         let submitter = services.submitter
         let submissions = messages.map {
@@ -270,7 +270,7 @@ public final class CampaignRunner: Sendable {
                 _ = await services.spool.indexedBarrier(timeout: .seconds(5))
                 for item in messages { _ = try? services.index.cancel(item.message.id, reason: "campaign cancelled") }
             }
-            return BatchOutcome(queued: messages.map(\.contact))
+            return BatchOutcome(queued: messages.map { CampaignRowMark($0.contact, messageID: $0.message.id.rawValue) })
         case .failure(let refusal):
             return BatchOutcome(proceed: try await refused(refusal, campaign: campaign, messages: messages, submissions: submissions, now: now))
         }
@@ -290,7 +290,9 @@ public final class CampaignRunner: Sendable {
             return false
         case .insufficientStorage(let accepted), .spoolUnavailable(let accepted):
             let ids = Set(accepted)
-            try services.store.markCampaignRows(campaign, contacts: messages.filter { ids.contains($0.message.id) }.map(\.contact), state: "queued")
+            try services.store.markCampaignRows(campaign, messages.filter { ids.contains($0.message.id) }.map {
+                CampaignRowMark($0.contact, messageID: $0.message.id.rawValue)
+            }, state: .queued)
             try services.store.noteCampaign(campaign.id, "the spool is unavailable; sending waits")
             wait(campaign.id, until: now.addingTimeInterval(10))
             return false
@@ -304,12 +306,12 @@ public final class CampaignRunner: Sendable {
             for (item, submission) in zip(messages, submissions) {
                 switch await services.submitter.intake.submit(submission) {
                 case .success:
-                    try services.store.markCampaignRows(campaign, contacts: [item.contact], state: "queued")
+                    try services.store.markCampaignRows(campaign, [CampaignRowMark(item.contact, messageID: item.message.id.rawValue)], state: .queued)
                 case .failure(let single):
                     switch single {
                     case .malformedHeader, .messageTooLarge, .mailLoop, .sandboxRecipient:
                         // This message's own fault: skipped, and said.
-                        try services.store.markCampaignRows(campaign, contacts: [item.contact], state: "skipped")
+                        try services.store.markCampaignRows(campaign, [CampaignRowMark(item.contact)], state: .skipped)
                         try services.store.noteCampaign(campaign.id, "not sent to \(item.message.recipients.first ?? "?"): \(single)")
                     default:
                         // Not the message's fault: the rest keep their ids and wait, as for a refused batch.
@@ -326,31 +328,44 @@ public final class CampaignRunner: Sendable {
     /// whose contact was deleted since is skipped. A batch of freshly claimed rows needs no store work.
     private func settle(_ rows: [CampaignRecipient], campaign: Campaign) async throws -> [(row: CampaignRecipient, id: MessageID)] {
         if !rows.contains(where: { $0.claimedEarlier || $0.contactGone }) {
-            let ready = rows.compactMap { row in row.messageID.flatMap(MessageID.init).map { (row, $0) } }
+            let ready = rows.compactMap { row in CampaignRunner.messageID(row).map { (row, $0) } }
             if ready.count == rows.count { return ready }
         }
         return try await blocking {
-            var stored: [Int64] = []
-            var gone: [Int64] = []
+            var stored: [CampaignRowMark] = []
+            var gone: [CampaignRowMark] = []
             var batch: [(row: CampaignRecipient, id: MessageID)] = []
             for row in rows {
-                guard let text = row.messageID, let id = MessageID(text) else {
-                    gone.append(row.contactID)
+                guard let id = CampaignRunner.messageID(row) else {
+                    gone.append(CampaignRowMark(row.contactID))
                     continue
                 }
                 if row.claimedEarlier, try self.services.index.details(of: id) != nil {
-                    stored.append(row.contactID)
+                    stored.append(CampaignRowMark(row.contactID, messageID: id.rawValue))
                 } else if row.contactGone {
                     // Never stored, and the contact was deleted since: nothing is sent.
-                    gone.append(row.contactID)
+                    gone.append(CampaignRowMark(row.contactID))
                 } else {
                     batch.append((row, id))
                 }
             }
-            try self.services.store.markCampaignRows(campaign, contacts: stored, state: "queued")
-            try self.services.store.markCampaignRows(campaign, contacts: gone, state: "skipped")
+            try self.services.store.markCampaignRows(campaign, stored, state: .queued)
+            try self.services.store.markCampaignRows(campaign, gone, state: .skipped)
             return batch
         }
+    }
+
+    /// A new batch's claim: a random seed, and the time its ids begin with.
+    static func newClaim() -> CampaignClaim {
+        var generator = SystemRandomNumberGenerator()
+        return CampaignClaim(seed: Int64(bitPattern: generator.next()),
+                             milliseconds: Int64(exactly: (Date().timeIntervalSince1970 * 1000).rounded(.down)) ?? 0)
+    }
+
+    /// A claimed row's message id: made from its claim, or as an older version wrote it on the row.
+    static func messageID(_ row: CampaignRecipient) -> MessageID? {
+        if let claim = row.claim { return MessageID(claim: claim, contact: row.contactID) }
+        return row.messageID.flatMap(MessageID.init)
     }
 
     /// A variant's content, compiled: a stored template or the campaign's own subject, text and HTML.
@@ -420,6 +435,13 @@ public final class CampaignRunner: Sendable {
         try services.store.chooseCampaignWinner(campaign, winner: decision.winner, decision: decision.explanation)
         logger.info("A/B test decided", metadata: ["campaign": "\(campaign.id)", "winner": "\(Campaign.variantName(decision.winner))",
                                                    "outcome": "\(decision.outcome)"])
+    }
+}
+
+extension MessageID {
+    /// The id of a claimed campaign row's message (see `CampaignClaim`).
+    init(claim: CampaignClaim, contact: Int64) {
+        self.init(milliseconds: claim.milliseconds, seed: UInt64(bitPattern: claim.seed), member: contact)
     }
 }
 

@@ -24,7 +24,12 @@ public struct QueueIndex: Sendable {
         // The writer's statement journals in memory: inserting a message with its counting trigger opens
         // one, and on a file it cost a write system call per page (15 % of the CPU while a million-recipient
         // campaign was enqueued). Readers keep temporary files for their sorts, which may be large.
-        try database.writeWithoutTransaction { try $0.execute(sql: "PRAGMA temp_store = MEMORY") }
+        // Its page cache is 32 MB rather than SQLite's 2 MB: a million messages' ids, tags and events are indexed
+        // in several B-trees at once, and a smaller cache reads their pages back for every batch.
+        try database.writeWithoutTransaction {
+            try $0.execute(sql: "PRAGMA temp_store = MEMORY")
+            try $0.execute(sql: "PRAGMA cache_size = -32768")
+        }
     }
 
     static var migrator: DatabaseMigrator {
@@ -196,6 +201,19 @@ public struct QueueIndex: Sendable {
                 CREATE INDEX message_sender ON message(sender COLLATE NOCASE);
                 """)
         }
+        migrator.registerMigration("v8-acceptances-counted-per-transaction") { db in
+            // Acceptances arrive a thousand to a transaction (`insert`), which counts them per account and hour
+            // itself: one upsert per transaction instead of one per recipient (a sixth of the index's work while
+            // a campaign is enqueued). Every other event is still counted by the trigger, as it is written.
+            try db.execute(sql: """
+                DROP TRIGGER delivery_event_counted;
+                CREATE TRIGGER delivery_event_counted AFTER INSERT ON delivery_event
+                WHEN NEW.account_id IS NOT NULL AND NEW.type <> 'accepted' BEGIN
+                    INSERT INTO event_hour (account_id, hour, type, n) VALUES (NEW.account_id, CAST(NEW.at / 3600 AS INTEGER), NEW.type, 1)
+                    ON CONFLICT (account_id, hour, type) DO UPDATE SET n = n + 1;
+                END;
+                """)
+        }
         return migrator
     }
 
@@ -238,6 +256,8 @@ public struct QueueIndex: Sendable {
                 INSERT INTO delivery_event (at, account_id, message_id, recipient, type, reply_code, enhanced_code, reply_text)
                 VALUES (?, ?, ?, ?, 'accepted', 250, '2.0.0', ?)
                 """)
+            // Acceptances per account and hour (`CAST(at / 3600 AS INTEGER)`, as the trigger counts the rest).
+            var acceptances: [AcceptanceHour: Int] = [:]
             for row in rows {
                 let record = row.record
                 let metadata = (row.metadataJSON ?? record.metadata?.json).map { String(decoding: $0, as: UTF8.self) }
@@ -256,9 +276,18 @@ public struct QueueIndex: Sendable {
                     try insertAccepted.execute(arguments: [record.receivedAt.timeIntervalSince1970, record.accountID, record.id.rawValue,
                                                            address, accepted])
                 }
+                if let account = record.accountID, let hour = AcceptanceHour(account: account, at: record.receivedAt) {
+                    acceptances[hour, default: 0] += record.recipients.count
+                }
                 for tag in Set(record.metadata?.tags ?? []) {
                     try insertTag.execute(arguments: [record.id.rawValue, tag])
                 }
+            }
+            for (hour, count) in acceptances {
+                try db.execute(sql: """
+                    INSERT INTO event_hour (account_id, hour, type, n) VALUES (?, ?, 'accepted', ?)
+                    ON CONFLICT (account_id, hour, type) DO UPDATE SET n = n + excluded.n
+                    """, arguments: [hour.account, hour.hour, count])
             }
             for (segment, end) in marks {
                 // Marks only move forward, whoever indexes (the server or a CLI catching up).
@@ -267,6 +296,18 @@ public struct QueueIndex: Sendable {
                     ON CONFLICT(segment) DO UPDATE SET indexed_end = MAX(indexed_end, excluded.indexed_end)
                     """, arguments: [segment, end])
             }
+        }
+    }
+
+    /// An account's hour in `event_hour`: seconds since 1970 / 3600, truncated as SQLite's `CAST(… AS INTEGER)` does.
+    struct AcceptanceHour: Hashable {
+        var account: Int64
+        var hour: Int64
+
+        init?(account: Int64, at date: Date) {
+            guard let hour = Int64(exactly: (date.timeIntervalSince1970 / 3600).rounded(.towardZero)) else { return nil }
+            self.account = account
+            self.hour = hour
         }
     }
 

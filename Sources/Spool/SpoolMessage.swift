@@ -140,14 +140,30 @@ public struct MessageID: Hashable, Sendable, Comparable, CustomStringConvertible
         return generate(now: Date(), generator: &generator)
     }
 
+    /// The id of one message of a batch, made again from the batch's seed and time whenever it is needed
+    /// (a campaign writes one claim per batch, not an id per recipient): the time as `generate` writes it,
+    /// then the `member`'s place in the batch's SplitMix64 sequence (Steele et al., 2014), which gives
+    /// distinct members distinct 64-bit values, of which the id keeps 50 bits.
+    public init(milliseconds: Int64, seed: UInt64, member: Int64) {
+        var mixed = seed &+ UInt64(bitPattern: member) &* 0x9E37_79B9_7F4A_7C15
+        mixed = (mixed ^ (mixed >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        mixed = (mixed ^ (mixed >> 27)) &* 0x94D0_49BB_1331_11EB
+        mixed ^= mixed >> 31
+        self = MessageID.encode(time: UInt64(max(0, milliseconds)), random: mixed)
+    }
+
     static func generate(now: Date, generator: inout some RandomNumberGenerator) -> MessageID {
+        encode(time: UInt64(max(0, now.timeIntervalSince1970 * 1000)), random: generator.next() as UInt64)
+    }
+
+    /// Ten characters of time (milliseconds since 1970), ten of `random`.
+    private static func encode(time: UInt64, random: UInt64) -> MessageID {
+        var time = time, random = random
         var bytes = [UInt8](repeating: 0, count: 20)
-        var time = UInt64(max(0, now.timeIntervalSince1970 * 1000))
         for index in stride(from: 9, through: 0, by: -1) {
             bytes[index] = alphabet[Int(time & 31)]
             time >>= 5
         }
-        var random = generator.next() as UInt64
         for index in 10..<20 {
             bytes[index] = alphabet[Int(random & 31)]
             random >>= 5

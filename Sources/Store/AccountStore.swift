@@ -211,6 +211,7 @@ public final class SQLiteStore: AccountStore {
         registerContactMigrations(&migrator)
         registerCampaignMigrations(&migrator)
         registerNodeMigrations(&migrator)
+        registerCampaignBatchMigrations(&migrator)
         return migrator
     }
 

@@ -144,13 +144,43 @@ public struct CampaignRecipient: Sendable, Equatable {
     public var contactID: Int64
     public var address: String
     public var variant: Int
-    /// Set once chosen, before the message is handed to the intake: a restart finds it and checks the spool.
+    /// The id the message was stored under (a queued row), or given by an older version before it was
+    /// handed to the intake (a `submitting` row).
     public var messageID: String?
+    /// The claim that took a pending row, which its message id is made from (`MessageID(claim:contact:)`).
+    public var claim: CampaignClaim?
     public var fields: [String: ContactValue]
     /// The contact was deleted after the run started.
     public var contactGone = false
     /// The id was given in an earlier claim: the message may be in the spool already.
     public var claimedEarlier = false
+}
+
+/// What a batch's claim writes down once for all its rows: a random seed and the time, from which each
+/// row's message id is made (MessageID in the spool), the same after a restart.
+public struct CampaignClaim: Sendable, Hashable {
+    public var seed: Int64
+    public var milliseconds: Int64
+
+    public init(seed: Int64, milliseconds: Int64) {
+        self.seed = seed
+        self.milliseconds = milliseconds
+    }
+}
+
+/// A row to mark: its contact, and for a queued row the id its message was stored under.
+public struct CampaignRowMark: Sendable, Hashable {
+    public enum State: String, Sendable {
+        case queued, skipped
+    }
+
+    public var contactID: Int64
+    public var messageID: String?
+
+    public init(_ contactID: Int64, messageID: String? = nil) {
+        self.contactID = contactID
+        self.messageID = messageID
+    }
 }
 
 /// How far a campaign is: rows by state.
@@ -254,6 +284,32 @@ extension SQLiteStore {
                     UPDATE campaign_count SET n = n - 1 WHERE campaign_id = OLD.campaign_id AND occurrence = OLD.occurrence
                         AND state = OLD.state AND waiting = (OLD.variant IS NULL);
                 END;
+                """)
+        }
+    }
+
+    /// Campaign migrations that came after the node registry's.
+    static func registerCampaignBatchMigrations(_ migrator: inout DatabaseMigrator) {
+        migrator.registerMigration("v16-campaign-rows-counted-per-start") { db in
+            // A run's rows are written by one statement (`startCampaignRun`), which counts them once it is done:
+            // counted row by row, by a trigger, the counting took as long as the writing.
+            try db.execute(sql: "DROP TRIGGER campaign_recipient_added")
+        }
+        migrator.registerMigration("v17-campaign-claims") { db in
+            // One row per claimed batch instead of an id written on each of its recipient rows (which cost as
+            // much as the rest of a claim): the run's rows after `after_contact` through `through_contact`,
+            // pending ones among them with the intake or waiting to be settled, their ids made from `seed`
+            // and the time. Rows claimed by an older version stay `submitting`, with their ids.
+            try db.execute(sql: """
+                CREATE TABLE campaign_claim (
+                    campaign_id INTEGER NOT NULL REFERENCES campaign(id) ON DELETE CASCADE,
+                    occurrence TEXT NOT NULL,
+                    after_contact INTEGER NOT NULL,
+                    through_contact INTEGER NOT NULL,
+                    seed INTEGER NOT NULL,
+                    claimed_at_ms INTEGER NOT NULL,
+                    PRIMARY KEY (campaign_id, occurrence, through_contact)
+                ) WITHOUT ROWID;
                 """)
         }
     }
@@ -396,13 +452,22 @@ extension SQLiteStore {
             }
             let total = try Int.fetchOne(db, sql: "SELECT COUNT(*) " + audienceSQL,
                                          arguments: StatementArguments(Array(arguments.dropFirst(2)))) ?? 0
-            let existing = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM campaign_recipient WHERE campaign_id = ? AND occurrence = ?",
+            let existing = try Int.fetchOne(db, sql: "SELECT SUM(n) FROM campaign_count WHERE campaign_id = ? AND occurrence = ?",
                                             arguments: [campaign.id, occurrence]) ?? 0
+            // Without a test every row is variant 0 as it is written (not in a second pass: each row changed
+            // afterwards is rewritten and counted again, which took as long as the insert itself).
             try db.execute(sql: """
-                INSERT OR IGNORE INTO campaign_recipient (campaign_id, occurrence, contact_id, address)
-                SELECT ?, ?, c.id, c.address \(audienceSQL) AND NOT (\(excluded))
+                INSERT OR IGNORE INTO campaign_recipient (campaign_id, occurrence, contact_id, address, variant)
+                SELECT ?, ?, c.id, c.address, \(definition.abTest == nil ? "0" : "NULL") \(audienceSQL) AND NOT (\(excluded))
                 """, arguments: StatementArguments(arguments + exclusionArguments))
-            let rows = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM campaign_recipient WHERE campaign_id = ? AND occurrence = ?",
+            // The run's counts by state, made again from its rows (those of an earlier start included).
+            try db.execute(sql: """
+                INSERT INTO campaign_count (campaign_id, occurrence, state, waiting, n)
+                SELECT campaign_id, occurrence, state, variant IS NULL, COUNT(*) FROM campaign_recipient
+                WHERE campaign_id = ? AND occurrence = ? GROUP BY state, variant IS NULL
+                ON CONFLICT DO UPDATE SET n = excluded.n
+                """, arguments: [campaign.id, occurrence])
+            let rows = try Int.fetchOne(db, sql: "SELECT SUM(n) FROM campaign_count WHERE campaign_id = ? AND occurrence = ?",
                                         arguments: [campaign.id, occurrence]) ?? 0
             if let test = definition.abTest {
                 // The test share, split evenly at random; the rest waits for the winner (variant NULL).
@@ -414,7 +479,8 @@ extension SQLiteStore {
                 for (index, contact) in unassigned.prefix(testCount).enumerated() {
                     try update.execute(arguments: [index % max(1, test.variants.count), campaign.id, occurrence, contact])
                 }
-            } else {
+            } else if existing > 0 {
+                // Rows written by an earlier start of this run (INSERT OR IGNORE kept them) may still wait.
                 try db.execute(sql: "UPDATE campaign_recipient SET variant = 0 WHERE campaign_id = ? AND occurrence = ? AND variant IS NULL",
                                arguments: [campaign.id, occurrence])
             }
@@ -427,22 +493,26 @@ extension SQLiteStore {
     }
 
     /// Claims the next rows to send (variant chosen), with their contacts' fields, read through the
-    /// (campaign, run, state, contact) index. In the same transaction each pending row gets a message id
-    /// from `newID` and becomes `submitting`, so that batches claimed one after another never share a row.
+    /// (campaign, run, state, contact) index. A claim writes one row, not one per recipient: the batch
+    /// takes the run's pending rows after the last batch's last contact, in contact order, and `claim`
+    /// (a seed and a time) is written down with the range it took. Each row's message id is made from it
+    /// (`MessageID(claim:contact:)`), now and again after a restart; batches claimed one after another
+    /// never share a row, because the next one starts after this one's range.
     ///
-    /// With `recovering`, rows given an id earlier (before a restart, or in a batch the intake refused)
-    /// come first, still `submitting`, with `claimedEarlier` set, for the runner to settle with the spool;
-    /// only while no other batch of the run is with the intake, whose rows look just the same.
+    /// With `recovering`, rows claimed earlier and not yet queued (before a restart, or in a batch the
+    /// intake refused) come first, with `claimedEarlier` set, for the runner to settle with the spool;
+    /// only while no other batch of the run is with the intake, whose rows look just the same. Rows
+    /// given an id of their own by an older version (`submitting`) come with them.
     /// A pending row whose contact is gone is skipped. Nil when the campaign is no longer sending (paused,
     /// cancelled, being tested) or is on another run: a pause stops the claims at once, not at the end of a turn.
     ///
-    /// `queued` are rows of earlier batches whose messages the spool now holds: marked first, whatever the
-    /// campaign's state, in the same transaction (one commit per batch rather than two).
-    public func claimCampaignBatch(_ campaign: Campaign, limit: Int, recovering: Bool, queued: [Int64] = [],
-                                   newID: () -> String) throws -> [CampaignRecipient]? {
+    /// `queued` are rows of earlier batches whose messages the spool now holds, with their ids: marked
+    /// first, whatever the campaign's state, in the same transaction (one commit per batch rather than two).
+    public func claimCampaignBatch(_ campaign: Campaign, limit: Int, recovering: Bool, queued: [CampaignRowMark] = [],
+                                   claim: CampaignClaim) throws -> [CampaignRecipient]? {
         try database.write { db in
             let occurrence = campaign.occurrence ?? ""
-            try SQLiteStore.markCampaignRows(campaign, contacts: queued, state: "queued", db)
+            try SQLiteStore.markCampaignRows(campaign, queued, state: .queued, db)
             let now = try Row.fetchOne(db, sql: "SELECT state, occurrence FROM campaign WHERE id = ?", arguments: [campaign.id])
             guard let now, now["state"] as String? == Campaign.State.sending.rawValue, (now["occurrence"] as String?) ?? "" == occurrence else {
                 return nil
@@ -451,37 +521,61 @@ extension SQLiteStore {
             let skip = try db.cachedStatement(sql: """
                 UPDATE campaign_recipient SET state = 'skipped' WHERE campaign_id = ? AND occurrence = ? AND contact_id = ?
                 """)
-            let claim = try db.cachedStatement(sql: """
-                UPDATE campaign_recipient SET state = 'submitting', message_id = ? WHERE campaign_id = ? AND occurrence = ? AND contact_id = ?
-                """)
             // Only the columns needed, read by position: a row of a hundred slots looked up by name is slow.
             let slots = fields.map { ", c.s\($0.slot)" }.joined()
             let read = try db.makeStatement(sql: """
                 SELECT r.contact_id, r.address, r.variant, r.message_id, c.id\(slots)
                 FROM (SELECT * FROM campaign_recipient WHERE campaign_id = ? AND occurrence = ? AND state = ? AND variant IS NOT NULL
-                      ORDER BY contact_id LIMIT ?) r
+                      AND contact_id > ? AND contact_id <= ? ORDER BY contact_id LIMIT ?) r
                 LEFT JOIN contact c ON c.id = r.contact_id
                 """)
+            // Where the run's claims end: rows after it are free, pending rows up to it were claimed before.
+            let claimedThrough = try Int64.fetchOne(db, sql: """
+                SELECT through_contact FROM campaign_claim WHERE campaign_id = ? AND occurrence = ? ORDER BY through_contact DESC LIMIT 1
+                """, arguments: [campaign.id, occurrence]) ?? Int64.min
+            let claims = try db.cachedStatement(sql: """
+                SELECT seed, claimed_at_ms, through_contact FROM campaign_claim
+                WHERE campaign_id = ? AND occurrence = ? AND through_contact >= ? ORDER BY through_contact LIMIT 1
+                """)
             var batch: [CampaignRecipient] = []
+            var fresh: [Int64] = []
             var skipped = true
             // Rows skipped make room: read on, so that an empty batch always means the run has nothing left.
             while batch.isEmpty && skipped {
                 skipped = false
-                for state in recovering ? ["submitting", "pending"] : ["pending"] where batch.count < limit {
-                    let rows = try Row.fetchAll(read, arguments: [campaign.id, occurrence, state, limit - batch.count])
+                var passes: [(state: String, after: Int64, through: Int64, earlier: Bool)] = []
+                if recovering {
+                    passes.append(("submitting", Int64.min, Int64.max, true))
+                    passes.append(("pending", Int64.min, claimedThrough, true))
+                }
+                passes.append(("pending", claimedThrough, Int64.max, false))
+                for pass in passes where batch.count < limit && pass.after < pass.through {
+                    var covering: (through: Int64, claim: CampaignClaim)?
+                    let rows = try Row.fetchAll(read, arguments: [campaign.id, occurrence, pass.state, pass.after, pass.through,
+                                                                  limit - batch.count])
                     for row in rows {
                         let contactID: Int64 = row[0]
                         let present = !row.hasNull(atIndex: 4)
-                        var messageID: String? = row[3]
-                        if state == "pending" {
-                            guard present else {
+                        var rowClaim: CampaignClaim?
+                        if pass.state == "pending" {
+                            guard present || pass.earlier else {
                                 try skip.execute(arguments: [campaign.id, occurrence, contactID])
                                 skipped = true
                                 continue
                             }
-                            let id = newID()
-                            try claim.execute(arguments: [id, campaign.id, occurrence, contactID])
-                            messageID = id
+                            if pass.earlier {
+                                // The claim whose range holds this contact (rows come in order: one lookup per claim).
+                                if let known = covering, known.through >= contactID {
+                                    rowClaim = known.claim
+                                } else if let found = try Row.fetchOne(claims, arguments: [campaign.id, occurrence, contactID]) {
+                                    let claim = CampaignClaim(seed: found[0], milliseconds: found[1])
+                                    covering = (found[2], claim)
+                                    rowClaim = claim
+                                }
+                            } else {
+                                rowClaim = claim
+                                fresh.append(contactID)
+                            }
                         }
                         var values: [String: ContactValue] = [:]
                         if present {
@@ -489,27 +583,37 @@ extension SQLiteStore {
                                 if let value = ContactValue.stored(row[5 + index], as: field.kind) { values[field.name] = value }
                             }
                         }
-                        batch.append(CampaignRecipient(contactID: contactID, address: row[1], variant: row[2], messageID: messageID,
-                                                       fields: values, contactGone: !present, claimedEarlier: state == "submitting"))
+                        batch.append(CampaignRecipient(contactID: contactID, address: row[1], variant: row[2], messageID: row[3],
+                                                       claim: rowClaim, fields: values, contactGone: !present, claimedEarlier: pass.earlier))
                     }
                 }
+            }
+            if let last = fresh.last {
+                try db.execute(sql: """
+                    INSERT INTO campaign_claim (campaign_id, occurrence, after_contact, through_contact, seed, claimed_at_ms)
+                    VALUES (?, ?, ?, ?, ?, ?)
+                    """, arguments: [campaign.id, occurrence, claimedThrough, last, claim.seed, claim.milliseconds])
             }
             return batch
         }
     }
 
-    /// Rows whose message is in the spool; `skipped` ones could not be built (a template error for that contact).
-    public func markCampaignRows(_ campaign: Campaign, contacts: [Int64], state: String) throws {
-        guard !contacts.isEmpty else { return }
-        try database.write { db in try SQLiteStore.markCampaignRows(campaign, contacts: contacts, state: state, db) }
+    /// Rows whose message is in the spool (`queued`, with the id it was stored under), or that could not be
+    /// built (`skipped`: a template error for that contact, or a contact deleted before it was sent).
+    public func markCampaignRows(_ campaign: Campaign, _ rows: [CampaignRowMark], state: CampaignRowMark.State) throws {
+        guard !rows.isEmpty else { return }
+        try database.write { db in try SQLiteStore.markCampaignRows(campaign, rows, state: state, db) }
     }
 
-    static func markCampaignRows(_ campaign: Campaign, contacts: [Int64], state: String, _ db: Database) throws {
-        guard !contacts.isEmpty else { return }
+    static func markCampaignRows(_ campaign: Campaign, _ rows: [CampaignRowMark], state: CampaignRowMark.State, _ db: Database) throws {
+        guard !rows.isEmpty else { return }
         let statement = try db.cachedStatement(sql: """
-            UPDATE campaign_recipient SET state = ? WHERE campaign_id = ? AND occurrence = ? AND contact_id = ?
+            UPDATE campaign_recipient SET state = ?, message_id = COALESCE(?, message_id)
+            WHERE campaign_id = ? AND occurrence = ? AND contact_id = ?
             """)
-        for contact in contacts { try statement.execute(arguments: [state, campaign.id, campaign.occurrence ?? "", contact]) }
+        for row in rows {
+            try statement.execute(arguments: [state.rawValue, row.messageID, campaign.id, campaign.occurrence ?? "", row.contactID])
+        }
     }
 
     public func campaignProgress(_ campaign: Campaign) throws -> CampaignProgress {
@@ -546,6 +650,9 @@ extension SQLiteStore {
             // Read in the same transaction as the change: a winner chosen a moment ago adds pending rows.
             let progress = try SQLiteStore.campaignProgress(campaign.id, occurrence: campaign.occurrence ?? "", db)
             guard progress.pending == 0 else { return }
+            // Every claimed row is queued or skipped: the claims are done with (the rest after a test starts anew).
+            try db.execute(sql: "DELETE FROM campaign_claim WHERE campaign_id = ? AND occurrence = ?",
+                           arguments: [campaign.id, campaign.occurrence ?? ""])
             let winner = try Int.fetchOne(db, sql: "SELECT winner FROM campaign WHERE id = ?", arguments: [campaign.id])
             if progress.waitingForWinner > 0 && winner == nil {
                 // The wait counts from now, plus the longest send-time delay of a variant (its mail is not out before).
@@ -593,12 +700,22 @@ extension SQLiteStore {
         try database.write { db in try db.execute(sql: "UPDATE campaign SET note = ? WHERE id = ?", arguments: [note, id]) }
     }
 
-    /// The message ids handed to the intake (a cancelled campaign's mail that may still be queued).
-    public func campaignMessageIDs(_ id: Int64) throws -> [String] {
+    /// The message ids handed to the intake (a cancelled campaign's mail that may still be queued): those
+    /// written on queued rows, and those of claimed rows not yet marked, made by `messageID` from their claim.
+    public func campaignMessageIDs(_ id: Int64, messageID: (CampaignClaim, Int64) -> String) throws -> [String] {
         try database.read { db in
-            try String.fetchAll(db, sql: """
+            var ids = try String.fetchAll(db, sql: """
                 SELECT message_id FROM campaign_recipient WHERE campaign_id = ? AND state IN ('queued', 'submitting') AND message_id IS NOT NULL
                 """, arguments: [id])
+            for row in try Row.fetchAll(db, sql: """
+                SELECT r.contact_id, k.seed, k.claimed_at_ms FROM campaign_claim k
+                JOIN campaign_recipient r ON r.campaign_id = k.campaign_id AND r.occurrence = k.occurrence AND r.state = 'pending'
+                    AND r.contact_id > k.after_contact AND r.contact_id <= k.through_contact
+                WHERE k.campaign_id = ?
+                """, arguments: [id]) {
+                ids.append(messageID(CampaignClaim(seed: row[1], milliseconds: row[2]), row[0]))
+            }
+            return ids
         }
     }
 

@@ -290,6 +290,18 @@ struct SpoolTests {
         #expect(MessageID(early.rawValue) == early)
         #expect(MessageID("not-an-id") == nil)
     }
+
+    /// A batch's ids are made again alike from its seed and time, differ between members and seeds, and
+    /// carry the batch's time as every id does.
+    @Test func idsMadeFromASeedAreTheSameEachTimeAndDistinct() {
+        let milliseconds: Int64 = 1_780_000_000_123
+        let batch = (0..<100_000).map { MessageID(milliseconds: milliseconds, seed: 42, member: Int64($0)) }
+        #expect(Set(batch).count == batch.count)
+        #expect(batch == (0..<100_000).map { MessageID(milliseconds: milliseconds, seed: 42, member: Int64($0)) })
+        #expect(MessageID(milliseconds: milliseconds, seed: 43, member: 7) != batch[7])
+        #expect(batch.allSatisfy { MessageID($0.rawValue) == $0 && $0.timestamp == Date(timeIntervalSince1970: 1_780_000_000.123) })
+        #expect(MessageID(milliseconds: -5, seed: .max, member: .min).timestamp == Date(timeIntervalSince1970: 0))
+    }
 }
 
 extension SpoolTests {

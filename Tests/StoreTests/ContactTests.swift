@@ -86,7 +86,8 @@ struct ContactTests {
     }
 
     /// Batches claimed one after another never share a row; a refused batch's rows come back, with their
-    /// ids, only to a recovering claim; progress is counted by triggers and agrees with the rows.
+    /// claim, only to a recovering claim; a claim writes one row, not one per recipient; progress is counted
+    /// and agrees with the rows.
     @Test func claimsNeverShareARowAndProgressIsCounted() throws {
         let (store, acme, _) = try makeStore()
         for index in 0..<25 {
@@ -96,30 +97,42 @@ struct ContactTests {
         var campaign = try store.createCampaign(name: "c", definition: definition, accountID: acme, schedule: true, now: Date())
         _ = try store.startCampaignRun(campaign, occurrence: "once", audience: nil, now: Date())
         campaign = try #require(try store.campaign(id: campaign.id, accountID: acme))
-        var made = 0
-        let newID = { () -> String in
+        #expect(try store.campaignProgress(campaign) == CampaignProgress(recipients: 25, pending: 25))
+        var made: Int64 = 0
+        func claim() -> CampaignClaim {
             made += 1
-            return "id\(made)"
+            return CampaignClaim(seed: made, milliseconds: 1_000 * made)
         }
-        let first = try #require(try store.claimCampaignBatch(campaign, limit: 10, recovering: true, newID: newID))
-        let second = try #require(try store.claimCampaignBatch(campaign, limit: 10, recovering: false, newID: newID))
+        let firstClaim = claim(), secondClaim = claim()
+        let first = try #require(try store.claimCampaignBatch(campaign, limit: 10, recovering: true, claim: firstClaim))
+        let second = try #require(try store.claimCampaignBatch(campaign, limit: 10, recovering: false, claim: secondClaim))
         #expect(first.count == 10 && second.count == 10)
         #expect(Set(first.map(\.contactID)).isDisjoint(with: second.map(\.contactID)))
-        #expect(first.allSatisfy { !$0.claimedEarlier && $0.messageID != nil } && first[0].fields["ポイント"] == .number(0))
-        try store.markCampaignRows(campaign, contacts: first.map(\.contactID), state: "queued")
-        #expect(try store.claimCampaignBatch(campaign, limit: 10, recovering: false, newID: newID)?.count == 5,
+        #expect(first.allSatisfy { !$0.claimedEarlier && $0.claim == firstClaim } && first[0].fields["ポイント"] == .number(0))
+        #expect(second.allSatisfy { $0.claim == secondClaim })
+        let claims = try store.database.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM campaign_claim") }
+        #expect(claims == 2, "one row per batch")
+        try store.markCampaignRows(campaign, first.map { CampaignRowMark($0.contactID, messageID: "m\($0.contactID)") }, state: .queued)
+        #expect(try store.claimCampaignBatch(campaign, limit: 10, recovering: false, claim: claim())?.count == 5,
                 "without recovering, the second batch's rows (still with the intake) are left alone")
-        let again = try #require(try store.claimCampaignBatch(campaign, limit: 20, recovering: true, newID: newID))
-        #expect(again.prefix(10).map(\.contactID) == second.map(\.contactID) && again.prefix(10).map(\.messageID) == second.map(\.messageID))
-        #expect(again.prefix(10).allSatisfy(\.claimedEarlier) && again.count == 15)
+        let again = try #require(try store.claimCampaignBatch(campaign, limit: 20, recovering: true, claim: claim()))
+        #expect(again.prefix(10).map(\.contactID) == second.map(\.contactID) && again.prefix(10).map(\.claim) == second.map(\.claim),
+                "a row claimed earlier comes back with the claim its id is made from")
+        #expect(again.allSatisfy(\.claimedEarlier) && again.count == 15)
         #expect(try store.campaignProgress(campaign) == CampaignProgress(recipients: 25, pending: 15, queued: 10))
         let rows = try store.database.read { db in
-            try Row.fetchAll(db, sql: "SELECT state, COUNT(*) AS n FROM campaign_recipient GROUP BY state").map { ($0["state"] as String, $0["n"] as Int) }
+            try Row.fetchAll(db, sql: "SELECT state, COUNT(*) AS n, COUNT(message_id) AS ids FROM campaign_recipient GROUP BY state").map {
+                ($0["state"] as String, $0["n"] as Int, $0["ids"] as Int)
+            }
         }
-        #expect(rows.map(\.0) == ["queued", "submitting"] && rows.map(\.1) == [10, 15])
+        #expect(rows.map(\.0) == ["pending", "queued"] && rows.map(\.1) == [15, 10] && rows.map(\.2) == [0, 10],
+                "a queued row keeps the id its message was stored under")
+        // A cancelled campaign's mail is found by the ids written down and by those its claims make.
+        let ids = try store.campaignMessageIDs(campaign.id) { claim, contact in "\(claim.seed):\(contact)" }
+        #expect(Set(ids) == Set(first.map { "m\($0.contactID)" } + again.map { "\($0.claim?.seed ?? 0):\($0.contactID)" }))
         // Paused: nothing more is claimed (nil, not an empty batch, which would end the run).
         campaign = try store.changeCampaign(id: campaign.id, accountID: acme, action: .pause)
-        #expect(try store.claimCampaignBatch(campaign, limit: 10, recovering: true, newID: newID) == nil)
+        #expect(try store.claimCampaignBatch(campaign, limit: 10, recovering: true, claim: claim()) == nil)
         try store.deleteCampaign(id: campaign.id, accountID: acme)
         #expect(try store.database.read { try Int.fetchOne($0, sql: "SELECT COALESCE(SUM(n), 0) FROM campaign_count") } == 0)
     }
@@ -151,8 +164,9 @@ struct ContactTests {
             campaign = try #require(try store.campaign(id: campaign.id, accountID: acme))
             _ = try store.startCampaignRun(campaign, occurrence: occurrence, audience: query, now: now)
             campaign = try #require(try store.campaign(id: campaign.id, accountID: acme))
-            let rows = try #require(try store.claimCampaignBatch(campaign, limit: 100, recovering: true) { UUID().uuidString })
-            try store.markCampaignRows(campaign, contacts: rows.map(\.contactID), state: "queued")
+            let rows = try #require(try store.claimCampaignBatch(campaign, limit: 100, recovering: true,
+                                                                 claim: CampaignClaim(seed: Int64(runs), milliseconds: 0)))
+            try store.markCampaignRows(campaign, rows.map { CampaignRowMark($0.contactID, messageID: "\(runs)-\($0.contactID)") }, state: .queued)
             try store.finishCampaignRun(campaign, now: now)
             runs += 1
         }
