@@ -149,7 +149,7 @@ public struct MessageID: Hashable, Sendable, Comparable, CustomStringConvertible
         mixed = (mixed ^ (mixed >> 30)) &* 0xBF58_476D_1CE4_E5B9
         mixed = (mixed ^ (mixed >> 27)) &* 0x94D0_49BB_1331_11EB
         mixed ^= mixed >> 31
-        self = MessageID.encode(time: UInt64(max(0, milliseconds)), random: mixed)
+        self = MessageID.encode(time: UInt64(clamping: milliseconds), random: mixed)
     }
 
     static func generate(now: Date, generator: inout some RandomNumberGenerator) -> MessageID {
