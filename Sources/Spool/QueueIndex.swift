@@ -249,13 +249,12 @@ public struct QueueIndex: Sendable {
                                      smtputf8, client_address, helo, metadata, subject)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """)
-            let insertRecipient = try db.cachedStatement(sql:
-                "INSERT OR IGNORE INTO recipient (message_id, position, address, next_attempt_at) VALUES (?, ?, ?, ?)")
-            let insertTag = try db.cachedStatement(sql: "INSERT OR IGNORE INTO message_tag (message_id, tag) VALUES (?, ?)")
-            let insertAccepted = try db.cachedStatement(sql: """
-                INSERT INTO delivery_event (at, account_id, message_id, recipient, type, reply_code, enhanced_code, reply_text)
-                VALUES (?, ?, ?, ?, 'accepted', 250, '2.0.0', ?)
-                """)
+            // A message's recipients, acceptances and tags go a hundred rows to a statement (`BulkInsert`).
+            var recipients = BulkInsert(db, "INSERT OR IGNORE INTO recipient (message_id, position, address, next_attempt_at)", columns: 4)
+            var acceptedEvents = BulkInsert(db, """
+                INSERT INTO delivery_event (at, account_id, message_id, recipient, reply_text, type, reply_code, enhanced_code)
+                """, columns: 5, constants: "'accepted', 250, '2.0.0'")
+            var tags = BulkInsert(db, "INSERT OR IGNORE INTO message_tag (message_id, tag)", columns: 2)
             // Acceptances per account and hour (`CAST(at / 3600 AS INTEGER)`, as the trigger counts the rest).
             var acceptances: [AcceptanceHour: Int] = [:]
             for row in rows {
@@ -269,20 +268,24 @@ public struct QueueIndex: Sendable {
                 // Indexed once: a record indexed again (after a crash) is ignored above and logs nothing here.
                 guard db.changesCount > 0 else { continue }
                 // A scheduled send is simply not due before its time.
-                let due = record.metadata?.notBefore?.timeIntervalSince1970 ?? 0
-                let accepted = "from <\(record.sender)> by \(record.clientAddress) (\(record.heloName))"
+                let due = (record.metadata?.notBefore?.timeIntervalSince1970 ?? 0).databaseValue
+                let id = record.id.rawValue.databaseValue, at = record.receivedAt.timeIntervalSince1970.databaseValue
+                let account = record.accountID.databaseValue
+                let accepted = "from <\(record.sender)> by \(record.clientAddress) (\(record.heloName))".databaseValue
                 for (position, address) in record.recipients.enumerated() {
-                    try insertRecipient.execute(arguments: [record.id.rawValue, position, address, due])
-                    try insertAccepted.execute(arguments: [record.receivedAt.timeIntervalSince1970, record.accountID, record.id.rawValue,
-                                                           address, accepted])
+                    try recipients.append([id, position.databaseValue, address.databaseValue, due])
+                    try acceptedEvents.append([at, account, id, address.databaseValue, accepted])
                 }
                 if let account = record.accountID, let hour = AcceptanceHour(account: account, at: record.receivedAt) {
                     acceptances[hour, default: 0] += record.recipients.count
                 }
                 for tag in Set(record.metadata?.tags ?? []) {
-                    try insertTag.execute(arguments: [record.id.rawValue, tag])
+                    try tags.append([id, tag.databaseValue])
                 }
             }
+            try recipients.finish()
+            try acceptedEvents.finish()
+            try tags.finish()
             for (hour, count) in acceptances {
                 try db.execute(sql: """
                     INSERT INTO event_hour (account_id, hour, type, n) VALUES (?, ?, 'accepted', ?)
@@ -296,6 +299,51 @@ public struct QueueIndex: Sendable {
                     ON CONFLICT(segment) DO UPDATE SET indexed_end = MAX(indexed_end, excluded.indexed_end)
                     """, arguments: [segment, end])
             }
+        }
+    }
+
+    /// Rows of one table inserted `rowsPerStatement` to a statement: preparing, binding and ending a
+    /// statement cost about as much as inserting a small row, and the index writes three or four such rows
+    /// per message (a third less work for the index of a campaign's mail).
+    struct BulkInsert {
+        static let rowsPerStatement = 100
+
+        let db: Database
+        /// `INSERT … (columns)`, the first `columns` of them bound, the rest `constants` (SQL literals).
+        let head: String
+        let columns: Int
+        let constants: String?
+        private var values: [DatabaseValue] = []
+
+        init(_ db: Database, _ head: String, columns: Int, constants: String? = nil) {
+            self.db = db
+            self.head = head
+            self.columns = columns
+            self.constants = constants
+            values.reserveCapacity(BulkInsert.rowsPerStatement * columns)
+        }
+
+        /// One row's `columns` values; written once a statement's worth has come.
+        mutating func append(_ row: [DatabaseValue]) throws {
+            values.append(contentsOf: row)
+            if values.count >= BulkInsert.rowsPerStatement * columns { try write(cached: true) }
+        }
+
+        /// Writes what is left.
+        mutating func finish() throws {
+            if !values.isEmpty { try write(cached: false) }
+        }
+
+        private mutating func write(cached: Bool) throws {
+            let rows = values.count / columns
+            var tuple = "(" + Array(repeating: "?", count: columns).joined(separator: ", ")
+            if let constants { tuple += ", " + constants }
+            tuple += ")"
+            let sql = head + " VALUES " + Array(repeating: tuple, count: rows).joined(separator: ", ")
+            // A full statement is the same each time; what is left at the end has any length, and is not kept.
+            let statement = cached ? try db.cachedStatement(sql: sql) : try db.makeStatement(sql: sql)
+            try statement.execute(arguments: StatementArguments(values))
+            values.removeAll(keepingCapacity: true)
         }
     }
 

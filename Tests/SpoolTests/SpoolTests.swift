@@ -473,4 +473,34 @@ extension SpoolTests {
         }
         #expect(try index.stats(accountID: 8, since: base, until: base.addingTimeInterval(86_400), interval: 3600, groupBy: .none).isEmpty)
     }
+
+    /// Rows written a hundred to a statement: more than two statements' worth of recipients, acceptances
+    /// and tags, and what is left over, all land, and the acceptances counted per transaction agree with the log.
+    @Test func bulkIndexedRowsAllLandAndAcceptancesAreCounted() async throws {
+        let index = try QueueIndex(path: try temporaryDirectory() + "/queue.sqlite")
+        var rows: [QueueIndex.Row] = []
+        for number in 0..<130 {
+            let record = SegmentRecord(id: MessageID.generate(), receivedAt: Date(), accountID: 3, smtpUTF8: false, sender: "s@example.com",
+                                       heloName: "client", clientAddress: "127.0.0.1",
+                                       recipients: ["a\(number)@x.example", "b\(number)@y.example"],
+                                       metadata: MessageMetadata(tags: ["spring", "sale"]))
+            rows.append(QueueIndex.Row(record, segment: 1, offset: Int64(number) * 100, length: 100))
+        }
+        // One transaction: two full statements of recipients and acceptances (260 rows), and 60 left over.
+        try index.insert(rows, marks: [1: 13_000])
+        try index.insert(Array(rows.prefix(3)), marks: [1: 13_000])
+        let ids = rows.map(\.record.id)
+        for id in ids.prefix(5) + ids.suffix(5) {
+            let details = try #require(try index.details(of: id))
+            #expect(details.recipients.count == 2)
+        }
+        #expect(try index.tagReport(accountID: 3, tag: "sale").accepted == 260)
+        let accepted = try index.events(DeliveryLogFilter(limit: 10_000)).filter { $0.type == .accepted }
+        #expect(accepted.count == 260 && Set(accepted.map(\.recipient)).count == 260)
+        let hour = (Date().timeIntervalSince1970 / 3600).rounded(.down) * 3600
+        let since = Date(timeIntervalSince1970: hour - 3600), until = Date(timeIntervalSince1970: hour + 7200)
+        let fast = try index.stats(accountID: 3, since: since, until: until, interval: 3600, groupBy: .none)
+        let exact = try index.stats(accountID: 3, since: since.addingTimeInterval(0.5), until: until, interval: 3600, groupBy: .none)
+        #expect(fast == exact && fast.reduce(0) { $0 + ($1.counts["accepted"] ?? 0) } == 260)
+    }
 }
