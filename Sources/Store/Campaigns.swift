@@ -312,6 +312,22 @@ extension SQLiteStore {
                 ) WITHOUT ROWID;
                 """)
         }
+        migrator.registerMigration("v18-campaign-rows-queued-per-batch") { db in
+            // A claimed row becoming queued is counted per batch by `markCampaignRows`, which changes five
+            // hundred at a time; the trigger counts every other change as it is made.
+            try db.execute(sql: """
+                DROP TRIGGER campaign_recipient_changed;
+                CREATE TRIGGER campaign_recipient_changed AFTER UPDATE OF state, variant ON campaign_recipient
+                WHEN (OLD.state IS NOT NEW.state OR (OLD.variant IS NULL) IS NOT (NEW.variant IS NULL))
+                    AND NOT (OLD.state = 'pending' AND NEW.state = 'queued' AND OLD.variant IS NOT NULL AND NEW.variant IS NOT NULL) BEGIN
+                    UPDATE campaign_count SET n = n - 1 WHERE campaign_id = OLD.campaign_id AND occurrence = OLD.occurrence
+                        AND state = OLD.state AND waiting = (OLD.variant IS NULL);
+                    INSERT INTO campaign_count (campaign_id, occurrence, state, waiting, n)
+                    VALUES (NEW.campaign_id, NEW.occurrence, NEW.state, NEW.variant IS NULL, 1)
+                    ON CONFLICT DO UPDATE SET n = n + 1;
+                END;
+                """)
+        }
     }
 
     static let maximumCampaigns = 10_000
@@ -607,12 +623,38 @@ extension SQLiteStore {
 
     static func markCampaignRows(_ campaign: Campaign, _ rows: [CampaignRowMark], state: CampaignRowMark.State, _ db: Database) throws {
         guard !rows.isEmpty else { return }
+        let occurrence = campaign.occurrence ?? ""
+        var rest = rows[...]
+        if state == .queued {
+            // Pending rows (with their variant) become queued uncounted by the trigger, and are counted here at once.
+            let queue = try db.cachedStatement(sql: """
+                UPDATE campaign_recipient SET state = 'queued', message_id = ?
+                WHERE campaign_id = ? AND occurrence = ? AND contact_id = ? AND state = 'pending' AND variant IS NOT NULL
+                """)
+            var queued = 0
+            var others: [CampaignRowMark] = []
+            for row in rows {
+                try queue.execute(arguments: [row.messageID, campaign.id, occurrence, row.contactID])
+                if db.changesCount > 0 { queued += 1 } else { others.append(row) }
+            }
+            if queued > 0 {
+                try db.execute(sql: """
+                    UPDATE campaign_count SET n = n - ? WHERE campaign_id = ? AND occurrence = ? AND state = 'pending' AND waiting = 0
+                    """, arguments: [queued, campaign.id, occurrence])
+                try db.execute(sql: """
+                    INSERT INTO campaign_count (campaign_id, occurrence, state, waiting, n) VALUES (?, ?, 'queued', 0, ?)
+                    ON CONFLICT DO UPDATE SET n = n + excluded.n
+                    """, arguments: [campaign.id, occurrence, queued])
+            }
+            rest = others[...]
+        }
+        // Any other change (a row claimed by an older version, a skip) is counted by the trigger.
         let statement = try db.cachedStatement(sql: """
             UPDATE campaign_recipient SET state = ?, message_id = COALESCE(?, message_id)
             WHERE campaign_id = ? AND occurrence = ? AND contact_id = ?
             """)
-        for row in rows {
-            try statement.execute(arguments: [state.rawValue, row.messageID, campaign.id, campaign.occurrence ?? "", row.contactID])
+        for row in rest {
+            try statement.execute(arguments: [state.rawValue, row.messageID, campaign.id, occurrence, row.contactID])
         }
     }
 
