@@ -31,8 +31,7 @@ public enum EncodedWord {
     /// `maximumWord`), else "B" encoded words of at most 75 characters each,
     /// separated by folding white space.
     public static func encode(_ text: String, charset: Charset) throws(MIMEError) -> String {
-        if text.unicodeScalars.allSatisfy({ $0.value >= 0x20 && $0.value < 0x7F }),
-           !text.split(separator: " ").contains(where: { $0.utf8.count > maximumWord }) { return text }
+        if EncodedWord.isPlain(text) { return text }
         let prefix = "=?\(charset.rawValue)?B?"
         // 75 - "=?" - charset - "?B?" - "?=", in base64 characters, then in bytes.
         let budget = ((75 - prefix.count - 2) / 4) * 3
@@ -40,14 +39,14 @@ public enum EncodedWord {
         if charset == .utf8 {
             // UTF-8 lengths add up, so each character is encoded once (ISO-2022-JP's escapes do not).
             var chunk: [UInt8] = []
+            chunk.reserveCapacity(budget)
             for character in text {
-                let bytes = Array(character.utf8)
+                let bytes = character.utf8
                 if chunk.count + bytes.count > budget, !chunk.isEmpty {
                     words.append(prefix + Data(chunk).base64EncodedString() + "?=")
-                    chunk = bytes
-                } else {
-                    chunk += bytes
+                    chunk.removeAll(keepingCapacity: true)
                 }
+                chunk.append(contentsOf: bytes)
             }
             if !chunk.isEmpty { words.append(prefix + Data(chunk).base64EncodedString() + "?=") }
             return words.joined(separator: "\r\n ")
@@ -66,6 +65,22 @@ public enum EncodedWord {
         }
         if !chunk.isEmpty { words.append(prefix + Data(try charset.encode(chunk)).base64EncodedString() + "?=") }
         return words.joined(separator: "\r\n ")
+    }
+
+    /// Printable ASCII with no run between spaces longer than `maximumWord`: written as it is.
+    /// One pass over the bytes (most values, List-Unsubscribe's URLs among them, are plain).
+    static func isPlain(_ text: String) -> Bool {
+        var run = 0
+        for byte in text.utf8 {
+            guard byte >= 0x20 && byte < 0x7F else { return false }
+            if byte == 0x20 {
+                run = 0
+            } else {
+                run += 1
+                if run > maximumWord { return false }
+            }
+        }
+        return true
     }
 
     /// The longest run of ASCII left as it is: with a field name (at most 76)

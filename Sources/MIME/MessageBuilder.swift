@@ -253,8 +253,19 @@ public struct MessageBuilder: Sendable {
 struct HeaderWriter {
     private(set) var bytes: [UInt8] = []
 
+    init() {
+        bytes.reserveCapacity(1024)
+    }
+
     mutating func add(_ name: String, _ value: String) {
-        bytes.append(contentsOf: HeaderWriter.fold(Array("\(name): \(value)".utf8)))
+        if name.utf8.count + 2 + value.utf8.count <= 78 {
+            // Short enough that `fold` would return it as it is: written without the intermediate copies.
+            bytes.append(contentsOf: name.utf8)
+            bytes.append(contentsOf: [0x3A, 0x20])
+            bytes.append(contentsOf: value.utf8)
+        } else {
+            bytes.append(contentsOf: HeaderWriter.fold(Array("\(name): \(value)".utf8)))
+        }
         bytes.append(contentsOf: [0x0D, 0x0A])
     }
 

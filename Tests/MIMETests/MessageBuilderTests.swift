@@ -51,6 +51,11 @@ import Testing
             }
         }
         #expect(try EncodedWord.encode("Plain ASCII", charset: .utf8) == "Plain ASCII")
+        // Printable ASCII stays as it is while every run between spaces fits a line; a longer run, or a control, is encoded.
+        let longest = String(repeating: "a", count: EncodedWord.maximumWord)
+        #expect(try EncodedWord.encode("x " + longest + " y", charset: .utf8) == "x " + longest + " y")
+        #expect(try EncodedWord.encode(longest + "a", charset: .utf8).hasPrefix("=?UTF-8?B?"))
+        #expect(try EncodedWord.encode("tab\there", charset: .utf8).hasPrefix("=?UTF-8?B?"))
         // Whole characters per word, each word as full as it may be: read back, the text is the same.
         let mixed = String(repeating: "Café 👩‍👩‍👧 ｶﾀｶﾅ e\u{301} 漢字", count: 8)
         for (text, charset) in [(subject, Charset.utf8), (subject, .iso2022JP), (mixed, .utf8)] {
