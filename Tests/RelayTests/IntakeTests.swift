@@ -17,6 +17,21 @@ struct TraceFieldsTests {
         #expect(!text.contains("\r\nBcc"), "client text cannot start a header line")
     }
 
+    /// Domains as the account lists hold them; those already in that form are taken as they are.
+    @Test func domainsAreNormalisedAlikeOnEitherPath() {
+        let long = String(repeating: "a", count: 63), tooLong = String(repeating: "a", count: 64)
+        let cases: [(String, String?)] = [
+            ("acme.example", "acme.example"), ("ACME.Example", "acme.example"), ("acme.example.", "acme.example"),
+            ("mail-1.acme.example", "mail-1.acme.example"), ("\(long).example", "\(long).example"), ("\(tooLong).example", nil),
+            ("a..example", nil), (".acme.example", nil), ("[192.0.2.1]", nil), ("", nil), ("例え.jp", "xn--r8jz45g.jp"),
+            (Array(repeating: "abcdefghi", count: 25).joined(separator: "."), Array(repeating: "abcdefghi", count: 25).joined(separator: ".")),
+            (Array(repeating: "abcdefghi", count: 26).joined(separator: "."), nil),
+        ]
+        for (text, expected) in cases {
+            #expect(SenderPolicy.domain(text) == expected, "\(text)")
+        }
+    }
+
     @Test func protocolTypes() {
         func type(_ extended: Bool, _ tls: Bool, _ auth: Bool, _ utf8: Bool) -> String {
             TraceFields(hostname: "h", heloName: "c", clientAddress: "::1", extended: extended, tls: tls, tlsDescription: nil,

@@ -140,8 +140,28 @@ public struct SenderPolicy: Sendable {
     /// IDNs as A-labels. A domain literal or anything that is no domain name: nil.
     static func domain(_ text: String) -> String? {
         guard !text.isEmpty, !text.hasPrefix("[") else { return nil }
+        if isNormalised(text) { return text }
         guard let name = try? DomainName(text), !name.labels.isEmpty else { return nil }
         return name.description
+    }
+
+    /// Already what `DomainName` would make of it (the usual case, checked for every message): ASCII without
+    /// capitals, labels of 1 to 63 octets, no final dot, 255 octets on the wire.
+    static func isNormalised(_ text: String) -> Bool {
+        var label = 0
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "."):
+                guard label > 0 else { return false }
+                label = 0
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), 0x80...:
+                return false
+            default:
+                label += 1
+                guard label <= 63 else { return false }
+            }
+        }
+        return label > 0 && text.utf8.count + 2 <= 255
     }
 
     static func contains(_ domains: Set<String>, _ domain: String) -> Bool {
