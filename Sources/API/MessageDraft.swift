@@ -181,7 +181,7 @@ struct MessageDraft: Sendable {
                                    "the messages exceed the limit of \(limits.maximumExpandedSize) bytes per request", ses: "MessageRejected")
                 }
                 messages.append(OutgoingMessage(id: id, sender: composition.from.address, recipients: recipients, bytes: bytes,
-                                                metadata: metadata))
+                                                metadata: metadata, subject: copy.subject))
             }
         }
         return messages

@@ -12,6 +12,8 @@ struct OutgoingMessage: Sendable {
     var recipients: [String]
     var bytes: [UInt8]
     var metadata: MessageMetadata
+    /// The subject as composed (for the log, see `Submission.subject`).
+    var subject: String?
 }
 
 /// The API's side of the intake: hands messages over as submissions of an
@@ -41,7 +43,8 @@ struct Submitter: Sendable {
 
     func submission(_ message: OutgoingMessage, door: Door, account: Account, client: String) -> Submission {
         Submission(id: message.id, door: door, principal: .account(AuthenticatedAccount(account)), sender: message.sender,
-                   recipients: message.recipients, content: message.bytes, origin: .http(client: client), metadata: message.metadata)
+                   recipients: message.recipients, content: message.bytes, origin: .http(client: client), metadata: message.metadata,
+                   subject: message.subject)
     }
 }
 

@@ -159,7 +159,8 @@ public final class Intake: Sendable {
         let message = IncomingMessage(
             id: submission.id, sender: submission.sender, recipients: submission.recipients, accountID: principal.accountID,
             smtpUTF8: submission.smtpUTF8, clientAddress: submission.origin.clientAddress, heloName: submission.origin.heloName,
-            prefix: prefix, content: content, metadata: metadata, subject: Intake.searchableSubject(header, content))
+            prefix: prefix, content: content, metadata: metadata,
+            subject: submission.subject.map { String($0.prefix(200)) } ?? Intake.searchableSubject(header, content))
         var prepared = Prepared(submission: submission, message: message, signingDomain: nil)
         prepared.submission.principal = principal
         if submission.door != .dsn, let from = header.first("From"),

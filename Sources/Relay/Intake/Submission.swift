@@ -89,9 +89,12 @@ public struct Submission: Sendable {
     public var origin: Origin
     /// What an API caller attached (tags, custom arguments, send time).
     public var metadata: MessageMetadata?
+    /// The subject as composed, from a door that built the message itself: what the log shows and searches,
+    /// without decoding it back from the header section. Nil: read from the header section.
+    public var subject: String?
 
     public init(id: MessageID, door: Door, principal: Principal, sender: String, recipients: [String], smtpUTF8: Bool? = nil,
-                content: [UInt8], origin: Origin, metadata: MessageMetadata? = nil) {
+                content: [UInt8], origin: Origin, metadata: MessageMetadata? = nil, subject: String? = nil) {
         self.id = id
         self.door = door
         self.principal = principal
@@ -101,5 +104,6 @@ public struct Submission: Sendable {
         self.content = content
         self.origin = origin
         self.metadata = metadata
+        self.subject = subject
     }
 }
