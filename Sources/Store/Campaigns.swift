@@ -743,7 +743,8 @@ extension SQLiteStore {
     }
 
     /// The message ids handed to the intake (a cancelled campaign's mail that may still be queued): those
-    /// written on queued rows, and those of claimed rows not yet marked, made by `messageID` from their claim.
+    /// written on queued rows, and those of claimed rows not yet marked, made by `messageID` from their claim
+    /// (rows in a claim's range that still wait for an A/B test's winner were never sent, and are left out).
     public func campaignMessageIDs(_ id: Int64, messageID: (CampaignClaim, Int64) -> String) throws -> [String] {
         try database.read { db in
             var ids = try String.fetchAll(db, sql: """
@@ -752,7 +753,7 @@ extension SQLiteStore {
             for row in try Row.fetchAll(db, sql: """
                 SELECT r.contact_id, k.seed, k.claimed_at_ms FROM campaign_claim k
                 JOIN campaign_recipient r ON r.campaign_id = k.campaign_id AND r.occurrence = k.occurrence AND r.state = 'pending'
-                    AND r.contact_id > k.after_contact AND r.contact_id <= k.through_contact
+                    AND r.variant IS NOT NULL AND r.contact_id > k.after_contact AND r.contact_id <= k.through_contact
                 WHERE k.campaign_id = ?
                 """, arguments: [id]) {
                 ids.append(messageID(CampaignClaim(seed: row[1], milliseconds: row[2]), row[0]))

@@ -130,11 +130,23 @@ struct ContactTests {
         // A cancelled campaign's mail is found by the ids written down and by those its claims make.
         let ids = try store.campaignMessageIDs(campaign.id) { claim, contact in "\(claim.seed):\(contact)" }
         #expect(Set(ids) == Set(first.map { "m\($0.contactID)" } + again.map { "\($0.claim?.seed ?? 0):\($0.contactID)" }))
+        // Rows of an A/B test's rest inside a claim's range were never sent: cancelling does not look for them.
+        var tested = Campaign.Definition(from: "news@acme.example", content: Campaign.Content(subject: "s", text: "x"))
+        tested.abTest = Campaign.ABTest(variants: [Campaign.Content(subject: "a"), Campaign.Content(subject: "b")], testPercent: 20,
+                                        criterion: .manual, waitSeconds: 60)
+        var test = try store.createCampaign(name: "t", definition: tested, accountID: acme, schedule: true, now: Date())
+        _ = try store.startCampaignRun(test, occurrence: "once", audience: nil, now: Date())
+        test = try #require(try store.campaign(id: test.id, accountID: acme))
+        let testRows = try #require(try store.claimCampaignBatch(test, limit: 100, recovering: true, claim: claim()))
+        #expect(testRows.count == 5 && testRows.allSatisfy { $0.claim != nil })
+        #expect(try store.campaignMessageIDs(test.id) { claim, contact in "\(claim.seed):\(contact)" }.count == 5)
         // Paused: nothing more is claimed (nil, not an empty batch, which would end the run).
         campaign = try store.changeCampaign(id: campaign.id, accountID: acme, action: .pause)
         #expect(try store.claimCampaignBatch(campaign, limit: 10, recovering: true, claim: claim()) == nil)
         try store.deleteCampaign(id: campaign.id, accountID: acme)
+        try store.deleteCampaign(id: test.id, accountID: acme)
         #expect(try store.database.read { try Int.fetchOne($0, sql: "SELECT COALESCE(SUM(n), 0) FROM campaign_count") } == 0)
+        #expect(try store.database.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM campaign_claim") } == 0)
     }
 
     /// A daily birthday campaign over two years of days, with the clock given: each contact gets one run a year,
