@@ -312,15 +312,23 @@ public struct QueueIndex: Sendable {
         /// `INSERT … (columns)`, the first `columns` of them bound, the rest `constants` (SQL literals).
         let head: String
         let columns: Int
-        let constants: String?
+        /// One row's `(?, …, constants)`.
+        let tuple: String
+        /// The statement for a full `rowsPerStatement` rows, made once.
+        let full: String
         private var values: [DatabaseValue] = []
 
         init(_ db: Database, _ head: String, columns: Int, constants: String? = nil) {
             self.db = db
             self.head = head
             self.columns = columns
-            self.constants = constants
+            tuple = "(" + (Array(repeating: "?", count: columns) + (constants.map { [$0] } ?? [])).joined(separator: ", ") + ")"
+            full = BulkInsert.sql(head, tuple, rows: BulkInsert.rowsPerStatement)
             values.reserveCapacity(BulkInsert.rowsPerStatement * columns)
+        }
+
+        static func sql(_ head: String, _ tuple: String, rows: Int) -> String {
+            head + " VALUES " + Array(repeating: tuple, count: rows).joined(separator: ", ")
         }
 
         /// One row's `columns` values; written once a statement's worth has come.
@@ -335,13 +343,9 @@ public struct QueueIndex: Sendable {
         }
 
         private mutating func write(cached: Bool) throws {
-            let rows = values.count / columns
-            var tuple = "(" + Array(repeating: "?", count: columns).joined(separator: ", ")
-            if let constants { tuple += ", " + constants }
-            tuple += ")"
-            let sql = head + " VALUES " + Array(repeating: tuple, count: rows).joined(separator: ", ")
             // A full statement is the same each time; what is left at the end has any length, and is not kept.
-            let statement = cached ? try db.cachedStatement(sql: sql) : try db.makeStatement(sql: sql)
+            let statement = cached ? try db.cachedStatement(sql: full)
+                : try db.makeStatement(sql: BulkInsert.sql(head, tuple, rows: values.count / columns))
             try statement.execute(arguments: StatementArguments(values))
             values.removeAll(keepingCapacity: true)
         }
