@@ -25,6 +25,8 @@ struct APIServices: Sendable {
     var tracking: TrackingLinks? { eventsOut?.tracking }
     /// Finished messages' bytes after their spool segment is gone.
     let archive: MessageArchive?
+    /// Rung when a campaign has work now (scheduled, resumed, its winner chosen): the runner looks at once.
+    let campaignBell = Doorbell()
 
     /// A message's bytes: from the spool while its segment lives, then from the archive; nil when neither has them.
     func contents(of details: QueuedMessageDetails) -> [UInt8]? {

@@ -74,6 +74,7 @@ struct CampaignRoutes: Sendable {
                 try services.store.createCampaign(name: input.name, definition: definition, accountID: call.account.id,
                                                   schedule: input.schedule ?? true)
             }
+            services.campaignBell.ring()
             return APIJSON.response(object: CampaignRoutes.object(campaign, progress: nil), status: .created)
         }
         routes.get("/v1/campaigns/:id") { request, context in
@@ -95,6 +96,7 @@ struct CampaignRoutes: Sendable {
             let call = try await services.gate.open(request, context: context, scope: .admin)
             let campaign = try campaign(context, account: call.account.id)
             try store { try services.store.scheduleCampaign(id: campaign.id, accountID: call.account.id) }
+            services.campaignBell.ring()
             return APIJSON.response(object: CampaignRoutes.object(try self.campaign(context, account: call.account.id), progress: nil))
         }
         for action in [CampaignAction.pause, .resume, .cancel] {
@@ -102,6 +104,7 @@ struct CampaignRoutes: Sendable {
                 let call = try await services.gate.open(request, context: context, scope: .admin)
                 let campaign = try campaign(context, account: call.account.id)
                 let changed = try store { try services.store.changeCampaign(id: campaign.id, accountID: call.account.id, action: action) }
+                services.campaignBell.ring()
                 let cancelledMessages = action == .cancel ? await withdraw(campaign) : 0
                 var object = CampaignRoutes.object(changed, progress: nil)
                 if action == .cancel { object["messages_cancelled"] = cancelledMessages }
@@ -120,7 +123,8 @@ struct CampaignRoutes: Sendable {
                 throw APIError(.conflict, "invalid_state", "the campaign's winner is already chosen or it has no test running",
                                ses: "ConflictException")
             }
-            try store { try services.store.chooseCampaignWinner(campaign, winner: index, decision: "chosen by hand: variant \(input.variant.uppercased())") }
+            _ = try store { try services.store.chooseCampaignWinner(campaign, winner: index, decision: "chosen by hand: variant \(input.variant.uppercased())") }
+            services.campaignBell.ring()
             return APIJSON.response(object: CampaignRoutes.object(try self.campaign(context, account: call.account.id), progress: nil))
         }
         routes.get("/v1/campaigns/:id/report") { request, context in

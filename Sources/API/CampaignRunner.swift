@@ -39,11 +39,15 @@ public final class CampaignRunner: Sendable {
         self.logger = logger
     }
 
-    /// Works until cancelled: at once while there is work, else once a second.
+    /// Works until cancelled: at once while there is work, else once a second or when a campaign is
+    /// given work (`APIServices.campaignBell`), so that "send now" starts now.
     public func run() async {
         while !Task.isCancelled {
-            let busy = await tick()
-            try? await Task.sleep(for: busy ? .milliseconds(1) : .seconds(1))
+            if await tick() {
+                try? await Task.sleep(for: .milliseconds(1))
+            } else {
+                await services.campaignBell.wait(upTo: .seconds(1))
+            }
         }
     }
 

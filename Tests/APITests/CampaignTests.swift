@@ -4,6 +4,35 @@ import Testing
 @testable import Store
 
 struct CampaignTests {
+    /// The campaign runner's doorbell: a ring wakes a wait long before its time, a ring with nobody waiting is
+    /// kept for the next wait (and only one), an unrung wait ends at its time, a cancelled one at once.
+    @Test func aDoorbellWakesItsWaiterAndKeepsARingForTheNextWait() async throws {
+        let bell = Doorbell()
+        let clock = ContinuousClock()
+        var began = clock.now
+        bell.ring()
+        bell.ring()
+        await bell.wait(upTo: .seconds(60))
+        #expect(clock.now - began < .seconds(30), "a ring made before the wait ends it at once")
+        began = clock.now
+        await bell.wait(upTo: .milliseconds(200))
+        #expect(clock.now - began >= .milliseconds(200), "two rings with nobody waiting are one")
+        began = clock.now
+        async let woken: Void = bell.wait(upTo: .seconds(60))
+        try await Task.sleep(for: .milliseconds(50))
+        bell.ring()
+        await woken
+        #expect(clock.now - began < .seconds(30))
+        began = clock.now
+        let waiting = Task { await bell.wait(upTo: .seconds(60)) }
+        waiting.cancel()
+        await waiting.value
+        #expect(clock.now - began < .seconds(30), "a cancelled wait ends")
+        began = clock.now
+        await bell.wait(upTo: .milliseconds(100))
+        #expect(clock.now - began >= .milliseconds(100), "the cancelled wait's ring is not kept")
+    }
+
     @Test func theTokenizerReadsTheSameRecordsWhateverTheChunks() {
         let text = "\u{FEFF}email,氏名\r\na@x.jp,\"山田, \"\"太郎\"\"\"\r\nb@x.jp,\"二行\nの名前\"\nc@x.jp,last"
         let bytes = Array(text.utf8)

@@ -191,6 +191,27 @@ struct ContactTests {
         #expect(perContact.allSatisfy { $0.1 == 2 }, "\(perContact)")
     }
 
+    /// A run started again the same day (a daily campaign late after downtime) adds no address it has, even
+    /// for a contact deleted and made anew since (a new contact id, the same address), and adds new contacts.
+    @Test func aRunStartedAgainAddsNoAddressTwice() throws {
+        let (store, acme, _) = try makeStore()
+        for index in 0..<3 { _ = try store.upsertContact(address: "r\(index)@x.jp", fields: [:], accountID: acme) }
+        let definition = Campaign.Definition(from: "news@acme.example", content: Campaign.Content(subject: "s", text: "x"), dailyAt: "09:00")
+        var campaign = try store.createCampaign(name: "daily", definition: definition, accountID: acme, schedule: true, now: Date())
+        _ = try store.startCampaignRun(campaign, occurrence: "2026-12-06", audience: nil, now: Date())
+        #expect(try store.deleteContact(address: "r1@x.jp", accountID: acme))
+        _ = try store.upsertContact(address: "r1@x.jp", fields: [:], accountID: acme)
+        _ = try store.upsertContact(address: "r3@x.jp", fields: [:], accountID: acme)
+        try store.setCampaign(id: campaign.id, state: .scheduled)
+        campaign = try #require(try store.campaign(id: campaign.id, accountID: acme))
+        let progress = try store.startCampaignRun(campaign, occurrence: "2026-12-06", audience: nil, now: Date())
+        #expect(progress.recipients == 4 && progress.pending == 4, "\(progress)")
+        let addresses = try store.database.read { db in
+            try String.fetchAll(db, sql: "SELECT address FROM campaign_recipient WHERE campaign_id = ? ORDER BY address", arguments: [campaign.id])
+        }
+        #expect(addresses == ["r0@x.jp", "r1@x.jp", "r2@x.jp", "r3@x.jp"])
+    }
+
     @Test func anImportAppliesAllOrNothing() throws {
         let (store, acme, other) = try makeStore()
         let first = try store.beginContactImport(accountID: acme, listID: nil)

@@ -126,6 +126,7 @@ struct ConsoleCampaignPages: Sendable {
             let campaign = try routes.store {
                 try store.createCampaign(name: input.name, definition: definition, accountID: account.id, schedule: input.schedule ?? true)
             }
+            services.campaignBell.ring()
             return ConsoleHeaders.redirect("/console/campaigns/\(campaign.id)")
         }
         console.page(routes, .get, "/console/campaigns/:id") { request, context, viewer in
@@ -213,6 +214,7 @@ struct ConsoleCampaignPages: Sendable {
             case nil:
                 throw APIError.badRequest("unknown action", field: "action")
             }
+            services.campaignBell.ring()
             return ConsoleHeaders.redirect("/console/campaigns/\(campaign.id)")
         }
     }
