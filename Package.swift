@@ -66,6 +66,7 @@ let package = Package(
             dependencies: [
                 "CZlib",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -181,7 +182,7 @@ let package = Package(
                           swiftSettings: fuzzSettings),
 
         .testTarget(name: "SMTPCoreTests", dependencies: ["SMTPCore", "FuzzTargets"]),
-        .testTarget(name: "SpoolTests", dependencies: ["Spool"]),
+        .testTarget(name: "SpoolTests", dependencies: ["Spool", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "DNSTests", dependencies: ["DNS", "FuzzTargets", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "StoreTests", dependencies: ["Store"]),
         .testTarget(name: "MIMETests", dependencies: ["MIME"]),

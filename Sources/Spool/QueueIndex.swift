@@ -260,10 +260,11 @@ public struct QueueIndex: Sendable {
             for row in rows {
                 let record = row.record
                 let metadata = (row.metadataJSON ?? record.metadata?.json).map { String(decoding: $0, as: UTF8.self) }
-                try insertMessage.execute(arguments: [
-                    record.id.rawValue, record.receivedAt.timeIntervalSince1970, record.accountID, record.sender,
-                    row.length, row.segment, row.offset, row.length, record.smtpUTF8,
-                    record.clientAddress, record.heloName, metadata, row.subject,
+                try insertMessage.execute(bound: [
+                    record.id.rawValue.databaseValue, record.receivedAt.timeIntervalSince1970.databaseValue, record.accountID.databaseValue,
+                    record.sender.databaseValue, row.length.databaseValue, row.segment.databaseValue, row.offset.databaseValue,
+                    row.length.databaseValue, record.smtpUTF8.databaseValue, record.clientAddress.databaseValue,
+                    record.heloName.databaseValue, metadata.databaseValue, row.subject.databaseValue,
                 ])
                 // Indexed once: a record indexed again (after a crash) is ignored above and logs nothing here.
                 guard db.changesCount > 0 else { continue }
@@ -346,7 +347,7 @@ public struct QueueIndex: Sendable {
             // A full statement is the same each time; what is left at the end has any length, and is not kept.
             let statement = cached ? try db.cachedStatement(sql: full)
                 : try db.makeStatement(sql: BulkInsert.sql(head, tuple, rows: values.count / columns))
-            try statement.execute(arguments: StatementArguments(values))
+            try statement.execute(bound: values)
             values.removeAll(keepingCapacity: true)
         }
     }

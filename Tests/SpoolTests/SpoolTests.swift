@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Logging
 import Testing
 @testable import Spool
@@ -476,6 +477,30 @@ extension SpoolTests {
 
     /// Rows written a hundred to a statement: more than two statements' worth of recipients, acceptances
     /// and tags, and what is left over, all land, and the acceptances counted per transaction agree with the log.
+    /// Values bound through SQLite's C API come back as GRDB would have stored them: each type, an empty
+    /// text (not NULL), a text with a NUL inside (cut there, as GRDB does) and non-ASCII; a wrong count binds nothing and throws.
+    @Test func directlyBoundValuesComeBackAsTheyWere() throws {
+        let queue = try DatabaseQueue()
+        try queue.write { db in
+            try db.execute(sql: "CREATE TABLE t (a, b, c, d, e, f, g)")
+            let insert = try db.makeStatement(sql: "INSERT INTO t VALUES (?, ?, ?, ?, ?, ?, ?)")
+            let values: [DatabaseValue] = [.null, 42.databaseValue, 2.5.databaseValue, "".databaseValue, "a\u{0}b".databaseValue,
+                                           "顧客様 ✉︎".databaseValue, Data([0, 1, 255]).databaseValue]
+            try insert.execute(bound: values)
+            try insert.execute(bound: values.reversed())
+            #expect(throws: DatabaseError.self) { try insert.execute(bound: Array(values.prefix(6))) }
+            let rows = try Row.fetchAll(db, sql: "SELECT * FROM t")
+            #expect(rows.count == 2)
+            // A NUL inside a text ends it, as with GRDB's own binding (so the same text compares alike either way).
+            var stored = values
+            stored[4] = "a".databaseValue
+            #expect(Array(rows[0].databaseValues) == stored)
+            #expect(Array(rows[1].databaseValues) == stored.reversed())
+            #expect(try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM t WHERE e = ?", arguments: ["a\u{0}b"]) == 1)
+            #expect(try String.fetchOne(db, sql: "SELECT typeof(d) FROM t LIMIT 1") == "text")
+        }
+    }
+
     @Test func bulkIndexedRowsAllLandAndAcceptancesAreCounted() async throws {
         let index = try QueueIndex(path: try temporaryDirectory() + "/queue.sqlite")
         var rows: [QueueIndex.Row] = []
