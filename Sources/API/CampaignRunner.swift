@@ -161,7 +161,8 @@ public final class CampaignRunner: Sendable {
                     let recovering = inFlight == 0, size = limit, marking = queued
                     let claim = CampaignRunner.newClaim()
                     let rows = try await blocking {
-                        try self.services.store.claimCampaignBatch(campaign, limit: size, recovering: recovering, queued: marking, claim: claim)
+                        try self.services.store.claimCampaignBatch(campaign, limit: size, recovering: recovering, queued: marking,
+                                                                   messageID: CampaignRunner.claimedMessageID, claim: claim)
                     }
                     // Marked by the claim (a claim that failed marked nothing: they stay for the end of the turn).
                     queued = Array(queued.dropFirst(marking.count))
@@ -197,7 +198,9 @@ public final class CampaignRunner: Sendable {
                 }
             }
             let marking = queued
-            try await blocking { try self.services.store.markCampaignRows(campaign, marking, state: .queued) }
+            try await blocking {
+                try self.services.store.markCampaignRows(campaign, marking, state: .queued, messageID: CampaignRunner.claimedMessageID)
+            }
             if let failure { throw failure }
             return more
         }
@@ -274,7 +277,11 @@ public final class CampaignRunner: Sendable {
                 _ = await services.spool.indexedBarrier(timeout: .seconds(5))
                 for item in messages { _ = try? services.index.cancel(item.message.id, reason: "campaign cancelled") }
             }
-            return BatchOutcome(queued: messages.map { CampaignRowMark($0.contact, messageID: $0.message.id.rawValue) })
+            // A row whose id was made from its claim says so: a claim's rows are then marked by one statement.
+            let claims = Dictionary(batch.map { ($0.row.contactID, $0.row.claim) }, uniquingKeysWith: { first, _ in first })
+            return BatchOutcome(queued: messages.map {
+                CampaignRowMark($0.contact, messageID: $0.message.id.rawValue, claim: claims[$0.contact] ?? nil)
+            })
         case .failure(let refusal):
             return BatchOutcome(proceed: try await refused(refusal, campaign: campaign, messages: messages, submissions: submissions, now: now))
         }
@@ -365,6 +372,9 @@ public final class CampaignRunner: Sendable {
         return CampaignClaim(seed: Int64(bitPattern: generator.next()),
                              milliseconds: Int64(exactly: (Date().timeIntervalSince1970 * 1000).rounded(.down)) ?? 0)
     }
+
+    /// The id of a claim's row, for the store (which marks a claim's rows by one statement).
+    static let claimedMessageID: CampaignMessageIDMaker = { MessageID(claim: $0, contact: $1).rawValue }
 
     /// A claimed row's message id: made from its claim, or as an older version wrote it on the row.
     static func messageID(_ row: CampaignRecipient) -> MessageID? {

@@ -168,7 +168,8 @@ public struct CampaignClaim: Sendable, Hashable {
     }
 }
 
-/// A row to mark: its contact, and for a queued row the id its message was stored under.
+/// A row to mark: its contact, and for a queued row the id its message was stored under, and the claim
+/// that id was made from (when it was: a claimed batch's rows are then marked by one statement).
 public struct CampaignRowMark: Sendable, Hashable {
     public enum State: String, Sendable {
         case queued, skipped
@@ -176,12 +177,18 @@ public struct CampaignRowMark: Sendable, Hashable {
 
     public var contactID: Int64
     public var messageID: String?
+    public var claim: CampaignClaim?
 
-    public init(_ contactID: Int64, messageID: String? = nil) {
+    public init(_ contactID: Int64, messageID: String? = nil, claim: CampaignClaim? = nil) {
         self.contactID = contactID
         self.messageID = messageID
+        self.claim = claim
     }
 }
+
+/// How a claimed row's message id is made from its claim and contact (`MessageID(claim:contact:)`, which the
+/// store cannot see): given, rows marked queued with ids made so are marked a claim at a time.
+public typealias CampaignMessageIDMaker = @Sendable (CampaignClaim, Int64) -> String
 
 /// How far a campaign is: rows by state.
 public struct CampaignProgress: Sendable, Equatable {
@@ -537,12 +544,13 @@ extension SQLiteStore {
     /// cancelled, being tested) or is on another run: a pause stops the claims at once, not at the end of a turn.
     ///
     /// `queued` are rows of earlier batches whose messages the spool now holds, with their ids: marked
-    /// first, whatever the campaign's state, in the same transaction (one commit per batch rather than two).
+    /// first, whatever the campaign's state, in the same transaction (one commit per batch rather than two);
+    /// with `messageID`, those of one claim by one statement (see `markClaimedRanges`).
     public func claimCampaignBatch(_ campaign: Campaign, limit: Int, recovering: Bool, queued: [CampaignRowMark] = [],
-                                   claim: CampaignClaim) throws -> [CampaignRecipient]? {
+                                   messageID: CampaignMessageIDMaker? = nil, claim: CampaignClaim) throws -> [CampaignRecipient]? {
         try database.write { db in
             let occurrence = campaign.occurrence ?? ""
-            try SQLiteStore.markCampaignRows(campaign, queued, state: .queued, db)
+            try SQLiteStore.markCampaignRows(campaign, queued, state: .queued, messageID: messageID, db)
             let now = try Row.fetchOne(db, sql: "SELECT state, occurrence FROM campaign WHERE id = ?", arguments: [campaign.id])
             guard let now, now["state"] as String? == Campaign.State.sending.rawValue, (now["occurrence"] as String?) ?? "" == occurrence else {
                 return nil
@@ -630,24 +638,34 @@ extension SQLiteStore {
 
     /// Rows whose message is in the spool (`queued`, with the id it was stored under), or that could not be
     /// built (`skipped`: a template error for that contact, or a contact deleted before it was sent).
-    public func markCampaignRows(_ campaign: Campaign, _ rows: [CampaignRowMark], state: CampaignRowMark.State) throws {
+    public func markCampaignRows(_ campaign: Campaign, _ rows: [CampaignRowMark], state: CampaignRowMark.State,
+                                 messageID: CampaignMessageIDMaker? = nil) throws {
         guard !rows.isEmpty else { return }
-        try database.write { db in try SQLiteStore.markCampaignRows(campaign, rows, state: state, db) }
+        try database.write { db in try SQLiteStore.markCampaignRows(campaign, rows, state: state, messageID: messageID, db) }
     }
 
-    static func markCampaignRows(_ campaign: Campaign, _ rows: [CampaignRowMark], state: CampaignRowMark.State, _ db: Database) throws {
+    static func markCampaignRows(_ campaign: Campaign, _ rows: [CampaignRowMark], state: CampaignRowMark.State,
+                                 messageID: CampaignMessageIDMaker?, _ db: Database) throws {
         guard !rows.isEmpty else { return }
         let occurrence = campaign.occurrence ?? ""
         var rest = rows[...]
         if state == .queued {
             // Pending rows (with their variant) become queued uncounted by the trigger, and are counted here at once.
+            var queued = 0
+            var others: [CampaignRowMark] = []
+            var single: [CampaignRowMark] = []
+            if let messageID {
+                let (marked, unmarked) = try markClaimedRanges(campaign, rows, messageID: messageID, db)
+                queued += marked
+                single = unmarked
+            } else {
+                single = rows
+            }
             let queue = try db.cachedStatement(sql: """
                 UPDATE campaign_recipient SET state = 'queued', message_id = ?
                 WHERE campaign_id = ? AND occurrence = ? AND contact_id = ? AND state = 'pending' AND variant IS NOT NULL
                 """)
-            var queued = 0
-            var others: [CampaignRowMark] = []
-            for row in rows {
+            for row in single {
                 try queue.execute(arguments: [row.messageID, campaign.id, occurrence, row.contactID])
                 if db.changesCount > 0 { queued += 1 } else { others.append(row) }
             }
@@ -670,6 +688,50 @@ extension SQLiteStore {
         for row in rest {
             try statement.execute(arguments: [state.rawValue, row.messageID, campaign.id, occurrence, row.contactID])
         }
+    }
+
+    /// Marks queued, one statement per claim, the rows whose ids were made from their claim: each run of
+    /// marks of one claim changes the pending rows between its first and last contact, their ids made by
+    /// SQL from the claim (row by row, the ids' writing cost more than the rest of a batch's store work).
+    /// Only when exactly the marked contacts changed is that kept; else (a row of an A/B test's rest given
+    /// its variant meanwhile, say) it is undone and those marks are left for the row-by-row path.
+    /// Returns how many rows were marked, and the marks left.
+    static func markClaimedRanges(_ campaign: Campaign, _ rows: [CampaignRowMark], messageID: @escaping CampaignMessageIDMaker,
+                                  _ db: Database) throws -> (marked: Int, left: [CampaignRowMark]) {
+        db.add(function: DatabaseFunction("hikyaku_claimed_message_id", argumentCount: 3, pure: true) { values in
+            guard values.count == 3, let seed = Int64.fromDatabaseValue(values[0]), let milliseconds = Int64.fromDatabaseValue(values[1]),
+                  let contact = Int64.fromDatabaseValue(values[2]) else { return nil }
+            return messageID(CampaignClaim(seed: seed, milliseconds: milliseconds), contact)
+        })
+        let update = try db.cachedStatement(sql: """
+            UPDATE campaign_recipient SET state = 'queued', message_id = hikyaku_claimed_message_id(?, ?, contact_id)
+            WHERE campaign_id = ? AND occurrence = ? AND contact_id BETWEEN ? AND ? AND state = 'pending' AND variant IS NOT NULL
+            RETURNING contact_id
+            """)
+        var marked = 0
+        var left: [CampaignRowMark] = []
+        var start = rows.startIndex
+        while start < rows.endIndex {
+            var end = start + 1
+            while end < rows.endIndex && rows[end].claim != nil && rows[end].claim == rows[start].claim { end += 1 }
+            let run = rows[start..<end]
+            start = end
+            guard let claim = run.first?.claim, run.count > 1 else {
+                left += run
+                continue
+            }
+            let contacts = Set(run.map(\.contactID))
+            guard let low = contacts.min(), let high = contacts.max() else { continue }
+            var exact = false
+            try db.inSavepoint {
+                let changed = try Int64.fetchAll(update, arguments: [claim.seed, claim.milliseconds, campaign.id, campaign.occurrence ?? "",
+                                                                     low, high])
+                exact = changed.count == contacts.count && Set(changed) == contacts
+                return exact ? .commit : .rollback
+            }
+            if exact { marked += contacts.count } else { left += run }
+        }
+        return (marked, left)
     }
 
     public func campaignProgress(_ campaign: Campaign) throws -> CampaignProgress {

@@ -191,6 +191,51 @@ struct ContactTests {
         #expect(perContact.allSatisfy { $0.1 == 2 }, "\(perContact)")
     }
 
+    /// A claim's rows marked queued by one statement get the ids made from their claim; when more rows than
+    /// those changed (an A/B test's rest given its winner while a test batch was with the intake), that is
+    /// undone and the marked rows alone become queued, row by row.
+    @Test func aClaimsRowsAreMarkedAtOnceOnlyWhenExactlyThoseChange() throws {
+        let (store, acme, _) = try makeStore()
+        for index in 0..<30 { _ = try store.upsertContact(address: "m\(index)@x.jp", fields: [:], accountID: acme) }
+        let maker: CampaignMessageIDMaker = { claim, contact in "\(claim.seed)-\(contact)" }
+        let ids = { (campaign: Int64) in
+            try store.database.read { db in
+                try Row.fetchAll(db, sql: "SELECT contact_id, state, message_id FROM campaign_recipient WHERE campaign_id = ? ORDER BY contact_id",
+                                 arguments: [campaign]).map { ($0["contact_id"] as Int64, $0["state"] as String, $0["message_id"] as String?) }
+            }
+        }
+        var plain = try store.createCampaign(name: "p", definition: Campaign.Definition(from: "news@acme.example",
+                                             content: Campaign.Content(subject: "s", text: "x")), accountID: acme, schedule: true, now: Date())
+        _ = try store.startCampaignRun(plain, occurrence: "once", audience: nil, now: Date())
+        plain = try #require(try store.campaign(id: plain.id, accountID: acme))
+        let claim = CampaignClaim(seed: 7, milliseconds: 1_000)
+        let rows = try #require(try store.claimCampaignBatch(plain, limit: 10, recovering: false, claim: claim))
+        let marks = rows.map { CampaignRowMark($0.contactID, messageID: maker(claim, $0.contactID), claim: $0.claim) }
+        try store.markCampaignRows(plain, marks, state: .queued, messageID: maker)
+        let plainRows = try ids(plain.id)
+        #expect(plainRows.filter { $0.1 == "queued" }.map(\.0) == rows.map(\.contactID))
+        #expect(plainRows.filter { $0.1 == "queued" }.allSatisfy { $0.2 == maker(claim, $0.0) })
+        #expect(try store.campaignProgress(plain) == CampaignProgress(recipients: 30, pending: 20, queued: 10))
+
+        var tested = Campaign.Definition(from: "news@acme.example", content: Campaign.Content(subject: "s", text: "x"))
+        tested.abTest = Campaign.ABTest(variants: [Campaign.Content(subject: "a"), Campaign.Content(subject: "b")], testPercent: 50,
+                                        criterion: .manual, waitSeconds: 60)
+        var test = try store.createCampaign(name: "t", definition: tested, accountID: acme, schedule: true, now: Date())
+        _ = try store.startCampaignRun(test, occurrence: "once", audience: nil, now: Date())
+        test = try #require(try store.campaign(id: test.id, accountID: acme))
+        let testClaim = CampaignClaim(seed: 8, milliseconds: 2_000)
+        let testRows = try #require(try store.claimCampaignBatch(test, limit: 100, recovering: false, claim: testClaim))
+        #expect(testRows.count == 15)
+        #expect(try store.chooseCampaignWinner(test, winner: 1, decision: "by hand, while the test batch is out"))
+        try store.markCampaignRows(test, testRows.map { CampaignRowMark($0.contactID, messageID: maker(testClaim, $0.contactID), claim: $0.claim) },
+                                   state: .queued, messageID: maker)
+        let testState = try ids(test.id)
+        #expect(testState.filter { $0.1 == "queued" }.map(\.0) == testRows.map(\.contactID), "the rest given its winner stays pending")
+        #expect(testState.filter { $0.1 == "queued" }.allSatisfy { $0.2 == maker(testClaim, $0.0) })
+        #expect(testState.filter { $0.1 == "pending" }.count == 15 && testState.filter { $0.1 == "pending" }.allSatisfy { $0.2 == nil })
+        #expect(try store.campaignProgress(test) == CampaignProgress(recipients: 30, pending: 15, queued: 15))
+    }
+
     /// A run started again the same day (a daily campaign late after downtime) adds no address it has, even
     /// for a contact deleted and made anew since (a new contact id, the same address), and adds new contacts.
     @Test func aRunStartedAgainAddsNoAddressTwice() throws {
