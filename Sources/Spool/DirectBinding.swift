@@ -8,7 +8,7 @@ extension Statement {
     /// index more than SQLite's insert of the row itself; the values here are already `DatabaseValue`s.
     /// Throws (binds nothing) when the count is not the statement's.
     func execute(bound values: [DatabaseValue]) throws {
-        guard values.count == Int(sqlite3_bind_parameter_count(sqliteStatement)) else {
+        guard Int32(exactly: values.count) == sqlite3_bind_parameter_count(sqliteStatement) else {
             throw DatabaseError(resultCode: .SQLITE_RANGE,
                                 message: "\(values.count) values for \(sqlite3_bind_parameter_count(sqliteStatement)) parameters", sql: sql)
         }
@@ -38,5 +38,5 @@ extension Statement {
     }
 
     /// `SQLITE_TRANSIENT`: SQLite copies the value before the call returns (the macro is a cast C gives no Swift name for).
-    private static let transient = unsafeBitCast(Int(-1), to: sqlite3_destructor_type.self)
+    private static let transient = unsafeBitCast(-1 as Int, to: sqlite3_destructor_type.self)
 }

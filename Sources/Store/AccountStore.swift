@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Synchronization
 
 /// A tenant: everything later (keys, domains, quotas, events) hangs off it.
 public struct Account: Sendable, Codable, Equatable {
@@ -83,6 +84,10 @@ public final class SQLiteStore: AccountStore {
     let decoyHash: String
     /// Seals the API secrets that Signature V4 needs back (SecretSealer).
     let sealer: SecretSealer
+    /// Whether the writer's connection has the SQL function that makes a claimed row's message id
+    /// (`installClaimedMessageID`): registered once, since registering a function again makes SQLite
+    /// prepare every cached statement of the connection anew.
+    let claimedMessageIDInstalled = Mutex(false)
 
     /// `path` is the database; the key that seals API secrets is kept beside
     /// it (`secrets.key`, mode 0600) unless `secretsKeyPath` says otherwise.

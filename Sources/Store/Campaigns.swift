@@ -550,6 +550,7 @@ extension SQLiteStore {
                                    messageID: CampaignMessageIDMaker? = nil, claim: CampaignClaim) throws -> [CampaignRecipient]? {
         try database.write { db in
             let occurrence = campaign.occurrence ?? ""
+            installClaimedMessageID(messageID, db)
             try SQLiteStore.markCampaignRows(campaign, queued, state: .queued, messageID: messageID, db)
             let now = try Row.fetchOne(db, sql: "SELECT state, occurrence FROM campaign WHERE id = ?", arguments: [campaign.id])
             guard let now, now["state"] as String? == Campaign.State.sending.rawValue, (now["occurrence"] as String?) ?? "" == occurrence else {
@@ -641,7 +642,25 @@ extension SQLiteStore {
     public func markCampaignRows(_ campaign: Campaign, _ rows: [CampaignRowMark], state: CampaignRowMark.State,
                                  messageID: CampaignMessageIDMaker? = nil) throws {
         guard !rows.isEmpty else { return }
-        try database.write { db in try SQLiteStore.markCampaignRows(campaign, rows, state: state, messageID: messageID, db) }
+        try database.write { db in
+            installClaimedMessageID(messageID, db)
+            try SQLiteStore.markCampaignRows(campaign, rows, state: state, messageID: messageID, db)
+        }
+    }
+
+    /// Puts `hikyaku_claimed_message_id(seed, milliseconds, contact)` on the writer's connection, once (the
+    /// first maker given stays: there is one way to make these ids). `db` is the writer's one connection.
+    func installClaimedMessageID(_ messageID: CampaignMessageIDMaker?, _ db: Database) {
+        guard let messageID else { return }
+        claimedMessageIDInstalled.withLock { installed in
+            guard !installed else { return }
+            installed = true
+            db.add(function: DatabaseFunction("hikyaku_claimed_message_id", argumentCount: 3, pure: true) { values in
+                guard values.count == 3, let seed = Int64.fromDatabaseValue(values[0]), let milliseconds = Int64.fromDatabaseValue(values[1]),
+                      let contact = Int64.fromDatabaseValue(values[2]) else { return nil }
+                return messageID(CampaignClaim(seed: seed, milliseconds: milliseconds), contact)
+            })
+        }
     }
 
     static func markCampaignRows(_ campaign: Campaign, _ rows: [CampaignRowMark], state: CampaignRowMark.State,
@@ -654,8 +673,8 @@ extension SQLiteStore {
             var queued = 0
             var others: [CampaignRowMark] = []
             var single: [CampaignRowMark] = []
-            if let messageID {
-                let (marked, unmarked) = try markClaimedRanges(campaign, rows, messageID: messageID, db)
+            if messageID != nil {
+                let (marked, unmarked) = try markClaimedRanges(campaign, rows, db)
                 queued += marked
                 single = unmarked
             } else {
@@ -696,13 +715,8 @@ extension SQLiteStore {
     /// Only when exactly the marked contacts changed is that kept; else (a row of an A/B test's rest given
     /// its variant meanwhile, say) it is undone and those marks are left for the row-by-row path.
     /// Returns how many rows were marked, and the marks left.
-    static func markClaimedRanges(_ campaign: Campaign, _ rows: [CampaignRowMark], messageID: @escaping CampaignMessageIDMaker,
-                                  _ db: Database) throws -> (marked: Int, left: [CampaignRowMark]) {
-        db.add(function: DatabaseFunction("hikyaku_claimed_message_id", argumentCount: 3, pure: true) { values in
-            guard values.count == 3, let seed = Int64.fromDatabaseValue(values[0]), let milliseconds = Int64.fromDatabaseValue(values[1]),
-                  let contact = Int64.fromDatabaseValue(values[2]) else { return nil }
-            return messageID(CampaignClaim(seed: seed, milliseconds: milliseconds), contact)
-        })
+    static func markClaimedRanges(_ campaign: Campaign, _ rows: [CampaignRowMark], _ db: Database) throws
+        -> (marked: Int, left: [CampaignRowMark]) {
         let update = try db.cachedStatement(sql: """
             UPDATE campaign_recipient SET state = 'queued', message_id = hikyaku_claimed_message_id(?, ?, contact_id)
             WHERE campaign_id = ? AND occurrence = ? AND contact_id BETWEEN ? AND ? AND state = 'pending' AND variant IS NOT NULL

@@ -5,7 +5,8 @@ import Testing
 
 struct CampaignTests {
     /// The campaign runner's doorbell: a ring wakes a wait long before its time, a ring with nobody waiting is
-    /// kept for the next wait (and only one), an unrung wait ends at its time, a cancelled one at once.
+    /// kept for the next wait (and only one), an unrung wait ends at its time, a cancelled one at once, and one
+    /// displaced by a second wait at once.
     @Test func aDoorbellWakesItsWaiterAndKeepsARingForTheNextWait() async throws {
         let bell = Doorbell()
         let clock = ContinuousClock()
@@ -31,6 +32,13 @@ struct CampaignTests {
         began = clock.now
         await bell.wait(upTo: .milliseconds(100))
         #expect(clock.now - began >= .milliseconds(100), "the cancelled wait's ring is not kept")
+        // One waiter at a time: a second wait ends the first at once (neither is left hanging).
+        began = clock.now
+        let first = Task { await bell.wait(upTo: .seconds(60)) }
+        try await Task.sleep(for: .milliseconds(300))
+        await bell.wait(upTo: .milliseconds(100))
+        await first.value
+        #expect(clock.now - began < .seconds(30))
     }
 
     @Test func theTokenizerReadsTheSameRecordsWhateverTheChunks() {
