@@ -85,6 +85,16 @@ struct ContactTests {
         }
     }
 
+    /// An A/B test of two variants (winner chosen by hand) over the account's contacts, its run started.
+    func startedABTest(_ store: SQLiteStore, accountID: Int64, testPercent: Int) throws -> Campaign {
+        var tested = Campaign.Definition(from: "news@acme.example", content: Campaign.Content(subject: "s", text: "x"))
+        tested.abTest = Campaign.ABTest(variants: [Campaign.Content(subject: "a"), Campaign.Content(subject: "b")], testPercent: testPercent,
+                                        criterion: .manual, waitSeconds: 60)
+        let test = try store.createCampaign(name: "t", definition: tested, accountID: accountID, schedule: true, now: Date())
+        _ = try store.startCampaignRun(test, occurrence: "once", audience: nil, now: Date())
+        return try #require(try store.campaign(id: test.id, accountID: accountID))
+    }
+
     /// Batches claimed one after another never share a row; a refused batch's rows come back, with their
     /// claim, only to a recovering claim; a claim writes one row, not one per recipient; progress is counted
     /// and agrees with the rows.
@@ -131,12 +141,7 @@ struct ContactTests {
         let ids = try store.campaignMessageIDs(campaign.id) { claim, contact in "\(claim.seed):\(contact)" }
         #expect(Set(ids) == Set(first.map { "m\($0.contactID)" } + again.map { "\($0.claim?.seed ?? 0):\($0.contactID)" }))
         // Rows of an A/B test's rest inside a claim's range were never sent: cancelling does not look for them.
-        var tested = Campaign.Definition(from: "news@acme.example", content: Campaign.Content(subject: "s", text: "x"))
-        tested.abTest = Campaign.ABTest(variants: [Campaign.Content(subject: "a"), Campaign.Content(subject: "b")], testPercent: 20,
-                                        criterion: .manual, waitSeconds: 60)
-        var test = try store.createCampaign(name: "t", definition: tested, accountID: acme, schedule: true, now: Date())
-        _ = try store.startCampaignRun(test, occurrence: "once", audience: nil, now: Date())
-        test = try #require(try store.campaign(id: test.id, accountID: acme))
+        let test = try startedABTest(store, accountID: acme, testPercent: 20)
         let testRows = try #require(try store.claimCampaignBatch(test, limit: 100, recovering: true, claim: claim()))
         #expect(testRows.count == 5 && testRows.allSatisfy { $0.claim != nil })
         #expect(try store.campaignMessageIDs(test.id) { claim, contact in "\(claim.seed):\(contact)" }.count == 5)
@@ -217,12 +222,7 @@ struct ContactTests {
         #expect(plainRows.filter { $0.1 == "queued" }.allSatisfy { $0.2 == maker(claim, $0.0) })
         #expect(try store.campaignProgress(plain) == CampaignProgress(recipients: 30, pending: 20, queued: 10))
 
-        var tested = Campaign.Definition(from: "news@acme.example", content: Campaign.Content(subject: "s", text: "x"))
-        tested.abTest = Campaign.ABTest(variants: [Campaign.Content(subject: "a"), Campaign.Content(subject: "b")], testPercent: 50,
-                                        criterion: .manual, waitSeconds: 60)
-        var test = try store.createCampaign(name: "t", definition: tested, accountID: acme, schedule: true, now: Date())
-        _ = try store.startCampaignRun(test, occurrence: "once", audience: nil, now: Date())
-        test = try #require(try store.campaign(id: test.id, accountID: acme))
+        let test = try startedABTest(store, accountID: acme, testPercent: 50)
         let testClaim = CampaignClaim(seed: 8, milliseconds: 2_000)
         let testRows = try #require(try store.claimCampaignBatch(test, limit: 100, recovering: false, claim: testClaim))
         #expect(testRows.count == 15)
