@@ -244,16 +244,29 @@ def shoot(driver, name):
 
 def test_console_in_a_browser(console, mx, driver):
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import Select, WebDriverWait
     base = console.api_url
     find = driver.find_element
 
     def navigate(element):
         """Clicks, then waits until the next page has replaced this one."""
+        from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
         page = driver.find_element(By.TAG_NAME, "html")
         element.click()
-        WebDriverWait(driver, 30).until(expected_conditions.staleness_of(page))
+
+        def replaced(_):
+            # Chromedriver says a page mid-replacement is gone in two ways: a stale reference, or (a race in
+            # its inspector) "Node with given id does not belong to the document".
+            try:
+                page.is_enabled()
+                return False
+            except StaleElementReferenceException:
+                return True
+            except WebDriverException as error:
+                if "does not belong to the document" in str(error):
+                    return True
+                raise
+        WebDriverWait(driver, 30).until(replaced)
 
     # Japanese first (no cookie yet, Chromium's default Accept-Language is English: choose ja explicitly).
     driver.get(base + "/console/language/ja?next=/console/login")
