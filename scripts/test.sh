@@ -18,6 +18,8 @@ command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
 [ -x /usr/sbin/opendkim ] || need_apt+=(opendkim)
 # zlib's header, for the message archive's compression (a build dependency).
 [ -f /usr/include/zlib.h ] || need_apt+=(zlib1g-dev)
+# PostgreSQL's server, for the shared store's tests (a private cluster, started below).
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_apt+=(postgresql)
 if [ ${#need_apt[@]} -gt 0 ]; then
     echo "installing: ${need_apt[*]}"
     apt-get update -qq
@@ -28,6 +30,13 @@ fi
 python3 -c "import pytest, xdist, aiosmtpd, dns, boto3, sendgrid, schemathesis, dkim, nacl, standardwebhooks, selenium, requests" 2>/dev/null \
     || pip install -q pytest pytest-xdist aiosmtpd dnspython boto3 sendgrid schemathesis dkimpy pynacl standardwebhooks selenium requests
 export PATH="$PATH:/usr/sbin"
+
+# A private PostgreSQL cluster (scripts/postgres.sh) for the store's tests on the shared engine.
+# fsync is off: it holds only test data, and each test makes a database of its own.
+pg_dir=$(mktemp -d)
+trap 'scripts/postgres.sh stop "$pg_dir"; rm -rf "$pg_dir"' EXIT
+HIKYAKU_TEST_POSTGRES_URL=$(scripts/postgres.sh start "$pg_dir" fsync=off max_connections=300)
+export HIKYAKU_TEST_POSTGRES_URL
 
 # No new code that can trap on a value (force unwraps, try!, as!, trapping conversions).
 python3 scripts/check-traps.py

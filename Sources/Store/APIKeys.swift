@@ -83,28 +83,84 @@ struct SecretSealer: Sendable {
     }
 }
 
-extension SQLiteStore {
+/// API keys: one capability of the store, with an implementation per engine
+/// (`SQLiteStore`, `PostgresStore`). A key's secret is kept as a SHA-256
+/// hash (bearer tokens) and sealed (Signature V4 needs it back); the sealing
+/// key is the node's `secrets.key`, the same file on every node of a cluster.
+public protocol APIKeyStore: Sendable {
+    /// Creates a key for an account; the secret is returned here and only here.
+    func createAPIKey(accountNamed name: String, scope: APIKeyScope, label: String?) throws -> NewAPIKey
+    /// Oldest first; every account's when `accountID` is nil.
+    func apiKeys(accountID: Int64?) throws -> [APIKey]
+    /// Throws `AccountStoreError.notFound` for an unknown key.
+    func revokeAPIKey(_ keyID: String) throws
+    /// The live key (of an enabled account) for a bearer token, or nil. The
+    /// secret's hash is compared in constant time.
+    func verifyAPIToken(_ token: String) throws -> APIKey?
+    /// The live key and its secret for an AWS access key id, to check a
+    /// Signature V4 with; nil when unknown, revoked or the account is disabled.
+    func apiKeySecret(accessKeyID: String) throws -> (APIKey, String)?
     /// A key derived from the secrets key for `label` (the return-path MAC, say): stable across restarts.
+    func derivedKey(_ label: String) -> SymmetricKey
+}
+
+extension APIKeyStore {
+    public func createAPIKey(accountNamed name: String, scope: APIKeyScope) throws -> NewAPIKey {
+        try createAPIKey(accountNamed: name, scope: scope, label: nil)
+    }
+
+    public func apiKeys() throws -> [APIKey] {
+        try apiKeys(accountID: nil)
+    }
+}
+
+/// A key about to be stored: what both engines write, made one way.
+struct APIKeyMaterial {
+    let key: APIKey
+    let secret: String
+    let secretHash: Data
+    let sealedSecret: Data
+
+    init(accountID: Int64, scope: APIKeyScope, label: String?, sealer: SecretSealer) throws {
+        let keyID = "HK" + CredentialGenerator.random(18, from: CredentialGenerator.upperAlphabet)
+        secret = CredentialGenerator.random(40, from: CredentialGenerator.mixedAlphabet)
+        key = APIKey(keyID: keyID, accountID: accountID, scope: scope,
+                     createdAt: Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded()), revoked: false, name: label)
+        secretHash = Data(SHA256.hash(data: Data(secret.utf8)))
+        sealedSecret = try sealer.seal(secret)
+    }
+
+    var issued: NewAPIKey { NewAPIKey(key: key, token: "hk_\(key.keyID)_\(secret)", secret: secret) }
+
+    /// The key id and secret of a bearer token `hk_<keyID>_<secret>`, or nil.
+    static func parse(token: String) -> (keyID: String, secret: Substring)? {
+        let parts = token.split(separator: "_", maxSplits: 2)
+        guard parts.count == 3, parts[0] == "hk" else { return nil }
+        return (String(parts[1]), parts[2])
+    }
+
+    /// Whether `secret` is the one whose hash was stored, compared in constant time.
+    static func matches(_ secret: Substring, hash: Data) -> Bool {
+        constantTimeEqual(Data(SHA256.hash(data: Data(secret.utf8))), hash)
+    }
+}
+
+extension SQLiteStore: APIKeyStore {
     public func derivedKey(_ label: String) -> SymmetricKey { sealer.derived(label) }
 
-    /// Creates a key for an account; the secret is returned here and only here.
-    public func createAPIKey(accountNamed name: String, scope: APIKeyScope, label: String? = nil) throws -> NewAPIKey {
+    public func createAPIKey(accountNamed name: String, scope: APIKeyScope, label: String?) throws -> NewAPIKey {
         guard let account = try account(named: name) else { throw AccountStoreError.notFound(name) }
-        let keyID = "HK" + CredentialGenerator.random(18, from: CredentialGenerator.upperAlphabet)
-        let secret = CredentialGenerator.random(40, from: CredentialGenerator.mixedAlphabet)
-        let now = Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded())
-        let hash = Data(SHA256.hash(data: Data(secret.utf8)))
-        let sealed = try sealer.seal(secret)
+        let material = try APIKeyMaterial(accountID: account.id, scope: scope, label: label, sealer: sealer)
         try database.write { db in
             try db.execute(sql: """
                 INSERT INTO api_key (key_id, account_id, scope, secret_hash, sealed_secret, created_at, name) VALUES (?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [keyID, account.id, scope.rawValue, hash, sealed, now.timeIntervalSince1970, label])
+                """, arguments: [material.key.keyID, account.id, scope.rawValue, material.secretHash, material.sealedSecret,
+                                 material.key.createdAt.timeIntervalSince1970, label])
         }
-        let key = APIKey(keyID: keyID, accountID: account.id, scope: scope, createdAt: now, revoked: false, name: label)
-        return NewAPIKey(key: key, token: "hk_\(keyID)_\(secret)", secret: secret)
+        return material.issued
     }
 
-    public func apiKeys(accountID: Int64? = nil) throws -> [APIKey] {
+    public func apiKeys(accountID: Int64?) throws -> [APIKey] {
         try database.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM api_key WHERE ? IS NULL OR account_id = ? ORDER BY created_at, key_id",
                              arguments: [accountID, accountID]).map(SQLiteStore.apiKey)
@@ -118,18 +174,11 @@ extension SQLiteStore {
         }
     }
 
-    /// The live key (of an enabled account) for a bearer token, or nil. The
-    /// secret's hash is compared in constant time.
     public func verifyAPIToken(_ token: String) throws -> APIKey? {
-        let parts = token.split(separator: "_", maxSplits: 2)
-        guard parts.count == 3, parts[0] == "hk" else { return nil }
-        guard let (key, hash, _) = try liveKey(String(parts[1])) else { return nil }
-        let presented = Data(SHA256.hash(data: Data(parts[2].utf8)))
-        return constantTimeEqual(presented, hash) ? key : nil
+        guard let (keyID, secret) = APIKeyMaterial.parse(token: token), let (key, hash, _) = try liveKey(keyID) else { return nil }
+        return APIKeyMaterial.matches(secret, hash: hash) ? key : nil
     }
 
-    /// The live key and its secret for an AWS access key id, to check a
-    /// Signature V4 with; nil when unknown, revoked or the account is disabled.
     public func apiKeySecret(accessKeyID: String) throws -> (APIKey, String)? {
         guard let (key, _, sealed) = try liveKey(accessKeyID) else { return nil }
         return (key, try sealer.open(sealed))

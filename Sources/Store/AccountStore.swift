@@ -62,16 +62,67 @@ public enum AccountStoreError: Error, Equatable, CustomStringConvertible {
     }
 }
 
-/// Accounts and their credentials.
+/// Accounts and their credentials: one capability of the store, with an
+/// implementation per engine (`SQLiteStore`, `PostgresStore`).
 public protocol AccountStore: Sendable {
     func createAccount(name: String, domains: [String]) throws -> NewAccountCredentials
     func accounts() throws -> [Account]
     func account(named name: String) throws -> Account?
+    func account(id: Int64) throws -> Account?
     func setDisabled(_ disabled: Bool, name: String) throws
     func addDomain(_ domain: String, toAccountNamed name: String) throws
+    /// Records the outcome of `domain verify`: `at` when its DKIM record was
+    /// found published, nil when it was found missing or wrong.
+    func setDomainVerified(_ domain: String, accountID: Int64, at date: Date?) throws
+    /// Sets an account's sending limits.
+    func setQuota(_ quota: SendQuota, name: String) throws
+    /// Puts an account's mail on an egress pool (nil: the default pool).
+    func setEgressPool(_ pool: String?, name: String) throws
+    /// Every account's egress pool, for delivery (accounts on the default pool omitted).
+    func egressPools() throws -> [Int64: String]
+    /// Which reasons suppress automatically for an account (bounce, complaint).
+    func setSuppressedReasons(_ reasons: Set<Suppression.Reason>, accountID: Int64) throws
     /// The enabled account whose SMTP credentials these are, or nil. Takes
     /// the same (slow) time whether or not the username exists.
     func authenticate(username: String, password: String) throws -> Account?
+    /// The account's SMTP usernames, the first (made with the account) first.
+    func smtpCredentials(accountID: Int64) throws -> [SMTPCredential]
+    /// A further username and password for the account (at most 10 live ones).
+    func createSMTPCredential(accountID: Int64) throws -> NewSMTPCredential
+    /// Revokes one of the account's usernames; the last live one cannot be
+    /// revoked (create its successor first). False when the account has no such username.
+    @discardableResult
+    func revokeSMTPCredential(username: String, accountID: Int64) throws -> Bool
+}
+
+/// The rules for names the store keeps, whichever engine keeps them.
+enum AccountNames {
+    /// Account, egress pool and template names: letters, digits, '.', '_' or '-', 1 to 64.
+    static func isValid(_ name: String) -> Bool {
+        (1...64).contains(name.count) && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) }
+    }
+
+    /// Lower-cases and checks a domain name (LDH labels, at least two labels).
+    static func normaliseDomain(_ domain: String) throws -> String {
+        let lowered = domain.lowercased().trimmingCharacters(in: .whitespaces)
+        let labels = lowered.split(separator: ".", omittingEmptySubsequences: false)
+        guard lowered.count <= 253, labels.count >= 2,
+              labels.allSatisfy({ label in
+                  (1...63).contains(label.count) && label.first != "-" && label.last != "-"
+                      && label.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }
+              })
+        else { throw AccountStoreError.invalidDomain(domain) }
+        return lowered
+    }
+
+    /// The reasons an account's `suppressed_reasons` column holds, comma-separated.
+    static func reasons(_ column: String?) -> Set<Suppression.Reason> {
+        Set((column ?? "").split(separator: ",").compactMap { Suppression.Reason(rawValue: String($0)) })
+    }
+
+    static func column(_ reasons: Set<Suppression.Reason>) -> String {
+        reasons.map(\.rawValue).sorted().joined(separator: ",")
+    }
 }
 
 /// The embedded store: SQLite via GRDB, one `Sendable` owner of the writer
@@ -221,8 +272,8 @@ public final class SQLiteStore: AccountStore {
     }
 
     public func createAccount(name: String, domains: [String]) throws -> NewAccountCredentials {
-        guard SQLiteStore.isValidName(name) else { throw AccountStoreError.invalidName(name) }
-        let normalisedDomains = try domains.map(SQLiteStore.normaliseDomain)
+        guard AccountNames.isValid(name) else { throw AccountStoreError.invalidName(name) }
+        let normalisedDomains = try domains.map(AccountNames.normaliseDomain)
         let username = CredentialGenerator.username()
         let password = CredentialGenerator.password()
         let hash = try PasswordHash.make(password, parameters: hashParameters)
@@ -266,16 +317,14 @@ public final class SQLiteStore: AccountStore {
         }
     }
 
-    /// Puts an account's mail on an egress pool (nil: the default pool).
     public func setEgressPool(_ pool: String?, name: String) throws {
-        if let pool, !SQLiteStore.isValidName(pool) { throw AccountStoreError.invalidName(pool) }
+        if let pool, !AccountNames.isValid(pool) { throw AccountStoreError.invalidName(pool) }
         try database.write { db in
             try db.execute(sql: "UPDATE account SET egress_pool = ? WHERE name = ?", arguments: [pool, name])
             if db.changesCount == 0 { throw AccountStoreError.notFound(name) }
         }
     }
 
-    /// Every account's egress pool, for delivery (accounts on the default pool omitted).
     public func egressPools() throws -> [Int64: String] {
         try database.read { db in
             var pools: [Int64: String] = [:]
@@ -286,7 +335,6 @@ public final class SQLiteStore: AccountStore {
         }
     }
 
-    /// Sets an account's sending limits.
     public func setQuota(_ quota: SendQuota, name: String) throws {
         try database.write { db in
             try db.execute(sql: "UPDATE account SET max_send_rate = ?, max_24h_send = ?, sandbox = ? WHERE name = ?",
@@ -303,7 +351,7 @@ public final class SQLiteStore: AccountStore {
     }
 
     public func addDomain(_ domain: String, toAccountNamed name: String) throws {
-        let normalised = try SQLiteStore.normaliseDomain(domain)
+        let normalised = try AccountNames.normaliseDomain(domain)
         try database.write { db in
             guard let id = try Int64.fetchOne(db, sql: "SELECT id FROM account WHERE name = ?", arguments: [name]) else {
                 throw AccountStoreError.notFound(name)
@@ -313,8 +361,6 @@ public final class SQLiteStore: AccountStore {
         }
     }
 
-    /// Records the outcome of `domain verify`: `at` when its DKIM record was
-    /// found published, nil when it was found missing or wrong.
     public func setDomainVerified(_ domain: String, accountID: Int64, at date: Date?) throws {
         try database.write { db in
             try db.execute(sql: "UPDATE account_domain SET verified_at = ? WHERE account_id = ? AND domain = ?",
@@ -350,24 +396,6 @@ public final class SQLiteStore: AccountStore {
                        egressPool: row["egress_pool"],
                        quota: SendQuota(maxSendRate: row["max_send_rate"], max24HourSend: row["max_24h_send"],
                                         sandbox: row["sandbox"]),
-                       suppressedReasons: Set((row["suppressed_reasons"] as String? ?? "").split(separator: ",")
-                           .compactMap { Suppression.Reason(rawValue: String($0)) }))
-    }
-
-    static func isValidName(_ name: String) -> Bool {
-        (1...64).contains(name.count) && name.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) }
-    }
-
-    /// Lower-cases and checks a domain name (LDH labels, at least two labels).
-    static func normaliseDomain(_ domain: String) throws -> String {
-        let lowered = domain.lowercased().trimmingCharacters(in: .whitespaces)
-        let labels = lowered.split(separator: ".", omittingEmptySubsequences: false)
-        guard lowered.count <= 253, labels.count >= 2,
-              labels.allSatisfy({ label in
-                  (1...63).contains(label.count) && label.first != "-" && label.last != "-"
-                      && label.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }
-              })
-        else { throw AccountStoreError.invalidDomain(domain) }
-        return lowered
+                       suppressedReasons: AccountNames.reasons(row["suppressed_reasons"]))
     }
 }

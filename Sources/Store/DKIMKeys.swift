@@ -36,7 +36,7 @@ extension SQLiteStore {
     /// unverified claim does not stand in the way.
     public func addDKIMKey(accountNamed name: String, domain: String, selector: String, algorithm: String, privateKey: Data,
                            publicKey: String, activate: Bool) throws -> DKIMKeyRecord {
-        let domain = try SQLiteStore.normaliseDomain(domain)
+        let domain = try AccountNames.normaliseDomain(domain)
         guard (1...63).contains(selector.count), selector.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }) else {
             throw DKIMKeyError.invalidSelector(selector)
         }

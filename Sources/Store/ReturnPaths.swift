@@ -28,7 +28,7 @@ extension SQLiteStore {
 
     /// The return path normalised, if it is `domain` or a name under it.
     public static func checkReturnPath(_ returnPath: String, for domain: String) throws -> String {
-        let normalised = try normaliseDomain(returnPath)
+        let normalised = try AccountNames.normaliseDomain(returnPath)
         let domain = domain.lowercased()
         guard normalised == domain || normalised.hasSuffix("." + domain) else {
             throw AccountStoreError.invalidDomain("\(normalised): a return path must be \(domain) or under it")

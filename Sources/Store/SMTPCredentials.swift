@@ -39,7 +39,6 @@ extension SQLiteStore {
         }
     }
 
-    /// A further username and password for the account (at most 10 live ones).
     public func createSMTPCredential(accountID: Int64) throws -> NewSMTPCredential {
         let username = CredentialGenerator.username()
         let password = CredentialGenerator.password()
@@ -56,8 +55,6 @@ extension SQLiteStore {
                                                             primary: false), password: password)
     }
 
-    /// Revokes one of the account's usernames; the last live one cannot be
-    /// revoked (create its successor first). False when the account has no such username.
     @discardableResult
     public func revokeSMTPCredential(username: String, accountID: Int64) throws -> Bool {
         let now = Date().timeIntervalSince1970

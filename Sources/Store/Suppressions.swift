@@ -37,13 +37,56 @@ public struct Suppression: Sendable, Codable, Equatable {
     }
 }
 
-extension SQLiteStore {
+/// The suppression list: one capability of the store, with an
+/// implementation per engine (`SQLiteStore`, `PostgresStore`). Addresses are
+/// kept lower-cased and found whatever their case.
+public protocol SuppressionList: Sendable {
+    /// Adds or replaces many at once, in one transaction (an import).
+    func suppress(_ suppressions: [Suppression], accountID: Int64) throws
+    func suppression(accountID: Int64, address: String) throws -> Suppression?
+    /// Newest first. `containing`: only addresses with this text in them (a
+    /// search box's query, bound, never SQL).
+    func suppressions(accountID: Int64, reasons: [Suppression.Reason], since: Date?, until: Date?,
+                      containing: String?, offset: Int, limit: Int) throws -> [Suppression]
+    /// Throws `AccountStoreError.notFound` when there was none.
+    func unsuppress(accountID: Int64, address: String) throws
+    /// Every suppression, per account and lower-cased address, for delivery.
+    func suppressionsByAccount() throws -> [Int64: [String: Suppression]]
+}
+
+extension SuppressionList {
     /// Adds or replaces the suppression of `address` for an account.
     public func suppress(_ suppression: Suppression, accountID: Int64) throws {
         try suppress([suppression], accountID: accountID)
     }
 
-    /// Adds or replaces many at once, in one transaction (an import).
+    public func suppressions(accountID: Int64, reasons: [Suppression.Reason] = [], since: Date? = nil, until: Date? = nil,
+                             containing: String? = nil, offset: Int = 0, limit: Int = 100) throws -> [Suppression] {
+        try suppressions(accountID: accountID, reasons: reasons, since: since, until: until, containing: containing,
+                         offset: offset, limit: limit)
+    }
+
+    /// A LIKE pattern matching addresses that contain `text`, with `\\` as its escape character.
+    static func likePattern(containing text: String) -> String {
+        "%" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%")
+            .replacingOccurrences(of: "_", with: "\\_") + "%"
+    }
+}
+
+extension SuppressionList where Self: AccountStore {
+    /// Suppresses as `suppress` does if the account wants suppressions for
+    /// this reason (`suppressedReasons`), and never narrows an existing one.
+    /// Returns whether it did.
+    @discardableResult
+    public func suppressAutomatically(_ suppression: Suppression, accountID: Int64) throws -> Bool {
+        guard let account = try account(id: accountID), account.suppressedReasons.contains(suppression.reason) else { return false }
+        if let existing = try self.suppression(accountID: accountID, address: suppression.address), existing.scope == .all { return false }
+        try suppress(suppression, accountID: accountID)
+        return true
+    }
+}
+
+extension SQLiteStore: SuppressionList {
     public func suppress(_ suppressions: [Suppression], accountID: Int64) throws {
         try database.write { db in
             let statement = try db.cachedStatement(sql: """
@@ -58,22 +101,10 @@ extension SQLiteStore {
         }
     }
 
-    /// Suppresses as `suppress` does if the account wants suppressions for
-    /// this reason (`suppressedReasons`), and never narrows an existing one.
-    /// Returns whether it did.
-    @discardableResult
-    public func suppressAutomatically(_ suppression: Suppression, accountID: Int64) throws -> Bool {
-        guard let account = try account(id: accountID), account.suppressedReasons.contains(suppression.reason) else { return false }
-        if let existing = try self.suppression(accountID: accountID, address: suppression.address), existing.scope == .all { return false }
-        try suppress(suppression, accountID: accountID)
-        return true
-    }
-
-    /// Which reasons suppress automatically for an account (bounce, complaint).
     public func setSuppressedReasons(_ reasons: Set<Suppression.Reason>, accountID: Int64) throws {
         try database.write { db in
             try db.execute(sql: "UPDATE account SET suppressed_reasons = ? WHERE id = ?",
-                           arguments: [reasons.map(\.rawValue).sorted().joined(separator: ","), accountID])
+                           arguments: [AccountNames.column(reasons), accountID])
         }
     }
 
@@ -84,17 +115,13 @@ extension SQLiteStore {
         }
     }
 
-    /// Newest first; `before` is the address/time cursor of the previous page's last entry.
-    /// `containing`: only addresses with this text in them (a search box's query, bound, never SQL).
-    public func suppressions(accountID: Int64, reasons: [Suppression.Reason] = [], since: Date? = nil, until: Date? = nil,
-                             containing: String? = nil, offset: Int = 0, limit: Int = 100) throws -> [Suppression] {
+    public func suppressions(accountID: Int64, reasons: [Suppression.Reason], since: Date?, until: Date?,
+                             containing: String?, offset: Int, limit: Int) throws -> [Suppression] {
         var sql = "SELECT * FROM suppression WHERE account_id = ?"
         var arguments: [any DatabaseValueConvertible] = [accountID]
         if let containing, !containing.isEmpty {
-            let escaped = containing.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%")
-                .replacingOccurrences(of: "_", with: "\\_")
             sql += " AND address LIKE ? ESCAPE '\\'"
-            arguments.append("%" + escaped + "%")
+            arguments.append(Self.likePattern(containing: containing))
         }
         if !reasons.isEmpty {
             sql += " AND reason IN (\(reasons.map { _ in "?" }.joined(separator: ", ")))"
@@ -116,7 +143,6 @@ extension SQLiteStore {
         }
     }
 
-    /// Every suppression, per account and lower-cased address, for delivery.
     public func suppressionsByAccount() throws -> [Int64: [String: Suppression]] {
         try database.read { db in
             var result: [Int64: [String: Suppression]] = [:]

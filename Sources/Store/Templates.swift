@@ -72,7 +72,7 @@ extension SQLiteStore {
 
     /// Creates (`replace` false: fails if it exists) or replaces (fails if it does not).
     public func saveTemplate(_ template: Template, accountID: Int64, replace: Bool) throws {
-        guard SQLiteStore.isValidName(template.name) else { throw TemplateStoreError.invalidName(template.name) }
+        guard AccountNames.isValid(template.name) else { throw TemplateStoreError.invalidName(template.name) }
         let defaults = String(decoding: try JSONEncoder().encode(template.defaults), as: UTF8.self)
         let now = Date().timeIntervalSince1970
         try database.write { db in

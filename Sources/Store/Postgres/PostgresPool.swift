@@ -1,0 +1,165 @@
+import Dispatch
+import Logging
+import NIOCore
+import NIOPosix
+import PostgresNIO
+import Synchronization
+
+public enum PostgresStoreError: Error, CustomStringConvertible {
+    /// Every connection stayed busy for the pool's wait limit.
+    case busy
+    /// A row lacked a column the store's own statement names.
+    case missingColumn(String)
+    /// The server refused a statement; `state` is its SQLSTATE (e.g. 23505).
+    case server(state: String, message: String)
+    /// The connection failed or closed.
+    case connection(String)
+
+    public var description: String {
+        switch self {
+        case .busy: return "every PostgreSQL connection of this node stayed busy: raise pool_size or look for slow statements"
+        case .missingColumn(let name): return "PostgreSQL returned no column \(name)"
+        case .server(let state, let message): return "PostgreSQL refused a statement (\(state)): \(message)"
+        case .connection(let message): return "PostgreSQL connection failed: \(message)"
+        }
+    }
+
+    /// SQLSTATE 23505.
+    var isUniqueViolation: Bool {
+        if case .server(let state, _) = self { return state == "23505" }
+        return false
+    }
+
+    /// PostgresNIO's error as one of these, keeping the server's SQLSTATE and message.
+    static func from(_ error: any Error) -> any Error {
+        guard let error = error as? PSQLError else { return error }
+        if let state = error.serverInfo?[.sqlState] {
+            return PostgresStoreError.server(state: state, message: error.serverInfo?[.message] ?? "")
+        }
+        return PostgresStoreError.connection(String(describing: error.code))
+    }
+}
+
+/// A fixed number of connections to one PostgreSQL database for the store,
+/// whose callers are synchronous as SQLite's are: a call borrows a
+/// connection, waits for the answer, and gives the connection back.
+///
+/// The connections run on an event loop of the pool's own, never one a
+/// caller may be on (the servers' loops, Hummingbird's), so that waiting
+/// cannot block the loop the answer must arrive on.
+final class PostgresPool: Sendable {
+    private let configuration: PostgresConnection.Configuration
+    private let group: MultiThreadedEventLoopGroup
+    private let logger: Logger
+    private let idle = Mutex<[PostgresConnection]>([])
+    private let permits: DispatchSemaphore
+    private let nextID = Atomic<Int>(0)
+    /// How long a call waits for a free connection before `busy`.
+    private let waitLimit: DispatchTimeInterval
+
+    init(location: PostgresLocation, logger: Logger = Logger(label: "hikyaku.postgres"),
+         waitLimit: DispatchTimeInterval = .seconds(30)) throws {
+        configuration = try location.connectionConfiguration()
+        group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        self.logger = logger
+        permits = DispatchSemaphore(value: location.poolSize)
+        self.waitLimit = waitLimit
+    }
+
+    deinit {
+        let connections = idle.withLock { connections in
+            defer { connections.removeAll() }
+            return connections
+        }
+        let group = self.group
+        // A connection must outlive its close (PostgresNIO asserts it), so the closure holds them.
+        EventLoopFuture.andAllComplete(connections.map { $0.close() }, on: group.next()).whenComplete { _ in
+            withExtendedLifetime(connections) {}
+            group.shutdownGracefully { _ in }
+        }
+    }
+
+    /// Runs `body` with a connection of its own; a connection found closed
+    /// afterwards is dropped, and the next call opens a new one.
+    func withConnection<T>(_ body: (PostgresConnection) throws -> T) throws -> T {
+        guard permits.wait(timeout: .now() + waitLimit) == .success else { throw PostgresStoreError.busy }
+        defer { permits.signal() }
+        let connection = try idle.withLock { $0.popLast() } ?? connect()
+        defer { if !connection.isClosed { idle.withLock { $0.append(connection) } } }
+        return try body(connection)
+    }
+
+    /// One statement on a borrowed connection.
+    func query(_ query: PostgresQuery) throws -> PostgresQueryResult {
+        try withConnection { try run(query, on: $0) }
+    }
+
+    /// `body`'s statements in one transaction: committed when it returns,
+    /// rolled back when it throws.
+    func transaction<T>(_ body: (PostgresTransaction) throws -> T) throws -> T {
+        try withConnection { connection in
+            let transaction = PostgresTransaction(connection: connection, pool: self)
+            _ = try run("BEGIN", on: connection)
+            do {
+                let result = try body(transaction)
+                _ = try run("COMMIT", on: connection)
+                return result
+            } catch {
+                _ = try? run("ROLLBACK", on: connection)
+                throw error
+            }
+        }
+    }
+
+    func run(_ query: PostgresQuery, on connection: PostgresConnection) throws -> PostgresQueryResult {
+        do {
+            return try connection.query(query, logger: logger).wait()
+        } catch {
+            throw PostgresStoreError.from(error)
+        }
+    }
+
+    private func connect() throws -> PostgresConnection {
+        do {
+            return try PostgresConnection.connect(on: group.next(), configuration: configuration,
+                                                  id: nextID.wrappingAdd(1, ordering: .relaxed).oldValue, logger: logger).wait()
+        } catch {
+            throw PostgresStoreError.from(error)
+        }
+    }
+}
+
+/// The statements of one transaction (`PostgresPool.transaction`).
+struct PostgresTransaction {
+    let connection: PostgresConnection
+    let pool: PostgresPool
+
+    func query(_ query: PostgresQuery) throws -> PostgresQueryResult {
+        try pool.run(query, on: connection)
+    }
+}
+
+/// A row read by column name, throwing where PostgresNIO would trap on a
+/// name the row does not have.
+struct PostgresRecord {
+    let row: PostgresRandomAccessRow
+
+    init(_ row: PostgresRow) {
+        self.row = row.makeRandomAccess()
+    }
+
+    func decode<T: PostgresDecodable>(_ column: String, as type: T.Type = T.self) throws -> T {
+        guard row.contains(column) else { throw PostgresStoreError.missingColumn(column) }
+        return try row[column].decode(T.self)
+    }
+
+    subscript<T: PostgresDecodable>(_ column: String) -> T {
+        get throws { try decode(column) }
+    }
+}
+
+extension PostgresQueryResult {
+    var records: [PostgresRecord] { rows.map(PostgresRecord.init) }
+    /// Rows an INSERT, UPDATE or DELETE changed.
+    var changes: Int { metadata.rows ?? 0 }
+}

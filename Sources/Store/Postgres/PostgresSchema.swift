@@ -1,0 +1,105 @@
+import PostgresNIO
+
+/// The shared store's tables, made by numbered migrations as the embedded
+/// store's are (`SQLiteStore.migrator`), one list of statements each:
+/// PostgreSQL's extended protocol takes one statement at a time.
+///
+/// Every node runs `migrate` as it starts. The migrations run in one
+/// transaction under an advisory lock, so that of two nodes starting
+/// together one migrates and the other waits, then finds nothing to do; and
+/// a migration that fails leaves the schema as it was (PostgreSQL's DDL is
+/// transactional).
+enum PostgresSchema {
+    /// `pg_advisory_xact_lock`'s key: "HIKY".
+    static let lockKey: Int64 = 0x4849_4B59
+
+    static let migrations: [(name: String, statements: [String])] = [
+        ("v1-accounts-suppressions-keys", [
+            // AccountStore: an account, its sending domains and its SMTP usernames.
+            """
+            CREATE TABLE account (
+                id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                name TEXT NOT NULL UNIQUE,
+                smtp_username TEXT NOT NULL UNIQUE,
+                smtp_password_hash TEXT NOT NULL,
+                smtp_password_revoked_at TIMESTAMPTZ,
+                disabled BOOLEAN NOT NULL DEFAULT FALSE,
+                created_at TIMESTAMPTZ NOT NULL,
+                egress_pool TEXT,
+                max_send_rate DOUBLE PRECISION NOT NULL DEFAULT -1,
+                max_24h_send BIGINT NOT NULL DEFAULT -1,
+                sandbox BOOLEAN NOT NULL DEFAULT FALSE,
+                suppressed_reasons TEXT NOT NULL DEFAULT 'bounce,complaint'
+            )
+            """,
+            """
+            CREATE TABLE account_domain (
+                account_id BIGINT NOT NULL REFERENCES account(id) ON DELETE CASCADE,
+                domain TEXT NOT NULL,
+                verified_at TIMESTAMPTZ,
+                return_path TEXT,
+                return_path_verified_at TIMESTAMPTZ,
+                PRIMARY KEY (account_id, domain)
+            )
+            """,
+            """
+            CREATE TABLE smtp_credential (
+                username TEXT PRIMARY KEY,
+                account_id BIGINT NOT NULL REFERENCES account(id) ON DELETE CASCADE,
+                password_hash TEXT NOT NULL,
+                created_at TIMESTAMPTZ NOT NULL,
+                revoked_at TIMESTAMPTZ
+            )
+            """,
+            "CREATE INDEX smtp_credential_account ON smtp_credential (account_id)",
+            // SuppressionList: addresses kept lower-cased, so that the key finds them whatever their case.
+            """
+            CREATE TABLE suppression (
+                account_id BIGINT NOT NULL REFERENCES account(id) ON DELETE CASCADE,
+                address TEXT NOT NULL CHECK (address = lower(address)),
+                reason TEXT NOT NULL,
+                scope TEXT NOT NULL,
+                created_at TIMESTAMPTZ NOT NULL,
+                source TEXT,
+                PRIMARY KEY (account_id, address)
+            )
+            """,
+            "CREATE INDEX suppression_newest ON suppression (account_id, created_at DESC, address)",
+            // APIKeyStore: the secret hashed (bearer tokens) and sealed under the nodes' shared secrets.key (Signature V4).
+            """
+            CREATE TABLE api_key (
+                key_id TEXT PRIMARY KEY,
+                account_id BIGINT NOT NULL REFERENCES account(id) ON DELETE CASCADE,
+                scope TEXT NOT NULL,
+                secret_hash BYTEA NOT NULL,
+                sealed_secret BYTEA NOT NULL,
+                created_at TIMESTAMPTZ NOT NULL,
+                revoked BOOLEAN NOT NULL DEFAULT FALSE,
+                name TEXT
+            )
+            """,
+            "CREATE INDEX api_key_account ON api_key (account_id, created_at)",
+        ]),
+    ]
+
+    /// Applies the migrations this database lacks; returns their names.
+    @discardableResult
+    static func migrate(_ pool: PostgresPool) throws -> [String] {
+        try pool.transaction { transaction in
+            _ = try transaction.query("SELECT pg_advisory_xact_lock(\(lockKey))")
+            _ = try transaction.query("""
+                CREATE TABLE IF NOT EXISTS hikyaku_migration (name TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())
+                """)
+            let applied = Set(try transaction.query("SELECT name FROM hikyaku_migration").records.map { try $0.decode("name", as: String.self) })
+            var ran: [String] = []
+            for migration in migrations where !applied.contains(migration.name) {
+                for statement in migration.statements {
+                    _ = try transaction.query(PostgresQuery(unsafeSQL: statement))
+                }
+                _ = try transaction.query("INSERT INTO hikyaku_migration (name) VALUES (\(migration.name))")
+                ran.append(migration.name)
+            }
+            return ran
+        }
+    }
+}
