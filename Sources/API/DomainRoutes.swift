@@ -41,7 +41,7 @@ struct DomainRoutes: Sendable {
             do {
                 if let returnPath = input.returnPath {
                     // Checked first, so that a bad return path adds no key.
-                    do { _ = try SQLiteStore.checkReturnPath(returnPath, for: input.domain) } catch {
+                    do { _ = try ReturnPathSetting.check(returnPath, for: input.domain) } catch {
                         throw APIError.badRequest("return_path: \(error)", field: "return_path")
                     }
                 }

@@ -11,13 +11,36 @@ public struct ReturnPathSetting: Sendable, Codable, Equatable {
     public var verified: Bool
 }
 
-extension SQLiteStore {
+/// The sending domains' return paths: one capability of the store, with an
+/// implementation per engine (`SQLiteStore`, `PostgresStore`).
+public protocol ReturnPathStore: Sendable {
     /// Sets (or with nil removes) the return-path domain of an account's
     /// domain: the domain itself or a name under it, never another party's
     /// domain. A new setting is unverified.
+    func setReturnPath(_ returnPath: String?, domain: String, accountID: Int64) throws
+    /// Records whether `domain verify` found the return path's MX pointing here.
+    func setReturnPathVerified(domain: String, accountID: Int64, at date: Date?) throws
+    func returnPath(domain: String, accountID: Int64) throws -> ReturnPathSetting?
+    /// Sending domain → return-path domain, the verified ones only (for delivery and the SMTP intake).
+    func verifiedReturnPaths() throws -> [String: String]
+}
+
+extension ReturnPathSetting {
+    /// The return path normalised, if it is `domain` or a name under it.
+    public static func check(_ returnPath: String, for domain: String) throws -> String {
+        let normalised = try AccountNames.normaliseDomain(returnPath)
+        let domain = domain.lowercased()
+        guard normalised == domain || normalised.hasSuffix("." + domain) else {
+            throw AccountStoreError.invalidDomain("\(normalised): a return path must be \(domain) or under it")
+        }
+        return normalised
+    }
+}
+
+extension SQLiteStore: ReturnPathStore {
     public func setReturnPath(_ returnPath: String?, domain: String, accountID: Int64) throws {
         let domain = domain.lowercased()
-        let normalised = try returnPath.map { try SQLiteStore.checkReturnPath($0, for: domain) }
+        let normalised = try returnPath.map { try ReturnPathSetting.check($0, for: domain) }
         try database.write { db in
             try db.execute(sql: """
                 UPDATE account_domain SET return_path = ?, return_path_verified_at = NULL WHERE account_id = ? AND domain = ?
@@ -26,17 +49,6 @@ extension SQLiteStore {
         }
     }
 
-    /// The return path normalised, if it is `domain` or a name under it.
-    public static func checkReturnPath(_ returnPath: String, for domain: String) throws -> String {
-        let normalised = try AccountNames.normaliseDomain(returnPath)
-        let domain = domain.lowercased()
-        guard normalised == domain || normalised.hasSuffix("." + domain) else {
-            throw AccountStoreError.invalidDomain("\(normalised): a return path must be \(domain) or under it")
-        }
-        return normalised
-    }
-
-    /// Records whether `domain verify` found the return path's MX pointing here.
     public func setReturnPathVerified(domain: String, accountID: Int64, at date: Date?) throws {
         try database.write { db in
             try db.execute(sql: """
@@ -55,7 +67,6 @@ extension SQLiteStore {
         }
     }
 
-    /// Sending domain → return-path domain, the verified ones only (for delivery and the SMTP intake).
     public func verifiedReturnPaths() throws -> [String: String] {
         try database.read { db in
             var paths: [String: String] = [:]

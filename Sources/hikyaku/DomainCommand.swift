@@ -47,7 +47,7 @@ struct DomainCommand: AsyncParsableCommand {
         func run() throws {
             guard let algorithm = DKIMKey.Algorithm(rawValue: algorithm) else { throw ValidationError("algorithm must be rsa or ed25519") }
             // Checked first, so that a bad return path adds no key.
-            if let returnPath { _ = try SQLiteStore.checkReturnPath(returnPath, for: domain) }
+            if let returnPath { _ = try ReturnPathSetting.check(returnPath, for: domain) }
             let store = try AccountCommand.store(options)
             let key = try MessageSigning.addKey(store: store, accountNamed: account, domain: domain, algorithm: algorithm)
             if let returnPath { try store.setReturnPath(returnPath, domain: key.domain, accountID: key.accountID) }

@@ -2,6 +2,9 @@ import Foundation
 import Testing
 @testable import Store
 
+/// Every capability both engines implement.
+typealias SharedStore = AccountStore & SuppressionList & APIKeyStore & DKIMKeyStore & ReturnPathStore & NodeRegistry
+
 /// The engines a capability's contract runs on. PostgreSQL needs a server:
 /// scripts/test.sh starts a private one and names it in
 /// HIKYAKU_TEST_POSTGRES_URL; under CI a missing server fails, never skips.
@@ -19,7 +22,7 @@ enum StoreEngine: String, CaseIterable, CustomTestStringConvertible {
     static let hashing = PasswordHash.Parameters(rounds: 1 << 10, blockSize: 8, parallelism: 1)
 
     /// A new, empty store on this engine.
-    func makeStore() throws -> any AccountStore & SuppressionList & APIKeyStore {
+    func makeStore() throws -> any SharedStore {
         switch self {
         case .sqlite:
             return try SQLiteStore(path: NSTemporaryDirectory() + "hikyaku-store-" + UUID().uuidString + ".sqlite",
@@ -234,5 +237,119 @@ struct StoreContractTests {
         #expect(throws: AccountStoreError.notFound("ghost")) { try store.createAPIKey(accountNamed: "ghost", scope: .send) }
         try store.setDisabled(true, name: "acme")
         #expect(try store.verifyAPIToken(second.token) == nil, "a disabled account's keys stop working")
+    }
+
+    @Test(arguments: StoreEngine.available)
+    func returnPathsAreTheDomainsOwnAndUsedOnlyOnceVerified(engine: StoreEngine) throws {
+        let store = try engine.makeStore()
+        let account = try store.createAccount(name: "acme", domains: ["acme.example"]).account
+        #expect(throws: AccountStoreError.self) {
+            try store.setReturnPath("bounce.other.example", domain: "acme.example", accountID: account.id)
+        }
+        #expect(throws: AccountStoreError.domainNotFound("nobody.example")) {
+            try store.setReturnPath("bounce.nobody.example", domain: "nobody.example", accountID: account.id)
+        }
+        try store.setReturnPath("Bounce.Acme.example", domain: "acme.example", accountID: account.id)
+        #expect(try store.returnPath(domain: "acme.example", accountID: account.id) == ReturnPathSetting(domain: "bounce.acme.example", verified: false))
+        #expect(try store.verifiedReturnPaths().isEmpty)
+        try store.setReturnPathVerified(domain: "acme.example", accountID: account.id, at: Date())
+        #expect(try store.verifiedReturnPaths() == ["acme.example": "bounce.acme.example"])
+        // A new setting starts unverified again; removing it goes back to the server's bounce domain.
+        try store.setReturnPath("mail.acme.example", domain: "acme.example", accountID: account.id)
+        #expect(try store.verifiedReturnPaths().isEmpty)
+        try store.setReturnPath(nil, domain: "acme.example", accountID: account.id)
+        #expect(try store.returnPath(domain: "acme.example", accountID: account.id) == nil)
+    }
+
+    @Test(arguments: StoreEngine.available)
+    func dkimKeysAreActiveOnePerAlgorithm(engine: StoreEngine) throws {
+        let store = try engine.makeStore()
+        _ = try store.createAccount(name: "acme", domains: [])
+        func add(_ selector: String, _ algorithm: String, activate: Bool) throws {
+            _ = try store.addDKIMKey(accountNamed: "acme", domain: "acme.example", selector: selector, algorithm: algorithm,
+                                     privateKey: Data([1, 2, 3]), publicKey: "p", activate: activate)
+        }
+        try add("rsa1", "rsa", activate: true)
+        try add("ed1", "ed25519", activate: true)
+        try add("rsa2", "rsa", activate: false)
+        func active() throws -> Set<String> { Set(try store.activeDKIMKeys().map(\.record.selector)) }
+        #expect(try active() == ["rsa1", "ed1"], "an RSA and an Ed25519 key sign side by side")
+        try store.activateDKIMKey(domain: "acme.example", selector: "rsa2")
+        #expect(try active() == ["rsa2", "ed1"], "rotating the RSA key leaves the Ed25519 one")
+        try add("ed2", "ed25519", activate: true)
+        #expect(try active() == ["rsa2", "ed2"])
+    }
+
+    // An admin key may add any domain, but an unverified claim must not keep the real owner out.
+    @Test(arguments: StoreEngine.available)
+    func anUnverifiedClaimDoesNotBlockTheOwner(engine: StoreEngine) throws {
+        let store = try engine.makeStore()
+        let squatter = try store.createAccount(name: "squatter", domains: []).account
+        let owner = try store.createAccount(name: "owner", domains: []).account
+        func add(_ account: String, _ selector: String) throws {
+            _ = try store.addDKIMKey(accountNamed: account, domain: "victim.example", selector: selector, algorithm: "rsa",
+                                     privateKey: Data([1]), publicKey: selector, activate: true)
+        }
+        try add("squatter", "s1")
+        try add("owner", "o1")
+        #expect(Set(try store.activeDKIMKeys().map(\.record.selector)) == ["s1", "o1"], "each account's key is its own")
+        try store.setDomainVerified("victim.example", accountID: owner.id, at: Date())
+        #expect(throws: DKIMKeyError.domainOfAnotherAccount("victim.example")) { try add("squatter", "s2") }
+        try add("owner", "o2")
+        try store.activateDKIMKey(domain: "victim.example", selector: "o2")
+        #expect(Set(try store.activeDKIMKeys().map(\.record.selector)) == ["s1", "o2"], "a rotation touches its own account's keys")
+        #expect(try store.account(id: squatter.id)?.verifiedDomains == [])
+    }
+
+    @Test(arguments: StoreEngine.available)
+    func heartbeatsReplaceTheNodesRowAndAreListedByName(engine: StoreEngine) throws {
+        let store = try engine.makeStore()
+        #expect(try store.nodes().isEmpty)
+        let started = Date(timeIntervalSince1970: 1_800_000_000)
+        var b = NodeStatus(name: "node-b", version: "1.0", startedAt: started, heartbeatAt: started, pendingRecipients: 3, pendingMessages: 2)
+        try store.recordHeartbeat(b)
+        try store.recordHeartbeat(NodeStatus(name: "node-a", version: "1.0", startedAt: started, heartbeatAt: started,
+                                             pendingRecipients: 0, pendingMessages: 0))
+        b.heartbeatAt = started.addingTimeInterval(10)
+        b.pendingRecipients = 7
+        b.version = "1.1"
+        try store.recordHeartbeat(b)
+        let nodes = try store.nodes()
+        #expect(nodes.map(\.name) == ["node-a", "node-b"])
+        #expect(nodes[1] == b, "the last heartbeat replaces the row")
+        #expect(b.isAlive(now: started.addingTimeInterval(40), heartbeatSeconds: 10))
+        #expect(!b.isAlive(now: started.addingTimeInterval(41), heartbeatSeconds: 10))
+        #expect(try store.forgetNode(named: "node-a"))
+        #expect(try !store.forgetNode(named: "node-a"))
+        #expect(try store.nodes().map(\.name) == ["node-b"])
+    }
+
+    @Test(arguments: StoreEngine.available)
+    func dkimKeysAreSealedFoundRotatedAndDeleted(engine: StoreEngine) throws {
+        let store = try engine.makeStore()
+        let acme = try store.createAccount(name: "acme", domains: []).account
+        let added = try store.addDKIMKey(accountNamed: "acme", domain: "Acme.Example", selector: "s1", algorithm: "rsa",
+                                         privateKey: Data([9, 8, 7]), publicKey: "MIIB", activate: true)
+        #expect(added.domain == "acme.example" && added.active)
+        #expect(try store.account(id: acme.id)?.domains == ["acme.example"], "a key's domain becomes the account's")
+        #expect(try store.activeDKIMKeys().map(\.privateKey) == [Data([9, 8, 7])])
+        #expect(try store.dkimKeys(domain: "ACME.example").map(\.selector) == ["s1"])
+        #expect(try store.dkimKeys(accountID: 987_654).isEmpty)
+        #expect(throws: DKIMKeyError.selectorTaken("s1 for acme.example")) {
+            try store.addDKIMKey(accountNamed: "acme", domain: "acme.example", selector: "s1", algorithm: "rsa",
+                                 privateKey: Data([1]), publicKey: "p", activate: false)
+        }
+        #expect(throws: DKIMKeyError.invalidSelector("bad_selector")) {
+            try store.addDKIMKey(accountNamed: "acme", domain: "acme.example", selector: "bad_selector", algorithm: "rsa",
+                                 privateKey: Data([1]), publicKey: "p", activate: false)
+        }
+        #expect(throws: AccountStoreError.notFound("ghost")) {
+            try store.addDKIMKey(accountNamed: "ghost", domain: "acme.example", selector: "s9", algorithm: "rsa",
+                                 privateKey: Data([1]), publicKey: "p", activate: false)
+        }
+        #expect(throws: DKIMKeyError.notFound("nope for acme.example")) { try store.activateDKIMKey(domain: "acme.example", selector: "nope") }
+        try store.deleteDKIMKey(domain: "ACME.EXAMPLE", selector: "s1")
+        #expect(try store.activeDKIMKeys().isEmpty)
+        #expect(throws: DKIMKeyError.notFound("s1 for acme.example")) { try store.deleteDKIMKey(domain: "acme.example", selector: "s1") }
     }
 }

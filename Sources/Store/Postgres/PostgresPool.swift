@@ -10,8 +10,9 @@ public enum PostgresStoreError: Error, CustomStringConvertible {
     case busy
     /// A row lacked a column the store's own statement names.
     case missingColumn(String)
-    /// The server refused a statement; `state` is its SQLSTATE (e.g. 23505).
-    case server(state: String, message: String)
+    /// The server refused a statement; `state` is its SQLSTATE (e.g. 23505),
+    /// `constraint` the constraint or index it broke, if any.
+    case server(state: String, message: String, constraint: String?)
     /// The connection failed or closed.
     case connection(String)
 
@@ -19,22 +20,23 @@ public enum PostgresStoreError: Error, CustomStringConvertible {
         switch self {
         case .busy: return "every PostgreSQL connection of this node stayed busy: raise pool_size or look for slow statements"
         case .missingColumn(let name): return "PostgreSQL returned no column \(name)"
-        case .server(let state, let message): return "PostgreSQL refused a statement (\(state)): \(message)"
+        case .server(let state, let message, _): return "PostgreSQL refused a statement (\(state)): \(message)"
         case .connection(let message): return "PostgreSQL connection failed: \(message)"
         }
     }
 
-    /// SQLSTATE 23505.
-    var isUniqueViolation: Bool {
-        if case .server(let state, _) = self { return state == "23505" }
-        return false
+    /// SQLSTATE 23505, on `constraint` if one is named.
+    func isUniqueViolation(of constraint: String? = nil) -> Bool {
+        guard case .server("23505", _, let broken) = self else { return false }
+        return constraint == nil || broken == constraint
     }
 
     /// PostgresNIO's error as one of these, keeping the server's SQLSTATE and message.
     static func from(_ error: any Error) -> any Error {
         guard let error = error as? PSQLError else { return error }
         if let state = error.serverInfo?[.sqlState] {
-            return PostgresStoreError.server(state: state, message: error.serverInfo?[.message] ?? "")
+            return PostgresStoreError.server(state: state, message: error.serverInfo?[.message] ?? "",
+                                             constraint: error.serverInfo?[.constraintName])
         }
         return PostgresStoreError.connection(String(describing: error.code))
     }

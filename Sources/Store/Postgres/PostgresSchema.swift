@@ -14,7 +14,7 @@ enum PostgresSchema {
     static let lockKey: Int64 = 0x4849_4B59
 
     static let migrations: [(name: String, statements: [String])] = [
-        ("v1-accounts-suppressions-keys", [
+        ("v1-accounts", [
             // AccountStore: an account, its sending domains and its SMTP usernames.
             """
             CREATE TABLE account (
@@ -79,6 +79,32 @@ enum PostgresSchema {
             )
             """,
             "CREATE INDEX api_key_account ON api_key (account_id, created_at)",
+            // DKIMKeyStore: the private key sealed; at most one active key per domain, algorithm and account.
+            """
+            CREATE TABLE dkim_key (
+                domain TEXT NOT NULL,
+                selector TEXT NOT NULL,
+                account_id BIGINT NOT NULL REFERENCES account(id) ON DELETE CASCADE,
+                algorithm TEXT NOT NULL,
+                sealed_private_key BYTEA NOT NULL,
+                public_key TEXT NOT NULL,
+                active BOOLEAN NOT NULL DEFAULT FALSE,
+                created_at TIMESTAMPTZ NOT NULL,
+                PRIMARY KEY (domain, selector)
+            )
+            """,
+            "CREATE UNIQUE INDEX dkim_key_active ON dkim_key (domain, algorithm, account_id) WHERE active",
+            // NodeRegistry: each node's last heartbeat.
+            """
+            CREATE TABLE node (
+                name TEXT PRIMARY KEY,
+                version TEXT NOT NULL,
+                started_at TIMESTAMPTZ NOT NULL,
+                heartbeat_at TIMESTAMPTZ NOT NULL,
+                pending_recipients BIGINT NOT NULL,
+                pending_messages BIGINT NOT NULL
+            )
+            """,
         ]),
     ]
 
