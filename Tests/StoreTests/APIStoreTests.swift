@@ -33,44 +33,6 @@ import Testing
         #expect(try store.verifyAPIToken(second.token) == nil, "a disabled account's keys stop working")
     }
 
-    @Test func meterEnforcesDailyQuotaRateAndSandbox() throws {
-        let (store, _) = try store()
-        try store.setQuota(SendQuota(maxSendRate: 2, max24HourSend: 5, sandbox: true), name: "acme")
-        let account = try #require(try store.account(named: "acme"))
-        let start = Date(timeIntervalSince1970: 1_800_000_000)
-        // A domain claimed but not verified counts for nothing, not even as a sandbox recipient.
-        #expect(SendingMeter(store: store).admit(accountID: account.id, messages: 1, recipients: ["a@acme.example"], bytes: 10, now: start)
-            == .sandboxRecipient("a@acme.example"))
-        #expect(SendingMeter(store: store, sandboxNeedsVerifiedDomains: false)
-            .admit(accountID: account.id, messages: 1, recipients: ["a@acme.example"], bytes: 10, now: start) == .accepted)
-        try store.setDomainVerified("acme.example", accountID: account.id, at: start)
-        let meter = SendingMeter(store: store)
-        #expect(meter.admit(accountID: account.id, messages: 1, recipients: ["x@other.example"], bytes: 10, now: start)
-            == .sandboxRecipient("x@other.example"))
-        #expect(meter.admit(accountID: account.id, messages: 1, recipients: ["a@acme.example", "b@acme.example"], bytes: 10, now: start)
-            == .accepted)
-        if case .rateExceeded(let wait) = meter.admit(accountID: account.id, messages: 1, recipients: ["c@acme.example"], bytes: 10,
-                                                      now: start) {
-            #expect(wait > 0 && wait <= 1)
-        } else {
-            Issue.record("expected the rate limit")
-        }
-        #expect(meter.admit(accountID: account.id, messages: 1, recipients: ["c@acme.example", "d@acme.example"], bytes: 10,
-                            now: start.addingTimeInterval(1)) == .accepted)
-        #expect(meter.admit(accountID: account.id, messages: 1, recipients: ["e@acme.example", "f@acme.example"], bytes: 10,
-                            now: start.addingTimeInterval(2)) == .dailyQuotaExceeded)
-        meter.release(accountID: account.id, messages: 1, recipients: 2, bytes: 10, now: start.addingTimeInterval(2))
-        #expect(meter.sentLast24Hours(accountID: account.id, now: start.addingTimeInterval(2)) == 2)
-        #expect(meter.admit(accountID: account.id, messages: 1, recipients: ["g@acme.example"], bytes: 10,
-                            now: start.addingTimeInterval(25 * 3600)) == .accepted, "the window rolls")
-        try meter.flush()
-        let usage = try store.dailyUsage(accountID: account.id, since: start.addingTimeInterval(-86400),
-                                         until: start.addingTimeInterval(3 * 86400))
-        #expect(usage.reduce(0) { $0 + $1.recipients } == 3 && usage.reduce(0) { $0 + $1.messages } == 2)
-        // A new meter (a restart) counts what was flushed.
-        #expect(SendingMeter(store: store).sentLast24Hours(accountID: account.id, now: start.addingTimeInterval(25 * 3600)) == 1)
-    }
-
     @Test func templatesAndSuppressions() throws {
         let (store, _) = try store()
         let id = try #require(try store.account(named: "acme")).id

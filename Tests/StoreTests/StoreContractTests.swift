@@ -3,7 +3,7 @@ import Testing
 @testable import Store
 
 /// Every capability both engines implement.
-typealias SharedStore = AccountStore & SuppressionList & APIKeyStore & DKIMKeyStore & ReturnPathStore & NodeRegistry
+typealias SharedStore = AccountStore & SuppressionList & APIKeyStore & DKIMKeyStore & ReturnPathStore & NodeRegistry & UsageLedger
 
 /// The engines a capability's contract runs on. PostgreSQL needs a server:
 /// scripts/test.sh starts a private one and names it in
@@ -351,5 +351,75 @@ struct StoreContractTests {
         try store.deleteDKIMKey(domain: "ACME.EXAMPLE", selector: "s1")
         #expect(try store.activeDKIMKeys().isEmpty)
         #expect(throws: DKIMKeyError.notFound("s1 for acme.example")) { try store.deleteDKIMKey(domain: "acme.example", selector: "s1") }
+    }
+
+    @Test(arguments: StoreEngine.available)
+    func meterEnforcesDailyQuotaRateAndSandbox(engine: StoreEngine) throws {
+        let store = try engine.makeStore()
+        _ = try store.createAccount(name: "acme", domains: ["acme.example"])
+        try store.setQuota(SendQuota(maxSendRate: 2, max24HourSend: 5, sandbox: true), name: "acme")
+        let account = try #require(try store.account(named: "acme"))
+        let start = Date(timeIntervalSince1970: 1_800_000_000)
+        // A domain claimed but not verified counts for nothing, not even as a sandbox recipient.
+        #expect(SendingMeter(store: store).admit(accountID: account.id, messages: 1, recipients: ["a@acme.example"], bytes: 10, now: start)
+            == .sandboxRecipient("a@acme.example"))
+        #expect(SendingMeter(store: store, sandboxNeedsVerifiedDomains: false)
+            .admit(accountID: account.id, messages: 1, recipients: ["a@acme.example"], bytes: 10, now: start) == .accepted)
+        try store.setDomainVerified("acme.example", accountID: account.id, at: start)
+        let meter = SendingMeter(store: store)
+        #expect(meter.admit(accountID: account.id, messages: 1, recipients: ["x@other.example"], bytes: 10, now: start)
+            == .sandboxRecipient("x@other.example"))
+        #expect(meter.admit(accountID: account.id, messages: 1, recipients: ["a@acme.example", "b@acme.example"], bytes: 10, now: start)
+            == .accepted)
+        if case .rateExceeded(let wait) = meter.admit(accountID: account.id, messages: 1, recipients: ["c@acme.example"], bytes: 10,
+                                                      now: start) {
+            #expect(wait > 0 && wait <= 1)
+        } else {
+            Issue.record("expected the rate limit")
+        }
+        #expect(meter.admit(accountID: account.id, messages: 1, recipients: ["c@acme.example", "d@acme.example"], bytes: 10,
+                            now: start.addingTimeInterval(1)) == .accepted)
+        #expect(meter.admit(accountID: account.id, messages: 1, recipients: ["e@acme.example", "f@acme.example"], bytes: 10,
+                            now: start.addingTimeInterval(2)) == .dailyQuotaExceeded)
+        meter.release(accountID: account.id, messages: 1, recipients: 2, bytes: 10, now: start.addingTimeInterval(2))
+        #expect(meter.sentLast24Hours(accountID: account.id, now: start.addingTimeInterval(2)) == 2)
+        #expect(meter.admit(accountID: account.id, messages: 1, recipients: ["g@acme.example"], bytes: 10,
+                            now: start.addingTimeInterval(25 * 3600)) == .accepted, "the window rolls")
+        try meter.flush()
+        let usage = try store.dailyUsage(accountID: account.id, since: start.addingTimeInterval(-86400),
+                                         until: start.addingTimeInterval(3 * 86400))
+        #expect(usage.reduce(0) { $0 + $1.recipients } == 3 && usage.reduce(0) { $0 + $1.messages } == 2)
+        // A new meter (a restart) counts what was flushed.
+        #expect(SendingMeter(store: store).sentLast24Hours(accountID: account.id, now: start.addingTimeInterval(25 * 3600)) == 1)
+    }
+
+    @Test(arguments: StoreEngine.available)
+    func nodesSharingAStoreShareTheDailyQuota(engine: StoreEngine) throws {
+        let store = try engine.makeStore()
+        let account = try store.createAccount(name: "acme", domains: []).account
+        try store.setQuota(SendQuota(maxSendRate: -1, max24HourSend: 100), name: "acme")
+        let start = Date(timeIntervalSince1970: 1_800_000_000)
+        // Two meters on one store: two nodes. Each admits alone what it sees free.
+        let nodeA = SendingMeter(store: store), nodeB = SendingMeter(store: store)
+        func send(_ meter: SendingMeter, _ recipients: Int, at seconds: Double) -> Admission {
+            meter.admit(accountID: account.id, messages: 1, recipients: (0..<recipients).map { "r\($0)@example.com" }, bytes: 100,
+                        now: start.addingTimeInterval(seconds))
+        }
+        #expect(send(nodeA, 60, at: 0) == .accepted)
+        #expect(send(nodeB, 30, at: 0) == .accepted, "B has not heard of A's sending yet: the documented tolerance")
+        try nodeA.flush()
+        try nodeB.flush()
+        // Once each reads the ledger again (after `refresh`), the other's sending counts against the quota.
+        #expect(send(nodeB, 11, at: 6) == .dailyQuotaExceeded)
+        #expect(send(nodeA, 11, at: 6) == .dailyQuotaExceeded)
+        #expect(send(nodeA, 10, at: 6) == .accepted)
+        #expect(nodeB.sentLast24Hours(accountID: account.id, now: start.addingTimeInterval(6)) == 90,
+                "B counts what the ledger holds, not A's unflushed 10")
+        #expect(nodeA.sentLast24Hours(accountID: account.id, now: start.addingTimeInterval(6)) == 100)
+        try nodeA.flush()
+        #expect(send(nodeB, 1, at: 12) == .dailyQuotaExceeded)
+        let usage = try store.dailyUsage(accountID: account.id, since: start.addingTimeInterval(-86400), until: start.addingTimeInterval(86400))
+        #expect(usage.map(\.recipients).reduce(0, +) == 100 && usage.map(\.messages).reduce(0, +) == 3)
+        #expect(usage.map(\.bytes).reduce(0, +) == 300)
     }
 }

@@ -94,6 +94,17 @@ enum PostgresSchema {
             )
             """,
             "CREATE UNIQUE INDEX dkim_key_active ON dkim_key (domain, algorithm, account_id) WHERE active",
+            // UsageLedger: every node adds its counts per account and hour (hours since the epoch).
+            """
+            CREATE TABLE usage_hour (
+                account_id BIGINT NOT NULL REFERENCES account(id) ON DELETE CASCADE,
+                hour BIGINT NOT NULL,
+                messages BIGINT NOT NULL,
+                recipients BIGINT NOT NULL,
+                bytes BIGINT NOT NULL,
+                PRIMARY KEY (account_id, hour)
+            )
+            """,
             // NodeRegistry: each node's last heartbeat.
             """
             CREATE TABLE node (
