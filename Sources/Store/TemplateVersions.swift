@@ -37,10 +37,6 @@ public struct TemplateVersion: Sendable, Equatable {
     }
 }
 
-/// Dynamic templates are templates (one row in `template`, named by their
-/// `d-…` id) whose subject and content are those of their active version,
-/// copied there whenever the active version changes: the senders (every
-/// door's `template_id`) read templates only, never versions.
 extension SQLiteStore {
     static func registerTemplateVersionMigrations(_ migrator: inout DatabaseMigrator) {
         migrator.registerMigration("v10-template-versions") { db in
@@ -67,9 +63,8 @@ extension SQLiteStore {
         }
     }
 
-    /// A new dynamic template without versions (it cannot send until one is active).
     public func createDynamicTemplate(accountID: Int64, displayName: String) throws -> Template {
-        let id = "d-" + CredentialGenerator.random(32, from: Array("0123456789abcdef"))
+        let id = Template.newDynamicID()
         let now = Date().timeIntervalSince1970
         try database.write { db in
             try db.execute(sql: """
@@ -82,7 +77,7 @@ extension SQLiteStore {
         return template
     }
 
-    public func dynamicTemplates(accountID: Int64, after: String? = nil, limit: Int = 200) throws -> [Template] {
+    public func dynamicTemplates(accountID: Int64, after: String?, limit: Int) throws -> [Template] {
         try database.read { db in
             try Row.fetchAll(db, sql: """
                 SELECT * FROM template WHERE account_id = ? AND generation = 'dynamic' AND name > ? ORDER BY name LIMIT ?
@@ -99,7 +94,6 @@ extension SQLiteStore {
         }
     }
 
-    /// A dynamic template's versions, oldest first.
     public func templateVersions(accountID: Int64, templateID: String) throws -> [TemplateVersion] {
         try database.read { db in
             try Row.fetchAll(db, sql: """
@@ -115,9 +109,6 @@ extension SQLiteStore {
         }
     }
 
-    /// Adds or replaces a version of a dynamic template of the account. A
-    /// template's first version is active whatever it says; an active one
-    /// makes the others inactive and becomes what the template sends.
     public func saveTemplateVersion(_ version: TemplateVersion, accountID: Int64) throws -> TemplateVersion {
         try database.write { db in
             guard try String.fetchOne(db, sql: "SELECT generation FROM template WHERE account_id = ? AND name = ?",
@@ -159,7 +150,6 @@ extension SQLiteStore {
         }
     }
 
-    /// Deleting the active version leaves the template with nothing to send until another is activated.
     public func deleteTemplateVersion(accountID: Int64, templateID: String, id: String) throws {
         try database.write { db in
             try db.execute(sql: "DELETE FROM template_version WHERE account_id = ? AND template_name = ? AND id = ?",

@@ -55,8 +55,64 @@ public enum TemplateStoreError: Error, Equatable {
     case invalidName(String)
 }
 
-extension SQLiteStore {
+/// Templates, native and dynamic with their versions: one capability of the
+/// store, with an implementation per engine (`SQLiteStore`, `PostgresStore`).
+/// Dynamic templates are templates (named by their `d-…` id) whose subject
+/// and content are those of their active version, copied there whenever the
+/// active version changes: the senders (every door's `template_id`) read
+/// templates only, never versions.
+public protocol TemplateStore: Sendable {
+    /// By name, after `after`.
+    func templates(accountID: Int64, after: String?, limit: Int) throws -> [Template]
+    func template(accountID: Int64, name: String) throws -> Template?
+    /// Creates (`replace` false: fails if it exists) or replaces (fails if it does not).
+    func saveTemplate(_ template: Template, accountID: Int64, replace: Bool) throws
+    func deleteTemplate(accountID: Int64, name: String) throws
+    /// A new dynamic template without versions (it cannot send until one is active).
+    func createDynamicTemplate(accountID: Int64, displayName: String) throws -> Template
+    func dynamicTemplates(accountID: Int64, after: String?, limit: Int) throws -> [Template]
+    func renameDynamicTemplate(accountID: Int64, id: String, displayName: String) throws
+    /// A dynamic template's versions, oldest first.
+    func templateVersions(accountID: Int64, templateID: String) throws -> [TemplateVersion]
+    func templateVersion(accountID: Int64, templateID: String, id: String) throws -> TemplateVersion?
+    /// Adds or replaces a version of a dynamic template of the account. A
+    /// template's first version is active whatever it says; an active one
+    /// makes the others inactive and becomes what the template sends.
+    func saveTemplateVersion(_ version: TemplateVersion, accountID: Int64) throws -> TemplateVersion
+    func activateTemplateVersion(accountID: Int64, templateID: String, id: String) throws
+    /// Deleting the active version leaves the template with nothing to send until another is activated.
+    func deleteTemplateVersion(accountID: Int64, templateID: String, id: String) throws
+}
+
+extension TemplateStore {
     public func templates(accountID: Int64, after: String? = nil, limit: Int = 100) throws -> [Template] {
+        try templates(accountID: accountID, after: after, limit: limit)
+    }
+
+    public func dynamicTemplates(accountID: Int64, after: String? = nil, limit: Int = 200) throws -> [Template] {
+        try dynamicTemplates(accountID: accountID, after: after, limit: limit)
+    }
+}
+
+extension Template {
+    /// A new dynamic template's id: `d-` and 32 hex digits, as SendGrid's.
+    static func newDynamicID() -> String {
+        "d-" + CredentialGenerator.random(32, from: Array("0123456789abcdef"))
+    }
+
+    /// `defaults` as stored: a JSON object's text.
+    var defaultsJSON: String {
+        get throws { String(decoding: try JSONEncoder().encode(defaults), as: UTF8.self) }
+    }
+
+    /// Stored defaults back; unreadable ones (none are written) as none.
+    static func defaults(_ json: String?) -> [String: JSONValue] {
+        json.flatMap { try? JSONDecoder().decode([String: JSONValue].self, from: Data($0.utf8)) } ?? [:]
+    }
+}
+
+extension SQLiteStore: TemplateStore {
+    public func templates(accountID: Int64, after: String?, limit: Int) throws -> [Template] {
         try database.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM template WHERE account_id = ? AND name > ? ORDER BY name LIMIT ?",
                              arguments: [accountID, after ?? "", limit]).map(SQLiteStore.template)
@@ -70,10 +126,9 @@ extension SQLiteStore {
         }
     }
 
-    /// Creates (`replace` false: fails if it exists) or replaces (fails if it does not).
     public func saveTemplate(_ template: Template, accountID: Int64, replace: Bool) throws {
         guard AccountNames.isValid(template.name) else { throw TemplateStoreError.invalidName(template.name) }
-        let defaults = String(decoding: try JSONEncoder().encode(template.defaults), as: UTF8.self)
+        let defaults = try template.defaultsJSON
         let now = Date().timeIntervalSince1970
         try database.write { db in
             let exists = try Bool.fetchOne(db, sql: "SELECT 1 FROM template WHERE account_id = ? AND name = ?",
@@ -99,9 +154,7 @@ extension SQLiteStore {
     }
 
     static func template(_ row: Row) throws -> Template {
-        let defaults = (row["defaults"] as String?).flatMap {
-            try? JSONDecoder().decode([String: JSONValue].self, from: Data($0.utf8))
-        } ?? [:]
+        let defaults = Template.defaults(row["defaults"])
         var template = Template(name: row["name"], subject: row["subject"], text: row["text"], html: row["html"],
                                 marketing: row["marketing"], defaults: defaults,
                                 missing: Template.MissingVariables(rawValue: row["missing"]) ?? .error,

@@ -32,31 +32,4 @@ import Testing
         try store.setDisabled(true, name: "acme")
         #expect(try store.verifyAPIToken(second.token) == nil, "a disabled account's keys stop working")
     }
-
-    @Test func templatesAndSuppressions() throws {
-        let (store, _) = try store()
-        let id = try #require(try store.account(named: "acme")).id
-        let template = Template(name: "welcome", subject: "Hi {{name}}", text: "x", html: nil, defaults: ["name": .string("you")])
-        try store.saveTemplate(template, accountID: id, replace: false)
-        #expect(throws: TemplateStoreError.exists("welcome")) { try store.saveTemplate(template, accountID: id, replace: false) }
-        #expect(throws: TemplateStoreError.notFound("other")) {
-            try store.saveTemplate(Template(name: "other", subject: "", text: "", html: nil), accountID: id, replace: true)
-        }
-        #expect(try store.template(accountID: id, name: "welcome")?.defaults == ["name": .string("you")])
-        try store.suppress(Suppression(address: "User@Example.JP", reason: .unsubscribe, scope: .marketing), accountID: id)
-        #expect(try store.suppression(accountID: id, address: "user@example.jp")?.scope == .marketing)
-        #expect(try store.suppressionsByAccount()[id]?["user@example.jp"]?.reason == .unsubscribe)
-        #expect(Suppression.Scope.marketing.covers(marketing: true) && !Suppression.Scope.marketing.covers(marketing: false))
-        // A bounce widens the unsubscribe to every kind of mail; a later marketing one does not narrow it.
-        #expect(try store.suppressAutomatically(Suppression(address: "user@example.jp", reason: .bounce), accountID: id))
-        #expect(try store.suppression(accountID: id, address: "user@example.jp")?.scope == .all)
-        #expect(try !store.suppressAutomatically(Suppression(address: "user@example.jp", reason: .complaint), accountID: id))
-        try store.unsuppress(accountID: id, address: "user@example.jp")
-        #expect(try store.suppressions(accountID: id).isEmpty)
-        // An account that wants no automatic suppression for complaints gets none.
-        try store.setSuppressedReasons([.bounce], accountID: id)
-        #expect(try store.account(id: id)?.suppressedReasons == [.bounce])
-        #expect(try !store.suppressAutomatically(Suppression(address: "c@example.jp", reason: .complaint), accountID: id))
-        #expect(try store.suppressAutomatically(Suppression(address: "b@example.jp", reason: .bounce), accountID: id))
-    }
 }

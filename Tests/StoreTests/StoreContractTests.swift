@@ -3,7 +3,7 @@ import Testing
 @testable import Store
 
 /// Every capability both engines implement.
-typealias SharedStore = AccountStore & SuppressionList & APIKeyStore & DKIMKeyStore & ReturnPathStore & NodeRegistry & UsageLedger
+typealias SharedStore = AccountStore & SuppressionList & APIKeyStore & DKIMKeyStore & ReturnPathStore & NodeRegistry & UsageLedger & TemplateStore
 
 /// The engines a capability's contract runs on. PostgreSQL needs a server:
 /// scripts/test.sh starts a private one and names it in
@@ -199,6 +199,12 @@ struct StoreContractTests {
                                                  accountID: acme), "an entry for all mail is not narrowed to marketing")
         #expect(try store.suppression(accountID: acme, address: "x@example.com")?.scope == .all)
         #expect(try store.suppressAutomatically(Suppression(address: "y@example.com", reason: .complaint), accountID: acme))
+        // A marketing-only entry (an unsubscribe) is widened by a complaint to all mail.
+        try store.suppress(Suppression(address: "u@example.com", reason: .unsubscribe, scope: .marketing), accountID: acme)
+        #expect(try store.suppressAutomatically(Suppression(address: "U@example.com", reason: .complaint), accountID: acme))
+        #expect(try store.suppression(accountID: acme, address: "u@example.com").map { ($0.reason, $0.scope) } ?? (.manual, .marketing)
+            == (.complaint, .all))
+        #expect(Suppression.Scope.marketing.covers(marketing: true) && !Suppression.Scope.marketing.covers(marketing: false))
         #expect(try !store.suppressAutomatically(Suppression(address: "z@example.com", reason: .complaint), accountID: 987_654))
     }
 

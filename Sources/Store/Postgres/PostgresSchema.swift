@@ -105,6 +105,43 @@ enum PostgresSchema {
                 PRIMARY KEY (account_id, hour)
             )
             """,
+            // TemplateStore: names compare byte by byte (COLLATE "C"), as SQLite's, so that paging by name
+            // gives the same pages whatever the database's locale.
+            """
+            CREATE TABLE template (
+                account_id BIGINT NOT NULL REFERENCES account(id) ON DELETE CASCADE,
+                name TEXT COLLATE "C" NOT NULL,
+                subject TEXT NOT NULL,
+                text TEXT,
+                html TEXT,
+                marketing BOOLEAN NOT NULL DEFAULT FALSE,
+                defaults TEXT NOT NULL DEFAULT '{}',
+                missing TEXT NOT NULL DEFAULT 'error',
+                created_at TIMESTAMPTZ NOT NULL,
+                updated_at TIMESTAMPTZ NOT NULL,
+                display_name TEXT,
+                generation TEXT NOT NULL DEFAULT 'native',
+                PRIMARY KEY (account_id, name)
+            )
+            """,
+            """
+            CREATE TABLE template_version (
+                id TEXT PRIMARY KEY,
+                account_id BIGINT NOT NULL,
+                template_name TEXT COLLATE "C" NOT NULL,
+                name TEXT NOT NULL,
+                subject TEXT NOT NULL,
+                html TEXT,
+                text TEXT,
+                active BOOLEAN NOT NULL DEFAULT FALSE,
+                test_data TEXT,
+                editor TEXT NOT NULL DEFAULT 'code',
+                generate_plain BOOLEAN NOT NULL DEFAULT TRUE,
+                updated_at TIMESTAMPTZ NOT NULL,
+                FOREIGN KEY (account_id, template_name) REFERENCES template (account_id, name) ON DELETE CASCADE
+            )
+            """,
+            "CREATE INDEX template_version_template ON template_version (account_id, template_name)",
             // NodeRegistry: each node's last heartbeat.
             """
             CREATE TABLE node (
