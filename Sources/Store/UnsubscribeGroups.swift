@@ -27,8 +27,52 @@ public enum UnsubscribeGroupError: Error, Equatable {
     case tooMany
 }
 
-extension SQLiteStore {
-    static let maximumUnsubscribeGroups = 200
+/// Unsubscribe groups and who left them: one capability of the store, with
+/// an implementation per engine (`SQLiteStore`, `PostgresStore`).
+public protocol UnsubscribeGroupStore: Sendable {
+    /// At most `UnsubscribeGroup.maximumPerAccount` per account; a new default one replaces the old default.
+    func createUnsubscribeGroup(accountID: Int64, name: String, description: String, isDefault: Bool) throws -> UnsubscribeGroup
+    func unsubscribeGroups(accountID: Int64) throws -> [UnsubscribeGroup]
+    /// A group of this account (another account's is not found).
+    func unsubscribeGroup(accountID: Int64, id: Int64) throws -> UnsubscribeGroup?
+    /// Changes what is given (nil: kept).
+    func updateUnsubscribeGroup(accountID: Int64, id: Int64, name: String?, description: String?, isDefault: Bool?) throws
+    func deleteUnsubscribeGroup(accountID: Int64, id: Int64) throws
+    /// Adds addresses (lower-cased) to a group of the account.
+    func unsubscribe(_ addresses: [String], fromGroup id: Int64, accountID: Int64, source: String?) throws
+    func resubscribe(_ address: String, toGroup id: Int64, accountID: Int64) throws
+    /// The group's unsubscribed addresses, in order.
+    func groupUnsubscribes(accountID: Int64, group id: Int64, limit: Int) throws -> [String]
+    /// Every group an address has left, of this account.
+    func groupsUnsubscribed(accountID: Int64, address: String) throws -> Set<Int64>
+    /// Every group's unsubscribed addresses (lower-cased), for delivery.
+    func groupUnsubscribesByGroup() throws -> [Int64: Set<String>]
+    /// What a recipient chose on the preference page, saved in one transaction: the groups of the account
+    /// in `staying` are rejoined, the others left; `leaveAll` (or no group ticked) also stops all marketing
+    /// mail. Only a suppression the recipient made (one-click or this page, scope marketing) is ever lifted,
+    /// never a bounce, a complaint, or one the sender added. Returns whether anything was left, and whether
+    /// anything changed at all.
+    func saveTopicPreferences(accountID: Int64, address: String, staying: Set<Int64>, leaveAll requested: Bool,
+                              source: String, now: Date) throws -> (left: Bool, changed: Bool)
+}
+
+extension UnsubscribeGroupStore {
+    public func groupUnsubscribes(accountID: Int64, group id: Int64, limit: Int = 100_000) throws -> [String] {
+        try groupUnsubscribes(accountID: accountID, group: id, limit: limit)
+    }
+
+    public func saveTopicPreferences(accountID: Int64, address: String, staying: Set<Int64>, leaveAll requested: Bool,
+                                     source: String, now: Date = Date()) throws -> (left: Bool, changed: Bool) {
+        try saveTopicPreferences(accountID: accountID, address: address, staying: staying, leaveAll: requested, source: source, now: now)
+    }
+}
+
+extension UnsubscribeGroup {
+    /// SendGrid's limit of groups per account.
+    public static let maximumPerAccount = 200
+}
+
+extension SQLiteStore: UnsubscribeGroupStore {
 
     static func registerUnsubscribeGroupMigrations(_ migrator: inout DatabaseMigrator) {
         migrator.registerMigration("v11-unsubscribe-groups") { db in
@@ -56,7 +100,7 @@ extension SQLiteStore {
     public func createUnsubscribeGroup(accountID: Int64, name: String, description: String, isDefault: Bool) throws -> UnsubscribeGroup {
         try database.write { db in
             let count = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM unsubscribe_group WHERE account_id = ?", arguments: [accountID]) ?? 0
-            guard count < SQLiteStore.maximumUnsubscribeGroups else { throw UnsubscribeGroupError.tooMany }
+            guard count < UnsubscribeGroup.maximumPerAccount else { throw UnsubscribeGroupError.tooMany }
             if isDefault { try db.execute(sql: "UPDATE unsubscribe_group SET is_default = 0 WHERE account_id = ?", arguments: [accountID]) }
             try db.execute(sql: """
                 INSERT INTO unsubscribe_group (account_id, name, description, is_default, created_at) VALUES (?, ?, ?, ?, ?)
@@ -74,7 +118,6 @@ extension SQLiteStore {
         }
     }
 
-    /// A group of this account (another account's is not found).
     public func unsubscribeGroup(accountID: Int64, id: Int64) throws -> UnsubscribeGroup? {
         try database.read { db in
             try Row.fetchOne(db, sql: """
@@ -103,7 +146,6 @@ extension SQLiteStore {
         }
     }
 
-    /// Adds addresses (lower-cased) to a group of the account; returns them.
     public func unsubscribe(_ addresses: [String], fromGroup id: Int64, accountID: Int64, source: String?) throws {
         try database.write { db in
             guard try Bool.fetchOne(db, sql: "SELECT 1 FROM unsubscribe_group WHERE account_id = ? AND id = ?",
@@ -126,8 +168,7 @@ extension SQLiteStore {
         }
     }
 
-    /// The group's unsubscribed addresses, in order.
-    public func groupUnsubscribes(accountID: Int64, group id: Int64, limit: Int = 100_000) throws -> [String] {
+    public func groupUnsubscribes(accountID: Int64, group id: Int64, limit: Int) throws -> [String] {
         try database.read { db in
             try String.fetchAll(db, sql: """
                 SELECT u.address FROM group_unsubscribe u JOIN unsubscribe_group g ON g.id = u.group_id
@@ -136,7 +177,6 @@ extension SQLiteStore {
         }
     }
 
-    /// Every group an address has left, of this account.
     public func groupsUnsubscribed(accountID: Int64, address: String) throws -> Set<Int64> {
         try database.read { db in
             Set(try Int64.fetchAll(db, sql: """
@@ -146,7 +186,6 @@ extension SQLiteStore {
         }
     }
 
-    /// Every group's unsubscribed addresses (lower-cased), for delivery.
     public func groupUnsubscribesByGroup() throws -> [Int64: Set<String>] {
         try database.read { db in
             var result: [Int64: Set<String>] = [:]
@@ -157,13 +196,8 @@ extension SQLiteStore {
         }
     }
 
-    /// What a recipient chose on the preference page, saved in one transaction: the groups of the account
-    /// in `staying` are rejoined, the others left; `leaveAll` (or no group ticked) also stops all marketing
-    /// mail. Only a suppression the recipient made (one-click or this page, scope marketing) is ever lifted,
-    /// never a bounce, a complaint, or one the sender added. Returns whether anything was left, and whether
-    /// anything changed at all.
     public func saveTopicPreferences(accountID: Int64, address: String, staying: Set<Int64>, leaveAll requested: Bool,
-                                     source: String, now: Date = Date()) throws -> (left: Bool, changed: Bool) {
+                                     source: String, now: Date) throws -> (left: Bool, changed: Bool) {
         try database.write { db in
             let address = address.lowercased()
             let groups = try Int64.fetchAll(db, sql: "SELECT id FROM unsubscribe_group WHERE account_id = ?", arguments: [accountID])

@@ -4,6 +4,7 @@ import Testing
 
 /// Every capability both engines implement.
 typealias SharedStore = AccountStore & SuppressionList & APIKeyStore & DKIMKeyStore & ReturnPathStore & NodeRegistry & UsageLedger & TemplateStore
+    & UnsubscribeGroupStore
 
 /// The engines a capability's contract runs on. PostgreSQL needs a server:
 /// scripts/test.sh starts a private one and names it in
@@ -427,5 +428,64 @@ struct StoreContractTests {
         let usage = try store.dailyUsage(accountID: account.id, since: start.addingTimeInterval(-86400), until: start.addingTimeInterval(86400))
         #expect(usage.map(\.recipients).reduce(0, +) == 100 && usage.map(\.messages).reduce(0, +) == 3)
         #expect(usage.map(\.bytes).reduce(0, +) == 300)
+    }
+
+    @Test(arguments: StoreEngine.available)
+    func unsubscribeGroupsKeepWhoLeftEachTopic(engine: StoreEngine) throws {
+        let store = try engine.makeStore()
+        let acme = try store.createAccount(name: "acme", domains: []).account.id
+        let other = try store.createAccount(name: "other", domains: []).account.id
+        let news = try store.createUnsubscribeGroup(accountID: acme, name: "ニュース", description: "news", isDefault: true)
+        let offers = try store.createUnsubscribeGroup(accountID: acme, name: "Offers", description: "", isDefault: true)
+        #expect(try store.unsubscribeGroups(accountID: acme).map(\.isDefault) == [false, true], "one default per account")
+        try store.updateUnsubscribeGroup(accountID: acme, id: news.id, name: nil, description: "daily news", isDefault: nil)
+        #expect(try store.unsubscribeGroup(accountID: acme, id: news.id).map { ($0.name, $0.description) } ?? ("", "") == ("ニュース", "daily news"))
+        #expect(try store.unsubscribeGroup(accountID: other, id: news.id) == nil, "another account's group is not found")
+        #expect(throws: UnsubscribeGroupError.notFound(news.id)) {
+            try store.updateUnsubscribeGroup(accountID: other, id: news.id, name: "mine", description: nil, isDefault: nil)
+        }
+        #expect(throws: UnsubscribeGroupError.notFound(news.id)) {
+            try store.unsubscribe(["x@example.com"], fromGroup: news.id, accountID: other, source: nil)
+        }
+
+        try store.unsubscribe(["B@example.com", "a@example.com", "b@example.com"], fromGroup: news.id, accountID: acme, source: "api")
+        #expect(try store.groupUnsubscribes(accountID: acme, group: news.id) == ["a@example.com", "b@example.com"])
+        #expect(try store.unsubscribeGroup(accountID: acme, id: news.id)?.unsubscribes == 2)
+        #expect(try store.groupsUnsubscribed(accountID: acme, address: "A@Example.com") == [news.id])
+        #expect(try store.groupUnsubscribesByGroup()[news.id] == ["a@example.com", "b@example.com"])
+        try store.resubscribe("A@example.com", toGroup: news.id, accountID: acme)
+        #expect(throws: UnsubscribeGroupError.notFound(news.id)) { try store.resubscribe("a@example.com", toGroup: news.id, accountID: acme) }
+
+        // The preference page: stay in news, leave offers.
+        var saved = try store.saveTopicPreferences(accountID: acme, address: "B@example.com", staying: [news.id], leaveAll: false,
+                                                   source: "preference page")
+        #expect(saved.left && saved.changed)
+        #expect(try store.groupsUnsubscribed(accountID: acme, address: "b@example.com") == [offers.id])
+        #expect(try store.suppression(accountID: acme, address: "b@example.com") == nil)
+        // Leave everything: every group, and marketing mail as a whole.
+        saved = try store.saveTopicPreferences(accountID: acme, address: "b@example.com", staying: [], leaveAll: true, source: "preference page")
+        #expect(try saved.left && store.groupsUnsubscribed(accountID: acme, address: "b@example.com") == [news.id, offers.id])
+        #expect(try store.suppression(accountID: acme, address: "b@example.com").map { ($0.reason, $0.scope) } ?? (.manual, .all)
+            == (.unsubscribe, .marketing))
+        // Coming back lifts the page's own suppression, never one the sender or a bounce made.
+        saved = try store.saveTopicPreferences(accountID: acme, address: "b@example.com", staying: [news.id, offers.id], leaveAll: false,
+                                               source: "preference page")
+        #expect(try !saved.left && saved.changed && store.suppression(accountID: acme, address: "b@example.com") == nil)
+        try store.suppress(Suppression(address: "c@example.com", reason: .bounce), accountID: acme)
+        saved = try store.saveTopicPreferences(accountID: acme, address: "c@example.com", staying: [news.id], leaveAll: false, source: "preference page")
+        #expect(try store.suppression(accountID: acme, address: "c@example.com")?.reason == .bounce)
+        saved = try store.saveTopicPreferences(accountID: acme, address: "c@example.com", staying: [news.id], leaveAll: false, source: "preference page")
+        #expect(!saved.left && !saved.changed, "saving the same choice again changes nothing")
+
+        try store.deleteUnsubscribeGroup(accountID: acme, id: news.id)
+        #expect(try store.groupUnsubscribesByGroup()[news.id] == nil, "a group's list goes with it")
+        #expect(throws: UnsubscribeGroupError.notFound(news.id)) { try store.deleteUnsubscribeGroup(accountID: acme, id: news.id) }
+        for index in 1..<UnsubscribeGroup.maximumPerAccount {
+            _ = try store.createUnsubscribeGroup(accountID: acme, name: "g\(index)", description: "", isDefault: false)
+        }
+        #expect(throws: UnsubscribeGroupError.tooMany) {
+            try store.createUnsubscribeGroup(accountID: acme, name: "one more", description: "", isDefault: false)
+        }
+        #expect(try store.createUnsubscribeGroup(accountID: other, name: "theirs", description: "", isDefault: false).name == "theirs")
     }
 }

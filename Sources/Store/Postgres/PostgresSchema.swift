@@ -142,6 +142,27 @@ enum PostgresSchema {
             )
             """,
             "CREATE INDEX template_version_template ON template_version (account_id, template_name)",
+            // UnsubscribeGroupStore: topics, and the (lower-cased) addresses that left each.
+            """
+            CREATE TABLE unsubscribe_group (
+                id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                account_id BIGINT NOT NULL REFERENCES account(id) ON DELETE CASCADE,
+                name TEXT NOT NULL,
+                description TEXT NOT NULL DEFAULT '',
+                is_default BOOLEAN NOT NULL DEFAULT FALSE,
+                created_at TIMESTAMPTZ NOT NULL
+            )
+            """,
+            "CREATE INDEX unsubscribe_group_account ON unsubscribe_group (account_id)",
+            """
+            CREATE TABLE group_unsubscribe (
+                group_id BIGINT NOT NULL REFERENCES unsubscribe_group(id) ON DELETE CASCADE,
+                address TEXT COLLATE "C" NOT NULL CHECK (address = lower(address)),
+                created_at TIMESTAMPTZ NOT NULL,
+                source TEXT,
+                PRIMARY KEY (group_id, address)
+            )
+            """,
             // NodeRegistry: each node's last heartbeat.
             """
             CREATE TABLE node (
