@@ -65,7 +65,86 @@ public enum ConsoleUserError: Error, Equatable, CustomStringConvertible {
     }
 }
 
-extension SQLiteStore {
+/// Console users, their sessions and second factors: one capability of the
+/// store, with an implementation per engine (`SQLiteStore`, `PostgresStore`).
+public protocol ConsoleUserStore: Sendable {
+    /// Creates a console user with a generated first password, returned here only.
+    func createConsoleUser(email: String, role: ConsoleRole, accountID: Int64?) throws -> NewConsoleUser
+    /// By email; every account's when `accountID` is nil.
+    func consoleUsers(accountID: Int64?) throws -> [ConsoleUser]
+    func consoleUser(id: Int64) throws -> ConsoleUser?
+    /// The enabled user (of an enabled account) with this email and password, or nil.
+    /// An unknown email costs the same scrypt as a wrong password.
+    func authenticateConsoleUser(email: String, password: String) throws -> ConsoleUser?
+    /// Sets a new password (at least 12 characters) and ends every session of the user.
+    func setConsolePassword(userID: Int64, password: String) throws
+    /// Disabling also ends the user's sessions.
+    func setConsoleUserDisabled(_ disabled: Bool, userID: Int64) throws
+    func deleteConsoleUser(id: Int64) throws
+    /// A new session for `user`: the cookie value, returned only here.
+    func openConsoleSession(userID: Int64, now: Date) throws -> String
+    /// The live session for a cookie value, its last use moved to `now`; nil
+    /// (and the row gone) when it has been idle longer than `idle` or lived
+    /// longer than `absolute`, or its user or account was disabled.
+    func consoleSession(token: String, idle: TimeInterval, absolute: TimeInterval, now: Date) throws -> ConsoleSession?
+    func closeConsoleSession(token: String) throws
+    /// Logs a user out everywhere; returns how many sessions ended.
+    @discardableResult
+    func closeConsoleSessions(userID: Int64) throws -> Int
+    /// Starts (or restarts) setting up a second factor: a new secret, kept
+    /// sealed and pending until a code from it is confirmed.
+    func beginTOTP(userID: Int64, issuer: String) throws -> TOTPEnrollment
+    /// Turns the pending secret on if `code` is from it; false otherwise.
+    func confirmTOTP(userID: Int64, code: String, now: Date) throws -> Bool
+    func disableTOTP(userID: Int64) throws
+    func hasTOTP(userID: Int64) throws -> Bool
+    /// Whether `code` is this user's current one and was not used before (a user without a second factor passes).
+    func checkTOTP(userID: Int64, code: String?, now: Date) throws -> Bool
+}
+
+extension ConsoleUserStore {
+    public func consoleUsers() throws -> [ConsoleUser] { try consoleUsers(accountID: nil) }
+
+    public func openConsoleSession(userID: Int64) throws -> String { try openConsoleSession(userID: userID, now: Date()) }
+
+    public func consoleSession(token: String, idle: TimeInterval, absolute: TimeInterval) throws -> ConsoleSession? {
+        try consoleSession(token: token, idle: idle, absolute: absolute, now: Date())
+    }
+
+    public func beginTOTP(userID: Int64) throws -> TOTPEnrollment { try beginTOTP(userID: userID, issuer: "Hikyaku") }
+
+    public func confirmTOTP(userID: Int64, code: String) throws -> Bool { try confirmTOTP(userID: userID, code: code, now: Date()) }
+
+    public func checkTOTP(userID: Int64, code: String?) throws -> Bool { try checkTOTP(userID: userID, code: code, now: Date()) }
+}
+
+extension ConsoleUser {
+    /// The login name lower-cased, checked, with the role's rule on accounts.
+    static func checkedEmail(_ email: String, role: ConsoleRole, accountID: Int64?) throws -> String {
+        let email = email.lowercased().trimmingCharacters(in: .whitespaces)
+        guard email.count <= 254, let at = email.firstIndex(of: "@"), at != email.startIndex, email.index(after: at) != email.endIndex,
+              !email.contains(where: { $0.isWhitespace || $0.isNewline }) else { throw ConsoleUserError.invalidEmail(email) }
+        switch (role, accountID) {
+        case (.operator, .some): throw ConsoleUserError.operatorHasNoAccount
+        case (.admin, nil), (.member, nil): throw ConsoleUserError.accountRequired
+        default: return email
+        }
+    }
+}
+
+extension ConsoleSession {
+    /// A cookie value's form in the store.
+    static func hash(_ token: String) -> Data { Data(SHA256.hash(data: Data(token.utf8))) }
+
+    /// Whether a cookie value is of a length a session's can be (longer ones are not hashed).
+    static func plausible(_ token: String) -> Bool { (16...128).contains(token.utf8.count) }
+
+    static func newToken() -> String { CredentialGenerator.random(43, from: CredentialGenerator.mixedAlphabet) }
+
+    static func newCSRFToken() -> String { CredentialGenerator.random(32, from: CredentialGenerator.mixedAlphabet) }
+}
+
+extension SQLiteStore: ConsoleUserStore {
     static func registerConsoleMigrations(_ migrator: inout DatabaseMigrator) {
         migrator.registerMigration("v9-console") { db in
             // ConsoleUsers.swift: console users and their sessions; SMTPCredentials.swift: extra SMTP
@@ -104,16 +183,8 @@ extension SQLiteStore {
         }
     }
 
-    /// Creates a console user with a generated first password, returned here only.
     public func createConsoleUser(email: String, role: ConsoleRole, accountID: Int64?) throws -> NewConsoleUser {
-        let email = email.lowercased().trimmingCharacters(in: .whitespaces)
-        guard email.count <= 254, let at = email.firstIndex(of: "@"), at != email.startIndex, email.index(after: at) != email.endIndex,
-              !email.contains(where: { $0.isWhitespace || $0.isNewline }) else { throw ConsoleUserError.invalidEmail(email) }
-        switch (role, accountID) {
-        case (.operator, .some): throw ConsoleUserError.operatorHasNoAccount
-        case (.admin, nil), (.member, nil): throw ConsoleUserError.accountRequired
-        default: break
-        }
+        let email = try ConsoleUser.checkedEmail(email, role: role, accountID: accountID)
         let password = CredentialGenerator.password()
         let hash = try PasswordHash.make(password, parameters: hashParameters)
         let now = Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded())
@@ -129,7 +200,7 @@ extension SQLiteStore {
                               password: password)
     }
 
-    public func consoleUsers(accountID: Int64? = nil) throws -> [ConsoleUser] {
+    public func consoleUsers(accountID: Int64?) throws -> [ConsoleUser] {
         try database.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM console_user WHERE ? IS NULL OR account_id = ? ORDER BY email",
                              arguments: [accountID, accountID]).map(SQLiteStore.consoleUser)
@@ -142,8 +213,6 @@ extension SQLiteStore {
         }
     }
 
-    /// The enabled user (of an enabled account) with this email and password, or nil.
-    /// An unknown email costs the same scrypt as a wrong password.
     public func authenticateConsoleUser(email: String, password: String) throws -> ConsoleUser? {
         let row = try database.read { db in
             try Row.fetchOne(db, sql: """
@@ -156,7 +225,6 @@ extension SQLiteStore {
         return try SQLiteStore.consoleUser(row)
     }
 
-    /// Sets a new password (at least 12 characters) and ends every session of the user.
     public func setConsolePassword(userID: Int64, password: String) throws {
         guard password.count >= 12 else { throw ConsoleUserError.weakPassword }
         let hash = try PasswordHash.make(password, parameters: hashParameters)
@@ -184,24 +252,20 @@ extension SQLiteStore {
 
     // MARK: Sessions
 
-    /// A new session for `user`: the cookie value, returned only here.
-    public func openConsoleSession(userID: Int64, now: Date = Date()) throws -> String {
-        let token = CredentialGenerator.random(43, from: CredentialGenerator.mixedAlphabet)
-        let csrf = CredentialGenerator.random(32, from: CredentialGenerator.mixedAlphabet)
+    public func openConsoleSession(userID: Int64, now: Date) throws -> String {
+        let token = ConsoleSession.newToken()
+        let csrf = ConsoleSession.newCSRFToken()
         try database.write { db in
             try db.execute(sql: """
                 INSERT INTO console_session (token_hash, user_id, csrf_token, created_at, last_seen_at) VALUES (?, ?, ?, ?, ?)
-                """, arguments: [SQLiteStore.sessionHash(token), userID, csrf, now.timeIntervalSince1970, now.timeIntervalSince1970])
+                """, arguments: [ConsoleSession.hash(token), userID, csrf, now.timeIntervalSince1970, now.timeIntervalSince1970])
         }
         return token
     }
 
-    /// The live session for a cookie value, its last use moved to `now`; nil
-    /// (and the row gone) when it has been idle longer than `idle` or lived
-    /// longer than `absolute`, or its user or account was disabled.
-    public func consoleSession(token: String, idle: TimeInterval, absolute: TimeInterval, now: Date = Date()) throws -> ConsoleSession? {
-        guard (16...128).contains(token.utf8.count) else { return nil }
-        let hash = SQLiteStore.sessionHash(token)
+    public func consoleSession(token: String, idle: TimeInterval, absolute: TimeInterval, now: Date) throws -> ConsoleSession? {
+        guard ConsoleSession.plausible(token) else { return nil }
+        let hash = ConsoleSession.hash(token)
         // A read on every page view; a write only when the session ends or its last use is a minute old,
         // so that concurrent page views do not queue for the one writer.
         guard let row = try database.read({ db in
@@ -228,11 +292,10 @@ extension SQLiteStore {
 
     public func closeConsoleSession(token: String) throws {
         try database.write { db in
-            try db.execute(sql: "DELETE FROM console_session WHERE token_hash = ?", arguments: [SQLiteStore.sessionHash(token)])
+            try db.execute(sql: "DELETE FROM console_session WHERE token_hash = ?", arguments: [ConsoleSession.hash(token)])
         }
     }
 
-    /// Logs a user out everywhere; returns how many sessions ended.
     @discardableResult
     public func closeConsoleSessions(userID: Int64) throws -> Int {
         try database.write { db in
@@ -240,8 +303,6 @@ extension SQLiteStore {
             return db.changesCount
         }
     }
-
-    static func sessionHash(_ token: String) -> Data { Data(SHA256.hash(data: Data(token.utf8))) }
 
     static func consoleUser(_ row: Row) throws -> ConsoleUser {
         ConsoleUser(id: row["id"], email: row["email"], role: ConsoleRole(rawValue: row["role"]) ?? .member, accountID: row["account_id"],

@@ -55,35 +55,55 @@ public enum TOTP {
         if bits > 0 { out.append(alphabet[Int(truncatingIfNeeded: (buffer << UInt32(truncatingIfNeeded: 5 - bits)) & 31)]) }
         return out
     }
+
+    /// `base32`'s text back to bytes (padding ignored); nil for a character outside its alphabet.
+    static func base32Decode(_ text: String) -> [UInt8]? {
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
+        var buffer: UInt32 = 0
+        var bits = 0
+        var out: [UInt8] = []
+        for character in text.uppercased() where character != "=" {
+            guard let value = alphabet.firstIndex(of: character) else { return nil }
+            buffer = (buffer << 5) | UInt32(truncatingIfNeeded: value)
+            bits += 5
+            if bits >= 8 {
+                out.append(UInt8(truncatingIfNeeded: buffer >> UInt32(truncatingIfNeeded: bits - 8)))
+                bits -= 8
+            }
+        }
+        return out
+    }
 }
 
 /// A second factor being set up: the secret to show once, and the URI an app scans.
 public struct TOTPEnrollment: Sendable {
     public var secret: String
     public var uri: String
+
+    /// A new random secret (160 bits, as RFC 4226 recommends) for `email`'s app.
+    init(email: String, issuer: String) {
+        var generator = SystemRandomNumberGenerator()
+        secret = TOTP.base32((0..<20).map { _ in UInt8.random(in: 0...255, using: &generator) })
+        let label = (issuer + ":" + email).addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? email
+        uri = "otpauth://totp/\(label)?secret=\(secret)&issuer=\(issuer)&algorithm=SHA1&digits=6&period=30"
+    }
 }
 
 extension SQLiteStore {
-    /// Starts (or restarts) setting up a second factor: a new secret, kept
-    /// sealed and pending until a code from it is confirmed.
-    public func beginTOTP(userID: Int64, issuer: String = "Hikyaku") throws -> TOTPEnrollment {
+    public func beginTOTP(userID: Int64, issuer: String) throws -> TOTPEnrollment {
         guard let user = try consoleUser(id: userID) else { throw AccountStoreError.notFound("user \(userID)") }
-        var generator = SystemRandomNumberGenerator()
-        let secret = (0..<20).map { _ in UInt8.random(in: 0...255, using: &generator) }
-        let sealed = try sealer.seal(TOTP.base32(secret))
+        let enrollment = TOTPEnrollment(email: user.email, issuer: issuer)
+        let sealed = try sealer.seal(enrollment.secret)
         try database.write { db in
             try db.execute(sql: "UPDATE console_user SET totp_pending = ? WHERE id = ?", arguments: [sealed, userID])
         }
-        let label = (issuer + ":" + user.email).addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? user.email
-        let text = TOTP.base32(secret)
-        return TOTPEnrollment(secret: text, uri: "otpauth://totp/\(label)?secret=\(text)&issuer=\(issuer)&algorithm=SHA1&digits=6&period=30")
+        return enrollment
     }
 
-    /// Turns the pending secret on if `code` is from it; false otherwise.
-    public func confirmTOTP(userID: Int64, code: String, now: Date = Date()) throws -> Bool {
+    public func confirmTOTP(userID: Int64, code: String, now: Date) throws -> Bool {
         try database.write { db in
             guard let sealed: Data = try Data.fetchOne(db, sql: "SELECT totp_pending FROM console_user WHERE id = ?", arguments: [userID]),
-                  let secret = SQLiteStore.base32Decode(try sealer.open(sealed)),
+                  let secret = TOTP.base32Decode(try sealer.open(sealed)),
                   let step = TOTP.matchingStep(code, secret: secret, at: now) else { return false }
             // Never over a factor already on: that one is turned off first, with a code from it.
             try db.execute(sql: """
@@ -107,12 +127,11 @@ extension SQLiteStore {
         }
     }
 
-    /// Whether `code` is this user's current one and was not used before (a user without a second factor passes).
-    public func checkTOTP(userID: Int64, code: String?, now: Date = Date()) throws -> Bool {
+    public func checkTOTP(userID: Int64, code: String?, now: Date) throws -> Bool {
         try database.write { db in
             guard let row = try Row.fetchOne(db, sql: "SELECT totp_secret, totp_last_step FROM console_user WHERE id = ?", arguments: [userID]),
                   let sealed: Data = row["totp_secret"] else { return true }
-            guard let code, let secret = SQLiteStore.base32Decode(try sealer.open(sealed)),
+            guard let code, let secret = TOTP.base32Decode(try sealer.open(sealed)),
                   let step = TOTP.matchingStep(code, secret: secret, at: now) else { return false }
             let last: Int64? = row["totp_last_step"]
             // A code works once: a captured one cannot be replayed within its window.
@@ -120,22 +139,5 @@ extension SQLiteStore {
             try db.execute(sql: "UPDATE console_user SET totp_last_step = ? WHERE id = ?", arguments: [Int64(truncatingIfNeeded: step), userID])
             return true
         }
-    }
-
-    static func base32Decode(_ text: String) -> [UInt8]? {
-        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
-        var buffer: UInt32 = 0
-        var bits = 0
-        var out: [UInt8] = []
-        for character in text.uppercased() where character != "=" {
-            guard let value = alphabet.firstIndex(of: character) else { return nil }
-            buffer = (buffer << 5) | UInt32(truncatingIfNeeded: value)
-            bits += 5
-            if bits >= 8 {
-                out.append(UInt8(truncatingIfNeeded: buffer >> UInt32(truncatingIfNeeded: bits - 8)))
-                bits -= 8
-            }
-        }
-        return out
     }
 }

@@ -3,13 +3,9 @@ import Testing
 @testable import Store
 
 struct ConsoleStoreTests {
-    func makeStore() throws -> SQLiteStore {
-        let path = NSTemporaryDirectory() + "hikyaku-console-" + UUID().uuidString + ".sqlite"
-        return try SQLiteStore(path: path, hashParameters: PasswordHash.Parameters(rounds: 1 << 10, blockSize: 8, parallelism: 1))
-    }
-
-    @Test func usersNeedTheRightAccountAndLogInWithTheirPassword() throws {
-        let store = try makeStore()
+    @Test(arguments: StoreEngine.available)
+    func usersNeedTheRightAccountAndLogInWithTheirPassword(engine: StoreEngine) throws {
+        let store = try engine.makeStore()
         let account = try store.createAccount(name: "acme", domains: ["acme.example"]).account
         #expect(throws: ConsoleUserError.accountRequired) { try store.createConsoleUser(email: "a@acme.example", role: .admin, accountID: nil) }
         #expect(throws: ConsoleUserError.operatorHasNoAccount) {
@@ -31,8 +27,9 @@ struct ConsoleStoreTests {
         #expect(try store.consoleSession(token: token, idle: 3600, absolute: 86400) == nil)
     }
 
-    @Test func sessionsEndWhenIdleOrOldOrChanged() throws {
-        let store = try makeStore()
+    @Test(arguments: StoreEngine.available)
+    func sessionsEndWhenIdleOrOldOrChanged(engine: StoreEngine) throws {
+        let store = try engine.makeStore()
         let user = try store.createConsoleUser(email: "ops@example.jp", role: .operator, accountID: nil).user
         let start = Date()
         let token = try store.openConsoleSession(userID: user.id, now: start)
@@ -65,52 +62,8 @@ struct ConsoleStoreTests {
         #expect(try store.consoleSession(token: String(repeating: "x", count: 5000), idle: 600, absolute: 3600) == nil)
     }
 
-    @Test func smtpCredentialsRotate() throws {
-        let store = try makeStore()
-        let created = try store.createAccount(name: "acme", domains: ["acme.example"])
-        let accountID = created.account.id
-        let first = created.account.smtpUsername
-        #expect(throws: SMTPCredentialError.lastCredential) { try store.revokeSMTPCredential(username: first, accountID: accountID) }
-        let second = try store.createSMTPCredential(accountID: accountID)
-        // Both work side by side.
-        #expect(try store.authenticate(username: first, password: created.smtpPassword)?.id == accountID)
-        #expect(try store.authenticate(username: second.credential.username, password: second.password)?.id == accountID)
-        #expect(try store.authenticate(username: second.credential.username, password: created.smtpPassword) == nil)
-        #expect(try store.revokeSMTPCredential(username: first, accountID: accountID))
-        #expect(try store.authenticate(username: first, password: created.smtpPassword) == nil)
-        #expect(try store.authenticate(username: second.credential.username, password: second.password)?.id == accountID)
-        #expect(throws: SMTPCredentialError.lastCredential) {
-            try store.revokeSMTPCredential(username: second.credential.username, accountID: accountID)
-        }
-        // Another account cannot revoke it; an unknown one is reported as such.
-        let other = try store.createAccount(name: "other", domains: []).account
-        #expect(try store.revokeSMTPCredential(username: second.credential.username, accountID: other.id) == false)
-        #expect(try store.revokeSMTPCredential(username: "HKNOSUCHUSER", accountID: accountID) == false)
-        let listed = try store.smtpCredentials(accountID: accountID)
-        #expect(listed.map(\.username) == [first, second.credential.username])
-        #expect(listed[0].revokedAt != nil && listed[0].primary && listed[1].revokedAt == nil)
-        // A disabled account's added credentials stop too.
-        try store.setDisabled(true, name: "acme")
-        #expect(try store.authenticate(username: second.credential.username, password: second.password) == nil)
-        for _ in 0..<9 { _ = try store.createSMTPCredential(accountID: other.id) }
-        _ = try store.createSMTPCredential(accountID: other.id)
-        #expect(throws: SMTPCredentialError.tooMany) { try store.createSMTPCredential(accountID: other.id) }
-    }
-
     @Test func operatorScopeIsAboveAdmin() {
         #expect(APIKeyScope.operator > .admin && APIKeyScope.admin > .read && ConsoleRole.member.scope == .read)
-    }
-
-    @Test func suppressionSearchTakesTheQueryAsText() throws {
-        let store = try makeStore()
-        let account = try store.createAccount(name: "acme", domains: []).account
-        for address in ["a_b@example.jp", "axb@example.jp", "100%@example.jp", "other@example.com"] {
-            try store.suppress(Suppression(address: address, reason: .manual), accountID: account.id)
-        }
-        #expect(try store.suppressions(accountID: account.id, containing: "a_b").map(\.address) == ["a_b@example.jp"])
-        #expect(try store.suppressions(accountID: account.id, containing: "%").map(\.address) == ["100%@example.jp"])
-        #expect(try store.suppressions(accountID: account.id, containing: "example.jp").count == 3)
-        #expect(try store.suppressions(accountID: account.id, containing: "' OR 1=1 --").isEmpty)
     }
 }
 
@@ -123,19 +76,20 @@ struct TOTPTests {
             #expect(TOTP.code(secret: secret, counter: TOTP.counter(at: Date(timeIntervalSince1970: time)), digits: 8) == expected)
         }
         #expect(TOTP.base32(Array("foobar".utf8)) == "MZXW6YTBOI")
-        #expect(SQLiteStore.base32Decode("MZXW6YTBOI") == Array("foobar".utf8))
-        #expect(SQLiteStore.base32Decode("not base32!") == nil)
+        #expect(TOTP.base32Decode("MZXW6YTBOI") == Array("foobar".utf8))
+        #expect(TOTP.base32Decode("not base32!") == nil)
     }
 
-    @Test func enrolmentLoginAndReplay() throws {
-        let store = try ConsoleStoreTests().makeStore()
+    @Test(arguments: StoreEngine.available)
+    func enrolmentLoginAndReplay(engine: StoreEngine) throws {
+        let store = try engine.makeStore()
         let user = try store.createConsoleUser(email: "ops@example.jp", role: .operator, accountID: nil).user
         let now = Date()
         #expect(try store.checkTOTP(userID: user.id, code: nil, now: now), "no second factor: the password is enough")
         let enrollment = try store.beginTOTP(userID: user.id)
         #expect(enrollment.uri.hasPrefix("otpauth://totp/Hikyaku%3Aops%40example%2Ejp?secret=\(enrollment.secret)") ||
                 enrollment.uri.contains("secret=\(enrollment.secret)"))
-        let secret = try #require(SQLiteStore.base32Decode(enrollment.secret))
+        let secret = try #require(TOTP.base32Decode(enrollment.secret))
         #expect(try store.checkTOTP(userID: user.id, code: nil, now: now), "pending until confirmed")
         #expect(try store.confirmTOTP(userID: user.id, code: "000000x", now: now) == false)
         let first = TOTP.code(secret: secret, counter: TOTP.counter(at: now))
@@ -155,13 +109,14 @@ struct TOTPTests {
 }
 
 extension TOTPTests {
-    @Test func aFactorOnIsNeverReplacedByAnotherEnrolment() throws {
-        let store = try ConsoleStoreTests().makeStore()
+    @Test(arguments: StoreEngine.available)
+    func aFactorOnIsNeverReplacedByAnotherEnrolment(engine: StoreEngine) throws {
+        let store = try engine.makeStore()
         let user = try store.createConsoleUser(email: "a@example.jp", role: .operator, accountID: nil).user
         let now = Date()
-        let first = try #require(SQLiteStore.base32Decode(try store.beginTOTP(userID: user.id).secret))
+        let first = try #require(TOTP.base32Decode(try store.beginTOTP(userID: user.id).secret))
         #expect(try store.confirmTOTP(userID: user.id, code: TOTP.code(secret: first, counter: TOTP.counter(at: now)), now: now))
-        let second = try #require(SQLiteStore.base32Decode(try store.beginTOTP(userID: user.id).secret))
+        let second = try #require(TOTP.base32Decode(try store.beginTOTP(userID: user.id).secret))
         #expect(try !store.confirmTOTP(userID: user.id, code: TOTP.code(secret: second, counter: TOTP.counter(at: now)), now: now))
         let later = now.addingTimeInterval(30)
         #expect(try store.checkTOTP(userID: user.id, code: TOTP.code(secret: first, counter: TOTP.counter(at: later)), now: later))

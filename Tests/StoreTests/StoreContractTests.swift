@@ -4,7 +4,7 @@ import Testing
 
 /// Every capability both engines implement.
 typealias SharedStore = AccountStore & SuppressionList & APIKeyStore & DKIMKeyStore & ReturnPathStore & NodeRegistry & UsageLedger & TemplateStore
-    & UnsubscribeGroupStore
+    & UnsubscribeGroupStore & ConsoleUserStore
 
 /// The engines a capability's contract runs on. PostgreSQL needs a server:
 /// scripts/test.sh starts a private one and names it in
@@ -139,6 +139,9 @@ struct StoreContractTests {
         let listed = try store.smtpCredentials(accountID: id)
         #expect(listed.map(\.username) == [first, second.credential.username])
         #expect(listed.map(\.primary) == [true, false] && listed[0].revokedAt != nil && listed[1].revokedAt == nil)
+        // Another account cannot revoke it.
+        let other = try store.createAccount(name: "other", domains: []).account
+        #expect(try !store.revokeSMTPCredential(username: second.credential.username, accountID: other.id))
         for _ in 0..<9 { _ = try store.createSMTPCredential(accountID: id) }
         #expect(throws: SMTPCredentialError.tooMany) { try store.createSMTPCredential(accountID: id) }
     }

@@ -163,6 +163,31 @@ enum PostgresSchema {
                 PRIMARY KEY (group_id, address)
             )
             """,
+            // ConsoleUserStore: people, their sessions (only the cookie's hash) and their second factor (sealed).
+            """
+            CREATE TABLE console_user (
+                id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                email TEXT NOT NULL UNIQUE,
+                role TEXT NOT NULL,
+                account_id BIGINT REFERENCES account(id) ON DELETE CASCADE,
+                password_hash TEXT NOT NULL,
+                disabled BOOLEAN NOT NULL DEFAULT FALSE,
+                created_at TIMESTAMPTZ NOT NULL,
+                totp_secret BYTEA,
+                totp_pending BYTEA,
+                totp_last_step BIGINT
+            )
+            """,
+            """
+            CREATE TABLE console_session (
+                token_hash BYTEA PRIMARY KEY,
+                user_id BIGINT NOT NULL REFERENCES console_user(id) ON DELETE CASCADE,
+                csrf_token TEXT NOT NULL,
+                created_at TIMESTAMPTZ NOT NULL,
+                last_seen_at TIMESTAMPTZ NOT NULL
+            )
+            """,
+            "CREATE INDEX console_session_user ON console_session (user_id)",
             // NodeRegistry: each node's last heartbeat.
             """
             CREATE TABLE node (
