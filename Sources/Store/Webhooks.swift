@@ -115,7 +115,115 @@ public enum WebhookStoreError: Error, Equatable, CustomStringConvertible {
     }
 }
 
-extension SQLiteStore {
+/// Webhook endpoints, how far each has been sent, its recent requests and
+/// pending replays: one capability of the store, with an implementation per
+/// engine (`SQLiteStore`, `PostgresStore`). Signing keys are sealed under
+/// the node's `secrets.key`.
+public protocol WebhookStore: Sendable {
+    /// Creates an endpoint that starts after event `cursor` (the log's newest:
+    /// it hears of what happens from now on). The native secret is returned only here.
+    func createWebhook(accountID: Int64, name: String?, url: String, format: WebhookFormat, eventTypes: [String],
+                       cursor: Int64) throws -> NewWebhook
+    /// Endpoints of one account, or of all with nil; oldest first.
+    func webhooks(accountID: Int64?) throws -> [WebhookEndpoint]
+    /// One endpoint of an account (another account's is nil, as one that does not exist); any account's with nil.
+    func webhook(id: String, accountID: Int64?) throws -> WebhookEndpoint?
+    func webhook(named name: String, accountID: Int64) throws -> WebhookEndpoint?
+    /// Changes what is given. Enabling clears the failure record, so the
+    /// endpoint starts again where it stopped (its events waited on disk).
+    /// A new URL of an SNS subscription must be confirmed again.
+    func updateWebhook(id: String, accountID: Int64?, url: String?, eventTypes: [String]?, enabled: Bool?) throws -> WebhookEndpoint
+    func deleteWebhook(id: String, accountID: Int64?) throws
+    /// The key that signs an endpoint's requests, unsealed.
+    func webhookSigningKey(id: String) throws -> WebhookSigningKey?
+    /// The endpoint has everything up to `cursor` (delivered, or not wanted):
+    /// it moves forward only, and a success ends a failure streak.
+    func advanceWebhook(id: String, to cursor: Int64, succeeded: Bool) throws
+    /// Notes a failed request: the streak starts now if none is running.
+    /// Returns when the streak started.
+    @discardableResult
+    func markWebhookFailing(id: String, at time: Date) throws -> Date
+    /// Disabled by the server after failing too long; its events keep waiting.
+    func disableWebhook(id: String, reason: String) throws
+    /// An SNS subscription confirmed through its SubscribeURL; the endpoint, or nil for an unknown token.
+    func confirmWebhook(token: String) throws -> WebhookEndpoint?
+    /// The token the SubscriptionConfirmation carries, until confirmed.
+    func webhookConfirmToken(id: String) throws -> String?
+    /// Records a request; only the newest `keep` of an endpoint are kept.
+    func recordWebhookAttempt(_ attempt: WebhookAttempt, webhookID: String, keep: Int) throws
+    /// The newest requests first.
+    func webhookAttempts(webhookID: String, limit: Int) throws -> [WebhookAttempt]
+    func addWebhookReplay(webhookID: String, after: Int64, through: Int64) throws -> WebhookReplay
+    /// Oldest first.
+    func webhookReplays(webhookID: String) throws -> [WebhookReplay]
+    /// A replay sent up to `position`; finished (removed) once past its end.
+    func advanceWebhookReplay(id: Int64, to position: Int64) throws
+}
+
+extension WebhookStore {
+    public func webhooks() throws -> [WebhookEndpoint] { try webhooks(accountID: nil) }
+
+    public func updateWebhook(id: String, accountID: Int64?, url: String? = nil, eventTypes: [String]? = nil,
+                              enabled: Bool? = nil) throws -> WebhookEndpoint {
+        try updateWebhook(id: id, accountID: accountID, url: url, eventTypes: eventTypes, enabled: enabled)
+    }
+
+    @discardableResult
+    public func markWebhookFailing(id: String) throws -> Date { try markWebhookFailing(id: id, at: Date()) }
+
+    public func recordWebhookAttempt(_ attempt: WebhookAttempt, webhookID: String) throws {
+        try recordWebhookAttempt(attempt, webhookID: webhookID, keep: 500)
+    }
+}
+
+/// An endpoint's key material as made at creation: what both engines store.
+struct WebhookKeyMaterial {
+    /// `whsec_…`, shown once (native only).
+    var secret: String?
+    var sealedKey: Data?
+    /// The verification key (SendGrid only).
+    var publicKey: String?
+    /// The token an SNS subscription confirms with (SES only); nil: confirmed from the start.
+    var confirmToken: String?
+
+    init(format: WebhookFormat, sealer: SecretSealer) throws {
+        switch format {
+        case .native:
+            let bytes = SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }
+            secret = "whsec_" + bytes.base64EncodedString()
+            sealedKey = try sealer.seal(bytes.base64EncodedString())
+        case .sendgrid:
+            let key = P256.Signing.PrivateKey()
+            sealedKey = try sealer.seal(key.rawRepresentation.base64EncodedString())
+            publicKey = key.publicKey.derRepresentation.base64EncodedString()
+        case .ses:
+            // An SNS subscription waits for its confirmation; the others start at once.
+            confirmToken = WebhookKeyMaterial.newConfirmToken()
+        }
+    }
+
+    static func newID() -> String { "wh_" + CredentialGenerator.random(20, from: CredentialGenerator.lowerAlphabet) }
+
+    static func newConfirmToken() -> String { CredentialGenerator.random(32, from: CredentialGenerator.lowerAlphabet) }
+
+    /// The signing key from the stored format and sealed key.
+    static func signingKey(format: WebhookFormat, sealedKey: Data?, sealer: SecretSealer) throws -> WebhookSigningKey? {
+        guard format != .ses else { return .sns }
+        guard let sealedKey, let raw = Data(base64Encoded: try sealer.open(sealedKey)) else { return nil }
+        switch format {
+        case .native: return .hmac(SymmetricKey(data: raw))
+        case .sendgrid: return .ecdsa(try P256.Signing.PrivateKey(rawRepresentation: raw))
+        case .ses: return .sns
+        }
+    }
+
+    /// Event types as stored: a JSON array's text.
+    static func typesJSON(_ types: [String]) throws -> String { String(decoding: try JSONEncoder().encode(types), as: UTF8.self) }
+
+    static func types(_ json: String) -> [String] { (try? JSONDecoder().decode([String].self, from: Data(json.utf8))) ?? [] }
+}
+
+extension SQLiteStore: WebhookStore {
     static func registerWebhookMigrations(_ migrator: inout DatabaseMigrator) {
         migrator.registerMigration("v8-webhooks") { db in
             // Webhooks.swift: endpoints, their recent requests and pending replays;
@@ -183,31 +291,13 @@ extension SQLiteStore {
 
     // MARK: Endpoints
 
-    /// Creates an endpoint that starts after event `cursor` (the log's newest:
-    /// it hears of what happens from now on). The native secret is returned only here.
     public func createWebhook(accountID: Int64, name: String?, url: String, format: WebhookFormat, eventTypes: [String],
                               cursor: Int64) throws -> NewWebhook {
-        let id = "wh_" + CredentialGenerator.random(20, from: CredentialGenerator.lowerAlphabet)
+        let id = WebhookKeyMaterial.newID()
         let name = name ?? id
-        var secret: String?
-        var sealed: Data?
-        var publicKey: String?
-        switch format {
-        case .native:
-            let bytes = SymmetricKey(size: .bits256).withUnsafeBytes { Data($0) }
-            secret = "whsec_" + bytes.base64EncodedString()
-            sealed = try sealer.seal(bytes.base64EncodedString())
-        case .sendgrid:
-            let key = P256.Signing.PrivateKey()
-            sealed = try sealer.seal(key.rawRepresentation.base64EncodedString())
-            publicKey = key.publicKey.derRepresentation.base64EncodedString()
-        case .ses:
-            break
-        }
+        let keys = try WebhookKeyMaterial(format: format, sealer: sealer)
         let now = Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded())
-        // An SNS subscription waits for its confirmation; the others start at once.
-        let confirmToken = format == .ses ? CredentialGenerator.random(32, from: CredentialGenerator.lowerAlphabet) : nil
-        let types = String(decoding: try JSONEncoder().encode(eventTypes), as: UTF8.self)
+        let types = try WebhookKeyMaterial.typesJSON(eventTypes)
         try database.write { db in
             if try Bool.fetchOne(db, sql: "SELECT 1 FROM webhook WHERE account_id = ? AND name = ?", arguments: [accountID, name]) == true {
                 throw WebhookStoreError.duplicateName(name)
@@ -216,22 +306,20 @@ extension SQLiteStore {
                 INSERT INTO webhook (id, account_id, name, url, format, event_types, sealed_key, public_key, created_at, cursor,
                                      confirmed, confirm_token)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, arguments: [id, accountID, name, url, format.rawValue, types, sealed, publicKey, now.timeIntervalSince1970, cursor,
-                                 confirmToken == nil, confirmToken])
+                """, arguments: [id, accountID, name, url, format.rawValue, types, keys.sealedKey, keys.publicKey, now.timeIntervalSince1970,
+                                 cursor, keys.confirmToken == nil, keys.confirmToken])
         }
         guard let webhook = try webhook(id: id, accountID: accountID) else { throw WebhookStoreError.notFound(id) }
-        return NewWebhook(webhook: webhook, secret: secret)
+        return NewWebhook(webhook: webhook, secret: keys.secret)
     }
 
-    /// Endpoints of one account, or of all with nil.
-    public func webhooks(accountID: Int64? = nil) throws -> [WebhookEndpoint] {
+    public func webhooks(accountID: Int64?) throws -> [WebhookEndpoint] {
         try database.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM webhook WHERE ? IS NULL OR account_id = ? ORDER BY created_at, id",
                              arguments: [accountID, accountID]).map(SQLiteStore.webhook)
         }
     }
 
-    /// One endpoint of an account (another account's is nil, as one that does not exist).
     public func webhook(id: String, accountID: Int64?) throws -> WebhookEndpoint? {
         try database.read { db in
             try Row.fetchOne(db, sql: "SELECT * FROM webhook WHERE id = ? AND (? IS NULL OR account_id = ?)",
@@ -246,10 +334,8 @@ extension SQLiteStore {
         }
     }
 
-    /// Changes what is given. Enabling clears the failure record, so the
-    /// endpoint starts again where it stopped (its events waited on disk).
-    public func updateWebhook(id: String, accountID: Int64?, url: String? = nil, eventTypes: [String]? = nil,
-                              enabled: Bool? = nil) throws -> WebhookEndpoint {
+    public func updateWebhook(id: String, accountID: Int64?, url: String?, eventTypes: [String]?,
+                              enabled: Bool?) throws -> WebhookEndpoint {
         try database.write { db in
             guard try Bool.fetchOne(db, sql: "SELECT 1 FROM webhook WHERE id = ? AND (? IS NULL OR account_id = ?)",
                                     arguments: [id, accountID, accountID]) == true else { throw WebhookStoreError.notFound(id) }
@@ -260,11 +346,11 @@ extension SQLiteStore {
                         confirmed = CASE WHEN format = 'ses' AND url != ? THEN 0 ELSE confirmed END,
                         confirm_token = CASE WHEN format = 'ses' AND url != ? THEN ? ELSE confirm_token END
                     WHERE id = ?
-                    """, arguments: [url, url, url, CredentialGenerator.random(32, from: CredentialGenerator.lowerAlphabet), id])
+                    """, arguments: [url, url, url, WebhookKeyMaterial.newConfirmToken(), id])
             }
             if let eventTypes {
                 try db.execute(sql: "UPDATE webhook SET event_types = ? WHERE id = ?",
-                               arguments: [String(decoding: try JSONEncoder().encode(eventTypes), as: UTF8.self), id])
+                               arguments: [try WebhookKeyMaterial.typesJSON(eventTypes), id])
             }
             if let enabled {
                 try db.execute(sql: """
@@ -284,25 +370,16 @@ extension SQLiteStore {
         }
     }
 
-    /// The key that signs an endpoint's requests, unsealed.
     public func webhookSigningKey(id: String) throws -> WebhookSigningKey? {
         let row = try database.read { db in
             try Row.fetchOne(db, sql: "SELECT format, sealed_key FROM webhook WHERE id = ?", arguments: [id])
         }
         guard let row, let format = WebhookFormat(rawValue: row["format"]) else { return nil }
-        guard format != .ses else { return .sns }
-        guard let sealed = row["sealed_key"] as Data?, let raw = Data(base64Encoded: try sealer.open(sealed)) else { return nil }
-        switch format {
-        case .native: return .hmac(SymmetricKey(data: raw))
-        case .sendgrid: return .ecdsa(try P256.Signing.PrivateKey(rawRepresentation: raw))
-        case .ses: return .sns
-        }
+        return try WebhookKeyMaterial.signingKey(format: format, sealedKey: row["sealed_key"], sealer: sealer)
     }
 
     // MARK: Progress
 
-    /// The endpoint has everything up to `cursor` (delivered, or not wanted):
-    /// it moves forward only, and a success ends a failure streak.
     public func advanceWebhook(id: String, to cursor: Int64, succeeded: Bool) throws {
         try database.write { db in
             try db.execute(sql: "UPDATE webhook SET cursor = MAX(cursor, ?) WHERE id = ?", arguments: [cursor, id])
@@ -310,10 +387,8 @@ extension SQLiteStore {
         }
     }
 
-    /// Notes a failed request: the streak starts now if none is running.
-    /// Returns when the streak started.
     @discardableResult
-    public func markWebhookFailing(id: String, at time: Date = Date()) throws -> Date {
+    public func markWebhookFailing(id: String, at time: Date) throws -> Date {
         try database.write { db in
             try db.execute(sql: "UPDATE webhook SET failing_since = COALESCE(failing_since, ?) WHERE id = ?",
                            arguments: [time.timeIntervalSince1970, id])
@@ -322,14 +397,12 @@ extension SQLiteStore {
         }
     }
 
-    /// Disabled by the server after failing too long; its events keep waiting.
     public func disableWebhook(id: String, reason: String) throws {
         try database.write { db in
             try db.execute(sql: "UPDATE webhook SET enabled = 0, disabled_reason = ? WHERE id = ?", arguments: [reason, id])
         }
     }
 
-    /// An SNS subscription confirmed through its SubscribeURL; the endpoint, or nil for an unknown token.
     public func confirmWebhook(token: String) throws -> WebhookEndpoint? {
         guard !token.isEmpty else { return nil }
         let id: String? = try database.write { db in
@@ -342,7 +415,6 @@ extension SQLiteStore {
         return try id.flatMap { try webhook(id: $0, accountID: nil) }
     }
 
-    /// The token the SubscriptionConfirmation carries, until confirmed.
     public func webhookConfirmToken(id: String) throws -> String? {
         try database.read { db in
             try String.fetchOne(db, sql: "SELECT confirm_token FROM webhook WHERE id = ? AND confirmed = 0", arguments: [id])
@@ -351,8 +423,7 @@ extension SQLiteStore {
 
     // MARK: Attempts and replays
 
-    /// Records a request; only the newest `keep` of an endpoint are kept.
-    public func recordWebhookAttempt(_ attempt: WebhookAttempt, webhookID: String, keep: Int = 500) throws {
+    public func recordWebhookAttempt(_ attempt: WebhookAttempt, webhookID: String, keep: Int) throws {
         try database.write { db in
             try db.execute(sql: """
                 INSERT INTO webhook_attempt (webhook_id, at, events, first_event, last_event, status, error, duration_ms, replay, test)
@@ -366,7 +437,6 @@ extension SQLiteStore {
         }
     }
 
-    /// The newest requests first.
     public func webhookAttempts(webhookID: String, limit: Int) throws -> [WebhookAttempt] {
         try database.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM webhook_attempt WHERE webhook_id = ? ORDER BY id DESC LIMIT ?",
@@ -394,7 +464,6 @@ extension SQLiteStore {
         }
     }
 
-    /// A replay sent up to `position`; finished (removed) once past its end.
     public func advanceWebhookReplay(id: Int64, to position: Int64) throws {
         try database.write { db in
             try db.execute(sql: "UPDATE webhook_replay SET after = MAX(after, ?) WHERE id = ?", arguments: [position, id])
@@ -403,7 +472,7 @@ extension SQLiteStore {
     }
 
     static func webhook(_ row: Row) throws -> WebhookEndpoint {
-        let types = (try? JSONDecoder().decode([String].self, from: Data((row["event_types"] as String).utf8))) ?? []
+        let types = WebhookKeyMaterial.types(row["event_types"])
         return WebhookEndpoint(
             id: row["id"], accountID: row["account_id"], name: row["name"], url: row["url"],
             format: WebhookFormat(rawValue: row["format"]) ?? .native, eventTypes: types, enabled: row["enabled"],
@@ -437,7 +506,28 @@ public enum ConfigurationSetError: Error, Equatable {
     case alreadyExists(String)
 }
 
-extension SQLiteStore {
+/// SES configuration sets and their event destinations, and an account's
+/// tracking defaults: one capability of the store, with an implementation
+/// per engine (`SQLiteStore`, `PostgresStore`).
+public protocol ConfigurationSetStore: Sendable {
+    func createConfigurationSet(accountID: Int64, name: String) throws
+    /// By name.
+    func configurationSets(accountID: Int64) throws -> [String]
+    func configurationSetExists(accountID: Int64, name: String) throws -> Bool
+    func deleteConfigurationSet(accountID: Int64, name: String) throws
+    /// Creates or replaces a destination (SES answers AlreadyExists for a create; the API decides).
+    func saveEventDestination(_ destination: EventDestination, accountID: Int64, configurationSet: String, replace: Bool) throws
+    /// By name.
+    func eventDestinations(accountID: Int64, configurationSet: String) throws -> [EventDestination]
+    /// Every destination of an account by configuration set (what the dispatcher routes SES events by).
+    func eventDestinations(accountID: Int64) throws -> [String: [EventDestination]]
+    func deleteEventDestination(accountID: Int64, configurationSet: String, name: String) throws
+    /// Whether an account's mail is tracked unless a message says otherwise.
+    func trackingDefaults(accountID: Int64) throws -> (opens: Bool, clicks: Bool)
+    func setTrackingDefaults(accountID: Int64, opens: Bool, clicks: Bool) throws
+}
+
+extension SQLiteStore: ConfigurationSetStore {
     public func createConfigurationSet(accountID: Int64, name: String) throws {
         try database.write { db in
             if try Bool.fetchOne(db, sql: "SELECT 1 FROM configuration_set WHERE account_id = ? AND name = ?",
@@ -466,9 +556,8 @@ extension SQLiteStore {
         }
     }
 
-    /// Creates or replaces a destination (SES answers AlreadyExists for a create; the API decides).
     public func saveEventDestination(_ destination: EventDestination, accountID: Int64, configurationSet: String, replace: Bool) throws {
-        let types = String(decoding: try JSONEncoder().encode(destination.matchingEventTypes), as: UTF8.self)
+        let types = try WebhookKeyMaterial.typesJSON(destination.matchingEventTypes)
         try database.write { db in
             guard try Bool.fetchOne(db, sql: "SELECT 1 FROM configuration_set WHERE account_id = ? AND name = ?",
                                     arguments: [accountID, configurationSet]) == true else {
@@ -494,7 +583,6 @@ extension SQLiteStore {
         }
     }
 
-    /// Every destination of an account by configuration set (what the dispatcher routes SES events by).
     public func eventDestinations(accountID: Int64) throws -> [String: [EventDestination]] {
         try database.read { db in
             var result: [String: [EventDestination]] = [:]
@@ -515,13 +603,12 @@ extension SQLiteStore {
 
     static func eventDestination(_ row: Row) -> EventDestination {
         EventDestination(name: row["name"], enabled: row["enabled"],
-                         matchingEventTypes: (try? JSONDecoder().decode([String].self, from: Data((row["event_types"] as String).utf8))) ?? [],
+                         matchingEventTypes: WebhookKeyMaterial.types(row["event_types"]),
                          topicARN: row["topic_arn"])
     }
 
     // MARK: Tracking defaults
 
-    /// Whether an account's mail is tracked unless a message says otherwise.
     public func trackingDefaults(accountID: Int64) throws -> (opens: Bool, clicks: Bool) {
         try database.read { db in
             let row = try Row.fetchOne(db, sql: "SELECT track_opens, track_clicks FROM account WHERE id = ?", arguments: [accountID])

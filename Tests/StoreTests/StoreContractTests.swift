@@ -4,7 +4,7 @@ import Testing
 
 /// Every capability both engines implement.
 typealias SharedStore = AccountStore & SuppressionList & APIKeyStore & DKIMKeyStore & ReturnPathStore & NodeRegistry & UsageLedger & TemplateStore
-    & UnsubscribeGroupStore & ConsoleUserStore
+    & UnsubscribeGroupStore & ConsoleUserStore & WebhookStore & ConfigurationSetStore
 
 /// The engines a capability's contract runs on. PostgreSQL needs a server:
 /// scripts/test.sh starts a private one and names it in
@@ -490,5 +490,129 @@ struct StoreContractTests {
             try store.createUnsubscribeGroup(accountID: acme, name: "one more", description: "", isDefault: false)
         }
         #expect(try store.createUnsubscribeGroup(accountID: other, name: "theirs", description: "", isDefault: false).name == "theirs")
+    }
+
+    @Test(arguments: StoreEngine.available)
+    func webhooksKeepTheirKeysPositionAndHistory(engine: StoreEngine) throws {
+        let store = try engine.makeStore()
+        let acme = try store.createAccount(name: "acme", domains: []).account.id
+        let other = try store.createAccount(name: "other", domains: []).account.id
+        let native = try store.createWebhook(accountID: acme, name: nil, url: "https://a.example/hook", format: .native,
+                                             eventTypes: ["delivered", "bounced"], cursor: 41)
+        #expect(native.secret?.hasPrefix("whsec_") == true && native.webhook.name == native.webhook.id && native.webhook.confirmed)
+        #expect(native.webhook.cursor == 41 && native.webhook.eventTypes == ["delivered", "bounced"] && native.webhook.enabled)
+        guard case .hmac(let key)? = try store.webhookSigningKey(id: native.webhook.id) else { Issue.record("no HMAC key"); return }
+        #expect(key.withUnsafeBytes { Data($0) }.base64EncodedString() == native.secret.map { String($0.dropFirst(6)) })
+        let sendgrid = try store.createWebhook(accountID: acme, name: "sg", url: "https://b.example", format: .sendgrid, eventTypes: [],
+                                               cursor: 0)
+        #expect(sendgrid.secret == nil && sendgrid.webhook.publicKey != nil && sendgrid.webhook.wants("anything"))
+        guard case .ecdsa(let signing)? = try store.webhookSigningKey(id: sendgrid.webhook.id) else { Issue.record("no ECDSA key"); return }
+        #expect(signing.publicKey.derRepresentation.base64EncodedString() == sendgrid.webhook.publicKey)
+        let ses = try store.createWebhook(accountID: acme, name: "topic", url: "https://c.example", format: .ses, eventTypes: [], cursor: 0)
+        #expect(!ses.webhook.confirmed)
+        guard case .sns? = try store.webhookSigningKey(id: ses.webhook.id) else { Issue.record("no SNS signing"); return }
+        #expect(throws: WebhookStoreError.duplicateName("sg")) {
+            try store.createWebhook(accountID: acme, name: "sg", url: "https://d.example", format: .native, eventTypes: [], cursor: 0)
+        }
+        #expect(try store.createWebhook(accountID: other, name: "sg", url: "https://d.example", format: .native, eventTypes: [],
+                                        cursor: 0).webhook.name == "sg", "names are per account")
+
+        // An SNS subscription confirms with its token; a new URL must confirm again.
+        let token = try #require(try store.webhookConfirmToken(id: ses.webhook.id))
+        #expect(try store.confirmWebhook(token: "wrong") == nil && store.confirmWebhook(token: "") == nil)
+        #expect(try store.confirmWebhook(token: token)?.confirmed == true)
+        #expect(try store.webhookConfirmToken(id: ses.webhook.id) == nil)
+        let moved = try store.updateWebhook(id: ses.webhook.id, accountID: acme, url: "https://e.example")
+        #expect(!moved.confirmed && moved.url == "https://e.example")
+        #expect(try store.webhookConfirmToken(id: ses.webhook.id) != token)
+        #expect(try store.updateWebhook(id: native.webhook.id, accountID: acme, url: "https://a2.example").confirmed,
+                "only an SNS subscription confirms again")
+
+        // Oldest first; those made in the same second by id.
+        let listed = try store.webhooks(accountID: acme)
+        #expect(Set(listed.map(\.id)) == [native.webhook.id, sendgrid.webhook.id, ses.webhook.id])
+        #expect(listed.map(\.id) == listed.sorted { ($0.createdAt, $0.id) < ($1.createdAt, $1.id) }.map(\.id))
+        #expect(try store.webhooks().count == 4 && store.webhook(id: native.webhook.id, accountID: other) == nil)
+        #expect(try store.webhook(named: "sg", accountID: acme)?.id == sendgrid.webhook.id)
+        #expect(throws: WebhookStoreError.notFound(native.webhook.id)) {
+            try store.updateWebhook(id: native.webhook.id, accountID: other, enabled: false)
+        }
+
+        // The position moves forward only; failing, disabled by the server, enabled again.
+        try store.advanceWebhook(id: native.webhook.id, to: 50, succeeded: true)
+        try store.advanceWebhook(id: native.webhook.id, to: 45, succeeded: false)
+        #expect(try store.webhook(id: native.webhook.id, accountID: nil)?.cursor == 50)
+        let start = Date(timeIntervalSince1970: 1_800_000_000)
+        #expect(try store.markWebhookFailing(id: native.webhook.id, at: start) == start)
+        #expect(try store.markWebhookFailing(id: native.webhook.id, at: start.addingTimeInterval(60)) == start, "the streak's start stays")
+        try store.disableWebhook(id: native.webhook.id, reason: "failing for 3 days")
+        var found = try #require(try store.webhook(id: native.webhook.id, accountID: acme))
+        #expect(!found.enabled && found.disabledReason == "failing for 3 days" && found.failingSince == start)
+        found = try store.updateWebhook(id: native.webhook.id, accountID: acme, eventTypes: ["opened"], enabled: true)
+        #expect(found.enabled && found.disabledReason == nil && found.failingSince == nil && found.eventTypes == ["opened"])
+        try store.markWebhookFailing(id: native.webhook.id, at: start)
+        try store.advanceWebhook(id: native.webhook.id, to: 60, succeeded: true)
+        #expect(try store.webhook(id: native.webhook.id, accountID: acme)?.failingSince == nil, "a success ends the streak")
+
+        for index in 0..<7 {
+            try store.recordWebhookAttempt(WebhookAttempt(at: start.addingTimeInterval(Double(index)), events: index, firstEvent: 1,
+                                                          lastEvent: Int64(index), status: index == 6 ? nil : 500, error: "e\(index)",
+                                                          durationMilliseconds: 12), webhookID: native.webhook.id, keep: 5)
+        }
+        let attempts = try store.webhookAttempts(webhookID: native.webhook.id, limit: 10)
+        #expect(attempts.map(\.events) == [6, 5, 4, 3, 2], "the newest five are kept, newest first")
+        #expect(attempts[0].status == nil && attempts[1].status == 500 && !attempts[0].succeeded)
+        let replay = try store.addWebhookReplay(webhookID: native.webhook.id, after: 10, through: 20)
+        try store.advanceWebhookReplay(id: replay.id, to: 15)
+        try store.advanceWebhookReplay(id: replay.id, to: 12)
+        #expect(try store.webhookReplays(webhookID: native.webhook.id).map(\.after) == [15])
+        try store.advanceWebhookReplay(id: replay.id, to: 20)
+        #expect(try store.webhookReplays(webhookID: native.webhook.id).isEmpty, "finished once past its end")
+
+        try store.deleteWebhook(id: native.webhook.id, accountID: acme)
+        #expect(try store.webhookAttempts(webhookID: native.webhook.id, limit: 10).isEmpty)
+        #expect(throws: WebhookStoreError.notFound(native.webhook.id)) { try store.deleteWebhook(id: native.webhook.id, accountID: nil) }
+    }
+
+    @Test(arguments: StoreEngine.available)
+    func configurationSetsRouteEventsToTopics(engine: StoreEngine) throws {
+        let store = try engine.makeStore()
+        let acme = try store.createAccount(name: "acme", domains: []).account.id
+        try store.createConfigurationSet(accountID: acme, name: "marketing")
+        try store.createConfigurationSet(accountID: acme, name: "billing")
+        #expect(throws: ConfigurationSetError.alreadyExists("billing")) { try store.createConfigurationSet(accountID: acme, name: "billing") }
+        #expect(try store.configurationSets(accountID: acme) == ["billing", "marketing"])
+        #expect(try store.configurationSetExists(accountID: acme, name: "billing") && !store.configurationSetExists(accountID: acme, name: "x"))
+        let destination = EventDestination(name: "to-sns", enabled: true, matchingEventTypes: ["BOUNCE", "COMPLAINT"],
+                                           topicARN: WebhookEndpoint.topicARN(accountID: acme, name: "topic"))
+        try store.saveEventDestination(destination, accountID: acme, configurationSet: "billing", replace: false)
+        #expect(throws: ConfigurationSetError.alreadyExists("to-sns")) {
+            try store.saveEventDestination(destination, accountID: acme, configurationSet: "billing", replace: false)
+        }
+        #expect(throws: ConfigurationSetError.notFound("other")) {
+            try store.saveEventDestination(EventDestination(name: "other", enabled: true, matchingEventTypes: [], topicARN: "x"),
+                                           accountID: acme, configurationSet: "billing", replace: true)
+        }
+        #expect(throws: ConfigurationSetError.notFound("nowhere")) {
+            try store.saveEventDestination(destination, accountID: acme, configurationSet: "nowhere", replace: false)
+        }
+        var changed = destination
+        changed.enabled = false
+        changed.matchingEventTypes = ["DELIVERY"]
+        try store.saveEventDestination(changed, accountID: acme, configurationSet: "billing", replace: true)
+        #expect(try store.eventDestinations(accountID: acme, configurationSet: "billing") == [changed])
+        #expect(try store.eventDestinations(accountID: acme) == ["billing": [changed]])
+        try store.deleteEventDestination(accountID: acme, configurationSet: "billing", name: "to-sns")
+        #expect(throws: ConfigurationSetError.notFound("to-sns")) {
+            try store.deleteEventDestination(accountID: acme, configurationSet: "billing", name: "to-sns")
+        }
+        try store.saveEventDestination(destination, accountID: acme, configurationSet: "billing", replace: false)
+        try store.deleteConfigurationSet(accountID: acme, name: "billing")
+        #expect(try store.eventDestinations(accountID: acme).isEmpty, "a set's destinations go with it")
+        #expect(throws: ConfigurationSetError.notFound("billing")) { try store.deleteConfigurationSet(accountID: acme, name: "billing") }
+
+        #expect(try store.trackingDefaults(accountID: acme) == (false, false))
+        try store.setTrackingDefaults(accountID: acme, opens: true, clicks: false)
+        #expect(try store.trackingDefaults(accountID: acme) == (true, false))
     }
 }

@@ -188,6 +188,74 @@ enum PostgresSchema {
             )
             """,
             "CREATE INDEX console_session_user ON console_session (user_id)",
+            // WebhookStore: endpoints (the signing key sealed), their recent requests and pending replays.
+            """
+            CREATE TABLE webhook (
+                id TEXT PRIMARY KEY,
+                account_id BIGINT NOT NULL REFERENCES account(id) ON DELETE CASCADE,
+                name TEXT NOT NULL,
+                url TEXT NOT NULL,
+                format TEXT NOT NULL,
+                event_types TEXT NOT NULL,
+                enabled BOOLEAN NOT NULL DEFAULT TRUE,
+                sealed_key BYTEA,
+                public_key TEXT,
+                created_at TIMESTAMPTZ NOT NULL,
+                cursor BIGINT NOT NULL,
+                failing_since TIMESTAMPTZ,
+                disabled_reason TEXT,
+                confirmed BOOLEAN NOT NULL DEFAULT TRUE,
+                confirm_token TEXT,
+                UNIQUE (account_id, name)
+            )
+            """,
+            """
+            CREATE TABLE webhook_attempt (
+                id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                webhook_id TEXT NOT NULL REFERENCES webhook(id) ON DELETE CASCADE,
+                at TIMESTAMPTZ NOT NULL,
+                events BIGINT NOT NULL,
+                first_event BIGINT NOT NULL,
+                last_event BIGINT NOT NULL,
+                status BIGINT,
+                error TEXT,
+                duration_ms BIGINT NOT NULL,
+                replay BOOLEAN NOT NULL DEFAULT FALSE,
+                test BOOLEAN NOT NULL DEFAULT FALSE
+            )
+            """,
+            "CREATE INDEX webhook_attempt_webhook ON webhook_attempt (webhook_id, id)",
+            """
+            CREATE TABLE webhook_replay (
+                id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                webhook_id TEXT NOT NULL REFERENCES webhook(id) ON DELETE CASCADE,
+                after BIGINT NOT NULL,
+                through BIGINT NOT NULL
+            )
+            """,
+            // ConfigurationSetStore: SES configuration sets, their event destinations, and tracking defaults (on the account).
+            """
+            CREATE TABLE configuration_set (
+                account_id BIGINT NOT NULL REFERENCES account(id) ON DELETE CASCADE,
+                name TEXT COLLATE "C" NOT NULL,
+                created_at TIMESTAMPTZ NOT NULL,
+                PRIMARY KEY (account_id, name)
+            )
+            """,
+            """
+            CREATE TABLE event_destination (
+                account_id BIGINT NOT NULL,
+                configuration_set TEXT COLLATE "C" NOT NULL,
+                name TEXT COLLATE "C" NOT NULL,
+                enabled BOOLEAN NOT NULL,
+                event_types TEXT NOT NULL,
+                topic_arn TEXT NOT NULL,
+                PRIMARY KEY (account_id, configuration_set, name),
+                FOREIGN KEY (account_id, configuration_set) REFERENCES configuration_set (account_id, name) ON DELETE CASCADE
+            )
+            """,
+            "ALTER TABLE account ADD COLUMN track_opens BOOLEAN NOT NULL DEFAULT FALSE",
+            "ALTER TABLE account ADD COLUMN track_clicks BOOLEAN NOT NULL DEFAULT FALSE",
             // NodeRegistry: each node's last heartbeat.
             """
             CREATE TABLE node (
