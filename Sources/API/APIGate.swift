@@ -31,7 +31,7 @@ struct APICall: Sendable {
 /// wrong or replayed credentials) is refused with 429 and Retry-After before
 /// any check, counted by address (IPv6 by /64).
 final class APIGate: Sendable {
-    let store: SQLiteStore
+    let store: any AccountStore & APIKeyStore
     let maximumBodySize: Int
     let throttle: AuthenticationThrottle
     let replays: SignatureReplayMemory
@@ -45,7 +45,7 @@ final class APIGate: Sendable {
     static let maximumUnverifiedBodies = 32
 
     /// `replayJournal`: the file that keeps the replay memory across restarts (nil: memory only).
-    init(store: SQLiteStore, maximumBodySize: Int, throttle: AuthenticationThrottle, replayJournal: String? = nil, logger: Logger? = nil) {
+    init(store: any AccountStore & APIKeyStore, maximumBodySize: Int, throttle: AuthenticationThrottle, replayJournal: String? = nil, logger: Logger? = nil) {
         self.store = store
         self.maximumBodySize = maximumBodySize
         self.throttle = throttle

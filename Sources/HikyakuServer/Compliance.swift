@@ -33,14 +33,14 @@ public enum Compliance {
     public struct Context: Sendable {
         public var domain: String
         public var configuration: Configuration
-        public var store: SQLiteStore
+        public var store: any AccountStore & DKIMKeyStore & ReturnPathStore
         public var index: QueueIndex
         public var resolver: StubResolver
         public var now: Date
         /// Whose keys and return path the report is about; nil: the domain's owner (the account that verified it).
         public var accountID: Int64?
 
-        public init(domain: String, configuration: Configuration, store: SQLiteStore, index: QueueIndex, resolver: StubResolver,
+        public init(domain: String, configuration: Configuration, store: any AccountStore & DKIMKeyStore & ReturnPathStore, index: QueueIndex, resolver: StubResolver,
                     now: Date = Date(), accountID: Int64? = nil) {
             self.accountID = accountID
             self.domain = domain.lowercased()

@@ -151,7 +151,7 @@ public enum DeliveryComposition {
 public final class AccountPools: Sendable {
     private let pools: RefreshingSnapshot<[Int64: String]>
 
-    public init(store: SQLiteStore) {
+    public init(store: any AccountStore) {
         pools = RefreshingSnapshot(lifetime: .seconds(30), initial: [:]) { try store.egressPools() }
     }
 
@@ -185,7 +185,7 @@ public final class SuppressionCache: Sendable {
     private let entries: RefreshingSnapshot<[Int64: [String: Suppression]]>
     private let groups: RefreshingSnapshot<[Int64: Set<String>]>
 
-    public init(store: SQLiteStore) {
+    public init(store: any SuppressionList & UnsubscribeGroupStore) {
         entries = RefreshingSnapshot(lifetime: .seconds(5), initial: [:]) { try store.suppressionsByAccount() }
         groups = RefreshingSnapshot(lifetime: .seconds(5), initial: [:]) { try store.groupUnsubscribesByGroup() }
     }

@@ -10,7 +10,7 @@ import Store
 /// Builds what sends events out (webhooks) and brings engagement in
 /// (open and click tracking), from the configuration. Wiring only.
 enum EventsOutComposition {
-    static func make(configuration: Configuration, store: SQLiteStore, index: QueueIndex, snsDirectory: String, group: any EventLoopGroup,
+    static func make(configuration: Configuration, store: any WebhookStore & ConfigurationSetStore & APIKeyStore, index: QueueIndex, snsDirectory: String, group: any EventLoopGroup,
                      logger: Logger) async throws -> EventsOut {
         let tracking = TrackingLinks(key: store.derivedKey("hikyaku tracking"), base: configuration.apiPublicURL)
         let client = try WebhookClient(

@@ -34,7 +34,7 @@ public enum SendingDomain {
     /// The records for a domain as stored: the keys of `accountID` (by
     /// default the account that verified the domain, else its first
     /// claimant; `activeOnly`: the active ones), and that account's return path.
-    public static func records(domain: String, store: SQLiteStore, configuration: Configuration,
+    public static func records(domain: String, store: any AccountStore & DKIMKeyStore & ReturnPathStore, configuration: Configuration,
                                activeOnly: Bool = false, accountID: Int64? = nil) throws -> [DNSRecordSuggestion] {
         let domain = domain.lowercased()
         let all = try store.dkimKeys(domain: domain)
@@ -48,7 +48,7 @@ public enum SendingDomain {
     }
 
     /// The account a domain's records are shown for: the one that verified it, else the first to add a key.
-    public static func owner(of domain: String, keys: [DKIMKeyRecord], store: SQLiteStore) throws -> Int64? {
+    public static func owner(of domain: String, keys: [DKIMKeyRecord], store: any AccountStore & DKIMKeyStore & ReturnPathStore) throws -> Int64? {
         let claimants = claimants(keys)
         for account in claimants where try store.account(id: account)?.verifiedDomains.contains(domain) == true { return account }
         return claimants.first
@@ -189,7 +189,7 @@ extension SendingDomain {
     /// when its MX names this server. A failed lookup (`unknown`) changes
     /// nothing; a domain without a key is not verified. The result is that of
     /// `accountID`, else of an account it verified, else of the first claimant.
-    static func verifyAndRecord(domain: String, configuration: Configuration, store: SQLiteStore,
+    static func verifyAndRecord(domain: String, configuration: Configuration, store: any AccountStore & DKIMKeyStore & ReturnPathStore,
                                 lookup: TXTLookup, mx: @escaping MXLookup, accountID: Int64? = nil) async throws -> Verification {
         let domain = domain.lowercased()
         let active = try store.dkimKeys(domain: domain).filter(\.active)
@@ -220,7 +220,7 @@ extension SendingDomain {
     }
 
     /// `verifyAndRecord` looking records up with `resolver`.
-    public static func verifyAndRecord(domain: String, configuration: Configuration, store: SQLiteStore,
+    public static func verifyAndRecord(domain: String, configuration: Configuration, store: any AccountStore & DKIMKeyStore & ReturnPathStore,
                                        resolver: StubResolver, accountID: Int64? = nil) async throws -> Verification {
         try await verifyAndRecord(domain: domain, configuration: configuration, store: store,
                                   lookup: { name in try await Compliance.txt(name, resolver) },

@@ -57,12 +57,12 @@ struct ConsoleAuth: Sendable {
     static let zoneCookie = "hk_tz"
     static let accountCookie = "hk_account"
 
-    let store: SQLiteStore
+    let store: any AccountStore & ConsoleUserStore
     let options: ConsoleOptions
     let byAddress: AuthenticationThrottle
     let byUser: AuthenticationThrottle
 
-    init(store: SQLiteStore, options: ConsoleOptions) {
+    init(store: any AccountStore & ConsoleUserStore, options: ConsoleOptions) {
         self.store = store
         self.options = options
         byAddress = AuthenticationThrottle(maximumFailures: options.maximumLoginFailures * 4, window: options.loginWindow)

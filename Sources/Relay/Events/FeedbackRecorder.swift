@@ -63,7 +63,7 @@ public struct FeedbackRecorder: Sendable {
     }
 
     let index: QueueIndex
-    let store: SQLiteStore
+    let store: any SuppressionList & AccountStore & UnsubscribeGroupStore
     let classifier: BounceClassifier
     let returnPath: ReturnPath
     /// Decodes `u-<token>@` mailto unsubscribe addresses.
@@ -71,7 +71,7 @@ public struct FeedbackRecorder: Sendable {
     let softLimit: AutomaticSuppression.SoftLimit?
     let now: @Sendable () -> Date
 
-    public init(index: QueueIndex, store: SQLiteStore, classifier: BounceClassifier, returnPath: ReturnPath,
+    public init(index: QueueIndex, store: any SuppressionList & AccountStore & UnsubscribeGroupStore, classifier: BounceClassifier, returnPath: ReturnPath,
                 unsubscribe: UnsubscribeLinks? = nil, softLimit: AutomaticSuppression.SoftLimit? = nil,
                 now: @escaping @Sendable () -> Date = { Date() }) {
         self.softLimit = softLimit

@@ -94,7 +94,7 @@ public final class ReturnPathDirectory: Sendable {
     private let cache = NIOLockedValueBox<(bySendingDomain: [String: String], returnPaths: Set<String>, loaded: ContinuousClock.Instant?)>(
         ([:], [], nil))
 
-    public convenience init(store: SQLiteStore) {
+    public convenience init(store: any ReturnPathStore) {
         self.init { try store.verifiedReturnPaths() }
     }
 

@@ -76,7 +76,7 @@ public final class UnsubscribeLinks: Sendable {
 /// Idempotent: asking again changes nothing but the event log.
 public enum Unsubscription {
     /// The address unsubscribed, or nil when the message is not on record.
-    public static func record(index: QueueIndex, store: SQLiteStore, message: MessageID, position: Int, via channel: String,
+    public static func record(index: QueueIndex, store: any SuppressionList & UnsubscribeGroupStore, message: MessageID, position: Int, via channel: String,
                               at time: Date = Date()) throws -> String? {
         guard let details = try index.details(of: message), details.recipients.indices.contains(position) else { return nil }
         let recipient = details.recipients[position].address

@@ -18,14 +18,14 @@ public final class MessageSigning: Sendable {
 
     private let keys: RefreshingSnapshot<Keys>
 
-    public init(store: SQLiteStore, headers: [String] = DKIMSigner.defaultHeaders) {
+    public init(store: any DKIMKeyStore & AccountStore, headers: [String] = DKIMSigner.defaultHeaders) {
         // From first, whatever the list: a signature without From is worthless.
         let headers = ["from"] + headers.map { $0.lowercased() }.filter { $0 != "from" }
         keys = RefreshingSnapshot(lifetime: .seconds(5), initial: Keys()) { try MessageSigning.load(store, headers: headers) }
     }
 
     /// Keys and verifications read together from the one database: if either read fails, both stay as they were.
-    static func load(_ store: SQLiteStore, headers: [String]) throws -> Keys {
+    static func load(_ store: any DKIMKeyStore & AccountStore, headers: [String]) throws -> Keys {
         var keys = Keys()
         let active = try store.activeDKIMKeys().sorted { ($0.record.algorithm == "rsa" ? 0 : 1) < ($1.record.algorithm == "rsa" ? 0 : 1) }
         for (record, privateKey) in active {
@@ -65,7 +65,7 @@ extension MessageSigning {
     /// for the account; the domain's first key of an algorithm is active at
     /// once (a second algorithm adds a second signature), a later one of the
     /// same algorithm (a rotation) waits for `activateDKIMKey`.
-    public static func addKey(store: SQLiteStore, accountNamed account: String, domain: String,
+    public static func addKey(store: any DKIMKeyStore & AccountStore, accountNamed account: String, domain: String,
                               algorithm: DKIMKey.Algorithm) throws -> DKIMKeyRecord {
         // Selectors are unique per domain; which key is active is each account's own (another's claim may exist).
         let existing = try store.dkimKeys(domain: domain)

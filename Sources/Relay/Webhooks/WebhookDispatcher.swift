@@ -46,7 +46,7 @@ public final class WebhookDispatcher: Sendable {
         }
     }
 
-    let store: SQLiteStore
+    let store: any WebhookStore & ConfigurationSetStore
     let index: QueueIndex
     let client: WebhookClient
     let sns: SNSSigner?
@@ -57,7 +57,7 @@ public final class WebhookDispatcher: Sendable {
     private let failedRequests = Counter(label: "hikyaku_webhook_failed_requests_total")
     private let disabledEndpoints = Counter(label: "hikyaku_webhook_endpoints_disabled_total")
 
-    public init(store: SQLiteStore, index: QueueIndex, client: WebhookClient, sns: SNSSigner?, settings: Settings, logger: Logger) {
+    public init(store: any WebhookStore & ConfigurationSetStore, index: QueueIndex, client: WebhookClient, sns: SNSSigner?, settings: Settings, logger: Logger) {
         self.store = store
         self.index = index
         self.client = client
