@@ -164,6 +164,11 @@ package enum APIFuzzing {
                                                                  ContactField(name: "t", kind: .text, slot: 3), ContactField(name: "b", kind: .boolean, slot: 4)],
                                             accountID: 1, now: Date(), timeZone: TimeZone(identifier: "Asia/Tokyo") ?? .current) else { return }
         precondition(segmentDatabase.map { (try? $0.segmentCount(query, accountID: 1)) != nil } ?? true, "a compiled segment is not valid SQL")
+        // The shared engine's dialect compiles the same expression as well, every value bound.
+        let fields = [ContactField(name: "n", kind: .number, slot: 1), ContactField(name: "t", kind: .text, slot: 3)]
+        if let shared = try? SegmentQuery(expression, fields: fields, accountID: 1, now: Date(), timeZone: .current, dialect: .postgres) {
+            precondition(!shared.condition.contains("?"), "a PostgreSQL segment has a SQLite placeholder")
+        }
     }
 
     nonisolated(unsafe) static let segmentDatabase: SQLiteStore? = {

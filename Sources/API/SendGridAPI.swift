@@ -178,11 +178,15 @@ struct SendGridAPI: Sendable {
         let limit = try request.queryInteger("limit", default: 500, range: 1...500)
         let offset = try request.queryInteger("offset", default: 0, range: 0...Int(Int32.max))
         let since = try request.query("start_time").map { text throws(APIError) -> Date in
-            guard let seconds = Double(text) else { throw APIError.badRequest("start_time must be Unix seconds", field: "start_time") }
+            guard let seconds = Double(text), FlexibleDate.range.contains(seconds) else {
+                throw APIError.badRequest("start_time must be Unix seconds", field: "start_time")
+            }
             return Date(timeIntervalSince1970: seconds)
         }
         let until = try request.query("end_time").map { text throws(APIError) -> Date in
-            guard let seconds = Double(text) else { throw APIError.badRequest("end_time must be Unix seconds", field: "end_time") }
+            guard let seconds = Double(text), FlexibleDate.range.contains(seconds) else {
+                throw APIError.badRequest("end_time must be Unix seconds", field: "end_time")
+            }
             return Date(timeIntervalSince1970: seconds)
         }
         let list = try services.store.suppressions(accountID: call.account.id, reasons: reasons, since: since, until: until,

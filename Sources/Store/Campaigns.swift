@@ -460,7 +460,7 @@ extension SQLiteStore {
             var arguments: [DatabaseValue] = [campaign.id.databaseValue, occurrence.databaseValue, campaign.accountID.databaseValue]
             if let audience {
                 conditions.append(audience.condition)
-                arguments += audience.arguments
+                arguments += audience.databaseValues
             }
             if !definition.lists.isEmpty {
                 conditions.append("EXISTS (SELECT 1 FROM contact_list_member m JOIN contact_list l ON l.id = m.list_id WHERE m.contact_id = c.id "

@@ -244,13 +244,30 @@ public protocol ContactBook: Sendable {
     func deleteContact(address: String, accountID: Int64) throws -> Bool
     func contacts(accountID: Int64, after id: Int64, limit: Int) throws -> [Contact]
     func contactCount(accountID: Int64) throws -> Int
+    /// The account's time zone: what "today", "this month" and a campaign's 9:00 mean.
+    func timeZone(accountID: Int64) throws -> TimeZone
+    /// At most `ContactList.maximumPerAccount` per account.
+    func createContactList(name: String, accountID: Int64) throws -> ContactList
+    /// By id, with their member counts.
+    func contactLists(accountID: Int64) throws -> [ContactList]
+    func deleteContactList(id: Int64, accountID: Int64) throws
+    /// Adds (or with `remove`, takes out) the contacts of these addresses; returns how many addresses were contacts.
+    func changeListMembers(listID: Int64, addresses: [String], remove: Bool, accountID: Int64) throws -> Int
+}
+
+extension ContactList {
+    public static let maximumPerAccount = 1000
+}
+
+extension ContactField {
+    /// Slots per account: the most fields an account may define.
+    public static let maximumPerAccount = 100
 }
 
 extension SQLiteStore: ContactBook {
-    static let maximumContactFields = 100
+    static let maximumContactFields = ContactField.maximumPerAccount
     /// `s1, s2, … s100`: no declared type, so a value keeps the type it was written with.
     static let slotColumns = (1...maximumContactFields).map { "s\($0)" }.joined(separator: ", ")
-    static let maximumContactLists = 1000
 
     static func registerContactMigrations(_ migrator: inout DatabaseMigrator) {
         migrator.registerMigration("v12-contacts") { db in
@@ -326,7 +343,6 @@ extension SQLiteStore: ContactBook {
 
     // MARK: Time zone
 
-    /// The account's time zone: what "today", "this month" and a campaign's 9:00 mean.
     public func timeZone(accountID: Int64) throws -> TimeZone {
         try database.read { db in
             let name = try String.fetchOne(db, sql: "SELECT time_zone FROM account WHERE id = ?", arguments: [accountID])
@@ -477,7 +493,7 @@ extension SQLiteStore: ContactBook {
     public func createContactList(name: String, accountID: Int64) throws -> ContactList {
         try database.write { db in
             let count = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM contact_list WHERE account_id = ?", arguments: [accountID]) ?? 0
-            guard count < SQLiteStore.maximumContactLists else { throw ContactError.notFound("room for another list (at most 1000)") }
+            guard count < ContactList.maximumPerAccount else { throw ContactError.notFound("room for another list (at most 1000)") }
             try db.execute(sql: "INSERT INTO contact_list (account_id, name, created_at) VALUES (?, ?, ?)",
                            arguments: [accountID, name, Date().timeIntervalSince1970])
             return ContactList(id: db.lastInsertedRowID, name: name, members: 0)
@@ -500,7 +516,6 @@ extension SQLiteStore: ContactBook {
         }
     }
 
-    /// Adds (or with `remove`, takes out) the contacts of these addresses; returns how many addresses were contacts.
     public func changeListMembers(listID: Int64, addresses: [String], remove: Bool, accountID: Int64) throws -> Int {
         try database.write { db in
             guard try Bool.fetchOne(db, sql: "SELECT 1 FROM contact_list WHERE id = ? AND account_id = ?",

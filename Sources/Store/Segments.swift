@@ -181,25 +181,56 @@ public struct SegmentError: Error, Equatable, CustomStringConvertible {
     public var description: String { "\(path) \(message)" }
 }
 
+/// The SQL a segment compiles to: the two engines' contact tables differ
+/// (SQLite's slot columns take any type; PostgreSQL's are a text and a
+/// number column per slot), and so do their placeholders and date functions.
+public enum SegmentDialect: Sendable {
+    case sqlite
+    /// Placeholders `$1`…: a statement puts the condition's arguments first.
+    case postgres
+}
+
+/// A value bound to a compiled segment.
+public enum SegmentArgument: Sendable, Equatable {
+    case integer(Int64)
+    case real(Double)
+    case text(String)
+
+    var databaseValue: DatabaseValue {
+        switch self {
+        case .integer(let value): return value.databaseValue
+        case .real(let value): return value.databaseValue
+        case .text(let value): return value.databaseValue
+        }
+    }
+}
+
 /// A segment as SQL over `contact c`: a condition and its arguments, every
 /// value an argument. Built for one account, its fields and its time zone, at one moment.
 public struct SegmentQuery: Sendable {
     public var condition: String
-    public var arguments: [DatabaseValue]
+    public var arguments: [SegmentArgument]
+    public let dialect: SegmentDialect
 
-    public init(_ expression: SegmentExpression, fields: [ContactField], accountID: Int64, now: Date, timeZone: TimeZone) throws(SegmentError) {
+    public init(_ expression: SegmentExpression, fields: [ContactField], accountID: Int64, now: Date, timeZone: TimeZone,
+                dialect: SegmentDialect = .sqlite) throws(SegmentError) {
         var compiler = Compiler(fields: Dictionary(fields.map { ($0.name, $0) }) { first, _ in first }, accountID: accountID,
-                                now: now, timeZone: timeZone)
+                                now: now, timeZone: timeZone, dialect: dialect)
         condition = try compiler.compile(expression, path: "segment")
         arguments = compiler.arguments
+        self.dialect = dialect
     }
+
+    /// The arguments as GRDB binds them (SQLite).
+    var databaseValues: [DatabaseValue] { arguments.map(\.databaseValue) }
 
     struct Compiler {
         let fields: [String: ContactField]
         let accountID: Int64
         let now: Date
         let timeZone: TimeZone
-        var arguments: [DatabaseValue] = []
+        let dialect: SegmentDialect
+        var arguments: [SegmentArgument] = []
 
         /// The built-in columns a condition can name, and what they hold.
         static let columns: [String: (sql: String, kind: ContactField.Kind)] = [
@@ -209,10 +240,15 @@ public struct SegmentQuery: Sendable {
             "last_clicked_at": ("c.last_clicked_at", .date), "last_bounced_at": ("c.last_bounced_at", .date),
         ]
 
-        mutating func bind(_ value: some DatabaseValueConvertible) -> String {
-            arguments.append(value.databaseValue)
-            return "?"
+        mutating func bind(_ value: SegmentArgument) -> String {
+            arguments.append(value)
+            return dialect == .sqlite ? "?" : "$\(arguments.count)"
         }
+
+        /// A whole number: an integer, or on PostgreSQL's number columns a double (so that it compares as one).
+        func number(_ value: Int64) -> SegmentArgument { dialect == .sqlite ? .integer(value) : .real(Double(value)) }
+
+        func number(_ value: Int) -> SegmentArgument { number(Int64(clamping: value)) }
 
         mutating func compile(_ expression: SegmentExpression, path: String) throws(SegmentError) -> String {
             switch expression {
@@ -226,14 +262,15 @@ public struct SegmentQuery: Sendable {
                 return "(" + parts.joined(separator: " OR ") + ")"
             case .not(let inner):
                 // A missing value makes a comparison NULL; NOT of it must still hold (SQL's three values made two).
-                return "NOT COALESCE(" + (try compile(inner, path: path + ".not")) + ", 0)"
+                let inner = try compile(inner, path: path + ".not")
+                return dialect == .sqlite ? "NOT COALESCE(\(inner), 0)" : "NOT COALESCE(\(inner), FALSE)"
             case .list(let id):
                 return "EXISTS (SELECT 1 FROM contact_list_member m JOIN contact_list l ON l.id = m.list_id "
-                    + "WHERE m.contact_id = c.id AND l.id = \(bind(id)) AND l.account_id = \(bind(accountID)))"
+                    + "WHERE m.contact_id = c.id AND l.id = \(bind(.integer(id))) AND l.account_id = \(bind(.integer(accountID))))"
             case .activity(let kind, let days):
                 let column = "c.last_\(kind.rawValue)_at"
                 guard let days else { return "(\(column) IS NOT NULL)" }
-                return "(\(column) >= \(bind(now.timeIntervalSince1970 - Double(days) * 86_400)))"
+                return "(\(column) >= \(bind(.real(now.timeIntervalSince1970 - Double(days) * 86_400))))"
             case .condition(let condition):
                 return try compile(condition, path: path)
             }
@@ -249,7 +286,10 @@ public struct SegmentQuery: Sendable {
                 timestamp = builtIn.kind == .date
             } else if let field = fields[condition.field], (1...SQLiteStore.maximumContactFields).contains(field.slot) {
                 // The slot is the store's number, never text from the request.
-                column = "c.s\(field.slot)"
+                column = switch dialect {
+                case .sqlite: "c.s\(field.slot)"
+                case .postgres: field.kind == .text ? "c.t\(field.slot)" : "c.n\(field.slot)"
+                }
                 kind = field.kind
                 timestamp = false
             } else {
@@ -270,7 +310,7 @@ public struct SegmentQuery: Sendable {
                     throw SegmentError(path: path + ".op", message: "applies to date fields only")
                 }
                 let start = now.addingTimeInterval(-days * 86_400)
-                let bound = timestamp ? bind(start.timeIntervalSince1970) : bind(CalendarDate(start, in: timeZone).number)
+                let bound = timestamp ? bind(.real(start.timeIntervalSince1970)) : bind(number(CalendarDate(start, in: timeZone).number))
                 return condition.op == .withinLastDays ? "(\(column) >= \(bound))" : "(\(column) < \(bound))"
             default:
                 return try comparison(column, condition, as: kind, path: path, timestamp: timestamp)
@@ -280,17 +320,18 @@ public struct SegmentQuery: Sendable {
         /// `column` compared with the operand as `kind`; a value of another kind is refused by name.
         mutating func comparison(_ column: String, _ condition: SegmentCondition, as kind: ContactField.Kind, path: String,
                                  timestamp: Bool = false) throws(SegmentError) -> String {
-            func operand(_ value: SegmentOperand, path: String) throws(SegmentError) -> DatabaseValue {
+            func operand(_ value: SegmentOperand, path: String) throws(SegmentError) -> SegmentArgument {
                 switch (kind, value) {
-                case (.number, .number(let number)): return number.databaseValue
-                case (.number, .thisMonth): return CalendarDate(now, in: timeZone).month.databaseValue
-                case (.number, .thisYear): return CalendarDate(now, in: timeZone).year.databaseValue
+                case (.number, .number(let value)): return .real(value)
+                case (.number, .thisMonth): return number(CalendarDate(now, in: timeZone).month)
+                case (.number, .thisYear): return number(CalendarDate(now, in: timeZone).year)
                 case (.number, .today):
                     // As a month_day: today's MMDD.
                     let today = CalendarDate(now, in: timeZone)
-                    return (today.month * 100 + today.day).databaseValue
-                case (.text, .text(let text)): return text.databaseValue
-                case (.boolean, .boolean(let flag)): return flag.databaseValue
+                    return number(today.month * 100 + today.day)
+                // The address is kept lower-cased: compared as such on both engines.
+                case (.text, .text(let text)): return .text(column == "c.address" ? text.lowercased() : text)
+                case (.boolean, .boolean(let flag)): return number(flag ? 1 : 0)
                 case (.date, .text(let text)):
                     guard let date = CalendarDate(parsing: text) else {
                         throw SegmentError(path: path, message: "must be a date YYYY-MM-DD")
@@ -299,16 +340,16 @@ public struct SegmentQuery: Sendable {
                         var calendar = Calendar(identifier: .gregorian)
                         calendar.timeZone = timeZone
                         let start = calendar.date(from: DateComponents(year: date.year, month: date.month, day: date.day))
-                        return (start?.timeIntervalSince1970 ?? 0).databaseValue
+                        return .real(start?.timeIntervalSince1970 ?? 0)
                     }
-                    return date.number.databaseValue
+                    return number(date.number)
                 case (.date, .today):
                     if timestamp {
                         var calendar = Calendar(identifier: .gregorian)
                         calendar.timeZone = timeZone
-                        return calendar.startOfDay(for: now).timeIntervalSince1970.databaseValue
+                        return .real(calendar.startOfDay(for: now).timeIntervalSince1970)
                     }
-                    return CalendarDate(now, in: timeZone).number.databaseValue
+                    return number(CalendarDate(now, in: timeZone).number)
                 default:
                     throw SegmentError(path: path, message: "must be a \(kind.rawValue) for \(condition.field)")
                 }
@@ -325,7 +366,9 @@ public struct SegmentQuery: Sendable {
                     throw SegmentError(path: path + ".op", message: "\(condition.op.rawValue) applies to text")
                 }
                 let pattern = (condition.op == .contains ? "%" : "") + SegmentQuery.likeEscaped(text) + "%"
-                return "(\(column) LIKE \(bind(pattern)) ESCAPE '\\')"
+                // SQLite's LIKE ignores the case of ASCII letters; PostgreSQL's ILIKE does the same for them.
+                let like = dialect == .sqlite ? "LIKE" : "ILIKE"
+                return "(\(column) \(like) \(bind(.text(pattern))) ESCAPE '\\')"
             default:
                 let sqlOperator = switch condition.op {
                 case .eq: "="
@@ -347,21 +390,40 @@ public struct SegmentQuery: Sendable {
         /// A part of a date as a number: a date field's YYYYMMDD by arithmetic, a timestamp in the account's
         /// zone. The column is written once, so its arguments stay in order.
         mutating func datePart(_ column: String, _ part: SegmentCondition.DatePart, timestamp: Bool) -> String {
-            guard timestamp else {
+            switch (dialect, timestamp) {
+            case (.sqlite, false):
                 switch part {
                 case .year: return "(\(column) / 10000)"
                 case .month: return "(\(column) / 100 % 100)"
                 case .day: return "(\(column) % 100)"
                 case .monthDay: return "(\(column) % 10000)"
                 }
+            case (.postgres, false):
+                // The number column holds YYYYMMDD as a double: whole-number arithmetic on it as a bigint.
+                switch part {
+                case .year: return "(\(column)::bigint / 10000)"
+                case .month: return "(\(column)::bigint / 100 % 100)"
+                case .day: return "(\(column)::bigint % 100)"
+                case .monthDay: return "(\(column)::bigint % 10000)"
+                }
+            case (.sqlite, true):
+                let format = switch part {
+                case .year: "%Y"
+                case .month: "%m"
+                case .day: "%d"
+                case .monthDay: "%m%d"
+                }
+                return "CAST(strftime('\(format)', \(column) + \(bind(.integer(Int64(clamping: timeZone.secondsFromGMT(for: now))))), 'unixepoch') AS INTEGER)"
+            case (.postgres, true):
+                let format = switch part {
+                case .year: "YYYY"
+                case .month: "MM"
+                case .day: "DD"
+                case .monthDay: "MMDD"
+                }
+                let offset = bind(.real(Double(timeZone.secondsFromGMT(for: now))))
+                return "CAST(to_char(to_timestamp(\(column) + \(offset)) AT TIME ZONE 'UTC', '\(format)') AS INTEGER)"
             }
-            let format = switch part {
-            case .year: "%Y"
-            case .month: "%m"
-            case .day: "%d"
-            case .monthDay: "%m%d"
-            }
-            return "CAST(strftime('\(format)', \(column) + \(bind(timeZone.secondsFromGMT(for: now))), 'unixepoch') AS INTEGER)"
         }
     }
 
@@ -377,50 +439,88 @@ public struct Segment: Sendable, Equatable {
     public var expression: JSONValue
 }
 
-extension SQLiteStore {
-    static let maximumSegments = 500
-
+/// Saved segments and the counting and listing of a segment's contacts: one
+/// capability of the store, with an implementation per engine (`SQLiteStore`,
+/// `PostgresStore`), each compiling segments in its own `SegmentDialect`.
+public protocol SegmentStore: Sendable {
     /// The query for `expression` in this account, now.
+    func segmentQuery(_ expression: SegmentExpression, accountID: Int64, now: Date) throws -> SegmentQuery
+    /// How many contacts of the account the segment holds; with `sendable`, only those marketing may reach
+    /// (not suppressed for marketing).
+    func segmentCount(_ query: SegmentQuery, accountID: Int64, sendable: Bool) throws -> Int
+    /// Every contact the segment holds, and those of them marketing may reach, in one pass.
+    func segmentCounts(_ query: SegmentQuery, accountID: Int64) throws -> (all: Int, sendable: Int)
+    /// The segment's contacts after `afterID`, in id order (a preview, an export).
+    func segmentContacts(_ query: SegmentQuery, accountID: Int64, after afterID: Int64, limit: Int) throws -> [Contact]
+    /// Saves a new segment, or with `id` changes that one. At most `Segment.maximumPerAccount` per account.
+    func saveSegment(name: String, expression: JSONValue, accountID: Int64, id: Int64?) throws -> Segment
+    /// By id.
+    func segments(accountID: Int64) throws -> [Segment]
+    func segment(id: Int64, accountID: Int64) throws -> Segment?
+    func deleteSegment(id: Int64, accountID: Int64) throws
+}
+
+extension SegmentStore {
+    public func segmentCount(_ query: SegmentQuery, accountID: Int64) throws -> Int {
+        try segmentCount(query, accountID: accountID, sendable: false)
+    }
+
+    public func saveSegment(name: String, expression: JSONValue, accountID: Int64) throws -> Segment {
+        try saveSegment(name: name, expression: expression, accountID: accountID, id: nil)
+    }
+}
+
+extension Segment {
+    public static let maximumPerAccount = 500
+
+    /// A stored expression back; one that no longer reads (none is written so) as an empty object.
+    static func expression(_ json: String) -> JSONValue {
+        (try? JSONDecoder().decode(JSONValue.self, from: Data(json.utf8))) ?? .object([:])
+    }
+
+    static func json(_ expression: JSONValue) throws -> String {
+        String(decoding: try JSONEncoder().encode(expression), as: UTF8.self)
+    }
+}
+
+extension SQLiteStore: SegmentStore {
+
     public func segmentQuery(_ expression: SegmentExpression, accountID: Int64, now: Date) throws -> SegmentQuery {
         try SegmentQuery(expression, fields: try contactFields(accountID: accountID), accountID: accountID, now: now,
                          timeZone: try timeZone(accountID: accountID))
     }
 
-    /// How many contacts of the account the segment holds; with `sendable`, only those marketing may reach
-    /// (not suppressed for marketing).
-    public func segmentCount(_ query: SegmentQuery, accountID: Int64, sendable: Bool = false) throws -> Int {
+    public func segmentCount(_ query: SegmentQuery, accountID: Int64, sendable: Bool) throws -> Int {
         try database.read { db in
             let suppressed = sendable ? " AND NOT EXISTS (SELECT 1 FROM suppression s WHERE s.account_id = c.account_id AND s.address = c.address "
                 + "AND s.scope IN ('all', 'marketing'))" : ""
             return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM contact c INDEXED BY contact_account WHERE c.account_id = ? AND \(query.condition)\(suppressed)",
-                                    arguments: StatementArguments([accountID.databaseValue] + query.arguments)) ?? 0
+                                    arguments: StatementArguments([accountID.databaseValue] + query.databaseValues)) ?? 0
         }
     }
 
-    /// Every contact the segment holds, and those of them marketing may reach, in one pass.
     public func segmentCounts(_ query: SegmentQuery, accountID: Int64) throws -> (all: Int, sendable: Int) {
         try database.read { db in
             let row = try Row.fetchOne(db, sql: """
                 SELECT COUNT(*) AS all_count, COALESCE(SUM(NOT EXISTS (SELECT 1 FROM suppression s WHERE s.account_id = c.account_id
                     AND s.address = c.address AND s.scope IN ('all', 'marketing'))), 0) AS sendable
                 FROM contact c INDEXED BY contact_account WHERE c.account_id = ? AND \(query.condition)
-                """, arguments: StatementArguments([accountID.databaseValue] + query.arguments))
+                """, arguments: StatementArguments([accountID.databaseValue] + query.databaseValues))
             return ((row?["all_count"] as Int?) ?? 0, (row?["sendable"] as Int?) ?? 0)
         }
     }
 
-    /// The segment's contacts' addresses after `afterID`, in id order (a preview, an export).
     public func segmentContacts(_ query: SegmentQuery, accountID: Int64, after afterID: Int64, limit: Int) throws -> [Contact] {
         try database.read { db in
             let fields = try SQLiteStore.contactFields(accountID: accountID, db)
             return try Row.fetchAll(db, sql: "SELECT c.* FROM contact c INDEXED BY contact_account WHERE c.account_id = ? AND c.id > ? AND \(query.condition) ORDER BY c.id LIMIT ?",
-                                    arguments: StatementArguments([accountID.databaseValue, afterID.databaseValue] + query.arguments
+                                    arguments: StatementArguments([accountID.databaseValue, afterID.databaseValue] + query.databaseValues
                                                                   + [limit.databaseValue])).map { SQLiteStore.contact($0, fields: fields) }
         }
     }
 
-    public func saveSegment(name: String, expression: JSONValue, accountID: Int64, id: Int64? = nil) throws -> Segment {
-        let text = String(decoding: try JSONEncoder().encode(expression), as: UTF8.self)
+    public func saveSegment(name: String, expression: JSONValue, accountID: Int64, id: Int64?) throws -> Segment {
+        let text = try Segment.json(expression)
         return try database.write { db in
             if let id {
                 try db.execute(sql: "UPDATE segment SET name = ?, expression = ? WHERE id = ? AND account_id = ?",
@@ -429,7 +529,7 @@ extension SQLiteStore {
                 return Segment(id: id, name: name, expression: expression)
             }
             let count = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM segment WHERE account_id = ?", arguments: [accountID]) ?? 0
-            guard count < SQLiteStore.maximumSegments else { throw ContactError.notFound("room for another segment (at most 500)") }
+            guard count < Segment.maximumPerAccount else { throw ContactError.notFound("room for another segment (at most 500)") }
             try db.execute(sql: "INSERT INTO segment (account_id, name, expression, created_at) VALUES (?, ?, ?, ?)",
                            arguments: [accountID, name, text, Date().timeIntervalSince1970])
             return Segment(id: db.lastInsertedRowID, name: name, expression: expression)
@@ -456,7 +556,6 @@ extension SQLiteStore {
     }
 
     static func segment(_ row: Row) -> Segment {
-        let expression = (try? JSONDecoder().decode(JSONValue.self, from: Data((row["expression"] as String).utf8))) ?? .object([:])
-        return Segment(id: row["id"], name: row["name"], expression: expression)
+        Segment(id: row["id"], name: row["name"], expression: Segment.expression(row["expression"]))
     }
 }

@@ -88,12 +88,26 @@ public final class SendingMeter: @unchecked Sendable {
         var hours: [Int: Int]
     }
 
+    /// An account and its window as read from the store, outside the lock.
+    struct Reading {
+        var account: Account
+        /// The ledger's recipients per hour; nil when it could not be read.
+        var ledger: [Int: Int]?
+        /// Which flush had last committed when the ledger was read (`flushes`).
+        var flushesBefore: Int
+    }
+
     private let store: any AccountStore & UsageLedger
     private let lock = NSLock()
+    /// One flush at a time: a second waits, so that `flushing` is only ever one batch.
+    private let flushLock = NSLock()
     private var accounts: [Int64: AccountState] = [:]
     private var pending: [Int64: [Int: Counts]] = [:]
     /// Counts a flush is writing: in neither `pending` nor (until it commits) the ledger.
     private var flushing: [Int64: [Int: Counts]] = [:]
+    /// Flushes committed so far. A window read from the ledger is used only if none committed (and none
+    /// was under way) while it was read: otherwise a batch would be counted twice, or not at all.
+    private var flushes = 0
     /// How long quota settings are cached (changes by the CLI apply after this).
     let refresh: TimeInterval
 
@@ -109,9 +123,10 @@ public final class SendingMeter: @unchecked Sendable {
 
     /// Admits and counts `messages` messages to `recipients`, or says why not (counting nothing).
     public func admit(accountID: Int64, messages: Int, recipients: [String], bytes: Int, now: Date = Date()) -> Admission {
+        let reading = read(accountID, now: now)
         lock.lock()
         defer { lock.unlock() }
-        guard var state = self.state(accountID, now: now) else { return .unknownAccount }
+        guard var state = self.state(accountID, now: now, reading: reading) else { return .unknownAccount }
         let quota = state.account.quota
         if quota.sandbox {
             let domains = Set(sandboxNeedsVerifiedDomains ? state.account.verifiedDomains : state.account.domains)
@@ -155,14 +170,17 @@ public final class SendingMeter: @unchecked Sendable {
 
     /// Recipients counted against the 24-hour quota now.
     public func sentLast24Hours(accountID: Int64, now: Date = Date()) -> Int {
+        let reading = read(accountID, now: now)
         lock.lock()
         defer { lock.unlock() }
         let hour = SendingMeter.hour(now)
-        return state(accountID, now: now)?.hours.filter { $0.key > hour - 24 }.values.reduce(0, +) ?? 0
+        return state(accountID, now: now, reading: reading)?.hours.filter { $0.key > hour - 24 }.values.reduce(0, +) ?? 0
     }
 
     /// Writes the counts gathered since the last flush.
     public func flush() throws {
+        flushLock.lock()
+        defer { flushLock.unlock() }
         lock.lock()
         let batch = pending.mapValues { $0.filter { $0.value != Counts() } }.filter { !$0.value.isEmpty }
         pending = [:]
@@ -173,6 +191,7 @@ public final class SendingMeter: @unchecked Sendable {
             try store.addUsage(batch)
             lock.lock()
             flushing = [:]
+            flushes += 1
             lock.unlock()
         } catch {
             // Keep the counts for the next flush rather than lose them.
@@ -188,34 +207,54 @@ public final class SendingMeter: @unchecked Sendable {
         }
     }
 
-    private func state(_ accountID: Int64, now: Date) -> AccountState? {
-        if var state = accounts[accountID] {
-            if now.timeIntervalSince(state.loadedAt) > refresh, let account = try? store.account(id: accountID) {
-                state.account = account
-                state.loadedAt = now
-                // Other nodes' sending, as they flushed it; a failed read keeps this node's own count.
-                if let hours = try? window(accountID, now: now) { state.hours = hours }
-                accounts[accountID] = state
-            }
-            return state
-        }
+    /// The account and its window from the store, when the state held is missing or older than `refresh`;
+    /// read outside the lock, so that a slow store holds up no other account's admissions.
+    private func read(_ accountID: Int64, now: Date) -> Reading? {
+        lock.lock()
+        let held = accounts[accountID]
+        let flushesBefore = flushing.isEmpty ? flushes : -1
+        lock.unlock()
+        if let held, now.timeIntervalSince(held.loadedAt) <= refresh { return nil }
         guard let account = try? store.account(id: accountID) else { return nil }
-        let state = AccountState(account: account, loadedAt: now, tokens: max(account.quota.maxSendRate, 1), refilledAt: now,
-                                 hours: (try? window(accountID, now: now)) ?? [:])
-        accounts[accountID] = state
-        return state
+        let ledger = try? store.recipientsPerHour(accountID: accountID, after: SendingMeter.hour(now) - 24)
+        return Reading(account: account, ledger: ledger, flushesBefore: flushesBefore)
     }
 
-    /// Recipients per hour of the 24-hour window: the ledger's, and this node's not yet in it.
-    private func window(_ accountID: Int64, now: Date) throws -> [Int: Int] {
+    /// The state under the lock, with a fresh reading applied. Another node's sending arrives through the
+    /// ledger; this node's own, not yet in it, is added from `pending` (and `flushing`).
+    private func state(_ accountID: Int64, now: Date, reading: Reading?) -> AccountState? {
         let hour = SendingMeter.hour(now)
-        var hours = try store.recipientsPerHour(accountID: accountID, after: hour - 24)
-        for unrecorded in [pending[accountID], flushing[accountID]] {
-            for (counted, counts) in unrecorded ?? [:] where counted > hour - 24 {
-                hours[counted, default: 0] += counts.recipients
+        func window(_ ledger: [Int: Int], adding batches: [[Int64: [Int: Counts]]]) -> [Int: Int] {
+            var window = ledger
+            for batch in batches {
+                for (counted, counts) in batch[accountID] ?? [:] where counted > hour - 24 {
+                    window[counted, default: 0] += counts.recipients
+                }
             }
+            return window
         }
-        return hours
+        // A window is exact when no flush committed or ran while the ledger was read.
+        let exact = reading?.flushesBefore == flushes && flushing.isEmpty
+        if var state = accounts[accountID] {
+            guard let reading else { return state }
+            state.account = reading.account
+            if let ledger = reading.ledger, exact {
+                state.hours = window(ledger, adding: [pending])
+                state.loadedAt = now
+            } else if reading.ledger == nil {
+                // The ledger could not be read: this node's own count stays, until the next reading.
+                state.loadedAt = now
+            }
+            // Otherwise a flush moved counts during the reading: the count held stays, and the next admission reads again.
+            accounts[accountID] = state
+            return state
+        }
+        guard let reading else { return nil }
+        // The account's first admission on this node: nothing of it is pending or flushing here, so the ledger is the count.
+        let state = AccountState(account: reading.account, loadedAt: now, tokens: max(reading.account.quota.maxSendRate, 1),
+                                 refilledAt: now, hours: window(reading.ledger ?? [:], adding: [pending, flushing]))
+        accounts[accountID] = state
+        return state
     }
 
     /// Hours since the epoch, clamped so that no date can trap the conversion.

@@ -52,6 +52,11 @@ public protocol SuppressionList: Sendable {
     func unsuppress(accountID: Int64, address: String) throws
     /// Every suppression, per account and lower-cased address, for delivery.
     func suppressionsByAccount() throws -> [Int64: [String: Suppression]]
+    /// Suppresses as `suppress` does if the account wants suppressions for
+    /// this reason (`suppressedReasons`), and never narrows an existing one
+    /// (an entry for all mail stays as it is). Returns whether it did.
+    @discardableResult
+    func suppressAutomatically(_ suppression: Suppression, accountID: Int64) throws -> Bool
 }
 
 extension SuppressionList {
@@ -73,20 +78,23 @@ extension SuppressionList {
     }
 }
 
-extension SuppressionList where Self: AccountStore {
-    /// Suppresses as `suppress` does if the account wants suppressions for
-    /// this reason (`suppressedReasons`), and never narrows an existing one.
-    /// Returns whether it did.
+extension SQLiteStore: SuppressionList {
     @discardableResult
     public func suppressAutomatically(_ suppression: Suppression, accountID: Int64) throws -> Bool {
         guard let account = try account(id: accountID), account.suppressedReasons.contains(suppression.reason) else { return false }
-        if let existing = try self.suppression(accountID: accountID, address: suppression.address), existing.scope == .all { return false }
-        try suppress(suppression, accountID: accountID)
-        return true
+        // The check and the write in one transaction: an entry for all mail is never narrowed.
+        return try database.write { db in
+            try db.execute(sql: """
+                INSERT INTO suppression (account_id, address, reason, scope, created_at, source) VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT(account_id, address) DO UPDATE SET reason = excluded.reason, scope = excluded.scope,
+                    created_at = excluded.created_at, source = excluded.source
+                    WHERE suppression.scope <> 'all'
+                """, arguments: [accountID, suppression.address.lowercased(), suppression.reason.rawValue, suppression.scope.rawValue,
+                                 suppression.createdAt.timeIntervalSince1970, suppression.source])
+            return db.changesCount > 0
+        }
     }
-}
 
-extension SQLiteStore: SuppressionList {
     public func suppress(_ suppressions: [Suppression], accountID: Int64) throws {
         try database.write { db in
             let statement = try db.cachedStatement(sql: """
@@ -111,7 +119,7 @@ extension SQLiteStore: SuppressionList {
     public func suppression(accountID: Int64, address: String) throws -> Suppression? {
         try database.read { db in
             try Row.fetchOne(db, sql: "SELECT * FROM suppression WHERE account_id = ? AND address = ?",
-                             arguments: [accountID, address]).map(SQLiteStore.suppression)
+                             arguments: [accountID, address.lowercased()]).map(SQLiteStore.suppression)
         }
     }
 
@@ -138,7 +146,7 @@ extension SQLiteStore: SuppressionList {
 
     public func unsuppress(accountID: Int64, address: String) throws {
         try database.write { db in
-            try db.execute(sql: "DELETE FROM suppression WHERE account_id = ? AND address = ?", arguments: [accountID, address])
+            try db.execute(sql: "DELETE FROM suppression WHERE account_id = ? AND address = ?", arguments: [accountID, address.lowercased()])
             if db.changesCount == 0 { throw AccountStoreError.notFound(address) }
         }
     }

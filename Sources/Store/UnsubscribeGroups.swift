@@ -163,7 +163,7 @@ extension SQLiteStore: UnsubscribeGroupStore {
         try database.write { db in
             try db.execute(sql: """
                 DELETE FROM group_unsubscribe WHERE address = ? AND group_id IN (SELECT id FROM unsubscribe_group WHERE account_id = ? AND id = ?)
-                """, arguments: [address, accountID, id])
+                """, arguments: [address.lowercased(), accountID, id])
             if db.changesCount == 0 { throw UnsubscribeGroupError.notFound(id) }
         }
     }
@@ -182,7 +182,7 @@ extension SQLiteStore: UnsubscribeGroupStore {
             Set(try Int64.fetchAll(db, sql: """
                 SELECT u.group_id FROM group_unsubscribe u JOIN unsubscribe_group g ON g.id = u.group_id
                 WHERE g.account_id = ? AND u.address = ?
-                """, arguments: [accountID, address]))
+                """, arguments: [accountID, address.lowercased()]))
         }
     }
 

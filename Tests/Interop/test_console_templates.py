@@ -288,6 +288,14 @@ def test_sendgrid_unsubscribe_groups_and_suppression_writes(console, mx):
     assert news["is_default"] is True and isinstance(news["id"], int)
     listed = json.loads(client.client.asm.groups.get().body)
     assert [g["name"] for g in listed] == ["News", "Offers"] and listed[0]["unsubscribes"] == 0
+    # A time past any calendar is refused by name, as a time that is not a number is.
+    for value in ("1e300", "nan", "inf", "-1e20", "soon"):
+        response = requests.get(console.api_url + "/v3/suppression/bounces", params={"start_time": value}, timeout=10,
+                                headers={"Authorization": "Bearer " + console.token})
+        assert response.status_code == 400 and "start_time" in response.text, (value, response.text)
+    response = requests.get(console.api_url + "/v3/suppression/bounces", params={"start_time": "0", "end_time": "4102444800"},
+                            timeout=10, headers={"Authorization": "Bearer " + console.token})
+    assert response.status_code == 200 and response.json() == []
     added = client.client.asm.groups._(news["id"]).suppressions.post(request_body={"recipient_emails": ["Left@console.test"]})
     assert added.status_code == 201 and json.loads(added.body) == {"recipient_emails": ["left@console.test"]}
     assert json.loads(client.client.asm.groups._(news["id"]).suppressions.get().body) == ["left@console.test"]

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 @testable import Store
 
@@ -32,15 +33,16 @@ struct PostgresLocationTests {
 /// What only the shared engine has to show: several nodes on one database.
 @Suite(.enabled(if: StoreEngine.available.contains(.postgres)))
 struct PostgresStoreTests {
-    @Test func nodesStartingTogetherMigrateOnce() async throws {
+    @Test func nodesStartingTogetherMigrateOnce() throws {
         let location = try PostgresTestDatabase.make()
         let secrets = StoreEngine.secretsKeyPath()
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            for _ in 0..<4 {
-                group.addTask { _ = try PostgresStore(location: location, secretsKeyPath: secrets, hashParameters: StoreEngine.hashing) }
-            }
-            try await group.waitForAll()
+        // Four threads of their own (not the concurrency pool, which may have fewer), started together.
+        let failures = Mutex<[String]>([])
+        DispatchQueue.concurrentPerform(iterations: 4) { _ in
+            do { _ = try PostgresStore(location: location, secretsKeyPath: secrets, hashParameters: StoreEngine.hashing) }
+            catch { failures.withLock { $0.append(String(describing: error)) } }
         }
+        #expect(failures.withLock { $0 }.isEmpty)
         let store = try PostgresStore(location: location, secretsKeyPath: secrets, hashParameters: StoreEngine.hashing)
         let applied = try store.pool.query("SELECT name FROM hikyaku_migration ORDER BY name").records.map { try $0.decode("name", as: String.self) }
         #expect(applied == PostgresSchema.migrations.map(\.name))
@@ -83,5 +85,46 @@ struct PostgresStoreTests {
         #expect(throws: (any Error).self) {
             try PostgresStore(location: location, secretsKeyPath: StoreEngine.secretsKeyPath(), hashParameters: StoreEngine.hashing)
         }
+    }
+
+    /// A peer that takes the connection and never says a word (a hung server, a black hole behind a
+    /// balancer): opening gives up after the connect timeout, it does not wait for ever.
+    @Test func aServerThatNeverAnswersIsAnErrorNotAHang() throws {
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        #expect(listener >= 0)
+        defer { close(listener) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) == 0 && getsockname(listener, $0, &length) == 0 }
+        }
+        #expect(bound && listen(listener, 8) == 0)
+        var location = try PostgresLocation(url: "postgres://hikyaku@127.0.0.1:\(UInt16(bigEndian: address.sin_port))/none?connect_timeout=1")
+        location.tls = .disable
+        let started = ContinuousClock.now
+        #expect(throws: (any Error).self) {
+            try PostgresStore(location: location, secretsKeyPath: StoreEngine.secretsKeyPath(), hashParameters: StoreEngine.hashing)
+        }
+        #expect(ContinuousClock.now - started < .seconds(60), "gave up on its own")
+    }
+
+    /// A time from a request can be absurd (`start_time=1e300`); binding it must be a bounded value, never a
+    /// trap in the encoder, which would stop every tenant's mail.
+    @Test func absurdTimesAreBoundNotATrap() throws {
+        let store = try PostgresStore(location: PostgresTestDatabase.make(), secretsKeyPath: StoreEngine.secretsKeyPath(),
+                                      hashParameters: StoreEngine.hashing)
+        let id = try store.createAccount(name: "acme", domains: []).account.id
+        for seconds in [Double.infinity, -Double.infinity, .nan, 1e300, -1e300] {
+            let time = Date(timeIntervalSince1970: seconds)
+            _ = try store.suppressions(accountID: id, since: time, until: time)
+            try store.suppress(Suppression(address: "a@example.com", reason: .manual, createdAt: time), accountID: id)
+            try store.markWebhookFailing(id: "wh_none", at: time)
+        }
+        #expect(try store.suppression(accountID: id, address: "a@example.com") != nil)
+        #expect(StoredTime(Date(timeIntervalSince1970: 1e300)).date.timeIntervalSince1970 < 253_402_300_800)
+        let now = Date()
+        #expect(abs(StoredTime(now).date.timeIntervalSince(now)) < 0.000_001)
     }
 }

@@ -58,6 +58,11 @@ final class PostgresPool: Sendable {
     private let nextID = Atomic<Int>(0)
     /// How long a call waits for a free connection before `busy`.
     private let waitLimit: DispatchTimeInterval
+    /// How long a statement's answer may take: the server's `statement_timeout` ends a slow statement
+    /// sooner; this is for a connection that went silent (a dead peer, a half-open TCP connection).
+    private let answerLimit: TimeAmount
+    /// How long opening a connection may take, TLS and the startup exchange included.
+    private let connectLimit: TimeAmount
 
     init(location: PostgresLocation, logger: Logger = Logger(label: "hikyaku.postgres"),
          waitLimit: DispatchTimeInterval = .seconds(30)) throws {
@@ -66,6 +71,8 @@ final class PostgresPool: Sendable {
         self.logger = logger
         permits = DispatchSemaphore(value: location.poolSize)
         self.waitLimit = waitLimit
+        answerLimit = .milliseconds(Int64(clamping: location.statementTimeoutMilliseconds)) + .seconds(10)
+        connectLimit = .seconds(Int64(clamping: location.connectTimeoutSeconds))
     }
 
     deinit {
@@ -86,9 +93,19 @@ final class PostgresPool: Sendable {
     func withConnection<T>(_ body: (PostgresConnection) throws -> T) throws -> T {
         guard permits.wait(timeout: .now() + waitLimit) == .success else { throw PostgresStoreError.busy }
         defer { permits.signal() }
-        let connection = try idle.withLock { $0.popLast() } ?? connect()
+        let connection = try idleConnection() ?? connect()
         defer { if !connection.isClosed { idle.withLock { $0.append(connection) } } }
         return try body(connection)
+    }
+
+    /// An idle connection still open; those the server closed meanwhile (a restart, an idle timeout) are dropped.
+    private func idleConnection() -> PostgresConnection? {
+        idle.withLock { connections in
+            while let connection = connections.popLast() {
+                if !connection.isClosed { return connection }
+            }
+            return nil
+        }
     }
 
     /// One statement on a borrowed connection.
@@ -113,21 +130,57 @@ final class PostgresPool: Sendable {
         }
     }
 
-    func run(_ query: PostgresQuery, on connection: PostgresConnection) throws -> PostgresQueryResult {
+    /// One statement; `bounded` false only for those allowed to run long (migrations, under `statement_timeout = 0`).
+    func run(_ query: PostgresQuery, on connection: PostgresConnection, bounded: Bool = true) throws -> PostgresQueryResult {
         do {
-            return try connection.query(query, logger: logger).wait()
+            guard bounded else { return try connection.query(query, logger: logger).wait() }
+            // A connection that does not answer in time is closed: it is never lent again mid-statement.
+            return try PostgresPool.wait(for: connection.query(query, logger: logger), limit: answerLimit, what: "a statement") {
+                let _: EventLoopFuture<Void> = connection.close()
+            }
         } catch {
             throw PostgresStoreError.from(error)
         }
     }
 
     private func connect() throws -> PostgresConnection {
+        let opening = PostgresConnection.connect(on: group.next(), configuration: configuration,
+                                                 id: nextID.wrappingAdd(1, ordering: .relaxed).oldValue, logger: logger)
         do {
-            return try PostgresConnection.connect(on: group.next(), configuration: configuration,
-                                                  id: nextID.wrappingAdd(1, ordering: .relaxed).oldValue, logger: logger).wait()
+            // A connection that opens after its caller gave up is closed, not leaked.
+            return try PostgresPool.wait(for: opening, limit: connectLimit + .seconds(5), what: "opening a connection") {
+                opening.whenSuccess { connection in
+                    let _: EventLoopFuture<Void> = connection.close()
+                }
+            }
         } catch {
             throw PostgresStoreError.from(error)
         }
+    }
+
+    /// `future`'s value, or an error once `limit` has passed without one; then `abandon` runs (on the
+    /// future's event loop, only if no answer came).
+    static func wait<Value: Sendable>(for future: EventLoopFuture<Value>, limit: TimeAmount, what: String,
+                                      abandon: @escaping @Sendable () -> Void) throws -> Value {
+        let loop = future.eventLoop
+        let outcome = loop.makePromise(of: Value.self)
+        let answered = Answered()
+        future.whenComplete { result in
+            answered.flag.withLock { $0 = true }
+            outcome.completeWith(result)
+        }
+        let timer = loop.scheduleTask(in: limit) {
+            guard !answered.flag.withLock({ $0 }) else { return }
+            outcome.fail(PostgresStoreError.connection("no answer from PostgreSQL within \(limit.nanoseconds / 1_000_000_000) s (\(what))"))
+            abandon()
+        }
+        defer { timer.cancel() }
+        return try outcome.futureResult.wait()
+    }
+
+    /// Whether a future answered before its deadline; both are settled on the future's event loop.
+    private final class Answered: Sendable {
+        let flag = Mutex(false)
     }
 }
 
@@ -138,6 +191,11 @@ struct PostgresTransaction {
 
     func query(_ query: PostgresQuery) throws -> PostgresQueryResult {
         try pool.run(query, on: connection)
+    }
+
+    /// A statement that may run as long as it takes (a migration's).
+    func queryWithoutDeadline(_ query: PostgresQuery) throws -> PostgresQueryResult {
+        try pool.run(query, on: connection, bounded: false)
     }
 }
 

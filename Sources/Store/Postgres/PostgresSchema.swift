@@ -11,6 +11,9 @@ import PostgresNIO
 /// transactional).
 enum PostgresSchema {
     /// `pg_advisory_xact_lock`'s key: "HIKY".
+    ///
+    /// Every text column that a listing sorts or pages by is `COLLATE "C"`: byte order, as SQLite's, whatever
+    /// the database's locale.
     static let lockKey: Int64 = 0x4849_4B59
 
     static let migrations: [(name: String, statements: [String])] = [
@@ -19,8 +22,8 @@ enum PostgresSchema {
             """
             CREATE TABLE account (
                 id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-                name TEXT NOT NULL UNIQUE,
-                smtp_username TEXT NOT NULL UNIQUE,
+                name TEXT COLLATE "C" NOT NULL UNIQUE,
+                smtp_username TEXT COLLATE "C" NOT NULL UNIQUE,
                 smtp_password_hash TEXT NOT NULL,
                 smtp_password_revoked_at TIMESTAMPTZ,
                 disabled BOOLEAN NOT NULL DEFAULT FALSE,
@@ -35,7 +38,7 @@ enum PostgresSchema {
             """
             CREATE TABLE account_domain (
                 account_id BIGINT NOT NULL REFERENCES account(id) ON DELETE CASCADE,
-                domain TEXT NOT NULL,
+                domain TEXT COLLATE "C" NOT NULL,
                 verified_at TIMESTAMPTZ,
                 return_path TEXT,
                 return_path_verified_at TIMESTAMPTZ,
@@ -44,7 +47,7 @@ enum PostgresSchema {
             """,
             """
             CREATE TABLE smtp_credential (
-                username TEXT PRIMARY KEY,
+                username TEXT COLLATE "C" PRIMARY KEY,
                 account_id BIGINT NOT NULL REFERENCES account(id) ON DELETE CASCADE,
                 password_hash TEXT NOT NULL,
                 created_at TIMESTAMPTZ NOT NULL,
@@ -56,7 +59,7 @@ enum PostgresSchema {
             """
             CREATE TABLE suppression (
                 account_id BIGINT NOT NULL REFERENCES account(id) ON DELETE CASCADE,
-                address TEXT NOT NULL CHECK (address = lower(address)),
+                address TEXT COLLATE "C" NOT NULL CHECK (address = lower(address)),
                 reason TEXT NOT NULL,
                 scope TEXT NOT NULL,
                 created_at TIMESTAMPTZ NOT NULL,
@@ -68,7 +71,7 @@ enum PostgresSchema {
             // APIKeyStore: the secret hashed (bearer tokens) and sealed under the nodes' shared secrets.key (Signature V4).
             """
             CREATE TABLE api_key (
-                key_id TEXT PRIMARY KEY,
+                key_id TEXT COLLATE "C" PRIMARY KEY,
                 account_id BIGINT NOT NULL REFERENCES account(id) ON DELETE CASCADE,
                 scope TEXT NOT NULL,
                 secret_hash BYTEA NOT NULL,
@@ -82,7 +85,7 @@ enum PostgresSchema {
             // DKIMKeyStore: the private key sealed; at most one active key per domain, algorithm and account.
             """
             CREATE TABLE dkim_key (
-                domain TEXT NOT NULL,
+                domain TEXT COLLATE "C" NOT NULL,
                 selector TEXT NOT NULL,
                 account_id BIGINT NOT NULL REFERENCES account(id) ON DELETE CASCADE,
                 algorithm TEXT NOT NULL,
@@ -126,7 +129,7 @@ enum PostgresSchema {
             """,
             """
             CREATE TABLE template_version (
-                id TEXT PRIMARY KEY,
+                id TEXT COLLATE "C" PRIMARY KEY,
                 account_id BIGINT NOT NULL,
                 template_name TEXT COLLATE "C" NOT NULL,
                 name TEXT NOT NULL,
@@ -167,7 +170,7 @@ enum PostgresSchema {
             """
             CREATE TABLE console_user (
                 id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-                email TEXT NOT NULL UNIQUE,
+                email TEXT COLLATE "C" NOT NULL UNIQUE,
                 role TEXT NOT NULL,
                 account_id BIGINT REFERENCES account(id) ON DELETE CASCADE,
                 password_hash TEXT NOT NULL,
@@ -191,7 +194,7 @@ enum PostgresSchema {
             // WebhookStore: endpoints (the signing key sealed), their recent requests and pending replays.
             """
             CREATE TABLE webhook (
-                id TEXT PRIMARY KEY,
+                id TEXT COLLATE "C" PRIMARY KEY,
                 account_id BIGINT NOT NULL REFERENCES account(id) ON DELETE CASCADE,
                 name TEXT NOT NULL,
                 url TEXT NOT NULL,
@@ -259,7 +262,7 @@ enum PostgresSchema {
             // NodeRegistry: each node's last heartbeat.
             """
             CREATE TABLE node (
-                name TEXT PRIMARY KEY,
+                name TEXT COLLATE "C" PRIMARY KEY,
                 version TEXT NOT NULL,
                 started_at TIMESTAMPTZ NOT NULL,
                 heartbeat_at TIMESTAMPTZ NOT NULL,
@@ -268,13 +271,82 @@ enum PostgresSchema {
             )
             """,
         ]),
+        ("v2-contacts", [
+            // ContactBook: an account's fields, each given a slot. A slot is two columns, a text one for text
+            // fields and a number one for the others (dates as YYYYMMDD, booleans as 0 or 1), because a slot
+            // is one account's text field and another's number. Text compares byte by byte, as in SQLite.
+            // The contacts' times are seconds since the epoch, as the segment compiler's arithmetic reads them.
+            "ALTER TABLE account ADD COLUMN time_zone TEXT NOT NULL DEFAULT 'UTC'",
+            """
+            CREATE TABLE contact_field (
+                account_id BIGINT NOT NULL REFERENCES account(id) ON DELETE CASCADE,
+                name TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                slot BIGINT NOT NULL,
+                created_at TIMESTAMPTZ NOT NULL,
+                PRIMARY KEY (account_id, name),
+                UNIQUE (account_id, slot)
+            )
+            """,
+            """
+            CREATE TABLE contact (
+                id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                account_id BIGINT NOT NULL REFERENCES account(id) ON DELETE CASCADE,
+                address TEXT COLLATE "C" NOT NULL CHECK (address = lower(address)),
+                \(slotColumns),
+                created_at DOUBLE PRECISION NOT NULL,
+                updated_at DOUBLE PRECISION NOT NULL,
+                last_delivered_at DOUBLE PRECISION,
+                last_opened_at DOUBLE PRECISION,
+                last_clicked_at DOUBLE PRECISION,
+                last_bounced_at DOUBLE PRECISION
+            )
+            """,
+            "CREATE UNIQUE INDEX contact_address ON contact (account_id, address)",
+            // Segments scan an account's contacts in id order.
+            "CREATE INDEX contact_account ON contact (account_id, id)",
+            """
+            CREATE TABLE contact_list (
+                id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                account_id BIGINT NOT NULL REFERENCES account(id) ON DELETE CASCADE,
+                name TEXT NOT NULL,
+                created_at TIMESTAMPTZ NOT NULL
+            )
+            """,
+            "CREATE INDEX contact_list_account ON contact_list (account_id)",
+            """
+            CREATE TABLE contact_list_member (
+                list_id BIGINT NOT NULL REFERENCES contact_list(id) ON DELETE CASCADE,
+                contact_id BIGINT NOT NULL REFERENCES contact(id) ON DELETE CASCADE,
+                PRIMARY KEY (list_id, contact_id)
+            )
+            """,
+            "CREATE INDEX contact_list_member_contact ON contact_list_member (contact_id)",
+            // SegmentStore: the expression as the JSON it was given.
+            """
+            CREATE TABLE segment (
+                id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                account_id BIGINT NOT NULL REFERENCES account(id) ON DELETE CASCADE,
+                name TEXT NOT NULL,
+                expression TEXT NOT NULL,
+                created_at TIMESTAMPTZ NOT NULL
+            )
+            """,
+            "CREATE INDEX segment_account ON segment (account_id)",
+        ]),
     ]
+
+    /// `t1 TEXT, n1 DOUBLE PRECISION, …`: a text and a number column per slot.
+    static let slotColumns = (1...ContactField.maximumPerAccount).map { "t\($0) TEXT COLLATE \"C\", n\($0) DOUBLE PRECISION" }
+        .joined(separator: ", ")
 
     /// Applies the migrations this database lacks; returns their names.
     @discardableResult
     static func migrate(_ pool: PostgresPool) throws -> [String] {
         try pool.transaction { transaction in
-            _ = try transaction.query("SELECT pg_advisory_xact_lock(\(lockKey))")
+            // Waiting for another node's migration, and a long migration itself, are not slow statements.
+            _ = try transaction.query("SET LOCAL statement_timeout = 0")
+            _ = try transaction.queryWithoutDeadline("SELECT pg_advisory_xact_lock(\(lockKey))")
             _ = try transaction.query("""
                 CREATE TABLE IF NOT EXISTS hikyaku_migration (name TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())
                 """)
@@ -282,7 +354,7 @@ enum PostgresSchema {
             var ran: [String] = []
             for migration in migrations where !applied.contains(migration.name) {
                 for statement in migration.statements {
-                    _ = try transaction.query(PostgresQuery(unsafeSQL: statement))
+                    _ = try transaction.queryWithoutDeadline(PostgresQuery(unsafeSQL: statement))
                 }
                 _ = try transaction.query("INSERT INTO hikyaku_migration (name) VALUES (\(migration.name))")
                 ran.append(migration.name)

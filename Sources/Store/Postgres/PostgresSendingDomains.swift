@@ -22,6 +22,8 @@ extension PostgresStore: DKIMKeyStore {
                     INSERT INTO account_domain (account_id, domain) VALUES (\(account.id), \(domain)) ON CONFLICT DO NOTHING
                     """)
                 if activate {
+                    // The account's row, locked, serialises the change of the active key with another node's.
+                    _ = try transaction.query("SELECT id FROM account WHERE id = \(account.id) FOR UPDATE")
                     _ = try transaction.query("""
                         UPDATE dkim_key SET active = FALSE WHERE domain = \(domain) AND algorithm = \(algorithm) AND account_id = \(account.id)
                         """)
@@ -42,12 +44,14 @@ extension PostgresStore: DKIMKeyStore {
         let domain = domain.lowercased()
         try pool.transaction { transaction in
             guard let key = try transaction.query("""
-                SELECT algorithm, account_id FROM dkim_key WHERE domain = \(domain) AND selector = \(selector) FOR UPDATE
+                SELECT algorithm, account_id FROM dkim_key WHERE domain = \(domain) AND selector = \(selector)
                 """).records.first else {
                 throw DKIMKeyError.notFound("\(selector) for \(domain)")
             }
             let algorithm: String = try key.decode("algorithm")
             let account: Int64 = try key.decode("account_id")
+            // The account's row, locked, serialises the change of the active key with another node's.
+            _ = try transaction.query("SELECT id FROM account WHERE id = \(account) FOR UPDATE")
             // Only the keys of the account holding this selector: another account's claim is its own. Two
             // statements, so that the one-active-key index never sees two at once.
             _ = try transaction.query("""

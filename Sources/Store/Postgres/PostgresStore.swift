@@ -30,7 +30,8 @@ extension PostgresStore: AccountStore {
         let username = CredentialGenerator.username()
         let password = CredentialGenerator.password()
         let hash = try PasswordHash.make(password, parameters: hashParameters)
-        let now = Date()
+        // As the database keeps it, so that the account returned equals the one read back.
+        let now = StoredTime(Date()).date
         let id: Int64
         do {
             id = try pool.transaction { transaction in

@@ -17,13 +17,15 @@ extension PostgresStore: SuppressionList {
                 let addresses = chunk.map(\.0)
                 let reasons = chunk.map(\.1.reason.rawValue)
                 let scopes = chunk.map(\.1.scope.rawValue)
-                let times = chunk.map(\.1.createdAt)
+                let times = chunk.map { StoredTime($0.1.createdAt) }
                 let sources = chunk.map { $0.1.source ?? "" }
+                let hasSource = chunk.map { $0.1.source != nil }
                 _ = try transaction.query("""
                     INSERT INTO suppression (account_id, address, reason, scope, created_at, source)
-                    SELECT \(accountID), address, reason, scope, created_at, NULLIF(source, '')
-                    FROM unnest(\(addresses)::text[], \(reasons)::text[], \(scopes)::text[], \(times)::timestamptz[], \(sources)::text[])
-                        AS entry(address, reason, scope, created_at, source)
+                    SELECT \(accountID), address, reason, scope, created_at, CASE WHEN has_source THEN source END
+                    FROM unnest(\(addresses)::text[], \(reasons)::text[], \(scopes)::text[], \(times)::timestamptz[], \(sources)::text[],
+                                \(hasSource)::boolean[])
+                        AS entry(address, reason, scope, created_at, source, has_source)
                     ON CONFLICT (account_id, address) DO UPDATE SET reason = excluded.reason, scope = excluded.scope,
                         created_at = excluded.created_at, source = excluded.source
                     """)
@@ -49,8 +51,8 @@ extension PostgresStore: SuppressionList {
             sql += " AND address LIKE \(bind(Self.likePattern(containing: containing.lowercased()))) ESCAPE '\\'"
         }
         if !reasons.isEmpty { sql += " AND reason = ANY(\(bind(reasons.map(\.rawValue))))" }
-        if let since { sql += " AND created_at >= \(bind(since))" }
-        if let until { sql += " AND created_at < \(bind(until))" }
+        if let since { sql += " AND created_at >= \(bind(StoredTime(since)))" }
+        if let until { sql += " AND created_at < \(bind(StoredTime(until)))" }
         sql += " ORDER BY created_at DESC, address LIMIT \(bind(max(0, limit))) OFFSET \(bind(max(0, offset)))"
         return try pool.query(PostgresQuery(unsafeSQL: sql, binds: binds)).records.map(PostgresStore.suppression)
     }
@@ -73,5 +75,18 @@ extension PostgresStore: SuppressionList {
         Suppression(address: try record.decode("address"), reason: Suppression.Reason(rawValue: try record.decode("reason")) ?? .manual,
                     scope: Suppression.Scope(rawValue: try record.decode("scope")) ?? .all,
                     createdAt: try record.decode("created_at"), source: try record.decode("source"))
+    }
+
+    public func suppressAutomatically(_ suppression: Suppression, accountID: Int64) throws -> Bool {
+        guard let account = try account(id: accountID), account.suppressedReasons.contains(suppression.reason) else { return false }
+        // One statement: an entry that already covers all mail is never replaced, whatever another node does meanwhile.
+        return try pool.query("""
+            INSERT INTO suppression (account_id, address, reason, scope, created_at, source)
+            VALUES (\(accountID), \(suppression.address.lowercased()), \(suppression.reason.rawValue), \(suppression.scope.rawValue),
+                    \(suppression.createdAt), \(suppression.source))
+            ON CONFLICT (account_id, address) DO UPDATE SET reason = excluded.reason, scope = excluded.scope,
+                created_at = excluded.created_at, source = excluded.source
+                WHERE suppression.scope <> 'all'
+            """).changes > 0
     }
 }

@@ -17,8 +17,11 @@ extension PostgresStore: TemplateStore {
         let defaults = try template.defaultsJSON
         let now = Date()
         try pool.transaction { transaction in
+            // The account's row, locked, serialises this with another node's save of the same name: a lock on
+            // a template row that does not exist yet would lock nothing.
+            _ = try transaction.query("SELECT id FROM account WHERE id = \(accountID) FOR UPDATE")
             let exists = try !transaction.query("""
-                SELECT 1 FROM template WHERE account_id = \(accountID) AND name = \(template.name) FOR UPDATE
+                SELECT 1 FROM template WHERE account_id = \(accountID) AND name = \(template.name)
                 """).rows.isEmpty
             if replace && !exists { throw TemplateStoreError.notFound(template.name) }
             if !replace && exists { throw TemplateStoreError.exists(template.name) }
@@ -91,7 +94,7 @@ extension PostgresStore: TemplateStore {
                 WHERE account_id = \(accountID) AND template_name = \(version.templateID) AND id <> \(version.id)
                 """).records.first?.decode("others") ?? 0
             if others == 0 { version.active = true }
-            version.updatedAt = Date()
+            version.updatedAt = StoredTime(Date()).date
             let saved = try transaction.query("""
                 INSERT INTO template_version (id, account_id, template_name, name, subject, html, text, active, test_data, editor,
                                               generate_plain, updated_at)
