@@ -36,13 +36,61 @@ public struct ContactImport: Sendable, Equatable {
     public var finishedAt: Date?
 }
 
-extension SQLiteStore {
-    /// Errors kept with an import; more are counted, not listed.
-    public static let maximumImportErrors = 1000
-
+/// CSV imports of contacts, staged and applied: one capability of the store,
+/// with an implementation per engine (`SQLiteStore`, `PostgresStore`).
+public protocol ContactImportStore: Sendable {
     /// Starts an import, unless one of the account's is running or `maximumRunning` are in all: the count
     /// and the new row in one transaction, so that uploads made at once cannot all pass.
-    public func beginContactImport(accountID: Int64, listID: Int64?, maximumRunning: Int = .max) throws -> Int64 {
+    func beginContactImport(accountID: Int64, listID: Int64?, maximumRunning: Int) throws -> Int64
+    /// Stages a chunk of good rows (address, and a value or NULL for each of `slots`) and the errors found
+    /// since the last chunk, `invalid` of them rows left out (others are about the header).
+    func stageContactRows(importID: Int64, slots: [Int], rows: [(address: String, values: [ContactValue?])],
+                          errors: [ContactImport.RowError], invalid: Int, rowsRead: Int) throws
+    /// Applies every staged row in one transaction (a later row of the same address wins: its values over
+    /// the earlier's, an empty cell keeping what was there), adds them to the import's list if it has one,
+    /// and drops the staging. Returns the import as it ended.
+    func finishContactImport(importID: Int64, accountID: Int64) throws -> ContactImport
+    /// Ends an import without applying anything; `reason` is added to its errors.
+    func failContactImport(importID: Int64, reason: String, line: Int) throws
+    /// Imports left running by this node's process when it stopped: failed, nothing applied. Run once at start.
+    func abandonUnfinishedContactImports() throws -> Int
+    /// One import; another account's is nil, any account's with nil.
+    func contactImport(id: Int64, accountID: Int64?) throws -> ContactImport?
+    /// Newest first.
+    func contactImports(accountID: Int64, limit: Int) throws -> [ContactImport]
+}
+
+extension ContactImportStore {
+    public func beginContactImport(accountID: Int64, listID: Int64?) throws -> Int64 {
+        try beginContactImport(accountID: accountID, listID: listID, maximumRunning: .max)
+    }
+
+    public func contactImport(id: Int64) throws -> ContactImport? { try contactImport(id: id, accountID: nil) }
+
+    public func contactImports(accountID: Int64) throws -> [ContactImport] { try contactImports(accountID: accountID, limit: 50) }
+}
+
+extension ContactImport {
+    /// Errors kept with an import; more are counted, not listed.
+    public static let maximumErrors = 1000
+
+    /// What a restart tells of an import it interrupted.
+    static let interrupted = RowError(line: 0, message: "interrupted by a restart; nothing was applied")
+
+    /// `stored` with `added` after it, up to `maximumErrors`.
+    static func errors(_ stored: String?, adding added: [RowError]) throws -> String {
+        var list = stored.flatMap { try? JSONDecoder().decode([RowError].self, from: Data($0.utf8)) } ?? []
+        list += added.prefix(max(0, maximumErrors - list.count))
+        return String(decoding: try JSONEncoder().encode(list), as: UTF8.self)
+    }
+
+    static func errors(_ stored: String?) -> [RowError] {
+        stored.flatMap { try? JSONDecoder().decode([RowError].self, from: Data($0.utf8)) } ?? []
+    }
+}
+
+extension SQLiteStore: ContactImportStore {
+    public func beginContactImport(accountID: Int64, listID: Int64?, maximumRunning: Int) throws -> Int64 {
         try database.write { db in
             let row = try Row.fetchOne(db, sql: """
                 SELECT COUNT(*) AS total, COALESCE(SUM(account_id = ?), 0) AS mine FROM contact_import WHERE state IN ('running', 'applying')
@@ -61,9 +109,7 @@ extension SQLiteStore {
         }
     }
 
-    /// Stages a chunk of good rows (address, and a value or NULL for each of `slots`) and the errors found
-    /// since the last chunk, `invalid` of them rows left out (others are about the header).
-    public func stageContactRows(importID: Int64, slots: [Int] = [], rows: [(address: String, values: [ContactValue?])],
+    public func stageContactRows(importID: Int64, slots: [Int], rows: [(address: String, values: [ContactValue?])],
                                  errors: [ContactImport.RowError], invalid: Int, rowsRead: Int) throws {
         try database.write { db in
             // An import failed meanwhile (a restart's clean-up) takes nothing more.
@@ -75,15 +121,13 @@ extension SQLiteStore {
             let insert = try db.makeStatement(sql: "INSERT INTO contact_import_row (\(columns)) VALUES ("
                                                 + Array(repeating: "?", count: 2 + slots.count).joined(separator: ", ") + ")")
             for row in rows where row.values.count == slots.count {
-                try insert.execute(arguments: StatementArguments([importID.databaseValue, row.address.databaseValue]
+                try insert.execute(arguments: StatementArguments([importID.databaseValue, row.address.lowercased().databaseValue]
                                                                  + row.values.map { $0?.databaseValue ?? .null }))
             }
             if !errors.isEmpty {
-                let stored = try String.fetchOne(db, sql: "SELECT errors FROM contact_import WHERE id = ?", arguments: [importID]) ?? "[]"
-                var list = (try? JSONDecoder().decode([ContactImport.RowError].self, from: Data(stored.utf8))) ?? []
-                list += errors.prefix(max(0, SQLiteStore.maximumImportErrors - list.count))
-                let encoded = String(decoding: try JSONEncoder().encode(list), as: UTF8.self)
-                try db.execute(sql: "UPDATE contact_import SET errors = ? WHERE id = ?", arguments: [encoded, importID])
+                let stored = try String.fetchOne(db, sql: "SELECT errors FROM contact_import WHERE id = ?", arguments: [importID])
+                try db.execute(sql: "UPDATE contact_import SET errors = ? WHERE id = ?",
+                               arguments: [try ContactImport.errors(stored, adding: errors), importID])
             }
             try db.execute(sql: """
                 UPDATE contact_import SET rows_read = ?, rows_valid = rows_valid + ?, rows_invalid = rows_invalid + ? WHERE id = ?
@@ -91,8 +135,6 @@ extension SQLiteStore {
         }
     }
 
-    /// Applies every staged row in one transaction (a later row of the same address wins), adds them
-    /// to the import's list if it has one, and drops the staging. Returns the import as it ended.
     public func finishContactImport(importID: Int64, accountID: Int64) throws -> ContactImport {
         try database.write { db in
             try db.execute(sql: "UPDATE contact_import SET state = 'applying' WHERE id = ? AND state = 'running'", arguments: [importID])
@@ -127,9 +169,8 @@ extension SQLiteStore {
         }
     }
 
-    /// Ends an import without applying anything; `reason` is added to its errors.
     public func failContactImport(importID: Int64, reason: String, line: Int) throws {
-        try? stageContactRows(importID: importID, rows: [], errors: [ContactImport.RowError(line: line, message: reason)], invalid: 0,
+        try? stageContactRows(importID: importID, slots: [], rows: [], errors: [ContactImport.RowError(line: line, message: reason)], invalid: 0,
                               rowsRead: try contactImport(id: importID)?.rowsRead ?? 0)
         try database.write { db in
             try db.execute(sql: "DELETE FROM contact_import_row WHERE import_id = ?", arguments: [importID])
@@ -138,7 +179,6 @@ extension SQLiteStore {
         }
     }
 
-    /// Imports left running by a process that stopped: failed, nothing applied. Run once at start.
     public func abandonUnfinishedContactImports() throws -> Int {
         try database.write { db in
             let ids = try Int64.fetchAll(db, sql: "SELECT id FROM contact_import WHERE state IN ('running', 'applying')")
@@ -154,14 +194,14 @@ extension SQLiteStore {
         }
     }
 
-    public func contactImport(id: Int64, accountID: Int64? = nil) throws -> ContactImport? {
+    public func contactImport(id: Int64, accountID: Int64?) throws -> ContactImport? {
         try database.read { db in
             try Row.fetchOne(db, sql: "SELECT * FROM contact_import WHERE id = ? AND (? IS NULL OR account_id = ?)",
                              arguments: [id, accountID, accountID]).map(SQLiteStore.contactImport)
         }
     }
 
-    public func contactImports(accountID: Int64, limit: Int = 50) throws -> [ContactImport] {
+    public func contactImports(accountID: Int64, limit: Int) throws -> [ContactImport] {
         try database.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM contact_import WHERE account_id = ? ORDER BY id DESC LIMIT ?",
                              arguments: [accountID, limit]).map(SQLiteStore.contactImport)
@@ -169,7 +209,7 @@ extension SQLiteStore {
     }
 
     static func contactImport(_ row: Row) -> ContactImport {
-        let errors = (try? JSONDecoder().decode([ContactImport.RowError].self, from: Data((row["errors"] as String).utf8))) ?? []
+        let errors = ContactImport.errors(row["errors"])
         return ContactImport(id: row["id"], state: ContactImport.State(rawValue: row["state"]) ?? .failed, rowsRead: row["rows_read"],
                              rowsValid: row["rows_valid"], rowsInvalid: row["rows_invalid"], applied: row["applied"], errors: errors,
                              startedAt: Date(timeIntervalSince1970: row["started_at"]),

@@ -267,7 +267,7 @@ struct ContactTests {
         #expect(done.state == .done && done.applied == 1 && done.rowsInvalid == 1 && done.errors.map(\.line) == [3])
         #expect(try store.contact(address: "a@x.jp", accountID: acme)?.fields["ポイント"] == .number(2), "a later row wins")
         let second = try store.beginContactImport(accountID: acme, listID: nil)
-        try store.stageContactRows(importID: second, rows: [("b@x.jp", [])], errors: [], invalid: 0, rowsRead: 1)
+        try store.stageContactRows(importID: second, slots: [], rows: [("b@x.jp", [])], errors: [], invalid: 0, rowsRead: 1)
         #expect(throws: ContactError.importRunning(thisAccount: true)) { _ = try store.beginContactImport(accountID: acme, listID: nil) }
         #expect(throws: ContactError.importRunning(thisAccount: false)) {
             _ = try store.beginContactImport(accountID: other, listID: nil, maximumRunning: 1)

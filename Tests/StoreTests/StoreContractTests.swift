@@ -817,3 +817,88 @@ struct SeededGenerator: RandomNumberGenerator {
         return z ^ (z >> 31)
     }
 }
+
+/// CSV imports as the store stages and applies them, on both engines.
+struct ContactImportContractTests {
+    typealias ImportingStore = any AccountStore & ContactBook & ContactImportStore
+
+    func makeStore(_ engine: StoreEngine, node: String = "node-a", location: PostgresLocation? = nil) throws -> (ImportingStore, Int64) {
+        let store: ImportingStore = switch engine {
+        case .sqlite: try SQLiteStore(path: NSTemporaryDirectory() + "hikyaku-imports-" + UUID().uuidString + ".sqlite",
+                                      hashParameters: StoreEngine.hashing)
+        case .postgres: try PostgresStore(location: location ?? PostgresTestDatabase.make(), secretsKeyPath: StoreEngine.secretsKeyPath(),
+                                          nodeName: node, hashParameters: StoreEngine.hashing)
+        }
+        return (store, try store.createAccount(name: "acme", domains: []).account.id)
+    }
+
+    @Test(arguments: StoreEngine.available)
+    func anImportAppliesItsLastValuesAtOnce(engine: StoreEngine) throws {
+        let (store, acme) = try makeStore(engine)
+        try store.addContactField(ContactField(name: "氏名", kind: .text), accountID: acme)
+        try store.addContactField(ContactField(name: "ポイント", kind: .number), accountID: acme)
+        try store.addContactField(ContactField(name: "誕生日", kind: .date), accountID: acme)
+        try store.upsertContact(address: "old@example.jp", fields: ["氏名": .text("旧"), "ポイント": .number(5)], accountID: acme)
+        let list = try store.createContactList(name: "imported", accountID: acme)
+        let id = try store.beginContactImport(accountID: acme, listID: list.id)
+        #expect(throws: ContactError.importRunning(thisAccount: true)) { try store.beginContactImport(accountID: acme, listID: nil) }
+        let other = try store.createAccount(name: "other", domains: []).account.id
+        #expect(throws: ContactError.importRunning(thisAccount: false)) {
+            try store.beginContactImport(accountID: other, listID: nil, maximumRunning: 1)
+        }
+        #expect(throws: ContactError.notFound("list \(list.id)")) { try store.beginContactImport(accountID: other, listID: list.id) }
+        try store.stageContactRows(importID: id, slots: [1, 2, 3], rows: [
+            ("A@example.jp", [.text("一"), .number(1), .date("1990-04-01")]),
+            ("old@example.jp", [nil, .number(50), nil]),
+        ], errors: [ContactImport.RowError(line: 4, message: "bad address")], invalid: 1, rowsRead: 3)
+        // A later row of the same address: its values win, its empty cells keep the earlier row's.
+        try store.stageContactRows(importID: id, slots: [1, 2, 3], rows: [
+            ("a@example.jp", [nil, .number(2), nil]),
+            ("b@example.jp", [.text("二"), nil, nil]),
+        ], errors: [], invalid: 0, rowsRead: 5)
+        #expect(try store.contact(address: "a@example.jp", accountID: acme) == nil, "nothing applies before the end")
+        let ended = try store.finishContactImport(importID: id, accountID: acme)
+        #expect(ended.state == .done && ended.applied == 3 && ended.rowsRead == 5 && ended.rowsValid == 4 && ended.rowsInvalid == 1)
+        #expect(ended.errors == [ContactImport.RowError(line: 4, message: "bad address")] && ended.finishedAt != nil)
+        #expect(try store.contact(address: "a@example.jp", accountID: acme)?.fields
+            == ["氏名": .text("一"), "ポイント": .number(2), "誕生日": .date("1990-04-01")])
+        #expect(try store.contact(address: "old@example.jp", accountID: acme)?.fields == ["氏名": .text("旧"), "ポイント": .number(50)])
+        #expect(try store.contact(address: "b@example.jp", accountID: acme)?.fields == ["氏名": .text("二")])
+        #expect(try store.contactLists(accountID: acme).map(\.members) == [3])
+        #expect(try store.contactImports(accountID: acme).map(\.id) == [id])
+        #expect(try store.contactImport(id: id, accountID: other) == nil)
+        #expect(throws: ContactError.notFound("running import \(id)")) { try store.finishContactImport(importID: id, accountID: acme) }
+
+        // A failed import applies nothing and takes no more rows.
+        let failing = try store.beginContactImport(accountID: acme, listID: nil)
+        try store.stageContactRows(importID: failing, slots: [2], rows: [("c@example.jp", [.number(9)])], errors: [], invalid: 0, rowsRead: 1)
+        try store.failContactImport(importID: failing, reason: "the upload did not arrive whole", line: 0)
+        #expect(throws: ContactError.notFound("running import \(failing)")) {
+            try store.stageContactRows(importID: failing, slots: [2], rows: [("d@example.jp", [.number(9)])], errors: [], invalid: 0, rowsRead: 2)
+        }
+        #expect(try store.contactImport(id: failing)?.state == .failed)
+        #expect(try store.contactImport(id: failing)?.errors.last?.message == "the upload did not arrive whole")
+        #expect(try store.contact(address: "c@example.jp", accountID: acme) == nil)
+        // One interrupted by a restart is failed when the node starts again.
+        let interrupted = try store.beginContactImport(accountID: acme, listID: nil)
+        #expect(try store.abandonUnfinishedContactImports() == 1)
+        #expect(try store.contactImport(id: interrupted)?.state == .failed)
+        #expect(try store.contactImport(id: interrupted)?.errors == [ContactImport.interrupted])
+    }
+}
+
+extension PostgresStoreTests {
+    /// A node that starts abandons its own unfinished imports, not another node's, which is still reading its upload.
+    @Test func aStartingNodeAbandonsOnlyItsOwnImports() throws {
+        let location = try PostgresTestDatabase.make()
+        let secrets = StoreEngine.secretsKeyPath()
+        let nodeA = try PostgresStore(location: location, secretsKeyPath: secrets, nodeName: "node-a", hashParameters: StoreEngine.hashing)
+        let nodeB = try PostgresStore(location: location, secretsKeyPath: secrets, nodeName: "node-b", hashParameters: StoreEngine.hashing)
+        let acme = try nodeA.createAccount(name: "acme", domains: []).account.id
+        let beta = try nodeA.createAccount(name: "beta", domains: []).account.id
+        let onA = try nodeA.beginContactImport(accountID: acme, listID: nil)
+        let onB = try nodeB.beginContactImport(accountID: beta, listID: nil)
+        #expect(try nodeB.abandonUnfinishedContactImports() == 1)
+        #expect(try nodeA.contactImport(id: onA)?.state == .running && nodeA.contactImport(id: onB)?.state == .failed)
+    }
+}

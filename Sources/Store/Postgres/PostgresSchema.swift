@@ -333,6 +333,33 @@ enum PostgresSchema {
             )
             """,
             "CREATE INDEX segment_account ON segment (account_id)",
+            // ContactImportStore: an import, the node that runs it, and its rows staged until applied.
+            """
+            CREATE TABLE contact_import (
+                id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                account_id BIGINT NOT NULL REFERENCES account(id) ON DELETE CASCADE,
+                node TEXT NOT NULL,
+                state TEXT NOT NULL,
+                rows_read BIGINT NOT NULL DEFAULT 0,
+                rows_valid BIGINT NOT NULL DEFAULT 0,
+                rows_invalid BIGINT NOT NULL DEFAULT 0,
+                applied BIGINT NOT NULL DEFAULT 0,
+                errors TEXT NOT NULL DEFAULT '[]',
+                list_id BIGINT,
+                started_at TIMESTAMPTZ NOT NULL,
+                finished_at TIMESTAMPTZ
+            )
+            """,
+            "CREATE INDEX contact_import_account ON contact_import (account_id, id)",
+            """
+            CREATE TABLE contact_import_row (
+                seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                import_id BIGINT NOT NULL REFERENCES contact_import(id) ON DELETE CASCADE,
+                address TEXT COLLATE "C" NOT NULL,
+                \(slotColumns)
+            )
+            """,
+            "CREATE INDEX contact_import_row_import ON contact_import_row (import_id, address, seq)",
         ]),
     ]
 

@@ -11,10 +11,15 @@ public final class PostgresStore: Sendable {
     let decoyHash: String
     /// Seals the API secrets; every node of a cluster has the same `secrets.key`.
     let sealer: SecretSealer
+    /// This node's name (`cluster.nodeName`): work a node owns, such as a running import, is marked with it,
+    /// so that a node starting up abandons its own unfinished work and not another's.
+    public let nodeName: String
 
     /// Connects and brings the schema up to date (`PostgresSchema.migrate`).
     /// `secretsKeyPath` is the key that seals API secrets, made there if missing.
-    public init(location: PostgresLocation, secretsKeyPath: String, hashParameters: PasswordHash.Parameters = .standard) throws {
+    public init(location: PostgresLocation, secretsKeyPath: String, nodeName: String = ProcessInfo.processInfo.hostName,
+                hashParameters: PasswordHash.Parameters = .standard) throws {
+        self.nodeName = nodeName
         pool = try PostgresPool(location: location)
         self.hashParameters = hashParameters
         sealer = try SecretSealer(keyPath: secretsKeyPath)
