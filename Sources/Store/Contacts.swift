@@ -264,6 +264,20 @@ extension ContactField {
     public static let maximumPerAccount = 100
 }
 
+/// The contacts' activity (last delivered, opened, clicked, bounced), as the
+/// follower of a node's delivery log writes it: one capability of the store,
+/// with an implementation per engine. Each node follows its own log, so the
+/// position is this node's (on the embedded store, the only one).
+public protocol ContactActivityLog: Sendable {
+    /// Where this node's activity follower stopped in its delivery log.
+    func contactActivityCursor() throws -> Int64?
+    /// Records deliveries, opens, clicks and bounces on the contacts they were to, and the new cursor, in one
+    /// transaction. A time only ever moves a contact's activity forward.
+    func recordContactActivity(_ activity: [ContactActivity], through lastEvent: Int64) throws
+}
+
+extension SQLiteStore: ContactActivityLog {}
+
 extension SQLiteStore: ContactBook {
     static let maximumContactFields = ContactField.maximumPerAccount
     /// `s1, s2, … s100`: no declared type, so a value keeps the type it was written with.
@@ -539,12 +553,10 @@ extension SQLiteStore: ContactBook {
 
     // MARK: Activity
 
-    /// Where the activity follower stopped in the delivery log.
     public func contactActivityCursor() throws -> Int64? {
         try database.read { db in try Int64.fetchOne(db, sql: "SELECT last_event FROM contact_activity_cursor WHERE id = 1") }
     }
 
-    /// Records deliveries, opens, clicks and bounces on the contacts they were to, and the new cursor, in one transaction.
     public func recordContactActivity(_ activity: [ContactActivity], through lastEvent: Int64) throws {
         try database.write { db in
             for item in activity {

@@ -622,7 +622,7 @@ struct StoreContractTests {
 
 /// The marketer's data: contacts, lists and segments, on both engines.
 struct ContactContractTests {
-    typealias MarketingStore = any AccountStore & SuppressionList & ContactBook & SegmentStore
+    typealias MarketingStore = any AccountStore & SuppressionList & ContactBook & SegmentStore & ContactActivityLog
 
     func makeStore(_ engine: StoreEngine) throws -> (MarketingStore, Int64) {
         let store: MarketingStore = switch engine {
@@ -675,6 +675,34 @@ struct ContactContractTests {
         #expect(try store.deleteContact(address: "TARO@example.jp", accountID: acme))
         #expect(try !store.deleteContact(address: "taro@example.jp", accountID: acme))
         #expect(try store.timeZone(accountID: acme).secondsFromGMT() == 0, "UTC until the account says otherwise")
+    }
+
+    @Test(arguments: StoreEngine.available)
+    func activityMovesForwardAndSegmentsSeeIt(engine: StoreEngine) throws {
+        let (store, acme) = try makeStore(engine)
+        for index in 0..<3 { try store.upsertContact(address: "c\(index)@example.jp", fields: [:], accountID: acme) }
+        #expect(try store.contactActivityCursor() == nil)
+        let now = Date()
+        try store.recordContactActivity([
+            ContactActivity(accountID: acme, address: "c0@example.jp", kind: .delivered, at: now.addingTimeInterval(-3600)),
+            ContactActivity(accountID: acme, address: "C0@example.jp", kind: .delivered, at: now.addingTimeInterval(-60)),
+            ContactActivity(accountID: acme, address: "c1@example.jp", kind: .opened, at: now.addingTimeInterval(-40 * 86_400)),
+            ContactActivity(accountID: acme, address: "nobody@example.jp", kind: .bounced, at: now),
+        ], through: 41)
+        // An older time arriving later never moves it back.
+        try store.recordContactActivity([ContactActivity(accountID: acme, address: "c0@example.jp", kind: .delivered,
+                                                         at: now.addingTimeInterval(-7200))], through: 42)
+        #expect(try store.contactActivityCursor() == 42)
+        let c0 = try #require(try store.contact(address: "c0@example.jp", accountID: acme))
+        #expect(abs((c0.lastDeliveredAt ?? .distantPast).timeIntervalSince(now.addingTimeInterval(-60))) < 0.001)
+        func count(_ json: String) throws -> Int {
+            let parsed = try JSONDecoder().decode(JSONValue.self, from: Data(json.utf8))
+            return try store.segmentCount(store.segmentQuery(try SegmentExpression(json: parsed), accountID: acme, now: now), accountID: acme)
+        }
+        #expect(try count(#"{"activity":"delivered","within_days":1}"#) == 1)
+        #expect(try count(#"{"activity":"opened","within_days":30}"#) == 0)
+        #expect(try count(#"{"activity":"opened"}"#) == 1)
+        #expect(try count(#"{"not":{"activity":"bounced"}}"#) == 3)
     }
 
     @Test(arguments: StoreEngine.available)
@@ -888,6 +916,17 @@ struct ContactImportContractTests {
 }
 
 extension PostgresStoreTests {
+    /// Each node follows its own delivery log: its position there is its own.
+    @Test func eachNodeKeepsItsOwnActivityPosition() throws {
+        let location = try PostgresTestDatabase.make()
+        let secrets = StoreEngine.secretsKeyPath()
+        let nodeA = try PostgresStore(location: location, secretsKeyPath: secrets, nodeName: "node-a", hashParameters: StoreEngine.hashing)
+        let nodeB = try PostgresStore(location: location, secretsKeyPath: secrets, nodeName: "node-b", hashParameters: StoreEngine.hashing)
+        try nodeA.recordContactActivity([], through: 500)
+        try nodeB.recordContactActivity([], through: 7)
+        #expect(try nodeA.contactActivityCursor() == 500 && nodeB.contactActivityCursor() == 7)
+    }
+
     /// A node that starts abandons its own unfinished imports, not another node's, which is still reading its upload.
     @Test func aStartingNodeAbandonsOnlyItsOwnImports() throws {
         let location = try PostgresTestDatabase.make()

@@ -313,3 +313,33 @@ extension PostgresBindings {
         return copy
     }
 }
+
+extension PostgresStore: ContactActivityLog {
+    public func contactActivityCursor() throws -> Int64? {
+        try pool.query("SELECT last_event FROM contact_activity_cursor WHERE node = \(nodeName)").records.first?.decode("last_event")
+    }
+
+    public func recordContactActivity(_ activity: [ContactActivity], through lastEvent: Int64) throws {
+        // Per kind, one statement for the batch: each contact's latest time of the kind, never moved back.
+        var byKind: [ContactActivity.Kind: [ContactActivity]] = [:]
+        for item in activity { byKind[item.kind, default: []].append(item) }
+        try pool.transaction { transaction in
+            for kind in ContactActivity.Kind.allCases {
+                guard let items = byKind[kind], !items.isEmpty else { continue }
+                let column = "last_\(kind.rawValue)_at"
+                _ = try transaction.query(PostgresQuery(unsafeSQL: """
+                    UPDATE contact c SET \(column) = greatest(coalesce(c.\(column), 0), latest.at)
+                    FROM (SELECT account_id, address, max(at) AS at
+                          FROM unnest($1::bigint[], $2::text[], $3::float8[]) AS item(account_id, address, at)
+                          GROUP BY account_id, address) latest
+                    WHERE c.account_id = latest.account_id AND c.address = latest.address
+                    """, binds: PostgresStore.binds(items.map(\.accountID), items.map { $0.address.lowercased() },
+                                                    items.map(\.at.timeIntervalSince1970))))
+            }
+            _ = try transaction.query("""
+                INSERT INTO contact_activity_cursor (node, last_event) VALUES (\(nodeName), \(lastEvent))
+                ON CONFLICT (node) DO UPDATE SET last_event = excluded.last_event
+                """)
+        }
+    }
+}

@@ -360,6 +360,13 @@ enum PostgresSchema {
             )
             """,
             "CREATE INDEX contact_import_row_import ON contact_import_row (import_id, address, seq)",
+            // ContactActivityLog: where each node's follower is in that node's own delivery log.
+            """
+            CREATE TABLE contact_activity_cursor (
+                node TEXT PRIMARY KEY,
+                last_event BIGINT NOT NULL
+            )
+            """,
         ]),
     ]
 
