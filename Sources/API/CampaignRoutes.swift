@@ -178,7 +178,7 @@ struct CampaignRoutes: Sendable {
                                              unsubscribeGroup: input.unsubscribeGroup, trackOpens: input.trackOpens ?? false,
                                              trackClicks: input.trackClicks ?? false, tags: input.tags ?? [], sendAt: input.sendAt?.date,
                                              dailyAt: input.dailyAt)
-        if let daily = input.dailyAt, SQLiteStore.nextDailyRun(at: daily, after: Date(), in: TimeZone(identifier: "UTC") ?? .current) == nil {
+        if let daily = input.dailyAt, Campaign.nextDailyRun(at: daily, after: Date(), in: TimeZone(identifier: "UTC") ?? .current) == nil {
             throw APIError.badRequest("daily_at must be a time of day HH:MM", field: "daily_at")
         }
         guard (input.lists ?? []).count <= 100 else { throw APIError.badRequest("at most 100 lists", field: "lists") }

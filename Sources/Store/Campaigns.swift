@@ -212,7 +212,122 @@ public enum CampaignError: Error, Equatable, CustomStringConvertible {
     }
 }
 
-extension SQLiteStore {
+/// Campaigns, their runs, recipients, claims and progress: one capability of
+/// the store, with an implementation per engine (`SQLiteStore`, `PostgresStore`).
+public protocol CampaignStore: Sendable {
+    /// A new campaign, a draft, or with `schedule` scheduled at once. At most `Campaign.maximumPerAccount` per account.
+    func createCampaign(name: String, definition: Campaign.Definition, accountID: Int64, schedule: Bool, now: Date) throws -> Campaign
+    /// One campaign; another account's is nil, any account's with nil.
+    func campaign(id: Int64, accountID: Int64?) throws -> Campaign?
+    /// Newest first.
+    func campaigns(accountID: Int64, limit: Int) throws -> [Campaign]
+    /// Campaigns the runner has work for at `now`: due to start, sending, or testing past their wait.
+    func activeCampaigns(now: Date) throws -> [Campaign]
+    /// Draft → scheduled, for `sendAt` or its next daily time, else now.
+    func scheduleCampaign(id: Int64, accountID: Int64, now: Date) throws
+    /// Pause, resume or cancel; refused from states where the action means nothing.
+    func changeCampaign(id: Int64, accountID: Int64, action: CampaignAction) throws -> Campaign
+    func deleteCampaign(id: Int64, accountID: Int64) throws
+    /// Sets the account's time zone; daily campaigns waiting for their next run are rescheduled in it.
+    func setTimeZone(_ zone: TimeZone, accountID: Int64, now: Date) throws
+    /// Starts a run: writes down its recipients (the audience now, less suppressed and unsubscribed
+    /// contacts, less those the run already has) and assigns variants. A run started before a restart keeps its rows.
+    func startCampaignRun(_ campaign: Campaign, occurrence: String, audience: SegmentQuery?, now: Date) throws -> CampaignProgress
+    /// The next rows to send, claimed (see `SQLiteStore.claimCampaignBatch`); nil when the campaign is no
+    /// longer sending. `queued` are marked first, in the same transaction.
+    func claimCampaignBatch(_ campaign: Campaign, limit: Int, recovering: Bool, queued: [CampaignRowMark],
+                            messageID: CampaignMessageIDMaker?, claim: CampaignClaim) throws -> [CampaignRecipient]?
+    /// Rows whose message is in the spool (`queued`, with the id it was stored under), or that could not be
+    /// built (`skipped`: a template error for that contact, or a contact deleted before it was sent).
+    func markCampaignRows(_ campaign: Campaign, _ rows: [CampaignRowMark], state: CampaignRowMark.State,
+                          messageID: CampaignMessageIDMaker?) throws
+    /// The campaign's current run's rows by state.
+    func campaignProgress(_ campaign: Campaign) throws -> CampaignProgress
+    /// Every run's rows together (a recurring campaign's report covers all its runs).
+    func campaignTotals(_ campaignID: Int64) throws -> CampaignProgress
+    /// The run's rows have all been sent: an A/B test waits for its winner, a daily campaign for its next day, others are done.
+    func finishCampaignRun(_ campaign: Campaign, now: Date) throws
+    /// The A/B test is decided: the rest of the audience gets `winner`, and sending resumes.
+    /// False when the campaign was cancelled or decided meanwhile (nothing changes then).
+    @discardableResult
+    func chooseCampaignWinner(_ campaign: Campaign, winner: Int, decision: String) throws -> Bool
+    /// The campaign's state now (the runner checks it after a batch went to the intake).
+    func campaignState(_ id: Int64) throws -> Campaign.State?
+    func noteCampaign(_ id: Int64, _ note: String?) throws
+    /// The message ids handed to the intake (a cancelled campaign's mail that may still be queued): those
+    /// written on queued rows, and those of claimed rows not yet marked, made by `messageID` from their claim.
+    func campaignMessageIDs(_ id: Int64, messageID: (CampaignClaim, Int64) -> String) throws -> [String]
+}
+
+extension CampaignStore {
+    public func createCampaign(name: String, definition: Campaign.Definition, accountID: Int64, schedule: Bool) throws -> Campaign {
+        try createCampaign(name: name, definition: definition, accountID: accountID, schedule: schedule, now: Date())
+    }
+
+    public func campaigns(accountID: Int64) throws -> [Campaign] { try campaigns(accountID: accountID, limit: 200) }
+
+    public func scheduleCampaign(id: Int64, accountID: Int64) throws { try scheduleCampaign(id: id, accountID: accountID, now: Date()) }
+
+    public func setTimeZone(_ zone: TimeZone, accountID: Int64) throws { try setTimeZone(zone, accountID: accountID, now: Date()) }
+
+    public func claimCampaignBatch(_ campaign: Campaign, limit: Int, recovering: Bool, claim: CampaignClaim) throws -> [CampaignRecipient]? {
+        try claimCampaignBatch(campaign, limit: limit, recovering: recovering, queued: [], messageID: nil, claim: claim)
+    }
+
+    public func markCampaignRows(_ campaign: Campaign, _ rows: [CampaignRowMark], state: CampaignRowMark.State) throws {
+        try markCampaignRows(campaign, rows, state: state, messageID: nil)
+    }
+}
+
+extension Campaign {
+    public static let maximumPerAccount = 10_000
+
+    /// The next moment after `date` whose time of day in `zone` is `time` (`HH:MM`).
+    public static func nextDailyRun(at time: String, after date: Date, in zone: TimeZone) -> Date? {
+        let parts = time.split(separator: ":")
+        guard parts.count == 2, let hour = Int(parts[0]), let minute = Int(parts[1]), (0..<24).contains(hour), (0..<60).contains(minute) else {
+            return nil
+        }
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = zone
+        return calendar.nextDate(after: date, matching: DateComponents(hour: hour, minute: minute, second: 0), matchingPolicy: .nextTime)
+    }
+
+    /// When a campaign being scheduled at `now` first runs: its `sendAt`, its next daily time, else now.
+    func firstRun(now: Date, in zone: TimeZone) -> Date {
+        definition.sendAt ?? definition.dailyAt.flatMap { Campaign.nextDailyRun(at: $0, after: now.addingTimeInterval(-1), in: zone) } ?? now
+    }
+
+    /// The state `action` takes a campaign in `state` to (`pausedFrom`: what a pause interrupted), or nil when it means nothing there.
+    static func state(after action: CampaignAction, from state: State, pausedFrom: State?) -> State? {
+        switch (action, state) {
+        case (.pause, .sending), (.pause, .scheduled), (.pause, .testing): return .paused
+        // Back to what the pause interrupted: a run goes on (and is finished by the runner when nothing is
+        // left), a test waits on, a schedule waits for its time.
+        case (.resume, .paused): return pausedFrom ?? .sending
+        case (.cancel, .draft), (.cancel, .scheduled), (.cancel, .sending), (.cancel, .paused), (.cancel, .testing): return .cancelled
+        default: return nil
+        }
+    }
+
+    /// How long after a test run's last batch the winner is chosen: the wait, plus the longest send-time
+    /// delay of a variant (its mail is not out before).
+    var testWait: Double {
+        let delay = (definition.abTest?.variants.compactMap(\.delayMinutes).max() ?? 0) * 60
+        return Double(definition.abTest?.waitSeconds ?? 0) + Double(delay)
+    }
+
+    /// The definition as stored: its JSON text.
+    static func json(_ definition: Definition) throws -> String {
+        String(decoding: try JSONEncoder().encode(definition), as: UTF8.self)
+    }
+
+    static func definition(_ json: String) -> Definition? {
+        try? JSONDecoder().decode(Definition.self, from: Data(json.utf8))
+    }
+}
+
+extension SQLiteStore: CampaignStore {
     static func registerCampaignMigrations(_ migrator: inout DatabaseMigrator) {
         migrator.registerMigration("v13-campaigns") { db in
             try db.execute(sql: """
@@ -344,13 +459,11 @@ extension SQLiteStore {
         }
     }
 
-    static let maximumCampaigns = 10_000
-
-    public func createCampaign(name: String, definition: Campaign.Definition, accountID: Int64, schedule: Bool, now: Date = Date()) throws -> Campaign {
-        let text = String(decoding: try JSONEncoder().encode(definition), as: UTF8.self)
+    public func createCampaign(name: String, definition: Campaign.Definition, accountID: Int64, schedule: Bool, now: Date) throws -> Campaign {
+        let text = try Campaign.json(definition)
         let id: Int64 = try database.write { db in
             let count = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM campaign WHERE account_id = ?", arguments: [accountID]) ?? 0
-            guard count < SQLiteStore.maximumCampaigns else { throw ContactError.notFound("room for another campaign") }
+            guard count < Campaign.maximumPerAccount else { throw ContactError.notFound("room for another campaign") }
             try db.execute(sql: "INSERT INTO campaign (account_id, name, state, definition, created_at) VALUES (?, ?, 'draft', ?, ?)",
                            arguments: [accountID, name, text, now.timeIntervalSince1970])
             return db.lastInsertedRowID
@@ -367,14 +480,13 @@ extension SQLiteStore {
         }
     }
 
-    public func campaigns(accountID: Int64, limit: Int = 200) throws -> [Campaign] {
+    public func campaigns(accountID: Int64, limit: Int) throws -> [Campaign] {
         try database.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM campaign WHERE account_id = ? ORDER BY id DESC LIMIT ?",
                              arguments: [accountID, limit]).compactMap(SQLiteStore.campaign)
         }
     }
 
-    /// Campaigns the runner has work for at `now`: due to start, sending, or testing past their wait.
     public func activeCampaigns(now: Date) throws -> [Campaign] {
         try database.read { db in
             try Row.fetchAll(db, sql: """
@@ -385,26 +497,10 @@ extension SQLiteStore {
         }
     }
 
-    /// Draft (or paused before its first run) → scheduled, for `sendAt` or its next daily time, else now.
-    public func scheduleCampaign(id: Int64, accountID: Int64, now: Date = Date()) throws {
+    public func scheduleCampaign(id: Int64, accountID: Int64, now: Date) throws {
         guard let campaign = try campaign(id: id, accountID: accountID) else { throw CampaignError.notFound(id) }
         guard campaign.state == .draft else { throw CampaignError.invalidState(from: campaign.state, action: "scheduled") }
-        let zone = try timeZone(accountID: accountID)
-        let first = campaign.definition.sendAt ?? campaign.definition.dailyAt.flatMap {
-            SQLiteStore.nextDailyRun(at: $0, after: now.addingTimeInterval(-1), in: zone)
-        } ?? now
-        try setCampaign(id: id, state: .scheduled, nextRunAt: first)
-    }
-
-    /// The next moment after `date` whose time of day in `zone` is `time` (`HH:MM`).
-    public static func nextDailyRun(at time: String, after date: Date, in zone: TimeZone) -> Date? {
-        let parts = time.split(separator: ":")
-        guard parts.count == 2, let hour = Int(parts[0]), let minute = Int(parts[1]), (0..<24).contains(hour), (0..<60).contains(minute) else {
-            return nil
-        }
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = zone
-        return calendar.nextDate(after: date, matching: DateComponents(hour: hour, minute: minute, second: 0), matchingPolicy: .nextTime)
+        try setCampaign(id: id, state: .scheduled, nextRunAt: campaign.firstRun(now: now, in: try timeZone(accountID: accountID)))
     }
 
     func setCampaign(id: Int64, state: Campaign.State, nextRunAt: Date?? = nil, note: String?? = nil) throws {
@@ -415,25 +511,18 @@ extension SQLiteStore {
         }
     }
 
-    /// Pause, resume or cancel; refused from states where the action means nothing.
     public func changeCampaign(id: Int64, accountID: Int64, action: CampaignAction) throws -> Campaign {
         try database.write { db in
-            guard let campaign = try Row.fetchOne(db, sql: "SELECT * FROM campaign WHERE id = ? AND account_id = ?",
-                                                  arguments: [id, accountID]).flatMap(SQLiteStore.campaign) else {
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM campaign WHERE id = ? AND account_id = ?", arguments: [id, accountID]),
+                  let campaign = SQLiteStore.campaign(row) else {
                 throw CampaignError.notFound(id)
             }
-            let next: Campaign.State
-            switch (action, campaign.state) {
-            case (.pause, .sending), (.pause, .scheduled), (.pause, .testing):
-                next = .paused
+            let pausedFrom = (row["paused_from"] as String?).flatMap(Campaign.State.init(rawValue:))
+            guard let next = Campaign.state(after: action, from: campaign.state, pausedFrom: pausedFrom) else {
+                throw CampaignError.invalidState(from: campaign.state, action: action.past)
+            }
+            if next == .paused {
                 try db.execute(sql: "UPDATE campaign SET paused_from = ? WHERE id = ?", arguments: [campaign.state.rawValue, id])
-            case (.resume, .paused):
-                // Back to what the pause interrupted: a run goes on (and is finished by the runner when
-                // nothing is left), a test waits on, a schedule waits for its time.
-                let from = try String.fetchOne(db, sql: "SELECT paused_from FROM campaign WHERE id = ?", arguments: [id])
-                next = from.flatMap(Campaign.State.init(rawValue:)) ?? .sending
-            case (.cancel, .draft), (.cancel, .scheduled), (.cancel, .sending), (.cancel, .paused), (.cancel, .testing): next = .cancelled
-            default: throw CampaignError.invalidState(from: campaign.state, action: action.past)
             }
             try db.execute(sql: "UPDATE campaign SET state = ? WHERE id = ?", arguments: [next.rawValue, id])
             var changed = campaign
@@ -451,8 +540,6 @@ extension SQLiteStore {
 
     // MARK: Runs
 
-    /// Starts a run: writes down its recipients (the audience now, less suppressed and unsubscribed
-    /// contacts, less those the run already has) and assigns variants. A run started before a restart keeps its rows.
     public func startCampaignRun(_ campaign: Campaign, occurrence: String, audience: SegmentQuery?, now: Date) throws -> CampaignProgress {
         let definition = campaign.definition
         return try database.write { db in
@@ -546,8 +633,8 @@ extension SQLiteStore {
     /// `queued` are rows of earlier batches whose messages the spool now holds, with their ids: marked
     /// first, whatever the campaign's state, in the same transaction (one commit per batch rather than two);
     /// with `messageID`, those of one claim by one statement (see `markClaimedRanges`).
-    public func claimCampaignBatch(_ campaign: Campaign, limit: Int, recovering: Bool, queued: [CampaignRowMark] = [],
-                                   messageID: CampaignMessageIDMaker? = nil, claim: CampaignClaim) throws -> [CampaignRecipient]? {
+    public func claimCampaignBatch(_ campaign: Campaign, limit: Int, recovering: Bool, queued: [CampaignRowMark],
+                                   messageID: CampaignMessageIDMaker?, claim: CampaignClaim) throws -> [CampaignRecipient]? {
         try database.write { db in
             let occurrence = campaign.occurrence ?? ""
             installClaimedMessageID(messageID, db)
@@ -637,10 +724,8 @@ extension SQLiteStore {
         }
     }
 
-    /// Rows whose message is in the spool (`queued`, with the id it was stored under), or that could not be
-    /// built (`skipped`: a template error for that contact, or a contact deleted before it was sent).
     public func markCampaignRows(_ campaign: Campaign, _ rows: [CampaignRowMark], state: CampaignRowMark.State,
-                                 messageID: CampaignMessageIDMaker? = nil) throws {
+                                 messageID: CampaignMessageIDMaker?) throws {
         guard !rows.isEmpty else { return }
         try database.write { db in
             installClaimedMessageID(messageID, db)
@@ -752,7 +837,6 @@ extension SQLiteStore {
         try database.read { db in try SQLiteStore.campaignProgress(campaign.id, occurrence: campaign.occurrence ?? "", db) }
     }
 
-    /// Every run's rows together (a recurring campaign's report covers all its runs).
     public func campaignTotals(_ campaignID: Int64) throws -> CampaignProgress {
         try database.read { db in try SQLiteStore.campaignProgress(campaignID, occurrence: nil, db) }
     }
@@ -775,7 +859,6 @@ extension SQLiteStore {
         return progress
     }
 
-    /// The run's rows have all been sent: an A/B test waits for its winner, a daily campaign for its next day, others are done.
     public func finishCampaignRun(_ campaign: Campaign, now: Date) throws {
         let zone = try timeZone(accountID: campaign.accountID)
         try database.write { db in
@@ -787,15 +870,14 @@ extension SQLiteStore {
                            arguments: [campaign.id, campaign.occurrence ?? ""])
             let winner = try Int.fetchOne(db, sql: "SELECT winner FROM campaign WHERE id = ?", arguments: [campaign.id])
             if progress.waitingForWinner > 0 && winner == nil {
-                // The wait counts from now, plus the longest send-time delay of a variant (its mail is not out before).
-                let delay = (campaign.definition.abTest?.variants.compactMap(\.delayMinutes).max() ?? 0) * 60
-                let wait = Double(campaign.definition.abTest?.waitSeconds ?? 0) + Double(delay)
+                // The wait counts from now.
+                let wait = campaign.testWait
                 try db.execute(sql: "UPDATE campaign SET state = 'testing', test_ends_at = COALESCE(test_ends_at, ?) WHERE id = ? AND state = 'sending'",
                                arguments: [now.timeIntervalSince1970 + wait, campaign.id])
                 return
             }
             if let daily = campaign.definition.dailyAt {
-                let next = SQLiteStore.nextDailyRun(at: daily, after: now, in: zone)
+                let next = Campaign.nextDailyRun(at: daily, after: now, in: zone)
                 try db.execute(sql: "UPDATE campaign SET state = 'scheduled', next_run_at = ? WHERE id = ? AND state = 'sending'",
                                arguments: [next?.timeIntervalSince1970, campaign.id])
                 return
@@ -804,8 +886,6 @@ extension SQLiteStore {
         }
     }
 
-    /// The A/B test is decided: the rest of the audience gets `winner`, and sending resumes.
-    /// False when the campaign was cancelled or decided meanwhile (nothing changes then).
     @discardableResult
     public func chooseCampaignWinner(_ campaign: Campaign, winner: Int, decision: String) throws -> Bool {
         try database.write { db in
@@ -821,7 +901,6 @@ extension SQLiteStore {
         }
     }
 
-    /// The campaign's state now (the runner checks it after a batch went to the intake).
     public func campaignState(_ id: Int64) throws -> Campaign.State? {
         try database.read { db in
             try String.fetchOne(db, sql: "SELECT state FROM campaign WHERE id = ?", arguments: [id]).flatMap(Campaign.State.init(rawValue:))
@@ -832,9 +911,7 @@ extension SQLiteStore {
         try database.write { db in try db.execute(sql: "UPDATE campaign SET note = ? WHERE id = ?", arguments: [note, id]) }
     }
 
-    /// The message ids handed to the intake (a cancelled campaign's mail that may still be queued): those
-    /// written on queued rows, and those of claimed rows not yet marked, made by `messageID` from their claim
-    /// (rows in a claim's range that still wait for an A/B test's winner were never sent, and are left out).
+    /// (Rows in a claim's range that still wait for an A/B test's winner were never sent, and are left out.)
     public func campaignMessageIDs(_ id: Int64, messageID: (CampaignClaim, Int64) -> String) throws -> [String] {
         try database.read { db in
             var ids = try String.fetchAll(db, sql: """
@@ -854,7 +931,7 @@ extension SQLiteStore {
 
     static func campaign(_ row: Row) -> Campaign? {
         guard let state = Campaign.State(rawValue: row["state"]),
-              let definition = try? JSONDecoder().decode(Campaign.Definition.self, from: Data((row["definition"] as String).utf8)) else {
+              let definition = Campaign.definition(row["definition"]) else {
             return nil
         }
         let date = { (name: String) -> Date? in (row[name] as Double?).map(Date.init(timeIntervalSince1970:)) }

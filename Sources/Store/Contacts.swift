@@ -364,13 +364,12 @@ extension SQLiteStore: ContactBook {
         }
     }
 
-    /// Sets the zone; daily campaigns waiting for their next run are rescheduled in it.
-    public func setTimeZone(_ zone: TimeZone, accountID: Int64, now: Date = Date()) throws {
+    public func setTimeZone(_ zone: TimeZone, accountID: Int64, now: Date) throws {
         try database.write { db in
             try db.execute(sql: "UPDATE account SET time_zone = ? WHERE id = ?", arguments: [zone.identifier, accountID])
             for row in try Row.fetchAll(db, sql: "SELECT * FROM campaign WHERE account_id = ? AND state = 'scheduled'", arguments: [accountID]) {
                 guard let campaign = SQLiteStore.campaign(row), let daily = campaign.definition.dailyAt, campaign.definition.sendAt == nil,
-                      let next = SQLiteStore.nextDailyRun(at: daily, after: now, in: zone) else { continue }
+                      let next = Campaign.nextDailyRun(at: daily, after: now, in: zone) else { continue }
                 try db.execute(sql: "UPDATE campaign SET next_run_at = ? WHERE id = ?", arguments: [next.timeIntervalSince1970, campaign.id])
             }
         }
