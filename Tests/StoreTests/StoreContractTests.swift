@@ -941,3 +941,198 @@ extension PostgresStoreTests {
         #expect(try nodeA.contactImport(id: onA)?.state == .running && nodeA.contactImport(id: onB)?.state == .failed)
     }
 }
+
+/// Campaign runs, claims, marks and A/B tests, on both engines.
+struct CampaignContractTests {
+    typealias CampaignsStore = any AccountStore & SuppressionList & ContactBook & SegmentStore & CampaignStore & UnsubscribeGroupStore
+
+    func makeStore(_ engine: StoreEngine) throws -> (CampaignsStore, Int64) {
+        let store: CampaignsStore = switch engine {
+        case .sqlite: try SQLiteStore(path: NSTemporaryDirectory() + "hikyaku-campaigns-" + UUID().uuidString + ".sqlite",
+                                      hashParameters: StoreEngine.hashing)
+        case .postgres: try PostgresStore(location: PostgresTestDatabase.make(), secretsKeyPath: StoreEngine.secretsKeyPath(),
+                                          hashParameters: StoreEngine.hashing)
+        }
+        let acme = try store.createAccount(name: "acme", domains: ["acme.example"]).account.id
+        for (name, kind) in [("氏名", ContactField.Kind.text), ("誕生日", .date), ("ポイント", .number)] {
+            try store.addContactField(ContactField(name: name, kind: kind), accountID: acme)
+        }
+        return (store, acme)
+    }
+
+    func startedABTest(_ store: CampaignsStore, accountID: Int64, testPercent: Int) throws -> Campaign {
+        var tested = Campaign.Definition(from: "news@acme.example", content: Campaign.Content(subject: "s", text: "x"))
+        tested.abTest = Campaign.ABTest(variants: [Campaign.Content(subject: "a"), Campaign.Content(subject: "b")], testPercent: testPercent,
+                                        criterion: .manual, waitSeconds: 60)
+        let test = try store.createCampaign(name: "t", definition: tested, accountID: accountID, schedule: true)
+        _ = try store.startCampaignRun(test, occurrence: "once", audience: nil, now: Date())
+        return try #require(try store.campaign(id: test.id, accountID: accountID))
+    }
+
+    @Test(arguments: StoreEngine.available)
+    func claimsNeverShareARowAndProgressIsCounted(engine: StoreEngine) throws {
+        let (store, acme) = try makeStore(engine)
+        for index in 0..<25 {
+            try store.upsertContact(address: "c\(index)@x.jp", fields: ["ポイント": .number(Double(index)), "氏名": .text("顧客\(index)")],
+                                    accountID: acme)
+        }
+        try store.suppress(Suppression(address: "c24@x.jp", reason: .unsubscribe, scope: .marketing), accountID: acme)
+        let definition = Campaign.Definition(from: "news@acme.example", content: Campaign.Content(subject: "s", text: "x"))
+        var campaign = try store.createCampaign(name: "c", definition: definition, accountID: acme, schedule: true)
+        #expect(campaign.state == .scheduled)
+        let started = try store.startCampaignRun(campaign, occurrence: "once", audience: nil, now: Date())
+        #expect(started == CampaignProgress(recipients: 24, pending: 24), "the suppressed contact is left out")
+        campaign = try #require(try store.campaign(id: campaign.id, accountID: acme))
+        #expect(campaign.state == .sending && campaign.excluded == 1 && campaign.occurrence == "once")
+        let firstClaim = CampaignClaim(seed: 1, milliseconds: 1_000), secondClaim = CampaignClaim(seed: 2, milliseconds: 2_000)
+        let first = try #require(try store.claimCampaignBatch(campaign, limit: 10, recovering: true, claim: firstClaim))
+        let second = try #require(try store.claimCampaignBatch(campaign, limit: 10, recovering: false, claim: secondClaim))
+        #expect(first.count == 10 && second.count == 10)
+        #expect(Set(first.map(\.contactID)).isDisjoint(with: second.map(\.contactID)))
+        #expect(first.allSatisfy { !$0.claimedEarlier && $0.claim == firstClaim && $0.variant == 0 })
+        #expect(first[0].fields == ["ポイント": .number(0), "氏名": .text("顧客0")] && first[0].address == "c0@x.jp")
+        try store.markCampaignRows(campaign, first.map { CampaignRowMark($0.contactID, messageID: "m\($0.contactID)") }, state: .queued)
+        #expect(try store.claimCampaignBatch(campaign, limit: 10, recovering: false, claim: CampaignClaim(seed: 3, milliseconds: 3_000))?.count == 4,
+                "without recovering, the second batch's rows (still with the intake) are left alone")
+        let again = try #require(try store.claimCampaignBatch(campaign, limit: 20, recovering: true, claim: CampaignClaim(seed: 4, milliseconds: 4_000)))
+        #expect(again.prefix(10).map(\.contactID) == second.map(\.contactID) && again.prefix(10).map(\.claim) == second.map(\.claim),
+                "a row claimed earlier comes back with the claim its id is made from")
+        #expect(again.allSatisfy(\.claimedEarlier) && again.count == 14)
+        #expect(try store.campaignProgress(campaign) == CampaignProgress(recipients: 24, pending: 14, queued: 10))
+        // A cancelled campaign's mail is found by the ids written down and by those its claims make.
+        let ids = try store.campaignMessageIDs(campaign.id) { claim, contact in "\(claim.seed):\(contact)" }
+        #expect(Set(ids) == Set(first.map { "m\($0.contactID)" } + again.map { "\($0.claim?.seed ?? 0):\($0.contactID)" }))
+        // Marked queued with ids made from their claims; one skipped (a template error for that contact).
+        let maker: CampaignMessageIDMaker = { claim, contact in "\(claim.seed)-\(contact)" }
+        let skippedOne = again[0]
+        try store.markCampaignRows(campaign, [CampaignRowMark(skippedOne.contactID)], state: .skipped)
+        try store.markCampaignRows(campaign, again.dropFirst().map { CampaignRowMark($0.contactID, claim: $0.claim) }, state: .queued,
+                                   messageID: maker)
+        #expect(try store.campaignProgress(campaign) == CampaignProgress(recipients: 24, pending: 0, queued: 23, skipped: 1))
+        #expect(try store.claimCampaignBatch(campaign, limit: 10, recovering: true, claim: CampaignClaim(seed: 5, milliseconds: 5_000)) == [])
+        try store.finishCampaignRun(campaign, now: Date())
+        campaign = try #require(try store.campaign(id: campaign.id, accountID: acme))
+        #expect(try campaign.state == .sent && store.campaignState(campaign.id) == .sent)
+        #expect(Set(try store.campaignMessageIDs(campaign.id) { _, _ in "" }).count == 23, "every queued row keeps its id")
+        #expect(try store.campaignTotals(campaign.id) == CampaignProgress(recipients: 24, queued: 23, skipped: 1))
+        #expect(throws: CampaignError.invalidState(from: .sent, action: "paused")) {
+            try store.changeCampaign(id: campaign.id, accountID: acme, action: .pause)
+        }
+        try store.deleteCampaign(id: campaign.id, accountID: acme)
+        #expect(try store.campaign(id: campaign.id, accountID: acme) == nil)
+        #expect(throws: CampaignError.notFound(campaign.id)) { try store.deleteCampaign(id: campaign.id, accountID: acme) }
+    }
+
+    @Test(arguments: StoreEngine.available)
+    func aTestSendsItsShareThenTheWinnerToTheRest(engine: StoreEngine) throws {
+        let (store, acme) = try makeStore(engine)
+        for index in 0..<40 { try store.upsertContact(address: "t\(index)@x.jp", fields: [:], accountID: acme) }
+        var test = try startedABTest(store, accountID: acme, testPercent: 50)
+        #expect(try store.campaignProgress(test) == CampaignProgress(recipients: 40, pending: 20, waitingForWinner: 20))
+        let rows = try #require(try store.claimCampaignBatch(test, limit: 100, recovering: false, claim: CampaignClaim(seed: 8, milliseconds: 1)))
+        #expect(rows.count == 20 && rows.filter { $0.variant == 0 }.count == 10 && rows.filter { $0.variant == 1 }.count == 10,
+                "split evenly between the variants")
+        try store.markCampaignRows(test, rows.map { CampaignRowMark($0.contactID, messageID: "x\($0.contactID)") }, state: .queued)
+        let now = Date()
+        try store.finishCampaignRun(test, now: now)
+        test = try #require(try store.campaign(id: test.id, accountID: acme))
+        #expect(test.state == .testing && abs((test.testEndsAt ?? .distantPast).timeIntervalSince(now.addingTimeInterval(60))) < 0.001)
+        #expect(try store.activeCampaigns(now: now).isEmpty && store.activeCampaigns(now: now.addingTimeInterval(61)).map(\.id) == [test.id])
+        // Paused while testing, the winner chosen by hand: it waits for the resume.
+        test = try store.changeCampaign(id: test.id, accountID: acme, action: .pause)
+        #expect(try store.chooseCampaignWinner(test, winner: 1, decision: "by hand"))
+        #expect(try !store.chooseCampaignWinner(test, winner: 0, decision: "twice"), "decided once")
+        #expect(try store.campaignProgress(test) == CampaignProgress(recipients: 40, pending: 20, queued: 20))
+        test = try store.changeCampaign(id: test.id, accountID: acme, action: .resume)
+        #expect(test.state == .sending)
+        test = try #require(try store.campaign(id: test.id, accountID: acme))
+        #expect(test.winner == 1 && test.decision == "by hand")
+        let rest = try #require(try store.claimCampaignBatch(test, limit: 100, recovering: true, claim: CampaignClaim(seed: 9, milliseconds: 2)))
+        #expect(rest.count == 20 && rest.allSatisfy { $0.variant == 1 })
+        // A contact deleted before its row was sent is skipped, not sent.
+        #expect(try store.deleteContact(address: rest[0].address, accountID: acme))
+        let maker: CampaignMessageIDMaker = { claim, contact in "\(claim.seed)-\(contact)" }
+        try store.markCampaignRows(test, rest.dropFirst().map { CampaignRowMark($0.contactID, claim: $0.claim) }, state: .queued, messageID: maker)
+        #expect(try store.claimCampaignBatch(test, limit: 100, recovering: true, claim: CampaignClaim(seed: 10, milliseconds: 3))?.map(\.contactGone)
+            == [true], "claimed earlier, its contact gone: it comes back for the runner to skip")
+        try store.markCampaignRows(test, [CampaignRowMark(rest[0].contactID)], state: .skipped)
+        try store.finishCampaignRun(test, now: Date())
+        #expect(try store.campaign(id: test.id, accountID: acme)?.state == .sent)
+        #expect(try store.campaignTotals(test.id) == CampaignProgress(recipients: 40, queued: 39, skipped: 1))
+    }
+
+    /// A daily birthday campaign over two years of days, with the clock given: each contact gets one run a year,
+    /// and running a day again (a restart) adds nobody.
+    @Test(arguments: StoreEngine.available)
+    func aDailyBirthdayRunReachesEachContactOnceAYear(engine: StoreEngine) throws {
+        let (store, acme) = try makeStore(engine)
+        for (index, birthday) in ["1990-04-10", "1985-12-31", "2000-01-01", "1996-02-29"].enumerated() {
+            try store.upsertContact(address: "b\(index)@x.jp", fields: ["誕生日": .date(birthday)], accountID: acme)
+        }
+        try store.setTimeZone(try #require(TimeZone(identifier: "Asia/Tokyo")), accountID: acme)
+        let segment = JSONValue.object(["field": .string("誕生日"), "part": .string("month_day"), "op": .string("eq"), "value": .string("today")])
+        let start = try #require(ISO8601DateFormatter().date(from: "2026-01-01T00:00:00Z"))
+        let definition = Campaign.Definition(from: "news@acme.example", content: Campaign.Content(subject: "おめでとう", text: "x"),
+                                             segment: segment, dailyAt: "09:00")
+        var campaign = try store.createCampaign(name: "birthday", definition: definition, accountID: acme, schedule: true, now: start)
+        #expect(campaign.nextRunAt == start, "09:00 JST is 00:00 UTC: the first run is at the start")
+        var runs = 0
+        var sent: [String: Int] = [:]
+        for day in 0..<(365 * 2) {
+            let now = start.addingTimeInterval(Double(day) * 86_400 + 60)
+            campaign = try #require(try store.campaign(id: campaign.id, accountID: acme))
+            guard campaign.state == .scheduled, let due = campaign.nextRunAt, due <= now else { continue }
+            let query = try store.segmentQuery(try SegmentExpression(json: segment), accountID: acme, now: now)
+            let occurrence = CalendarDate(now, in: try store.timeZone(accountID: acme)).text
+            _ = try store.startCampaignRun(campaign, occurrence: occurrence, audience: query, now: now)
+            // A restart that starts the same day's run again adds nobody.
+            campaign = try #require(try store.campaign(id: campaign.id, accountID: acme))
+            _ = try store.startCampaignRun(campaign, occurrence: occurrence, audience: query, now: now)
+            campaign = try #require(try store.campaign(id: campaign.id, accountID: acme))
+            let rows = try #require(try store.claimCampaignBatch(campaign, limit: 100, recovering: true,
+                                                                 claim: CampaignClaim(seed: Int64(runs), milliseconds: 0)))
+            for row in rows { sent[row.address, default: 0] += 1 }
+            try store.markCampaignRows(campaign, rows.map { CampaignRowMark($0.contactID, messageID: "\(runs)-\($0.contactID)") }, state: .queued)
+            try store.finishCampaignRun(campaign, now: now)
+            runs += 1
+        }
+        #expect(runs == 730)
+        #expect(sent == ["b0@x.jp": 2, "b1@x.jp": 2, "b2@x.jp": 2], "29 February comes in neither 2026 nor 2027")
+        // A new zone moves the next run to 09:00 there.
+        try store.setTimeZone(try #require(TimeZone(identifier: "UTC")), accountID: acme, now: start)
+        let next = try #require(try store.campaign(id: campaign.id, accountID: acme)?.nextRunAt)
+        #expect(next == start.addingTimeInterval(9 * 3600))
+    }
+
+    /// A run started again the same day (a daily campaign late after downtime) adds no address it has, even
+    /// for a contact deleted and made anew since, and adds new contacts; an unsubscribed one gets nothing.
+    @Test(arguments: StoreEngine.available)
+    func aRunStartedAgainAddsNoAddressTwice(engine: StoreEngine) throws {
+        let (store, acme) = try makeStore(engine)
+        for index in 0..<3 { _ = try store.upsertContact(address: "r\(index)@x.jp", fields: [:], accountID: acme) }
+        let group = try store.createUnsubscribeGroup(accountID: acme, name: "news", description: "", isDefault: false)
+        let definition = Campaign.Definition(from: "news@acme.example", content: Campaign.Content(subject: "s", text: "x"),
+                                             unsubscribeGroup: group.id, dailyAt: "09:00")
+        let now = Date()
+        var campaign = try store.createCampaign(name: "daily", definition: definition, accountID: acme, schedule: true, now: now)
+        try store.unsubscribe(["r2@x.jp"], fromGroup: group.id, accountID: acme, source: nil)
+        // Run it now, whatever the schedule says.
+        campaign.state = .scheduled
+        _ = try store.startCampaignRun(campaign, occurrence: "2026-12-06", audience: nil, now: now)
+        campaign = try #require(try store.campaign(id: campaign.id, accountID: acme))
+        let rows = try #require(try store.claimCampaignBatch(campaign, limit: 10, recovering: true, claim: CampaignClaim(seed: 1, milliseconds: 1)))
+        #expect(rows.map(\.address) == ["r0@x.jp", "r1@x.jp"], "the group's unsubscribed address is left out")
+        try store.markCampaignRows(campaign, rows.map { CampaignRowMark($0.contactID, messageID: "m\($0.contactID)") }, state: .queued)
+        try store.finishCampaignRun(campaign, now: now)
+        #expect(try store.campaign(id: campaign.id, accountID: acme)?.state == .scheduled)
+        #expect(try store.deleteContact(address: "r1@x.jp", accountID: acme))
+        _ = try store.upsertContact(address: "r1@x.jp", fields: [:], accountID: acme)
+        _ = try store.upsertContact(address: "r3@x.jp", fields: [:], accountID: acme)
+        campaign = try #require(try store.campaign(id: campaign.id, accountID: acme))
+        let progress = try store.startCampaignRun(campaign, occurrence: "2026-12-06", audience: nil, now: now)
+        #expect(progress.recipients == 3 && progress.pending == 1 && progress.queued == 2, "\(progress)")
+        campaign = try #require(try store.campaign(id: campaign.id, accountID: acme))
+        let added = try #require(try store.claimCampaignBatch(campaign, limit: 10, recovering: true, claim: CampaignClaim(seed: 2, milliseconds: 2)))
+        #expect(added.map(\.address) == ["r3@x.jp"])
+    }
+}

@@ -360,6 +360,63 @@ enum PostgresSchema {
             )
             """,
             "CREATE INDEX contact_import_row_import ON contact_import_row (import_id, address, seq)",
+            // CampaignStore: campaigns; each run's recipients (variant NULL: waiting for the A/B test's winner;
+            // state pending, submitting, queued or skipped); their counts per state, kept by the statements that
+            // change the rows; and one row per claimed batch.
+            """
+            CREATE TABLE campaign (
+                id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                account_id BIGINT NOT NULL REFERENCES account(id) ON DELETE CASCADE,
+                name TEXT NOT NULL,
+                state TEXT NOT NULL,
+                definition TEXT NOT NULL,
+                next_run_at TIMESTAMPTZ,
+                occurrence TEXT,
+                test_ends_at TIMESTAMPTZ,
+                winner BIGINT,
+                decision TEXT,
+                note TEXT,
+                excluded BIGINT NOT NULL DEFAULT 0,
+                paused_from TEXT,
+                created_at TIMESTAMPTZ NOT NULL
+            )
+            """,
+            "CREATE INDEX campaign_account ON campaign (account_id, id)",
+            "CREATE INDEX campaign_due ON campaign (state, next_run_at)",
+            """
+            CREATE TABLE campaign_recipient (
+                campaign_id BIGINT NOT NULL REFERENCES campaign(id) ON DELETE CASCADE,
+                occurrence TEXT NOT NULL,
+                contact_id BIGINT NOT NULL,
+                address TEXT COLLATE "C" NOT NULL,
+                variant BIGINT,
+                state TEXT NOT NULL DEFAULT 'pending',
+                message_id TEXT,
+                PRIMARY KEY (campaign_id, occurrence, contact_id)
+            )
+            """,
+            "CREATE INDEX campaign_recipient_state ON campaign_recipient (campaign_id, occurrence, state, contact_id)",
+            """
+            CREATE TABLE campaign_count (
+                campaign_id BIGINT NOT NULL REFERENCES campaign(id) ON DELETE CASCADE,
+                occurrence TEXT NOT NULL,
+                state TEXT NOT NULL,
+                waiting BOOLEAN NOT NULL,
+                n BIGINT NOT NULL,
+                PRIMARY KEY (campaign_id, occurrence, state, waiting)
+            )
+            """,
+            """
+            CREATE TABLE campaign_claim (
+                campaign_id BIGINT NOT NULL REFERENCES campaign(id) ON DELETE CASCADE,
+                occurrence TEXT NOT NULL,
+                after_contact BIGINT NOT NULL,
+                through_contact BIGINT NOT NULL,
+                seed BIGINT NOT NULL,
+                claimed_at_ms BIGINT NOT NULL,
+                PRIMARY KEY (campaign_id, occurrence, through_contact)
+            )
+            """,
             // ContactActivityLog: where each node's follower is in that node's own delivery log.
             """
             CREATE TABLE contact_activity_cursor (
