@@ -2,13 +2,15 @@
 # A private PostgreSQL cluster for the tests and benchmarks, never the system's:
 #   scripts/postgres.sh start DIR [SETTING=VALUE...]   initdb in DIR, start it on a free port; prints its URL
 #   scripts/postgres.sh stop DIR                       stop it (the caller removes DIR)
+# DIR is made the server user's; its parent must be open to that user (use a `mktemp -d` directory as DIR).
 # It listens on 127.0.0.1 and on a Unix socket in DIR; the URL names the socket.
 # Run as root, the server runs as the `postgres` user (initdb refuses root).
 set -euo pipefail
 bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 [ -x "$bin/initdb" ] || { echo "PostgreSQL's server is not installed (apt-get install postgresql)" >&2; exit 1; }
 as_server() {
-    if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+    # From /, which the server's user may enter (the caller's directory may be closed to it).
+    if [ "$(id -u)" = 0 ]; then (cd / && runuser -u postgres -- "$@"); else "$@"; fi
 }
 command=${1:?start or stop}
 dir=${2:?a directory}

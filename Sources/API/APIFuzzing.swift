@@ -168,6 +168,9 @@ package enum APIFuzzing {
         let fields = [ContactField(name: "n", kind: .number, slot: 1), ContactField(name: "t", kind: .text, slot: 3)]
         if let shared = try? SegmentQuery(expression, fields: fields, accountID: 1, now: Date(), timeZone: .current, dialect: .postgres) {
             precondition(!shared.condition.contains("?"), "a PostgreSQL segment has a SQLite placeholder")
+            // Its placeholders are $1…$n, one per argument, each used.
+            let numbers = Set(shared.condition.split(separator: "$").dropFirst().compactMap { part in Int(String(part.prefix { $0.isNumber })) })
+            precondition(numbers == Set(shared.arguments.indices.map { $0 + 1 }), "a PostgreSQL segment's placeholders do not match its arguments")
         }
     }
 

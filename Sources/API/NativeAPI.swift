@@ -327,7 +327,7 @@ struct NativeAPI: Sendable {
         let call = try await services.gate.open(request, context: context, scope: .read)
         let until = try request.queryDate("until") ?? Date()
         let since = try request.queryDate("since") ?? until.addingTimeInterval(-30 * 86400)
-        try? services.meter.flush()
+        try? services.meter.flush(waitingAtMost: 2)
         let days = try services.store.dailyUsage(accountID: call.account.id, since: since, until: until)
         return APIJSON.response(object: [
             "since": NativeAPI.iso(since), "until": NativeAPI.iso(until),

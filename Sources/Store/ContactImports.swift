@@ -84,6 +84,13 @@ extension ContactImport {
         return String(decoding: try JSONEncoder().encode(list), as: UTF8.self)
     }
 
+    /// `stored` with the message that ends an import after it, even past `maximumErrors`: the reason it
+    /// failed is always told.
+    static func errors(_ stored: String?, ending: RowError) throws -> String {
+        let list = (stored.flatMap { try? JSONDecoder().decode([RowError].self, from: Data($0.utf8)) } ?? []) + [ending]
+        return String(decoding: try JSONEncoder().encode(list), as: UTF8.self)
+    }
+
     static func errors(_ stored: String?) -> [RowError] {
         stored.flatMap { try? JSONDecoder().decode([RowError].self, from: Data($0.utf8)) } ?? []
     }
@@ -120,7 +127,8 @@ extension SQLiteStore: ContactImportStore {
             // Made per chunk, not cached: its text follows the file's header, and the cache would keep every one.
             let insert = try db.makeStatement(sql: "INSERT INTO contact_import_row (\(columns)) VALUES ("
                                                 + Array(repeating: "?", count: 2 + slots.count).joined(separator: ", ") + ")")
-            for row in rows where row.values.count == slots.count {
+            let rows = rows.filter { $0.values.count == slots.count }
+            for row in rows {
                 try insert.execute(arguments: StatementArguments([importID.databaseValue, row.address.lowercased().databaseValue]
                                                                  + row.values.map { $0?.databaseValue ?? .null }))
             }
@@ -170,12 +178,15 @@ extension SQLiteStore: ContactImportStore {
     }
 
     public func failContactImport(importID: Int64, reason: String, line: Int) throws {
-        try? stageContactRows(importID: importID, slots: [], rows: [], errors: [ContactImport.RowError(line: line, message: reason)], invalid: 0,
-                              rowsRead: try contactImport(id: importID)?.rowsRead ?? 0)
         try database.write { db in
+            // Only an import still under way: one applied a moment ago stays done.
+            guard let stored = try String.fetchOne(db, sql: """
+                SELECT errors FROM contact_import WHERE id = ? AND state IN ('running', 'applying')
+                """, arguments: [importID]) else { return }
             try db.execute(sql: "DELETE FROM contact_import_row WHERE import_id = ?", arguments: [importID])
-            try db.execute(sql: "UPDATE contact_import SET state = 'failed', finished_at = ? WHERE id = ?",
-                           arguments: [Date().timeIntervalSince1970, importID])
+            try db.execute(sql: "UPDATE contact_import SET state = 'failed', finished_at = ?, errors = ? WHERE id = ?",
+                           arguments: [Date().timeIntervalSince1970,
+                                       try ContactImport.errors(stored, ending: ContactImport.RowError(line: line, message: reason)), importID])
         }
     }
 

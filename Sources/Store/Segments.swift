@@ -221,6 +221,11 @@ public struct SegmentQuery: Sendable {
         self.dialect = dialect
     }
 
+    /// Throws unless the query was compiled for `dialect`: another engine's SQL is never run.
+    func check(_ dialect: SegmentDialect) throws {
+        guard self.dialect == dialect else { throw SegmentError(path: "segment", message: "was compiled for another engine") }
+    }
+
     /// The arguments as GRDB binds them (SQLite).
     var databaseValues: [DatabaseValue] { arguments.map(\.databaseValue) }
 
@@ -365,7 +370,9 @@ public struct SegmentQuery: Sendable {
                 guard kind == .text, case .text(let text) = condition.value else {
                     throw SegmentError(path: path + ".op", message: "\(condition.op.rawValue) applies to text")
                 }
-                let pattern = (condition.op == .contains ? "%" : "") + SegmentQuery.likeEscaped(text) + "%"
+                // The address is kept lower-cased: searched as such on both engines.
+                let searched = column == "c.address" ? text.lowercased() : text
+                let pattern = (condition.op == .contains ? "%" : "") + SegmentQuery.likeEscaped(searched) + "%"
                 // SQLite's LIKE ignores the case of ASCII letters; PostgreSQL's ILIKE does the same for them.
                 let like = dialect == .sqlite ? "LIKE" : "ILIKE"
                 return "(\(column) \(like) \(bind(.text(pattern))) ESCAPE '\\')"
@@ -399,12 +406,13 @@ public struct SegmentQuery: Sendable {
                 case .monthDay: return "(\(column) % 10000)"
                 }
             case (.postgres, false):
-                // The number column holds YYYYMMDD as a double: whole-number arithmetic on it as a bigint.
+                // The number column holds YYYYMMDD as a double: whole-number arithmetic on it as a bigint,
+                // truncated as SQLite's integer division does (a cast alone would round).
                 switch part {
-                case .year: return "(\(column)::bigint / 10000)"
-                case .month: return "(\(column)::bigint / 100 % 100)"
-                case .day: return "(\(column)::bigint % 100)"
-                case .monthDay: return "(\(column)::bigint % 10000)"
+                case .year: return "(trunc(\(column))::bigint / 10000)"
+                case .month: return "(trunc(\(column))::bigint / 100 % 100)"
+                case .day: return "(trunc(\(column))::bigint % 100)"
+                case .monthDay: return "(trunc(\(column))::bigint % 10000)"
                 }
             case (.sqlite, true):
                 let format = switch part {
@@ -491,7 +499,8 @@ extension SQLiteStore: SegmentStore {
     }
 
     public func segmentCount(_ query: SegmentQuery, accountID: Int64, sendable: Bool) throws -> Int {
-        try database.read { db in
+        try query.check(.sqlite)
+        return try database.read { db in
             let suppressed = sendable ? " AND NOT EXISTS (SELECT 1 FROM suppression s WHERE s.account_id = c.account_id AND s.address = c.address "
                 + "AND s.scope IN ('all', 'marketing'))" : ""
             return try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM contact c INDEXED BY contact_account WHERE c.account_id = ? AND \(query.condition)\(suppressed)",
@@ -500,7 +509,8 @@ extension SQLiteStore: SegmentStore {
     }
 
     public func segmentCounts(_ query: SegmentQuery, accountID: Int64) throws -> (all: Int, sendable: Int) {
-        try database.read { db in
+        try query.check(.sqlite)
+        return try database.read { db in
             let row = try Row.fetchOne(db, sql: """
                 SELECT COUNT(*) AS all_count, COALESCE(SUM(NOT EXISTS (SELECT 1 FROM suppression s WHERE s.account_id = c.account_id
                     AND s.address = c.address AND s.scope IN ('all', 'marketing'))), 0) AS sendable
@@ -511,7 +521,8 @@ extension SQLiteStore: SegmentStore {
     }
 
     public func segmentContacts(_ query: SegmentQuery, accountID: Int64, after afterID: Int64, limit: Int) throws -> [Contact] {
-        try database.read { db in
+        try query.check(.sqlite)
+        return try database.read { db in
             let fields = try SQLiteStore.contactFields(accountID: accountID, db)
             return try Row.fetchAll(db, sql: "SELECT c.* FROM contact c INDEXED BY contact_account WHERE c.account_id = ? AND c.id > ? AND \(query.condition) ORDER BY c.id LIMIT ?",
                                     arguments: StatementArguments([accountID.databaseValue, afterID.databaseValue] + query.databaseValues

@@ -91,7 +91,7 @@ public final class SendingMeter: @unchecked Sendable {
     /// An account and its window as read from the store, outside the lock.
     struct Reading {
         var account: Account
-        /// The ledger's recipients per hour; nil when it could not be read.
+        /// The ledger's recipients per hour.
         var ledger: [Int: Int]?
         /// Which flush had last committed when the ledger was read (`flushes`).
         var flushesBefore: Int
@@ -105,8 +105,10 @@ public final class SendingMeter: @unchecked Sendable {
     private var pending: [Int64: [Int: Counts]] = [:]
     /// Counts a flush is writing: in neither `pending` nor (until it commits) the ledger.
     private var flushing: [Int64: [Int: Counts]] = [:]
-    /// Flushes committed so far. A window read from the ledger is used only if none committed (and none
-    /// was under way) while it was read: otherwise a batch would be counted twice, or not at all.
+    /// When reading an account from the store last failed.
+    private var failedReadings: [Int64: Date] = [:]
+    /// Flushes committed so far. A window read from the ledger is used only if none committed since it was
+    /// read: otherwise a batch would be counted twice, or not at all.
     private var flushes = 0
     /// How long quota settings are cached (changes by the CLI apply after this).
     let refresh: TimeInterval
@@ -177,10 +179,22 @@ public final class SendingMeter: @unchecked Sendable {
         return state(accountID, now: now, reading: reading)?.hours.filter { $0.key > hour - 24 }.values.reduce(0, +) ?? 0
     }
 
-    /// Writes the counts gathered since the last flush.
+    /// Writes the counts gathered since the last flush, once any flush under way has ended.
     public func flush() throws {
         flushLock.lock()
         defer { flushLock.unlock() }
+        try flushLocked()
+    }
+
+    /// As `flush`, waiting at most `limit` for a flush (or a reading of the ledger) under way, which then
+    /// writes the counts: for request handlers, which should not wait long on the store.
+    public func flush(waitingAtMost limit: TimeInterval) throws {
+        guard flushLock.lock(before: Date().addingTimeInterval(limit)) else { return }
+        defer { flushLock.unlock() }
+        try flushLocked()
+    }
+
+    private func flushLocked() throws {
         lock.lock()
         let batch = pending.mapValues { $0.filter { $0.value != Counts() } }.filter { !$0.value.isEmpty }
         pending = [:]
@@ -208,16 +222,33 @@ public final class SendingMeter: @unchecked Sendable {
     }
 
     /// The account and its window from the store, when the state held is missing or older than `refresh`;
-    /// read outside the lock, so that a slow store holds up no other account's admissions.
+    /// read outside the lock, so that a slow store holds up no other account's admissions, and under
+    /// `flushLock`, so that no flush commits while the ledger is read (only in the moment between this and
+    /// `state`, which then finds `flushes` changed and leaves the reading for the next admission).
     private func read(_ accountID: Int64, now: Date) -> Reading? {
         lock.lock()
         let held = accounts[accountID]
-        let flushesBefore = flushing.isEmpty ? flushes : -1
+        let failed = failedReadings[accountID]
         lock.unlock()
         if let held, now.timeIntervalSince(held.loadedAt) <= refresh { return nil }
-        guard let account = try? store.account(id: accountID) else { return nil }
-        let ledger = try? store.recipientsPerHour(accountID: accountID, after: SendingMeter.hour(now) - 24)
-        return Reading(account: account, ledger: ledger, flushesBefore: flushesBefore)
+        // After a failed reading the store is left alone for `refresh` seconds: an outage does not make every
+        // admission wait on it. The state held (the account's last settings and this node's counts) goes on.
+        if held != nil, let failed, now.timeIntervalSince(failed) <= refresh { return nil }
+        flushLock.lock()
+        defer { flushLock.unlock() }
+        lock.lock()
+        let flushesBefore = flushes
+        lock.unlock()
+        do {
+            guard let account = try store.account(id: accountID) else { return nil }
+            let ledger = try store.recipientsPerHour(accountID: accountID, after: SendingMeter.hour(now) - 24)
+            return Reading(account: account, ledger: ledger, flushesBefore: flushesBefore)
+        } catch {
+            lock.lock()
+            failedReadings[accountID] = now
+            lock.unlock()
+            return nil
+        }
     }
 
     /// The state under the lock, with a fresh reading applied. Another node's sending arrives through the
@@ -233,19 +264,17 @@ public final class SendingMeter: @unchecked Sendable {
             }
             return window
         }
-        // A window is exact when no flush committed or ran while the ledger was read.
-        let exact = reading?.flushesBefore == flushes && flushing.isEmpty
+        // A window is exact when no flush committed since the ledger was read (none ran while it was).
+        let exact = reading?.flushesBefore == flushes
         if var state = accounts[accountID] {
             guard let reading else { return state }
             state.account = reading.account
             if let ledger = reading.ledger, exact {
-                state.hours = window(ledger, adding: [pending])
-                state.loadedAt = now
-            } else if reading.ledger == nil {
-                // The ledger could not be read: this node's own count stays, until the next reading.
+                // A flush may have begun since: its batch, no longer pending, is not in the ledger yet either.
+                state.hours = window(ledger, adding: [pending, flushing])
                 state.loadedAt = now
             }
-            // Otherwise a flush moved counts during the reading: the count held stays, and the next admission reads again.
+            // Otherwise a flush committed in the moment since: the count held stays, and the next admission reads again.
             accounts[accountID] = state
             return state
         }

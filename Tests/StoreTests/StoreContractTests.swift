@@ -622,7 +622,7 @@ struct StoreContractTests {
 
 /// The marketer's data: contacts, lists and segments, on both engines.
 struct ContactContractTests {
-    typealias MarketingStore = any AccountStore & SuppressionList & ContactBook & SegmentStore & ContactActivityLog
+    typealias MarketingStore = any AccountStore & SuppressionList & ContactBook & SegmentStore & ContactActivityLog & CampaignStore
 
     func makeStore(_ engine: StoreEngine) throws -> (MarketingStore, Int64) {
         let store: MarketingStore = switch engine {
@@ -762,8 +762,12 @@ struct ContactContractTests {
         _ = try store.changeListMembers(listID: list.id, addresses: people.filter(\.listed).map(\.address), remove: false, accountID: acme)
         try store.suppress(people.prefix(30).map { Suppression(address: $0.address, reason: .manual, scope: .marketing) }, accountID: acme)
         let suppressed = Set(people.prefix(30).map(\.address))
+        // The account's own zone, not UTC: "today" and "this month" are Tokyo's.
+        let zone = try #require(TimeZone(identifier: "Asia/Tokyo"))
+        try store.setTimeZone(zone, accountID: acme)
         let now = Date()
-        let today = CalendarDate(now, in: TimeZone(identifier: "UTC") ?? .current)
+        let today = CalendarDate(now, in: zone)
+        let tenThousandDaysAgo = CalendarDate(now.addingTimeInterval(-10_000 * 86_400), in: zone)
 
         let cases: [(String, (Person) -> Bool)] = [
             (#"{"field":"points","op":"gte","value":1000}"#, { ($0.points ?? -1) >= 1000 }),
@@ -790,6 +794,17 @@ struct ContactContractTests {
             (#"{"list":\#(list.id)}"#, { $0.listed }),
             (#"{"all":[{"field":"points","op":"gt","value":500},{"any":[{"field":"vip","op":"eq","value":true},{"list":\#(list.id)}]}]}"#,
              { ($0.points ?? 0) > 500 && ($0.vip == true || $0.listed) }),
+            (#"{"field":"birthday","part":"month_day","op":"eq","value":"today"}"#, { $0.birthday.map { $0.month == today.month && $0.day == today.day } ?? false }),
+            (#"{"field":"birthday","op":"before_last_days","value":10000}"#, { $0.birthday.map { $0 < tenThousandDaysAgo } ?? false }),
+            (#"{"field":"birthday","op":"within_last_days","value":10000}"#, { $0.birthday.map { !($0 < tenThousandDaysAgo) } ?? false }),
+            (#"{"field":"points","op":"ne","value":7}"#, { $0.points.map { $0 != 7 } ?? false }),
+            (#"{"field":"points","op":"gt","value":-5.5}"#, { $0.points != nil }),
+            (#"{"field":"name","op":"exists"}"#, { $0.name != nil }),
+            (#"{"field":"name","op":"in","value":["alice","Bob","nobody"]}"#, { ["alice", "Bob"].contains($0.name ?? "") }),
+            (#"{"field":"email","op":"in","value":["C1@EXAMPLE.COM","c2@example.com"]}"#, { ["c1@example.com", "c2@example.com"].contains($0.address) }),
+            (#"{"field":"email","op":"contains","value":"C1"}"#, { $0.address.contains("c1") }),
+            // Case is folded for ASCII letters only, on both engines: "émile" does not find "Émile".
+            (#"{"field":"name","op":"contains","value":"émile"}"#, { _ in false }),
             (#"{"activity":"delivered","within_days":30}"#, { _ in false }),
             (#"{"not":{"activity":"bounced"}}"#, { _ in true }),
         ]

@@ -275,7 +275,7 @@ struct ConsoleAccountPages: Sendable {
         console.page(routes, .get, "/console/usage") { request, _, viewer in
             let account = try ConsoleRoutes.account(viewer)
             let t = console.views.catalog(viewer.language)
-            try? services.meter.flush()
+            try? services.meter.flush(waitingAtMost: 2)
             let until = Date()
             let days = try store.dailyUsage(accountID: account.id, since: until.addingTimeInterval(-31 * 86400), until: until)
             let monthPrefix = String(MailDate.local(until, offset: 0, style: .seconds).prefix(7))

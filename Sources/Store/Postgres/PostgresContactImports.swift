@@ -95,7 +95,9 @@ extension PostgresStore: ContactImportStore {
             guard try transaction.query("""
                 UPDATE contact_import SET state = 'applying' WHERE id = \(importID) AND state = 'running' RETURNING id
                 """).records.first != nil else { throw ContactError.notFound("running import \(importID)") }
-            _ = try transaction.query(PostgresQuery(unsafeSQL: """
+            // A large import is one long statement, by design: not a slow one to cut off.
+            _ = try transaction.query("SET LOCAL statement_timeout = 0")
+            _ = try transaction.queryWithoutDeadline(PostgresQuery(unsafeSQL: """
                 INSERT INTO contact (account_id, address, created_at, updated_at\(columns.map { ", " + $0 }.joined()))
                 SELECT $1, address, $2, $2\(columns.map { ", " + $0 }.joined())
                 FROM (SELECT address\(latest.map { ", " + $0 }.joined()) FROM contact_import_row WHERE import_id = $3 GROUP BY address) staged
@@ -123,12 +125,14 @@ extension PostgresStore: ContactImportStore {
 
     public func failContactImport(importID: Int64, reason: String, line: Int) throws {
         try pool.transaction { transaction in
-            let stored: String? = try transaction.query("SELECT errors FROM contact_import WHERE id = \(importID) FOR UPDATE")
-                .records.first?.decode("errors")
+            // Only an import still under way: one applied a moment ago (its caller may not have heard) stays done.
+            guard let record = try transaction.query("""
+                SELECT errors FROM contact_import WHERE id = \(importID) AND state IN ('running', 'applying') FOR UPDATE
+                """).records.first else { return }
             _ = try transaction.query("DELETE FROM contact_import_row WHERE import_id = \(importID)")
             _ = try transaction.query("""
                 UPDATE contact_import SET state = 'failed', finished_at = now(),
-                    errors = \(try ContactImport.errors(stored, adding: [ContactImport.RowError(line: line, message: reason)]))
+                    errors = \(try ContactImport.errors(try record.decode("errors"), ending: ContactImport.RowError(line: line, message: reason)))
                 WHERE id = \(importID)
                 """)
         }
@@ -145,7 +149,7 @@ extension PostgresStore: ContactImportStore {
                 _ = try transaction.query("DELETE FROM contact_import_row WHERE import_id = \(id)")
                 _ = try transaction.query("""
                     UPDATE contact_import SET state = 'failed', finished_at = now(),
-                        errors = \(try ContactImport.errors(try record.decode("errors"), adding: [ContactImport.interrupted]))
+                        errors = \(try ContactImport.errors(try record.decode("errors"), ending: ContactImport.interrupted))
                     WHERE id = \(id)
                     """)
             }

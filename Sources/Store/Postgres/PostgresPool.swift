@@ -171,8 +171,9 @@ final class PostgresPool: Sendable {
         }
         let timer = loop.scheduleTask(in: limit) {
             guard !answered.flag.withLock({ $0 }) else { return }
-            outcome.fail(PostgresStoreError.connection("no answer from PostgreSQL within \(limit.nanoseconds / 1_000_000_000) s (\(what))"))
+            // Abandoned first (the connection closed), then the waiter told: it finds the connection closed and drops it.
             abandon()
+            outcome.fail(PostgresStoreError.connection("no answer from PostgreSQL within \(limit.nanoseconds / 1_000_000_000) s (\(what))"))
         }
         defer { timer.cancel() }
         return try outcome.futureResult.wait()

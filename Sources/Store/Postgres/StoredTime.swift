@@ -19,8 +19,8 @@ struct StoredTime: PostgresNonThrowingEncodable, PostgresArrayEncodable, Sendabl
 
     init(_ date: Date) {
         let seconds = date.timeIntervalSince(StoredTime.epoch)
-        // 0001-01-01 to 9999-12-31, relative to 2000-01-01; NaN as the epoch itself.
-        let bounded = seconds.isFinite ? min(max(seconds, -63_082_281_600), 252_455_615_999) : 0
+        // 0001-01-01 to 9999-12-31, relative to 2000-01-01 (an infinite time at the end of its sign); NaN as the epoch itself.
+        let bounded = seconds.isNaN ? 0 : min(max(seconds, -63_082_281_600), 252_455_615_999)
         microseconds = Int64(exactly: (bounded * 1_000_000).rounded(.down)) ?? 0
     }
 
