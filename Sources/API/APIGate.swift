@@ -39,7 +39,7 @@ final class APIGate: Sendable {
     /// client does not cost a database read per request; a revoked key or
     /// disabled account stops working within `cacheLifetime`.
     private let cache = NIOLockedValueBox<[String: (Caller, secret: String?, expires: Date)]>([:])
-    let cacheLifetime: TimeInterval = 10
+    let cacheLifetime: TimeInterval = 4
     /// Signed request bodies being read before their signature could be checked.
     private let unverifiedBodies = NIOLockedValueBox(0)
     static let maximumUnverifiedBodies = 32

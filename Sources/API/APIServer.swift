@@ -74,7 +74,7 @@ public struct APIServer: Sendable {
     let console: ConsoleOptions?
 
     /// Messages go to `intake`, the one every door shares; `spool` is read for status and resends.
-    public init(options: Options, store: SQLiteStore, spool: Spool, intake: Intake, meter: SendingMeter,
+    public init(options: Options, store: any HikyakuStore, spool: Spool, intake: Intake, meter: SendingMeter,
                 unsubscribe: UnsubscribeLinks?, compliance: ComplianceReport? = nil, verification: DomainVerification? = nil,
                 eventsOut: EventsOut? = nil, console: ConsoleOptions? = nil, logger: Logger) {
         self.console = console

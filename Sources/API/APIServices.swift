@@ -7,7 +7,7 @@ import Store
 
 /// What the API routes work with.
 struct APIServices: Sendable {
-    let store: SQLiteStore
+    let store: any HikyakuStore
     let spool: Spool
     let index: QueueIndex
     let layout: SpoolLayout

@@ -37,7 +37,7 @@ enum ContactCSV {
 
     /// Reads the file at `path` into the import `importID`, staging good rows and reporting bad ones
     /// by line, then applies it in one transaction; on any failure nothing is applied.
-    static func run(importID: Int64, path: String, charset: Charset, accountID: Int64, store: SQLiteStore) -> ContactImport? {
+    static func run(importID: Int64, path: String, charset: Charset, accountID: Int64, store: any ContactBook & ContactImportStore) -> ContactImport? {
         var reader = Reader(fields: (try? store.contactFields(accountID: accountID)) ?? [], charset: charset)
         guard let handle = FileHandle(forReadingAtPath: path) else {
             try? store.failContactImport(importID: importID, reason: "the uploaded file could not be read", line: 0)
@@ -241,7 +241,7 @@ enum ContactCSV {
     }
 
     /// The whole export as a response body written page by page as it is read: millions of contacts never sit in memory.
-    static func exportBody(store: SQLiteStore, accountID: Int64, fields: [ContactField]) -> ResponseBody {
+    static func exportBody(store: any ContactBook, accountID: Int64, fields: [ContactField]) -> ResponseBody {
         ResponseBody { writer in
             try await writer.write(ByteBuffer(string: exportHeader(fields)))
             var after: Int64? = 0
@@ -259,7 +259,7 @@ enum ContactCSV {
     }
 
     /// The lines of the contacts after `after` (a page of 2,000), and where the next page starts (nil: the last).
-    static func exportPage(store: SQLiteStore, accountID: Int64, fields: [ContactField], after: Int64) throws -> (text: String, next: Int64?) {
+    static func exportPage(store: any ContactBook, accountID: Int64, fields: [ContactField], after: Int64) throws -> (text: String, next: Int64?) {
         let page = try store.contacts(accountID: accountID, after: after, limit: 2000)
         var text = ""
         for contact in page {

@@ -11,7 +11,7 @@ enum SuppressionCSV {
     /// The largest import body read (about 100,000 rows of long addresses).
     static let maximumBytes = 8 << 20
 
-    static func export(store: SQLiteStore, accountID: Int64) throws -> String {
+    static func export(store: any SuppressionList, accountID: Int64) throws -> String {
         var text = header
         var offset = 0
         while true {

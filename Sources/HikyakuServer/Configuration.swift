@@ -23,6 +23,9 @@ public struct Configuration: Sendable, Equatable {
     public var trustedNetworks: [String] = []
     /// This node's name in the store's node registry; empty: `hostname`.
     public var nodeName = ""
+    /// Where the store is: empty for the embedded SQLite file in the data directory; a `postgres://` URL
+    /// for the shared PostgreSQL store of a cluster (docs/storage.md).
+    public var storageURL = ""
     public var heartbeatSeconds = 10
     /// Listeners behind a load balancer: each connection starts with a PROXY protocol header (v1 or v2).
     public var smtpProxyListen: [String] = []
@@ -236,6 +239,7 @@ extension Configuration {
     public static let keys: [ConfigurationKey] = [
         string("dataDirectory", "Directory for the SQLite databases, the spool and generated TLS files", \.dataDirectory),
         string("hostname", "Name in the SMTP greeting, EHLO reply, Received headers and Message-IDs", \.hostname),
+        string("storage.url", "Empty: the embedded SQLite store in the data directory; postgres://USER@HOST:PORT/DB?sslmode=…&pool_size=…: the shared PostgreSQL store of a cluster (docs/storage.md)", \.storageURL),
         string("cluster.nodeName", "This node's name in the node registry (hikyaku cluster status); empty: hostname", \.nodeName),
         integer("cluster.heartbeatSeconds", "How often the node writes its status (version, queue) to the node registry", \.heartbeatSeconds, minimum: 1),
         string("logLevel", "trace, debug, info, notice, warning, error or critical", \.logLevel),

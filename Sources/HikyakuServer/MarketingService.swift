@@ -14,7 +14,7 @@ struct MarketingService: Service {
 
     /// Imports left running by a stopped process are failed (nothing of them was applied) and their
     /// uploads removed: at start, before the API can begin new ones.
-    static func abandonImports(store: SQLiteStore, directory: String, logger: Logger) {
+    static func abandonImports(store: any ContactImportStore, directory: String, logger: Logger) {
         if let abandoned = try? store.abandonUnfinishedContactImports(), abandoned > 0 {
             logger.notice("contact imports interrupted by the restart were not applied", metadata: ["imports": "\(abandoned)"])
         }

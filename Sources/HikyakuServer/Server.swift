@@ -30,6 +30,8 @@ public struct DataLayout: Sendable {
     public var root: String
     public init(root: String) { self.root = root }
     public var storePath: String { root + "/hikyaku.sqlite" }
+    /// The key that seals API secrets, DKIM and webhook keys (on a cluster, the same file on every node).
+    public var secretsKeyPath: String { root + "/secrets.key" }
     public var spool: SpoolLayout { SpoolLayout(directory: root + "/spool") }
     public var certificatePath: String { root + "/tls/certificate.pem" }
     public var privateKeyPath: String { root + "/tls/private-key.pem" }
@@ -59,7 +61,7 @@ public struct DataLayout: Sendable {
             warnings.append("data directory \(root) is readable by others (mode \(String(mode, radix: 8))); chmod 700 it")
         }
         for path in [storePath, storePath + "-wal", storePath + "-shm", spool.indexPath, spool.indexPath + "-wal",
-                     spool.indexPath + "-shm", root + "/secrets.key"] where FileManager.default.fileExists(atPath: path) {
+                     spool.indexPath + "-shm", secretsKeyPath] where FileManager.default.fileExists(atPath: path) {
             if let mode = (try? FileManager.default.attributesOfItem(atPath: path))?[.posixPermissions] as? Int, mode & 0o077 != 0 {
                 chmod(path, 0o600)
             }
@@ -75,7 +77,7 @@ public enum Server {
         let layout = DataLayout(root: configuration.dataDirectory)
         try layout.create()
         for warning in layout.checkPermissions() { logger.warning("\(warning)") }
-        let store = try SQLiteStore(path: layout.storePath)
+        let store = try ConfiguredStore.open(configuration, layout: layout)
         // Keep room for the index and the logs when the disk fills up
         // (Postfix's queue_minfree): twice the largest message by default.
         let minimumFree = configuration.spoolMinimumFreeBytes > 0
@@ -417,7 +419,7 @@ struct UsageFlushService: Service {
 /// path's MX. A failed lookup changes nothing, so a DNS outage cannot stop mail.
 struct DomainVerificationService: Service {
     let configuration: Configuration
-    let store: SQLiteStore
+    let store: any AccountStore & DKIMKeyStore & ReturnPathStore
     let logger: Logger
 
     func run() async throws {

@@ -136,7 +136,7 @@ struct SuppressionCommand: ParsableCommand {
         commandName: "suppression", abstract: "List, add and release suppressed addresses.",
         subcommands: [List.self, Add.self, Remove.self])
 
-    static func account(_ store: SQLiteStore, _ name: String) throws -> Account {
+    static func account(_ store: any AccountStore, _ name: String) throws -> Account {
         guard let account = try store.account(named: name) else { throw ValidationError("no account named \(name)") }
         return account
     }

@@ -22,7 +22,7 @@ struct DomainCommand: AsyncParsableCommand {
     }
 
     /// The account named by `--account`, or the domain's owner (the account that verified it, else its first claimant).
-    static func account(_ name: String?, domain: String, store: SQLiteStore) throws -> Account {
+    static func account(_ name: String?, domain: String, store: any AccountStore & DKIMKeyStore & ReturnPathStore) throws -> Account {
         if let name {
             guard let account = try store.account(named: name) else { throw ValidationError("no account \(name)") }
             return account

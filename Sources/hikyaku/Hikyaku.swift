@@ -80,10 +80,11 @@ struct AccountCommand: ParsableCommand {
         subcommands: [Create.self, List.self, Disable.self, Enable.self, AddDomain.self, SetPool.self, SetQuota.self,
                       SetSuppression.self])
 
-    static func store(_ options: CommonOptions) throws -> SQLiteStore {
+    /// The configured store (`storage.url`): the commands act on what the running nodes see.
+    static func store(_ options: CommonOptions) throws -> any HikyakuStore {
         let layout = try options.layout()
         try layout.create()
-        return try SQLiteStore(path: layout.storePath)
+        return try ConfiguredStore.open(try options.load(), layout: layout)
     }
 
     struct Create: ParsableCommand {
@@ -285,7 +286,7 @@ extension QueueCommand {
             // The same attempt the server's scheduler makes, outcomes recorded the same way.
             let scheduler = try DeliveryComposition.scheduler(
                 configuration: configuration, index: index, layout: layout, courier: courier,
-                accounts: AccountPools(store: try SQLiteStore(path: options.layout().storePath)), logger: Logger(label: "hikyaku"))
+                accounts: AccountPools(store: try AccountCommand.store(options)), logger: Logger(label: "hikyaku"))
             let results = await scheduler.attempt(messageID).map {
                 DeliveryOutput(recipient: $0.outcome.recipient, state: $0.state.rawValue, reply: $0.outcome.reply.description)
             }

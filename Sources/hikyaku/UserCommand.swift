@@ -8,7 +8,7 @@ struct UserCommand: ParsableCommand {
         commandName: "user", abstract: "Manage console users (first passwords printed once, stored as scrypt hashes).",
         subcommands: [Create.self, List.self, ResetPassword.self, Disable.self, Enable.self, Delete.self])
 
-    static func user(_ store: SQLiteStore, _ email: String) throws -> ConsoleUser {
+    static func user(_ store: any ConsoleUserStore, _ email: String) throws -> ConsoleUser {
         guard let user = try store.consoleUsers().first(where: { $0.email == email.lowercased() }) else {
             throw ValidationError("no user \(email)")
         }
@@ -111,7 +111,7 @@ struct CredentialCommand: ParsableCommand {
         commandName: "smtp-credential", abstract: "Rotate SMTP credentials: add a second one, move senders over, revoke the first.",
         subcommands: [Create.self, List.self, Revoke.self])
 
-    static func account(_ store: SQLiteStore, _ name: String) throws -> Account {
+    static func account(_ store: any AccountStore, _ name: String) throws -> Account {
         guard let account = try store.account(named: name) else { throw ValidationError("no account named \(name)") }
         return account
     }

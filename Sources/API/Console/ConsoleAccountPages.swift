@@ -11,7 +11,7 @@ import Store
 struct ConsoleAccountPages: Sendable {
     let console: ConsoleRoutes
     var services: APIServices { console.services }
-    var store: SQLiteStore { services.store }
+    var store: any HikyakuStore { services.store }
 
     func register(on routes: Routes) {
         registerSuppressions(on: routes)

@@ -11,7 +11,7 @@ import Store
 struct ConsoleCampaignPages: Sendable {
     let console: ConsoleRoutes
     var services: APIServices { console.services }
-    var store: SQLiteStore { console.services.store }
+    var store: any HikyakuStore { console.services.store }
 
     /// The largest CSV pasted or picked in the console; larger files go through the API.
     static let maximumFormCSV = 8 << 20

@@ -9,10 +9,10 @@ import Store
 /// The cursor is stored with the activity, in the same transaction.
 public struct ContactActivityFollower: Sendable {
     let index: QueueIndex
-    let store: SQLiteStore
+    let store: any ContactActivityLog
     let batchSize: Int
 
-    public init(index: QueueIndex, store: SQLiteStore, batchSize: Int = 50_000) {
+    public init(index: QueueIndex, store: any ContactActivityLog, batchSize: Int = 50_000) {
         self.index = index
         self.store = store
         self.batchSize = batchSize

@@ -133,7 +133,7 @@ final class PostgresPool: Sendable {
     /// One statement; `bounded` false only for those allowed to run long (migrations, under `statement_timeout = 0`).
     func run(_ query: PostgresQuery, on connection: PostgresConnection, bounded: Bool = true) throws -> PostgresQueryResult {
         do {
-            guard bounded else { return try connection.query(query, logger: logger).wait() }
+            guard bounded else { return try PostgresPool.block(on: connection.query(query, logger: logger)) }
             // A connection that does not answer in time is closed: it is never lent again mid-statement.
             return try PostgresPool.wait(for: connection.query(query, logger: logger), limit: answerLimit, what: "a statement") {
                 let _: EventLoopFuture<Void> = connection.close()
@@ -176,7 +176,23 @@ final class PostgresPool: Sendable {
             outcome.fail(PostgresStoreError.connection("no answer from PostgreSQL within \(limit.nanoseconds / 1_000_000_000) s (\(what))"))
         }
         defer { timer.cancel() }
-        return try outcome.futureResult.wait()
+        return try block(on: outcome.futureResult)
+    }
+
+    /// Waits for `future` on this thread, whatever thread it is. The store's callers include event loops
+    /// (an SMTP session's RCPT reads a snapshot that may reload), where NIO's own `wait()` traps by design;
+    /// blocking one of those loops on the pool's loop cannot deadlock, as it never waits on itself, and is
+    /// what a call into the embedded SQLite store does too.
+    static func block<Value: Sendable>(on future: EventLoopFuture<Value>) throws -> Value {
+        let done = DispatchSemaphore(value: 0)
+        let outcome = Mutex<Result<Value, any Error>?>(nil)
+        future.whenComplete { result in
+            outcome.withLock { $0 = result }
+            done.signal()
+        }
+        done.wait()
+        guard let result = outcome.withLock({ $0 }) else { throw PostgresStoreError.connection("no outcome") }
+        return try result.get()
     }
 
     /// Whether a future answered before its deadline; both are settled on the future's event loop.
