@@ -186,6 +186,27 @@ public struct CampaignRowMark: Sendable, Hashable {
     }
 }
 
+/// One read of a claim: the run's rows in `state` after contact `after` through `through`; `earlier`: rows
+/// claimed before (a restart's, or a refused batch's), which come back with `claimedEarlier` set.
+struct CampaignClaimPass {
+    var state: String
+    var after: Int64
+    var through: Int64
+    var earlier: Bool
+
+    /// What a claim reads, in order: with `recovering`, rows given ids by an older version (`submitting`)
+    /// and pending rows of earlier claims first; then the rows after the last claim's range.
+    static func passes(recovering: Bool, claimedThrough: Int64) -> [CampaignClaimPass] {
+        var passes: [CampaignClaimPass] = []
+        if recovering {
+            passes.append(CampaignClaimPass(state: "submitting", after: Int64.min, through: Int64.max, earlier: true))
+            passes.append(CampaignClaimPass(state: "pending", after: Int64.min, through: claimedThrough, earlier: true))
+        }
+        passes.append(CampaignClaimPass(state: "pending", after: claimedThrough, through: Int64.max, earlier: false))
+        return passes
+    }
+}
+
 /// How a claimed row's message id is made from its claim and contact (`MessageID(claim:contact:)`, which the
 /// store cannot see): given, rows marked queued with ids made so are marked a claim at a time.
 public typealias CampaignMessageIDMaker = @Sendable (CampaignClaim, Int64) -> String
@@ -669,13 +690,8 @@ extension SQLiteStore: CampaignStore {
             // Rows skipped make room: read on, so that an empty batch always means the run has nothing left.
             while batch.isEmpty && skipped {
                 skipped = false
-                var passes: [(state: String, after: Int64, through: Int64, earlier: Bool)] = []
-                if recovering {
-                    passes.append(("submitting", Int64.min, Int64.max, true))
-                    passes.append(("pending", Int64.min, claimedThrough, true))
-                }
-                passes.append(("pending", claimedThrough, Int64.max, false))
-                for pass in passes where batch.count < limit && pass.after < pass.through {
+                for pass in CampaignClaimPass.passes(recovering: recovering, claimedThrough: claimedThrough)
+                    where batch.count < limit && pass.after < pass.through {
                     var covering: (through: Int64, claim: CampaignClaim)?
                     let rows = try Row.fetchAll(read, arguments: [campaign.id, occurrence, pass.state, pass.after, pass.through,
                                                                   limit - batch.count])

@@ -154,48 +154,6 @@ struct ContactTests {
         #expect(try store.database.read { try Int.fetchOne($0, sql: "SELECT COUNT(*) FROM campaign_claim") } == 0)
     }
 
-    /// A daily birthday campaign over two years of days, with the clock given: each contact gets one run a year,
-    /// and running a day again (a restart) adds nobody.
-    @Test func aDailyBirthdayRunReachesEachContactOnceAYear() throws {
-        let (store, acme, _) = try makeStore()
-        for (index, birthday) in ["1990-04-10", "1985-12-31", "2000-01-01", "1996-02-29"].enumerated() {
-            try store.upsertContact(address: "b\(index)@x.jp", fields: ["誕生日": .date(birthday)], accountID: acme)
-        }
-        try store.setTimeZone(try #require(TimeZone(identifier: "Asia/Tokyo")), accountID: acme)
-        let segment = JSONValue.object(["field": .string("誕生日"), "part": .string("month_day"), "op": .string("eq"), "value": .string("today")])
-        let start = try #require(ISO8601DateFormatter().date(from: "2026-01-01T00:00:00Z"))
-        let definition = Campaign.Definition(from: "news@acme.example", content: Campaign.Content(subject: "おめでとう", text: "x"),
-                                             segment: segment, dailyAt: "09:00")
-        var campaign = try store.createCampaign(name: "birthday", definition: definition, accountID: acme, schedule: true, now: start)
-        let firstRun = try #require(campaign.nextRunAt)
-        #expect(firstRun == start, "09:00 JST is 00:00 UTC: the first run is at the start")
-        var runs = 0
-        for day in 0..<(365 * 2) {
-            let now = start.addingTimeInterval(Double(day) * 86_400 + 60)
-            campaign = try #require(try store.campaign(id: campaign.id, accountID: acme))
-            guard campaign.state == .scheduled, let due = campaign.nextRunAt, due <= now else { continue }
-            let query = try store.segmentQuery(try SegmentExpression(json: segment), accountID: acme, now: now)
-            let occurrence = CalendarDate(now, in: try store.timeZone(accountID: acme)).text
-            _ = try store.startCampaignRun(campaign, occurrence: occurrence, audience: query, now: now)
-            // A restart that starts the same day's run again adds nobody.
-            campaign = try #require(try store.campaign(id: campaign.id, accountID: acme))
-            _ = try store.startCampaignRun(campaign, occurrence: occurrence, audience: query, now: now)
-            campaign = try #require(try store.campaign(id: campaign.id, accountID: acme))
-            let rows = try #require(try store.claimCampaignBatch(campaign, limit: 100, recovering: true,
-                                                                 claim: CampaignClaim(seed: Int64(runs), milliseconds: 0)))
-            try store.markCampaignRows(campaign, rows.map { CampaignRowMark($0.contactID, messageID: "\(runs)-\($0.contactID)") }, state: .queued)
-            try store.finishCampaignRun(campaign, now: now)
-            runs += 1
-        }
-        #expect(runs == 730)
-        let perContact = try store.database.read { db in
-            try Row.fetchAll(db, sql: "SELECT address, COUNT(*) AS n FROM campaign_recipient GROUP BY address ORDER BY address")
-                .map { ($0["address"] as String, $0["n"] as Int) }
-        }
-        #expect(perContact.map(\.0) == ["b0@x.jp", "b1@x.jp", "b2@x.jp"], "29 February comes in neither 2026 nor 2027")
-        #expect(perContact.allSatisfy { $0.1 == 2 }, "\(perContact)")
-    }
-
     /// A claim's rows marked queued by one statement get the ids made from their claim; when more rows than
     /// those changed (an A/B test's rest given its winner while a test batch was with the intake), that is
     /// undone and the marked rows alone become queued, row by row.
@@ -234,27 +192,6 @@ struct ContactTests {
         #expect(testState.filter { $0.1 == "queued" }.allSatisfy { $0.2 == maker(testClaim, $0.0) })
         #expect(testState.filter { $0.1 == "pending" }.count == 15 && testState.filter { $0.1 == "pending" }.allSatisfy { $0.2 == nil })
         #expect(try store.campaignProgress(test) == CampaignProgress(recipients: 30, pending: 15, queued: 15))
-    }
-
-    /// A run started again the same day (a daily campaign late after downtime) adds no address it has, even
-    /// for a contact deleted and made anew since (a new contact id, the same address), and adds new contacts.
-    @Test func aRunStartedAgainAddsNoAddressTwice() throws {
-        let (store, acme, _) = try makeStore()
-        for index in 0..<3 { _ = try store.upsertContact(address: "r\(index)@x.jp", fields: [:], accountID: acme) }
-        let definition = Campaign.Definition(from: "news@acme.example", content: Campaign.Content(subject: "s", text: "x"), dailyAt: "09:00")
-        var campaign = try store.createCampaign(name: "daily", definition: definition, accountID: acme, schedule: true, now: Date())
-        _ = try store.startCampaignRun(campaign, occurrence: "2026-12-06", audience: nil, now: Date())
-        #expect(try store.deleteContact(address: "r1@x.jp", accountID: acme))
-        _ = try store.upsertContact(address: "r1@x.jp", fields: [:], accountID: acme)
-        _ = try store.upsertContact(address: "r3@x.jp", fields: [:], accountID: acme)
-        try store.setCampaign(id: campaign.id, state: .scheduled)
-        campaign = try #require(try store.campaign(id: campaign.id, accountID: acme))
-        let progress = try store.startCampaignRun(campaign, occurrence: "2026-12-06", audience: nil, now: Date())
-        #expect(progress.recipients == 4 && progress.pending == 4, "\(progress)")
-        let addresses = try store.database.read { db in
-            try String.fetchAll(db, sql: "SELECT address FROM campaign_recipient WHERE campaign_id = ? ORDER BY address", arguments: [campaign.id])
-        }
-        #expect(addresses == ["r0@x.jp", "r1@x.jp", "r2@x.jp", "r3@x.jp"])
     }
 
     @Test func anImportAppliesAllOrNothing() throws {

@@ -206,14 +206,9 @@ extension PostgresStore: CampaignStore {
             // Rows skipped make room: read on, so that an empty batch always means the run has nothing left.
             while batch.isEmpty && skipped {
                 skipped = false
-                var passes: [(state: String, after: Int64, through: Int64, earlier: Bool)] = []
-                if recovering {
-                    passes.append(("submitting", Int64.min, Int64.max, true))
-                    passes.append(("pending", Int64.min, claimedThrough, true))
-                }
-                passes.append(("pending", claimedThrough, Int64.max, false))
                 var gone: [Int64] = []
-                for pass in passes where batch.count < limit && pass.after < pass.through {
+                for pass in CampaignClaimPass.passes(recovering: recovering, claimedThrough: claimedThrough)
+                    where batch.count < limit && pass.after < pass.through {
                     var covering: (through: Int64, claim: CampaignClaim)?
                     let rows = try transaction.query(PostgresQuery(unsafeSQL: """
                         SELECT r.contact_id, r.address, r.variant, r.message_id, c.id AS present\(columns)
