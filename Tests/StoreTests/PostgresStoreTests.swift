@@ -36,6 +36,8 @@ struct PostgresStoreTests {
     @Test func nodesStartingTogetherMigrateOnce() throws {
         let location = try PostgresTestDatabase.make()
         let secrets = StoreEngine.secretsKeyPath()
+        // The nodes' shared key, copied to each before it starts (here: made once, before they start).
+        _ = try SecretSealer(keyPath: secrets)
         // Four threads of their own (not the concurrency pool, which may have fewer), started together.
         let failures = Mutex<[String]>([])
         DispatchQueue.concurrentPerform(iterations: 4) { _ in
@@ -126,5 +128,42 @@ struct PostgresStoreTests {
         #expect(StoredTime(Date(timeIntervalSince1970: 1e300)).date.timeIntervalSince1970 < 253_402_300_800)
         let now = Date()
         #expect(abs(StoredTime(now).date.timeIntervalSince(now)) < 0.000_001)
+    }
+}
+
+extension PostgresStoreTests {
+    /// Two nodes' campaign runners: a recovering claim takes back only this node's earlier claims. Another
+    /// node's batch may be with its intake right now, and only that node can tell which messages it holds.
+    @Test func aRecoveringClaimTakesBackOnlyThisNodesRows() throws {
+        let location = try PostgresTestDatabase.make()
+        let secrets = StoreEngine.secretsKeyPath()
+        let nodeA = try PostgresStore(location: location, secretsKeyPath: secrets, nodeName: "node-a", hashParameters: StoreEngine.hashing)
+        let nodeB = try PostgresStore(location: location, secretsKeyPath: secrets, nodeName: "node-b", hashParameters: StoreEngine.hashing)
+        let acme = try nodeA.createAccount(name: "acme", domains: []).account.id
+        for index in 0..<30 { try nodeA.upsertContact(address: "c\(index)@x.jp", fields: [:], accountID: acme) }
+        var campaign = try nodeA.createCampaign(name: "c", definition: Campaign.Definition(from: "news@acme.example",
+                                                content: Campaign.Content(subject: "s", text: "x")), accountID: acme, schedule: true)
+        _ = try nodeA.startCampaignRun(campaign, occurrence: "once", audience: nil, now: Date())
+        campaign = try #require(try nodeA.campaign(id: campaign.id, accountID: acme))
+        let onA = try #require(try nodeA.claimCampaignBatch(campaign, limit: 10, recovering: true, claim: CampaignClaim(seed: 1, milliseconds: 1)))
+        // Node B starts a turn (recovering): A's rows, still with A's intake, are not B's to take.
+        let onB = try #require(try nodeB.claimCampaignBatch(campaign, limit: 10, recovering: true, claim: CampaignClaim(seed: 2, milliseconds: 2)))
+        #expect(Set(onA.map(\.contactID)).isDisjoint(with: onB.map(\.contactID)) && onB.allSatisfy { !$0.claimedEarlier })
+        // Node A's next turn recovers its own, and B's are left to B.
+        let again = try #require(try nodeA.claimCampaignBatch(campaign, limit: 30, recovering: true, claim: CampaignClaim(seed: 3, milliseconds: 3)))
+        #expect(Array(again.prefix(10)).map(\.contactID) == onA.map(\.contactID) && again.prefix(10).allSatisfy(\.claimedEarlier))
+        #expect(Set(again.map(\.contactID)).isDisjoint(with: onB.map(\.contactID)))
+    }
+
+    /// A node started with another secrets.key than the cluster's refuses to start, saying what to do,
+    /// rather than seal keys and secrets the other nodes cannot open.
+    @Test func aNodeWithAnotherSecretsKeyRefusesToStart() throws {
+        let location = try PostgresTestDatabase.make()
+        _ = try PostgresStore(location: location, secretsKeyPath: StoreEngine.secretsKeyPath(), nodeName: "node-a",
+                              hashParameters: StoreEngine.hashing)
+        #expect(throws: PostgresStoreError.self) {
+            try PostgresStore(location: location, secretsKeyPath: StoreEngine.secretsKeyPath(), nodeName: "node-b",
+                              hashParameters: StoreEngine.hashing)
+        }
     }
 }

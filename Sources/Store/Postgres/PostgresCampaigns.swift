@@ -10,6 +10,11 @@ import PostgresNIO
 /// - A claim and a mark lock the campaign's row, so that the runners of
 ///   several nodes never claim the same rows: the next batch starts after
 ///   the last claim's range, read under that lock.
+/// - A claim records its node. A recovering claim takes back only this
+///   node's earlier claims: another node's may be with its intake right now,
+///   and only that node's queue index can tell which of their messages it
+///   holds. A node that stops leaves its claimed rows pending until it (or
+///   its data directory, under its name) runs again and settles them.
 /// - Queued rows get their ids from Swift in one statement (`unnest`), not
 ///   from an SQL function.
 extension PostgresStore: CampaignStore {
@@ -111,6 +116,8 @@ extension PostgresStore: CampaignStore {
                 .decode("state", as: String.self) == Campaign.State.scheduled.rawValue else {
                 return try PostgresStore.campaignProgress(campaign.id, occurrence: occurrence, transaction)
             }
+            // A run over a million contacts is a few long statements, by design: not slow ones to cut off.
+            _ = try transaction.query("SET LOCAL statement_timeout = 0")
             // The segment's arguments come first ($1…), then this statement's own.
             var binds = PostgresBindings()
             var conditions: [String] = []
@@ -128,7 +135,7 @@ extension PostgresStore: CampaignStore {
                                   + "AND l.account_id = c.account_id AND l.id = ANY(\(bind(definition.lists))))")
             }
             let audienceSQL = "FROM contact c WHERE " + conditions.joined(separator: " AND ")
-            let total: Int = try transaction.query(PostgresQuery(unsafeSQL: "SELECT count(*)::bigint AS total " + audienceSQL, binds: binds))
+            let total: Int = try transaction.queryWithoutDeadline(PostgresQuery(unsafeSQL: "SELECT count(*)::bigint AS total " + audienceSQL, binds: binds))
                 .records.first?.decode("total") ?? 0
             let existing = try PostgresStore.campaignProgress(campaign.id, occurrence: occurrence, transaction).recipients
             let scope = definition.marketing ? "('all', 'marketing')" : "('all', 'transactional')"
@@ -145,7 +152,7 @@ extension PostgresStore: CampaignStore {
             let campaignParameter = bind(campaign.id)
             let occurrenceParameter = bind(occurrence)
             // Without a test every row is variant 0 as it is written.
-            _ = try transaction.query(PostgresQuery(unsafeSQL: """
+            _ = try transaction.queryWithoutDeadline(PostgresQuery(unsafeSQL: """
                 INSERT INTO campaign_recipient (campaign_id, occurrence, contact_id, address, variant)
                 SELECT \(campaignParameter), \(occurrenceParameter), c.id, c.address, \(definition.abTest == nil ? "0" : "NULL::bigint")
                 \(audienceSQL) AND NOT (\(excluded))
@@ -154,14 +161,14 @@ extension PostgresStore: CampaignStore {
             let rows = try PostgresStore.recount(campaign.id, occurrence: occurrence, transaction)
             if let test = definition.abTest {
                 // The test share, split evenly at random; the rest waits for the winner (variant NULL).
-                let unassigned: [Int64] = try transaction.query("""
+                let unassigned: [Int64] = try transaction.queryWithoutDeadline("""
                     SELECT contact_id FROM campaign_recipient WHERE campaign_id = \(campaign.id) AND occurrence = \(occurrence)
                         AND variant IS NULL ORDER BY random()
                     """).records.map { try $0.decode("contact_id") }
                 let testCount = min(unassigned.count, (rows * max(0, min(100, test.testPercent)) + 50) / 100)
                 let chosen = Array(unassigned.prefix(testCount))
                 let variants = chosen.indices.map { $0 % max(1, test.variants.count) }
-                _ = try transaction.query("""
+                _ = try transaction.queryWithoutDeadline("""
                     UPDATE campaign_recipient r SET variant = v.variant
                     FROM unnest(\(chosen)::bigint[], \(variants)::bigint[]) AS v(contact_id, variant)
                     WHERE r.campaign_id = \(campaign.id) AND r.occurrence = \(occurrence) AND r.contact_id = v.contact_id
@@ -210,13 +217,19 @@ extension PostgresStore: CampaignStore {
                 for pass in CampaignClaimPass.passes(recovering: recovering, claimedThrough: claimedThrough)
                     where batch.count < limit && pass.after < pass.through {
                     var covering: (through: Int64, claim: CampaignClaim)?
+                    // Rows claimed earlier: only those of this node's own claims.
+                    let own = pass.earlier && pass.state == "pending" ? """
+                        AND EXISTS (SELECT 1 FROM campaign_claim k WHERE k.campaign_id = $1 AND k.occurrence = $2 AND k.node = $7
+                            AND campaign_recipient.contact_id > k.after_contact AND campaign_recipient.contact_id <= k.through_contact)
+                        """ : "AND $7::text IS NOT NULL"
                     let rows = try transaction.query(PostgresQuery(unsafeSQL: """
                         SELECT r.contact_id, r.address, r.variant, r.message_id, c.id AS present\(columns)
                         FROM (SELECT * FROM campaign_recipient WHERE campaign_id = $1 AND occurrence = $2 AND state = $3
-                              AND variant IS NOT NULL AND contact_id > $4 AND contact_id <= $5 ORDER BY contact_id LIMIT $6) r
+                              AND variant IS NOT NULL AND contact_id > $4 AND contact_id <= $5 \(own) ORDER BY contact_id LIMIT $6) r
                         LEFT JOIN contact c ON c.id = r.contact_id
                         ORDER BY r.contact_id
-                        """, binds: PostgresStore.binds(campaign.id, occurrence, pass.state, pass.after, pass.through, limit - batch.count)))
+                        """, binds: PostgresStore.binds(campaign.id, occurrence, pass.state, pass.after, pass.through, limit - batch.count,
+                                                        nodeName)))
                         .records
                     for row in rows {
                         let contactID: Int64 = try row.decode("contact_id")
@@ -272,8 +285,8 @@ extension PostgresStore: CampaignStore {
             }
             if let last = fresh.last {
                 _ = try transaction.query("""
-                    INSERT INTO campaign_claim (campaign_id, occurrence, after_contact, through_contact, seed, claimed_at_ms)
-                    VALUES (\(campaign.id), \(occurrence), \(claimedThrough), \(last), \(claim.seed), \(claim.milliseconds))
+                    INSERT INTO campaign_claim (campaign_id, occurrence, after_contact, through_contact, seed, claimed_at_ms, node)
+                    VALUES (\(campaign.id), \(occurrence), \(claimedThrough), \(last), \(claim.seed), \(claim.milliseconds), \(nodeName))
                     """)
             }
             return batch

@@ -15,6 +15,8 @@ public enum PostgresStoreError: Error, CustomStringConvertible {
     case server(state: String, message: String, constraint: String?)
     /// The connection failed or closed.
     case connection(String)
+    /// This node's secrets.key is not the one the other nodes seal with.
+    case secretsKeyDiffers
 
     public var description: String {
         switch self {
@@ -22,6 +24,8 @@ public enum PostgresStoreError: Error, CustomStringConvertible {
         case .missingColumn(let name): return "PostgreSQL returned no column \(name)"
         case .server(let state, let message, _): return "PostgreSQL refused a statement (\(state)): \(message)"
         case .connection(let message): return "PostgreSQL connection failed: \(message)"
+        case .secretsKeyDiffers:
+            return "this node's secrets.key is not the cluster's: copy secrets.key (mode 0600) from a running node into the data directory"
         }
     }
 
@@ -171,9 +175,10 @@ final class PostgresPool: Sendable {
         }
         let timer = loop.scheduleTask(in: limit) {
             guard !answered.flag.withLock({ $0 }) else { return }
-            // Abandoned first (the connection closed), then the waiter told: it finds the connection closed and drops it.
-            abandon()
+            // The waiter hears of the deadline first (closing the connection fails its statement with another
+            // error); the connection, closed then, is dropped when it is next taken.
             outcome.fail(PostgresStoreError.connection("no answer from PostgreSQL within \(limit.nanoseconds / 1_000_000_000) s (\(what))"))
+            abandon()
         }
         defer { timer.cancel() }
         return try block(on: outcome.futureResult)

@@ -362,7 +362,7 @@ enum PostgresSchema {
             "CREATE INDEX contact_import_row_import ON contact_import_row (import_id, address, seq)",
             // CampaignStore: campaigns; each run's recipients (variant NULL: waiting for the A/B test's winner;
             // state pending, submitting, queued or skipped); their counts per state, kept by the statements that
-            // change the rows; and one row per claimed batch.
+            // change the rows; and one row per claimed batch, with the node whose intake it went to.
             """
             CREATE TABLE campaign (
                 id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -414,6 +414,7 @@ enum PostgresSchema {
                 through_contact BIGINT NOT NULL,
                 seed BIGINT NOT NULL,
                 claimed_at_ms BIGINT NOT NULL,
+                node TEXT NOT NULL,
                 PRIMARY KEY (campaign_id, occurrence, through_contact)
             )
             """,
@@ -424,6 +425,11 @@ enum PostgresSchema {
                 last_event BIGINT NOT NULL
             )
             """,
+        ]),
+        ("v3-secrets-check", [
+            // A MAC under the nodes' shared secrets.key, written by the first node: a node with another key
+            // refuses to start instead of sealing what the others cannot open (`PostgresStore.checkSecretsKey`).
+            "CREATE TABLE secrets_check (id INTEGER PRIMARY KEY CHECK (id = 1), mac BYTEA NOT NULL)",
         ]),
     ]
 

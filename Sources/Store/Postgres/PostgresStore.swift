@@ -1,3 +1,4 @@
+import Crypto
 import Foundation
 import PostgresNIO
 
@@ -25,6 +26,16 @@ public final class PostgresStore: Sendable {
         sealer = try SecretSealer(keyPath: secretsKeyPath)
         decoyHash = try PasswordHash.make(CredentialGenerator.password(), parameters: hashParameters)
         try PostgresSchema.migrate(pool)
+        try checkSecretsKey()
+    }
+
+    /// Every node must seal with the same key. The first node to start writes a MAC under its key; a node
+    /// whose key gives another refuses to start, with the remedy, rather than seal what the others cannot open.
+    func checkSecretsKey() throws {
+        let mac = Data(HMAC<SHA256>.authenticationCode(for: Data("hikyaku secrets check".utf8), using: sealer.derived("secrets check")))
+        _ = try pool.query("INSERT INTO secrets_check (id, mac) VALUES (1, \(mac)) ON CONFLICT (id) DO NOTHING")
+        let stored: Data? = try pool.query("SELECT mac FROM secrets_check WHERE id = 1").records.first?.decode("mac")
+        guard stored == mac else { throw PostgresStoreError.secretsKeyDiffers }
     }
 }
 
