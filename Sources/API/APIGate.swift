@@ -68,7 +68,7 @@ final class APIGate: Sendable {
         }
         if request.uri.path.hasPrefix("/v2/") {
             let unsigned = SignatureV4(request, body: [])
-            guard let authorization = unsigned.precheck(), let (caller, secret) = signingKey(authorization.accessKeyID) else {
+            guard let authorization = unsigned.precheck(), let (caller, secret) = try signingKey(authorization.accessKeyID) else {
                 throw refuse("signature")
             }
             // An access key id is no secret: bodies read before their signature is checked are few at a time.
@@ -122,7 +122,7 @@ final class APIGate: Sendable {
             throw APIError(.tooManyRequests, "too_many_failures", "too many failed authentications; try again later",
                            ses: "TooManyRequestsException", retryAfter: max(1, Int(throttle.window.nanoseconds / 1_000_000_000)))
         }
-        guard let caller = verifyBearer(request.headers[.authorization]) else {
+        guard let caller = try verifyBearer(request.headers[.authorization]) else {
             throttle.recordFailure(client)
             context.logger.notice("authentication failed", metadata: ["client": "\(client)", "reason": "bearer"])
             throw APIError.unauthorized
@@ -162,25 +162,40 @@ final class APIGate: Sendable {
         }
     }
 
-    func verifyBearer(_ header: String?) -> Caller? {
+    /// The caller of a bearer token, or nil for a wrong one. A store that cannot answer is a 503, not a
+    /// wrong key: no client is refused, or throttled, for the database's trouble.
+    func verifyBearer(_ header: String?) throws(APIError) -> Caller? {
         guard let header, header.lowercased().hasPrefix("bearer ") else { return nil }
         let token = String(header.dropFirst(7)).trimmingCharacters(in: .whitespaces)
         guard !token.isEmpty, token.utf8.count <= 512 else { return nil }
         let digest = SignatureV4.hex(SHA256.hash(data: Data(token.utf8)))
         if let cached = cached(digest) { return cached.0 }
-        guard let key = try? store.verifyAPIToken(token), let account = try? store.account(id: key.accountID) else { return nil }
+        let found: (APIKey, Account)?
+        do {
+            found = try store.verifyAPIToken(token).flatMap { key in try store.account(id: key.accountID).map { (key, $0) } }
+        } catch {
+            throw APIError.storeFailure(error)
+        }
+        guard let (key, account) = found else { return nil }
         let caller = Caller(key: key, account: account)
         remember(digest, caller, secret: nil)
         return caller
     }
 
-    /// The caller and secret of an access key id, or nil for an unknown one.
-    func signingKey(_ accessKeyID: String) -> (Caller, String)? {
+    /// The caller and secret of an access key id, or nil for an unknown one; a 503 when the store cannot answer.
+    func signingKey(_ accessKeyID: String) throws(APIError) -> (Caller, String)? {
         guard accessKeyID.utf8.count <= 128 else { return nil }
         let slot = "sigv4:" + accessKeyID
         if let cached = cached(slot), let secret = cached.secret { return (cached.0, secret) }
-        guard let (key, secret) = try? store.apiKeySecret(accessKeyID: accessKeyID),
-              let account = try? store.account(id: key.accountID) else { return nil }
+        let found: (APIKey, String, Account)?
+        do {
+            found = try store.apiKeySecret(accessKeyID: accessKeyID).flatMap { key, secret in
+                try store.account(id: key.accountID).map { (key, secret, $0) }
+            }
+        } catch {
+            throw APIError.storeFailure(error)
+        }
+        guard let (key, secret, account) = found else { return nil }
         let caller = Caller(key: key, account: account)
         remember(slot, caller, secret: secret)
         return (caller, secret)
