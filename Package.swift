@@ -78,6 +78,7 @@ let package = Package(
         .target(
             name: "Store",
             dependencies: [
+                "Spool",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -191,7 +192,7 @@ let package = Package(
         .testTarget(name: "SMTPCoreTests", dependencies: ["SMTPCore", "FuzzTargets"]),
         .testTarget(name: "SpoolTests", dependencies: ["Spool", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "DNSTests", dependencies: ["DNS", "FuzzTargets", .product(name: "NIOCore", package: "swift-nio")]),
-        .testTarget(name: "StoreTests", dependencies: ["Store"]),
+        .testTarget(name: "StoreTests", dependencies: ["Store", "Spool"]),
         .testTarget(name: "MIMETests", dependencies: ["MIME"]),
         .testTarget(name: "DKIMTests", dependencies: ["DKIM"]),
         .testTarget(name: "APITests", dependencies: ["API", "Store", "Spool", "MIME", "Relay", .product(name: "Crypto", package: "swift-crypto")]),

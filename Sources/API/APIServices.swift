@@ -23,6 +23,8 @@ struct APIServices: Sendable {
     let eventsOut: EventsOut?
 
     var tracking: TrackingLinks? { eventsOut?.tracking }
+    /// Where the log is searched: in a cluster the shared log with every node's events, else this node's index.
+    var log: any DeliveryLogReader { (store as? any SharedDeliveryLog) ?? index }
     /// Finished messages' bytes after their spool segment is gone.
     let archive: MessageArchive?
     /// Rung when a campaign has work now (scheduled, resumed, its winner chosen): the runner looks at once.

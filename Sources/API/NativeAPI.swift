@@ -259,7 +259,7 @@ struct NativeAPI: Sendable {
             guard let position = DeliveryLogCursor(cursor) else { throw APIError.badRequest("invalid cursor", field: "cursor") }
             filter.before = position
         }
-        let page = try services.index.eventPage(filter)
+        let page = try services.log.eventPage(filter)
         if csv {
             var text = EventCSV.header
             for event in page.events { text += EventCSV.row(event) }

@@ -206,6 +206,12 @@ public enum Server {
                                                 name: configuration.nodeName.isEmpty ? configuration.hostname : configuration.nodeName,
                                                 interval: .seconds(configuration.heartbeatSeconds), logger: logger)),
         ]
+        if let shared = store as? any SharedDeliveryLog {
+            // Listed early, so stopped late: it copies what delivery logged up to its end.
+            services.append(.init(service: SharedLogService(sharer: DeliveryLogSharer(index: spool.index, log: shared), log: shared,
+                                                            retention: TimeInterval(configuration.logRetentionDays) * 86400,
+                                                            logger: logger)))
+        }
         if configuration.domainsReverifySeconds > 0 {
             // A service that returns ends the group: only added when it has work to do.
             services.append(.init(service: DomainVerificationService(configuration: configuration, store: store, logger: logger)))
@@ -369,6 +375,43 @@ struct SpoolHousekeepingService: Service {
             }
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(60)) }
         }
+    }
+}
+
+/// In a cluster: copies this node's delivery log into the shared one every
+/// second, and drops the shared log's days past the retention time.
+struct SharedLogService: Service {
+    let sharer: DeliveryLogSharer
+    let log: any SharedDeliveryLog
+    let retention: TimeInterval
+    let logger: Logger
+
+    func run() async throws {
+        var failing = false
+        var droppedAt = ContinuousClock.now - .seconds(3600)
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            do {
+                while try sharer.catchUp() > 0 {}
+                if failing { logger.notice("delivery log copied to the shared store again") }
+                failing = false
+            } catch {
+                // Once per outage: the local log keeps the events until the store answers.
+                if !failing { logger.warning("delivery log not copied to the shared store yet", metadata: ["error": "\(error)"]) }
+                failing = true
+            }
+            if ContinuousClock.now - droppedAt > .seconds(600) {
+                droppedAt = ContinuousClock.now
+                do {
+                    let days = try log.dropSharedLog(before: Date().addingTimeInterval(-retention))
+                    if days > 0 { logger.info("retention of the shared log", metadata: ["days": "\(days)"]) }
+                } catch {
+                    logger.warning("shared log retention failed", metadata: ["error": "\(error)"])
+                }
+            }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
+        }
+        // What the last second logged, before the node stops.
+        _ = try? sharer.catchUp()
     }
 }
 

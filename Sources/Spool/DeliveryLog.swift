@@ -111,8 +111,8 @@ public struct DeliveryLogFilter: Sendable {
 
 /// A position in the log's order (newest first), opaque to API callers.
 public struct DeliveryLogCursor: Sendable, Equatable {
-    var at: Double
-    var id: Int64
+    public var at: Double
+    public var id: Int64
 
     public init?(_ text: String) {
         let parts = text.split(separator: "_")
@@ -121,7 +121,7 @@ public struct DeliveryLogCursor: Sendable, Equatable {
         self.id = id
     }
 
-    init(at: Double, id: Int64) {
+    public init(at: Double, id: Int64) {
         self.at = at
         self.id = id
     }
@@ -172,12 +172,22 @@ enum DeliveryLog {
     }
 }
 
-extension QueueIndex {
+/// Where the API, the command line and the console search the log: this
+/// node's queue index, or in a cluster the shared log that every node's
+/// events are copied into (`SharedDeliveryLog` in the store).
+public protocol DeliveryLogReader: Sendable {
+    /// Events matching `filter` and the cursor for the next page (nil: no more), newest first.
+    func eventPage(_ filter: DeliveryLogFilter) throws -> (events: [DeliveryEvent], next: DeliveryLogCursor?)
+}
+
+extension DeliveryLogReader {
     /// Events matching `filter`, newest first (ties in insertion order).
     public func events(_ filter: DeliveryLogFilter) throws -> [DeliveryEvent] {
         try eventPage(filter).events
     }
+}
 
+extension QueueIndex: DeliveryLogReader {
     /// Events matching `filter` and the cursor for the next page (nil: no more).
     public func eventPage(_ filter: DeliveryLogFilter) throws -> (events: [DeliveryEvent], next: DeliveryLogCursor?) {
         var conditions: [String] = []
@@ -528,6 +538,25 @@ extension QueueIndex {
         }
     }
 
+    /// Up to `limit` events after `id`, oldest first, with what a search of
+    /// the shared log filters on (the message's account, sender, subject and
+    /// tags): what this node has not yet copied into a cluster's log.
+    public func eventsToShare(after id: Int64, limit: Int) throws -> [SharedEvent] {
+        try database.read { db in
+            let statement = try db.cachedStatement(sql: """
+                SELECT \(DeliveryLog.columns.split(separator: ",").map { "e." + $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+                        .joined(separator: ", ")), e.account_id, m.sender, m.subject,
+                       (SELECT group_concat(tag, char(31)) FROM message_tag t WHERE t.message_id = e.message_id)
+                FROM delivery_event e LEFT JOIN message m ON m.id = e.message_id
+                WHERE e.id > ? ORDER BY e.id LIMIT ?
+                """)
+            return try GRDB.Row.fetchAll(statement, arguments: [id, limit]).map { row in
+                let tags = (row[24] as String?).map { $0.split(separator: "\u{1F}").map(String.init) } ?? []
+                return SharedEvent(event: DeliveryLog.event(row), accountID: row[21], sender: row[22], subject: row[23], tags: tags)
+            }
+        }
+    }
+
     /// The newest event id (0: none yet): where a new endpoint starts.
     public func lastEventID() throws -> Int64 {
         try database.read { db in
@@ -546,6 +575,24 @@ extension QueueIndex {
             else { return nil }
             return (first - 1, last)
         }
+    }
+}
+
+/// An event as a node copies it into a cluster's shared log: the row (its
+/// `id` is this node's log id) and what a search filters on of its message.
+public struct SharedEvent: Sendable, Equatable {
+    public var event: DeliveryEvent
+    public var accountID: Int64?
+    public var sender: String?
+    public var subject: String?
+    public var tags: [String]
+
+    public init(event: DeliveryEvent, accountID: Int64?, sender: String?, subject: String?, tags: [String]) {
+        self.event = event
+        self.accountID = accountID
+        self.sender = sender
+        self.subject = subject
+        self.tags = tags
     }
 }
 

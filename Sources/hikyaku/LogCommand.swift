@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Spool
+import Store
 
 /// `hikyaku log`: did mail X reach Y, and if not, why?
 struct LogCommand: ParsableCommand {
@@ -22,7 +23,15 @@ struct LogCommand: ParsableCommand {
     @Flag(name: .long, help: "Machine-readable output.") var json = false
 
     func run() throws {
-        let (index, _) = try QueueCommand.index(options)
+        // In a cluster the shared log has every node's events; alone, the node's own index is the log.
+        let log: any DeliveryLogReader
+        if try options.load().storageURL.isEmpty {
+            log = try QueueCommand.index(options).0
+        } else if let shared = try AccountCommand.store(options) as? any SharedDeliveryLog {
+            log = shared
+        } else {
+            log = try QueueCommand.index(options).0
+        }
         let types = try status.map { name -> DeliveryEvent.Kind in
             guard let kind = DeliveryEvent.Kind(rawValue: name) else { throw ValidationError("unknown status \(name)") }
             return kind
@@ -30,7 +39,7 @@ struct LogCommand: ParsableCommand {
         let filter = DeliveryLogFilter(
             recipient: recipient, messageID: try message.map(QueueCommand.messageID), types: types, category: category,
             since: try since.map { try LogCommand.time($0) }, until: try until.map { try LogCommand.time($0) }, limit: limit)
-        let events = try index.events(filter)
+        let events = try log.events(filter)
         if json { return try printJSON(events) }
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]

@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import Testing
 @testable import Store
+import Spool
 
 struct PostgresLocationTests {
     @Test func aURLNamesTheServerTheUserAndTheDatabase() throws {
@@ -165,5 +166,78 @@ extension PostgresStoreTests {
             try PostgresStore(location: location, secretsKeyPath: StoreEngine.secretsKeyPath(), nodeName: "node-b",
                               hashParameters: StoreEngine.hashing)
         }
+    }
+}
+
+/// The cluster's delivery log: each node copies its events in, every node searches all of them.
+@Suite(.enabled(if: StoreEngine.available.contains(.postgres)))
+struct SharedDeliveryLogTests {
+    static func id(_ n: Int) -> MessageID {
+        MessageID(String(repeating: "0", count: 20 - String(n).count) + String(n)) ?? MessageID("00000000000000000000")!
+    }
+
+    static func shared(_ n: Int64, node: String, account: Int64?, type: DeliveryEvent.Kind = .delivered, recipient: String = "a@x.example",
+                       at: Date = Date(), tags: [String] = [], subject: String? = nil) -> SharedEvent {
+        var event = DeliveryEvent(at: at, messageID: id(Int(n)), recipient: recipient, type: type, attempt: 1, replyCode: 250,
+                                  replyText: "ok \u{0}queued", site: "gmail from 192.0.2.1", durationMilliseconds: 12)
+        event.id = n
+        return SharedEvent(event: event, accountID: account, sender: "News@Acme.example", subject: subject, tags: tags)
+    }
+
+    @Test func everyNodesEventsAreFoundFromEitherOnceEach() throws {
+        let location = try PostgresTestDatabase.make()
+        let secrets = StoreEngine.secretsKeyPath()
+        let nodeA = try PostgresStore(location: location, secretsKeyPath: secrets, nodeName: "a", hashParameters: StoreEngine.hashing)
+        let nodeB = try PostgresStore(location: location, secretsKeyPath: secrets, nodeName: "b", hashParameters: StoreEngine.hashing)
+        #expect(try nodeA.sharedLogPosition() == nil)
+        let start = Date(timeIntervalSince1970: 1_800_000_000)
+        try nodeA.share([Self.shared(1, node: "a", account: 7, at: start, tags: ["spring"], subject: "Spring SALE"),
+                         Self.shared(2, node: "a", account: 7, type: .bounced, recipient: "B@y.example", at: start + 1)], through: 2)
+        // Node B's own numbering starts at 1 too: a node's log ids are its own.
+        try nodeB.share([Self.shared(1, node: "b", account: 7, at: start + 2), Self.shared(2, node: "b", account: 8, at: start + 3)],
+                        through: 5)
+        #expect(try nodeA.sharedLogPosition() == 2 && nodeB.sharedLogPosition() == 5)
+        // A batch sent again (its commit unheard of) is not counted twice, and a position never goes back.
+        try nodeA.share([Self.shared(2, node: "a", account: 7, type: .bounced, recipient: "B@y.example", at: start + 1)], through: 1)
+        #expect(try nodeA.sharedLogPosition() == 2)
+
+        for reader in [nodeA, nodeB] as [any SharedDeliveryLog] {
+            let all = try reader.events(DeliveryLogFilter(accountID: 7))
+            #expect(all.map(\.at) == [start + 2, start + 1, start], "newest first, each once")
+            #expect(all.first?.replyText == "ok queued", "a NUL is dropped, not an error")
+            #expect(all.first?.site == "gmail from 192.0.2.1" && all.first?.durationMilliseconds == 12 && all.first?.attempt == 1)
+            #expect(try reader.events(DeliveryLogFilter(accountID: 7, recipient: "b@Y.example")).map(\.type) == [.bounced])
+            #expect(try reader.events(DeliveryLogFilter(accountID: 7, tag: "spring")).count == 1)
+            #expect(try reader.events(DeliveryLogFilter(accountID: 7, subject: "sale")).count == 1)
+            #expect(try reader.events(DeliveryLogFilter(accountID: 7, sender: "news@acme.EXAMPLE")).count == 3)
+            #expect(try reader.events(DeliveryLogFilter(accountID: 7, provider: "gmail")).count == 3)
+            #expect(try reader.events(DeliveryLogFilter(accountID: 7, provider: "gmai")).isEmpty)
+            #expect(try reader.events(DeliveryLogFilter(accountID: 7, types: [.bounced, .expired])).count == 1)
+            #expect(try reader.events(DeliveryLogFilter(accountID: 7, messageID: Self.id(1))).count == 2)
+            #expect(try reader.events(DeliveryLogFilter(accountID: 7, since: start + 1, until: start + 2)).count == 1)
+            #expect(try reader.events(DeliveryLogFilter(accountID: 8)).count == 1, "accounts are apart")
+            // Pages of two, by cursor, cover the account's events once.
+            var filter = DeliveryLogFilter(accountID: 7, limit: 2)
+            let first = try reader.eventPage(filter)
+            #expect(first.events.count == 2)
+            filter.before = try #require(first.next)
+            let second = try reader.eventPage(filter)
+            #expect(second.events.map(\.at) == [start] && second.next == nil)
+        }
+    }
+
+    @Test func retentionDropsWholeDaysAndCopyingGoesOn() throws {
+        let location = try PostgresTestDatabase.make()
+        let node = try PostgresStore(location: location, secretsKeyPath: StoreEngine.secretsKeyPath(), nodeName: "a",
+                                     hashParameters: StoreEngine.hashing)
+        try node.share([Self.shared(1, node: "a", account: 1)], through: 1)
+        #expect(try node.dropSharedLog(before: Date()) == 0, "today's rows stay")
+        #expect(try node.events(DeliveryLogFilter(accountID: 1)).count == 1)
+        // Three days on, today's and tomorrow's partitions are past the cutoff: dropped whole.
+        #expect(try node.dropSharedLog(before: Date().addingTimeInterval(3 * 86400)) == 2)
+        #expect(try node.events(DeliveryLogFilter(accountID: 1)).isEmpty)
+        // The next copy makes the day's partition again, though this node thought it made.
+        try node.share([Self.shared(2, node: "a", account: 1)], through: 2)
+        #expect(try node.events(DeliveryLogFilter(accountID: 1)).count == 1)
     }
 }

@@ -60,7 +60,7 @@ struct ConsoleLogPages: Sendable {
         let t = console.views.catalog(viewer.language)
         var filter = try filter(request, viewer, account: account)
         filter.limit = 50
-        let page = try services.index.eventPage(filter)
+        let page = try services.log.eventPage(filter)
         // The same query again, for the next page's link and the CSV export.
         let keep = ["recipient", "sender", "subject", "message_id", "tag", "category", "provider", "status", "since", "until"]
         let query = keep.compactMap { name in request.query(name).map { "\(name)=" + ConsoleRoutes.percentEncoded($0) } }
@@ -91,7 +91,7 @@ struct ConsoleLogPages: Sendable {
         var text = EventCSV.header
         var rows = 0
         while rows < 100_000 {
-            let page = try services.index.eventPage(filter)
+            let page = try services.log.eventPage(filter)
             for event in page.events { text += EventCSV.row(event) }
             rows += page.events.count
             guard let next = page.next else { break }

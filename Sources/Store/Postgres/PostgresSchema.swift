@@ -431,6 +431,36 @@ enum PostgresSchema {
             // refuses to start instead of sealing what the others cannot open (`PostgresStore.checkSecretsKey`).
             "CREATE TABLE secrets_check (id INTEGER PRIMARY KEY CHECK (id = 1), mac BYTEA NOT NULL)",
         ]),
+        ("v4-delivery-log", [
+            // Every node's events, copied by each node's follower (`SharedDeliveryLog`). Partitioned by the day the
+            // row was copied, by the database's clock: days only ever come in order, so retention drops whole
+            // partitions and an event stamped with an odd time cannot ask for a partition out of the way.
+            "CREATE SEQUENCE delivery_event_id_seq",
+            """
+            CREATE TABLE delivery_event (
+                id BIGINT NOT NULL DEFAULT nextval('delivery_event_id_seq'),
+                day INTEGER NOT NULL DEFAULT (floor(extract(epoch FROM now()) / 86400))::integer,
+                node TEXT COLLATE "C" NOT NULL,
+                node_event_id BIGINT NOT NULL,
+                at DOUBLE PRECISION NOT NULL,
+                account_id BIGINT,
+                message_id TEXT COLLATE "C" NOT NULL,
+                recipient TEXT NOT NULL,
+                type TEXT COLLATE "C" NOT NULL,
+                attempt INTEGER, reply_code INTEGER, enhanced_code TEXT, reply_text TEXT, category TEXT COLLATE "C", hard BOOLEAN,
+                site TEXT COLLATE "C", mx_host TEXT, remote_ip TEXT, source_ip TEXT, tls_version TEXT, duration_ms INTEGER,
+                user_agent TEXT, client_ip TEXT, url TEXT, machine BOOLEAN,
+                sender TEXT, subject TEXT, tags TEXT[] NOT NULL DEFAULT '{}',
+                UNIQUE (node, node_event_id, day)
+            ) PARTITION BY RANGE (day)
+            """,
+            "CREATE INDEX delivery_event_account_at ON delivery_event (account_id, at, id)",
+            "CREATE INDEX delivery_event_at ON delivery_event (at, id)",
+            "CREATE INDEX delivery_event_recipient ON delivery_event (lower(recipient), at)",
+            "CREATE INDEX delivery_event_message ON delivery_event (message_id)",
+            // How far each node's log has been copied; written with the copy, in its transaction.
+            "CREATE TABLE delivery_log_position (node TEXT COLLATE \"C\" PRIMARY KEY, last_event BIGINT NOT NULL)",
+        ]),
     ]
 
     /// `t1 TEXT, n1 DOUBLE PRECISION, …`: a text and a number column per slot.

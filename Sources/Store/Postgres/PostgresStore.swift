@@ -1,6 +1,7 @@
 import Crypto
 import Foundation
 import PostgresNIO
+import Synchronization
 
 /// The shared store: PostgreSQL, for nodes that work as one service
 /// (docs/cluster.md). It implements the same capability protocols as the
@@ -15,6 +16,8 @@ public final class PostgresStore: Sendable {
     /// This node's name (`cluster.nodeName`): work a node owns, such as a running import, is marked with it,
     /// so that a node starting up abandons its own unfinished work and not another's.
     public let nodeName: String
+    /// The last day (since 1970, by this node's clock) the shared log's partitions were made ready for.
+    let sharedLogDay = Mutex<Int>(.min)
 
     /// Connects and brings the schema up to date (`PostgresSchema.migrate`).
     /// `secretsKeyPath` is the key that seals API secrets, made there if missing.
