@@ -12,7 +12,8 @@ import Store
 /// Builds the delivery path from the configuration, for the server and for
 /// `hikyaku queue deliver` alike.
 public enum DeliveryComposition {
-    public static func courier(configuration: Configuration, group: any EventLoopGroup, logger: Logger) throws -> SMTPCourier {
+    public static func courier(configuration: Configuration, group: any EventLoopGroup, sharedSlots: SharedSiteSlots? = nil,
+                               logger: Logger) throws -> SMTPCourier {
         let tlsPolicy = try tlsPolicyNamed(configuration.deliveryTLSPolicy)
         let servers = try dnsServers(configuration.dnsServers)
         let resolver = StubResolver(
@@ -32,7 +33,8 @@ public enum DeliveryComposition {
         let shaping = try TrafficShaping.load(operatorFile: configuration.deliveryShapingFile)
         return SMTPCourier(group: group, router: router,
                            options: .init(heloName: configuration.hostname, tlsPolicy: tlsPolicy,
-                                          egressPools: try egressPools(configuration.deliveryEgressPools), shaping: shaping),
+                                          egressPools: try egressPools(configuration.deliveryEgressPools), shaping: shaping,
+                                          sharedSlots: sharedSlots),
                            logger: logger)
     }
 

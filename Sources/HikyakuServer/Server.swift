@@ -78,6 +78,13 @@ public enum Server {
         try layout.create()
         for warning in layout.checkPermissions() { logger.warning("\(warning)") }
         let store = try ConfiguredStore.open(configuration, layout: layout)
+        // In a cluster, what is limited for the service as a whole is shared out among the live nodes.
+        let liveNodes = LiveNodes()
+        let sharedSlots = (store as? any SiteSlotLeases).map { leases in
+            // What a previous run of this node held is free again.
+            try? leases.releaseAllSiteSlots()
+            return SharedSiteSlots(leases: leases, liveNodes: liveNodes, lifetime: max(30, 3 * configuration.heartbeatSeconds))
+        }
         // Keep room for the index and the logs when the disk fills up
         // (Postfix's queue_minfree): twice the largest message by default.
         let minimumFree = configuration.spoolMinimumFreeBytes > 0
@@ -145,7 +152,7 @@ public enum Server {
                                            mailDomain: configuration.bounceDomain)
         settings.unsubscribe = unsubscribe
         // One meter for SMTP and the API: the same quotas whichever way mail comes.
-        let meter = SendingMeter(store: store, sandboxNeedsVerifiedDomains: configuration.domainsRequireVerified)
+        let meter = SendingMeter(store: store, sandboxNeedsVerifiedDomains: configuration.domainsRequireVerified, liveNodes: liveNodes)
         // Every enabled account as it is now, read again every 5 s: a disabled account or a domain that lost
         // its verification stops sending within seconds, also in SMTP sessions opened before.
         let currentAccounts = RefreshingSnapshot<[Int64: AuthenticatedAccount]>(lifetime: .seconds(5), initial: [:]) {
@@ -204,7 +211,8 @@ public enum Server {
             .init(service: housekeeping), .init(service: UsageFlushService(meter: meter, logger: logger)),
             .init(service: NodeHeartbeatService(registry: store, index: spool.index,
                                                 name: configuration.nodeName.isEmpty ? configuration.hostname : configuration.nodeName,
-                                                interval: .seconds(configuration.heartbeatSeconds), logger: logger)),
+                                                heartbeatSeconds: configuration.heartbeatSeconds, liveNodes: liveNodes,
+                                                sharedSlots: sharedSlots, logger: logger)),
         ]
         if let shared = store as? any SharedDeliveryLog {
             // Listed early, so stopped late: it copies what delivery logged up to its end.
@@ -218,7 +226,7 @@ public enum Server {
         }
         // Made before the API so that the console can show its sites; started with delivery below.
         let courier = configuration.deliveryEnabled
-            ? try DeliveryComposition.courier(configuration: configuration, group: group, logger: logger) : nil
+            ? try DeliveryComposition.courier(configuration: configuration, group: group, sharedSlots: sharedSlots, logger: logger) : nil
         if !configuration.apiListen.isEmpty {
             let address = try ListenAddress(parsing: configuration.apiListen)
             let eventsOut = try await EventsOutComposition.make(configuration: configuration, store: store, index: spool.index,
@@ -422,7 +430,11 @@ struct NodeHeartbeatService: Service {
     let registry: any NodeRegistry
     let index: QueueIndex
     let name: String
-    let interval: Duration
+    let heartbeatSeconds: Int
+    /// Counted from the registry with each heartbeat: the nodes heard from within three intervals.
+    let liveNodes: LiveNodes
+    /// This node's site slots, renewed with each heartbeat.
+    let sharedSlots: SharedSiteSlots?
     let logger: Logger
 
     func run() async throws {
@@ -432,10 +444,13 @@ struct NodeHeartbeatService: Service {
                 let pending = try index.pendingCounts()
                 try registry.recordHeartbeat(NodeStatus(name: name, version: HikyakuVersion.string, startedAt: started, heartbeatAt: Date(),
                                                         pendingRecipients: pending.queued + pending.deferred, pendingMessages: pending.messages))
+                let now = Date()
+                liveNodes.set(try registry.nodes().filter { $0.isAlive(now: now, heartbeatSeconds: heartbeatSeconds) }.count)
+                try sharedSlots?.renew()
             } catch {
                 logger.warning("node heartbeat failed", metadata: ["error": "\(error)"])
             }
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(heartbeatSeconds)) }
         }
     }
 }

@@ -117,7 +117,12 @@ public final class SendingMeter: @unchecked Sendable {
     /// (domains.requireVerified): a domain claimed but not proved counts for nothing.
     let sandboxNeedsVerifiedDomains: Bool
 
-    public init(store: any AccountStore & UsageLedger, refresh: TimeInterval = 5, sandboxNeedsVerifiedDomains: Bool = true) {
+    /// In a cluster: the nodes that share an account's sending rate, each taking its part.
+    let liveNodes: LiveNodes?
+
+    public init(store: any AccountStore & UsageLedger, refresh: TimeInterval = 5, sandboxNeedsVerifiedDomains: Bool = true,
+                liveNodes: LiveNodes? = nil) {
+        self.liveNodes = liveNodes
         self.store = store
         self.refresh = refresh
         self.sandboxNeedsVerifiedDomains = sandboxNeedsVerifiedDomains
@@ -144,13 +149,15 @@ public final class SendingMeter: @unchecked Sendable {
             return .dailyQuotaExceeded
         }
         if quota.maxSendRate >= 0 {
-            let capacity = max(quota.maxSendRate, 1)
-            state.tokens = min(capacity, state.tokens + now.timeIntervalSince(state.refilledAt) * quota.maxSendRate)
+            // Each node of a cluster admits its part of the rate (the tolerance is a node's burst of one second).
+            let rate = quota.maxSendRate / Double(liveNodes?.current ?? 1)
+            let capacity = max(rate, 1)
+            state.tokens = min(capacity, state.tokens + now.timeIntervalSince(state.refilledAt) * rate)
             state.refilledAt = now
             let needed = Double(recipients.count)
             if needed > state.tokens {
                 accounts[accountID] = state
-                let wait = quota.maxSendRate > 0 ? (min(needed, capacity) - state.tokens) / quota.maxSendRate : 86400
+                let wait = rate > 0 ? (min(needed, capacity) - state.tokens) / rate : 86400
                 return .rateExceeded(retryAfter: max(wait, needed > capacity ? 1 : 0))
             }
             state.tokens -= needed

@@ -241,3 +241,43 @@ struct SharedDeliveryLogTests {
         #expect(try node.events(DeliveryLogFilter(accountID: 1)).count == 1)
     }
 }
+
+/// A site's connection slots counted across the nodes.
+@Suite(.enabled(if: StoreEngine.available.contains(.postgres)))
+struct SiteSlotLeaseTests {
+    @Test func aSiteLimitedToTwoHasTwoSlotsAcrossTheNodes() throws {
+        let location = try PostgresTestDatabase.make()
+        let secrets = StoreEngine.secretsKeyPath()
+        let nodeA = try PostgresStore(location: location, secretsKeyPath: secrets, nodeName: "a", hashParameters: StoreEngine.hashing)
+        let nodeB = try PostgresStore(location: location, secretsKeyPath: secrets, nodeName: "b", hashParameters: StoreEngine.hashing)
+        #expect(try nodeA.takeSiteSlot(site: "docomo", limit: 2, lifetime: 30) == 0)
+        #expect(try nodeB.takeSiteSlot(site: "docomo", limit: 2, lifetime: 30) == 1)
+        #expect(try nodeA.takeSiteSlot(site: "docomo", limit: 2, lifetime: 30) == nil, "both slots are held")
+        #expect(try nodeB.takeSiteSlot(site: "au", limit: 2, lifetime: 30) == 0, "sites are apart")
+        #expect(try nodeA.takeSiteSlot(site: "docomo", limit: 0, lifetime: 30) == nil)
+        // Only the holder gives a slot back.
+        try nodeA.releaseSiteSlot(site: "docomo", slot: 1)
+        #expect(try nodeA.takeSiteSlot(site: "docomo", limit: 2, lifetime: 30) == nil)
+        try nodeB.releaseSiteSlot(site: "docomo", slot: 1)
+        #expect(try nodeA.takeSiteSlot(site: "docomo", limit: 2, lifetime: 30) == 1)
+        // A node at start gives back what its previous run held.
+        try nodeA.releaseAllSiteSlots()
+        #expect(try nodeB.takeSiteSlot(site: "docomo", limit: 2, lifetime: 30) == 0)
+    }
+
+    @Test func aSlotNotRenewedLapsesAndARenewedOneStays() throws {
+        let location = try PostgresTestDatabase.make()
+        let secrets = StoreEngine.secretsKeyPath()
+        let nodeA = try PostgresStore(location: location, secretsKeyPath: secrets, nodeName: "a", hashParameters: StoreEngine.hashing)
+        let nodeB = try PostgresStore(location: location, secretsKeyPath: secrets, nodeName: "b", hashParameters: StoreEngine.hashing)
+        #expect(try nodeA.takeSiteSlot(site: "gmail", limit: 1, lifetime: 1) == 0)
+        try nodeA.renewSiteSlots(lifetime: 30)
+        Thread.sleep(forTimeInterval: 1.3)
+        #expect(try nodeB.takeSiteSlot(site: "gmail", limit: 1, lifetime: 1) == nil, "renewed: still A's")
+        try nodeA.renewSiteSlots(lifetime: 1)
+        Thread.sleep(forTimeInterval: 1.3)
+        // A's node went silent: its slot lapsed, and B takes it.
+        #expect(try nodeB.takeSiteSlot(site: "gmail", limit: 1, lifetime: 30) == 0)
+        #expect(try nodeA.takeSiteSlot(site: "gmail", limit: 1, lifetime: 30) == nil)
+    }
+}

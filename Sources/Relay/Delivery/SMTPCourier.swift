@@ -46,9 +46,13 @@ public struct SMTPCourier: Sendable {
         /// of an account on no pool uses `default`; no `default`: the kernel chooses.
         public var egressPools: [String: [String]]
         public var shaping: TrafficShaping
+        /// In a cluster: the named sites' connection slots, counted across the nodes.
+        public var sharedSlots: SharedSiteSlots?
 
         public init(heloName: String, tlsPolicy: TLSPolicy = .opportunistic, connectTimeout: TimeAmount = .seconds(30),
-                    egressPools: [String: [String]] = [:], shaping: TrafficShaping = TrafficShaping()) {
+                    egressPools: [String: [String]] = [:], shaping: TrafficShaping = TrafficShaping(),
+                    sharedSlots: SharedSiteSlots? = nil) {
+            self.sharedSlots = sharedSlots
             self.heloName = heloName
             self.tlsPolicy = tlsPolicy
             self.connectTimeout = connectTimeout
@@ -70,7 +74,7 @@ public struct SMTPCourier: Sendable {
         self.router = router
         self.options = options
         self.logger = logger
-        self.sites = SiteDirectory(shaping: options.shaping)
+        self.sites = SiteDirectory(shaping: options.shaping, cluster: options.sharedSlots)
     }
 
     /// `envelope.recipients` must all be on `domain`; `pool` names the egress

@@ -33,11 +33,19 @@ actor DeliverySite {
     private var waiters: [CheckedContinuation<Grant, Never>] = []
     private var minuteBucket: TokenBucket?
     private var hourBucket: TokenBucket?
+    /// In a cluster: the site's connection slots across the nodes (named sites only), and this node's
+    /// share of its message rate. Nil on a node that is the whole service.
+    private let cluster: SharedSiteSlots?
+    /// The cluster slots this site's open connections hold, one per connection.
+    private var slots: [Int] = []
     /// Callers that may wait for a connection before the rest are postponed.
     private var maximumWaiters: Int { max(4, limits.maxConnections * 4) }
 
-    init(name: String, limits: ShapingLimits, now: @escaping @Sendable () -> Date = { Date() }) {
+    init(name: String, limits: ShapingLimits, cluster: SharedSiteSlots? = nil, now: @escaping @Sendable () -> Date = { Date() }) {
         self.name = name
+        // A site per MX set is one per destination: leasing each would cost the store a statement per
+        // message for mail to small domains. Limits across nodes are for the named providers.
+        self.cluster = DeliverySite.isAdHoc(name) ? nil : cluster
         self.limits = limits
         self.now = now
         connections = DeliverySite.isAdHoc(name) ? nil : Gauge(label: "hikyaku_site_connections", dimensions: [("site", name)])
@@ -71,6 +79,12 @@ actor DeliverySite {
 
     func acquire() async -> Grant {
         let time = now()
+        if let cluster {
+            // Each of the live nodes takes its share of the site's rate.
+            let nodes = Double(cluster.liveNodes.current)
+            minuteBucket?.share = nodes
+            hourBucket?.share = nodes
+        }
         let readyAt = [minuteBucket?.readyAt(time), hourBucket?.readyAt(time)].compactMap { $0 }.max()
         if let readyAt, readyAt > time {
             postponements += 1
@@ -82,7 +96,18 @@ actor DeliverySite {
         }
         if limits.maxConnections <= 0 || open < limits.maxConnections {
             open += 1
-            take(at: time)
+            if let cluster, limits.maxConnections > 0 {
+                switch await cluster.take(site: name, limit: limits.maxConnections, openHere: open) {
+                case .slot(let slot): slots.append(slot)
+                case .share: break
+                case .full:
+                    // Other nodes hold the site's connections: come back in a second.
+                    open -= 1
+                    postponements += 1
+                    return .postpone(until: now().addingTimeInterval(1))
+                }
+            }
+            take(at: now())
             return .open
         }
         guard waiters.count < maximumWaiters else {
@@ -129,6 +154,7 @@ actor DeliverySite {
             waiters.removeFirst().resume(returning: .open)
         } else {
             open -= 1
+            if let cluster, let slot = slots.popLast() { cluster.release(site: name, slot: slot) }
         }
     }
 
@@ -138,16 +164,20 @@ actor DeliverySite {
     }
 }
 
-/// A classic token bucket: `capacity` tokens, refilled at `perSecond`.
+/// A classic token bucket: `capacity` tokens, refilled at `perSecond`;
+/// in a cluster, this node's `1/share` of both.
 struct TokenBucket {
-    let capacity: Double
-    let perSecond: Double
+    private let fullCapacity: Double
+    private let fullRate: Double
+    var share: Double = 1
+    var capacity: Double { fullCapacity / share }
+    var perSecond: Double { fullRate / share }
     private var tokens: Double
     private var updated: Date
 
     init(capacity: Double, perSecond: Double, now: Date) {
-        self.capacity = capacity
-        self.perSecond = perSecond
+        fullCapacity = capacity
+        fullRate = perSecond
         tokens = capacity
         updated = now
     }
@@ -211,12 +241,14 @@ final class SiteDirectory: Sendable {
     }
 
     private let shaping: TrafficShaping
+    private let cluster: SharedSiteSlots?
     private let sites = NIOLockedValueBox<[String: DeliverySite]>([:])
     /// Rule matching costs string work; a destination's site is looked up once.
     private let known = NIOLockedValueBox<[Destination: DeliverySite]>([:])
 
-    init(shaping: TrafficShaping) {
+    init(shaping: TrafficShaping, cluster: SharedSiteSlots? = nil) {
         self.shaping = shaping
+        self.cluster = cluster
     }
 
     /// The site for a destination as seen from `source` (nil: the kernel's
@@ -231,7 +263,7 @@ final class SiteDirectory: Sendable {
             // Bounded: past 10,000 sites the ad-hoc ones (one per MX set) are forgotten; a forgotten
             // site's connections finish their work and close, and the next message makes a new one.
             if sites.count >= SiteDirectory.maximumSites { sites = sites.filter { !DeliverySite.isAdHoc($0.key) } }
-            let site = DeliverySite(name: name, limits: found.limits)
+            let site = DeliverySite(name: name, limits: found.limits, cluster: cluster)
             sites[name] = site
             return site
         }

@@ -461,6 +461,19 @@ enum PostgresSchema {
             // How far each node's log has been copied; written with the copy, in its transaction.
             "CREATE TABLE delivery_log_position (node TEXT COLLATE \"C\" PRIMARY KEY, last_event BIGINT NOT NULL)",
         ]),
+        ("v5-site-slots", [
+            // A site's connection slots held by the nodes (`SiteSlotLeases`): a row per slot, leased until `expires_at`.
+            """
+            CREATE TABLE site_slot (
+                site TEXT COLLATE "C" NOT NULL,
+                slot INTEGER NOT NULL,
+                node TEXT COLLATE "C" NOT NULL,
+                expires_at TIMESTAMPTZ NOT NULL,
+                PRIMARY KEY (site, slot)
+            )
+            """,
+            "CREATE INDEX site_slot_node ON site_slot (node)",
+        ]),
     ]
 
     /// `t1 TEXT, n1 DOUBLE PRECISION, …`: a text and a number column per slot.

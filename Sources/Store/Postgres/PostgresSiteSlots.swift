@@ -1,0 +1,37 @@
+import Foundation
+import PostgresNIO
+
+extension PostgresStore: SiteSlotLeases {
+    public func takeSiteSlot(site: String, limit: Int, lifetime: Int) throws -> Int? {
+        guard limit > 0 else { return nil }
+        let top = Int32(clamping: limit) - 1
+        let seconds = Int32(clamping: max(1, lifetime))
+        // The lowest slot no node holds (or whose holder let it lapse). Two nodes after the same slot: the
+        // second waits for the first's insert, then finds it held and takes none this time.
+        let taken = try pool.query("""
+            INSERT INTO site_slot (site, slot, node, expires_at)
+            SELECT \(site), s, \(nodeName), now() + make_interval(secs => \(seconds))
+            FROM generate_series(0, \(top)) AS s
+            WHERE NOT EXISTS (SELECT 1 FROM site_slot h WHERE h.site = \(site) AND h.slot = s AND h.expires_at > now())
+            ORDER BY s LIMIT 1
+            ON CONFLICT (site, slot) DO UPDATE SET node = excluded.node, expires_at = excluded.expires_at
+            WHERE site_slot.expires_at <= now()
+            RETURNING slot
+            """).records.first
+        return try taken.map { Int(try $0.decode("slot", as: Int32.self)) }
+    }
+
+    public func releaseSiteSlot(site: String, slot: Int) throws {
+        _ = try pool.query("DELETE FROM site_slot WHERE site = \(site) AND slot = \(Int32(clamping: slot)) AND node = \(nodeName)")
+    }
+
+    public func renewSiteSlots(lifetime: Int) throws {
+        _ = try pool.query("""
+            UPDATE site_slot SET expires_at = now() + make_interval(secs => \(Int32(clamping: max(1, lifetime)))) WHERE node = \(nodeName)
+            """)
+    }
+
+    public func releaseAllSiteSlots() throws {
+        _ = try pool.query("DELETE FROM site_slot WHERE node = \(nodeName)")
+    }
+}
