@@ -137,7 +137,13 @@ actor DeliverySite {
             }
             return
         }
-        if let connection, connection.channel.isActive { connection.quit() }
+        if let connection, connection.channel.isActive {
+            // The slot is free once the remote side sees the connection gone, not when QUIT is sent:
+            // a site limited to 2 connections never sees a third while one says goodbye.
+            connection.quit()
+            connection.channel.closeFuture.whenComplete { _ in Task { await self.freeSlot() } }
+            return
+        }
         freeSlot()
     }
 
