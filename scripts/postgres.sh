@@ -2,6 +2,7 @@
 # A private PostgreSQL cluster for the tests and benchmarks, never the system's:
 #   scripts/postgres.sh start DIR [SETTING=VALUE...]   initdb in DIR, start it on a free port; prints its URL
 #   scripts/postgres.sh stop DIR                       stop it (the caller removes DIR)
+#   scripts/postgres.sh resume DIR                     start a stopped one again, as it was (an outage's end)
 # DIR is made the server user's; its parent must be open to that user (use a `mktemp -d` directory as DIR).
 # It listens on 127.0.0.1 and on a Unix socket in DIR; the URL names the socket.
 # Run as root, the server runs as the `postgres` user (initdb refuses root).
@@ -26,14 +27,18 @@ start)
         >"$dir/initdb.log"
     options="-p $port -k $dir -c listen_addresses=127.0.0.1"
     for setting in "$@"; do options="$options -c $setting"; done
+    echo "$options" >"$dir/options"
     as_server "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -o "$options" -w start >/dev/null
     echo "postgres://hikyaku@/postgres?host=$dir&port=$port"
     ;;
 stop)
     [ -d "$dir/data" ] && as_server "$bin/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null || true
     ;;
+resume)
+    as_server "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -o "$(cat "$dir/options")" -w start >/dev/null
+    ;;
 *)
-    echo "usage: $0 start|stop DIR" >&2
+    echo "usage: $0 start|stop|resume DIR" >&2
     exit 2
     ;;
 esac

@@ -26,6 +26,8 @@ public struct Configuration: Sendable, Equatable {
     /// Where the store is: empty for the embedded SQLite file in the data directory; a `postgres://` URL
     /// for the shared PostgreSQL store of a cluster (docs/storage.md).
     public var storageURL = ""
+    /// While the shared store does not answer, SMTP credentials that verified within this many seconds still open.
+    public var storageOutageGraceSeconds = 3600
     public var heartbeatSeconds = 10
     /// Listeners behind a load balancer: each connection starts with a PROXY protocol header (v1 or v2).
     public var smtpProxyListen: [String] = []
@@ -240,6 +242,7 @@ extension Configuration {
         string("dataDirectory", "Directory for the SQLite databases, the spool and generated TLS files", \.dataDirectory),
         string("hostname", "Name in the SMTP greeting, EHLO reply, Received headers and Message-IDs", \.hostname),
         string("storage.url", "Empty: the embedded SQLite store in the data directory; postgres://USER@HOST:PORT/DB?sslmode=…&pool_size=…: the shared PostgreSQL store of a cluster (docs/storage.md)", \.storageURL),
+        integer("storage.outageGraceSeconds", "While the store does not answer: how long after their last verification SMTP credentials still sign in (0: none do)", \.storageOutageGraceSeconds, minimum: 0),
         string("cluster.nodeName", "This node's name in the node registry (hikyaku cluster status); empty: hostname", \.nodeName),
         integer("cluster.heartbeatSeconds", "How often the node writes its status (version, queue) to the node registry", \.heartbeatSeconds, minimum: 1),
         string("logLevel", "trace, debug, info, notice, warning, error or critical", \.logLevel),

@@ -8,6 +8,7 @@ import NIOConcurrencyHelpers
 import ServiceLifecycle
 import Spool
 import Store
+import Synchronization
 
 /// Builds the delivery path from the configuration, for the server and for
 /// `hikyaku queue deliver` alike.
@@ -165,10 +166,20 @@ public final class AccountPools: Sendable {
 struct DeliveryService: Service {
     let scheduler: DeliveryScheduler
     let courier: SMTPCourier
+    let suppressions: SuppressionWriter
 
     func run() async throws {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await scheduler.run() }
+            group.addTask {
+                // Suppressions that waited for the store are written once it answers.
+                try? await cancelWhenGracefulShutdown {
+                    while true {
+                        try await Task.sleep(for: .seconds(5))
+                        suppressions.flush()
+                    }
+                }
+            }
             group.addTask {
                 try? await gracefulShutdown()
                 await scheduler.stop()
@@ -178,6 +189,48 @@ struct DeliveryService: Service {
         // Idle connections say QUIT rather than vanish.
         await courier.closeIdleConnections()
     }
+}
+
+/// Writes the suppressions delivery decides on (a hard bounce from a bad
+/// address). While the store does not answer they wait here, in order, and
+/// are written when it does: a bounce during an outage still suppresses.
+/// They wait in memory: a node stopped meanwhile loses them (its log keeps the bounces).
+final class SuppressionWriter: Sendable {
+    let store: any SuppressionList
+    private let waiting = Mutex<[(account: Int64, suppression: Suppression)]>([])
+    private let writing = Mutex(false)
+    static let maximumWaiting = 100_000
+
+    init(store: any SuppressionList) {
+        self.store = store
+    }
+
+    func suppress(_ account: Int64, _ suppression: Suppression) {
+        waiting.withLock { waiting in
+            if waiting.count < SuppressionWriter.maximumWaiting { waiting.append((account, suppression)) }
+        }
+        flush()
+    }
+
+    /// Writes what waits, oldest first, until the store fails; one writer at a time.
+    func flush() {
+        guard writing.withLock({ busy in
+            if busy { return false }
+            busy = true
+            return true
+        }) else { return }
+        defer { writing.withLock { $0 = false } }
+        while let next = waiting.withLock({ $0.first }) {
+            do {
+                _ = try store.suppressAutomatically(next.suppression, accountID: next.account)
+            } catch {
+                return
+            }
+            waiting.withLock { _ = $0.removeFirst() }
+        }
+    }
+
+    var waitingCount: Int { waiting.withLock { $0.count } }
 }
 
 /// Every account's suppressed addresses and every unsubscribe group's,

@@ -171,7 +171,8 @@ public enum Server {
             })
         var environment = InboundSessionHandler.Environment(
             settings: settings, intake: intake,
-            verifier: AccountCredentialVerifier(store: store, threadPool: authenticationPool), tlsContext: tlsContext,
+            verifier: AccountCredentialVerifier(store: store, threadPool: authenticationPool,
+                                                outageGrace: TimeInterval(configuration.storageOutageGraceSeconds)), tlsContext: tlsContext,
             commandTimeout: .seconds(Int64(configuration.commandTimeoutSeconds)),
             dataTimeout: .seconds(Int64(configuration.dataTimeoutSeconds)),
             authenticationThrottle: AuthenticationThrottle(
@@ -299,11 +300,11 @@ public enum Server {
                 suppressions.reason(account, address, marketing: marketing, group: group)
             }
             await scheduler.setReturnPath(returnPath)
-            await scheduler.setSuppress({ account, suppression in _ = try? store.suppressAutomatically(suppression, accountID: account) },
-                                        softLimit: softLimit)
+            let suppressionWriter = SuppressionWriter(store: store)
+            await scheduler.setSuppress({ account, suppression in suppressionWriter.suppress(account, suppression) }, softLimit: softLimit)
             // New mail is looked at as soon as it is indexed, not at the next poll.
             spool.onIndexed = { Task { await scheduler.wake() } }
-            services.append(.init(service: DeliveryService(scheduler: scheduler, courier: courier)))
+            services.append(.init(service: DeliveryService(scheduler: scheduler, courier: courier, suppressions: suppressionWriter)))
         }
         // Shut down in reverse: the SMTP listeners drain first, then delivery, then housekeeping.
         services.append(.init(service: smtp))

@@ -298,6 +298,13 @@ public final class SendingMeter: @unchecked Sendable {
         let hours = (date.timeIntervalSince1970 / 3600).rounded(.down)
         return hours.isFinite ? Int(max(-1e12, min(1e12, hours))) : 0
     }
+
+    /// The first hour that starts at or after `date`: the end (exclusive) of the hours a range up to
+    /// `date` touches, so that usage "until now" includes the hour under way.
+    static func hourEnding(_ date: Date) -> Int {
+        let hours = (date.timeIntervalSince1970 / 3600).rounded(.up)
+        return hours.isFinite ? Int(max(-1e12, min(1e12, hours))) : 0
+    }
 }
 
 extension SQLiteStore: UsageLedger {
@@ -332,7 +339,7 @@ extension SQLiteStore: UsageLedger {
             try Row.fetchAll(db, sql: """
                 SELECT hour / 24 AS day, SUM(messages) AS messages, SUM(recipients) AS recipients, SUM(bytes) AS bytes
                 FROM usage_hour WHERE account_id = ? AND hour >= ? AND hour < ? GROUP BY day ORDER BY day
-                """, arguments: [accountID, SendingMeter.hour(since), SendingMeter.hour(until)]).map { row in
+                """, arguments: [accountID, SendingMeter.hour(since), SendingMeter.hourEnding(until)]).map { row in
                 DailyUsage(day: row["day"], messages: row["messages"], recipients: row["recipients"], bytes: row["bytes"])
             }
         }

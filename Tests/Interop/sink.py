@@ -12,8 +12,10 @@ class ScriptedSink:
     connection without a reply after the first n messages' final dot.
     `data_delay` seconds pass before the reply to "." (to make sessions overlap)."""
 
-    def __init__(self, host, port=25, data_delay=0.0, pipelining=True, record_after_reply=False):
+    def __init__(self, host, port=25, data_delay=0.0, pipelining=True, record_after_reply=False, refuse=None):
         self.host, self.port = host, port
+        # refuse(rcpt): the reply line refusing that recipient at RCPT, or None to take it.
+        self.refuse = refuse
         # Record a message only once its 250 is on the wire: a client that dies before reading the 250 then
         # shows as a duplicate only when it failed to keep what it read (the kill loop's measure of the relay).
         self.record_after_reply = record_after_reply
@@ -93,7 +95,12 @@ class ScriptedSink:
                 mail_from, rcpts = command[10:].split(">")[0].lstrip("<"), []
                 send("250 2.1.0 OK")
             elif verb == "RCPT":
-                rcpts.append(command[8:].split(">")[0].lstrip("<"))
+                rcpt = command[8:].split(">")[0].lstrip("<")
+                refusal = self.refuse(rcpt) if self.refuse else None
+                if refusal:
+                    send(refusal)
+                    continue
+                rcpts.append(rcpt)
                 send("250 2.1.5 OK")
             elif verb == "RSET":
                 mail_from, rcpts = None, []

@@ -6,9 +6,12 @@ directory (spool, queue index) and the same secrets.key, as docs/storage.md asks
 
 import json
 import os
+import re
 import shutil
 import smtplib
 import subprocess
+import tempfile
+import threading
 import time
 import uuid
 from urllib.parse import parse_qs, urlparse
@@ -52,8 +55,8 @@ def wait_for(predicate, timeout=30, what="condition"):
         time.sleep(0.2)
 
 
-def start_cluster(make_server, monkeypatch, delivery=None, dns_port=9):
-    url = new_database()
+def start_cluster(make_server, monkeypatch, delivery=None, dns_port=9, url=None):
+    url = url or new_database()
     # The command line acts on the store the nodes share, as an operator's would with the nodes' configuration.
     monkeypatch.setenv("HIKYAKU_STORAGE_URL", url)
     nodes = []
@@ -171,5 +174,133 @@ def test_two_nodes_deliver_within_one_site_limit_and_show_each_others_events(mak
             other_id = next(id for id, node in sent.items() if node is b)
             events = a.cli_json("log", "--message", other_id)
             assert [event["type"] for event in events] == ["delivered", "accepted"], events
+    finally:
+        sink.stop()
+
+
+def subjects(sink):
+    """The subjects of the messages the sink received (each a single word here)."""
+    found = (re.search(rb"^Subject: (\S+)\r$", data, re.M) for _, _, data in sink.messages)
+    return {match.group(1).decode() for match in found if match}
+
+
+def send_authenticated(node, user, password, recipient, subject):
+    with smtplib.SMTP(node.host, node.smtp_port, timeout=30) as smtp:
+        smtp.starttls()
+        smtp.login(user, password)
+        smtp.sendmail("news@acme.test", [recipient], f"Subject: {subject}\r\n\r\nhello\r\n".encode())
+
+
+def test_a_node_killed_mid_load_loses_nothing_and_the_other_keeps_serving(make_server, monkeypatch):
+    sink = ScriptedSink("127.0.0.12", data_delay=0.02)
+    try:
+        with dnsmasq("--mx-host=kill.test,mx.kill.test,10", "--host-record=mx.kill.test,127.0.0.12") as dns_port:
+            a, b = start_cluster(make_server, monkeypatch, dns_port=dns_port,
+                                 delivery={"enabled": True, "allowNonPublicAddresses": True,
+                                           "minimumBackoffSeconds": 1, "maximumBackoffSeconds": 1})
+            user, password = a.create_account("acme", ["acme.test"])
+            # Node A takes mail in a steady stream; it is killed with SIGKILL in the middle of it.
+            accepted = []
+            stop = threading.Event()
+
+            def load():
+                n = 0
+                while not stop.is_set():
+                    try:
+                        send_authenticated(a, user, password, f"a{n}@kill.test", f"a{n}")
+                        accepted.append(f"a{n}")
+                    except (OSError, smtplib.SMTPException):
+                        return
+                    n += 1
+            loader = threading.Thread(target=load)
+            loader.start()
+            wait_for(lambda: len(accepted) >= 30, timeout=60, what="node A under load")
+            a.kill()
+            stop.set()
+            loader.join(timeout=60)
+            # Node B serves on: signs in, takes and delivers mail.
+            for n in range(10):
+                send_authenticated(b, user, password, f"b{n}@kill.test", f"b{n}")
+            delivered = lambda: subjects(sink)
+            wait_for(lambda: all(f"b{n}" in delivered() for n in range(10)), timeout=60, what="node B's deliveries")
+            # Node A restarted on its data directory: its spool drains, and every message it accepted arrives.
+            a.start()
+            wait_for(lambda: set(accepted) <= delivered(), timeout=120,
+                     what=f"node A's {len(accepted)} accepted messages after its restart")
+            wait_for(lambda: a.metric("hikyaku_queue_recipients", state="queued") == 0, timeout=30, what="node A's queue to empty")
+    finally:
+        sink.stop()
+
+
+@pytest.fixture
+def private_postgres():
+    """A PostgreSQL cluster of this test's own, to stop and start again."""
+    directory = tempfile.mkdtemp(prefix="hikyaku-pg-")
+    script = os.path.join(os.path.dirname(__file__), "..", "..", "scripts", "postgres.sh")
+    url = subprocess.run(["bash", script, "start", directory], check=True, capture_output=True, text=True,
+                         timeout=120).stdout.strip()
+
+    def control(command):
+        subprocess.run(["bash", script, command, directory], check=True, capture_output=True, timeout=120)
+    try:
+        yield url, control
+    finally:
+        control("stop")
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_thirty_seconds_without_postgres_lose_no_mail_and_no_event(make_server, monkeypatch, private_postgres):
+    url, control = private_postgres
+    refuse = lambda rcpt: "550 5.1.1 The email account that you tried to reach does not exist" if rcpt.startswith("gone") else None
+    sink = ScriptedSink("127.0.0.13", refuse=refuse)
+    try:
+        with dnsmasq("--mx-host=out.test,mx.out.test,10", "--host-record=mx.out.test,127.0.0.13") as dns_port:
+            a, b = start_cluster(make_server, monkeypatch, dns_port=dns_port, url=url,
+                                 delivery={"enabled": True, "allowNonPublicAddresses": True})
+            user, password = a.create_account("acme", ["acme.test"])
+            token = a.api_key("acme", "admin")[0]
+            # Each node has verified the account's credentials once before the outage.
+            send_authenticated(a, user, password, "before-a@out.test", "before-a")
+            send_authenticated(b, user, password, "before-b@out.test", "before-b")
+            wait_for(lambda: len(sink.messages) == 2, what="the first deliveries")
+
+            control("stop")
+            started = time.time()
+            sent = ["before-a", "before-b"]
+            n = 0
+            while time.time() - started < 30:
+                for node in (a, b):
+                    # A known account signs in from the credentials it used last, and its mail is taken.
+                    send_authenticated(node, user, password, f"during{n}@out.test", f"during{n}")
+                    sent.append(f"during{n}")
+                    n += 1
+                time.sleep(0.5)
+            # Delivery goes on meanwhile.
+            delivered = lambda: subjects(sink)
+            wait_for(lambda: set(sent) <= delivered(), timeout=30, what="deliveries during the outage")
+            # A bounce from a bad address during the outage: the suppression waits for the store.
+            send_authenticated(a, user, password, "gone@out.test", "gone")
+            # Unknown credentials cannot be checked: try again later, not "wrong password".
+            with smtplib.SMTP(a.host, a.smtp_port, timeout=30) as smtp:
+                smtp.starttls()
+                with pytest.raises(smtplib.SMTPAuthenticationError) as refused:
+                    smtp.login("nobody", "nothing")
+                assert refused.value.smtp_code == 454, refused.value
+            # The API needs the store for its keys: a 503 with a reason, never a 401.
+            status, body = call(a, "GET", "/v1/account", token)
+            assert status == 503 and body["error"]["code"] == "store_unavailable", body
+
+            control("resume")
+            # Everything catches up: the events of both nodes in the shared log, the suppression, the usage.
+            def delivered_events(node):
+                status, body = call(node, "GET", "/v1/events?status=delivered&limit=1000", token)
+                return {event["recipient"].split("@")[0] for event in body["events"]} if status == 200 else set()
+            wait_for(lambda: delivered_events(b) == set(sent), timeout=30, what="every delivery in the shared log")
+            wait_for(lambda: call(a, "GET", "/v1/events?status=bounced", token)[1]["events"], timeout=30, what="the bounce")
+            wait_for(lambda: call(b, "GET", "/v1/suppressions/gone@out.test", token)[0] == 200, timeout=30,
+                     what="the suppression made during the outage")
+            usage = wait_for(lambda: (lambda days: days if days and days[0]["messages"] == len(sent) + 1 else None)(
+                call(b, "GET", "/v1/account/usage", token)[1]["usage"]), timeout=30, what="the usage counted on both nodes")
+            assert usage[0]["recipients"] == len(sent) + 1
     finally:
         sink.stop()

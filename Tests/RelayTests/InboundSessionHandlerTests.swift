@@ -39,9 +39,9 @@ final class FakeSpool: MessageSpool, @unchecked Sendable {
 }
 
 struct FakeVerifier: CredentialVerifier {
-    func verify(username: String, password: String, eventLoop: any EventLoop) -> EventLoopFuture<AuthenticatedAccount?> {
+    func verify(username: String, password: String, eventLoop: any EventLoop) -> EventLoopFuture<CredentialCheck> {
         eventLoop.makeSucceededFuture(username == "user" && password == "secret"
-            ? AuthenticatedAccount(id: 7, name: "acme", domains: ["acme.example"]) : nil)
+            ? .accepted(AuthenticatedAccount(id: 7, name: "acme", domains: ["acme.example"])) : .refused)
     }
 }
 

@@ -228,14 +228,21 @@ public final class InboundSessionHandler: ChannelDuplexHandler, RemovableChannel
             }
             let future = environment.verifier.verify(username: username, password: password, eventLoop: context.eventLoop)
             future.assumeIsolated().whenComplete { [self] result in
-                let account = (try? result.get()) ?? nil
-                throttle.end(clientAddress, succeeded: account != nil)
-                if let account {
+                switch (try? result.get()) ?? .unavailable {
+                case .accepted(let account):
+                    throttle.end(clientAddress, succeeded: true)
                     log(.info, "authenticated", ["account": "\(account.name)"])
-                } else {
+                    perform(machine.credentialsVerified(account), context: context)
+                case .refused:
+                    throttle.end(clientAddress, succeeded: false)
                     log(.notice, "authentication failed")
+                    perform(machine.credentialsVerified(nil), context: context)
+                case .unavailable:
+                    // The store's trouble, not the client's: not counted against it.
+                    throttle.end(clientAddress, succeeded: true)
+                    log(.warning, "authentication not checked: the store did not answer")
+                    perform(machine.credentialsBusy(), context: context)
                 }
-                perform(machine.credentialsVerified(account), context: context)
                 process(context: context)
             }
         case .enqueue(let transaction, let content):

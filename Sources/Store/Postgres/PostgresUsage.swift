@@ -36,7 +36,7 @@ extension PostgresStore: UsageLedger {
     public func dailyUsage(accountID: Int64, since: Date, until: Date) throws -> [DailyUsage] {
         try pool.query("""
             SELECT hour / 24 AS day, sum(messages)::bigint AS messages, sum(recipients)::bigint AS recipients, sum(bytes)::bigint AS bytes
-            FROM usage_hour WHERE account_id = \(accountID) AND hour >= \(SendingMeter.hour(since)) AND hour < \(SendingMeter.hour(until))
+            FROM usage_hour WHERE account_id = \(accountID) AND hour >= \(SendingMeter.hour(since)) AND hour < \(SendingMeter.hourEnding(until))
             GROUP BY day ORDER BY day
             """).records.map { record in
             DailyUsage(day: try record.decode("day"), messages: try record.decode("messages"), recipients: try record.decode("recipients"),
