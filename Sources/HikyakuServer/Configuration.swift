@@ -21,8 +21,10 @@ public struct Configuration: Sendable, Equatable {
     public var tlsPrivateKey: String?
     /// CIDR blocks whose clients may relay without AUTH.
     public var trustedNetworks: [String] = []
-    /// This node's name in the store's node registry; empty: `hostname`.
+    /// This node's name in the store's node registry; empty: the machine's host name.
     public var nodeName = ""
+    /// The name this node goes by in a cluster: in the registry, on the work it owns, on its log positions.
+    public var clusterNodeName: String { nodeName.isEmpty ? ProcessInfo.processInfo.hostName : nodeName }
     /// Where the store is: empty for the embedded SQLite file in the data directory; a `postgres://` URL
     /// for the shared PostgreSQL store of a cluster (docs/storage.md).
     public var storageURL = ""
@@ -243,7 +245,7 @@ extension Configuration {
         string("hostname", "Name in the SMTP greeting, EHLO reply, Received headers and Message-IDs", \.hostname),
         string("storage.url", "Empty: the embedded SQLite store in the data directory; postgres://USER@HOST:PORT/DB?sslmode=…&pool_size=…: the shared PostgreSQL store of a cluster (docs/storage.md)", \.storageURL),
         integer("storage.outageGraceSeconds", "While the store does not answer: how long after their last verification SMTP credentials still sign in (0: none do)", \.storageOutageGraceSeconds, minimum: 0),
-        string("cluster.nodeName", "This node's name in the node registry (hikyaku cluster status); empty: hostname", \.nodeName),
+        string("cluster.nodeName", "This node's name in the node registry (hikyaku cluster status); empty: the machine's host name", \.nodeName),
         integer("cluster.heartbeatSeconds", "How often the node writes its status (version, queue) to the node registry", \.heartbeatSeconds, minimum: 1),
         string("logLevel", "trace, debug, info, notice, warning, error or critical", \.logLevel),
         integer("eventLoopThreads", "Network I/O threads; 0 means one per CPU core minus one (at least one), leaving a core to the spool", \.eventLoopThreads, minimum: 0),

@@ -10,6 +10,6 @@ public enum ConfiguredStore {
         guard !configuration.storageURL.isEmpty else { return try SQLiteStore(path: layout.storePath) }
         let location = try PostgresLocation(url: configuration.storageURL)
         return try PostgresStore(location: location, secretsKeyPath: layout.secretsKeyPath,
-                                 nodeName: configuration.nodeName.isEmpty ? ProcessInfo.processInfo.hostName : configuration.nodeName)
+                                 nodeName: configuration.clusterNodeName)
     }
 }

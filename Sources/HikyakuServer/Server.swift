@@ -211,7 +211,7 @@ public enum Server {
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: housekeeping), .init(service: UsageFlushService(meter: meter, logger: logger)),
             .init(service: NodeHeartbeatService(registry: store, index: spool.index,
-                                                name: configuration.nodeName.isEmpty ? configuration.hostname : configuration.nodeName,
+                                                name: configuration.clusterNodeName,
                                                 heartbeatSeconds: configuration.heartbeatSeconds, liveNodes: liveNodes,
                                                 sharedSlots: sharedSlots, logger: logger)),
         ]

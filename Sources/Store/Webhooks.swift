@@ -139,6 +139,10 @@ public protocol WebhookStore: Sendable {
     /// The endpoint has everything up to `cursor` (delivered, or not wanted):
     /// it moves forward only, and a success ends a failure streak.
     func advanceWebhook(id: String, to cursor: Int64, succeeded: Bool) throws
+    /// Where this node stands in its own log for the endpoint. On a node that is the whole service it is the
+    /// endpoint's `cursor`. In a cluster each node numbers its own log's events and keeps its own position:
+    /// nil until this node first sends the endpoint anything (it then starts at the endpoint's creation).
+    func webhookPosition(id: String) throws -> Int64?
     /// Notes a failed request: the streak starts now if none is running.
     /// Returns when the streak started.
     @discardableResult
@@ -379,6 +383,10 @@ extension SQLiteStore: WebhookStore {
     }
 
     // MARK: Progress
+
+    public func webhookPosition(id: String) throws -> Int64? {
+        try database.read { db in try Int64.fetchOne(db, sql: "SELECT cursor FROM webhook WHERE id = ?", arguments: [id]) }
+    }
 
     public func advanceWebhook(id: String, to cursor: Int64, succeeded: Bool) throws {
         try database.write { db in

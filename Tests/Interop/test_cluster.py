@@ -21,6 +21,7 @@ import requests
 
 from conftest import dnsmasq
 from sink import ScriptedSink
+from test_webhooks import Receiver, native_events
 
 POSTGRES = os.environ.get("HIKYAKU_TEST_POSTGRES_URL")
 
@@ -55,7 +56,7 @@ def wait_for(predicate, timeout=30, what="condition"):
         time.sleep(0.2)
 
 
-def start_cluster(make_server, monkeypatch, delivery=None, dns_port=9, url=None):
+def start_cluster(make_server, monkeypatch, delivery=None, dns_port=9, url=None, extra=None):
     url = url or new_database()
     # The command line acts on the store the nodes share, as an operator's would with the nodes' configuration.
     monkeypatch.setenv("HIKYAKU_STORAGE_URL", url)
@@ -71,6 +72,7 @@ def start_cluster(make_server, monkeypatch, delivery=None, dns_port=9, url=None)
         # suppressed waits for a retry.
         node.config["delivery"] = delivery or {"enabled": True, "minimumBackoffSeconds": 60, "maximumBackoffSeconds": 60}
         node.config["dns"] = {"servers": [f"127.0.0.1:{dns_port}"], "timeoutMilliseconds": 500}
+        node.config.update(extra or {})
         node.host = host
         nodes.append(node)
     a, b = nodes
@@ -144,10 +146,15 @@ def test_two_nodes_deliver_within_one_site_limit_and_show_each_others_events(mak
     sink = ScriptedSink("127.0.0.11", data_delay=0.05)
     try:
         with dnsmasq("--mx-host=limit.test,mx.limit.test,10", "--host-record=mx.limit.test,127.0.0.11") as dns_port:
-            a, b = start_cluster(make_server, monkeypatch, dns_port=dns_port,
+            webhooks = {"allowNonPublicAddresses": True, "allowPlainHttp": True, "batchAgeMilliseconds": 100}
+            a, b = start_cluster(make_server, monkeypatch, dns_port=dns_port, extra={"webhooks": webhooks},
                                  delivery={"enabled": True, "allowNonPublicAddresses": True, "shapingFile": str(shaping)})
             a.create_account("acme", ["acme.test"])
             token = a.api_key("acme", "admin")[0]
+            # A webhook endpoint made through node A hears of both nodes' events.
+            receiver = Receiver()
+            status, hook = call(a, "POST", "/v1/webhooks", token, {"url": receiver.url, "format": "native"})
+            assert status == 201, hook
             count = 30
             sent = {}
             for node in (a, b):
@@ -174,6 +181,15 @@ def test_two_nodes_deliver_within_one_site_limit_and_show_each_others_events(mak
             other_id = next(id for id, node in sent.items() if node is b)
             events = a.cli_json("log", "--message", other_id)
             assert [event["type"] for event in events] == ["delivered", "accepted"], events
+
+            # Each node sends its own events to the endpoint from its own position: every one arrives, once.
+            hooked = wait_for(lambda: (lambda events: events if len({(e["message_id"], e["type"]) for e in events}) >= 2 * len(sent)
+                                       else None)(native_events(receiver, hook["secret"])), timeout=30, what="every event by webhook")
+            time.sleep(1)
+            hooked = native_events(receiver, hook["secret"])
+            pairs = [(e["message_id"], e["type"]) for e in hooked]
+            assert len(pairs) == len(set(pairs)) == 2 * len(sent), "accepted and delivered, once each"
+            receiver.close()
     finally:
         sink.stop()
 

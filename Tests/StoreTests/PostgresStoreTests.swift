@@ -281,3 +281,28 @@ struct SiteSlotLeaseTests {
         #expect(try nodeA.takeSiteSlot(site: "gmail", limit: 1, lifetime: 30) == nil)
     }
 }
+
+/// Webhook positions: each node's own, in its own log's numbering.
+@Suite(.enabled(if: StoreEngine.available.contains(.postgres)))
+struct WebhookPositionTests {
+    @Test func eachNodeKeepsItsOwnPositionForAnEndpoint() throws {
+        let location = try PostgresTestDatabase.make()
+        let secrets = StoreEngine.secretsKeyPath()
+        let nodeA = try PostgresStore(location: location, secretsKeyPath: secrets, nodeName: "a", hashParameters: StoreEngine.hashing)
+        let nodeB = try PostgresStore(location: location, secretsKeyPath: secrets, nodeName: "b", hashParameters: StoreEngine.hashing)
+        let account = try nodeA.createAccount(name: "acme", domains: []).account.id
+        let created = try nodeA.createWebhook(accountID: account, name: nil, url: "https://hooks.example/in", format: .native,
+                                              eventTypes: [], cursor: 5)
+        let id = created.webhook.id
+        #expect(try nodeA.webhookPosition(id: id) == 5)
+        #expect(try nodeB.webhookPosition(id: id) == nil, "node B starts at the endpoint's creation in its own log")
+        try nodeB.advanceWebhook(id: id, to: 3, succeeded: true)
+        try nodeA.advanceWebhook(id: id, to: 9, succeeded: true)
+        try nodeB.advanceWebhook(id: id, to: 2, succeeded: true)
+        #expect(try nodeA.webhookPosition(id: id) == 9 && nodeB.webhookPosition(id: id) == 3, "forward only, each its own")
+        #expect(try nodeA.webhook(id: id, accountID: nil)?.cursor == 9 && nodeB.webhook(id: id, accountID: nil)?.cursor == 3)
+        // Gone with the endpoint.
+        try nodeA.deleteWebhook(id: id, accountID: account)
+        #expect(try nodeB.webhookPosition(id: id) == nil)
+    }
+}

@@ -545,6 +545,7 @@ struct StoreContractTests {
         try store.advanceWebhook(id: native.webhook.id, to: 50, succeeded: true)
         try store.advanceWebhook(id: native.webhook.id, to: 45, succeeded: false)
         #expect(try store.webhook(id: native.webhook.id, accountID: nil)?.cursor == 50)
+        #expect(try store.webhookPosition(id: native.webhook.id) == 50)
         let start = Date(timeIntervalSince1970: 1_800_000_000)
         #expect(try store.markWebhookFailing(id: native.webhook.id, at: start) == start)
         #expect(try store.markWebhookFailing(id: native.webhook.id, at: start.addingTimeInterval(60)) == start, "the streak's start stays")

@@ -128,7 +128,7 @@ public final class WebhookDispatcher: Sendable {
     /// the next step (0: the poll interval), nil to go on at once.
     func step(_ endpoint: WebhookEndpoint, failures: inout Int) async throws -> TimeInterval? {
         let replay = try store.webhookReplays(webhookID: endpoint.id).first
-        let after = replay?.after ?? endpoint.cursor
+        let after = try replay?.after ?? store.webhookPosition(id: endpoint.id) ?? startingPosition(endpoint)
         let scanned = try index.eventsAfter(after, accountID: endpoint.accountID, through: replay?.through ?? .max,
                                             limit: settings.batchSize)
         guard let lastScanned = scanned.last?.id else {
@@ -174,6 +174,11 @@ public final class WebhookDispatcher: Sendable {
         logger.warning("webhook request failed", metadata: ["webhook": "\(endpoint.id)", "status": "\(attempt.status.map(String.init) ?? "-")",
                                                             "error": "\(attempt.error ?? "")", "retry_in": "\(Int(delay)) s"])
         return delay * Double.random(in: 0.9...1.1)
+    }
+
+    /// Where a node of a cluster that has no position yet starts: before its first event since the endpoint was made.
+    func startingPosition(_ endpoint: WebhookEndpoint) throws -> Int64 {
+        try index.eventIDRange(since: endpoint.createdAt, until: .distantFuture)?.after ?? index.lastEventID()
     }
 
     func move(_ endpoint: WebhookEndpoint, replay: WebhookReplay?, to position: Int64, succeeded: Bool) throws {

@@ -474,6 +474,19 @@ enum PostgresSchema {
             """,
             "CREATE INDEX site_slot_node ON site_slot (node)",
         ]),
+        ("v6-webhook-positions", [
+            // Each node's position in its own log, per endpoint: node A's event 500 is not node B's.
+            """
+            CREATE TABLE webhook_position (
+                webhook_id TEXT NOT NULL REFERENCES webhook (id) ON DELETE CASCADE,
+                node TEXT COLLATE "C" NOT NULL,
+                position BIGINT NOT NULL,
+                PRIMARY KEY (webhook_id, node)
+            )
+            """,
+            // Until now every node read the one cursor: it is where each registered node stands.
+            "INSERT INTO webhook_position (webhook_id, node, position) SELECT w.id, n.name, w.cursor FROM webhook w CROSS JOIN node n",
+        ]),
     ]
 
     /// `t1 TEXT, n1 DOUBLE PRECISION, …`: a text and a number column per slot.

@@ -7,16 +7,23 @@ extension PostgresStore: WebhookStore {
         let id = WebhookKeyMaterial.newID()
         let name = name ?? id
         let keys = try WebhookKeyMaterial(format: format, sealer: sealer)
-        let now = Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded())
+        // Whole seconds, down: the other nodes start at their first event since this time, which must not be later than now.
+        let now = Date(timeIntervalSince1970: Date().timeIntervalSince1970.rounded(.down))
         let types = try WebhookKeyMaterial.typesJSON(eventTypes)
         let created: PostgresRecord
         do {
+            // With this node's position: the others start at the endpoint's creation in their own logs.
             guard let record = try pool.query("""
-                INSERT INTO webhook (id, account_id, name, url, format, event_types, sealed_key, public_key, created_at, cursor,
-                                     confirmed, confirm_token)
-                VALUES (\(id), \(accountID), \(name), \(url), \(format.rawValue), \(types), \(keys.sealedKey), \(keys.publicKey), \(now),
-                        \(cursor), \(keys.confirmToken == nil), \(keys.confirmToken))
-                RETURNING *
+                WITH created AS (
+                    INSERT INTO webhook (id, account_id, name, url, format, event_types, sealed_key, public_key, created_at, cursor,
+                                         confirmed, confirm_token)
+                    VALUES (\(id), \(accountID), \(name), \(url), \(format.rawValue), \(types), \(keys.sealedKey), \(keys.publicKey),
+                            \(now), \(cursor), \(keys.confirmToken == nil), \(keys.confirmToken))
+                    RETURNING *
+                ), position AS (
+                    INSERT INTO webhook_position (webhook_id, node, position) SELECT id, \(nodeName), cursor FROM created
+                )
+                SELECT * FROM created
                 """).records.first else { throw WebhookStoreError.notFound(id) }
             created = record
         } catch let error as PostgresStoreError where error.isUniqueViolation(of: "webhook_account_id_name_key") {
@@ -27,18 +34,26 @@ extension PostgresStore: WebhookStore {
 
     public func webhooks(accountID: Int64?) throws -> [WebhookEndpoint] {
         try pool.query("""
-            SELECT * FROM webhook WHERE \(accountID)::bigint IS NULL OR account_id = \(accountID) ORDER BY created_at, id
+            SELECT w.*, p.position AS node_position FROM webhook w
+            LEFT JOIN webhook_position p ON p.webhook_id = w.id AND p.node = \(nodeName)
+            WHERE \(accountID)::bigint IS NULL OR w.account_id = \(accountID) ORDER BY w.created_at, w.id
             """).records.map(PostgresStore.webhook)
     }
 
     public func webhook(id: String, accountID: Int64?) throws -> WebhookEndpoint? {
         try pool.query("""
-            SELECT * FROM webhook WHERE id = \(id) AND (\(accountID)::bigint IS NULL OR account_id = \(accountID))
+            SELECT w.*, p.position AS node_position FROM webhook w
+            LEFT JOIN webhook_position p ON p.webhook_id = w.id AND p.node = \(nodeName)
+            WHERE w.id = \(id) AND (\(accountID)::bigint IS NULL OR w.account_id = \(accountID))
             """).records.first.map(PostgresStore.webhook)
     }
 
     public func webhook(named name: String, accountID: Int64) throws -> WebhookEndpoint? {
-        try pool.query("SELECT * FROM webhook WHERE name = \(name) AND account_id = \(accountID)").records.first.map(PostgresStore.webhook)
+        try pool.query("""
+            SELECT w.*, p.position AS node_position FROM webhook w
+            LEFT JOIN webhook_position p ON p.webhook_id = w.id AND p.node = \(nodeName)
+            WHERE w.name = \(name) AND w.account_id = \(accountID)
+            """).records.first.map(PostgresStore.webhook)
     }
 
     public func updateWebhook(id: String, accountID: Int64?, url: String?, eventTypes: [String]?, enabled: Bool?) throws -> WebhookEndpoint {
@@ -57,7 +72,8 @@ extension PostgresStore: WebhookStore {
             WHERE id = \(id) AND (\(accountID)::bigint IS NULL OR account_id = \(accountID))
             RETURNING *
             """).records.first else { throw WebhookStoreError.notFound(id) }
-        return try PostgresStore.webhook(updated)
+        // As listed, with this node's position.
+        return try webhook(id: try updated.decode("id"), accountID: nil) ?? PostgresStore.webhook(updated)
     }
 
     public func deleteWebhook(id: String, accountID: Int64?) throws {
@@ -74,11 +90,21 @@ extension PostgresStore: WebhookStore {
         return try WebhookKeyMaterial.signingKey(format: format, sealedKey: try found.decode("sealed_key"), sealer: sealer)
     }
 
+    public func webhookPosition(id: String) throws -> Int64? {
+        try pool.query("""
+            SELECT position FROM webhook_position WHERE webhook_id = \(id) AND node = \(nodeName)
+            """).records.first?.decode("position")
+    }
+
+    /// This node's position moves; the endpoint's `cursor` stays where it was made (each node counts its own log).
     public func advanceWebhook(id: String, to cursor: Int64, succeeded: Bool) throws {
         _ = try pool.query("""
-            UPDATE webhook SET cursor = greatest(cursor, \(cursor)),
-                failing_since = CASE WHEN \(succeeded) THEN NULL ELSE failing_since END
-            WHERE id = \(id)
+            WITH moved AS (
+                INSERT INTO webhook_position (webhook_id, node, position)
+                SELECT id, \(nodeName), \(cursor) FROM webhook WHERE id = \(id)
+                ON CONFLICT (webhook_id, node) DO UPDATE SET position = greatest(webhook_position.position, excluded.position)
+            )
+            UPDATE webhook SET failing_since = CASE WHEN \(succeeded) THEN NULL ELSE failing_since END WHERE id = \(id)
             """)
     }
 
@@ -153,7 +179,10 @@ extension PostgresStore: WebhookStore {
         WebhookEndpoint(id: try record.decode("id"), accountID: try record.decode("account_id"), name: try record.decode("name"),
                         url: try record.decode("url"), format: WebhookFormat(rawValue: try record.decode("format")) ?? .native,
                         eventTypes: WebhookKeyMaterial.types(try record.decode("event_types")), enabled: try record.decode("enabled"),
-                        createdAt: try record.decode("created_at"), cursor: try record.decode("cursor"),
+                        createdAt: try record.decode("created_at"),
+                        // This node's position where it has one: each node counts its own log.
+                        cursor: try record.row.contains("node_position") ? record.decode("node_position", as: Int64?.self) ?? record.decode("cursor")
+                            : record.decode("cursor"),
                         failingSince: try record.decode("failing_since"), disabledReason: try record.decode("disabled_reason"),
                         confirmed: try record.decode("confirmed"), publicKey: try record.decode("public_key"))
     }
