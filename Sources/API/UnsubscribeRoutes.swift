@@ -28,10 +28,16 @@ struct UnsubscribeRoutes: Sendable {
             guard form.split(separator: "&").contains(where: { $0.removingPercentEncoding == "List-Unsubscribe=One-Click" }) else {
                 return UnsubscribeRoutes.page(.badRequest)
             }
-            let recipient: String?
+            var recipient: String?
             do {
                 recipient = try Unsubscription.record(index: services.index, store: services.store, message: target.message,
                                                       position: target.position, via: "one-click")
+                // In a cluster another node may hold the message: it applies the unsubscribe within seconds.
+                if recipient == nil, let inbox = services.store as? any ClusterInbox, try services.index.details(of: target.message) == nil {
+                    try FeedbackForwarder(inbox: inbox, logger: context.logger)
+                        .forward(.unsubscribe(position: target.position, via: "one-click", at: Date()), about: target.message)
+                    recipient = ""
+                }
             } catch {
                 context.logger.error("unsubscribe not recorded", metadata: ["error": "\(error)"])
                 return UnsubscribeRoutes.page(.failed)

@@ -11,7 +11,7 @@ import Store
 /// (open and click tracking), from the configuration. Wiring only.
 enum EventsOutComposition {
     static func make(configuration: Configuration, store: any WebhookStore & ConfigurationSetStore & APIKeyStore, index: QueueIndex, snsDirectory: String, group: any EventLoopGroup,
-                     logger: Logger) async throws -> EventsOut {
+                     forwarder: FeedbackForwarder? = nil, logger: Logger) async throws -> EventsOut {
         let tracking = TrackingLinks(key: store.derivedKey("hikyaku tracking"), base: configuration.apiPublicURL)
         let client = try WebhookClient(
             policy: .init(allowNonPublicAddresses: configuration.webhooksAllowNonPublicAddresses,
@@ -29,7 +29,7 @@ enum EventsOutComposition {
                             disableAfter: Double(configuration.webhooksDisableAfterSeconds)),
             logger: logger)
         let engagements = EngagementRecorder(index: index, classifier: EngagementClassifier(window: Double(configuration.trackingMachineWindowSeconds)),
-                                             logger: logger)
+                                             forwarder: forwarder, logger: logger)
         return EventsOut(webhooks: dispatcher, tracking: tracking, engagements: engagements, snsCertificatePEM: sns.certificatePEM,
                          allowPlainHTTP: configuration.webhooksAllowPlainHTTP,
                          allowNonPublicAddresses: configuration.webhooksAllowNonPublicAddresses)

@@ -180,9 +180,12 @@ public enum Server {
                 window: .seconds(Int64(configuration.authFailureWindowSeconds))),
             logger: logger)
         environment.feedbackPool = feedbackPool
+        // In a cluster, what concerns another node's message goes to that node through the shared store.
+        let forwarder = (store as? any ClusterInbox).map { FeedbackForwarder(inbox: $0, logger: logger) }
         environment.feedback = FeedbackRecorder(index: spool.index, store: store,
                                                 classifier: try DeliveryComposition.classifier(configuration), returnPath: returnPath,
                                                 unsubscribe: unsubscribe, softLimit: softLimit)
+        environment.feedback?.forwarder = forwarder
         let limiter = ConnectionLimiter(maximumConnections: configuration.maxConnections,
                                         maximumPerClient: configuration.maxConnectionsPerClient)
         let listeners = plainAddresses.map { address in
@@ -228,10 +231,13 @@ public enum Server {
         // Made before the API so that the console can show its sites; started with delivery below.
         let courier = configuration.deliveryEnabled
             ? try DeliveryComposition.courier(configuration: configuration, group: group, sharedSlots: sharedSlots, logger: logger) : nil
+        var engagements: EngagementRecorder?
         if !configuration.apiListen.isEmpty {
             let address = try ListenAddress(parsing: configuration.apiListen)
             let eventsOut = try await EventsOutComposition.make(configuration: configuration, store: store, index: spool.index,
-                                                                 snsDirectory: layout.snsDirectory, group: group, logger: logger)
+                                                                 snsDirectory: layout.snsDirectory, group: group, forwarder: forwarder,
+                                                                 logger: logger)
+            engagements = eventsOut.engagements
             services.append(.init(service: EventsOutService(eventsOut: eventsOut)))
             let api = APIServer(
                 options: .init(host: address.host, port: address.port, hostname: configuration.hostname,
@@ -280,6 +286,12 @@ public enum Server {
                     announce("hikyaku: listening console \(bound?.ipAddress ?? consoleAddress.host):\(bound?.port ?? consoleAddress.port)")
                 }))
             }
+        }
+        if let inbox = store as? any ClusterInbox {
+            services.append(.init(service: InboxService(
+                follower: FeedbackInboxFollower(inbox: inbox, index: spool.index, engagements: engagements, unsubscribeStore: store,
+                                                feedback: environment.feedback, logger: logger),
+                inbox: inbox, logger: logger)))
         }
         if !configuration.adminListen.isEmpty {
             let address = try ListenAddress(parsing: configuration.adminListen)
@@ -421,6 +433,34 @@ struct SharedLogService: Service {
         }
         // What the last second logged, before the node stops.
         _ = try? sharer.catchUp()
+    }
+}
+
+/// In a cluster: applies every second what other nodes heard about this
+/// node's messages (opens, clicks, unsubscribes, reports), and drops what no
+/// node took within `FeedbackInboxFollower.lifetime`.
+struct InboxService: Service {
+    let follower: FeedbackInboxFollower
+    let inbox: any ClusterInbox
+    let logger: Logger
+
+    func run() async throws {
+        var failing = false
+        var expiredAt = ContinuousClock.now - .seconds(3600)
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            do {
+                while try follower.catchUp() > 0 {}
+                if ContinuousClock.now - expiredAt > .seconds(600) {
+                    expiredAt = ContinuousClock.now
+                    try inbox.expireInboxItems(before: Date().addingTimeInterval(-FeedbackInboxFollower.lifetime))
+                }
+                failing = false
+            } catch {
+                if !failing { logger.warning("cluster inbox not read", metadata: ["error": "\(error)"]) }
+                failing = true
+            }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
+        }
     }
 }
 

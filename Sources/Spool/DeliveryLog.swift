@@ -597,7 +597,7 @@ public struct SharedEvent: Sendable, Equatable {
 }
 
 /// An open or a click as the tracking endpoint saw it, before it is logged.
-public struct Engagement: Sendable {
+public struct Engagement: Sendable, Codable, Equatable {
     public var at: Date
     public var clicked: Bool
     public var message: MessageID
@@ -625,15 +625,20 @@ extension QueueIndex {
     /// from the engagement and when the recipient's copy was delivered.
     /// Engagements with messages no longer on record are dropped. Returns how many were logged.
     @discardableResult
-    public func recordEngagements(_ engagements: [Engagement], isMachine: (Engagement, Date?) -> Bool) throws -> Int {
+    /// Logs the engagements of messages this index holds; returns how many, and those of messages it does not hold
+    /// (in a cluster, another node's: `FeedbackForwarder` sends them there).
+    public func recordEngagements(_ engagements: [Engagement], isMachine: (Engagement, Date?) -> Bool) throws
+        -> (logged: Int, unknown: [Engagement]) {
         try database.write { db in
             let recipient = try db.cachedStatement(sql: "SELECT address FROM recipient WHERE message_id = ? AND position = ?")
             let delivered = try db.cachedStatement(sql: """
                 SELECT MAX(at) FROM delivery_event WHERE message_id = ? AND recipient = ? AND type = 'delivered'
                 """)
             var logged = 0
+            var unknown: [Engagement] = []
             for engagement in engagements {
                 guard let address = try String.fetchOne(recipient, arguments: [engagement.message.rawValue, engagement.position]) else {
+                    unknown.append(engagement)
                     continue
                 }
                 let deliveredAt = try Double.fetchOne(delivered, arguments: [engagement.message.rawValue, address])
@@ -644,7 +649,7 @@ extension QueueIndex {
                                                      machine: isMachine(engagement, deliveredAt)), db)
                 logged += 1
             }
-            return logged
+            return (logged, unknown)
         }
     }
 

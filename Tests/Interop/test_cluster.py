@@ -4,6 +4,8 @@ scripts/test.sh starts a private PostgreSQL cluster and names it in HIKYAKU_TEST
 makes a database of its own there. The nodes run on 127.0.0.2 and 127.0.0.3, each with its own data
 directory (spool, queue index) and the same secrets.key, as docs/storage.md asks."""
 
+import email
+import email.policy
 import json
 import os
 import re
@@ -13,6 +15,8 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from urllib.parse import parse_qs, urlparse
 
@@ -320,3 +324,87 @@ def test_thirty_seconds_without_postgres_lose_no_mail_and_no_event(make_server, 
             assert usage[0]["recipients"] == len(sent) + 1
     finally:
         sink.stop()
+
+
+def fetch(url, method="GET", data=None):
+    request = urllib.request.Request(url, data=data, method=method, headers={
+        "User-Agent": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read().decode(errors="replace")
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode(errors="replace")
+
+
+def test_what_the_other_node_hears_about_a_message_reaches_the_node_that_sent_it(make_server, monkeypatch):
+    """Behind a load balancer an open, an unsubscribe or a bounce report about node A's message arrives at
+    node B as often as at A: B posts it to the cluster's inbox, A applies it as its own."""
+    sink = ScriptedSink("127.0.0.14")
+    try:
+        with dnsmasq("--mx-host=fb.test,mx.fb.test,10", "--host-record=mx.fb.test,127.0.0.14") as dns_port:
+            a, b = start_cluster(make_server, monkeypatch, dns_port=dns_port,
+                                 extra={"bounce": {"domain": "bounce.test"}, "tracking": {"machineWindowSeconds": 0}},
+                                 delivery={"enabled": True, "allowNonPublicAddresses": True})
+            a.create_account("acme", ["acme.test"])
+            token = a.api_key("acme", "admin")[0]
+            news = {"from": "news@acme.test", "subject": "news", "html": "<html><body><p>Hi</p></body></html>", "marketing": True,
+                    "tracking": {"opens": True}}
+            for to in ("reader@fb.test", "gone@fb.test"):
+                status, body = call(a, "POST", "/v1/messages", token, dict(news, to=to))
+                assert status == 202, body
+            wait_for(lambda: len(sink.messages) == 2, what="both deliveries")
+            received = {rcpts[0]: (sender, email.message_from_bytes(data, policy=email.policy.default))
+                        for sender, rcpts, data in sink.messages}
+            node_b = f"http://{b.host}:{b.api_port}"
+            on_b = lambda url: node_b + url[url.index("/", url.index("//") + 2):]
+
+            # The reader opens the mail; the image is fetched from node B.
+            _, message = received["reader@fb.test"]
+            pixel = re.search(r'<img src="([^"]+/t/o/[^"]+)"', message.get_body(("html",)).get_content()).group(1)
+            assert fetch(on_b(pixel))[0] == 200
+            # and unsubscribes with one click, also at node B.
+            url = re.findall(r"<([^>]+)>", message["List-Unsubscribe"])[0]
+            status, page = fetch(on_b(url), "POST", b"List-Unsubscribe=One-Click")
+            assert status == 200, page
+            # A bounce report for the other message comes to node B's port 25.
+            verp, _ = received["gone@fb.test"]
+            with smtplib.SMTP(b.host, b.smtp_port, timeout=30) as smtp:
+                smtp.sendmail("", [verp], DSN.format(verp=verp, recipient="gone@fb.test").replace("\n", "\r\n").encode())
+
+            # Node A applies all three: the events in the log (found through either node), the suppressions.
+            def types(node, recipient):
+                status, body = call(node, "GET", f"/v1/events?recipient={recipient}", token)
+                return {event["type"] for event in body["events"]} if status == 200 else set()
+            wait_for(lambda: {"opened", "unsubscribed"} <= types(b, "reader@fb.test"), timeout=30, what="the open and the unsubscribe")
+            wait_for(lambda: "bounced" in types(a, "gone@fb.test"), timeout=30, what="the bounce")
+            status, suppression = call(b, "GET", "/v1/suppressions/reader@fb.test", token)
+            assert status == 200 and suppression["reason"] == "unsubscribe", suppression
+            status, suppression = call(a, "GET", "/v1/suppressions/gone@fb.test", token)
+            assert status == 200 and suppression["reason"] == "bounce", suppression
+    finally:
+        sink.stop()
+
+
+DSN = """From: MAILER-DAEMON@mx.fb.test
+To: {verp}
+Subject: Undelivered Mail Returned to Sender
+MIME-Version: 1.0
+Content-Type: multipart/report; report-type=delivery-status; boundary="BOUNDARY"
+
+--BOUNDARY
+Content-Type: text/plain
+
+This is the mail system at host mx.fb.test. Your message could not be delivered.
+
+--BOUNDARY
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; mx.fb.test
+
+Final-Recipient: rfc822; {recipient}
+Action: failed
+Status: 5.1.1
+Diagnostic-Code: smtp; 550 5.1.1 <{recipient}>: Recipient address rejected: User unknown in virtual mailbox table
+
+--BOUNDARY--
+"""

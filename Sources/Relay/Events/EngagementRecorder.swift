@@ -60,11 +60,14 @@ public final class EngagementRecorder: Sendable {
     let limits: Limits
     let logger: Logger
     private let state = NIOLockedValueBox(State())
+    /// In a cluster: where engagements of another node's messages go.
+    let forwarder: FeedbackForwarder?
     /// Engagements written per transaction, so that a burst never holds the log's writer for long.
     static let chunk = 1000
 
     public init(index: QueueIndex, classifier: EngagementClassifier, capacity: Int = 100_000, limits: Limits = Limits(),
-                logger: Logger) {
+                forwarder: FeedbackForwarder? = nil, logger: Logger) {
+        self.forwarder = forwarder
         self.index = index
         self.classifier = classifier
         self.capacity = capacity
@@ -110,9 +113,10 @@ public final class EngagementRecorder: Sendable {
             let part = Array(batch[start..<min(batch.count, start + EngagementRecorder.chunk)])
             start += part.count
             do {
-                try index.recordEngagements(part) { engagement, deliveredAt in
+                let recorded = try index.recordEngagements(part) { engagement, deliveredAt in
                     classifier.isMachine(userAgent: engagement.userAgent, head: engagement.head, deliveredAt: deliveredAt, at: engagement.at)
                 }
+                if !recorded.unknown.isEmpty { forwarder?.forward(recorded.unknown) }
             } catch {
                 logger.error("tracking: engagements not logged", metadata: ["count": "\(part.count)", "error": "\(error)"])
             }

@@ -70,6 +70,8 @@ public struct FeedbackRecorder: Sendable {
     let unsubscribe: UnsubscribeLinks?
     let softLimit: AutomaticSuppression.SoftLimit?
     let now: @Sendable () -> Date
+    /// In a cluster: where reports and unsubscribes about another node's messages go.
+    public var forwarder: FeedbackForwarder?
 
     public init(index: QueueIndex, store: any SuppressionList & AccountStore & UnsubscribeGroupStore, classifier: BounceClassifier, returnPath: ReturnPath,
                 unsubscribe: UnsubscribeLinks? = nil, softLimit: AutomaticSuppression.SoftLimit? = nil,
@@ -92,7 +94,12 @@ public struct FeedbackRecorder: Sendable {
             let localPart = String(address[..<(address.lastIndex(of: "@") ?? address.endIndex)])
             if let target = unsubscribe?.decode(mailbox: localPart) {
                 if try Unsubscription.record(index: index, store: store, message: target.message, position: target.position,
-                                             via: "mailto", at: now()) != nil { unsubscribed += 1 }
+                                             via: "mailto", at: now()) != nil {
+                    unsubscribed += 1
+                } else if let forwarder, try index.details(of: target.message) == nil {
+                    try forwarder.forward(.unsubscribe(position: target.position, via: "mailto", at: now()), about: target.message)
+                    unsubscribed += 1
+                }
             } else {
                 reportRecipients.append(address)
             }
@@ -104,6 +111,11 @@ public struct FeedbackRecorder: Sendable {
             if let target = returnPath.decode(address), !targets.contains(where: { $0 == target }) { targets.append(target) }
         }
         var recorded = 0
+        // Reports about another node's messages go to that node, once per report.
+        if let forwarder, let elsewhere = try targets.first(where: { try index.details(of: $0.0) == nil }) {
+            try forwarder.forward(.report(recipients: reportRecipients, content: Data(content)), about: elsewhere.0)
+            recorded += 1
+        }
         for (message, position) in targets {
             guard let details = try index.details(of: message), position < details.recipients.count else { continue }
             let recipient = details.recipients[position].address

@@ -487,6 +487,18 @@ enum PostgresSchema {
             // Until now every node read the one cursor: it is where each registered node stands.
             "INSERT INTO webhook_position (webhook_id, node, position) SELECT w.id, n.name, w.cursor FROM webhook w CROSS JOIN node n",
         ]),
+        ("v7-cluster-inbox", [
+            // What a node heard about another node's message, for that node to apply (`ClusterInbox`).
+            """
+            CREATE TABLE cluster_inbox (
+                id BIGSERIAL PRIMARY KEY,
+                message_id TEXT COLLATE "C" NOT NULL,
+                payload BYTEA NOT NULL,
+                from_node TEXT COLLATE "C" NOT NULL,
+                posted_at TIMESTAMPTZ NOT NULL DEFAULT now()
+            )
+            """,
+        ]),
     ]
 
     /// `t1 TEXT, n1 DOUBLE PRECISION, …`: a text and a number column per slot.
