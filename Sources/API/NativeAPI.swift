@@ -22,8 +22,8 @@ struct NativeAPI: Sendable {
             let until = try request.queryDate("until") ?? Date()
             let since = try request.queryDate("since") ?? until.addingTimeInterval(-7 * 86400)
             let limit = try request.queryInteger("limit", default: 1000, range: 1...10_000)
-            return try APIJSON.response(try services.index.bounceAnalysis(accountID: call.account.id, since: since, until: until,
-                                                                          recipientLimit: limit))
+            return try APIJSON.response(try services.log.bounceAnalysis(accountID: call.account.id, since: since, until: until,
+                                                                        topPerCategory: 5, recipientLimit: limit))
         }
         routes.get("/v1/account") { request, context in try await account(request, context) }
         routes.get("/v1/account/usage") { request, context in try await usage(request, context) }
@@ -285,9 +285,9 @@ struct NativeAPI: Sendable {
         guard let grouping = QueueIndex.StatsGrouping(rawValue: request.query("group_by") ?? "none") else {
             throw APIError.badRequest("group_by must be none, tag or provider", field: "group_by")
         }
-        let stats = try services.index.stats(accountID: call.account.id, since: since, until: until, interval: interval,
+        let stats = try services.log.stats(accountID: call.account.id, since: since, until: until, interval: interval,
                                              groupBy: grouping)
-        let engagement = try services.index.engagementCounts(accountID: call.account.id, since: since, until: until)
+        let engagement = try services.log.engagementCounts(accountID: call.account.id, since: since, until: until)
         return APIJSON.response(object: [
             "since": NativeAPI.iso(since), "until": NativeAPI.iso(until), "interval": request.query("interval") ?? "hour",
             // Opens and clicks, total and unique (one per message and recipient), people and machines apart.

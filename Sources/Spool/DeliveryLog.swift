@@ -178,12 +178,31 @@ enum DeliveryLog {
 public protocol DeliveryLogReader: Sendable {
     /// Events matching `filter` and the cursor for the next page (nil: no more), newest first.
     func eventPage(_ filter: DeliveryLogFilter) throws -> (events: [DeliveryEvent], next: DeliveryLogCursor?)
+    /// An account's events counted by type per period of `interval` seconds (periods start at multiples of
+    /// `interval` shifted by `offset`), grouped as asked.
+    func stats(accountID: Int64, since: Date, until: Date, interval: Int, groupBy: QueueIndex.StatsGrouping, offset: Int) throws
+        -> [DeliveryStats]
+    /// An account's bounces: by category and provider, the commonest replies, the latest per recipient.
+    func bounceAnalysis(accountID: Int64, since: Date, until: Date, topPerCategory: Int, recipientLimit: Int) throws -> BounceAnalysis
+    /// Opens and clicks, total and unique (per message and recipient), of people and of machines apart.
+    func engagementCounts(accountID: Int64, since: Date, until: Date) throws -> [String: [String: Int]]
 }
 
 extension DeliveryLogReader {
     /// Events matching `filter`, newest first (ties in insertion order).
     public func events(_ filter: DeliveryLogFilter) throws -> [DeliveryEvent] {
         try eventPage(filter).events
+    }
+
+    /// Periods aligned on whole multiples of `interval`.
+    public func stats(accountID: Int64, since: Date, until: Date, interval: Int, groupBy: QueueIndex.StatsGrouping) throws
+        -> [DeliveryStats] {
+        try stats(accountID: accountID, since: since, until: until, interval: interval, groupBy: groupBy, offset: 0)
+    }
+
+    /// The five commonest replies per category, the latest bounce of at most 1,000 recipients.
+    public func bounceAnalysis(accountID: Int64, since: Date, until: Date) throws -> BounceAnalysis {
+        try bounceAnalysis(accountID: accountID, since: since, until: until, topPerCategory: 5, recipientLimit: 1000)
     }
 }
 
@@ -298,6 +317,12 @@ public struct DeliveryStats: Sendable, Codable, Equatable {
     public var period: Date
     public var group: String?
     public var counts: [String: Int]
+
+    public init(period: Date, group: String?, counts: [String: Int]) {
+        self.period = period
+        self.group = group
+        self.counts = counts
+    }
 }
 
 extension QueueIndex {
@@ -309,7 +334,7 @@ extension QueueIndex {
     /// per tag or per receiving provider (the delivery site, e.g. `gmail`).
     /// `offset`: seconds east of UTC at which periods start (a day in Tokyo begins at 15:00 UTC); 0: UTC.
     public func stats(accountID: Int64, since: Date, until: Date, interval: Int, groupBy: StatsGrouping,
-                      offset: Int = 0) throws -> [DeliveryStats] {
+                      offset: Int) throws -> [DeliveryStats] {
         // A window of whole hours in periods of whole hours, not grouped: the hourly counts answer it exactly.
         let aligned = since.timeIntervalSince1970.truncatingRemainder(dividingBy: 3600) == 0
             && until.timeIntervalSince1970.truncatingRemainder(dividingBy: 3600) == 0
@@ -372,12 +397,24 @@ public struct BounceAnalysis: Sendable, Codable, Equatable {
         public var name: String
         public var bounces: Int
         public var hard: Int
+
+        public init(name: String, bounces: Int, hard: Int) {
+            self.name = name
+            self.bounces = bounces
+            self.hard = hard
+        }
     }
 
     public struct ReplyText: Sendable, Codable, Equatable {
         public var category: String
         public var text: String
         public var count: Int
+
+        public init(category: String, text: String, count: Int) {
+            self.category = category
+            self.text = text
+            self.count = count
+        }
     }
 
     public struct Recipient: Sendable, Codable, Equatable {
@@ -386,6 +423,14 @@ public struct BounceAnalysis: Sendable, Codable, Equatable {
         public var at: Date
         public var messageID: MessageID
         public var replyText: String?
+
+        public init(recipient: String, category: String, at: Date, messageID: MessageID, replyText: String?) {
+            self.recipient = recipient
+            self.category = category
+            self.at = at
+            self.messageID = messageID
+            self.replyText = replyText
+        }
     }
 
     public var total: Int
@@ -396,11 +441,19 @@ public struct BounceAnalysis: Sendable, Codable, Equatable {
     public var topReplies: [ReplyText]
     /// The latest bounce of each recipient, newest first.
     public var recipients: [Recipient]
+
+    public init(total: Int, byCategory: [Count], byProvider: [Count], topReplies: [ReplyText], recipients: [Recipient]) {
+        self.total = total
+        self.byCategory = byCategory
+        self.byProvider = byProvider
+        self.topReplies = topReplies
+        self.recipients = recipients
+    }
 }
 
 extension QueueIndex {
-    public func bounceAnalysis(accountID: Int64, since: Date, until: Date, topPerCategory: Int = 5,
-                               recipientLimit: Int = 1000) throws -> BounceAnalysis {
+    public func bounceAnalysis(accountID: Int64, since: Date, until: Date, topPerCategory: Int,
+                               recipientLimit: Int) throws -> BounceAnalysis {
         let window = "type = 'bounced' AND at >= ? AND at < ? AND account_id = ?"
         let arguments: StatementArguments = [since.timeIntervalSince1970, until.timeIntervalSince1970, accountID]
         return try database.read { db in

@@ -23,15 +23,7 @@ struct LogCommand: ParsableCommand {
     @Flag(name: .long, help: "Machine-readable output.") var json = false
 
     func run() throws {
-        // In a cluster the shared log has every node's events; alone, the node's own index is the log.
-        let log: any DeliveryLogReader
-        if try options.load().storageURL.isEmpty {
-            log = try QueueCommand.index(options).0
-        } else if let shared = try AccountCommand.store(options) as? any SharedDeliveryLog {
-            log = shared
-        } else {
-            log = try QueueCommand.index(options).0
-        }
+        let log = try LogCommand.log(options)
         let types = try status.map { name -> DeliveryEvent.Kind in
             guard let kind = DeliveryEvent.Kind(rawValue: name) else { throw ValidationError("unknown status \(name)") }
             return kind
@@ -57,6 +49,15 @@ struct LogCommand: ParsableCommand {
             }
             print(fields.joined(separator: "\t"))
         }
+    }
+
+    /// Where the log is read: in a cluster the shared log with every node's events; alone, the node's own index.
+    static func log(_ options: CommonOptions, store: (any HikyakuStore)? = nil) throws -> any DeliveryLogReader {
+        guard !(try options.load().storageURL.isEmpty),
+              let shared = try (store ?? AccountCommand.store(options)) as? any SharedDeliveryLog else {
+            return try QueueCommand.index(options).0
+        }
+        return shared
     }
 
     static func time(_ text: String) throws -> Date {

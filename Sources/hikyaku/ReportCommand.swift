@@ -20,9 +20,9 @@ struct ReportCommand: ParsableCommand {
         func run() throws {
             let store = try AccountCommand.store(options)
             guard let found = try store.account(named: account) else { throw ValidationError("no account named \(account)") }
-            let (index, _) = try QueueCommand.index(options)
-            let analysis = try index.bounceAnalysis(accountID: found.id, since: try LogCommand.time(since),
-                                                    until: try until.map(LogCommand.time) ?? Date(), recipientLimit: limit)
+            let analysis = try LogCommand.log(options, store: store).bounceAnalysis(
+                accountID: found.id, since: try LogCommand.time(since), until: try until.map(LogCommand.time) ?? Date(),
+                topPerCategory: 5, recipientLimit: limit)
             if json { return try printJSON(analysis) }
             print("bounces: \(analysis.total)")
             print("\nby category\tbounces\thard")

@@ -226,6 +226,54 @@ struct SharedDeliveryLogTests {
         }
     }
 
+    @Test func statisticsCountEveryNodesEvents() throws {
+        let location = try PostgresTestDatabase.make()
+        let secrets = StoreEngine.secretsKeyPath()
+        let nodeA = try PostgresStore(location: location, secretsKeyPath: secrets, nodeName: "a", hashParameters: StoreEngine.hashing)
+        let nodeB = try PostgresStore(location: location, secretsKeyPath: secrets, nodeName: "b", hashParameters: StoreEngine.hashing)
+        let hour = Date(timeIntervalSince1970: 1_800_000_000)
+        func event(_ n: Int64, _ type: DeliveryEvent.Kind, _ recipient: String, at: Date, category: String? = nil, hard: Bool? = nil,
+                   site: String? = nil, reply: String? = nil, machine: Bool? = nil, message: Int? = nil, tags: [String] = []) -> SharedEvent {
+            var event = DeliveryEvent(at: at, messageID: Self.id(message ?? Int(n)), recipient: recipient, type: type, replyText: reply,
+                                      category: category, hard: hard, site: site, machine: machine)
+            event.id = n
+            return SharedEvent(event: event, accountID: 7, sender: nil, subject: nil, tags: tags)
+        }
+        try nodeA.share([
+            event(1, .delivered, "a@x.example", at: hour + 10, site: "gmail from 192.0.2.1", tags: ["spring"]),
+            event(2, .bounced, "b1@x.example", at: hour + 20, category: "invalid_recipient", hard: true, site: "gmail",
+                  reply: "550 5.1.1 <b1@x.example>: no such user"),
+            event(3, .opened, "a@x.example", at: hour + 30, machine: false, message: 1),
+        ], through: 3)
+        try nodeB.share([
+            event(1, .delivered, "c@x.example", at: hour + 3610, site: "docomo", message: 11, tags: ["spring", "sale"]),
+            event(2, .bounced, "b2@x.example", at: hour + 3620, category: "invalid_recipient", hard: true, site: "docomo",
+                  reply: "550 5.1.1 <b2@x.example>: no such user", message: 12),
+            event(3, .bounced, "b3@x.example", at: hour + 3630, category: "mailbox_full", hard: false, site: "docomo",
+                  reply: "452 4.2.2 mailbox full", message: 13),
+            event(4, .opened, "a@x.example", at: hour + 3640, machine: false, message: 1),
+            event(5, .clicked, "a@x.example", at: hour + 3650, machine: true, message: 1),
+        ], through: 5)
+        let reader: any SharedDeliveryLog = nodeB
+        let hourly = try reader.stats(accountID: 7, since: hour, until: hour + 7200, interval: 3600, groupBy: .none)
+        #expect(hourly == [DeliveryStats(period: hour, group: nil, counts: ["delivered": 1, "bounced": 1, "opened": 1]),
+                           DeliveryStats(period: hour + 3600, group: nil, counts: ["delivered": 1, "bounced": 2, "opened": 1, "clicked": 1])])
+        let byTag = try reader.stats(accountID: 7, since: hour, until: hour + 7200, interval: 7200, groupBy: .tag)
+        #expect(byTag == [DeliveryStats(period: hour, group: "sale", counts: ["delivered": 1]),
+                          DeliveryStats(period: hour, group: "spring", counts: ["delivered": 2])])
+        let analysis = try reader.bounceAnalysis(accountID: 7, since: hour, until: hour + 7200)
+        #expect(analysis.total == 3)
+        #expect(analysis.byCategory == [.init(name: "invalid_recipient", bounces: 2, hard: 2), .init(name: "mailbox_full", bounces: 1, hard: 0)])
+        #expect(analysis.byProvider == [.init(name: "docomo", bounces: 2, hard: 1), .init(name: "gmail", bounces: 1, hard: 1)])
+        #expect(analysis.topReplies.first == .init(category: "invalid_recipient", text: "550 5.1.1 <<recipient>>: no such user", count: 2),
+                "the address taken out, the two replies are one")
+        #expect(analysis.recipients.map(\.recipient) == ["b3@x.example", "b2@x.example", "b1@x.example"], "newest first")
+        let engagement = try reader.engagementCounts(accountID: 7, since: hour, until: hour + 7200)
+        #expect(engagement["opened"] == ["human_total": 2, "human_unique": 1])
+        #expect(engagement["clicked"] == ["machine_total": 1, "machine_unique": 1])
+        #expect(try reader.engagementCounts(accountID: 8, since: hour, until: hour + 7200).isEmpty, "accounts are apart")
+    }
+
     @Test func retentionDropsWholeDaysAndCopyingGoesOn() throws {
         let location = try PostgresTestDatabase.make()
         let node = try PostgresStore(location: location, secretsKeyPath: StoreEngine.secretsKeyPath(), nodeName: "a",

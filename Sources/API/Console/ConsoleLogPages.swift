@@ -153,8 +153,8 @@ struct ConsoleLogPages: Sendable {
         let t = console.views.catalog(viewer.language)
         let days = (request.query("days").flatMap(Int.init)).map { min(max($0, 1), 90) } ?? 7
         let until = Date()
-        let analysis = try services.index.bounceAnalysis(accountID: account.id, since: until.addingTimeInterval(-Double(days) * 86400),
-                                                         until: until, recipientLimit: 200)
+        let analysis = try services.log.bounceAnalysis(accountID: account.id, since: until.addingTimeInterval(-Double(days) * 86400),
+                                                       until: until, topPerCategory: 5, recipientLimit: 200)
         let chart = SVGChart(title: t["bounces_by_provider"] ?? "", xLabel: t["provider"] ?? "", yLabel: t["bounces"] ?? "",
                              labels: analysis.byProvider.prefix(12).map(\.name),
                              series: [SVGChart.Series(name: t["hard"] ?? "", colour: SVGChart.palette[3],

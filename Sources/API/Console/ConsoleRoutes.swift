@@ -228,7 +228,7 @@ struct ConsoleRoutes: Sendable {
                  - Double(offset))
         }
         func chart(since: Date, until: Date, step: Int, label: (Date) -> String, title: String, axis: String) throws -> SVGChart {
-            let stats = try services.index.stats(accountID: account.id, since: since, until: until, interval: step, groupBy: .none,
+            let stats = try services.log.stats(accountID: account.id, since: since, until: until, interval: step, groupBy: .none,
                                                  offset: offset)
             let byPeriod = Dictionary(stats.map { ($0.period, $0.counts) }, uniquingKeysWith: { first, _ in first })
             let periods = stride(from: since.timeIntervalSince1970, to: until.timeIntervalSince1970, by: Double(step))
@@ -247,7 +247,7 @@ struct ConsoleRoutes: Sendable {
         let daily = try chart(since: dayStart.addingTimeInterval(-13 * 86400), until: dayStart.addingTimeInterval(86400), step: 86400,
                               label: { ConsoleFormat.day($0, viewer.timeZone) }, title: "chart_daily", axis: "chart_day")
         // The last hour: what share of finished attempts were deliveries.
-        let lastHour = try services.index.stats(accountID: account.id, since: now.addingTimeInterval(-3600), until: now,
+        let lastHour = try services.log.stats(accountID: account.id, since: now.addingTimeInterval(-3600), until: now,
                                                 interval: 7200, groupBy: .none).reduce(into: [String: Int]()) { total, row in
             total.merge(row.counts, uniquingKeysWith: +)
         }
@@ -256,7 +256,7 @@ struct ConsoleRoutes: Sendable {
         let sites = try services.index.sites(accountID: account.id)
         var failures = DeliveryLogFilter(accountID: account.id, types: [.bounced, .deferred, .expired], limit: 10)
         failures.since = now.addingTimeInterval(-7 * 86400)
-        let latest = try services.index.events(failures)
+        let latest = try services.log.events(failures)
         let context: [String: Any] = [
             "queued": ConsoleFormat.number(sites.reduce(0) { $0 + $1.queued + $1.held }),
             "deferred": ConsoleFormat.number(sites.reduce(0) { $0 + $1.deferred }),

@@ -210,3 +210,98 @@ extension PostgresStoreError {
         return message.contains("no partition")
     }
 }
+
+/// Statistics over the shared log: every node's events, as the SQLite index counts its own.
+extension PostgresStore {
+    public func stats(accountID: Int64, since: Date, until: Date, interval: Int, groupBy: QueueIndex.StatsGrouping,
+                      offset: Int) throws -> [DeliveryStats] {
+        let group: String
+        let join: String
+        switch groupBy {
+        case .none: (group, join) = ("NULL::text", "")
+        case .tag: (group, join) = ("t.tag", "CROSS JOIN LATERAL unnest(e.tags) AS t(tag)")
+        case .provider: (group, join) = ("e.site", "")
+        }
+        let step = Int64(max(1, interval))
+        let shift = Int64(offset)
+        let records = try pool.query(PostgresQuery(unsafeSQL: """
+            SELECT (floor((e.at + $1) / $2)::bigint * $2 - $1) AS period, \(group) AS grp, e.type AS type, count(*) AS n
+            FROM delivery_event e \(join)
+            WHERE e.at >= $3 AND e.at < $4 AND e.account_id = $5
+            GROUP BY period, grp, type ORDER BY period, grp
+            """, binds: PostgresStore.binds(shift, step, since.timeIntervalSince1970, until.timeIntervalSince1970, accountID))).records
+        var result: [DeliveryStats] = []
+        for record in records {
+            let period = Date(timeIntervalSince1970: Double(try record.decode("period", as: Int64.self)))
+            let group: String? = groupBy == .none ? nil : (try record.decode("grp", as: String?.self) ?? "")
+            if result.last?.period != period || result.last?.group != group {
+                result.append(DeliveryStats(period: period, group: group, counts: [:]))
+            }
+            result[result.count - 1].counts[try record.decode("type")] = Int(try record.decode("n", as: Int64.self))
+        }
+        return result
+    }
+
+    public func bounceAnalysis(accountID: Int64, since: Date, until: Date, topPerCategory: Int, recipientLimit: Int) throws
+        -> BounceAnalysis {
+        let window = "type = 'bounced' AND at >= $1 AND at < $2 AND account_id = $3"
+        let arguments = PostgresStore.binds(since.timeIntervalSince1970, until.timeIntervalSince1970, accountID)
+        func counts(_ column: String) throws -> [BounceAnalysis.Count] {
+            try pool.query(PostgresQuery(unsafeSQL: """
+                SELECT coalesce(\(column), 'unknown') AS name, count(*) AS n, count(*) FILTER (WHERE hard) AS hard
+                FROM delivery_event WHERE \(window) GROUP BY name ORDER BY n DESC, name
+                """, binds: arguments)).records.map {
+                BounceAnalysis.Count(name: try $0.decode("name"), bounces: Int(try $0.decode("n", as: Int64.self)),
+                                     hard: Int(try $0.decode("hard", as: Int64.self)))
+            }
+        }
+        let byCategory = try counts("category")
+        // The recipient's address replaced, so that one server's reply counts as one text.
+        let replies = try pool.query(PostgresQuery(unsafeSQL: """
+            SELECT coalesce(category, 'unknown') AS category, replace(coalesce(reply_text, ''), recipient, '<recipient>') AS text,
+                   count(*) AS n
+            FROM delivery_event WHERE \(window) GROUP BY 1, 2 ORDER BY 1, n DESC, 2
+            """, binds: arguments)).records
+        var top: [BounceAnalysis.ReplyText] = []
+        var perCategory: [String: Int] = [:]
+        for record in replies {
+            let category: String = try record.decode("category")
+            guard perCategory[category, default: 0] < topPerCategory else { continue }
+            perCategory[category, default: 0] += 1
+            top.append(BounceAnalysis.ReplyText(category: category, text: try record.decode("text"),
+                                                count: Int(try record.decode("n", as: Int64.self))))
+        }
+        let latest = try pool.query(PostgresQuery(unsafeSQL: """
+            SELECT * FROM (
+                SELECT DISTINCT ON (recipient) recipient, coalesce(category, 'unknown') AS category, at, message_id, reply_text
+                FROM delivery_event WHERE \(window) ORDER BY recipient, at DESC
+            ) latest ORDER BY at DESC LIMIT $4
+            """, binds: arguments.appending(Int64(clamping: recipientLimit)))).records
+        let recipients = try latest.compactMap { record -> BounceAnalysis.Recipient? in
+            guard let message = MessageID(try record.decode("message_id", as: String.self)) else { return nil }
+            return BounceAnalysis.Recipient(recipient: try record.decode("recipient"), category: try record.decode("category"),
+                                            at: Date(timeIntervalSince1970: try record.decode("at")), messageID: message,
+                                            replyText: try record.decode("reply_text"))
+        }
+        return BounceAnalysis(total: byCategory.reduce(0) { $0 + $1.bounces }, byCategory: byCategory, byProvider: try counts("site"),
+                              topReplies: top, recipients: recipients)
+    }
+
+    public func engagementCounts(accountID: Int64, since: Date, until: Date) throws -> [String: [String: Int]] {
+        var result: [String: [String: Int]] = [:]
+        for record in try pool.query("""
+            SELECT type, coalesce(machine, FALSE) AS machine, count(*) AS total,
+                   count(DISTINCT message_id || ' ' || recipient) AS unique_count
+            FROM delivery_event
+            WHERE account_id = \(accountID) AND at >= \(since.timeIntervalSince1970) AND at < \(until.timeIntervalSince1970)
+              AND type IN ('opened', 'clicked')
+            GROUP BY type, coalesce(machine, FALSE)
+            """).records {
+            let type: String = try record.decode("type")
+            let who = try record.decode("machine", as: Bool.self) ? "machine" : "human"
+            result[type, default: [:]]["\(who)_total"] = Int(try record.decode("total", as: Int64.self))
+            result[type, default: [:]]["\(who)_unique"] = Int(try record.decode("unique_count", as: Int64.self))
+        }
+        return result
+    }
+}
