@@ -36,6 +36,19 @@ struct APIServices: Sendable {
         return (try? archive?.contents(of: details.id)) ?? nil
     }
 
+    /// A cancelled campaign's mail still in this node's queue, cancelled; how many messages were.
+    /// A batch the spool acknowledged may not be indexed yet, and is waited for.
+    func withdrawCampaignMail(_ campaignID: Int64) async -> Int {
+        _ = await spool.indexedBarrier(timeout: .seconds(5))
+        var cancelled = 0
+        let ids = try? store.campaignMessageIDs(campaignID) { MessageID(claim: $0, contact: $1).rawValue }
+        for text in ids ?? [] {
+            guard let id = MessageID(text) else { continue }
+            if let count = try? index.cancel(id, reason: "campaign cancelled"), count > 0 { cancelled += 1 }
+        }
+        return cancelled
+    }
+
     /// A stored template of the account, compiled; 404 when there is none.
     func renderer(template name: String, account: Account) throws(APIError) -> (TemplateRenderer, Template) {
         let stored: Template?

@@ -144,16 +144,10 @@ struct CampaignRoutes: Sendable {
     /// A cancelled campaign's mail still in the queue is cancelled too; how many messages were.
     /// The runner stops at the state change; a batch the spool acknowledged before it may not be
     /// indexed yet, and is waited for: a message the index does not have yet cannot be withdrawn.
+    /// In a cluster the other nodes withdraw theirs within 5 s (`CampaignRunner.withdrawCancelled`).
     @discardableResult
     func withdraw(_ campaign: Campaign) async -> Int {
-        _ = await services.spool.indexedBarrier(timeout: .seconds(5))
-        var cancelled = 0
-        let ids = try? services.store.campaignMessageIDs(campaign.id) { MessageID(claim: $0, contact: $1).rawValue }
-        for text in ids ?? [] {
-            guard let id = MessageID(text) else { continue }
-            if let count = try? services.index.cancel(id, reason: "campaign cancelled"), count > 0 { cancelled += 1 }
-        }
-        return cancelled
+        await services.withdrawCampaignMail(campaign.id)
     }
 
     func campaign(_ context: APIRequestContext, account: Int64) throws -> Campaign {

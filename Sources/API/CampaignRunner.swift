@@ -29,6 +29,10 @@ public final class CampaignRunner: Sendable {
     let batchesPerTurn = 64
     /// Campaigns waiting out a refusal (the rate, the daily quota, a full disk) until then.
     private let waiting = NIOLockedValueBox<[Int64: Date]>([:])
+    /// Campaigns whose mail this node's spool may hold: a cancel made on another node of a cluster
+    /// withdraws it here too (`withdrawCancelled`). Read from the index at start, added to with each batch.
+    private let queuedHere = NIOLockedValueBox<Set<Int64>?>(nil)
+    private let sweptAt = NIOLockedValueBox<ContinuousClock.Instant?>(nil)
     /// Where the runner's store work waits for the database's one writer (see `blocking`).
     private let storeQueue = DispatchQueue(label: "hikyaku.campaign-store")
 
@@ -54,6 +58,7 @@ public final class CampaignRunner: Sendable {
     /// One pass over the campaigns with work; true when there may be more at once.
     @discardableResult
     public func tick() async -> Bool {
+        await withdrawCancelled()
         let now = clock()
         let campaigns: [Campaign]
         do { campaigns = try services.store.activeCampaigns(now: now) } catch {
@@ -82,6 +87,34 @@ public final class CampaignRunner: Sendable {
             }
         }
         return busy
+    }
+
+    /// Every 5 s: the campaigns this node has queued mail of, asked for their state. One cancelled (on
+    /// whichever node) has its mail withdrawn from this node's queue; one finished or gone is forgotten.
+    func withdrawCancelled() async {
+        let due = sweptAt.withLockedValue { last -> Bool in
+            guard last.map({ ContinuousClock.now - $0 >= .seconds(5) }) ?? true else { return false }
+            last = ContinuousClock.now
+            return true
+        }
+        guard due else { return }
+        if queuedHere.withLockedValue({ $0 }) == nil {
+            guard let found = try? services.index.queuedCampaigns() else { return }
+            queuedHere.withLockedValue { $0 = $0 ?? found }
+        }
+        for id in queuedHere.withLockedValue({ $0 ?? [] }) {
+            guard let state = try? services.store.campaignState(id) else { continue }
+            switch state {
+            case .cancelled:
+                let withdrawn = await services.withdrawCampaignMail(id)
+                if withdrawn > 0 { logger.info("campaign cancelled: its mail withdrawn here", metadata: ["campaign": "\(id)", "messages": "\(withdrawn)"]) }
+                queuedHere.withLockedValue { _ = $0?.remove(id) }
+            case .sent:
+                queuedHere.withLockedValue { _ = $0?.remove(id) }
+            default:
+                continue
+            }
+        }
     }
 
     private func wait(_ id: Int64, until date: Date) {
@@ -138,11 +171,13 @@ public final class CampaignRunner: Sendable {
             try pause(campaign, "the account is disabled")
             return false
         }
-        // A batch is admitted whole by the account's sending rate: never more than a second of it, one at a time.
+        // A batch is admitted whole by the account's sending rate: never more than a second of it (of this
+        // node's share of it, in a cluster), one at a time.
         var limit = batchSize
         var window = self.window
         if account.quota.maxSendRate > 0 {
-            limit = min(batchSize, max(1, Int(exactly: account.quota.maxSendRate.rounded(.down)) ?? batchSize))
+            let rate = services.meter.nodeShare(ofRate: account.quota.maxSendRate)
+            limit = min(batchSize, max(1, Int(exactly: rate.rounded(.down)) ?? batchSize))
             window = 1
         }
         return try await withThrowingTaskGroup(of: BatchOutcome.self) { group in
@@ -264,6 +299,7 @@ public final class CampaignRunner: Sendable {
         }
         switch await submitter.intake.submit(submissions) {
         case .success:
+            queuedHere.withLockedValue { _ = $0?.insert(campaign.id) }
             // From here on the batch is stored: nothing may throw its rows away before they are marked.
             if campaign.note != nil { try? services.store.noteCampaign(campaign.id, nil) }
             // Cancelled while this batch was with the intake: its mail is withdrawn from the queue too, once

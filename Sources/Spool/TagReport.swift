@@ -40,6 +40,18 @@ public struct TagReport: Sendable, Equatable {
 }
 
 extension QueueIndex {
+    /// The campaigns (tag `campaign:ID` or `campaign:ID:VARIANT`) with mail still to deliver here.
+    public func queuedCampaigns() throws -> Set<Int64> {
+        try database.read { db in
+            let tags = try String.fetchAll(db, sql: """
+                SELECT DISTINCT t.tag FROM message_tag t
+                WHERE t.tag LIKE 'campaign:%' AND EXISTS (
+                    SELECT 1 FROM recipient r WHERE r.message_id = t.message_id AND r.state IN ('queued', 'deferred'))
+                """)
+            return Set(tags.compactMap { tag in tag.split(separator: ":").dropFirst().first.flatMap { Int64($0) } })
+        }
+    }
+
     /// The report of an account's messages tagged `tag`.
     public func tagReport(accountID: Int64, tag: String) throws -> TagReport {
         try database.read { db in

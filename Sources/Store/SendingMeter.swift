@@ -120,6 +120,11 @@ public final class SendingMeter: @unchecked Sendable {
     /// In a cluster: the nodes that share an account's sending rate, each taking its part.
     let liveNodes: LiveNodes?
 
+    /// What this node admits of an account's sending rate: all of it alone, its part in a cluster.
+    public func nodeShare(ofRate rate: Double) -> Double {
+        rate / Double(liveNodes?.current ?? 1)
+    }
+
     public init(store: any AccountStore & UsageLedger, refresh: TimeInterval = 5, sandboxNeedsVerifiedDomains: Bool = true,
                 liveNodes: LiveNodes? = nil) {
         self.liveNodes = liveNodes
@@ -150,7 +155,7 @@ public final class SendingMeter: @unchecked Sendable {
         }
         if quota.maxSendRate >= 0 {
             // Each node of a cluster admits its part of the rate (the tolerance is a node's burst of one second).
-            let rate = quota.maxSendRate / Double(liveNodes?.current ?? 1)
+            let rate = nodeShare(ofRate: quota.maxSendRate)
             let capacity = max(rate, 1)
             state.tokens = min(capacity, state.tokens + now.timeIntervalSince(state.refilledAt) * rate)
             state.refilledAt = now

@@ -408,3 +408,30 @@ Diagnostic-Code: smtp; 550 5.1.1 <{recipient}>: Recipient address rejected: User
 
 --BOUNDARY--
 """
+
+
+def test_a_campaign_cancelled_on_one_node_is_withdrawn_from_both(make_server, monkeypatch):
+    a, b = start_cluster(make_server, monkeypatch)
+    a.create_account("acme", ["acme.test"])
+    token = a.api_key("acme", "admin")[0]
+    # A slow campaign (each node sends its share of 100 a second), so that it is still sending when cancelled.
+    a.cli("account", "set-quota", "acme", "--rate", "100")
+    lines = ["email"] + [f"c{i}@example.net" for i in range(3000)]
+    response = requests.post(f"http://{a.host}:{a.api_port}/v1/contacts/imports", data="\r\n".join(lines).encode(), timeout=120,
+                             headers={"Authorization": "Bearer " + token, "Content-Type": "text/csv"})
+    assert response.status_code == 202, response.text
+    started = response.json()
+    wait_for(lambda: call(a, "GET", f"/v1/contacts/imports/{started['id']}", token)[1]["state"] == "done", timeout=120,
+             what="the import")
+    status, campaign = call(a, "POST", "/v1/campaigns", token, {"name": "news", "from": "news@acme.test", "subject": "s", "text": "t"})
+    assert status == 201, campaign
+    queued = lambda node: len(node.cli_json("queue", "list"))
+    # Both nodes' runners take batches of it.
+    wait_for(lambda: queued(a) > 0 and queued(b) > 0, timeout=60, what="both nodes sending the campaign")
+    status, cancelled = call(a, "POST", f"/v1/campaigns/{campaign['id']}/cancel", token)
+    assert status == 200 and cancelled["state"] == "cancelled", cancelled
+    # Node A withdrew its own at once; node B withdraws its own within 5 s.
+    assert queued(a) == 0
+    wait_for(lambda: queued(b) == 0, timeout=15, what="node B to withdraw the campaign's mail")
+    status, body = call(b, "GET", "/v1/events?status=cancelled&limit=1000", token)
+    assert status == 200 and body["events"], body
