@@ -194,39 +194,45 @@ struct DeliveryService: Service {
 /// Writes the suppressions delivery decides on (a hard bounce from a bad
 /// address). While the store does not answer they wait here, in order, and
 /// are written when it does: a bounce during an outage still suppresses.
-/// They wait in memory: a node stopped meanwhile loses them (its log keeps the bounces).
+/// They wait in memory, at most 100,000: a node stopped meanwhile loses them (its log keeps the bounces).
+/// Only a store that cannot be reached makes one wait; one the store refuses is logged and dropped, so
+/// that it cannot hold up the others. The store is called on a queue of its own, never on the caller's thread.
 final class SuppressionWriter: Sendable {
     let store: any SuppressionList
+    let logger: Logger
     private let waiting = Mutex<[(account: Int64, suppression: Suppression)]>([])
-    private let writing = Mutex(false)
+    private let queue = DispatchQueue(label: "hikyaku.suppression-writer")
     static let maximumWaiting = 100_000
 
-    init(store: any SuppressionList) {
+    init(store: any SuppressionList, logger: Logger) {
         self.store = store
+        self.logger = logger
     }
 
     func suppress(_ account: Int64, _ suppression: Suppression) {
-        waiting.withLock { waiting in
-            if waiting.count < SuppressionWriter.maximumWaiting { waiting.append((account, suppression)) }
+        let kept = waiting.withLock { waiting -> Bool in
+            guard waiting.count < SuppressionWriter.maximumWaiting else { return false }
+            waiting.append((account, suppression))
+            return true
         }
+        if !kept { logger.error("automatic suppression dropped: too many wait for the store", metadata: ["address": "\(suppression.address)"]) }
         flush()
     }
 
-    /// Writes what waits, oldest first, until the store fails; one writer at a time.
+    /// Writes what waits, oldest first, until the store cannot be reached.
     func flush() {
-        guard writing.withLock({ busy in
-            if busy { return false }
-            busy = true
-            return true
-        }) else { return }
-        defer { writing.withLock { $0 = false } }
-        while let next = waiting.withLock({ $0.first }) {
-            do {
-                _ = try store.suppressAutomatically(next.suppression, accountID: next.account)
-            } catch {
-                return
+        queue.async { [self] in
+            while let next = waiting.withLock({ $0.first }) {
+                do {
+                    _ = try store.suppressAutomatically(next.suppression, accountID: next.account)
+                } catch let error as PostgresStoreError where error.isUnreachable {
+                    return
+                } catch {
+                    logger.error("automatic suppression not written", metadata: ["address": "\(next.suppression.address)",
+                                                                                "error": "\(error)"])
+                }
+                waiting.withLock { _ = $0.removeFirst() }
             }
-            waiting.withLock { _ = $0.removeFirst() }
         }
     }
 

@@ -289,8 +289,13 @@ public enum Server {
         }
         if let inbox = store as? any ClusterInbox {
             services.append(.init(service: InboxService(
-                follower: FeedbackInboxFollower(inbox: inbox, index: spool.index, engagements: engagements, unsubscribeStore: store,
-                                                feedback: environment.feedback, logger: logger),
+                // A node without the API (so without tracking) still records the opens and clicks others forward.
+                follower: FeedbackInboxFollower(inbox: inbox, index: spool.index,
+                                                engagements: engagements ?? EngagementRecorder(
+                                                    index: spool.index,
+                                                    classifier: EngagementClassifier(window: Double(configuration.trackingMachineWindowSeconds)),
+                                                    logger: logger),
+                                                unsubscribeStore: store, feedback: environment.feedback, logger: logger),
                 inbox: inbox, logger: logger)))
         }
         if !configuration.adminListen.isEmpty {
@@ -312,7 +317,7 @@ public enum Server {
                 suppressions.reason(account, address, marketing: marketing, group: group)
             }
             await scheduler.setReturnPath(returnPath)
-            let suppressionWriter = SuppressionWriter(store: store)
+            let suppressionWriter = SuppressionWriter(store: store, logger: logger)
             await scheduler.setSuppress({ account, suppression in suppressionWriter.suppress(account, suppression) }, softLimit: softLimit)
             // New mail is looked at as soon as it is indexed, not at the next poll.
             spool.onIndexed = { Task { await scheduler.wake() } }
@@ -399,6 +404,14 @@ struct SpoolHousekeepingService: Service {
     }
 }
 
+/// Runs blocking store work on a queue of its own: a database that hangs then holds that queue's thread,
+/// not one of the few threads Swift's concurrency pool has for everything else.
+func offload<T: Sendable>(_ queue: DispatchQueue, _ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        queue.async { continuation.resume(with: Result { try work() }) }
+    }
+}
+
 /// In a cluster: copies this node's delivery log into the shared one every
 /// second, and drops the shared log's days past the retention time.
 struct SharedLogService: Service {
@@ -410,9 +423,10 @@ struct SharedLogService: Service {
     func run() async throws {
         var failing = false
         var droppedAt = ContinuousClock.now - .seconds(3600)
+        let queue = DispatchQueue(label: "hikyaku.shared-log")
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             do {
-                while try sharer.catchUp() > 0 {}
+                while try await offload(queue, { try sharer.catchUp() }) > 0 && !Task.isShuttingDownGracefully {}
                 if failing { logger.notice("delivery log copied to the shared store again") }
                 failing = false
             } catch {
@@ -423,7 +437,7 @@ struct SharedLogService: Service {
             if ContinuousClock.now - droppedAt > .seconds(600) {
                 droppedAt = ContinuousClock.now
                 do {
-                    let days = try log.dropSharedLog(before: Date().addingTimeInterval(-retention))
+                    let days = try await offload(queue) { try log.dropSharedLog(before: Date().addingTimeInterval(-retention)) }
                     if days > 0 { logger.info("retention of the shared log", metadata: ["days": "\(days)"]) }
                 } catch {
                     logger.warning("shared log retention failed", metadata: ["error": "\(error)"])
@@ -432,7 +446,7 @@ struct SharedLogService: Service {
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(1)) }
         }
         // What the last second logged, before the node stops.
-        _ = try? sharer.catchUp()
+        _ = try? await offload(queue) { try sharer.catchUp() }
     }
 }
 
@@ -447,12 +461,16 @@ struct InboxService: Service {
     func run() async throws {
         var failing = false
         var expiredAt = ContinuousClock.now - .seconds(3600)
+        let queue = DispatchQueue(label: "hikyaku.cluster-inbox")
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             do {
-                while try follower.catchUp() > 0 {}
+                // Page after page while pages come full.
+                while try await offload(queue, { try follower.catchUp(limit: 1000) }) == 1000 && !Task.isShuttingDownGracefully {}
                 if ContinuousClock.now - expiredAt > .seconds(600) {
                     expiredAt = ContinuousClock.now
-                    try inbox.expireInboxItems(before: Date().addingTimeInterval(-FeedbackInboxFollower.lifetime))
+                    _ = try await offload(queue) {
+                        try inbox.expireInboxItems(before: Date().addingTimeInterval(-FeedbackInboxFollower.lifetime))
+                    }
                 }
                 failing = false
             } catch {
@@ -480,14 +498,18 @@ struct NodeHeartbeatService: Service {
 
     func run() async throws {
         let started = Date()
+        let queue = DispatchQueue(label: "hikyaku.heartbeat")
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             do {
-                let pending = try index.pendingCounts()
-                try registry.recordHeartbeat(NodeStatus(name: name, version: HikyakuVersion.string, startedAt: started, heartbeatAt: Date(),
-                                                        pendingRecipients: pending.queued + pending.deferred, pendingMessages: pending.messages))
-                let now = Date()
-                liveNodes.set(try registry.nodes().filter { $0.isAlive(now: now, heartbeatSeconds: heartbeatSeconds) }.count)
-                try sharedSlots?.renew()
+                try await offload(queue) { [self] in
+                    let pending = try index.pendingCounts()
+                    try registry.recordHeartbeat(NodeStatus(name: name, version: HikyakuVersion.string, startedAt: started,
+                                                            heartbeatAt: Date(), pendingRecipients: pending.queued + pending.deferred,
+                                                            pendingMessages: pending.messages))
+                    let now = Date()
+                    liveNodes.set(try registry.nodes().filter { $0.isAlive(now: now, heartbeatSeconds: heartbeatSeconds) }.count)
+                    try sharedSlots?.renew()
+                }
             } catch {
                 logger.warning("node heartbeat failed", metadata: ["error": "\(error)"])
             }

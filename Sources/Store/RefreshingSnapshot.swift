@@ -5,11 +5,11 @@ import Foundation
 /// query and a change made elsewhere (the command line, another request)
 /// applies within seconds. A failed reload keeps the last value.
 ///
-/// A reload runs on a thread of its own and is waited for at most
-/// `patience`: a store that hangs (a database across a broken network)
-/// costs a caller, often on an event loop, that long and not the store's
-/// deadline; the last value serves meanwhile. Only the first load is waited
-/// for to the end, having nothing older to serve.
+/// A reload runs on a thread of its own. The caller that starts it waits at
+/// most `patience`; callers meanwhile get the last value at once. So a store
+/// that hangs (a database across a broken network) costs one caller every
+/// `lifetime` that long, not every caller the store's deadline. Only the
+/// first load is waited for to the end, having nothing older to serve.
 public final class RefreshingSnapshot<Value: Sendable>: @unchecked Sendable {
     private let lock = NSLock()
     private let lifetime: Duration
@@ -39,6 +39,11 @@ public final class RefreshingSnapshot<Value: Sendable>: @unchecked Sendable {
         let first = loaded == nil
         let done: DispatchGroup
         if let running = reloading {
+            // Another caller waits for this reload: the others go on with the last value at once.
+            guard first else {
+                defer { lock.unlock() }
+                return value
+            }
             done = running
         } else {
             done = DispatchGroup()

@@ -16,6 +16,17 @@ public final class LiveNodes: Sendable {
     }
 }
 
+/// One of a site's connection slots.
+public struct SiteSlot: Sendable, Hashable {
+    public var site: String
+    public var slot: Int
+
+    public init(site: String, slot: Int) {
+        self.site = site
+        self.slot = slot
+    }
+}
+
 /// Connection slots to a destination site, shared by a cluster's nodes: a
 /// site limited to 2 connections has 2 in all, not 2 per node. A slot is a
 /// lease: a node that stops renewing its own (it crashed, or lost the
@@ -29,8 +40,9 @@ public protocol SiteSlotLeases: Sendable {
     func takeSiteSlot(site: String, limit: Int, lifetime: Int) throws -> Int?
     /// Gives a slot back (its connection closed).
     func releaseSiteSlot(site: String, slot: Int) throws
-    /// Keeps this node's slots for another `lifetime` seconds.
-    func renewSiteSlots(lifetime: Int) throws
+    /// Keeps the slots this node holds for another `lifetime` seconds, and gives back any other row under
+    /// its name (a release that failed, a take whose answer never came).
+    func renewSiteSlots(_ held: [SiteSlot], lifetime: Int) throws
     /// Gives back every slot of this node: at start, what a previous run left.
     func releaseAllSiteSlots() throws
 }

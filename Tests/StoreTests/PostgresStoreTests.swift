@@ -319,14 +319,20 @@ struct SiteSlotLeaseTests {
         let nodeA = try PostgresStore(location: location, secretsKeyPath: secrets, nodeName: "a", hashParameters: StoreEngine.hashing)
         let nodeB = try PostgresStore(location: location, secretsKeyPath: secrets, nodeName: "b", hashParameters: StoreEngine.hashing)
         #expect(try nodeA.takeSiteSlot(site: "gmail", limit: 1, lifetime: 1) == 0)
-        try nodeA.renewSiteSlots(lifetime: 30)
+        try nodeA.renewSiteSlots([SiteSlot(site: "gmail", slot: 0)], lifetime: 30)
         Thread.sleep(forTimeInterval: 1.3)
         #expect(try nodeB.takeSiteSlot(site: "gmail", limit: 1, lifetime: 1) == nil, "renewed: still A's")
-        try nodeA.renewSiteSlots(lifetime: 1)
+        try nodeA.renewSiteSlots([SiteSlot(site: "gmail", slot: 0)], lifetime: 1)
         Thread.sleep(forTimeInterval: 1.3)
         // A's node went silent: its slot lapsed, and B takes it.
         #expect(try nodeB.takeSiteSlot(site: "gmail", limit: 1, lifetime: 30) == 0)
         #expect(try nodeA.takeSiteSlot(site: "gmail", limit: 1, lifetime: 30) == nil)
+        // A row the node no longer counts as held (its release failed) is given back by its next renewal.
+        #expect(try nodeA.takeSiteSlot(site: "au", limit: 1, lifetime: 30) == 0)
+        #expect(try nodeA.takeSiteSlot(site: "docomo", limit: 1, lifetime: 30) == 0)
+        try nodeA.renewSiteSlots([SiteSlot(site: "docomo", slot: 0)], lifetime: 30)
+        #expect(try nodeB.takeSiteSlot(site: "au", limit: 1, lifetime: 30) == 0)
+        #expect(try nodeB.takeSiteSlot(site: "docomo", limit: 1, lifetime: 30) == nil)
     }
 }
 

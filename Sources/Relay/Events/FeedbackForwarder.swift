@@ -24,6 +24,7 @@ public enum ForwardedFeedback: Codable, Sendable, Equatable {
 public struct FeedbackForwarder: Sendable {
     let inbox: any ClusterInbox
     let logger: Logger
+    private let queue = DispatchQueue(label: "hikyaku.feedback-forwarder")
 
     public init(inbox: any ClusterInbox, logger: Logger) {
         self.inbox = inbox
@@ -38,14 +39,17 @@ public struct FeedbackForwarder: Sendable {
         try inbox.post(message: message.rawValue, payload: try JSONEncoder().encode(item))
     }
 
-    /// For the engagement recorder: each engagement of a message not held here, posted on.
+    /// For the engagement recorder: each engagement of a message not held here, posted on, on a queue of
+    /// the forwarder's own (the recorder's flush does not wait on the store).
     public func forward(_ engagements: [Engagement]) {
-        for engagement in engagements {
-            do {
-                try forward(.engagement(engagement), about: engagement.message)
-            } catch {
-                logger.error("tracking: engagement of another node's message not forwarded", metadata: ["error": "\(error)"])
-                return
+        queue.async { [self] in
+            for engagement in engagements {
+                do {
+                    try forward(.engagement(engagement), about: engagement.message)
+                } catch {
+                    logger.error("tracking: engagements of another node's messages not forwarded", metadata: ["error": "\(error)"])
+                    return
+                }
             }
         }
     }
@@ -57,16 +61,18 @@ public struct FeedbackForwarder: Sendable {
 public final class FeedbackInboxFollower: Sendable {
     let inbox: any ClusterInbox
     let index: QueueIndex
-    let engagements: EngagementRecorder?
+    let engagements: EngagementRecorder
     let unsubscribeStore: any SuppressionList & UnsubscribeGroupStore
     /// Applies forwarded reports; its own forwarder is off, so nothing goes round in circles.
     let feedback: FeedbackRecorder?
     let logger: Logger
-    /// The last item looked at: each node reads every item once per run, its own or not.
-    private let position = Mutex<Int64>(0)
+    /// The last item looked at. Ids are handed out before their rows commit, so one may show after a
+    /// higher one: every `rescan` the inbox is read again from the start (what was applied is gone from it).
+    private let position = Mutex<(id: Int64, since: ContinuousClock.Instant)>((0, .now))
     public static let lifetime: TimeInterval = 7 * 86400
+    static let rescan: Duration = .seconds(60)
 
-    public init(inbox: any ClusterInbox, index: QueueIndex, engagements: EngagementRecorder?,
+    public init(inbox: any ClusterInbox, index: QueueIndex, engagements: EngagementRecorder,
                 unsubscribeStore: any SuppressionList & UnsubscribeGroupStore, feedback: FeedbackRecorder?, logger: Logger) {
         self.inbox = inbox
         self.index = index
@@ -78,33 +84,43 @@ public final class FeedbackInboxFollower: Sendable {
         self.logger = logger
     }
 
-    /// One pass over what is new; returns how many items it applied.
+    /// One page of what is new; returns how many items it read (`limit`: there may be more).
     @discardableResult
-    public func catchUp(limit: Int = 500) throws -> Int {
-        let after = position.withLock { $0 }
+    public func catchUp(limit: Int = 1000) throws -> Int {
+        let after = position.withLock { position in
+            if ContinuousClock.now - position.since > FeedbackInboxFollower.rescan { position = (0, .now) }
+            return position.id
+        }
         let items = try inbox.inboxItems(after: after, limit: limit)
         guard let last = items.last?.id else { return 0 }
-        var applied: [Int64] = []
+        var done: [Int64] = []
         let decoder = JSONDecoder()
         for item in items {
             guard let message = MessageID(item.message), try index.details(of: message) != nil else { continue }
-            do {
-                try apply(try decoder.decode(ForwardedFeedback.self, from: item.payload), about: message)
-            } catch {
-                // Unreadable or failing: taken out all the same, so that one item cannot hold the inbox.
-                logger.error("forwarded feedback not applied", metadata: ["message": "\(message)", "error": "\(error)"])
+            guard let forwarded = try? decoder.decode(ForwardedFeedback.self, from: item.payload) else {
+                // Nothing can ever read it: taken out, so that it does not wait for its expiry.
+                logger.error("forwarded feedback unreadable", metadata: ["message": "\(message)"])
+                done.append(item.id)
+                continue
             }
-            applied.append(item.id)
+            do {
+                try apply(forwarded, about: message)
+                done.append(item.id)
+            } catch {
+                // Kept for the next rescan: the store or the index may answer then.
+                logger.error("forwarded feedback not applied yet", metadata: ["message": "\(message)", "error": "\(error)"])
+            }
         }
-        try inbox.removeInboxItems(applied)
-        position.withLock { $0 = last }
-        return applied.count
+        engagements.flush()
+        try inbox.removeInboxItems(done)
+        position.withLock { $0.id = max($0.id, last) }
+        return items.count
     }
 
     func apply(_ item: ForwardedFeedback, about message: MessageID) throws {
         switch item {
         case .engagement(let engagement):
-            engagements?.record(engagement)
+            engagements.record(engagement)
         case .unsubscribe(let position, let via, let at):
             _ = try Unsubscription.record(index: index, store: unsubscribeStore, message: message, position: position, via: via, at: at)
         case .report(let recipients, let content):

@@ -15,7 +15,7 @@ public enum AutomaticSuppression {
     public static func suppression(category: String?, hard: Bool?, saysTheAddressIsBad: Bool, recipient: String,
                                    evidence: String) -> Suppression? {
         guard hard == true, saysTheAddressIsBad, let category, hardCategories.contains(category) else { return nil }
-        return Suppression(address: recipient, reason: .bounce, scope: .all, source: evidence)
+        return Suppression(address: recipient, reason: .bounce, scope: .all, source: printable(evidence))
     }
 
     /// Failures that may pass (a full mailbox, a carrier's reception filter, an
@@ -45,7 +45,14 @@ public enum AutomaticSuppression {
                                                      since: now.addingTimeInterval(-limit.window)),
               failures >= limit.count else { return nil }
         return Suppression(address: recipient, reason: .bounce, scope: .all,
-                           source: "\(failures) soft failures in \(Int(limit.window / 86400)) days; the last: \(evidence)")
+                           source: printable("\(failures) soft failures in \(Int(limit.window / 86400)) days; the last: \(evidence)"))
+    }
+
+    /// Evidence quotes a remote server's reply: its control characters (a NUL, which PostgreSQL's text
+    /// cannot hold) are dropped, so that the evidence never makes the suppression fail.
+    static func printable(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else { return text }
+        return String(String.UnicodeScalarView(text.unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7F }))
     }
 }
 

@@ -51,7 +51,10 @@ public struct AccountCredentialVerifier: CredentialVerifier {
             do {
                 found = try store.authenticate(username: username, password: password)
             } catch {
-                return recent.recall(username: username, password: password).map(CredentialCheck.accepted) ?? .unavailable
+                if let account = recent.recall(username: username, password: password) { return .accepted(account) }
+                // A remembered user with another password is refused, and counted, as the store would: guessing
+                // does not get easier while the store is away.
+                return recent.knows(username: username) ? .refused : .unavailable
             }
             guard let account = found else {
                 recent.forget(username: username)
@@ -98,6 +101,12 @@ final class RecentCredentials: Sendable {
             }
             entries[username] = entry
         }
+    }
+
+    /// Whether credentials of this user verified within the grace period.
+    func knows(username: String, now: Date = Date()) -> Bool {
+        guard grace > 0, let entry = entries.withLock({ $0[username] }) else { return false }
+        return now.timeIntervalSince(entry.verifiedAt) <= grace
     }
 
     func forget(username: String) {

@@ -36,8 +36,9 @@ actor DeliverySite {
     /// In a cluster: the site's connection slots across the nodes (named sites only), and this node's
     /// share of its message rate. Nil on a node that is the whole service.
     private let cluster: SharedSiteSlots?
-    /// The cluster slots this site's open connections hold, one per connection.
-    private var slots: [Int] = []
+    /// What this site's open connections hold in the cluster, one entry per connection: a slot, or nil
+    /// for a connection opened on this node's share while the store did not answer.
+    private var slots: [Int?] = []
     /// Callers that may wait for a connection before the rest are postponed.
     private var maximumWaiters: Int { max(4, limits.maxConnections * 4) }
 
@@ -99,12 +100,17 @@ actor DeliverySite {
             if let cluster, limits.maxConnections > 0 {
                 switch await cluster.take(site: name, limit: limits.maxConnections, openHere: open) {
                 case .slot(let slot): slots.append(slot)
-                case .share: break
+                case .share: slots.append(nil)
                 case .full:
-                    // Other nodes hold the site's connections: come back in a second.
+                    // Other nodes hold the site's connections: come back in a second. Those that queued up
+                    // meanwhile, for the slot this one hoped for, are told the same.
                     open -= 1
                     postponements += 1
-                    return .postpone(until: now().addingTimeInterval(1))
+                    let later = now().addingTimeInterval(1)
+                    for waiter in waiters { waiter.resume(returning: .postpone(until: later)) }
+                    postponements += waiters.count
+                    waiters.removeAll()
+                    return .postpone(until: later)
                 }
             }
             take(at: now())
@@ -115,6 +121,7 @@ actor DeliverySite {
             return .postpone(until: time.addingTimeInterval(1))
         }
         let grant = await withCheckedContinuation { waiters.append($0) }
+        if case .postpone = grant { return grant }
         take(at: now())
         return grant
     }
@@ -160,7 +167,15 @@ actor DeliverySite {
             waiters.removeFirst().resume(returning: .open)
         } else {
             open -= 1
-            if let cluster, let slot = slots.popLast() { cluster.release(site: name, slot: slot) }
+            // Which connection closed is not known here: a share's entry goes first, so that a slot is never
+            // given back while more connections are open than slots are held.
+            if let cluster {
+                if let share = slots.firstIndex(where: { $0 == nil }) {
+                    slots.remove(at: share)
+                } else if let slot = slots.popLast() ?? nil {
+                    cluster.release(site: name, slot: slot)
+                }
+            }
         }
     }
 

@@ -26,8 +26,12 @@ public final class SharedSiteSlots: Sendable {
     let liveNodes: LiveNodes
     /// How long a slot is kept without renewal (the heartbeat renews them).
     public let lifetime: Int
+    /// Takes, releases and renewals, one at a time and in order, so that what `held` says is what the
+    /// store has.
     private let queue = DispatchQueue(label: "hikyaku.site-slots")
     private let quietUntil = Mutex<ContinuousClock.Instant?>(nil)
+    /// The slots this node holds, as the store granted them.
+    private let held = Mutex<Set<SiteSlot>>([])
 
     public init(leases: any SiteSlotLeases, liveNodes: LiveNodes, lifetime: Int) {
         self.leases = leases
@@ -38,11 +42,16 @@ public final class SharedSiteSlots: Sendable {
     /// A slot for one more connection to `site`, of which this node would then have `openHere` open.
     func take(site: String, limit: Int, openHere: Int) async -> Grant {
         let share = openHere <= max(1, limit / liveNodes.current) ? Grant.share : .full
-        if let quiet = quietUntil.withLock({ $0 }), quiet > .now { return share }
         return await withCheckedContinuation { continuation in
             queue.async { [self] in
+                // Checked here, in turn: takes queued behind a failure do not each wait out the store's deadline.
+                if let quiet = quietUntil.withLock({ $0 }), quiet > .now { return continuation.resume(returning: share) }
                 do {
-                    continuation.resume(returning: try leases.takeSiteSlot(site: site, limit: limit, lifetime: lifetime).map(Grant.slot) ?? .full)
+                    guard let slot = try leases.takeSiteSlot(site: site, limit: limit, lifetime: lifetime) else {
+                        return continuation.resume(returning: .full)
+                    }
+                    held.withLock { _ = $0.insert(SiteSlot(site: site, slot: slot)) }
+                    continuation.resume(returning: .slot(slot))
                 } catch {
                     quietUntil.withLock { $0 = .now + .seconds(5) }
                     continuation.resume(returning: share)
@@ -51,13 +60,19 @@ public final class SharedSiteSlots: Sendable {
         }
     }
 
-    /// Gives a slot back, without waiting; a slot not given back lapses after `lifetime`.
+    /// Gives a slot back, without waiting. One that fails is given back by the next renewal, which keeps
+    /// only what `held` lists; a slot not renewed lapses after `lifetime`.
     func release(site: String, slot: Int) {
-        queue.async { [leases] in try? leases.releaseSiteSlot(site: site, slot: slot) }
+        queue.async { [self] in
+            held.withLock { _ = $0.remove(SiteSlot(site: site, slot: slot)) }
+            try? leases.releaseSiteSlot(site: site, slot: slot)
+        }
     }
 
-    /// Keeps this node's slots (called with each heartbeat).
+    /// Keeps this node's slots, and only those (called with each heartbeat, on the slots' own queue).
     public func renew() throws {
-        try leases.renewSiteSlots(lifetime: lifetime)
+        try queue.sync {
+            try leases.renewSiteSlots(Array(held.withLock { $0 }), lifetime: lifetime)
+        }
     }
 }

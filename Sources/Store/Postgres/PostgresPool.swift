@@ -29,6 +29,17 @@ public enum PostgresStoreError: Error, CustomStringConvertible {
         }
     }
 
+    /// The server could not be reached or was too busy: the same call may succeed later.
+    public var isUnreachable: Bool {
+        switch self {
+        case .busy, .connection: return true
+        case .server(let state, _, _):
+            // 57P01-03: the server is shutting down or starting; 53300: too many connections; 08: a connection exception.
+            return state.hasPrefix("57P") || state == "53300" || state.hasPrefix("08")
+        case .missingColumn, .secretsKeyDiffers: return false
+        }
+    }
+
     /// SQLSTATE 23505, on `constraint` if one is named.
     func isUniqueViolation(of constraint: String? = nil) -> Bool {
         guard case .server("23505", _, let broken) = self else { return false }

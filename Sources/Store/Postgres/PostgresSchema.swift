@@ -484,8 +484,14 @@ enum PostgresSchema {
                 PRIMARY KEY (webhook_id, node)
             )
             """,
-            // Until now every node read the one cursor: it is where each registered node stands.
-            "INSERT INTO webhook_position (webhook_id, node, position) SELECT w.id, n.name, w.cursor FROM webhook w CROSS JOIN node n",
+            // Until now every node read the one cursor: it is where each node that ran stands. A node is known by
+            // its registry name and by the store's (they differed for a node without `cluster.nodeName`); only a
+            // node that serves the API sends webhooks, and each of those has a contact-activity position.
+            """
+            INSERT INTO webhook_position (webhook_id, node, position)
+            SELECT w.id, n.name, w.cursor FROM webhook w
+            CROSS JOIN (SELECT name FROM node UNION SELECT node FROM contact_activity_cursor) n
+            """,
         ]),
         ("v7-cluster-inbox", [
             // What a node heard about another node's message, for that node to apply (`ClusterInbox`).

@@ -25,9 +25,16 @@ extension PostgresStore: SiteSlotLeases {
         _ = try pool.query("DELETE FROM site_slot WHERE site = \(site) AND slot = \(Int32(clamping: slot)) AND node = \(nodeName)")
     }
 
-    public func renewSiteSlots(lifetime: Int) throws {
+    public func renewSiteSlots(_ held: [SiteSlot], lifetime: Int) throws {
+        let sites = held.map(\.site), slots = held.map { Int32(clamping: $0.slot) }
         _ = try pool.query("""
-            UPDATE site_slot SET expires_at = now() + make_interval(secs => \(Int32(clamping: max(1, lifetime)))) WHERE node = \(nodeName)
+            WITH held AS (SELECT * FROM unnest(\(sites)::text[], \(slots)::integer[]) AS h(site, slot)),
+            stray AS (
+                DELETE FROM site_slot s WHERE s.node = \(nodeName)
+                AND NOT EXISTS (SELECT 1 FROM held h WHERE h.site = s.site AND h.slot = s.slot)
+            )
+            UPDATE site_slot s SET expires_at = now() + make_interval(secs => \(Int32(clamping: max(1, lifetime))))
+            FROM held h WHERE s.node = \(nodeName) AND s.site = h.site AND s.slot = h.slot
             """)
     }
 
