@@ -8,7 +8,7 @@ extension PostgresStore: SharedDeliveryLog {
     }
 
     public func share(_ events: [SharedEvent], through last: Int64) throws {
-        let today = Int((Date().timeIntervalSince1970 / 86400).rounded(.down))
+        let today = Int(exactly: (Date().timeIntervalSince1970 / 86400).rounded(.down)) ?? 0
         if sharedLogDay.withLock({ $0 }) != today { try makePartitions(thisNodesDay: today) }
         do {
             try copy(events, through: last)
@@ -67,7 +67,7 @@ extension PostgresStore: SharedDeliveryLog {
     static func partitionName(day: Int) -> String { "delivery_event_d\(day)" }
 
     public func dropSharedLog(before cutoff: Date) throws -> Int {
-        let cutoffDay = Int((min(max(cutoff.timeIntervalSince1970, 0), 1e12) / 86400).rounded(.down))
+        let cutoffDay = Int(exactly: (min(max(cutoff.timeIntervalSince1970, 0), 1e12) / 86400).rounded(.down)) ?? 0
         return try pool.transaction { transaction in
             _ = try transaction.query("SELECT pg_advisory_xact_lock(\(PostgresSchema.lockKey + 3))")
             // Dropping a partition locks the whole log: behind a long search it would make every copy and search
@@ -174,6 +174,9 @@ private struct SharedLogRow: Encodable {
     var subject: String?
     var tags: [String]
 
+    /// The largest value an `INTEGER` column holds.
+    static let int32Max = 2_147_483_647
+
     init(_ shared: SharedEvent) {
         let event = shared.event
         func clean(_ text: String?) -> String? { text.map { $0.contains("\u{0}") ? $0.replacingOccurrences(of: "\u{0}", with: "") : $0 } }
@@ -184,8 +187,8 @@ private struct SharedLogRow: Encodable {
         message = event.messageID.rawValue
         recipient = clean(event.recipient) ?? ""
         type = event.type.rawValue
-        attempt = event.attempt.map { min(max($0, 0), Int(Int32.max)) }
-        code = event.replyCode.map { min(max($0, 0), Int(Int32.max)) }
+        attempt = event.attempt.map { min(max($0, 0), SharedLogRow.int32Max) }
+        code = event.replyCode.map { min(max($0, 0), SharedLogRow.int32Max) }
         enhanced = clean(event.enhancedCode)
         reply = clean(event.replyText)
         category = clean(event.category)
@@ -195,7 +198,7 @@ private struct SharedLogRow: Encodable {
         remote = clean(event.remoteIP)
         source = clean(event.sourceIP)
         tls = clean(event.tlsVersion)
-        ms = event.durationMilliseconds.map { min(max($0, 0), Int(Int32.max)) }
+        ms = event.durationMilliseconds.map { min(max($0, 0), SharedLogRow.int32Max) }
         agent = clean(event.userAgent)
         client = clean(event.clientIP)
         url = clean(event.url)
@@ -226,8 +229,8 @@ extension PostgresStore {
         case .tag: (group, join) = ("t.tag", "CROSS JOIN LATERAL unnest(e.tags) AS t(tag)")
         case .provider: (group, join) = ("e.site", "")
         }
-        let step = Int64(max(1, interval))
-        let shift = Int64(offset)
+        let step = Int64(truncatingIfNeeded: max(1, interval))
+        let shift = Int64(truncatingIfNeeded: offset)
         let records = try pool.query(PostgresQuery(unsafeSQL: """
             SELECT (floor((e.at + $1) / $2)::bigint * $2 - $1) AS period, \(group) AS grp, e.type AS type, count(*) AS n
             FROM delivery_event e \(join)
@@ -241,7 +244,7 @@ extension PostgresStore {
             if result.last?.period != period || result.last?.group != group {
                 result.append(DeliveryStats(period: period, group: group, counts: [:]))
             }
-            result[result.count - 1].counts[try record.decode("type")] = Int(try record.decode("n", as: Int64.self))
+            result[result.count - 1].counts[try record.decode("type")] = try record.decode("n", as: Int.self)
         }
         return result
     }
@@ -255,8 +258,8 @@ extension PostgresStore {
                 SELECT coalesce(\(column), 'unknown') AS name, count(*) AS n, count(*) FILTER (WHERE hard) AS hard
                 FROM delivery_event WHERE \(window) GROUP BY name ORDER BY n DESC, name
                 """, binds: arguments)).records.map {
-                BounceAnalysis.Count(name: try $0.decode("name"), bounces: Int(try $0.decode("n", as: Int64.self)),
-                                     hard: Int(try $0.decode("hard", as: Int64.self)))
+                BounceAnalysis.Count(name: try $0.decode("name"), bounces: try $0.decode("n", as: Int.self),
+                                     hard: try $0.decode("hard", as: Int.self))
             }
         }
         let byCategory = try counts("category")
@@ -273,7 +276,7 @@ extension PostgresStore {
             guard perCategory[category, default: 0] < topPerCategory else { continue }
             perCategory[category, default: 0] += 1
             top.append(BounceAnalysis.ReplyText(category: category, text: try record.decode("text"),
-                                                count: Int(try record.decode("n", as: Int64.self))))
+                                                count: try record.decode("n", as: Int.self)))
         }
         let latest = try pool.query(PostgresQuery(unsafeSQL: """
             SELECT * FROM (
@@ -303,8 +306,8 @@ extension PostgresStore {
             """).records {
             let type: String = try record.decode("type")
             let who = try record.decode("machine", as: Bool.self) ? "machine" : "human"
-            result[type, default: [:]]["\(who)_total"] = Int(try record.decode("total", as: Int64.self))
-            result[type, default: [:]]["\(who)_unique"] = Int(try record.decode("unique_count", as: Int64.self))
+            result[type, default: [:]]["\(who)_total"] = try record.decode("total", as: Int.self)
+            result[type, default: [:]]["\(who)_unique"] = try record.decode("unique_count", as: Int.self)
         }
         return result
     }

@@ -18,7 +18,7 @@ extension PostgresStore: SiteSlotLeases {
             WHERE site_slot.expires_at <= now()
             RETURNING slot
             """).records.first
-        return try taken.map { Int(try $0.decode("slot", as: Int32.self)) }
+        return try taken.map { try $0.decode("slot", as: Int.self) }
     }
 
     public func releaseSiteSlot(site: String, slot: Int) throws {
