@@ -25,6 +25,7 @@ import requests
 
 from conftest import dnsmasq
 from sink import ScriptedSink
+from test_feedback import DSN
 from test_webhooks import Receiver, native_events
 
 POSTGRES = os.environ.get("HIKYAKU_TEST_POSTGRES_URL")
@@ -384,30 +385,6 @@ def test_what_the_other_node_hears_about_a_message_reaches_the_node_that_sent_it
     finally:
         sink.stop()
 
-
-DSN = """From: MAILER-DAEMON@mx.fb.test
-To: {verp}
-Subject: Undelivered Mail Returned to Sender
-MIME-Version: 1.0
-Content-Type: multipart/report; report-type=delivery-status; boundary="BOUNDARY"
-
---BOUNDARY
-Content-Type: text/plain
-
-This is the mail system at host mx.fb.test. Your message could not be delivered.
-
---BOUNDARY
-Content-Type: message/delivery-status
-
-Reporting-MTA: dns; mx.fb.test
-
-Final-Recipient: rfc822; {recipient}
-Action: failed
-Status: 5.1.1
-Diagnostic-Code: smtp; 550 5.1.1 <{recipient}>: Recipient address rejected: User unknown in virtual mailbox table
-
---BOUNDARY--
-"""
 
 
 def test_a_campaign_cancelled_on_one_node_is_withdrawn_from_both(make_server, monkeypatch):
