@@ -204,7 +204,15 @@ struct NativeAPI: Sendable {
 
     func status(_ request: Request, _ context: APIRequestContext) async throws -> Response {
         let call = try await services.gate.open(request, context: context, scope: .read)
-        let details = try await services.message(try context.parameters.require("id"), account: call.account)
+        let text = try context.parameters.require("id")
+        let found: Result<QueuedMessageDetails, APIError>
+        do { found = .success(try await services.message(text, account: call.account)) } catch { found = .failure(error) }
+        if case .failure(let error) = found, error.status == .notFound, let shared = services.store as? any SharedDeliveryLog,
+           let id = MessageID(text), let object = try NativeAPI.statusFromSharedLog(id, account: call.account.id, log: shared) {
+            // In a cluster another node may hold it: what the shared log knows of it.
+            return APIJSON.response(object: object)
+        }
+        let details = try found.get()
         let events = try services.index.events(DeliveryLogFilter(messageID: details.id, limit: 10_000)).reversed()
         let body: [String: Any] = [
             "id": details.id.rawValue,
@@ -224,6 +232,36 @@ struct NativeAPI: Sendable {
             "events": events.map(NativeAPI.eventObject),
         ]
         return APIJSON.response(object: body)
+    }
+
+    /// A message another node of the cluster holds, as its copied events tell it: its recipients' states
+    /// (each one's latest delivery event), attempts and last replies, and the events themselves. What only
+    /// the holding node's queue has (size, hold, custom arguments, schedule) is not there, and `node` says so.
+    static func statusFromSharedLog(_ id: MessageID, account: Int64, log: any SharedDeliveryLog) throws -> [String: Any]? {
+        let events = try log.events(DeliveryLogFilter(accountID: account, messageID: id, limit: 10_000)).reversed()
+        guard let envelope = try log.messageEnvelope(id, accountID: account), !events.isEmpty else { return nil }
+        let states: Set<DeliveryEvent.Kind> = [.accepted, .deferred, .delivered, .bounced, .expired, .cancelled, .suppressed]
+        var recipients: [(address: String, state: String, attempts: Int, reply: String?)] = []
+        for event in events {
+            if !recipients.contains(where: { $0.address == event.recipient }) { recipients.append((event.recipient, "queued", 0, nil)) }
+            guard let index = recipients.firstIndex(where: { $0.address == event.recipient }) else { continue }
+            if event.attempt != nil {
+                recipients[index].attempts += 1
+                recipients[index].reply = event.replyText
+            }
+            if states.contains(event.type) { recipients[index].state = event.type == .accepted ? "queued" : event.type.rawValue }
+        }
+        return [
+            "id": id.rawValue,
+            "received_at": NativeAPI.iso(events.first(where: { $0.type == .accepted })?.at ?? id.timestamp),
+            "from": envelope.sender ?? "",
+            "tags": envelope.tags,
+            "node": "another node of the cluster holds this message; its queue details are there",
+            "recipients": recipients.map {
+                ["address": $0.address, "state": $0.state, "attempts": $0.attempts, "last_reply": $0.reply ?? NSNull()] as [String: Any]
+            },
+            "events": events.map(NativeAPI.eventObject),
+        ]
     }
 
     func filter(_ request: Request, account: Account) throws(APIError) -> DeliveryLogFilter {

@@ -15,6 +15,9 @@ public protocol SharedDeliveryLog: DeliveryLogReader {
     /// Copies `events` (this node's, oldest first) and moves this node's
     /// position to `last`, in one transaction: each event is copied once.
     func share(_ events: [SharedEvent], through last: Int64) throws
+    /// The envelope sender and the tags of an account's message, from its copied events; nil when the
+    /// shared log has none of it.
+    func messageEnvelope(_ id: MessageID, accountID: Int64) throws -> (sender: String?, tags: [String])?
     /// Retention: drops the days copied wholly before `cutoff`, each as one
     /// partition; returns how many days were dropped.
     @discardableResult

@@ -186,6 +186,12 @@ def test_two_nodes_deliver_within_one_site_limit_and_show_each_others_events(mak
             other_id = next(id for id, node in sent.items() if node is b)
             events = a.cli_json("log", "--message", other_id)
             assert [event["type"] for event in events] == ["delivered", "accepted"], events
+            # Node B's message looked up through node A: what the shared log knows of it.
+            status, message = call(a, "GET", f"/v1/messages/{other_id}", token)
+            assert status == 200 and "node" in message, message
+            assert message["from"] == "news@acme.test" and [r["state"] for r in message["recipients"]] == ["delivered"], message
+            assert message["recipients"][0]["attempts"] == 1 and [e["type"] for e in message["events"]] == ["accepted", "delivered"]
+            assert call(a, "GET", "/v1/messages/01m95m1ff823r26r3z74", token)[0] == 404
 
             # Each node sends its own events to the endpoint from its own position: every one arrives, once.
             hooked = wait_for(lambda: (lambda events: events if len({(e["message_id"], e["type"]) for e in events}) >= 2 * len(sent)

@@ -66,6 +66,13 @@ extension PostgresStore: SharedDeliveryLog {
 
     static func partitionName(day: Int) -> String { "delivery_event_d\(day)" }
 
+    public func messageEnvelope(_ id: MessageID, accountID: Int64) throws -> (sender: String?, tags: [String])? {
+        guard let record = try pool.query("""
+            SELECT sender, tags FROM delivery_event WHERE message_id = \(id.rawValue) AND account_id = \(accountID) LIMIT 1
+            """).records.first else { return nil }
+        return (try record.decode("sender"), try record.decode("tags"))
+    }
+
     public func dropSharedLog(before cutoff: Date) throws -> Int {
         let cutoffDay = Int(exactly: (min(max(cutoff.timeIntervalSince1970, 0), 1e12) / 86400).rounded(.down)) ?? 0
         return try pool.transaction { transaction in
