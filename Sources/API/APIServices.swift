@@ -38,11 +38,11 @@ struct APIServices: Sendable {
 
     /// A cancelled campaign's mail still in this node's queue, cancelled; how many messages were.
     /// A batch the spool acknowledged may not be indexed yet, and is waited for.
-    func withdrawCampaignMail(_ campaignID: Int64) async -> Int {
+    func withdrawCampaignMail(_ campaignID: Int64) async throws -> Int {
         _ = await spool.indexedBarrier(timeout: .seconds(5))
         var cancelled = 0
-        let ids = try? store.campaignMessageIDs(campaignID) { MessageID(claim: $0, contact: $1).rawValue }
-        for text in ids ?? [] {
+        let ids = try store.campaignMessageIDs(campaignID) { MessageID(claim: $0, contact: $1).rawValue }
+        for text in ids {
             guard let id = MessageID(text) else { continue }
             if let count = try? index.cancel(id, reason: "campaign cancelled"), count > 0 { cancelled += 1 }
         }

@@ -147,7 +147,7 @@ struct CampaignRoutes: Sendable {
     /// In a cluster the other nodes withdraw theirs within 5 s (`CampaignRunner.withdrawCancelled`).
     @discardableResult
     func withdraw(_ campaign: Campaign) async -> Int {
-        await services.withdrawCampaignMail(campaign.id)
+        (try? await services.withdrawCampaignMail(campaign.id)) ?? 0
     }
 
     func campaign(_ context: APIRequestContext, account: Int64) throws -> Campaign {

@@ -103,13 +103,16 @@ public final class CampaignRunner: Sendable {
             queuedHere.withLockedValue { $0 = $0 ?? found }
         }
         for id in queuedHere.withLockedValue({ $0 ?? [] }) {
-            guard let state = try? services.store.campaignState(id) else { continue }
+            let state: Campaign.State?
+            do { state = try services.store.campaignState(id) } catch { continue }
             switch state {
             case .cancelled:
-                let withdrawn = await services.withdrawCampaignMail(id)
+                // Forgotten only once withdrawn: a store that fails here leaves it for the next sweep.
+                guard let withdrawn = try? await services.withdrawCampaignMail(id) else { continue }
                 if withdrawn > 0 { logger.info("campaign cancelled: its mail withdrawn here", metadata: ["campaign": "\(id)", "messages": "\(withdrawn)"]) }
                 queuedHere.withLockedValue { _ = $0?.remove(id) }
-            case .sent:
+            case .sent, nil:
+                // Finished (a sent campaign cannot be cancelled), or deleted.
                 queuedHere.withLockedValue { _ = $0?.remove(id) }
             default:
                 continue

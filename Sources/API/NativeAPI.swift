@@ -208,7 +208,7 @@ struct NativeAPI: Sendable {
         let found: Result<QueuedMessageDetails, APIError>
         do { found = .success(try await services.message(text, account: call.account)) } catch { found = .failure(error) }
         if case .failure(let error) = found, error.status == .notFound, let shared = services.store as? any SharedDeliveryLog,
-           let id = MessageID(text), let object = try NativeAPI.statusFromSharedLog(id, account: call.account.id, log: shared) {
+           let id = MessageID(text), let object = try NativeAPI.sharedStatus(id, account: call.account.id, log: shared) {
             // In a cluster another node may hold it: what the shared log knows of it.
             return APIJSON.response(object: object)
         }
@@ -237,6 +237,10 @@ struct NativeAPI: Sendable {
     /// A message another node of the cluster holds, as its copied events tell it: its recipients' states
     /// (each one's latest delivery event), attempts and last replies, and the events themselves. What only
     /// the holding node's queue has (size, hold, custom arguments, schedule) is not there, and `node` says so.
+    static func sharedStatus(_ id: MessageID, account: Int64, log: any SharedDeliveryLog) throws(APIError) -> [String: Any]? {
+        do { return try statusFromSharedLog(id, account: account, log: log) } catch { throw APIError.storeFailure(error) }
+    }
+
     static func statusFromSharedLog(_ id: MessageID, account: Int64, log: any SharedDeliveryLog) throws -> [String: Any]? {
         let events = try log.events(DeliveryLogFilter(accountID: account, messageID: id, limit: 10_000)).reversed()
         guard let envelope = try log.messageEnvelope(id, accountID: account), !events.isEmpty else { return nil }

@@ -192,15 +192,18 @@ struct DeliveryService: Service {
 }
 
 /// Writes the suppressions delivery decides on (a hard bounce from a bad
-/// address). While the store does not answer they wait here, in order, and
-/// are written when it does: a bounce during an outage still suppresses.
-/// They wait in memory, at most 100,000: a node stopped meanwhile loses them (its log keeps the bounces).
-/// Only a store that cannot be reached makes one wait; one the store refuses is logged and dropped, so
-/// that it cannot hold up the others. The store is called on a queue of its own, never on the caller's thread.
+/// address). While the shared store cannot take them they wait here, in
+/// order, and are written when it can: a bounce during an outage still
+/// suppresses. They wait in memory, at most 100,000: a node stopped meanwhile
+/// loses them (its log keeps the bounces). One the store refuses for its
+/// data is logged and dropped, so that it cannot hold up the others. The
+/// store is called on a queue of its own, never on the caller's thread.
 final class SuppressionWriter: Sendable {
     let store: any SuppressionList
     let logger: Logger
     private let waiting = Mutex<[(account: Int64, suppression: Suppression)]>([])
+    /// A flush is queued: another is not (a store that hangs would otherwise gather them).
+    private let scheduled = Mutex(false)
     private let queue = DispatchQueue(label: "hikyaku.suppression-writer")
     static let maximumWaiting = 100_000
 
@@ -219,15 +222,22 @@ final class SuppressionWriter: Sendable {
         flush()
     }
 
-    /// Writes what waits, oldest first, until the store cannot be reached.
+    /// Writes what waits, oldest first, until the store fails for a reason of its own.
     func flush() {
+        guard scheduled.withLock({ busy in
+            defer { busy = true }
+            return !busy
+        }) else { return }
         queue.async { [self] in
+            scheduled.withLock { $0 = false }
             while let next = waiting.withLock({ $0.first }) {
                 do {
                     _ = try store.suppressAutomatically(next.suppression, accountID: next.account)
-                } catch let error as PostgresStoreError where error.isUnreachable {
+                } catch let error as PostgresStoreError where !error.isAboutTheData {
+                    // The shared store's trouble (away, busy, a timeout, a full disk): it waits for the next flush.
                     return
                 } catch {
+                    // Refused for its data; or the embedded store's error, which waiting would not mend.
                     logger.error("automatic suppression not written", metadata: ["address": "\(next.suppression.address)",
                                                                                 "error": "\(error)"])
                 }

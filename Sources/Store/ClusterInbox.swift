@@ -24,6 +24,8 @@ public protocol ClusterInbox: Sendable {
     func post(message: String, payload: Data) throws
     /// Items with ids after `id`, oldest first.
     func inboxItems(after id: Int64, limit: Int) throws -> [InboxItem]
+    /// The lowest id among the items posted since `time`; nil: none.
+    func firstInboxItem(postedSince time: Date) throws -> Int64?
     func removeInboxItems(_ ids: [Int64]) throws
     /// Items that no node took (their message is gone): dropped after a while.
     @discardableResult

@@ -21,10 +21,12 @@ public enum ForwardedFeedback: Codable, Sendable, Equatable {
 /// Posts to the cluster's inbox what belongs to another node's message. A
 /// failure to post is logged: the store is away, and what was heard is lost
 /// as it would be by a node that is down.
-public struct FeedbackForwarder: Sendable {
+public final class FeedbackForwarder: Sendable {
     let inbox: any ClusterInbox
     let logger: Logger
     private let queue = DispatchQueue(label: "hikyaku.feedback-forwarder")
+    private let waiting = Mutex<(engagements: [Engagement], dropped: Int, draining: Bool)>(([], 0, false))
+    static let maximumWaiting = 100_000
 
     public init(inbox: any ClusterInbox, logger: Logger) {
         self.inbox = inbox
@@ -39,16 +41,36 @@ public struct FeedbackForwarder: Sendable {
         try inbox.post(message: message.rawValue, payload: try JSONEncoder().encode(item))
     }
 
-    /// For the engagement recorder: each engagement of a message not held here, posted on, on a queue of
-    /// the forwarder's own (the recorder's flush does not wait on the store).
+    /// For the engagement recorder: engagements of messages not held here, posted on by one drainer on a
+    /// queue of its own (the recorder's flush does not wait on the store). At most `maximumWaiting` wait;
+    /// past that, and when the store fails, they are dropped and logged, as a node that is down loses them.
     public func forward(_ engagements: [Engagement]) {
+        let start = waiting.withLock { waiting -> Bool in
+            let room = max(0, FeedbackForwarder.maximumWaiting - waiting.engagements.count)
+            waiting.engagements += engagements.prefix(room)
+            if engagements.count > room { waiting.dropped += engagements.count - room }
+            defer { waiting.draining = true }
+            return !waiting.draining
+        }
+        guard start else { return }
         queue.async { [self] in
-            for engagement in engagements {
-                do {
-                    try forward(.engagement(engagement), about: engagement.message)
-                } catch {
-                    logger.error("tracking: engagements of another node's messages not forwarded", metadata: ["error": "\(error)"])
-                    return
+            while true {
+                let (batch, dropped) = waiting.withLock { waiting -> ([Engagement], Int) in
+                    defer { (waiting.engagements, waiting.dropped) = ([], 0) }
+                    if waiting.engagements.isEmpty { waiting.draining = false }
+                    return (waiting.engagements, waiting.dropped)
+                }
+                if dropped > 0 { logger.error("tracking: engagements of another node's messages dropped: too many waiting",
+                                              metadata: ["dropped": "\(dropped)"]) }
+                if batch.isEmpty { return }
+                for (number, engagement) in batch.enumerated() {
+                    do {
+                        try forward(.engagement(engagement), about: engagement.message)
+                    } catch {
+                        logger.error("tracking: engagements of another node's messages not forwarded",
+                                     metadata: ["count": "\(batch.count - number)", "error": "\(error)"])
+                        break
+                    }
                 }
             }
         }
@@ -67,10 +89,12 @@ public final class FeedbackInboxFollower: Sendable {
     let feedback: FeedbackRecorder?
     let logger: Logger
     /// The last item looked at. Ids are handed out before their rows commit, so one may show after a
-    /// higher one: every `rescan` the inbox is read again from the start (what was applied is gone from it).
+    /// higher one, and an item whose apply failed waits for another try: every `rescan` the inbox is read
+    /// again from its first item of the last `rescanWindow`.
     private let position = Mutex<(id: Int64, since: ContinuousClock.Instant)>((0, .now))
     public static let lifetime: TimeInterval = 7 * 86400
     static let rescan: Duration = .seconds(60)
+    static let rescanWindow: TimeInterval = 300
 
     public init(inbox: any ClusterInbox, index: QueueIndex, engagements: EngagementRecorder,
                 unsubscribeStore: any SuppressionList & UnsubscribeGroupStore, feedback: FeedbackRecorder?, logger: Logger) {
@@ -87,10 +111,11 @@ public final class FeedbackInboxFollower: Sendable {
     /// One page of what is new; returns how many items it read (`limit`: there may be more).
     @discardableResult
     public func catchUp(limit: Int = 1000) throws -> Int {
-        let after = position.withLock { position in
-            if ContinuousClock.now - position.since > FeedbackInboxFollower.rescan { position = (0, .now) }
-            return position.id
+        if position.withLock({ ContinuousClock.now - $0.since > FeedbackInboxFollower.rescan }) {
+            let first = try inbox.firstInboxItem(postedSince: Date().addingTimeInterval(-FeedbackInboxFollower.rescanWindow))
+            position.withLock { $0 = (min($0.id, (first ?? $0.id + 1) - 1), .now) }
         }
+        let after = position.withLock { $0.id }
         let items = try inbox.inboxItems(after: after, limit: limit)
         guard let last = items.last?.id else { return 0 }
         var done: [Int64] = []
@@ -111,7 +136,6 @@ public final class FeedbackInboxFollower: Sendable {
                 logger.error("forwarded feedback not applied yet", metadata: ["message": "\(message)", "error": "\(error)"])
             }
         }
-        engagements.flush()
         try inbox.removeInboxItems(done)
         position.withLock { $0.id = max($0.id, last) }
         return items.count
@@ -120,7 +144,11 @@ public final class FeedbackInboxFollower: Sendable {
     func apply(_ item: ForwardedFeedback, about message: MessageID) throws {
         switch item {
         case .engagement(let engagement):
-            engagements.record(engagement)
+            // Straight into the index (the limits were the receiving node's): a failure keeps the item.
+            let classifier = engagements.classifier
+            _ = try index.recordEngagements([engagement]) { engagement, deliveredAt in
+                classifier.isMachine(userAgent: engagement.userAgent, head: engagement.head, deliveredAt: deliveredAt, at: engagement.at)
+            }
         case .unsubscribe(let position, let via, let at):
             _ = try Unsubscription.record(index: index, store: unsubscribeStore, message: message, position: position, via: via, at: at)
         case .report(let recipients, let content):

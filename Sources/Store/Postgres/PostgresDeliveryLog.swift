@@ -68,7 +68,8 @@ extension PostgresStore: SharedDeliveryLog {
 
     public func messageEnvelope(_ id: MessageID, accountID: Int64) throws -> (sender: String?, tags: [String])? {
         guard let record = try pool.query("""
-            SELECT sender, tags FROM delivery_event WHERE message_id = \(id.rawValue) AND account_id = \(accountID) LIMIT 1
+            SELECT sender, tags FROM delivery_event WHERE message_id = \(id.rawValue) AND account_id = \(accountID)
+            ORDER BY (sender IS NULL), id LIMIT 1
             """).records.first else { return nil }
         return (try record.decode("sender"), try record.decode("tags"))
     }

@@ -14,6 +14,10 @@ extension PostgresStore: ClusterInbox {
         }
     }
 
+    public func firstInboxItem(postedSince time: Date) throws -> Int64? {
+        try pool.query("SELECT min(id) AS id FROM cluster_inbox WHERE posted_at >= \(time)").records.first?.decode("id")
+    }
+
     public func removeInboxItems(_ ids: [Int64]) throws {
         guard !ids.isEmpty else { return }
         _ = try pool.query("DELETE FROM cluster_inbox WHERE id = ANY(\(ids)::bigint[])")

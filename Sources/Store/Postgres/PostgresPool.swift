@@ -40,6 +40,13 @@ public enum PostgresStoreError: Error, CustomStringConvertible {
         }
     }
 
+    /// The statement's data was refused (SQLSTATE classes 22, data exception, and 23, integrity
+    /// constraint): the same statement will never succeed.
+    public var isAboutTheData: Bool {
+        guard case .server(let state, _, _) = self else { return false }
+        return state.hasPrefix("22") || state.hasPrefix("23")
+    }
+
     /// SQLSTATE 23505, on `constraint` if one is named.
     func isUniqueViolation(of constraint: String? = nil) -> Bool {
         guard case .server("23505", _, let broken) = self else { return false }
