@@ -215,7 +215,9 @@ public enum Server {
             .init(service: housekeeping), .init(service: UsageFlushService(meter: meter, logger: logger)),
             .init(service: NodeHeartbeatService(registry: store, index: spool.index,
                                                 name: configuration.clusterNodeName,
-                                                heartbeatSeconds: configuration.heartbeatSeconds, liveNodes: liveNodes,
+                                                heartbeatSeconds: configuration.heartbeatSeconds,
+                                                // The embedded store is one node's alone, whatever names its registry kept.
+                                                liveNodes: store is any SharedDeliveryLog ? liveNodes : nil,
                                                 sharedSlots: sharedSlots, logger: logger)),
         ]
         if let shared = store as? any SharedDeliveryLog {
@@ -490,8 +492,9 @@ struct NodeHeartbeatService: Service {
     let index: QueueIndex
     let name: String
     let heartbeatSeconds: Int
-    /// Counted from the registry with each heartbeat: the nodes heard from within three intervals.
-    let liveNodes: LiveNodes
+    /// Counted from the registry with each heartbeat (the nodes heard from within three intervals), on a
+    /// shared store; nil on the embedded one.
+    let liveNodes: LiveNodes?
     /// This node's site slots, renewed with each heartbeat.
     let sharedSlots: SharedSiteSlots?
     let logger: Logger
@@ -506,8 +509,10 @@ struct NodeHeartbeatService: Service {
                     try registry.recordHeartbeat(NodeStatus(name: name, version: HikyakuVersion.string, startedAt: started,
                                                             heartbeatAt: Date(), pendingRecipients: pending.queued + pending.deferred,
                                                             pendingMessages: pending.messages))
-                    let now = Date()
-                    liveNodes.set(try registry.nodes().filter { $0.isAlive(now: now, heartbeatSeconds: heartbeatSeconds) }.count)
+                    if let liveNodes {
+                        let now = Date()
+                        liveNodes.set(try registry.nodes().filter { $0.isAlive(now: now, heartbeatSeconds: heartbeatSeconds) }.count)
+                    }
                     try sharedSlots?.renew()
                 }
             } catch {
