@@ -158,6 +158,10 @@ enum DeliveryLog {
         site, mx_host, remote_ip, source_ip, tls_version, duration_ms, user_agent, client_ip, url, machine
         """
 
+    /// `columns` of the log's table named `e`, for a statement that joins the message's row.
+    static let joinedColumns = columns.split(separator: ",").map { "e." + $0.trimmingCharacters(in: .whitespacesAndNewlines) }
+        .joined(separator: ", ")
+
     /// A row selected with `columns` first, read by position: a lookup by
     /// name compares lower-cased names and cost the webhook fan-out a tenth of its time.
     static func event(_ row: GRDB.Row) -> DeliveryEvent {
@@ -566,8 +570,7 @@ extension QueueIndex {
     public func eventsAfter(_ id: Int64, accountID: Int64, through last: Int64 = .max, limit: Int) throws -> [OutboxEvent] {
         try database.read { db in
             let statement = try db.cachedStatement(sql: """
-                SELECT \(DeliveryLog.columns.split(separator: ",").map { "e." + $0.trimmingCharacters(in: .whitespacesAndNewlines) }
-                        .joined(separator: ", ")), m.sender AS m_sender, m.metadata AS m_metadata
+                SELECT \(DeliveryLog.joinedColumns), m.sender AS m_sender, m.metadata AS m_metadata
                 FROM delivery_event e LEFT JOIN message m ON m.id = e.message_id
                 WHERE e.account_id = ? AND e.id > ? AND e.id <= ? ORDER BY e.id LIMIT ?
                 """)
@@ -597,8 +600,7 @@ extension QueueIndex {
     public func eventsToShare(after id: Int64, limit: Int) throws -> [SharedEvent] {
         try database.read { db in
             let statement = try db.cachedStatement(sql: """
-                SELECT \(DeliveryLog.columns.split(separator: ",").map { "e." + $0.trimmingCharacters(in: .whitespacesAndNewlines) }
-                        .joined(separator: ", ")), e.account_id, m.sender, m.subject,
+                SELECT \(DeliveryLog.joinedColumns), e.account_id, m.sender, m.subject,
                        (SELECT group_concat(tag, char(31)) FROM message_tag t WHERE t.message_id = e.message_id)
                 FROM delivery_event e LEFT JOIN message m ON m.id = e.message_id
                 WHERE e.id > ? ORDER BY e.id LIMIT ?
