@@ -111,6 +111,39 @@ struct ClassificationCorpusTests {
                                                  recipient: "a@example.jp", evidence: "x") != nil)
     }
 
+    /// A reply to DATA that quotes the refusals of RCPT ("no valid recipients") is read as those refusals;
+    /// NTT docomo's "Unknown user" with no command known is not taken for an unknown address; a 4xx at
+    /// the greeting is a wait, a 5xx a refusal of the host; a mailbox moved without a forwarding address
+    /// is gone.
+    @Test func whatTheReplySaysOfItsCommand() {
+        let quoted = observe(550, nil, "<a@au.com>: User unknown 554 Error: no valid recipients 550 <a@au.com>: User unknown",
+                             mx: "msmx.au.com", command: "DATA")
+        #expect(quoted.category == .invalidRecipient && quoted.isEvidenceAgainstTheAddress, "\(quoted)")
+        #expect(observe(550, nil, "<a@au.com>: User unknown", mx: "msmx.au.com", command: "DATA").category == .filtered)
+        let docomo = observe(550, nil, "Unknown user a@docomo.ne.jp", mx: "mfsmax.docomo.ne.jp")
+        #expect(docomo.category == .filtered && !docomo.isEvidenceAgainstTheAddress)
+        #expect(observe(550, nil, "Unknown user a@docomo.ne.jp", mx: "mfsmax.docomo.ne.jp", command: "RCPT").isEvidenceAgainstTheAddress)
+        #expect(observe(421, nil, "All server ports are busy", command: "CONNECT").category == .rateLimited)
+        #expect(observe(554, nil, "mx.example.net", command: "CONNECT").category == .policyBlock)
+        #expect(observe(550, "5.1.6", "<a@example.net>: Recipient address rejected: Destination mailbox has moved, No forwarding address",
+                        command: "RCPT").category == .invalidRecipient)
+    }
+
+    /// Phrases from Sisimai's reason lists and providers' documented replies (`sisimai-*`, provider words).
+    @Test func documentedPhrases() {
+        #expect(observe(550, "5.2.1", "Content Filter agent quarantined this message").category == .spamBlock)
+        #expect(observe(550, "5.7.124", "Sender not in allowed-senders list").category == .filtered)
+        #expect(observe(550, "5.7.511", "Access denied, banned sender[x]").category == .policyBlock)
+        #expect(observe(550, nil, "Ip frequency limited [x] Blocked IP 192.0.2.1", mx: "mx3.qq.com", command: "DATA").category == .rateLimited)
+        #expect(observe(550, nil, "Mail content denied", mx: "mx3.qq.com", command: "DATA").category == .spamBlock)
+        #expect(observe(554, nil, "cox.net IPBL0001 192.0.2.1 blocked", command: "CONNECT").category == .policyBlock)
+        #expect(observe(550, "5.1.1", "Adresse d au moins un destinataire invalide. Invalid recipient. OFR_416", command: "RCPT").category
+                    == .invalidRecipient)
+        #expect(observe(452, nil, "4.2.2 Mailbox full OFR004_417", command: "RCPT").category == .mailboxFull)
+        #expect(observe(550, nil, "Sender throttled due to continuous invalid recipients errors").category == .rateLimited)
+        #expect(observe(550, "5.7.1", "Message rejected due to content restrictions", command: "DATA").category == .spamBlock)
+    }
+
     /// The sender's address at fault, in the code or the words: never the recipient's.
     @Test func senderFaultsAreNotTheRecipients() {
         let domain = observe(553, "5.1.8", "<bounce@mail.example>... Domain of sender address bounce@mail.example does not exist")

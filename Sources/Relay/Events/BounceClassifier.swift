@@ -229,6 +229,8 @@ public struct BounceClassifier: Sendable {
     let hostSuffixes: [String]
     /// Every rule's phrases and gates in one automaton (owners: `phraseOwner`, `gateOwner`).
     let phrases: PhraseMatcher
+    /// The owner of `refusedAtRecipientPhrases` in `phrases`.
+    let refusedAtRecipientOwner: Int
 
     /// Texts are read this far and no further: the work per failure is
     /// bounded whatever a remote server or a report sends.
@@ -238,6 +240,10 @@ public struct BounceClassifier: Sendable {
     static let recipientCommands: Set<String> = ["RCPT", "DATA", "BDAT"]
     /// Commands answered after the content was sent.
     static let contentCommands: Set<String> = ["DATA", "BDAT"]
+    /// Words of a reply to DATA saying that no recipient had been accepted: the refusal it quotes was the
+    /// reply to RCPT (`<a@x>: User unknown 554 Error: no valid recipients`), so it is read as one.
+    static let refusedAtRecipientPhrases = ["no valid recipients", "all rcpt commands were rejected", "need rcpt command",
+                                            "rcpt first", "valid rcpt command must precede data"]
 
     /// `rules` in the order given, except that rules without an explicit order of their own keep
     /// theirs: the operator's come first, the shipped ones are read stage by stage.
@@ -272,6 +278,10 @@ public struct BounceClassifier: Sendable {
             }
         }
         hostSuffixes = suffixes.sorted { $0.value < $1.value }.map(\.key)
+        refusedAtRecipientOwner = rules.count * 64
+        for phrase in BounceClassifier.refusedAtRecipientPhrases.compactMap(PatternExpansion.phrases).joined() {
+            matcher.add(phrase, owner: refusedAtRecipientOwner)
+        }
         matcher.finish()
         self.phrases = matcher
     }
@@ -454,7 +464,7 @@ public struct BounceClassifier: Sendable {
             if texts.command != nil {
                 // A refusal of the greeting, EHLO or MAIL FROM names no recipient: whatever its words, it is not about one.
                 if compiled.isAboutTheAddress, !texts.namesRecipient { return .addressAtCommand }
-                if texts.afterContent {
+                if texts.afterContent, !texts.found(stripped: false).contains(refusedAtRecipientOwner) {
                     // (Unless the rule itself is one for DATA: a provider's, or an operator's, knows its server.)
                     if compiled.category == .invalidRecipient, compiled.stage != .provider, !texts.mailboxCode,
                        !(compiled.commands?.contains(where: BounceClassifier.contentCommands.contains) ?? false) {
