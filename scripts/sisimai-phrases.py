@@ -54,6 +54,7 @@ DROP = {
     "that domain or user isn't in my list of allowed rcpthosts",  # qmail: relay_denied
     "sorry, that domain isn't in my list of allowed rcpthosts",
     " temporary locked",  # "temporary locked. Please try again later": a rate
+    "unroutable address", "unrouteable address",  # Exim's for an address no router accepts: user-unknown
     "user not found",  # Mail.ru's filter: the same words are an unknown user everywhere else
     "bounced address", "spam reporting address",  # SendGrid's own suppression list, not a receiver's reply
     "email address is not verified.", "insecure mail relay",  # SES's account state, not a relay refusal
@@ -70,6 +71,8 @@ MOVE = {
     "we do not accept messages containing images or other attachments": "spam_block",
     "this message was blocked because its content presents a potential": "spam_block",
     "executable files are not allowed in compressed files": "spam_block",
+    "because the sender isn't on the recipient's list of senders to accept mail from": "filtered",
+    "you're using a mass mailer": "spam_block", "protocol violation": "protocol_error", "header error": "protocol_error",
 }
 
 

@@ -3,7 +3,11 @@ import Testing
 @testable import Relay
 
 /// Real-world reply texts (as published by providers, Sisimai's test data
-/// and operators' logs) with the category a sender needs to see.
+/// and operators' logs) with the category a sender needs to see. A reply that
+/// answered RCPT says so (`command:`): words alone, in a report naming no
+/// command, are not read as an unknown address (docs/classification.md).
+/// "Too many hops" is a `protocol_error` and "Temporary local problem" is
+/// `other` under the category table.
 struct BounceSample: Sendable, CustomTestStringConvertible {
     var host: String
     var code: Int
@@ -28,7 +32,7 @@ let bounceCorpus: [BounceSample] = [
     // NTT docomo
     BounceSample("mfsmax.docomo.ne.jp", 550, "5.1.1", "<x@docomo.ne.jp>: Recipient address rejected: User unknown", .invalidRecipient),
     BounceSample("mfsmax.docomo.ne.jp", 550, "5.2.0", "Message rejected by recipient's setting", .filtered),
-    BounceSample("mfsmax.docomo.ne.jp", 550, nil, "Unknown user x@docomo.ne.jp", .invalidRecipient),
+    BounceSample("mfsmax.docomo.ne.jp", 550, nil, "Unknown user x@docomo.ne.jp", .invalidRecipient, command: "RCPT"),
     BounceSample("mfsmax.docomo.ne.jp", 552, nil, "too much mail data", .mailboxFull),
     BounceSample("mfsmax.docomo.ne.jp", 552, nil, "too many recipients", .rateLimited),
     BounceSample("mfsmax.docomo.ne.jp", 550, "5.0.0", "Requested action not taken", .invalidRecipient, command: "RCPT"),
@@ -36,12 +40,12 @@ let bounceCorpus: [BounceSample] = [
     BounceSample("mfsmax.docomo.ne.jp", 550, nil, "5.0.911 Address rejected", .invalidRecipient),
     // KDDI / au
     BounceSample("lsean.ezweb.ne.jp", 550, nil, ": User unknown", .filtered),
-    BounceSample("lsean.ezweb.ne.jp", 550, nil, "<x@ezweb.ne.jp>: User unknown", .invalidRecipient),
+    BounceSample("lsean.ezweb.ne.jp", 550, nil, "<x@ezweb.ne.jp>: User unknown", .invalidRecipient, command: "RCPT"),
     BounceSample("mx.au.com", 550, nil, ": User unknown", .filtered),
     BounceSample("mx.au.com", 552, "5.2.2", "Mailbox full", .mailboxFull),
     // SoftBank
     BounceSample("mx.i.softbank.jp", 550, "5.1.1", "<x@i.softbank.jp>: Recipient address rejected: User unknown in relay recipient table", .invalidRecipient),
-    BounceSample("mx.softbank.ne.jp", 550, nil, "Unknown user", .invalidRecipient),
+    BounceSample("mx.softbank.ne.jp", 550, nil, "Unknown user", .invalidRecipient, command: "RCPT"),
     BounceSample("mx.softbank.ne.jp", 452, "4.2.2", "Mailbox full", .mailboxFull),
     // Gmail
     BounceSample("gmail-smtp-in.l.google.com", 550, "5.1.1", "The email account that you tried to reach does not exist. Please try double-checking the recipient's email address for typos", .invalidRecipient),
@@ -58,7 +62,7 @@ let bounceCorpus: [BounceSample] = [
     BounceSample("outlook-com.olc.protection.outlook.com", 550, "5.5.0", "Requested action not taken: mailbox unavailable (S2017062302)", .invalidRecipient),
     BounceSample("hotmail-com.olc.protection.outlook.com", 550, "5.7.1", "Unfortunately, messages from [192.0.2.1] weren't sent. Please contact your Internet service provider since part of their network is on our block list (S3150).", .policyBlock),
     BounceSample("outlook-com.olc.protection.outlook.com", 451, "4.7.650", "The mail server [192.0.2.1] has been temporarily rate limited due to IP reputation.", .rateLimited),
-    BounceSample("example-com.mail.protection.outlook.com", 550, "5.4.1", "Recipient address rejected: Access denied. AS(201806281)", .invalidRecipient),
+    BounceSample("example-com.mail.protection.outlook.com", 550, "5.4.1", "Recipient address rejected: Access denied. AS(201806281)", .invalidRecipient, command: "RCPT"),
     BounceSample("outlook-com.olc.protection.outlook.com", 552, "5.2.2", "Mailbox full", .mailboxFull),
     // Yahoo
     BounceSample("mta7.am0.yahoodns.net", 421, "4.7.0", "[TSS04] Messages from 192.0.2.1 temporarily deferred due to unexpected volume or user complaints", .rateLimited),
@@ -74,7 +78,7 @@ let bounceCorpus: [BounceSample] = [
     BounceSample("mx01.mail.icloud.com", 552, "5.2.2", "<x@icloud.com>: user is over quota", .mailboxFull),
     // Generic servers (Postfix, Exim, Exchange, qmail, Sendmail)
     BounceSample("mx.example.net", 550, "5.1.1", "<x@example.net>: Recipient address rejected: User unknown in local recipient table", .invalidRecipient),
-    BounceSample("mx.example.net", 550, nil, "No such user here", .invalidRecipient),
+    BounceSample("mx.example.net", 550, nil, "No such user here", .invalidRecipient, command: "RCPT"),
     BounceSample("mx.example.net", 550, "5.1.1", "Mailbox does not exist", .invalidRecipient),
     BounceSample("mx.example.net", 511, nil, "sorry, no mailbox here by that name (#5.1.1)", .invalidRecipient),
     BounceSample("mx.example.net", 550, nil, "Unrouteable address", .invalidRecipient),
@@ -90,11 +94,11 @@ let bounceCorpus: [BounceSample] = [
     BounceSample("mx.example.net", 450, "4.7.1", "Client host rejected: cannot find your reverse hostname, [192.0.2.1]", .policyBlock),
     BounceSample("mx.example.net", 550, "5.7.1", "Email rejected per DMARC policy for example.com", .policyBlock),
     BounceSample("mx.example.net", 550, "5.7.23", "The message was rejected because of Sender Policy Framework violation", .policyBlock),
-    BounceSample("mx.example.net", 554, "5.4.6", "Too many hops", .other),
+    BounceSample("mx.example.net", 554, "5.4.6", "Too many hops", .protocolError),
     BounceSample("mx.example.net", 500, "5.5.2", "Syntax error, command unrecognized", .protocolError),
     BounceSample("mx.example.net", 550, "5.6.7", "Non-ASCII addresses require SMTPUTF8", .protocolError),
-    BounceSample("mx.example.jp", 550, nil, "宛先不明のため配信できません", .invalidRecipient),
-    BounceSample("mx.example.net", 451, "4.3.0", "Temporary local problem - please try later", .rateLimited),
+    BounceSample("mx.example.jp", 550, nil, "宛先不明のため配信できません", .invalidRecipient, command: "RCPT"),
+    BounceSample("mx.example.net", 451, "4.3.0", "Temporary local problem - please try later", .other),
     BounceSample("mx.example.net", 550, "5.1.10", "Recipient address rejected: domain does not accept mail (null MX)", .badDomain),
 ]
 

@@ -81,19 +81,19 @@ let holdoutCorpus: [BounceSample] = [
     BounceSample("example-jp.mail.protection.outlook.com", 451, "4.7.500", "Access denied, please try again later. For more information please go to http://go.microsoft.com/fwlink/?LinkId=526653. AS(7)", .policyBlock),
     BounceSample("example-jp.mail.protection.outlook.com", 550, "5.2.3", "RESOLVER.RST.RecipSizeLimit; message too large for this recipient", .messageTooLarge),
     BounceSample("example-jp.mail.protection.outlook.com", 550, "5.1.10", "RESOLVER.ADR.RecipientNotFound; Recipient not found by SMTP address lookup", .invalidRecipient),
-    BounceSample("example-jp.mail.protection.outlook.com", 550, "5.4.1", "Recipient address rejected: Access denied. AS(201806281) [TY2PR01MB1234.jpnprd01.prod.outlook.com]", .invalidRecipient),
+    BounceSample("example-jp.mail.protection.outlook.com", 550, "5.4.1", "Recipient address rejected: Access denied. AS(201806281) [TY2PR01MB1234.jpnprd01.prod.outlook.com]", .invalidRecipient, command: "RCPT"),
     BounceSample("exchange.example.jp", 550, "5.2.2", "STOREDRV.Deliver: mailbox full", .mailboxFull),
     BounceSample("exchange.example.jp", 550, "5.7.1", "Unable to relay", .relayDenied),
     BounceSample("example-jp.mail.protection.outlook.com", 550, "5.4.316", "Message expired, connection refused(Socket error code 10061)", .expired),
     // NTT docomo
     BounceSample("mfsmax.docomo.ne.jp", 500, nil, "Line Too Long", .protocolError),
     BounceSample("mfsmax.docomo.ne.jp", 552, nil, "Too much mail data user@docomo.ne.jp", .mailboxFull),
-    BounceSample("mfsmax.docomo.ne.jp", 550, nil, "Unknown user user@docomo.ne.jp", .invalidRecipient),
+    BounceSample("mfsmax.docomo.ne.jp", 550, nil, "Unknown user user@docomo.ne.jp", .invalidRecipient, command: "RCPT"),
     // au (KDDI)
-    BounceSample("lsean.ezweb.ne.jp", 550, nil, "<user@ezweb.ne.jp>: User unknown", .invalidRecipient),
+    BounceSample("lsean.ezweb.ne.jp", 550, nil, "<user@ezweb.ne.jp>: User unknown", .invalidRecipient, command: "RCPT"),
     BounceSample("lsean.ezweb.ne.jp", 554, nil, "<user@docomo.ne.jp>: Relay access denied", .relayDenied),
     // SoftBank
-    BounceSample("mx.i.softbank.jp", 550, nil, "Invalid recipient: <user@i.softbank.jp>", .invalidRecipient),
+    BounceSample("mx.i.softbank.jp", 550, nil, "Invalid recipient: <user@i.softbank.jp>", .invalidRecipient, command: "RCPT"),
     BounceSample("mx.i.softbank.jp", 553, nil, "bounce.example.jp does not exist", .policyBlock, command: "MAIL"),
 ]
 

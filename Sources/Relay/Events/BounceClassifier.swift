@@ -240,6 +240,8 @@ public struct BounceClassifier: Sendable {
     static let recipientCommands: Set<String> = ["RCPT", "DATA", "BDAT"]
     /// Commands answered after the content was sent.
     static let contentCommands: Set<String> = ["DATA", "BDAT"]
+    /// What a rule's `commands` name for a report that names no command.
+    static let noCommand = "NONE"
     /// Words of a reply to DATA saying that no recipient had been accepted: the refusal it quotes was the
     /// reply to RCPT (`<a@x>: User unknown 554 Error: no valid recipients`), so it is read as one.
     static let refusedAtRecipientPhrases = ["no valid recipients", "all rcpt commands were rejected", "need rcpt command",
@@ -458,19 +460,24 @@ public struct BounceClassifier: Sendable {
                 guard prefixes.contains(where: { $0.hasSuffix(".") ? value.hasPrefix($0) : value == $0 }) else { return .enhanced }
             }
             if let commands = compiled.commands {
-                guard let command = texts.command, commands.contains(command) else { return .command }
+                // `NONE`: a report that names no command.
+                guard commands.contains(texts.command ?? BounceClassifier.noCommand) else { return .command }
             }
-            if compiled.isAboutTheAddress, texts.senderCode { return .senderCode }
+            // (And nor are the recipient's filter's words about an unknown address: `unknown-after-data`.)
+            if compiled.isAboutTheAddress || compiled.category == .filtered, texts.senderCode { return .senderCode }
+            // An unknown address is a lookup's answer to RCPT. After DATA the recipient had been accepted, so the words
+            // are its filter speaking; in a report that names no command they may be either, and are read as the
+            // filter — unless the code says the mailbox (X.1.y) or the reply quotes refusals of RCPT. (A provider's
+            // or an operator's rule for DATA knows its server.)
+            if compiled.category == .invalidRecipient, texts.afterContent || texts.command == nil, compiled.stage != .provider,
+               !texts.mailboxCode, !(compiled.commands?.contains(where: BounceClassifier.contentCommands.contains) ?? false),
+               !texts.found(stripped: false).contains(refusedAtRecipientOwner) {
+                return .acceptedRecipient
+            }
             if texts.command != nil {
                 // A refusal of the greeting, EHLO or MAIL FROM names no recipient: whatever its words, it is not about one.
                 if compiled.isAboutTheAddress, !texts.namesRecipient { return .addressAtCommand }
-                if texts.afterContent, !texts.found(stripped: false).contains(refusedAtRecipientOwner) {
-                    // (Unless the rule itself is one for DATA: a provider's, or an operator's, knows its server.)
-                    if compiled.category == .invalidRecipient, compiled.stage != .provider, !texts.mailboxCode,
-                       !(compiled.commands?.contains(where: BounceClassifier.contentCommands.contains) ?? false) {
-                        return .acceptedRecipient
-                    }
-                } else if compiled.category == .spamBlock, compiled.stage > .text || texts.command != "RCPT" {
+                if !texts.afterContent, compiled.category == .spamBlock, compiled.stage > .text || texts.command != "RCPT" {
                     // Before the content was sent, words judge the sender: bare words ("spam") always, and at the
                     // greeting, EHLO or MAIL anything; a verdict a policy service names at RCPT ("Spam detected") stands.
                     return .contentBeforeData
