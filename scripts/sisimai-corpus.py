@@ -9,6 +9,9 @@ mapped onto Hikyaku's categories; replies that are not an SMTP reply (queue
 expiry, network errors, feedback reports, undecided) are left out, and so is
 any text already in the existing corpus files.
 
+A reply whose text has no enhanced code takes the report's Status field
+(sisimai's `deliverystatus`), as Hikyaku does when it reads a DSN.
+
 The split is fixed by a hash of the text with its addresses, hosts and
 numbers masked, so that the same wording with other addresses never lands
 in both parts: 35 % of the wordings are held out.
@@ -57,6 +60,11 @@ def main():
         match = re.match(r"^\s*#?([245]\.\d{1,3}\.\d{1,3})\b\s*", text)
         if match:
             enhanced = match.group(1); text = text[match.end():]
+        # No code in the reply: the report's own Status field, as Hikyaku reads a DSN (not one of
+        # sisimai's pseudo codes, X.0.9yy, which it makes up from its reason).
+        status = item.get("deliverystatus") or ""
+        if enhanced is None and re.fullmatch(r"[245]\.\d{1,3}\.\d{1,3}", status) and not re.fullmatch(r"\d\.0\.9\d\d", status):
+            enhanced = status
         if code is None:
             if not str(item["replycode"]).isdigit():
                 continue
