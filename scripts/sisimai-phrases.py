@@ -59,6 +59,10 @@ DROP = {
     "bounced address", "spam reporting address",  # SendGrid's own suppression list, not a receiver's reply
     "email address is not verified.", "insecure mail relay",  # SES's account state, not a relay refusal
 }
+# Pairs whose gap is a hyphen or a word: written as the phrases they stand for (a phrase costs nothing
+# more; a pair is a regular expression, run whenever its second half is in the reply).
+PAIR_PHRASES = {("bad", "recipient"): "bad (destination )?recipient", ("non", "existent user"): "non-?existent user",
+                ("unknown e", "mail address"): "unknown e-?mail address", ("unknown local", "part"): "unknown local-?part"}
 DROP_PAIRS = {("<", ">... blocked by "), ("said: 550-5.1.1 ", " user unknown "), ("said: 550 5.1.1 ", " user unknown "),
               ("greylisted", " please try again in"), ("could not be delivered for", " days")}
 
@@ -113,7 +117,8 @@ def main():
         for first, second in pairs:
             if (first, second) in DROP_PAIRS:
                 continue
-            made.setdefault((category, reason), []).append(f"{escape(first.lower())}.{{0,40}}{escape(second.lower())}")
+            pattern = PAIR_PHRASES.get((first, second)) or f"{escape(first.lower())}.{{0,40}}{escape(second.lower())}"
+            made.setdefault((category, reason), []).append(pattern)
     hardness = {category: hard for _, category, hard in ORDER}
     hardness.update({"inactive_mailbox": True, "spam_block": None, "policy_block": None, "protocol_error": None})
     generated = []
