@@ -430,7 +430,7 @@ struct Classify: ParsableCommand {
         if misses, corpus == nil { throw ValidationError("--misses goes with --corpus") }
         if mx != nil, host != nil { throw ValidationError("--host is the same as --mx: give one") }
     }
-    @Option(name: .long, help: "The command replied to: CONNECT (the greeting), EHLO, MAIL, RCPT or DATA.") var command: String?
+    @Option(name: .long, help: "The command replied to: CONNECT (the greeting), EHLO, MAIL, RCPT or DATA; none for a report that names none.") var command: String?
     @Flag(name: .long, help: "Say which rule matched, and why each rule before it did not.") var explain = false
     @Option(name: .long, help: "Instead: classify each reply of a labelled corpus (JSON lines: text, code, enhanced, command, mx, domain, category) and print the score and the time per reply.")
     var corpus: String?
@@ -487,7 +487,7 @@ struct Classify: ParsableCommand {
         case .host: return "neither the MX host nor the domain is the rule's"
         case .text: return "the text does not match"
         case .addressAtCommand: return "a refusal of the greeting, EHLO or MAIL FROM names no recipient (a domain there is the sender's)"
-        case .acceptedRecipient: return "after DATA the recipient had been accepted; without an X.1.y code this is its filter"
+        case .acceptedRecipient: return "not at RCPT (after DATA the recipient had been accepted; a report names no command): without an X.1.y code this is its filter"
         case .contentBeforeData: return "content is judged only after DATA; an earlier refusal is about the sender"
         case .senderCode: return "the enhanced code says the sender's address is at fault"
         }

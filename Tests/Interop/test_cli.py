@@ -97,7 +97,7 @@ def test_classify_with_operator_rules(tmp_path):
                              "--explain", "--data-dir", str(tmp_path)], capture_output=True, text=True, timeout=60)
     lines = result.stdout.splitlines()
     assert lines[0] == "filtered\thard\tunknown-after-data", lines
-    assert any(line.startswith("  generic\tuser-unknown\tno: after DATA the recipient had been accepted") for line in lines), lines
+    assert any(line.startswith("  generic\tuser-unknown\tno: not at RCPT (after DATA the recipient had been accepted") for line in lines), lines
     # A labelled corpus: the score and the time per reply.
     corpus = tmp_path / "corpus.jsonl"
     corpus.write_text(json.dumps({"text": "User unknown", "code": 550, "enhanced": "5.1.1", "command": "RCPT", "mx": None,
