@@ -102,4 +102,5 @@ def wording(text):
     return re.sub(r"\s+", " ", text).strip()
 
 
-main()
+if __name__ == "__main__":
+    main()

@@ -9,21 +9,17 @@ a hash of the wording (the text with its addresses, hosts and numbers masked,
 as scripts/sisimai-corpus.py does), so that one wording with other addresses
 never lands on both sides.
 """
-import hashlib, json, re, sys
+import hashlib, importlib.util, json, os, re, sys
+
+# The wording (the mask) is scripts/sisimai-corpus.py's, so that both corpora are split alike.
+_spec = importlib.util.spec_from_file_location("sisimai_corpus", os.path.join(os.path.dirname(__file__), "sisimai-corpus.py"))
+_sisimai_corpus = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_sisimai_corpus)
+wording = _sisimai_corpus.wording
 
 
 def norm(text):
     return re.sub(r"\s+", " ", text).strip().lower()
-
-
-def wording(text):
-    text = text.lower()
-    text = re.sub(r"<[^>]*>", "<>", text)
-    text = re.sub(r"[\w.+-]+@[\w.-]+", "@", text)
-    text = re.sub(r"\b[\w-]+(\.[\w-]+)+\b", "h", text)
-    text = re.sub(r"\d+", "0", text)
-    text = re.sub(r"[^a-z0 ]+", " ", text)
-    return re.sub(r"\s+", " ", text).strip()
 
 
 def main():
