@@ -8,12 +8,19 @@ reason, the phrases its author has seen servers send for it
 (lib/Sisimai/Reason/*.pm: `$index`, and `$pairs` of two phrases in order).
 Those lists are the largest public record of what servers say; this script
 turns them into rules of the `text` stage, one per reason, placed after the
-hand-written text rules, in Sisimai's own order of reasons.
+hand-written text rules: first every reason about the sender, the content, a
+rate or the recipient's filter, then those about the address (Suspend,
+UserUnknown, HostUnknown), so that a reply naming both is not read as a bad
+address — Sisimai itself takes an address reading back when a sender-side
+list matches too. The rules were made from p5-sisimai v5.1.0p3 (commit
+21cfb93).
 
 The lists are curated here, not taken whole: each phrase below in DROP is left
 out (a wrapper a sending MTA adds, a sender-side failure, or a phrase that
 Hikyaku's own rules read differently, with the reason), and MOVE gives a phrase
-another category than its list's. Pairs become `first.{0,40}second`.
+another category than its list's; DROP_PAIRS and PAIR_PHRASES do the same for
+pairs, which otherwise become `first.{0,40}second`. Entries of a pair list
+that are not pairs (three phrases) are left out.
 Re-run after editing; the rules file is rewritten in place, other rules kept.
 """
 import json, re, sys
@@ -22,16 +29,18 @@ import json, re, sys
 # (Sisimai's own order of reasons, Reason.pm's first list, then the rest).
 ORDER = [
     ("MailboxFull", "mailbox_full", False), ("MesgTooBig", "message_too_large", True),
-    ("ExceedLimit", "message_too_large", True), ("Suspend", "inactive_mailbox", True),
-    ("NoRelaying", "relay_denied", True), ("AuthFailure", "policy_block", None),
-    ("UserUnknown", "invalid_recipient", True), ("Filtered", "filtered", True),
+    ("ExceedLimit", "message_too_large", True), ("NoRelaying", "relay_denied", True),
+    ("AuthFailure", "policy_block", None), ("Filtered", "filtered", True),
     ("RequirePTR", "policy_block", None), ("NotCompliantRFC", "protocol_error", None),
     ("BadReputation", "policy_block", None), ("Rejected", "policy_block", None),
-    ("HostUnknown", "bad_domain", True), ("SpamDetected", "spam_block", None),
-    ("VirusDetected", "spam_block", None), ("Speeding", "rate_limited", False),
-    ("TooManyConn", "rate_limited", False), ("Blocked", "policy_block", None),
-    ("PolicyViolation", "policy_block", None), ("SecurityError", "policy_block", None),
-    ("ContentError", "protocol_error", None), ("NotAccept", "bad_domain", True),
+    ("SpamDetected", "spam_block", None), ("VirusDetected", "spam_block", None),
+    ("Speeding", "rate_limited", False), ("TooManyConn", "rate_limited", False),
+    ("Blocked", "policy_block", None), ("PolicyViolation", "policy_block", None),
+    ("SecurityError", "policy_block", None), ("ContentError", "protocol_error", None),
+    ("NotAccept", "bad_domain", True),
+    # About the address: after everything else.
+    ("Suspend", "inactive_mailbox", True), ("UserUnknown", "invalid_recipient", True),
+    ("HostUnknown", "bad_domain", True),
     ("SystemError", "other", None),
 ]
 
@@ -50,7 +59,15 @@ DROP = {
     "message given low priority", "verification failure", "address rejected.",
     "message filtered",  # says nothing of why (docs/classification.md: such replies are `other`)
     # Read otherwise by Hikyaku's own text rules (docs/classification.md).
-    "recipient address rejected: access denied",  # Microsoft's directory edge block: its own rule (5.4.1)
+    "recipient address rejected: access denied",  # Microsoft's directory edge block: recipient-access-denied
+    # RFC 5321's own text for any 550, a generic prefix (docs/classification.md); Microsoft's whole-reply use of it
+    # is microsoft-mailbox-unavailable.
+    "requested action not taken: mailbox unavailable",
+    # Tencent's rate limit (tencent-rate), not a suspended mailbox.
+    "mailbox unavailable or access denied",
+    # Said of the sender as often as of the recipient ("Sender address unknown", "your account has been suspended",
+    # "sender domain must exist"); the generic rules read them after the sender's words.
+    "address unknown", "bad address", "invalid address", "has been suspended", "domain must exist",
     "that domain or user isn't in my list of allowed rcpthosts",  # qmail: relay_denied
     "sorry, that domain isn't in my list of allowed rcpthosts",
     " temporary locked",  # "temporary locked. Please try again later": a rate
@@ -63,7 +80,7 @@ DROP = {
 # more; a pair is a regular expression, run whenever its second half is in the reply).
 PAIR_PHRASES = {("bad", "recipient"): "bad (destination )?recipient", ("non", "existent user"): "non-?existent user",
                 ("unknown e", "mail address"): "unknown e-?mail address", ("unknown local", "part"): "unknown local-?part"}
-DROP_PAIRS = {("<", ">... blocked by "), ("said: 550-5.1.1 ", " user unknown "), ("said: 550 5.1.1 ", " user unknown "),
+DROP_PAIRS = {("mailbox ", "unavailable or access denied"), ("<", "> not found"),("<", ">... blocked by "), ("said: 550-5.1.1 ", " user unknown "), ("said: 550 5.1.1 ", " user unknown "),
               ("greylisted", " please try again in"), ("could not be delivered for", " days")}
 
 MOVE = {
@@ -84,15 +101,23 @@ def lists(checkout, reason):
     text = open(f"{checkout}/lib/Sisimai/Reason/{reason}.pm", encoding="utf-8").read()
     body = re.search(r"sub match \{(.*?)\n\}", text, re.S).group(1)
     index, pairs = [], []
+    quoted = r"(['\"])((?:\\.|(?!\1).)*)\1"
     for block in re.finditer(r"state \$(\w+)\s*=\s*\[(.*?)\n\s*\];", body, re.S):
         if block.group(1) == "isnot":
             continue
         if block.group(1) == "pairs":
-            pairs += [(m.group(2), m.group(4)) for m in
-                      re.finditer(r"\[\s*(['\"])(.*?)\1\s*,\s*(['\"])(.*?)\3\s*\]", block.group(2))]
+            for entry in re.finditer(r"\[([^\[\]]*)\]", block.group(2)):
+                parts = [m.group(2) for m in re.finditer(quoted, entry.group(1))]
+                if len(parts) == 2:
+                    pairs.append(tuple(parts))
         else:
-            index += [m.group(2) for m in re.finditer(r"(['\"])((?:\\.|(?!\1).)*)\1", block.group(2))]
+            index += [m.group(2) for m in re.finditer(quoted, block.group(2))]
     return index, pairs
+
+
+def normal(phrase):
+    """Lower case, Perl's escaped quote unescaped, runs of spaces one (Sisimai's own spacing is not the servers')."""
+    return re.sub(r" {2,}", " ", phrase.lower().replace("\\'", "'"))
 
 
 def escape(phrase):
@@ -108,7 +133,7 @@ def main():
         index, pairs = lists(checkout, reason)
         for phrase in index:
             # The reply code and enhanced code are not in the text the rules read.
-            phrase = re.sub(r"^(#?[245]\d\d |#?[245]\.\d{1,3}\.\d{1,3} )+", "", phrase.lower().replace("\\'", "'"))
+            phrase = re.sub(r"^(#?[245]\d\d |#?[245]\.\d{1,3}\.\d{1,3} )+", "", normal(phrase))
             if phrase in DROP or phrase in seen or len(phrase.strip()) < 6:
                 continue
             seen.add(phrase)
@@ -117,7 +142,7 @@ def main():
         for first, second in pairs:
             if (first, second) in DROP_PAIRS:
                 continue
-            pattern = PAIR_PHRASES.get((first, second)) or f"{escape(first.lower())}.{{0,40}}{escape(second.lower())}"
+            pattern = PAIR_PHRASES.get((first, second)) or f"{escape(normal(first))}.{{0,40}}{escape(normal(second))}"
             made.setdefault((category, reason), []).append(pattern)
     hardness = {category: hard for _, category, hard in ORDER}
     hardness.update({"inactive_mailbox": True, "spam_block": None, "policy_block": None, "protocol_error": None})

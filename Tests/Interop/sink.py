@@ -1,6 +1,7 @@
 """A scripted receiving MX over raw sockets, for what aiosmtpd cannot be made
 to do: drop the connection after "." without replying, and count concurrent
-connections exactly."""
+sessions exactly (each from its connection to QUIT, or to the connection's end
+when it has none)."""
 import socket
 import threading
 import time
@@ -63,16 +64,23 @@ class ScriptedSink:
             threading.Thread(target=self._session, args=(connection, peer[0]), daemon=True).start()
 
     def _session(self, connection, peer):
+        ended = threading.Event()
         try:
-            self._converse(connection, peer)
+            self._converse(connection, peer, ended)
         except OSError:
             pass
         finally:
-            with self.lock:
-                self.concurrent -= 1
+            self._end(ended)
             connection.close()
 
-    def _converse(self, connection, peer):
+    def _end(self, ended):
+        """A session ends once: when QUIT is read, or when the connection ends without one."""
+        if not ended.is_set():
+            ended.set()
+            with self.lock:
+                self.concurrent -= 1
+
+    def _converse(self, connection, peer, ended):
         reader = connection.makefile("rb")
 
         def send(line):
@@ -133,6 +141,9 @@ class ScriptedSink:
                     time.sleep(self.data_delay)
                 send("250 2.0.0 queued")
             elif verb == "QUIT":
+                # Counted as over before the reply: the client may close, and open another connection, as soon as it
+                # reads the reply — before this thread gets to run again.
+                self._end(ended)
                 send("221 2.0.0 bye")
                 return
             elif verb == "NOOP":

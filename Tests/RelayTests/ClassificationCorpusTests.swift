@@ -54,10 +54,10 @@ struct ClassificationCorpusTests {
     /// - tuning and held-out (the first corpus): both read while the rules were written by now; 96.6 % and 94.1 %.
     /// - sisimai-tuning and sisimai-held-out: both read, and the rules use Sisimai's phrase lists; 89.2 % and
     ///   85.5 % (the three wrong suppressions left are "User unknown" replies Sisimai files as filtered).
-    /// - fresh-tuning: read while the rules were changed; 65.0 % before, 90.2 % after.
+    /// - fresh-tuning: read while the rules were changed; 65.0 % before, 89.5 % after.
     /// - fresh-held-out: never read; 65.3 % before, 68.7 % after — the aim of 95 % is not reached.
     @Test(arguments: [("tuning", 0.96, 0), ("held-out", 0.94, 0), ("sisimai-tuning", 0.89, 0), ("sisimai-held-out", 0.85, 3),
-                      ("fresh-tuning", 0.90, 0), ("fresh-held-out", 0.68, 0)])
+                      ("fresh-tuning", 0.89, 0), ("fresh-held-out", 0.68, 0)])
     func corpusPartHoldsItsScore(_ part: String, _ least: Double, _ wrongSuppressions: Int) throws {
         let replies = try ClassificationCorpusTests.load(part)
         let (right, suppressed) = score(replies)
@@ -147,6 +147,28 @@ struct ClassificationCorpusTests {
         #expect(observe(452, nil, "4.2.2 Mailbox full OFR004_417", command: "RCPT").category == .mailboxFull)
         #expect(observe(550, nil, "Sender throttled due to continuous invalid recipients errors").category == .rateLimited)
         #expect(observe(550, "5.7.1", "Message rejected due to content restrictions", command: "DATA").category == .spamBlock)
+        #expect(observe(550, nil, "Mailbox unavailable or access denied", command: "RCPT").category == .rateLimited, "Tencent's rate limit")
+        #expect(observe(550, nil, "Benutzer unbekannt", command: "RCPT").category == .invalidRecipient)
+        #expect(observe(552, nil, "Postfach voll", command: "RCPT").category == .mailboxFull)
+        #expect(observe(550, nil, "Utilisateur inconnu", command: "RCPT").category == .invalidRecipient)
+        #expect(observe(550, nil, "收件人不存在", command: "RCPT").category == .invalidRecipient)
+        #expect(observe(550, nil, "メールボックスがいっぱいです", command: "RCPT").category == .mailboxFull)
+    }
+
+    /// Words about the sender, or RFC 5321's stock text, never read as a bad recipient: each of these, at RCPT,
+    /// would otherwise suppress a good address.
+    @Test func theSendersWordsAreNotTheRecipients() {
+        for text in ["Requested action not taken: mailbox unavailable Reject due to policy restrictions. For explanation visit http://postmaster.1and1.com/",
+                     "Requested action not taken: mailbox unavailable (sender blocked)",
+                     "Sender address unknown", "sorry, sender domain must exist", "Your account has been suspended",
+                     "Sender <s@example.net> not found in whitelist", "<mx.example.net>: Helo command rejected: Host not found",
+                     "L'adresse de l'expéditeur n'existe pas", "发件人帐号不存在", "Recipient address rejected: Access denied (#5.7.1)"] {
+            let result = observe(550, nil, text, command: "RCPT")
+            #expect(!result.isEvidenceAgainstTheAddress, "\(text) → \(result.category) (\(result.rule))")
+        }
+        // A report that names no command, given as `NONE` (what a rule's `commands` call it), is read as one.
+        #expect(observe(550, "5.1.1", "User unknown", command: "NONE").category == .invalidRecipient)
+        #expect(observe(550, nil, "User unknown", command: "NONE").category == .filtered)
     }
 
     /// The sender's address at fault, in the code or the words: never the recipient's.

@@ -308,7 +308,7 @@ public struct BounceClassifier: Sendable {
     public func classify(_ observation: FailureObservation) -> Classification {
         var texts = Texts(observation, prefixes: prefixes, phrases: phrases, hostSuffixes: hostSuffixes)
         for (number, compiled) in rules.enumerated() where mismatch(number, compiled, observation, &texts) == nil {
-            return classification(compiled, observation)
+            return classification(compiled, observation, texts)
         }
         return fallback(observation)
     }
@@ -320,7 +320,7 @@ public struct BounceClassifier: Sendable {
         for (number, compiled) in rules.enumerated() {
             let mismatch = mismatch(number, compiled, observation, &texts)
             tried.append((compiled.rule.id, compiled.stage, mismatch))
-            if mismatch == nil { return (classification(compiled, observation), tried) }
+            if mismatch == nil { return (classification(compiled, observation, texts), tried) }
         }
         return (fallback(observation), tried)
     }
@@ -388,7 +388,8 @@ public struct BounceClassifier: Sendable {
             } else {
                 embeddedCode = nil
             }
-            command = observation.command?.uppercased()
+            // `NONE` (what a rule's `commands` call it) is a report that names no command.
+            command = observation.command.map { $0.uppercased() }.flatMap { $0 == BounceClassifier.noCommand ? nil : $0 }
             let hosts = [observation.remoteHost, observation.recipientDomain].compactMap { $0?.lowercased() }
             hostMatches = hosts.isEmpty ? [] : hostSuffixes.map { suffix in
                 hosts.contains { $0 == suffix || ($0.hasSuffix(suffix) && $0.utf8.dropLast(suffix.utf8.count).last == UInt8(ascii: ".")) }
@@ -403,16 +404,18 @@ public struct BounceClassifier: Sendable {
         }
     }
 
-    func classification(_ compiled: CompiledRule, _ observation: FailureObservation) -> Classification {
+    func classification(_ compiled: CompiledRule, _ observation: FailureObservation, _ texts: Texts) -> Classification {
         let category = compiled.rule.category
         var evidence = false
         switch compiled.stage {
         case .provider, .text, .generic, .failure:
             if BounceClassifier.addressCategories.contains(category) || category == .badDomain {
-                evidence = observation.command.map { BounceClassifier.recipientCommands.contains($0.uppercased()) } ?? true
-                // An enhanced code about the sender (X.1.7, X.1.8) or policy (X.7.x) says the words are not about this address.
-                if case .reply(_, let enhanced?, _) = observation.kind,
-                   enhanced.subject == 7 || (enhanced.subject == 1 && (enhanced.detail == 7 || enhanced.detail == 8)) {
+                evidence = texts.command.map { BounceClassifier.recipientCommands.contains($0) } ?? true
+                // An enhanced code about the sender (X.1.7, X.1.8) or policy (X.7.x), given or written in the text
+                // (`(#5.7.1)`), says the words are not about this address.
+                var code: EnhancedStatusCode?
+                if case .reply(_, let given, _) = observation.kind { code = given ?? texts.embeddedCode }
+                if let code, code.subject == 7 || (code.subject == 1 && (code.detail == 7 || code.detail == 8)) {
                     evidence = false
                 }
             }

@@ -149,7 +149,8 @@ public struct FeedbackRecorder: Sendable {
                 if !delayed, let account = details.accountID {
                     let evidence = "bounce of message \(message): \(report.text) (rule \(classification.rule))"
                     if let suppression = AutomaticSuppression.suppression(category: event.category, hard: hard,
-                                                                          saysTheAddressIsBad: classification.isEvidenceAgainstTheAddress,
+                                                                          // A 4xx the remote MTA gave up on was a wait, not a verdict.
+                                                                          saysTheAddressIsBad: classification.isEvidenceAgainstTheAddress && code >= 500,
                                                                           recipient: recipient, evidence: evidence)
                         ?? AutomaticSuppression.suppression(afterFailureOf: recipient, category: event.category, account: account,
                                                              limit: softLimit, index: index, now: time, evidence: evidence) {
