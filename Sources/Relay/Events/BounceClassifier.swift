@@ -242,10 +242,13 @@ public struct BounceClassifier: Sendable {
     static let contentCommands: Set<String> = ["DATA", "BDAT"]
     /// What a rule's `commands` name for a report that names no command.
     static let noCommand = "NONE"
-    /// Words of a reply to DATA saying that no recipient had been accepted: the refusal it quotes was the
-    /// reply to RCPT (`<a@x>: User unknown 554 Error: no valid recipients`), so it is read as one.
+    /// Words of a reply saying that it answers RCPT, or (to DATA) that no recipient had been accepted: the refusal
+    /// it quotes was the reply to RCPT (`<a@x>: User unknown 554 Error: no valid recipients`), so it is read as one.
     static let refusedAtRecipientPhrases = ["no valid recipients", "all rcpt commands were rejected", "need rcpt command",
-                                            "rcpt first", "valid rcpt command must precede data"]
+                                            "rcpt first", "valid rcpt command must precede data",
+                                            // The command named in the text: Exim's "after RCPT TO:<a@x>", Postfix's
+                                            // "(in reply to RCPT TO command)", a server's "RCPT TO: User unknown".
+                                            "rcpt to:", "in reply to rcpt to", "did not like our rcpt to"]
 
     /// `rules` in the order given, except that rules without an explicit order of their own keep
     /// theirs: the operator's come first, the shipped ones are read stage by stage.
