@@ -44,6 +44,10 @@ struct ClassificationCorpusTests {
         // No text of the fresh corpus is in an earlier one (scripts/split-corpus.py leaves such replies out).
         let earlier = Set((tuning + heldOut + sisimai).map { $0.text.lowercased() })
         #expect(fresh.allSatisfy { !earlier.contains($0.text.lowercased()) })
+        let third = try ClassificationCorpusTests.load("third-held-out")
+        #expect(third.count >= 300)
+        let before = earlier.union(fresh.map { $0.text.lowercased() })
+        #expect(third.allSatisfy { !before.contains($0.text.lowercased()) })
         // The sisimai parts share no text with the first corpus (scripts/sisimai-corpus.py leaves such replies out).
         let first = Set((tuning + heldOut).map { $0.text.lowercased() })
         #expect(sisimai.allSatisfy { !first.contains($0.text.lowercased()) })
@@ -56,9 +60,11 @@ struct ClassificationCorpusTests {
     ///   85.5 % (the three wrong suppressions left are "User unknown" replies Sisimai files as filtered).
     /// - fresh-tuning: read while the rules were changed; 65.0 % before, 89.5 % after.
     /// - fresh-held-out: 65.3 % before, 68.7 % after the round that held it out (the aim of 95 % not reached); read
-    ///   since, 85.5 %.
+    ///   since, 86.6 %.
+    /// - third-held-out: never read; 68.4 % before, 72.2 % after — the aim of 95 % is not reached.
     @Test(arguments: [("tuning", 0.96, 0), ("held-out", 0.93, 0), ("sisimai-tuning", 0.89, 0), ("sisimai-held-out", 0.85, 3),
-                      ("fresh-tuning", 0.89, 0), ("fresh-held-out", 0.85, 0)])
+                      ("fresh-tuning", 0.89, 0), ("fresh-held-out", 0.86, 0),
+                      ("third-held-out", 0.72, 0)])
     func corpusPartHoldsItsScore(_ part: String, _ least: Double, _ wrongSuppressions: Int) throws {
         let replies = try ClassificationCorpusTests.load(part)
         let (right, suppressed) = score(replies)
