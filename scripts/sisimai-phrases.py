@@ -79,7 +79,8 @@ DROP = {
 # Pairs whose gap is a hyphen or a word: written as the phrases they stand for (a phrase costs nothing
 # more; a pair is a regular expression, run whenever its second half is in the reply).
 PAIR_PHRASES = {("bad", "recipient"): "bad (destination )?recipient", ("non", "existent user"): "non-?existent user",
-                ("unknown e", "mail address"): "unknown e-?mail address", ("unknown local", "part"): "unknown local[- ]?part"}
+                ("unknown e", "mail address"): "unknown e-?mail address", ("unknown local", "part"): "unknown local(-| )?part",
+                ("spam ", " exceeded"): "spam (score|threshold|level|limit|points) (has been |was )?exceeded"}
 DROP_PAIRS = {("mailbox ", "unavailable or access denied"), ("<", "> not found"),("<", ">... blocked by "), ("said: 550-5.1.1 ", " user unknown "), ("said: 550 5.1.1 ", " user unknown "),
               ("greylisted", " please try again in"), ("could not be delivered for", " days")}
 
