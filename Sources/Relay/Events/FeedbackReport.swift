@@ -66,7 +66,7 @@ public struct FeedbackReport: Sendable, Equatable {
     /// What reports write for the command a reply answered, and the command (Postfix: "(in reply to
     /// RCPT TO command)"; Exim: "SMTP error from remote mail server after RCPT TO:<…>").
     static let commandPhrases: [(phrase: String, command: String)] = [
-        ("in reply to rcpt to", "RCPT"), ("after rcpt to", "RCPT"), ("after pipelined rcpt to", "RCPT"),
+        ("in reply to rcpt to", "RCPT"), ("after rcpt to", "RCPT"), ("after pipelined rcpt to", "RCPT"), ("did not like our rcpt to", "RCPT"),
         ("in reply to mail from", "MAIL"), ("after mail from", "MAIL"), ("after pipelined mail from", "MAIL"),
         ("in reply to end of data", "DATA"), ("after end of data", "DATA"), ("in reply to data", "DATA"), ("after data", "DATA"),
         ("in reply to ehlo", "EHLO"), ("in reply to helo", "EHLO"), ("after ehlo", "EHLO"), ("after helo", "EHLO"),

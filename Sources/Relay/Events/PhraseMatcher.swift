@@ -366,9 +366,17 @@ enum PatternExpansion {
         let characters = Array(pattern.unicodeScalars)
         // What this reading does not follow — escapes that stand for other characters (\x41, \u00fc, \0, \cX, \Q…\E),
         // flags (`(?x)`, `(?i)`), nested classes, letters with case beyond ASCII — leaves the pattern ungated.
+        var escaped = false
         for (index, character) in characters.enumerated() {
+            // An escaped character stands for itself (`\[` is a bracket, not a class).
+            if escaped {
+                escaped = false
+                if !character.isASCII && character.properties.changesWhenCaseMapped { return nil }
+                continue
+            }
             let next = index + 1 < characters.count ? characters[index + 1] : nil
             if character == "\\", let next, "xuUcQEpPN0123456789".unicodeScalars.contains(next) { return nil }
+            if character == "\\" { escaped = true; continue }
             if character == "(", next == "?", index + 2 < characters.count, characters[index + 2] != ":" { return nil }
             if character == "[", next == "[" || next == ":" { return nil }
             if !character.isASCII && character.properties.changesWhenCaseMapped { return nil }
