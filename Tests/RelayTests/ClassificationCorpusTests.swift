@@ -48,6 +48,10 @@ struct ClassificationCorpusTests {
         #expect(third.count >= 300)
         let before = earlier.union(fresh.map { $0.text.lowercased() })
         #expect(third.allSatisfy { !before.contains($0.text.lowercased()) })
+        let fourth = try ClassificationCorpusTests.load("fourth-held-out")
+        #expect(fourth.count >= 250)
+        let beforeFourth = before.union(third.map { $0.text.lowercased() })
+        #expect(fourth.allSatisfy { !beforeFourth.contains($0.text.lowercased()) })
         // The sisimai parts share no text with the first corpus (scripts/sisimai-corpus.py leaves such replies out).
         let first = Set((tuning + heldOut).map { $0.text.lowercased() })
         #expect(sisimai.allSatisfy { !first.contains($0.text.lowercased()) })
@@ -63,9 +67,11 @@ struct ClassificationCorpusTests {
     ///   reached); read since, 86.3 %.
     /// - third-held-out: 68.4 % with the rules of b7a6d9e, 71.9 % when it was scored untouched (the aim of 95 % not
     ///   reached); read since, 91.9 %.
+    /// - fourth-held-out: never read; 86.8 % with the rules of b7a6d9e, 88.8 % now, with one reply about something
+    ///   else read as a bad address, which would suppress — neither half of the aim is reached.
     @Test(arguments: [("tuning", 0.96, 0), ("held-out", 0.93, 0), ("sisimai-tuning", 0.89, 0), ("sisimai-held-out", 0.85, 3),
                       ("fresh-tuning", 0.89, 0), ("fresh-held-out", 0.86, 0),
-                      ("third-held-out", 0.91, 0)])
+                      ("third-held-out", 0.91, 0), ("fourth-held-out", 0.88, 1)])
     func corpusPartHoldsItsScore(_ part: String, _ least: Double, _ wrongSuppressions: Int) throws {
         let replies = try ClassificationCorpusTests.load(part)
         let (right, suppressed) = score(replies)
