@@ -185,10 +185,7 @@ struct SharedDeliveryLogTests {
     }
 
     @Test func everyNodesEventsAreFoundFromEitherOnceEach() throws {
-        let location = try PostgresTestDatabase.make()
-        let secrets = StoreEngine.secretsKeyPath()
-        let nodeA = try PostgresStore(location: location, secretsKeyPath: secrets, nodeName: "a", hashParameters: StoreEngine.hashing)
-        let nodeB = try PostgresStore(location: location, secretsKeyPath: secrets, nodeName: "b", hashParameters: StoreEngine.hashing)
+        let (nodeA, nodeB) = try PostgresTestDatabase.twoNodes()
         #expect(try nodeA.sharedLogPosition() == nil)
         let start = Date(timeIntervalSince1970: 1_800_000_000)
         try nodeA.share([Self.shared(1, node: "a", account: 7, at: start, tags: ["spring"], subject: "Spring SALE"),
@@ -227,10 +224,7 @@ struct SharedDeliveryLogTests {
     }
 
     @Test func statisticsCountEveryNodesEvents() throws {
-        let location = try PostgresTestDatabase.make()
-        let secrets = StoreEngine.secretsKeyPath()
-        let nodeA = try PostgresStore(location: location, secretsKeyPath: secrets, nodeName: "a", hashParameters: StoreEngine.hashing)
-        let nodeB = try PostgresStore(location: location, secretsKeyPath: secrets, nodeName: "b", hashParameters: StoreEngine.hashing)
+        let (nodeA, nodeB) = try PostgresTestDatabase.twoNodes()
         let hour = Date(timeIntervalSince1970: 1_800_000_000)
         func event(_ n: Int64, _ type: DeliveryEvent.Kind, _ recipient: String, at: Date, category: String? = nil, hard: Bool? = nil,
                    site: String? = nil, reply: String? = nil, machine: Bool? = nil, message: Int? = nil, tags: [String] = []) -> SharedEvent {
@@ -294,10 +288,7 @@ struct SharedDeliveryLogTests {
 @Suite(.enabled(if: StoreEngine.available.contains(.postgres)))
 struct SiteSlotLeaseTests {
     @Test func aSiteLimitedToTwoHasTwoSlotsAcrossTheNodes() throws {
-        let location = try PostgresTestDatabase.make()
-        let secrets = StoreEngine.secretsKeyPath()
-        let nodeA = try PostgresStore(location: location, secretsKeyPath: secrets, nodeName: "a", hashParameters: StoreEngine.hashing)
-        let nodeB = try PostgresStore(location: location, secretsKeyPath: secrets, nodeName: "b", hashParameters: StoreEngine.hashing)
+        let (nodeA, nodeB) = try PostgresTestDatabase.twoNodes()
         #expect(try nodeA.takeSiteSlot(site: "docomo", limit: 2, lifetime: 30) == 0)
         #expect(try nodeB.takeSiteSlot(site: "docomo", limit: 2, lifetime: 30) == 1)
         #expect(try nodeA.takeSiteSlot(site: "docomo", limit: 2, lifetime: 30) == nil, "both slots are held")
@@ -314,10 +305,7 @@ struct SiteSlotLeaseTests {
     }
 
     @Test func aSlotNotRenewedLapsesAndARenewedOneStays() throws {
-        let location = try PostgresTestDatabase.make()
-        let secrets = StoreEngine.secretsKeyPath()
-        let nodeA = try PostgresStore(location: location, secretsKeyPath: secrets, nodeName: "a", hashParameters: StoreEngine.hashing)
-        let nodeB = try PostgresStore(location: location, secretsKeyPath: secrets, nodeName: "b", hashParameters: StoreEngine.hashing)
+        let (nodeA, nodeB) = try PostgresTestDatabase.twoNodes()
         #expect(try nodeA.takeSiteSlot(site: "gmail", limit: 1, lifetime: 1) == 0)
         try nodeA.renewSiteSlots([SiteSlot(site: "gmail", slot: 0)], lifetime: 30)
         Thread.sleep(forTimeInterval: 1.3)
@@ -340,10 +328,7 @@ struct SiteSlotLeaseTests {
 @Suite(.enabled(if: StoreEngine.available.contains(.postgres)))
 struct WebhookPositionTests {
     @Test func eachNodeKeepsItsOwnPositionForAnEndpoint() throws {
-        let location = try PostgresTestDatabase.make()
-        let secrets = StoreEngine.secretsKeyPath()
-        let nodeA = try PostgresStore(location: location, secretsKeyPath: secrets, nodeName: "a", hashParameters: StoreEngine.hashing)
-        let nodeB = try PostgresStore(location: location, secretsKeyPath: secrets, nodeName: "b", hashParameters: StoreEngine.hashing)
+        let (nodeA, nodeB) = try PostgresTestDatabase.twoNodes()
         let account = try nodeA.createAccount(name: "acme", domains: []).account.id
         let created = try nodeA.createWebhook(accountID: account, name: nil, url: "https://hooks.example/in", format: .native,
                                               eventTypes: [], cursor: 5)

@@ -46,6 +46,14 @@ enum PostgresTestDatabase {
         var description: String { "HIKYAKU_TEST_POSTGRES_URL is not set: run the tests through scripts/test.sh" }
     }
 
+    /// Two nodes, "a" and "b", sharing one new database.
+    static func twoNodes() throws -> (PostgresStore, PostgresStore) {
+        let location = try make()
+        let secrets = StoreEngine.secretsKeyPath()
+        return (try PostgresStore(location: location, secretsKeyPath: secrets, nodeName: "a", hashParameters: StoreEngine.hashing),
+                try PostgresStore(location: location, secretsKeyPath: secrets, nodeName: "b", hashParameters: StoreEngine.hashing))
+    }
+
     static func make() throws -> PostgresLocation {
         guard let url = ProcessInfo.processInfo.environment["HIKYAKU_TEST_POSTGRES_URL"] else { throw NoServer() }
         var location = try PostgresLocation(url: url)
