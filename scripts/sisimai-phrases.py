@@ -94,6 +94,7 @@ MOVE = {
     "this message was blocked because its content presents a potential": "spam_block",
     "executable files are not allowed in compressed files": "spam_block",
     "because the sender isn't on the recipient's list of senders to accept mail from": "filtered",
+    "mailbox is inactive": "inactive_mailbox",
     "you're using a mass mailer": "spam_block", "protocol violation": "protocol_error", "header error": "protocol_error",
 }
 

@@ -67,11 +67,12 @@ struct ClassificationCorpusTests {
     ///   reached); read since, 86.3 %.
     /// - third-held-out: 68.4 % with the rules of b7a6d9e, 71.9 % when it was scored untouched (the aim of 95 % not
     ///   reached); read since, 91.9 %.
-    /// - fourth-held-out: never read; 86.8 % with the rules of b7a6d9e, 88.8 % now, with one reply about something
-    ///   else read as a bad address, which would suppress — neither half of the aim is reached.
+    /// - fourth-held-out: 86.8 % with the rules of b7a6d9e, 88.8 % when it was scored untouched, with one reply
+    ///   about something else read as a bad address, which would suppress (neither half of the aim reached); read
+    ///   since, 95.6 % and none.
     @Test(arguments: [("tuning", 0.96, 0), ("held-out", 0.93, 0), ("sisimai-tuning", 0.89, 0), ("sisimai-held-out", 0.85, 3),
                       ("fresh-tuning", 0.89, 0), ("fresh-held-out", 0.86, 0),
-                      ("third-held-out", 0.91, 0), ("fourth-held-out", 0.88, 1)])
+                      ("third-held-out", 0.91, 0), ("fourth-held-out", 0.95, 0)])
     func corpusPartHoldsItsScore(_ part: String, _ least: Double, _ wrongSuppressions: Int) throws {
         let replies = try ClassificationCorpusTests.load(part)
         let (right, suppressed) = score(replies)
@@ -179,7 +180,8 @@ struct ClassificationCorpusTests {
                      "L'adresse de l'expéditeur n'existe pas", "发件人帐号不存在", "Recipient address rejected: Access denied (#5.7.1)",
                      "Your account is now disabled", "TLS 1.0 and 1.1 are now disabled, please upgrade", "Sender belongs to a suspended account",
                      "Sender login disabled", "Sender alias is not active", "Sender mailbox does not exist", "Sender address does not exist",
-                     "Sender verification failed: unknown local part", "From domain does not exist"] {
+                     "Sender verification failed: unknown local part", "From domain does not exist",
+                     "message sending for this account is disabled"] {
             for command in ["RCPT", "DATA", "NONE"] {
                 let result = observe(550, nil, text, command: command)
                 #expect(!result.isEvidenceAgainstTheAddress, "\(text) at \(command) → \(result.category) (\(result.rule))")
