@@ -486,7 +486,7 @@ struct Classify: ParsableCommand {
         case .command: return "a reply to another command"
         case .host: return "neither the MX host nor the domain is the rule's"
         case .text: return "the text does not match"
-        case .addressAtCommand: return "a refusal of the greeting, EHLO or MAIL FROM names no recipient (a domain there is the sender's)"
+        case .addressAtCommand: return "a refusal of the greeting, EHLO or MAIL FROM names no recipient (a domain there is the sender's, and no recipient's filter spoke)"
         case .acceptedRecipient: return "not at RCPT (after DATA the recipient had been accepted; a report names no command): without an X.1.y code this is its filter"
         case .contentBeforeData: return "content is judged only after DATA; an earlier refusal is about the sender"
         case .senderCode: return "the enhanced code says the sender's address is at fault"

@@ -483,8 +483,10 @@ public struct BounceClassifier: Sendable {
                 return .acceptedRecipient
             }
             if texts.command != nil {
-                // A refusal of the greeting, EHLO or MAIL FROM names no recipient: whatever its words, it is not about one.
-                if compiled.isAboutTheAddress, !texts.namesRecipient { return .addressAtCommand }
+                // A refusal of the greeting, EHLO or MAIL FROM names no recipient: whatever its words, it is not about
+                // one, nor is it one's filter speaking (a repeated `filtered` suppresses, and a refusal of MAIL fails
+                // every recipient of the message).
+                if compiled.isAboutTheAddress || compiled.category == .filtered, !texts.namesRecipient { return .addressAtCommand }
                 if !texts.afterContent, compiled.category == .spamBlock, compiled.stage > .text || texts.command != "RCPT" {
                     // Before the content was sent, words judge the sender: bare words ("spam") always, and at the
                     // greeting, EHLO or MAIL anything; a verdict a policy service names at RCPT ("Spam detected") stands.
