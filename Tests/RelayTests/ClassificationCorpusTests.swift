@@ -81,10 +81,10 @@ struct ClassificationCorpusTests {
     /// - fifth-held-out: 72.6 % with the rules of bae7979, 72.9 % when it was scored untouched, one reply read as a
     ///   bad address (it would not suppress); read since, 88.9 % and none.
     /// - sixth-held-out: 68.1 % with the rules of bae7979, and 68.1 % when it was scored untouched, four replies read
-    ///   as a bad address, two of which would suppress.
+    ///   as a bad address, two of which would suppress; read since, 80.9 % and none that would suppress.
     @Test(arguments: [("tuning", 0.96, 0), ("held-out", 0.93, 0), ("sisimai-tuning", 0.89, 0), ("sisimai-held-out", 0.85, 3),
                       ("fresh-tuning", 0.89, 0), ("fresh-held-out", 0.86, 0),
-                      ("third-held-out", 0.91, 0), ("fourth-held-out", 0.95, 0), ("fifth-held-out", 0.88, 0), ("sixth-held-out", 0.68, 2)])
+                      ("third-held-out", 0.91, 0), ("fourth-held-out", 0.95, 0), ("fifth-held-out", 0.88, 0), ("sixth-held-out", 0.80, 0)])
     func corpusPartHoldsItsScore(_ part: String, _ least: Double, _ wrongSuppressions: Int) throws {
         let replies = try ClassificationCorpusTests.load(part)
         let (right, suppressed) = score(replies)
@@ -170,6 +170,8 @@ struct ClassificationCorpusTests {
         #expect(!observe(550, nil, "Requested action was not taken because this server doesn't handle mail for that user",
                          command: "RCPT").isEvidenceAgainstTheAddress)
         #expect(!observe(550, nil, "Sender e-mail adress unknown", command: "RCPT").isEvidenceAgainstTheAddress)
+        // Two servers' "I cannot deliver mail for <a>" were, on diagnosis, a domain they do not serve.
+        #expect(observe(550, nil, "I cannot deliver mail for <a@example.com>", command: "RCPT").category == .relayDenied)
     }
 
     /// A reply to DATA that quotes the refusals of RCPT ("no valid recipients") is read as those refusals;
