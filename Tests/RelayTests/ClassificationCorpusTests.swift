@@ -60,6 +60,10 @@ struct ClassificationCorpusTests {
         #expect(sixth.count >= 350)
         let beforeSixth = beforeFifth.union(fifth.map { $0.text.lowercased() })
         #expect(sixth.allSatisfy { !beforeSixth.contains($0.text.lowercased()) })
+        let seventh = try ClassificationCorpusTests.load("seventh-held-out")
+        #expect(seventh.count >= 250)
+        let beforeSeventh = beforeSixth.union(sixth.map { $0.text.lowercased() })
+        #expect(seventh.allSatisfy { !beforeSeventh.contains($0.text.lowercased()) })
         // The sisimai parts share no text with the first corpus (scripts/sisimai-corpus.py leaves such replies out).
         let first = Set((tuning + heldOut).map { $0.text.lowercased() })
         #expect(sisimai.allSatisfy { !first.contains($0.text.lowercased()) })
@@ -82,9 +86,11 @@ struct ClassificationCorpusTests {
     ///   bad address (it would not suppress); read since, 88.9 % and none.
     /// - sixth-held-out: 68.1 % with the rules of bae7979, and 68.1 % when it was scored untouched, four replies read
     ///   as a bad address, two of which would suppress; read since, 80.9 % and none that would suppress.
+    /// - seventh-held-out: never read; 60.6 % with the rules of b7a6d9e, 68.1 % now, three replies read as a bad
+    ///   address, one of which would suppress — neither half of the aim is reached.
     @Test(arguments: [("tuning", 0.96, 0), ("held-out", 0.93, 0), ("sisimai-tuning", 0.89, 0), ("sisimai-held-out", 0.85, 3),
                       ("fresh-tuning", 0.89, 0), ("fresh-held-out", 0.86, 0),
-                      ("third-held-out", 0.91, 0), ("fourth-held-out", 0.95, 0), ("fifth-held-out", 0.88, 0), ("sixth-held-out", 0.80, 0)])
+                      ("third-held-out", 0.91, 0), ("fourth-held-out", 0.95, 0), ("fifth-held-out", 0.88, 0), ("sixth-held-out", 0.80, 0), ("seventh-held-out", 0.68, 1)])
     func corpusPartHoldsItsScore(_ part: String, _ least: Double, _ wrongSuppressions: Int) throws {
         let replies = try ClassificationCorpusTests.load(part)
         let (right, suppressed) = score(replies)
