@@ -44,26 +44,15 @@ struct ClassificationCorpusTests {
         // No text of the fresh corpus is in an earlier one (scripts/split-corpus.py leaves such replies out).
         let earlier = Set((tuning + heldOut + sisimai).map { $0.text.lowercased() })
         #expect(fresh.allSatisfy { !earlier.contains($0.text.lowercased()) })
-        let third = try ClassificationCorpusTests.load("third-held-out")
-        #expect(third.count >= 300)
-        let before = earlier.union(fresh.map { $0.text.lowercased() })
-        #expect(third.allSatisfy { !before.contains($0.text.lowercased()) })
-        let fourth = try ClassificationCorpusTests.load("fourth-held-out")
-        #expect(fourth.count >= 250)
-        let beforeFourth = before.union(third.map { $0.text.lowercased() })
-        #expect(fourth.allSatisfy { !beforeFourth.contains($0.text.lowercased()) })
-        let fifth = try ClassificationCorpusTests.load("fifth-held-out")
-        #expect(fifth.count >= 300)
-        let beforeFifth = beforeFourth.union(fourth.map { $0.text.lowercased() })
-        #expect(fifth.allSatisfy { !beforeFifth.contains($0.text.lowercased()) })
-        let sixth = try ClassificationCorpusTests.load("sixth-held-out")
-        #expect(sixth.count >= 350)
-        let beforeSixth = beforeFifth.union(fifth.map { $0.text.lowercased() })
-        #expect(sixth.allSatisfy { !beforeSixth.contains($0.text.lowercased()) })
-        let seventh = try ClassificationCorpusTests.load("seventh-held-out")
-        #expect(seventh.count >= 250)
-        let beforeSeventh = beforeSixth.union(sixth.map { $0.text.lowercased() })
-        #expect(seventh.allSatisfy { !beforeSeventh.contains($0.text.lowercased()) })
+        // Each later corpus, collected after the ones before it were read, holds no text of theirs.
+        var before = earlier.union(fresh.map { $0.text.lowercased() })
+        for (part, least) in [("third-held-out", 300), ("fourth-held-out", 250), ("fifth-held-out", 300), ("sixth-held-out", 350),
+                              ("seventh-held-out", 250)] {
+            let replies = try ClassificationCorpusTests.load(part)
+            #expect(replies.count >= least, "\(part)")
+            #expect(replies.allSatisfy { !before.contains($0.text.lowercased()) }, "\(part)")
+            before.formUnion(replies.map { $0.text.lowercased() })
+        }
         // The sisimai parts share no text with the first corpus (scripts/sisimai-corpus.py leaves such replies out).
         let first = Set((tuning + heldOut).map { $0.text.lowercased() })
         #expect(sisimai.allSatisfy { !first.contains($0.text.lowercased()) })
