@@ -246,11 +246,12 @@ public struct BounceClassifier: Sendable {
     /// it quotes was the reply to RCPT (`<a@x>: User unknown 554 Error: no valid recipients`), so it is read as one.
     static let refusedAtRecipientPhrases = ["no valid recipients", "all rcpt commands were rejected", "need rcpt command",
                                             "rcpt first", "valid rcpt command must precede data",
-                                            // The command named in the text: Exim's "after RCPT TO:<a@x>", Postfix's
-                                            // "(in reply to RCPT TO command)", a reply that starts "RCPT TO: User unknown"
-                                            // (not any "RCPT TO:": a sender-verification callout quotes its own).
-                                            "^rcpt to:", "after rcpt to", "after pipelined rcpt to", "in reply to rcpt to",
-                                            "did not like our rcpt to"]
+                                            // A reply that starts "RCPT TO: User unknown" (not any "RCPT TO:": a
+                                            // sender-verification callout quotes its own).
+                                            "^rcpt to:"]
+        // The command named in the text as a report names it: Exim's "after RCPT TO:<a@x>", Postfix's "(in reply to
+        // RCPT TO command)".
+        + FeedbackReport.commandPhrases.filter { $0.command == "RCPT" }.map(\.phrase)
 
     /// `rules` in the order given, except that rules without an explicit order of their own keep
     /// theirs: the operator's come first, the shipped ones are read stage by stage.
