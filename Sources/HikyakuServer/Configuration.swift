@@ -44,6 +44,8 @@ public struct Configuration: Sendable, Equatable {
 
     /// Extra failure-classification rules (JSON), tried before the shipped ones.
     public var classificationRulesFile: String?
+    /// Read replies no rule knows by the reading learned from the labelled corpus (docs/classification.md).
+    public var classificationLearnedReading = true
 
     /// Let delivery connect to loopback/private addresses (tests, private networks).
     public var deliveryAllowNonPublicAddresses = false
@@ -275,6 +277,7 @@ extension Configuration {
         list("dns.servers", "Recursive DNS servers as host:port; empty: the nameservers of /etc/resolv.conf", \.dnsServers),
         integer("dns.timeoutMilliseconds", "Time to wait for one DNS reply before asking the next server", \.dnsTimeoutMilliseconds),
         optionalString("classification.rulesFile", "JSON file of extra bounce-classification rules, tried before the shipped ones (docs/classification.md)", \.classificationRulesFile),
+        boolean("classification.learnedReading", "Read a reply no provider, text or generic rule knows by the reading learned from the labelled corpus, before its codes (docs/classification.md); false: rules only", \.classificationLearnedReading),
         boolean("delivery.enabled", "Deliver queued mail; false: accept and queue only (e.g. to benchmark intake)", \.deliveryEnabled),
         integer("delivery.minimumBackoffSeconds", "First retry delay after a temporary failure; doubles per attempt", \.deliveryMinimumBackoffSeconds),
         integer("delivery.maximumBackoffSeconds", "Longest retry delay", \.deliveryMaximumBackoffSeconds),

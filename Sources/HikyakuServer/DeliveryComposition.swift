@@ -124,10 +124,10 @@ public enum DeliveryComposition {
         }
     }
 
-    /// The shipped rules behind the operator's.
+    /// The shipped rules behind the operator's, and the learned reading unless turned off.
     public static func classifier(_ configuration: Configuration) throws -> BounceClassifier {
         let extra = try configuration.classificationRulesFile.map(BounceClassifier.rules(fromFile:)) ?? []
-        return try BounceClassifier.standard(extraRules: extra)
+        return try BounceClassifier.standard(extraRules: extra, learnedReading: configuration.classificationLearnedReading)
     }
 
     /// `host:port` entries as addresses; none given: the nameservers of /etc/resolv.conf.

@@ -439,8 +439,7 @@ struct Classify: ParsableCommand {
 
     func run() throws {
         let configuration = try options.load()
-        let extra = try configuration.classificationRulesFile.map(BounceClassifier.rules(fromFile:)) ?? []
-        let classifier = try BounceClassifier.standard(extraRules: extra)
+        let classifier = try DeliveryComposition.classifier(configuration)
         if let corpus { return try ClassificationScore(classifier: classifier, path: corpus).report(misses: misses, json: json) }
         guard let code, (200...599).contains(code) else { throw ValidationError("--code must be a reply code 200-599 (or give --corpus)") }
         var enhancedCode: EnhancedStatusCode?
@@ -470,6 +469,9 @@ struct Classify: ParsableCommand {
         for item in tried {
             print("  \(item.stage.rawValue)\t\(item.rule)\t\(item.mismatch.map { "no: " + Classify.reason($0) } ?? "matched")")
         }
+        if let ranking = classifier.learnedRanking(observation) {
+            print((result.stage == .learned ? "  learned reading: " : "  learned reading (it did not decide): ") + ranking.prefix(3).map { $0.category.rawValue + String(format: " %.2f", $0.probability) }.joined(separator: ", "))
+        }
         if result.stage == nil { print("  no rule matched: \(result.category.rawValue) by the reply's class") }
         // Delivery bounces (and may suppress) only on a 5yz reply; a 4yz is retried whatever the rule says.
         let suppresses = code >= 500 && result.isEvidenceAgainstTheAddress
@@ -490,6 +492,10 @@ struct Classify: ParsableCommand {
         case .acceptedRecipient: return "not at RCPT (after DATA the recipient had been accepted; a report names no command): without an X.1.y code this is its filter"
         case .contentBeforeData: return "content is judged only after DATA; an earlier refusal is about the sender"
         case .senderCode: return "the enhanced code says the sender's address is at fault"
+        case .authenticationCode: return "a reply about authentication (530, 534, 535, 538) is about the sender's credentials"
+        case .unknownWords: return "none of the reply's words was seen in training"
+        case .unsure: return "no reading is likely enough; the codes decide"
+        case .verdictOnRecipient: return "its likeliest reading is about the recipient, which only a rule may say"
         }
     }
 }

@@ -47,7 +47,7 @@ struct ClassificationCorpusTests {
         // Each later corpus, collected after the ones before it were read, holds no text of theirs.
         var before = earlier.union(fresh.map { $0.text.lowercased() })
         for (part, least) in [("third-held-out", 300), ("fourth-held-out", 250), ("fifth-held-out", 300), ("sixth-held-out", 350),
-                              ("seventh-held-out", 250)] {
+                              ("seventh-held-out", 250), ("eighth-held-out", 290)] {
             let replies = try ClassificationCorpusTests.load(part)
             #expect(replies.count >= least, "\(part)")
             #expect(replies.allSatisfy { !before.contains($0.text.lowercased()) }, "\(part)")
@@ -59,7 +59,9 @@ struct ClassificationCorpusTests {
     }
 
     /// Each part's floor: (part, least share right, most wrong suppressions), guarding against a
-    /// regression (docs/classification.md has the scores and what each part was used for).
+    /// regression (docs/classification.md has the scores and what each part was used for). Every part has
+    /// also trained the learned reading now (scripts/train-classifier.py), so the scores below are of rules
+    /// and a reading that have seen them; the untouched scores are the honest ones.
     /// - tuning and held-out (the first corpus): both read while the rules were written by now; 96.6 % and 94.1 %.
     /// - sisimai-tuning and sisimai-held-out: both read, and the rules use Sisimai's phrase lists; 89.2 % and
     ///   86.2 % (the three wrong suppressions left are "User unknown" replies Sisimai files as filtered).
@@ -78,9 +80,16 @@ struct ClassificationCorpusTests {
     /// - seventh-held-out: 60.6 % with the rules of b7a6d9e, 68.1 % when it was scored untouched, three replies read
     ///   as a bad address, one of which would suppress (neither half of the aim reached); read since, 84.6 % and
     ///   none that would suppress.
-    @Test(arguments: [("tuning", 0.96, 0), ("held-out", 0.93, 0), ("sisimai-tuning", 0.89, 0), ("sisimai-held-out", 0.85, 3),
-                      ("fresh-tuning", 0.89, 0), ("fresh-held-out", 0.86, 0),
-                      ("third-held-out", 0.91, 0), ("fourth-held-out", 0.95, 0), ("fifth-held-out", 0.88, 0), ("sixth-held-out", 0.80, 0), ("seventh-held-out", 0.84, 0)])
+    /// - eighth-held-out: 69.8 % with the rules of bb6c2b3 alone, 75.2 % with the learned reading trained on the
+    ///   seven parts before it, when it was scored untouched (six and four replies read as a bad address, one
+    ///   that would suppress); now 87.6 %, and one that would suppress: "553 Invalid address syntax" at RCPT, which
+    ///   its source files as a syntax fault.
+    /// - every later part, with the rules of the commit that added it and a reading trained on the parts before
+    ///   it: docs/classification.md, "The learned reading".
+    @Test(arguments: [("tuning", 0.96, 0), ("held-out", 0.93, 0), ("sisimai-tuning", 0.89, 0), ("sisimai-held-out", 0.87, 3),
+                      ("fresh-tuning", 0.90, 0), ("fresh-held-out", 0.88, 0),
+                      ("third-held-out", 0.94, 0), ("fourth-held-out", 0.95, 0), ("fifth-held-out", 0.90, 0), ("sixth-held-out", 0.84, 0),
+                      ("seventh-held-out", 0.90, 0), ("eighth-held-out", 0.87, 1)])
     func corpusPartHoldsItsScore(_ part: String, _ least: Double, _ wrongSuppressions: Int) throws {
         let replies = try ClassificationCorpusTests.load(part)
         let (right, suppressed) = score(replies)
@@ -116,7 +125,9 @@ struct ClassificationCorpusTests {
         let bare = observe(550, "5.1.1", "Message rejected", command: "RCPT")
         #expect(bare.category == .invalidRecipient && !bare.isEvidenceAgainstTheAddress, "a bare 5.1.1 is a code, not evidence")
         #expect(observe(550, nil, "Denied by policy", command: "DATA").category == .policyBlock)
-        #expect(observe(550, "5.2.0", "Message Filtered", command: "DATA").category == .other)
+        // Says little: a category that does not suppress (the learned reading's, or `other`), never an address's.
+        let filtered = observe(550, "5.2.0", "Message Filtered", command: "DATA")
+        #expect(!filtered.isEvidenceAgainstTheAddress && ![.invalidRecipient, .inactiveMailbox, .mailboxFull, .filtered].contains(filtered.category))
         let atMail = observe(550, "5.1.1", "<a@example.jp>: unknown user", command: "MAIL")
         #expect(atMail.category == .policyBlock && !atMail.isEvidenceAgainstTheAddress)
         #expect(observe(554, nil, "spam detected", command: "CONNECT").category == .policyBlock, "content is judged after DATA")

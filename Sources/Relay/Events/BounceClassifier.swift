@@ -79,19 +79,22 @@ public struct Classification: Sendable, Equatable {
 /// Where a rule is read in the order of precedence (docs/classification.md):
 /// what a provider is known to mean, then wording specific enough to
 /// outrank any code, then common words (with generic prefixes such as
-/// Postfix's `Recipient address rejected:` taken off), then the enhanced
-/// code, then the basic code. Failures without a reply come last.
+/// Postfix's `Recipient address rejected:` taken off), then the learned
+/// reading of the words as a whole (`LearnedReading`: no rule has this
+/// stage), then the enhanced code, then the basic code. Failures without a
+/// reply come last.
 public enum ClassificationStage: String, Codable, Sendable, CaseIterable, Comparable {
-    case provider, text, generic, enhanced, code, failure
+    case provider, text, generic, learned, enhanced, code, failure
 
     var rank: Int {
         switch self {
         case .provider: return 0
         case .text: return 1
         case .generic: return 2
-        case .enhanced: return 3
-        case .code: return 4
-        case .failure: return 5
+        case .learned: return 3
+        case .enhanced: return 4
+        case .code: return 5
+        case .failure: return 6
         }
     }
 
@@ -221,6 +224,21 @@ public struct BounceClassifier: Sendable {
         case contentBeforeData = "content-before-data"
         /// An address or domain category for a reply whose enhanced code says the sender's address is at fault (X.1.7, X.1.8).
         case senderCode = "sender-code"
+        /// An address or filter category for a reply about authentication (530, 534, 535, 538): the words
+        /// ("user is locked", "account disabled") are about the sender's credentials, not a recipient.
+        case authenticationCode = "authentication-code"
+        /// The learned reading: no word of the reply was seen in training.
+        case unknownWords = "unknown-words"
+        /// The learned reading: the likeliest category is one it does not give (`LearnedReading.mayGive`).
+        case verdictOnRecipient = "verdict-on-recipient"
+        /// The learned reading: no category is likely enough (`LearnedReading.leastProbability`).
+        case unsure
+    }
+
+    /// A rule file gave a rule the learned reading's stage.
+    public struct ReservedStage: Error, CustomStringConvertible {
+        public var rule: String
+        public var description: String { "rule \(rule): the stage \"learned\" is the learned reading's; a rule cannot have it" }
     }
 
     let rules: [CompiledRule]
@@ -231,6 +249,10 @@ public struct BounceClassifier: Sendable {
     let phrases: PhraseMatcher
     /// The owner of `refusedAtRecipientPhrases` in `phrases`.
     let refusedAtRecipientOwner: Int
+    /// The learned reading, consulted just before the rule at index `learnedBefore` (`rules.count`: after the
+    /// last; -1: never). The index is kept apart so that the loop over the rules compares a number, not a copy of the reading.
+    let learned: LearnedReading?
+    let learnedBefore: Int
 
     /// Texts are read this far and no further: the work per failure is
     /// bounded whatever a remote server or a report sends.
@@ -238,6 +260,8 @@ public struct BounceClassifier: Sendable {
     static let addressCategories: Set<BounceCategory> = [.invalidRecipient, .inactiveMailbox]
     /// Commands whose refusal can be about the recipient's address (none: a report, the command unknown).
     static let recipientCommands: Set<String> = ["RCPT", "DATA", "BDAT"]
+    /// Reply codes about authentication (RFC 4954): a refusal of the sender's credentials, whatever its words.
+    static let authenticationCodes = [530, 534, 535, 538]
     /// Commands answered after the content was sent.
     static let contentCommands: Set<String> = ["DATA", "BDAT"]
     /// What a rule's `commands` name for a report that names no command.
@@ -257,9 +281,12 @@ public struct BounceClassifier: Sendable {
     /// theirs: the operator's come first, the shipped ones are read stage by stage.
     /// Refuses a pattern with a nested unbounded quantifier (`(a+)+`), whose
     /// matching time can grow exponentially with the text.
-    public init(rules: [ClassificationRule], prefixes: [String] = []) throws {
+    public init(rules: [ClassificationRule], prefixes: [String] = [], learned: (reading: LearnedReading, before: Int)? = nil) throws {
         var matcher = PhraseMatcher()
+        self.learned = learned?.reading
+        learnedBefore = learned?.before ?? -1
         self.rules = try rules.enumerated().map { number, rule in
+            if rule.stage == .learned { throw ReservedStage(rule: rule.id) }
             var expressions: [(expression: NSRegularExpression, gated: Bool)] = []
             for pattern in rule.text ?? [] {
                 if RegexShape.hasNestedQuantifier(pattern) { throw RegexShape.NestedQuantifier(rule: rule.id, pattern: pattern) }
@@ -298,11 +325,15 @@ public struct BounceClassifier: Sendable {
     /// A rule has at most 63 patterns that need a regular expression; more share the last gate.
     static func gateOwner(_ rule: Int, _ expression: Int) -> Int { rule * 64 + 1 + min(expression, 62) }
 
-    /// The shipped rules stage by stage, preceded by the operator's.
-    public static func standard(extraRules: [ClassificationRule] = []) throws -> BounceClassifier {
+    /// The shipped rules stage by stage, preceded by the operator's, with the learned reading (unless left
+    /// out) between the shipped generic and enhanced-code rules.
+    public static func standard(extraRules: [ClassificationRule] = [], learnedReading: Bool = true) throws -> BounceClassifier {
         let shipped = try ClassificationRuleSet.shipped()
         let ordered = shipped.rules.enumerated().sorted { ($0.element.effectiveStage.rank, $0.offset) < ($1.element.effectiveStage.rank, $1.offset) }
-        return try BounceClassifier(rules: extraRules + ordered.map(\.element), prefixes: shipped.prefixes)
+            .map(\.element)
+        let before = extraRules.count + (ordered.firstIndex { $0.effectiveStage > .learned } ?? ordered.count)
+        return try BounceClassifier(rules: extraRules + ordered, prefixes: shipped.prefixes,
+                                    learned: learnedReading ? (try LearnedReading.shipped(), before) : nil)
     }
 
     /// Loads operator rules from a JSON file: `{"rules": [ … ]}`.
@@ -313,22 +344,68 @@ public struct BounceClassifier: Sendable {
 
     public func classify(_ observation: FailureObservation) -> Classification {
         var texts = Texts(observation, prefixes: prefixes, phrases: phrases, hostSuffixes: hostSuffixes)
-        for (number, compiled) in rules.enumerated() where mismatch(number, compiled, observation, &texts) == nil {
-            return classification(compiled, observation, texts)
+        for (number, compiled) in rules.enumerated() {
+            if number == learnedBefore, case .read(let result) = learnedReading(observation, texts) { return result }
+            if mismatch(number, compiled, observation, &texts) == nil { return classification(compiled, observation, texts) }
         }
+        if learnedBefore == rules.count, case .read(let result) = learnedReading(observation, texts) { return result }
         return fallback(observation)
     }
 
     /// Each rule tried, in order, up to the one that decided: why it did not match, or nil for the one that did.
+    /// The learned reading is listed as the rule `learned`.
     public func explain(_ observation: FailureObservation) -> (result: Classification, tried: [(rule: String, stage: ClassificationStage, mismatch: Mismatch?)]) {
         var texts = Texts(observation, prefixes: prefixes, phrases: phrases, hostSuffixes: hostSuffixes)
         var tried: [(rule: String, stage: ClassificationStage, mismatch: Mismatch?)] = []
+        func learnedDecides() -> Classification? {
+            switch learnedReading(observation, texts) {
+            case .read(let result):
+                tried.append((BounceClassifier.learnedRule, .learned, nil))
+                return result
+            case .declined(let mismatch):
+                tried.append((BounceClassifier.learnedRule, .learned, mismatch))
+                return nil
+            }
+        }
         for (number, compiled) in rules.enumerated() {
+            if number == learnedBefore, let result = learnedDecides() { return (result, tried) }
             let mismatch = mismatch(number, compiled, observation, &texts)
             tried.append((compiled.rule.id, compiled.stage, mismatch))
             if mismatch == nil { return (classification(compiled, observation, texts), tried) }
         }
+        if learnedBefore == rules.count, let result = learnedDecides() { return (result, tried) }
         return (fallback(observation), tried)
+    }
+
+    /// The rule name of a classification the learned reading made.
+    public static let learnedRule = "learned"
+
+    enum LearnedOutcome {
+        case read(Classification)
+        case declined(Mismatch)
+    }
+
+    /// The learned reading of a reply, when it gives a category it may give (never one that suppresses).
+    /// Content judged before DATA is read as the sender's, as the rules' guard reads it.
+    func learnedReading(_ observation: FailureObservation, _ texts: Texts) -> LearnedOutcome {
+        guard let learned, case .reply(let code, let enhanced, _) = observation.kind else { return .declined(.kind) }
+        guard let best = learned.ranking(folded: texts.full, code: code, enhanced: enhanced, command: texts.command)?.first else {
+            return .declined(.unknownWords)
+        }
+        guard LearnedReading.mayGive(best.category) else { return .declined(.verdictOnRecipient) }
+        guard best.probability >= learned.leastProbability else { return .declined(.unsure) }
+        var category = best.category
+        if category == .spamBlock, let command = texts.command, !BounceClassifier.contentCommands.contains(command) { category = .policyBlock }
+        // A rate is worth retrying whatever the code; the rest takes the reply's class.
+        return .read(Classification(category: category, isHard: category != .rateLimited && code >= 500,
+                                    rule: BounceClassifier.learnedRule, stage: .learned))
+    }
+
+    /// The learned reading's probabilities for a reply (for `hikyaku classify --explain`); nil without one.
+    public func learnedRanking(_ observation: FailureObservation) -> [(category: BounceCategory, probability: Double)]? {
+        guard let learned, case .reply(let code, let enhanced, _) = observation.kind else { return nil }
+        let texts = Texts(observation, prefixes: prefixes, phrases: phrases, hostSuffixes: hostSuffixes)
+        return learned.ranking(folded: texts.full, code: code, enhanced: enhanced, command: texts.command)
     }
 
     /// The text as received (bounded), and without its generic prefixes.
@@ -349,6 +426,8 @@ public struct BounceClassifier: Sendable {
         /// (X.1.7, X.1.8); the recipient's mailbox is (any other X.1.y).
         let senderCode: Bool
         let mailboxCode: Bool
+        /// The reply code is about authentication (`authenticationCodes`).
+        let aboutAuthentication: Bool
         /// The command names a recipient (RCPT, DATA, BDAT; or is unknown), and was answered after the content.
         let namesRecipient: Bool
         let afterContent: Bool
@@ -400,7 +479,13 @@ public struct BounceClassifier: Sendable {
             hostMatches = hosts.isEmpty ? [] : hostSuffixes.map { suffix in
                 hosts.contains { $0 == suffix || ($0.hasSuffix(suffix) && $0.utf8.dropLast(suffix.utf8.count).last == UInt8(ascii: ".")) }
             }
-            if case .reply(_, let code, _) = observation.kind { enhanced = code?.description } else { enhanced = nil }
+            if case .reply(let reply, let code, _) = observation.kind {
+                enhanced = code?.description
+                aboutAuthentication = BounceClassifier.authenticationCodes.contains(reply)
+            } else {
+                enhanced = nil
+                aboutAuthentication = false
+            }
             embedded = embeddedCode?.description
             let code = enhanced ?? embedded
             senderCode = code.map { $0.hasPrefix("5.1.7") || $0.hasPrefix("5.1.8") || $0.hasPrefix("4.1.7") || $0.hasPrefix("4.1.8") } ?? false
@@ -425,7 +510,7 @@ public struct BounceClassifier: Sendable {
                     evidence = false
                 }
             }
-        case .enhanced, .code:
+        case .learned, .enhanced, .code:
             break
         }
         return Classification(category: category, isHard: compiled.rule.hard ?? defaultHardness(observation), rule: compiled.rule.id,
@@ -474,6 +559,9 @@ public struct BounceClassifier: Sendable {
             }
             // (And nor are the recipient's filter's words about an unknown address: `unknown-after-data`.)
             if compiled.isAboutTheAddress || compiled.category == .filtered, texts.senderCode { return .senderCode }
+            if compiled.isAboutTheAddress || compiled.category == .filtered, texts.aboutAuthentication {
+                return .authenticationCode
+            }
             // An unknown address is a lookup's answer to RCPT. After DATA the recipient had been accepted, so the words
             // are its filter speaking; in a report that names no command they may be either, and are read as the
             // filter — unless the code says the mailbox (X.1.y) or the reply quotes refusals of RCPT. (A provider's
