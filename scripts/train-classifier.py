@@ -56,7 +56,7 @@ def words(text):
 def reply_code(record):
     if record.get("code"):
         return int(record["code"])
-    match = re.fullmatch(r"([245])\.\d{1,3}\.\d{1,3}", record.get("enhanced") or "")
+    match = re.fullmatch(r"([245])\.[0-9]{1,3}\.[0-9]{1,3}", record.get("enhanced") or "")
     return int(match.group(1)) * 100 + 50 if match else 550
 
 
@@ -65,8 +65,8 @@ def features(record):
     found = set(w)
     found.update(a + " " + b for a, b in zip(w, w[1:]))
     code = str(reply_code(record))
-    found.update(["#code " + code[0], "#code " + code])
-    match = re.fullmatch(r"[245]\.(\d{1,3})\.(\d{1,3})", record.get("enhanced") or "")
+    found.update(["#code %d" % (int(code) // 100), "#code " + code])
+    match = re.fullmatch(r"[245]\.([0-9]{1,3})\.([0-9]{1,3})", record.get("enhanced") or "")
     if match:
         found.update(["#enhanced %d" % int(match.group(1)), "#enhanced %d.%d" % (int(match.group(1)), int(match.group(2)))])
     found.add("#command " + (record.get("command") or "none").upper())
@@ -96,7 +96,8 @@ def main():
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import normalize
 
-    out, paths = sys.argv[1], sys.argv[2:]
+    # In name order whatever the order given, so that the same corpus always gives the same file.
+    out, paths = sys.argv[1], sorted(sys.argv[2:])
     records = [json.loads(line) for path in paths for line in open(path, encoding="utf-8") if line.strip()]
     counts = {}
     for record in records:
@@ -120,7 +121,10 @@ def main():
     }
     model["index"] = {name: row for row, name in enumerate(names)}
     checks = []
-    for record in records[:: max(1, len(records) // 40)]:
+    # Every 75th reply, the replies longer than the reading reads, and one padded far beyond it.
+    longest = max(records, key=lambda r: len(r["text"].encode("utf-8")))
+    padded = dict(longest, text=longest["text"] + " see https://postmaster.example.net/errors?id=0123456789abcdef" * 20)
+    for record in records[::75] + [r for r in records if len(r["text"].encode("utf-8")) > READ_BYTES] + [padded]:
         p = probabilities(model, record)
         if p:
             checks.append({"text": record["text"], "code": reply_code(record), "enhanced": record.get("enhanced"),

@@ -127,7 +127,8 @@ struct ClassificationCorpusTests {
         #expect(observe(550, nil, "Denied by policy", command: "DATA").category == .policyBlock)
         // Says little: a category that does not suppress (the learned reading's, or `other`), never an address's.
         let filtered = observe(550, "5.2.0", "Message Filtered", command: "DATA")
-        #expect(!filtered.isEvidenceAgainstTheAddress && ![.invalidRecipient, .inactiveMailbox, .mailboxFull, .filtered].contains(filtered.category))
+        #expect(!filtered.isEvidenceAgainstTheAddress && !AutomaticSuppression.hardCategories.contains(filtered.category.rawValue)
+                    && !AutomaticSuppression.softCategories.contains(filtered.category.rawValue))
         let atMail = observe(550, "5.1.1", "<a@example.jp>: unknown user", command: "MAIL")
         #expect(atMail.category == .policyBlock && !atMail.isEvidenceAgainstTheAddress)
         #expect(observe(554, nil, "spam detected", command: "CONNECT").category == .policyBlock, "content is judged after DATA")

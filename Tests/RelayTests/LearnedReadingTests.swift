@@ -25,6 +25,7 @@ struct LearnedReadingTests {
     /// scripts/train-classifier.py writes replies with the probabilities it computed from the written weights.
     @Test func agreesWithTheTrainingScript() throws {
         #expect(shipped.checks.count >= 20)
+        #expect(shipped.checks.contains { $0.text.utf8.count > LearnedReading.readBytes }, "replies longer than the reading reads")
         for check in shipped.checks {
             let ranking = try #require(shipped.ranking(text: check.text, code: check.code,
                                                        enhanced: check.enhanced.flatMap { EnhancedStatusCode(parsing: Substring($0)) },
@@ -99,7 +100,8 @@ struct LearnedReadingTests {
                     == [.invalidRecipient, .inactiveMailbox, .mailboxFull, .filtered, .badDomain, .expired])
     }
 
-    /// Over every labelled reply: whatever the learned reading decides is no evidence against the address.
+    /// Over every labelled reply: whatever the learned reading decides is no evidence against the address (a
+    /// guard against a later change to `learnedReading`, and proof that the reading decides for many replies).
     @Test func noLearnedReadingSuppressesInTheCorpus() throws {
         let parts = ["tuning", "held-out", "sisimai-tuning", "sisimai-held-out", "fresh-tuning", "fresh-held-out", "third-held-out",
                      "fourth-held-out", "fifth-held-out", "sixth-held-out", "seventh-held-out", "eighth-held-out"]

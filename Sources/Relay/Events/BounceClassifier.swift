@@ -172,8 +172,9 @@ public struct ClassificationRuleSet: Decodable, Sendable {
 }
 
 /// Classifies failures with rules kept as data: the operator's rules first,
-/// then the shipped ones by stage (provider, text, generic, enhanced code,
-/// basic code). Unmatched failures are `other`, hard only for 5xx.
+/// then the shipped ones by stage (provider, text, generic, the learned
+/// reading, enhanced code, basic code). Unmatched failures are `other`, hard
+/// only for 5xx.
 public struct BounceClassifier: Sendable {
     /// A rule with its conditions in the form they are checked in (a class: the rules are read, never copied).
     final class CompiledRule: @unchecked Sendable {

@@ -117,7 +117,9 @@ public struct LearnedReading: Sendable {
 
     /// The probability of each category, most likely first; nil when no word of the reply was seen in training.
     public func ranking(text: String, code: Int, enhanced: EnhancedStatusCode?, command: String?) -> [(category: BounceCategory, probability: Double)]? {
-        ranking(folded: PhraseMatcher.fold(text), code: code, enhanced: enhanced, command: command)
+        // Folded only as far as it is read, whatever the length given.
+        ranking(folded: PhraseMatcher.fold(String(decoding: text.utf8.prefix(LearnedReading.readBytes), as: UTF8.self)),
+                code: code, enhanced: enhanced, command: command)
     }
 
     /// As `ranking(text:…)`, for a text already folded (`PhraseMatcher.fold`) and bounded.
@@ -140,7 +142,8 @@ public struct LearnedReading: Sendable {
             previous = number
         }
         let wordFeatures = tally.count
-        for feature in ["#code \(code / 100)", "#code \(code)", "#command " + (command?.uppercased() ?? "NONE")] {
+        let commandName = command.flatMap { $0.isEmpty ? nil : $0.uppercased() } ?? "NONE"
+        for feature in ["#code \(code / 100)", "#code \(code)", "#command " + commandName] {
             if let row = otherRows[feature] { tally.add(row, weights) }
         }
         if let enhanced {
