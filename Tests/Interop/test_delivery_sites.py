@@ -66,13 +66,17 @@ def test_site_connection_limit_is_never_exceeded_and_connections_are_reused(make
         assert sink.max_concurrent <= 2, f"{sink.max_concurrent} concurrent connections to a site limited to 2"
         assert sink.max_concurrent == 2, "both connections were used"
         assert sink.connections < count, f"{sink.connections} connections for {count} messages: reused"
-        events = server.cli_json("log", "--status", "delivered", "--limit", "1000")
+        # The sink holds a message once it has replied 250; the relay records the delivery just after reading that reply.
+        delivered = lambda: server.cli_json("log", "--status", "delivered", "--limit", "1000")
+        assert wait_until(lambda: len(delivered()) >= count), f"{len(delivered())} of {count} recorded"
+        events = delivered()
         assert len(events) == count and {e["site"] for e in events} == {"limited"}
         assert all(e["mxHost"] == "mx.limit.test" and e["remoteIP"] == "127.0.0.7" for e in events)
         # The same story on the admin port, in Prometheus text.
         assert server.admin("/healthz") == (200, "ok\n")
-        assert server.metric("hikyaku_delivery_attempts_total", outcome="delivered", category="none") == count
-        assert server.metric("hikyaku_delivery_latency_seconds_count") == count
+        # Counted just after the journal records the attempts.
+        assert wait_until(lambda: server.metric("hikyaku_delivery_attempts_total", outcome="delivered", category="none") == count)
+        assert wait_until(lambda: server.metric("hikyaku_delivery_latency_seconds_count") == count)
         assert server.metric("hikyaku_delivery_attempt_duration_seconds_count") >= count
         assert 0 <= server.metric("hikyaku_site_connections", site="limited") <= 2
         assert server.metric("hikyaku_queue_recipients", state="queued") == 0
